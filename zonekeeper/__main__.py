@@ -1,0 +1,3 @@
+from zonekeeper.cli.main import main
+
+main()

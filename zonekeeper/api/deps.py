@@ -1,0 +1,50 @@
+"""Request dependencies: the application context and bearer-token scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from zonekeeper.errors import Forbidden, Unauthenticated
+from zonekeeper.services.tokens import Principal, Scope, TokenService, covers
+from zonekeeper.services.zones import ZoneService
+from zonekeeper.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    zones: ZoneService
+    tokens: TokenService
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def require(scope: Scope) -> Any:
+    async def dependency(request: Request, ctx: Ctx) -> Principal:
+        header = request.headers.get("authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("an 'Authorization: Bearer zk_…' header is required")
+        principal = await ctx.tokens.authenticate(token.strip())
+        if not covers(set(principal.scopes), scope):
+            raise Forbidden(
+                f"this call needs the '{scope.value}' scope; the token has "
+                f"{', '.join(sorted(principal.scopes)) or 'none'}"
+            )
+        return principal
+
+    return Depends(dependency)
+
+
+ReadScope = Annotated[Principal, require(Scope.READ)]
+WriteScope = Annotated[Principal, require(Scope.WRITE)]
+AdminScope = Annotated[Principal, require(Scope.ADMIN)]

@@ -1,0 +1,74 @@
+"""RFC 9457 problem+json for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from zonekeeper.errors import ZonekeeperError, http_status
+
+log = structlog.get_logger("zonekeeper.api")
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {
+        "type": f"urn:zonekeeper:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "errors": errors or [],
+    }
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> list[str | int]:
+    return [x if isinstance(x, int) else str(x) for x in loc]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ZonekeeperError)
+    async def _zk(_request: Request, exc: ZonekeeperError) -> JSONResponse:
+        status = http_status(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": "5"}
+        return problem(
+            status, exc.slug, exc.title, exc.detail, [r.as_dict() for r in exc.reasons], headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        items = []
+        malformed = False
+        for e in errs:
+            loc = tuple(e.get("loc", ()))
+            if e.get("type") == "json_invalid" or (loc and loc[0] in ("query", "path", "header")):
+                malformed = True
+            items.append({"loc": _clean_loc(loc), "msg": str(e.get("msg", "invalid"))})
+        if malformed:
+            return problem(400, "malformed", "Malformed request",
+                           "the request could not be read", items)
+        return problem(422, "invalid", "Validation failed",
+                       f"{len(items)} problem(s) in the request body", items)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+            exc.status_code, "error"
+        )
+        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.error", error=type(exc).__name__)
+        return problem(500, "internal", "Internal error", "an unexpected error was logged")

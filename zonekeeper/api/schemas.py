@@ -1,0 +1,183 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zonekeeper.proto.serial import SerialPolicy
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecordIn(_In):
+    content: str = Field(min_length=1, max_length=65535)
+    disabled: bool = False
+
+
+class RecordOut(BaseModel):
+    content: str
+    disabled: bool
+
+
+class RRsetIn(_In):
+    name: str = Field(description="absolute, or relative to the zone; '@' is the apex")
+    type: str
+    ttl: int | None = Field(None, ge=0, le=2**31 - 1)
+    records: list[RecordIn] = Field(default_factory=list)
+
+
+class RRsetPut(_In):
+    ttl: int | None = Field(None, ge=0, le=2**31 - 1)
+    records: list[RecordIn] = Field(min_length=1)
+
+
+class RRsetChangeIn(RRsetIn):
+    changetype: Literal["REPLACE", "DELETE"]
+
+
+class RRsetPatch(_In):
+    rrsets: list[RRsetChangeIn] = Field(min_length=1)
+
+
+class RRsetOut(BaseModel):
+    name: str
+    type: str
+    ttl: int
+    records: list[RecordOut]
+
+
+class SoaIn(_In):
+    mname: str | None = None
+    rname: str | None = None
+    refresh: int | None = Field(None, ge=0, le=2**31 - 1)
+    retry: int | None = Field(None, ge=0, le=2**31 - 1)
+    expire: int | None = Field(None, ge=0, le=2**31 - 1)
+    minimum: int | None = Field(None, ge=0, le=2**31 - 1)
+    ttl: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class SoaOut(BaseModel):
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+    ttl: int
+
+
+class ZoneCreate(_In):
+    name: str
+    kind: Literal["primary", "secondary"] = "primary"
+    nameservers: list[str] = Field(default_factory=list)
+    soa: SoaIn | None = None
+    rrsets: list[RRsetIn] = Field(default_factory=list)
+    serial_policy: SerialPolicy = SerialPolicy.INCREMENT
+    zone_text: str | None = Field(None, description="zone file text to create the zone from")
+    primaries: list[str] = Field(default_factory=list)
+
+
+class ZonePatch(_In):
+    serial_policy: SerialPolicy | None = None
+    outgoing_enabled: bool | None = None
+    notify_ns: bool | None = None
+    notify_delay: float | None = Field(None, ge=0, le=3600)
+    ixfr_max_ratio: float | None = Field(None, gt=0, le=100)
+    journal_max_count: int | None = Field(None, ge=1)
+    journal_max_bytes: int | None = Field(None, ge=1)
+    journal_max_age: int | None = Field(None, ge=1)
+    soa: SoaIn | None = None
+    serial: int | None = Field(None, ge=0, le=2**32 - 1)
+
+
+class ZoneOut(BaseModel):
+    name: str
+    kind: str
+    serial: int
+    serial_policy: str
+    state: str
+    outgoing_enabled: bool
+    notify_ns: bool
+    notify_delay: float
+    ixfr_max_ratio: float
+    journal_max_count: int | None
+    journal_max_bytes: int | None
+    journal_max_age: int | None
+    created_at: str
+    updated_at: str
+    soa: SoaOut | None = None
+    record_count: int | None = None
+
+
+class ZoneList(BaseModel):
+    items: list[ZoneOut]
+    next_cursor: str | None
+
+
+class RRsetList(BaseModel):
+    items: list[RRsetOut]
+    next_cursor: str | None
+
+
+class SerialOut(BaseModel):
+    serial: int
+
+
+class ImportChange(BaseModel):
+    op: Literal["add", "remove"]
+    name: str
+    type: str
+    ttl: int | None
+    content: str
+
+
+class ImportOut(BaseModel):
+    serial: int
+    applied: bool
+    added: int
+    removed: int
+    changes: list[ImportChange]
+    warnings: list[str]
+
+
+class TokenCreate(_In):
+    name: str = Field(min_length=1, max_length=255)
+    scopes: list[Literal["read", "write", "admin"]] = Field(min_length=1)
+    expires_at: datetime | None = None
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: str | None
+    expires_at: str | None
+    last_used_at: str | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown once; only its SHA-256 is stored")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None = None
+
+
+class ProblemItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemItem] = Field(default_factory=list)

@@ -1,0 +1,192 @@
+"""The composition root: builds every part from one Settings and runs them on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.name
+import structlog
+import uvicorn
+
+from zonekeeper import __version__
+from zonekeeper.api.app import create_app
+from zonekeeper.api.deps import AppContext
+from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
+from zonekeeper.errors import Conflict
+from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.services.tokens import TokenService
+from zonekeeper.services.zones import ZoneService, ZoneSpec
+from zonekeeper.settings import Settings, parse_hostport
+from zonekeeper.storage.db import Database
+from zonekeeper.zones.snapshot import Registry
+
+log = structlog.get_logger("zonekeeper")
+DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
+
+
+class StartupError(RuntimeError):
+    """A fatal problem at start: one line to the user, exit 1."""
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: signals are ours, so it only learns to exit."""
+
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        return contextlib.nullcontext()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    registry: Registry
+    zones: ZoneService
+    tokens: TokenService
+    handler: QueryHandler
+    ctx: AppContext
+    transports: list[Any] = field(default_factory=list)
+    servers: list[asyncio.Server] = field(default_factory=list)
+    tcp_state: TcpServerState | None = None
+
+
+def build(settings: Settings, *, migrate: bool = False) -> Runtime:
+    db = Database(settings.database.url)
+    try:
+        db.prepare(migrate=migrate)
+    except Exception as exc:
+        db.dispose()
+        raise StartupError(f"database {settings.database.url}: {exc}") from exc
+    registry = Registry()
+    zones = ZoneService(db, registry)
+    tokens = TokenService(db)
+    handler = QueryHandler(
+        registry,
+        udp_max_payload=settings.dns.udp_max_payload,
+        cache_entries=settings.dns.response_cache_entries,
+    )
+    ctx = AppContext(settings=settings, zones=zones, tokens=tokens)
+    return Runtime(settings, db, registry, zones, tokens, handler, ctx)
+
+
+def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.socket]]:
+    """Bind UDP and TCP on every DNS address; skip an unbindable *default* IPv6 address."""
+    bound = []
+    defaults = settings.dns.listen == DEFAULT_DNS_LISTEN
+    for item in settings.dns.listen:
+        host, port = parse_hostport(item)
+        try:
+            udp = make_socket(host, port, socket.SOCK_DGRAM)
+            try:
+                tcp = make_socket(host, port, socket.SOCK_STREAM)
+            except OSError:
+                udp.close()
+                raise
+        except OSError as exc:
+            if defaults and ":" in host:
+                log.warning("dns.listen_skipped", address=item, error=str(exc))
+                continue
+            for _h, _p, u, t in bound:
+                u.close()
+                t.close()
+            raise StartupError(f"cannot listen on {item}: {exc.strerror or exc}") from exc
+        bound.append((host, port, udp, tcp))
+    if not bound:
+        raise StartupError("no DNS address could be bound")
+    return bound
+
+
+async def ensure_demo(rt: Runtime) -> None:
+    origin = dns.name.from_text(DEMO_ZONE)
+    if rt.registry.get(origin) is not None:
+        return
+    try:
+        await rt.zones.create(ZoneSpec(name=origin, zone_text=DEMO_TEXT))
+    except Conflict:
+        return
+    log.info("demo.created", zone=DEMO_ZONE)
+
+
+async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False,
+                stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown."""
+    started = time.monotonic()
+    rt = build(settings, migrate=migrate)
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("shutdown.forced")
+            raise SystemExit(1)
+        log.info("shutdown.requested")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    sockets = _bind_all(settings)
+    api_host, api_port = parse_hostport(settings.api.listen)
+    try:
+        api_sock = make_socket(api_host, api_port, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
+
+    snaps = await asyncio.to_thread(rt.zones.load_all)
+    if settings.api.bootstrap_token:
+        try:
+            created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+        if created:
+            log.info("token.bootstrap_stored")
+    if demo:
+        await ensure_demo(rt)
+    rt.ctx.state["zones_loaded"] = True
+    log.info("zones.loaded", zones=len(snaps), seconds=round(time.monotonic() - started, 3))
+
+    rt.tcp_state = TcpServerState(
+        rt.handler, idle_timeout=settings.dns.tcp_idle_timeout, max_clients=settings.dns.tcp_max_clients
+    )
+    for host, port, udp, tcp in sockets:
+        rt.transports.append(await start_udp(rt.handler, udp))
+        rt.servers.append(await start_tcp(rt.tcp_state, tcp))
+        log.info("dns.listening", address=host, port=port)
+
+    app = create_app(rt.ctx)
+    config = uvicorn.Config(app, loop="none", lifespan="off", log_level="warning",
+                            access_log=False, limit_max_requests=None)
+    api = _EmbeddedServer(config)
+    api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
+    rt.ctx.state["listening"] = True
+    log.info("api.listening", address=api_host, port=api_port, version=__version__)
+    log.info("ready", seconds=round(time.monotonic() - started, 3))
+
+    stop_task = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+    if api_task in done and api_task.exception() is not None:
+        log.error("api.failed", error=str(api_task.exception()))
+    # Ordered shutdown: stop accepting, close connections, stop the API, close storage.
+    rt.tcp_state.accepting = False
+    for server in rt.servers:
+        server.close()
+    for tr in rt.transports:
+        tr.close()
+    rt.tcp_state.close_all()
+    api.should_exit = True
+    try:
+        await asyncio.wait_for(api_task, timeout=10)
+    except (TimeoutError, asyncio.CancelledError):
+        api_task.cancel()
+    stop_task.cancel()
+    rt.db.dispose()
+    log.info("shutdown.done")

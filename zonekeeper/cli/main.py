@@ -1,0 +1,232 @@
+"""The ``zonekeeper`` command: local commands (serve, db, token --bootstrap, config, check-zone).
+
+Only this package prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import dns.name
+import tomli_w
+from pydantic import ValidationError
+
+from zonekeeper import __version__
+
+
+def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = None) -> Any:
+    from zonekeeper.settings import load_settings
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for (section, key), value in (flags or {}).items():
+        if value not in (None, (), []):
+            overrides.setdefault(section, {})[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        return load_settings(ctx.obj.get("config"), **overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"bad configuration: {problems}") from None
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="zonekeeper")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="TOML config file (default: $ZONEKEEPER_CONFIG or /etc/zonekeeper/zonekeeper.toml)")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """zonekeeper: an authoritative DNS primary that transfers zones out."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.option("--config", "config_flag", type=click.Path(path_type=Path), default=None,
+              help="TOML config file")
+@click.option("--dns-listen", multiple=True, help="ADDR:PORT for DNS over UDP and TCP (repeatable)")
+@click.option("--api-listen", default=None, help="ADDR:PORT for the HTTP API")
+@click.option("--database", default=None, help="database URL (sqlite:///PATH or postgresql+psycopg://…)")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("--demo", is_flag=True, help="create the demo zone example.test. if it is missing")
+@click.option("--migrate", is_flag=True, help="upgrade an older database schema")
+@click.pass_context
+def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, ...],
+          api_listen: str | None, database: str | None, log_format: str | None,
+          log_level: str | None, demo: bool, migrate: bool) -> None:
+    """Serve DNS and the API until SIGINT or SIGTERM."""
+    if config_flag is not None:
+        ctx.obj["config"] = config_flag
+    settings = _settings(
+        ctx,
+        {
+            ("dns", "listen"): dns_listen,
+            ("api", "listen"): api_listen,
+            ("database", "url"): database,
+            ("log", "format"): log_format,
+            ("log", "level"): log_level,
+        },
+    )
+    import uvloop
+
+    from zonekeeper import logs
+    from zonekeeper.app import StartupError
+    from zonekeeper.app import serve as run
+
+    logs.configure(settings.log.level, settings.log.format)
+    try:
+        uvloop.run(run(settings, demo=demo, migrate=migrate))
+    except StartupError as exc:
+        click.echo(f"zonekeeper: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--database", default=None, help="database URL")
+@click.pass_context
+def db_upgrade(ctx: click.Context, database: str | None) -> None:
+    """Create or upgrade the database schema."""
+    from zonekeeper.storage.db import Database
+
+    settings = _settings(ctx, {("database", "url"): database})
+    store = Database(settings.database.url)
+    try:
+        store.prepare(migrate=True)
+        current, _ = store.schema_state()
+    finally:
+        store.dispose()
+    click.echo(f"schema at {current}")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--name", default="admin", show_default=True)
+@click.option("--scope", "scopes", multiple=True, default=("admin",), show_default=True,
+              type=click.Choice(["read", "write", "admin"]))
+@click.option("--bootstrap", is_flag=True, required=True,
+              help="write an admin token straight into the local database (no API needed)")
+@click.option("--database", default=None, help="database URL")
+@click.pass_context
+def token_create(ctx: click.Context, name: str, scopes: tuple[str, ...], bootstrap: bool,
+                 database: str | None) -> None:
+    """Create a token in the local database and print it once."""
+    from zonekeeper.services.tokens import TokenService
+    from zonekeeper.storage.db import Database
+
+    settings = _settings(ctx, {("database", "url"): database})
+    store = Database(settings.database.url)
+    try:
+        store.prepare(migrate=False)
+        secret, info = TokenService(store).create_sync(name, list(scopes))
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.dispose()
+    click.echo(secret)
+    click.echo(f"token {info['id']} ({' '.join(info['scopes'])}); it is shown only now", err=True)
+
+
+@cli.group()
+def config() -> None:
+    """Configuration."""
+
+
+_SECRET_FIELDS = {("api", "bootstrap_token")}
+
+
+def _masked(settings: Any) -> dict[str, Any]:
+    data = settings.model_dump(mode="json")
+    for section, key in _SECRET_FIELDS:
+        if data.get(section, {}).get(key):
+            data[section][key] = "***"
+    return {s: {k: v for k, v in d.items() if v is not None} for s, d in data.items()}
+
+
+@config.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the effective configuration (secrets masked)."""
+    click.echo(tomli_w.dumps(_masked(_settings(ctx))), nl=False)
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Check the configuration; exit 1 naming the bad key."""
+    _settings(ctx)
+    click.echo("configuration ok")
+
+
+@config.command("init")
+@click.pass_context
+def config_init(ctx: click.Context) -> None:
+    """Print a config file with every default."""
+    from zonekeeper.settings import Settings
+
+    click.echo(tomli_w.dumps(_masked(Settings())), nl=False)
+
+
+@cli.command("check-zone")
+@click.argument("origin")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("-o", "output", type=click.Choice(["text", "json"]), default="text")
+def check_zone(origin: str, file: Any, output: str) -> None:
+    """Check a zone file offline, named-checkzone style; exit 1 on errors."""
+    from zonekeeper.errors import Invalid
+    from zonekeeper.services.zones import _raise_parse_problems
+    from zonekeeper.zones.zonefile import parse_zone_text
+
+    name = dns.name.from_text(origin if origin.endswith(".") else origin + ".")
+    parsed = parse_zone_text(file.read(), name)
+    where = getattr(file, "name", "-")
+    try:
+        _raise_parse_problems(parsed)
+        errors = []
+    except Invalid as exc:
+        errors = [(r.loc[1], r.msg) for r in exc.reasons]
+    warnings = [(w.line or 0, w.msg) for w in parsed.warnings]
+    if output == "json":
+        click.echo(json.dumps({
+            "zone": name.to_text(),
+            "errors": [{"line": ln, "msg": m} for ln, m in errors],
+            "warnings": [{"line": ln, "msg": m} for ln, m in warnings],
+        }))
+    else:
+        for ln, m in warnings:
+            click.echo(f"{where}:{ln}: warning: {m}")
+        for ln, m in errors:
+            click.echo(f"{where}:{ln}: {m}")
+        if errors:
+            click.echo(f"zone {name.to_text()}/IN: not loaded due to errors.")
+        else:
+            soa = parsed.content.get(name, 6)
+            serial = soa.records[0].rdata.serial if soa else 0  # type: ignore[attr-defined]
+            click.echo(f"zone {name.to_text()}/IN: loaded serial {serial}")
+            click.echo("OK")
+    sys.exit(1 if errors else 0)
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

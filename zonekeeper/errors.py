@@ -1,0 +1,125 @@
+"""The root exception, the shared subclasses, and their RCODE and HTTP mappings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.rcode
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One validation problem: where it is and what is wrong."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "msg": self.msg}
+
+
+class ZonekeeperError(Exception):
+    """Root of every error zonekeeper raises on purpose."""
+
+    slug = "error"
+    title = "Error"
+
+    def __init__(self, detail: str, reasons: list[Reason] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.reasons = reasons or []
+
+
+class Malformed(ZonekeeperError):
+    slug, title = "malformed", "Malformed request"
+
+
+class Unsupported(ZonekeeperError):
+    slug, title = "unsupported", "Not implemented"
+
+
+class Invalid(ZonekeeperError):
+    slug, title = "invalid", "Validation failed"
+
+
+class NotFound(ZonekeeperError):
+    slug, title = "not-found", "Not found"
+
+
+class Conflict(ZonekeeperError):
+    slug, title = "conflict", "Conflict"
+
+
+class Stale(ZonekeeperError):
+    slug, title = "stale", "Precondition failed"
+
+
+class Unauthenticated(ZonekeeperError):
+    slug, title = "unauthenticated", "Authentication required"
+
+
+class Forbidden(ZonekeeperError):
+    slug, title = "forbidden", "Insufficient scope"
+
+
+class NotHosted(ZonekeeperError):
+    slug, title = "not-hosted", "Zone not hosted"
+
+
+class TransferDenied(ZonekeeperError):
+    slug, title = "transfer-denied", "Transfer denied"
+
+
+class NotAuthoritative(ZonekeeperError):
+    slug, title = "not-authoritative", "Not authoritative"
+
+
+class ZoneExpired(ZonekeeperError):
+    slug, title = "expired", "Zone expired"
+
+
+class StorageUnavailable(ZonekeeperError):
+    slug, title = "storage-unavailable", "Storage unavailable"
+
+
+class PayloadTooLarge(ZonekeeperError):
+    slug, title = "too-large", "Payload too large"
+
+
+HTTP_STATUS: dict[type[ZonekeeperError], int] = {
+    Malformed: 400,
+    Invalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Stale: 412,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotHosted: 404,
+    ZoneExpired: 409,
+    StorageUnavailable: 503,
+    PayloadTooLarge: 413,
+}
+
+DNS_RCODE: dict[type[ZonekeeperError], dns.rcode.Rcode] = {
+    Malformed: dns.rcode.FORMERR,
+    Unsupported: dns.rcode.NOTIMP,
+    NotHosted: dns.rcode.REFUSED,
+    TransferDenied: dns.rcode.REFUSED,
+    NotAuthoritative: dns.rcode.NOTAUTH,
+    ZoneExpired: dns.rcode.SERVFAIL,
+    StorageUnavailable: dns.rcode.SERVFAIL,
+}
+
+
+def http_status(exc: ZonekeeperError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def dns_rcode(exc: ZonekeeperError) -> dns.rcode.Rcode:
+    for cls in type(exc).__mro__:
+        if cls in DNS_RCODE:
+            return DNS_RCODE[cls]  # type: ignore[index]
+    return dns.rcode.SERVFAIL

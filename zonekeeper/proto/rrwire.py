@@ -1,0 +1,157 @@
+"""The compact served form of a zone: pre-rendered RRset wire, one entry per owner name.
+
+An *RRset blob* is ``TYPE(2) COUNT(2)`` followed by COUNT resource records, each
+``C0 0C TYPE CLASS TTL RDLENGTH RDATA``: the owner is a compression pointer to the
+question name (always at offset 12), so an answer whose owner is the query name is
+the blob's tail, copied as is. RDATA is uncompressed, so every blob is
+position-independent.
+
+A *node* is what one owner name holds: ``b""`` for an empty non-terminal, one blob
+(``bytes``) when it has one RRset, or a ``tuple`` of blobs sorted by type.
+Keys are the owner's wire form in lower case (``bytes.lower()`` only touches
+ASCII letters, never label lengths, which are below 64).
+
+Persisted node data: ``b""``, the single blob, or ``00 00`` + (LEN(4) BLOB)*.
+Type 0 is reserved, so the two zero bytes cannot start a single blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+
+PTR_QNAME = b"\xc0\x0c"
+_CLASS_IN = b"\x00\x01"
+_MULTI = b"\x00\x00"
+
+Node = bytes | tuple[bytes, ...]
+
+
+def name_key(name: dns.name.Name) -> bytes:
+    """Lower-case wire form of an absolute name: the key of the node table."""
+    return name.to_wire(canonicalize=True)  # type: ignore[return-value]
+
+
+def key_to_name(key: bytes) -> dns.name.Name:
+    return dns.name.from_wire(key, 0)[0]
+
+
+def sort_key(key: bytes) -> bytes:
+    """Labels in reverse order, each with its length: descendants of N share N's prefix."""
+    labels = []
+    pos = 0
+    while key[pos]:
+        n = key[pos]
+        labels.append(key[pos : pos + 1 + n])
+        pos += 1 + n
+    return b"".join(reversed(labels))
+
+
+def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
+    """Uncompressed wire form of one rdata (names kept as written, absolute)."""
+    return rdata.to_wire()  # type: ignore[return-value]
+
+
+def make_blob(rdtype: int, ttl: int, rdatas: Iterable[bytes]) -> bytes:
+    """Pre-render one RRset; ``rdatas`` are uncompressed rdata wire forms."""
+    tb = rdtype.to_bytes(2, "big")
+    head = PTR_QNAME + tb + _CLASS_IN + ttl.to_bytes(4, "big")
+    parts = []
+    count = 0
+    for rd in rdatas:
+        parts.append(head + len(rd).to_bytes(2, "big") + rd)
+        count += 1
+    return tb + count.to_bytes(2, "big") + b"".join(parts)
+
+
+def blob_type(blob: bytes) -> int:
+    return int.from_bytes(blob[0:2], "big")
+
+
+def blob_count(blob: bytes) -> int:
+    return int.from_bytes(blob[2:4], "big")
+
+
+def blob_ttl(blob: bytes) -> int:
+    return int.from_bytes(blob[10:14], "big")
+
+
+def iter_rr_spans(blob: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each RR in the blob, owner pointer included."""
+    pos = 4
+    end = len(blob)
+    while pos < end:
+        rdlen = int.from_bytes(blob[pos + 10 : pos + 12], "big")
+        nxt = pos + 12 + rdlen
+        yield pos, nxt
+        pos = nxt
+
+
+def blob_rdatas(blob: bytes) -> list[bytes]:
+    return [blob[s + 12 : e] for s, e in iter_rr_spans(blob)]
+
+
+def with_owner(blob: bytes, owner: bytes) -> bytes:
+    """The blob's RRs with ``owner`` (a pointer or a full wire name) as owner."""
+    if owner == PTR_QNAME:
+        return blob[4:]
+    return b"".join(owner + blob[s + 2 : e] for s, e in iter_rr_spans(blob))
+
+
+def node_blobs(node: Node) -> tuple[bytes, ...]:
+    if type(node) is bytes:
+        return (node,) if node else ()
+    return node  # type: ignore[return-value]
+
+
+def find_blob(node: Node, tb: bytes) -> bytes | None:
+    """The blob of type ``tb`` (2 bytes, big-endian) at a node, if any."""
+    if type(node) is bytes:
+        return node if node[:2] == tb else None
+    for blob in node:
+        if blob[:2] == tb:
+            return blob
+    return None
+
+
+def make_node(blobs: Iterable[bytes]) -> Node:
+    ordered = sorted(blobs, key=lambda b: b[:2])
+    if not ordered:
+        return b""
+    if len(ordered) == 1:
+        return ordered[0]
+    return tuple(ordered)
+
+
+def encode_node(node: Node) -> bytes:
+    if type(node) is bytes:
+        return node
+    return _MULTI + b"".join(len(b).to_bytes(4, "big") + b for b in node)  # type: ignore[union-attr]
+
+
+def decode_node(data: bytes) -> Node:
+    if data[:2] != _MULTI:
+        return data
+    blobs = []
+    pos = 2
+    end = len(data)
+    while pos < end:
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        blobs.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return tuple(blobs)
+
+
+def from_rdatas(rdtype: int, ttl: int, rdatas: Iterable[dns.rdata.Rdata]) -> bytes:
+    return make_blob(rdtype, ttl, (rdata_wire(rd) for rd in rdatas))
+
+
+def blob_to_rdatas(blob: bytes) -> list[dns.rdata.Rdata]:
+    rdtype = blob_type(blob)
+    return [
+        dns.rdata.from_wire(dns.rdataclass.IN, rdtype, rd, 0, len(rd))
+        for rd in blob_rdatas(blob)
+    ]

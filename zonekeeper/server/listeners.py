@@ -1,0 +1,142 @@
+"""DNS over UDP and TCP (RFC 7766) on asyncio protocols.
+
+UDP: one socket per configured address (no wildcard binds, so replies leave from
+the address the query reached). TCP: pipelined queries answered in order, an
+idle timeout, a cap on open connections; a length prefix of 0 or a peer that
+sends half a message and goes quiet is closed at the idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import dns.rcode
+import structlog
+
+from zonekeeper.server.handler import QueryHandler, header_only
+
+log = structlog.get_logger("zonekeeper.dns")
+
+
+def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool) -> bytes | None:
+    try:
+        return handler.handle(data, tcp=tcp)
+    except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
+        log.exception("dns.handler_error", tcp=tcp, size=len(data))
+        if len(data) >= 12 and not data[2] & 0x80:
+            return header_only(data, dns.rcode.SERVFAIL)
+        return None
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: QueryHandler) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        resp = _safe_handle(self.handler, data, tcp=False)
+        if resp is not None and self.transport is not None:
+            self.transport.sendto(resp, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("dns.udp_error", error=str(exc))
+
+
+class TcpServerState:
+    """Shared by every TCP connection of one process: the connection cap."""
+
+    def __init__(self, handler: QueryHandler, *, idle_timeout: float, max_clients: int) -> None:
+        self.handler = handler
+        self.idle_timeout = idle_timeout
+        self.max_clients = max_clients
+        self.connections: set[TcpProtocol] = set()
+        self.accepting = True
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+
+
+class TcpProtocol(asyncio.Protocol):
+    def __init__(self, state: TcpServerState) -> None:
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.idle: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if not self.state.accepting or len(self.state.connections) >= self.state.max_clients:
+            log.info("dns.tcp_refused", reason="connection limit", limit=self.state.max_clients)
+            transport.close()
+            return
+        self.state.connections.add(self)
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = self.loop.call_later(self.state.idle_timeout, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm_idle()
+        buf = self.buffer
+        out = []
+        while len(buf) >= 2:
+            n = int.from_bytes(buf[0:2], "big")
+            if len(buf) < 2 + n:
+                break
+            msg = bytes(buf[2 : 2 + n])
+            del buf[: 2 + n]
+            if n == 0:
+                continue
+            resp = _safe_handle(self.state.handler, msg, tcp=True)
+            if resp is not None:
+                out.append(len(resp).to_bytes(2, "big") + resp)
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.state.connections.discard(self)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def make_socket(host: str, port: int, kind: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def start_udp(handler: QueryHandler, sock: socket.socket) -> asyncio.DatagramTransport:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(handler), sock=sock)
+    return transport
+
+
+async def start_tcp(state: TcpServerState, sock: socket.socket) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    factory: Callable[[], asyncio.Protocol] = lambda: TcpProtocol(state)  # noqa: E731
+    return await loop.create_server(factory, sock=sock)

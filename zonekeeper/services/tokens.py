@@ -1,0 +1,150 @@
+"""API tokens: ``zk_<id>_<secret>``; only the secret's SHA-256 is stored, shown once."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import ApiToken
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+_RANK = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
+
+
+def covers(granted: set[Scope], needed: Scope) -> bool:
+    """Scopes nest: admin ⊃ write ⊃ read."""
+    return any(_RANK[g] >= _RANK[needed] for g in granted)
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    name: str
+    scopes: frozenset[Scope]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    parts = token.split("_")
+    if len(parts) != 3 or parts[0] != "zk" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def token_info(row: ApiToken) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "scopes": row.scopes.split(),
+        "created_at": _iso(row.created_at),
+        "expires_at": _iso(row.expires_at),
+        "last_used_at": _iso(row.last_used_at),
+    }
+
+
+class TokenService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_sync(
+        self, name: str, scopes: list[str], expires_at: datetime | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        bad = [s for s in scopes if s not in Scope.__members__.values()]
+        if not scopes or bad:
+            raise Invalid(
+                "unknown or missing scopes",
+                [Reason(("scopes",), f"scopes must be among read, write, admin; got {scopes}")],
+            )
+        token_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32).replace("_", "-")
+        row = ApiToken(
+            id=token_id,
+            name=name,
+            digest=_digest(secret),
+            scopes=" ".join(sorted(set(scopes))),
+            expires_at=expires_at,
+        )
+        with self.db.write() as s:
+            s.add(row)
+        return f"zk_{token_id}_{secret}", token_info(row)
+
+    def ensure_bootstrap(self, token: str) -> bool:
+        """Store ``ZONEKEEPER_API__BOOTSTRAP_TOKEN`` as an admin token if its id is new."""
+        parts = split_token(token)
+        if parts is None:
+            raise ValueError("the bootstrap token must look like zk_<id>_<secret>")
+        token_id, secret = parts
+        with self.db.write() as s:
+            if s.get(ApiToken, token_id) is not None:
+                return False
+            s.add(ApiToken(id=token_id, name="bootstrap", digest=_digest(secret), scopes="admin"))
+        return True
+
+    def authenticate_sync(self, token: str) -> Principal:
+        parts = split_token(token)
+        if parts is None:
+            raise Unauthenticated("the bearer token is malformed")
+        token_id, secret = parts
+        with self.db.read() as s:
+            row = s.get(ApiToken, token_id)
+            if row is None or not hmac.compare_digest(row.digest, _digest(secret)):
+                raise Unauthenticated("the bearer token is not valid")
+            expires = row.expires_at
+            if expires is not None:
+                if expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=UTC)
+                if expires <= datetime.now(UTC):
+                    raise Unauthenticated("the bearer token has expired")
+            return Principal(row.id, row.name, frozenset(Scope(x) for x in row.scopes.split()))
+
+    async def authenticate(self, token: str) -> Principal:
+        return await asyncio.to_thread(self.authenticate_sync, token)
+
+    async def create(
+        self, name: str, scopes: list[str], expires_at: datetime | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        return await asyncio.to_thread(self.create_sync, name, scopes, expires_at)
+
+    async def list(self) -> list[dict[str, Any]]:
+        def work() -> list[dict[str, Any]]:
+            with self.db.read() as s:
+                return [token_info(r) for r in s.scalars(select(ApiToken).order_by(ApiToken.id))]
+
+        return await asyncio.to_thread(work)
+
+    async def delete(self, token_id: str) -> None:
+        def work() -> None:
+            with self.db.write() as s:
+                row = s.get(ApiToken, token_id)
+                if row is None:
+                    raise NotFound(f"token {token_id} does not exist")
+                s.delete(row)
+
+        await asyncio.to_thread(work)

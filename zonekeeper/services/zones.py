@@ -1,0 +1,828 @@
+"""Zone operations as units of work: validate everything, write data, nodes and journal
+in one transaction, then publish the new snapshot.
+
+Every write runs in a worker thread under the zone's asyncio lock; the publish
+happens on the event loop after the commit, so DNS serves the new serial before
+the API call returns. A failure before the commit leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import structlog
+from sqlalchemy import func, select
+
+from zonekeeper.errors import Conflict, Invalid, Malformed, NotFound, Reason, Stale
+from zonekeeper.proto.rrwire import Node, find_blob, name_key
+from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
+from zonekeeper.storage import repo
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import RRset, Zone
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.snapshot import (
+    Registry,
+    ZoneKind,
+    ZoneSnapshot,
+    ZoneState,
+    ancestors,
+    compile_nodes,
+)
+from zonekeeper.zones.validate import Finding, check
+from zonekeeper.zones.zonefile import ParseResult, Problem, export_text, parse_zone_text
+
+log = structlog.get_logger("zonekeeper.zones")
+
+_SOA = int(dns.rdatatype.SOA)
+_NS = int(dns.rdatatype.NS)
+_T_NS = _NS.to_bytes(2, "big")
+IMPORT_SAFE_SHARE = 0.30
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def parse_zone_name(text: str) -> dns.name.Name:
+    """A zone name from user input: case-insensitive, trailing dot optional, IDN allowed."""
+    text = text.strip()
+    if not text or text == ".":
+        raise Malformed("the zone name is empty", [Reason(("name",), "a zone name is required")])
+    try:
+        name = dns.name.from_text(text if text.endswith(".") else text + ".")
+    except Exception as exc:  # noqa: BLE001 - dnspython raises several kinds
+        raise Malformed(
+            f"{text!r} is not a valid domain name", [Reason(("name",), str(exc))]
+        ) from None
+    return name.canonicalize()  # type: ignore[no-any-return]
+
+
+def owner_name(text: str, origin: dns.name.Name) -> dns.name.Name:
+    """An owner from the API: absolute, or relative to the zone, '@' for the apex."""
+    text = text.strip()
+    if text in ("@", ""):
+        return origin
+    if text.endswith("."):
+        return dns.name.from_text(text).canonicalize()  # type: ignore[no-any-return]
+    return dns.name.from_text(text, origin).canonicalize()  # type: ignore[no-any-return]
+
+
+def parse_type(text: str | int) -> int:
+    try:
+        return int(dns.rdatatype.RdataType.make(text))
+    except Exception:  # noqa: BLE001
+        raise ValueError(f"unknown record type {text!r}") from None
+
+
+def parse_records(
+    rdtype: int, contents: Iterable[tuple[str, bool]], origin: dns.name.Name
+) -> tuple[list[Record], list[tuple[int, str]]]:
+    """Parse presentation-format contents; returns records and (index, error) pairs."""
+    records: list[Record] = []
+    errors: list[tuple[int, str]] = []
+    for i, (content, disabled) in enumerate(contents):
+        try:
+            rdata = dns.rdata.from_text(
+                dns.rdataclass.IN, rdtype, content, origin=origin, relativize=False  # type: ignore[arg-type]
+            )
+        except Exception as exc:  # noqa: BLE001
+            errors.append((i, f"bad {dns.rdatatype.to_text(rdtype)} rdata {content!r}: {exc}"))  # type: ignore[arg-type]
+            continue
+        rec = Record(rdata, disabled)
+        if rec not in records:
+            records.append(rec)
+    return records, errors
+
+
+@dataclass
+class RRsetChange:
+    name: dns.name.Name
+    rdtype: int
+    changetype: str  # REPLACE | DELETE
+    ttl: int | None = None
+    records: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class SoaFields:
+    mname: str | None = None
+    rname: str | None = None
+    refresh: int | None = None
+    retry: int | None = None
+    expire: int | None = None
+    minimum: int | None = None
+    ttl: int | None = None
+
+
+@dataclass
+class ZoneSpec:
+    name: dns.name.Name
+    nameservers: list[str] = field(default_factory=list)
+    soa: SoaFields = field(default_factory=SoaFields)
+    rrsets: list[RRsetChange] = field(default_factory=list)
+    serial_policy: SerialPolicy = SerialPolicy.INCREMENT
+    zone_text: str | None = None
+
+
+@dataclass
+class ZoneUpdate:
+    serial_policy: SerialPolicy | None = None
+    outgoing_enabled: bool | None = None
+    notify_ns: bool | None = None
+    notify_delay: float | None = None
+    ixfr_max_ratio: float | None = None
+    journal_max_count: int | None = None
+    journal_max_bytes: int | None = None
+    journal_max_age: int | None = None
+    soa: SoaFields = field(default_factory=SoaFields)
+    serial: int | None = None
+    fields_set: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ImportResult:
+    serial: int
+    applied: bool
+    added: int
+    removed: int
+    changes: list[dict[str, Any]]
+    warnings: list[str]
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+
+def zone_info(zone: Zone, soa: RRsetData | None, record_count: int | None = None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": zone.name,
+        "kind": zone.kind,
+        "serial": zone.serial,
+        "serial_policy": zone.serial_policy,
+        "state": zone.state,
+        "outgoing_enabled": zone.outgoing_enabled,
+        "notify_ns": zone.notify_ns,
+        "notify_delay": zone.notify_delay,
+        "ixfr_max_ratio": zone.ixfr_max_ratio,
+        "journal_max_count": zone.journal_max_count,
+        "journal_max_bytes": zone.journal_max_bytes,
+        "journal_max_age": zone.journal_max_age,
+        "created_at": zone.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if zone.created_at.tzinfo
+        else zone.created_at.isoformat() + "Z",
+        "updated_at": zone.updated_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        if zone.updated_at.tzinfo
+        else zone.updated_at.isoformat() + "Z",
+    }
+    if soa is not None and soa.records:
+        rd: dns.rdtypes.ANY.SOA.SOA = soa.records[0].rdata  # type: ignore[assignment]
+        info["soa"] = {
+            "mname": rd.mname.to_text(),
+            "rname": rd.rname.to_text(),
+            "serial": rd.serial,
+            "refresh": rd.refresh,
+            "retry": rd.retry,
+            "expire": rd.expire,
+            "minimum": rd.minimum,
+            "ttl": soa.ttl,
+        }
+    if record_count is not None:
+        info["record_count"] = record_count
+    return info
+
+
+# -- the service -------------------------------------------------------------------------
+
+
+class ZoneService:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        *,
+        on_published: Callable[[ZoneSnapshot], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.on_published = on_published
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    def _publish(self, snap: ZoneSnapshot | None) -> None:
+        if snap is None:
+            return
+        self.registry.publish(snap)
+        if self.on_published is not None:
+            self.on_published(snap)
+
+    # -- start-up -------------------------------------------------------------------------
+    def load_all(self) -> list[ZoneSnapshot]:
+        """Load every zone's served form from storage (no text parsing)."""
+        snaps = []
+        with self.db.read() as s:
+            zones = list(s.scalars(select(Zone)))
+            for z in zones:
+                origin = dns.name.from_text(z.name)
+                nodes = repo.load_nodes(s, z.id)
+                if not nodes:
+                    continue  # a secondary that never loaded
+                cuts = frozenset(
+                    name_key(dns.name.from_text(n))
+                    for n in s.scalars(
+                        select(RRset.name).where(
+                            RRset.zone_id == z.id, RRset.type == _NS, RRset.name != z.name
+                        )
+                    )
+                )
+                cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
+                snaps.append(
+                    ZoneSnapshot(
+                        origin,
+                        z.serial,
+                        nodes,
+                        cuts,
+                        kind=ZoneKind(z.kind),
+                        state=ZoneState(z.state) if z.state in ZoneState else ZoneState.OK,
+                        zone_id=z.id,
+                    )
+                )
+        for snap in snaps:
+            self.registry.publish(snap)
+        return snaps
+
+    # -- reads ----------------------------------------------------------------------------
+    async def list(self, *, kind: str | None, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        def work() -> tuple[list[dict[str, Any]], str | None]:
+            with self.db.read() as s:
+                q = select(Zone).order_by(Zone.name).limit(limit + 1)
+                if kind:
+                    q = q.where(Zone.kind == kind)
+                if cursor:
+                    q = q.where(Zone.name > cursor)
+                rows = list(s.scalars(q))
+                more = len(rows) > limit
+                rows = rows[:limit]
+                items = [zone_info(z, self._soa(s, z)) for z in rows]
+                return items, (rows[-1].name if more and rows else None)
+
+        return await asyncio.to_thread(work)
+
+    def _soa(self, s: Any, z: Zone) -> RRsetData | None:
+        rows = repo.rrsets_at(s, z.id, [z.name])
+        for r in rows:
+            if r.type == _SOA:
+                return RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+        return None
+
+    def _zone(self, s: Any, name: dns.name.Name) -> Zone:
+        z = repo.zone_by_name(s, name.to_text())
+        if z is None:
+            raise NotFound(f"zone {name.to_text()} does not exist")
+        return z
+
+    async def get(self, name: dns.name.Name) -> dict[str, Any]:
+        def work() -> dict[str, Any]:
+            with self.db.read() as s:
+                z = self._zone(s, name)
+                count = s.scalar(select(func.count()).select_from(RRset).where(RRset.zone_id == z.id))
+                return zone_info(z, self._soa(s, z), record_count=count)
+
+        return await asyncio.to_thread(work)
+
+    async def rrsets(
+        self,
+        name: dns.name.Name,
+        *,
+        owner: dns.name.Name | None = None,
+        rdtype: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[int, list[dict[str, Any]], str | None]:
+        def work() -> tuple[int, list[dict[str, Any]], str | None]:
+            with self.db.read() as s:
+                z = self._zone(s, name)
+                q = select(RRset).where(RRset.zone_id == z.id)
+                if owner is not None:
+                    q = q.where(RRset.name == owner.to_text())
+                if rdtype is not None:
+                    q = q.where(RRset.type == rdtype)
+                if cursor:
+                    try:
+                        after = int(cursor)
+                    except ValueError:
+                        raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+                    q = q.where(RRset.id > after)
+                rows = list(s.scalars(q.order_by(RRset.id).limit(limit + 1)))
+                more = len(rows) > limit
+                rows = rows[:limit]
+                items = [RRsetData.from_row(r.name, r.type, r.ttl, r.records).as_dict() for r in rows]
+                return z.serial, items, (str(rows[-1].id) if more and rows else None)
+
+        return await asyncio.to_thread(work)
+
+    async def export(self, name: dns.name.Name) -> tuple[int, str]:
+        def work() -> tuple[int, str]:
+            with self.db.read() as s:
+                z = self._zone(s, name)
+                content = ZoneContent(
+                    name,
+                    (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in repo.iter_rrsets(s, z.id)),
+                )
+                return z.serial, export_text(content)
+
+        return await asyncio.to_thread(work)
+
+    # -- create and delete ----------------------------------------------------------------
+    async def create(self, spec: ZoneSpec) -> dict[str, Any]:
+        key = spec.name.to_text()
+        async with self._lock(key):
+            snap, info = await asyncio.to_thread(self._create, spec)
+            self._publish(snap)
+            log.info("zone.created", zone=key, serial=snap.serial, records=info.get("record_count"))
+            return info
+
+    def _create(self, spec: ZoneSpec) -> tuple[ZoneSnapshot, dict[str, Any]]:
+        origin = spec.name
+        if spec.zone_text is not None:
+            parsed = parse_zone_text(spec.zone_text, origin)
+            _raise_parse_problems(parsed)
+            content = parsed.content
+        else:
+            content = self._default_content(spec)
+        findings = check(content)
+        _raise_findings(findings, lambda f: ("rrsets", f.name.to_text(), dns.rdatatype.to_text(f.rdtype) if f.rdtype else ""))
+        soa = content.get(origin, _SOA)
+        assert soa is not None
+        serial = soa.records[0].rdata.serial  # type: ignore[attr-defined]
+        with self.db.write() as s:
+            if repo.zone_by_name(s, origin.to_text()) is not None:
+                raise Conflict(f"zone {origin.to_text()} already exists")
+            z = Zone(
+                name=origin.to_text(),
+                kind=ZoneKind.PRIMARY.value,
+                serial=serial,
+                serial_policy=spec.serial_policy.value,
+                state=ZoneState.OK.value,
+                change_id=1,
+            )
+            s.add(z)
+            s.flush()
+            nodes, cuts = compile_nodes(origin, content.served_rrsets())
+            repo.replace_all(s, z.id, _rrset_rows(content), nodes)
+            info = zone_info(z, soa, record_count=len(content))
+        snap = ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id)
+        return snap, info
+
+    def _default_content(self, spec: ZoneSpec) -> ZoneContent:
+        origin = spec.name
+        content = ZoneContent(origin)
+        if not spec.nameservers:
+            raise Invalid(
+                "a primary zone needs at least one nameserver",
+                [Reason(("nameservers",), "give at least one nameserver name")],
+            )
+        reasons: list[Reason] = []
+        ns_records = []
+        for i, ns in enumerate(spec.nameservers):
+            try:
+                target = owner_name(ns if ns.endswith(".") else ns + ".", origin)
+                ns_records.append(Record(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, target.to_text())))
+            except Exception as exc:  # noqa: BLE001
+                reasons.append(Reason(("nameservers", i), f"{ns!r} is not a valid name: {exc}"))
+        soa_f = spec.soa
+        mname = soa_f.mname or (spec.nameservers[0] if spec.nameservers else "ns1." + origin.to_text())
+        rname = soa_f.rname or "hostmaster." + origin.to_text()
+        serial = next_serial(0, spec.serial_policy)
+        try:
+            soa_rd = dns.rdata.from_text(
+                dns.rdataclass.IN,
+                dns.rdatatype.SOA,
+                f"{_abs(mname)} {_abs(rname)} {serial} {soa_f.refresh or 3600} "
+                f"{soa_f.retry or 900} {soa_f.expire or 1209600} "
+                f"{soa_f.minimum if soa_f.minimum is not None else 300}",
+            )
+        except Exception as exc:  # noqa: BLE001
+            reasons.append(Reason(("soa",), f"bad SOA fields: {exc}"))
+        if reasons:
+            raise Invalid("the zone cannot be created", reasons)
+        ttl = soa_f.ttl if soa_f.ttl is not None else 3600
+        content.put(RRsetData(origin, _SOA, ttl, [Record(soa_rd)]))
+        content.put(RRsetData(origin, _NS, ttl, ns_records))
+        _apply_changes(content, spec.rrsets, "rrsets")
+        return content
+
+    async def delete(self, name: dns.name.Name) -> None:
+        key = name.to_text()
+        async with self._lock(key):
+
+            def work() -> None:
+                with self.db.write() as s:
+                    z = self._zone(s, name)
+                    s.delete(z)
+
+            await asyncio.to_thread(work)
+            self.registry.remove(name)
+            log.info("zone.deleted", zone=key)
+
+    # -- edits ----------------------------------------------------------------------------
+    async def patch_rrsets(
+        self, name: dns.name.Name, changes: list[RRsetChange], *, if_match: str | None = None
+    ) -> int:
+        key = name.to_text()
+        async with self._lock(key):
+            snap, serial = await asyncio.to_thread(self._patch, name, changes, if_match)
+            self._publish(snap)
+            return serial
+
+    def _patch(
+        self, origin: dns.name.Name, changes: list[RRsetChange], if_match: str | None
+    ) -> tuple[ZoneSnapshot | None, int]:
+        reasons = []
+        for i, ch in enumerate(changes):
+            if ch.rdtype == _SOA:
+                reasons.append(Reason(("rrsets", i), "edit the SOA through PATCH /zones/{zone}, not as an RRset"))
+            if not ch.name.is_subdomain(origin):
+                reasons.append(Reason(("rrsets", i, "name"), f"{ch.name.to_text()} is outside zone {origin.to_text()}"))
+        if reasons:
+            raise Invalid("the change set is invalid", reasons)
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            self._check_primary(z)
+            _check_if_match(z, if_match)
+            names = {ch.name for ch in changes} | {origin}
+            for ch in changes:
+                if ch.rdtype == _NS:
+                    names |= {r.rdata.target for r in ch.records if r.rdata.target.is_subdomain(origin)}  # type: ignore[attr-defined]
+            content = _load(s, z, names)
+            before = {(ch.name, ch.rdtype): content.get(ch.name, ch.rdtype) for ch in changes}
+            before = {k: (v.ttl, list(v.records)) if v else None for k, v in before.items()}
+            _apply_changes(content, changes, "rrsets")
+            index = {(ch.name, ch.rdtype): i for i, ch in enumerate(changes)}
+            _raise_findings(
+                check(content, {ch.name for ch in changes}),
+                lambda f: ("rrsets", index[(f.name, f.rdtype)]) if (f.name, f.rdtype) in index else ("rrsets",),
+            )
+            touched = {}
+            for k, old in before.items():
+                new = content.get(*k)
+                new_state = (new.ttl, list(new.records)) if new else None
+                if _state_key(old) != _state_key(new_state):
+                    touched[k] = (old, new)
+            if not touched:
+                return None, z.serial
+            return self._commit(s, z, content, touched)
+
+    def _commit(
+        self,
+        s: Any,
+        z: Zone,
+        content: ZoneContent,
+        touched: dict[tuple[dns.name.Name, int], tuple[Any, RRsetData | None]],
+        *,
+        new_serial: int | None = None,
+        soa_update: Callable[[dns.rdata.Rdata], dns.rdata.Rdata] | None = None,
+    ) -> tuple[ZoneSnapshot, int]:
+        """Bump the serial and write rows, nodes and the journal; return the new snapshot."""
+        origin = content.origin
+        old_serial = z.serial
+        serial = new_serial if new_serial is not None else next_serial(old_serial, SerialPolicy(z.serial_policy))
+        soa = content.get(origin, _SOA)
+        assert soa is not None
+        old_soa = RRsetData(origin, _SOA, soa.ttl, list(soa.records))
+        rd = soa.records[0].rdata
+        if soa_update is not None:
+            rd = soa_update(rd)
+        new_soa_rd = rd.replace(serial=serial)
+        soa.records = [Record(new_soa_rd)]
+        touched = dict(touched)
+        touched[(origin, _SOA)] = ((old_soa.ttl, old_soa.records), soa)
+        removed: list[bytes] = []
+        added: list[bytes] = []
+        for (owner, rdtype), (old, new) in touched.items():
+            if old is not None:
+                removed.extend(_rr_wire(owner, rdtype, old[0], old[1]))
+            if new is not None:
+                added.extend(_rr_wire(owner, rdtype, new.ttl, new.records))
+            row = s.scalar(select(RRset).where(RRset.zone_id == z.id, RRset.name == owner.to_text(), RRset.type == rdtype))
+            if new is None or not new.records:
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(RRset(zone_id=z.id, name=owner.to_text(), type=rdtype, ttl=new.ttl, records=new.records_json()))
+            else:
+                row.ttl = new.ttl
+                row.records = new.records_json()
+        s.flush()
+        current = self.registry.get(origin)
+        current_nodes: dict[bytes, Node] = current.nodes if current is not None else {}
+        node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current_nodes)
+        repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added))
+        z.serial = serial
+        z.change_id += 1
+        z.updated_at = datetime.now(UTC)
+        s.flush()
+        nodes = dict(current_nodes)
+        cuts = set(current.cuts) if current is not None else set()
+        origin_key = name_key(origin)
+        for k, v in node_changes.items():
+            if v is None:
+                nodes.pop(k, None)
+                cuts.discard(k)
+            else:
+                nodes[k] = v
+                if k != origin_key and find_blob(v, _T_NS) is not None:
+                    cuts.add(k)
+                else:
+                    cuts.discard(k)
+        snap = ZoneSnapshot(origin, serial, nodes, frozenset(cuts), kind=ZoneKind(z.kind), zone_id=z.id)
+        log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
+                 rrsets=len(touched) - 1)
+        return snap, serial
+
+    def _check_primary(self, z: Zone) -> None:
+        if z.kind != ZoneKind.PRIMARY.value:
+            raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
+
+    async def update(self, name: dns.name.Name, upd: ZoneUpdate, *, if_match: str | None = None) -> dict[str, Any]:
+        key = name.to_text()
+        async with self._lock(key):
+            snap, info = await asyncio.to_thread(self._update, name, upd, if_match)
+            self._publish(snap)
+            return info
+
+    def _update(self, origin: dns.name.Name, upd: ZoneUpdate, if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any]]:
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            _check_if_match(z, if_match)
+            for attr in ("serial_policy", "outgoing_enabled", "notify_ns", "notify_delay", "ixfr_max_ratio",
+                         "journal_max_count", "journal_max_bytes", "journal_max_age"):
+                if attr in upd.fields_set:
+                    value = getattr(upd, attr)
+                    setattr(z, attr, value.value if isinstance(value, SerialPolicy) else value)
+            soa_f = upd.soa
+            soa_changes = {k: v for k, v in vars(soa_f).items() if v is not None}
+            snap = None
+            if soa_changes or upd.serial is not None:
+                self._check_primary(z)
+                reasons: list[Reason] = []
+                if upd.serial is not None:
+                    why = check_explicit(upd.serial, z.serial)
+                    if why:
+                        reasons.append(Reason(("serial",), why))
+                ttl = soa_changes.pop("ttl", None)
+                values: dict[str, Any] = {}
+                for fname in ("mname", "rname"):
+                    if fname in soa_changes:
+                        try:
+                            values[fname] = dns.name.from_text(_abs(soa_changes[fname]))
+                        except Exception as exc:  # noqa: BLE001
+                            reasons.append(Reason(("soa", fname), f"not a valid name: {exc}"))
+                for fname in ("refresh", "retry", "expire", "minimum"):
+                    if fname in soa_changes:
+                        v = soa_changes[fname]
+                        if not 0 <= v < 2**31:
+                            reasons.append(Reason(("soa", fname), f"{v} is outside 0..{2**31 - 1}"))
+                        values[fname] = v
+                if ttl is not None and not 0 <= ttl < 2**31:
+                    reasons.append(Reason(("soa", "ttl"), f"{ttl} is outside 0..{2**31 - 1}"))
+                if reasons:
+                    raise Invalid("the zone settings are invalid", reasons)
+                content = _load(s, z, {origin})
+                if ttl is not None:
+                    content.get(origin, _SOA).ttl = ttl  # type: ignore[union-attr]
+                new_serial = upd.serial if upd.serial is not None and upd.serial != z.serial else None
+                snap, _ = self._commit(s, z, content, {}, new_serial=new_serial,
+                                       soa_update=lambda rd: rd.replace(**values))
+            s.flush()
+            info = zone_info(z, self._soa(s, z))
+        return snap, info
+
+    async def import_text(
+        self, name: dns.name.Name, text: str, *, dry_run: bool, force: bool, if_match: str | None = None
+    ) -> ImportResult:
+        key = name.to_text()
+        async with self._lock(key):
+            snap, result = await asyncio.to_thread(self._import, name, text, dry_run, force, if_match)
+            self._publish(snap)
+            return result
+
+    def _import(self, origin: dns.name.Name, text: str, dry_run: bool, force: bool,
+                if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult]:
+        parsed = parse_zone_text(text, origin)
+        _raise_parse_problems(parsed)
+        new = parsed.content
+        warnings = [str(w) for w in parsed.warnings]
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            self._check_primary(z)
+            _check_if_match(z, if_match)
+            old = ZoneContent(origin, (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in repo.iter_rrsets(s, z.id)))
+            diff_added, diff_removed, changes, touched = _diff(old, new)
+            old_total = max(old.record_count(), 1)
+            apex_ns_changed = (origin, _NS) in touched
+            # The SOA's serial is ours to set: compare everything else.
+            result = ImportResult(z.serial, False, diff_added, diff_removed, changes[:1000], warnings)
+            if dry_run:
+                return None, result
+            if not touched:
+                return None, result
+            share = (diff_added + diff_removed) / old_total
+            if not force and (share > IMPORT_SAFE_SHARE or apex_ns_changed):
+                why = []
+                if share > IMPORT_SAFE_SHARE:
+                    why.append(f"it changes {share:.0%} of the zone's records (over {IMPORT_SAFE_SHARE:.0%})")
+                if apex_ns_changed:
+                    why.append("it changes the apex NS records")
+                raise Conflict(
+                    "unsafe import: " + " and ".join(why) + "; check it with ?dry_run=true, then repeat with ?force=true"
+                )
+            new_soa = new.get(origin, _SOA)
+            assert new_soa is not None
+            old_serial = z.serial
+            serial = next_serial(old_serial, SerialPolicy(z.serial_policy))
+            new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]  # type: ignore[attr-defined]
+            removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
+            old_soa = old.get(origin, _SOA)
+            if old_soa is not None and (origin, _SOA) not in touched:
+                removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
+            nodes, cuts = compile_nodes(origin, new.served_rrsets())
+            repo.replace_all(s, z.id, _rrset_rows(new), nodes)
+            added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
+            added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
+            repo.add_journal(s, z.id, old_serial, serial, removed, added)
+            z.serial = serial
+            z.change_id += 1
+            z.updated_at = datetime.now(UTC)
+        result.serial = serial
+        result.applied = True
+        log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
+                 added=diff_added, removed=diff_removed, via="import")
+        return ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id), result
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _abs(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def _state_key(state: tuple[int, list[Record]] | None) -> Any:
+    if state is None or not state[1]:
+        return None
+    return (state[0], sorted((r.sort_key, r.disabled) for r in state[1]))
+
+
+def _check_if_match(z: Zone, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    tags = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
+    if str(z.serial) not in tags:
+        raise Stale(f"zone {z.name} is at serial {z.serial}, not {if_match}; re-read it and retry")
+
+
+def _load(s: Any, z: Zone, names: Iterable[dns.name.Name]) -> ZoneContent:
+    rows = repo.rrsets_at(s, z.id, [n.to_text() for n in names])
+    return ZoneContent(dns.name.from_text(z.name), (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
+
+
+def _apply_changes(content: ZoneContent, changes: list[RRsetChange], loc: str) -> None:
+    for ch in changes:
+        if ch.changetype == "DELETE" or not ch.records:
+            content.delete(ch.name, ch.rdtype)
+        else:
+            existing = content.get(ch.name, ch.rdtype)
+            ttl = ch.ttl if ch.ttl is not None else (existing.ttl if existing else 3600)
+            content.put(RRsetData(ch.name, ch.rdtype, ttl, list(ch.records)))
+
+
+def _rrset_rows(content: ZoneContent) -> list[dict[str, object]]:
+    return [
+        {"name": r.name.to_text(), "type": r.rdtype, "ttl": r.ttl, "records": r.records_json()}
+        for r in content
+        if r.records
+    ]
+
+
+def _rr_wire(owner: dns.name.Name, rdtype: int, ttl: int, records: Iterable[Record]) -> list[bytes]:
+    head = owner.to_wire() + rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")  # type: ignore[operator]
+    out = []
+    for r in records:
+        if r.disabled:
+            continue
+        rd = r.rdata.to_wire()
+        out.append(head + len(rd).to_bytes(2, "big") + rd)
+    return out
+
+
+def _sync_nodes(
+    s: Any, zone_id: int, content: ZoneContent, owners: set[dns.name.Name], current: dict[bytes, Node]
+) -> dict[bytes, Node | None]:
+    """Write the served nodes of ``owners`` and keep empty non-terminals right."""
+    origin_key = name_key(content.origin)
+    changes: dict[bytes, Node | None] = {}
+
+    def value(k: bytes) -> Node | None:
+        return changes[k] if k in changes else current.get(k)
+
+    emptied = []
+    for owner in owners:
+        k = name_key(owner)
+        node = content.node_for(owner)
+        if node:
+            changes[k] = node
+            repo.put_node(s, zone_id, k, node)
+            for anc in ancestors(k, origin_key):
+                if value(anc) is not None:
+                    break
+                changes[anc] = b""
+                repo.put_node(s, zone_id, anc, b"")
+        else:
+            emptied.append(k)
+    for k in emptied:
+        if k == origin_key:
+            continue
+        repo.delete_node(s, zone_id, k)
+        s.flush()
+        if repo.has_descendants(s, zone_id, k):
+            changes[k] = b""
+            repo.put_node(s, zone_id, k, b"")
+            continue
+        changes[k] = None
+        for anc in ancestors(k, origin_key):
+            if value(anc) != b"":
+                break
+            s.flush()
+            if repo.has_descendants(s, zone_id, anc):
+                break
+            repo.delete_node(s, zone_id, anc)
+            changes[anc] = None
+    return changes
+
+
+def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, Any]], dict[Any, Any]]:
+    """Records added and removed (SOA serial ignored), a change list, and touched RRsets."""
+    origin = old.origin
+    added = removed = 0
+    changes: list[dict[str, Any]] = []
+    touched: dict[Any, Any] = {}
+    keys = {(r.name, r.rdtype) for r in old} | {(r.name, r.rdtype) for r in new}
+    for key in sorted(keys):
+        o = old.get(*key)
+        n = new.get(*key)
+        if key == (origin, _SOA) and o is not None and n is not None:
+            same = o.ttl == n.ttl and o.records[0].rdata.replace(serial=0) == n.records[0].rdata.replace(serial=0)  # type: ignore[attr-defined]
+            if same:
+                continue
+        ostate = {(r.rdata, r.disabled) for r in o.records} if o else set()
+        nstate = {(r.rdata, r.disabled) for r in n.records} if n else set()
+        if o is not None and n is not None and o.ttl != n.ttl:
+            gone, new_recs = ostate, nstate
+        else:
+            gone, new_recs = ostate - nstate, nstate - ostate
+        if not gone and not new_recs:
+            continue
+        touched[key] = ((o.ttl, list(o.records)) if o else None, n)
+        tname = dns.rdatatype.to_text(key[1])  # type: ignore[arg-type]
+        for rd, _d in sorted(gone, key=lambda x: x[0].to_digestable()):
+            removed += 1
+            changes.append({"op": "remove", "name": key[0].to_text(), "type": tname, "ttl": o.ttl if o else None, "content": rd.to_text()})
+        for rd, _d in sorted(new_recs, key=lambda x: x[0].to_digestable()):
+            added += 1
+            changes.append({"op": "add", "name": key[0].to_text(), "type": tname, "ttl": n.ttl if n else None, "content": rd.to_text()})
+    return added, removed, changes, touched
+
+
+def _raise_parse_problems(parsed: ParseResult) -> None:
+    findings = check(parsed.content)
+    reasons = [Reason(("line", p.line or 0), p.msg) for p in parsed.errors]
+    for f in findings:
+        if f.error:
+            line = parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None
+            reasons.append(Reason(("line", line or 0), f.msg))
+    if reasons:
+        reasons.sort(key=lambda r: r.loc[1] if isinstance(r.loc[1], int) else 0)
+        raise Invalid(f"the zone text has {len(reasons)} problem(s)", reasons)
+    parsed.warnings.extend(
+        Problem(parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None, f.msg)
+        for f in findings
+        if not f.error
+    )
+
+
+def _raise_findings(findings: list[Finding], loc: Callable[[Finding], tuple[Any, ...]]) -> None:
+    errors = [Reason(loc(f), f.msg) for f in findings if f.error]
+    if errors:
+        raise Invalid(f"{len(errors)} problem(s) in the change", errors)

@@ -1,0 +1,179 @@
+"""One typed Settings object: flags > environment > TOML file > defaults.
+
+Unknown keys and bad values stop start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/zonekeeper/zonekeeper.toml")
+
+
+def parse_hostport(text: str, *, default_port: int | None = None) -> tuple[str, int]:
+    """Parse ``127.0.0.1:5300`` or ``[::1]:5300`` into (address, port).
+
+    Raises ValueError with a readable message on anything else.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"{text!r}: missing ']' after IPv6 address")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r}: expected ':PORT' after ']'")
+    else:
+        if text.count(":") > 1:
+            raise ValueError(f"{text!r}: write IPv6 addresses as [ADDRESS]:PORT")
+        host, _, port_text = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address") from None
+    if not port_text:
+        if default_port is None:
+            raise ValueError(f"{text!r}: a port is required")
+        return host, default_port
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{text!r}: port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DnsSettings(_Section):
+    listen: list[str] = Field(default_factory=lambda: ["127.0.0.1:5300", "[::1]:5300"])
+    tcp_idle_timeout: float = Field(10, gt=0)
+    tcp_max_clients: int = Field(250, ge=1)
+    transfers_out: int = Field(10, ge=1)
+    xfr_send_timeout: float = Field(30, gt=0)
+    xfr_max_time: float = Field(7200, gt=0)
+    udp_max_payload: int = Field(1232, ge=512, le=65535)
+    response_cache_entries: int = Field(100_000, ge=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_hostport(item)
+        return value
+
+
+class ApiSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    max_body_bytes: int = Field(10_485_760, ge=1024)
+    bootstrap_token: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_hostport(value)
+        return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///zonekeeper.db"
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql")):
+            raise ValueError("database url must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+class LogSettings(_Section):
+    format: Literal["console", "json"] | None = None
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class NotifySettings(_Section):
+    retries: int = Field(5, ge=0)
+    retry_interval: float = Field(5, gt=0)
+    source: list[str] = Field(default_factory=list)
+
+
+class SecondarySettings(_Section):
+    refresh_min: int = Field(60, ge=1)
+    refresh_max: int = Field(86400, ge=1)
+    retry_min: int = Field(10, ge=1)
+    retry_max: int = Field(3600, ge=1)
+    expire_min: int = Field(3600, ge=1)
+    expire_max: int = Field(2419200, ge=1)
+    max_records: int = Field(5_000_000, ge=1)
+    max_bytes: int = Field(1_073_741_824, ge=1)
+    transfer_timeout: float = Field(3600, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ZONEKEEPER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    dns: DnsSettings = Field(default_factory=DnsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    secondary: SecondarySettings = Field(default_factory=SecondarySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The config file in force: --config, else $ZONEKEEPER_CONFIG, else the default if present."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("ZONEKEEPER_CONFIG")
+    if env:
+        return Path(env)
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the config file in force plus flag overrides.
+
+    ``overrides`` are nested dicts per section, e.g. ``{"dns": {"listen": [...]}}``;
+    they win over the environment and the file.
+    """
+    path = config_path(config)
+    if path is None:
+        return Settings(**overrides)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {path} does not exist")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return FileSettings(**overrides)

@@ -1,0 +1,127 @@
+"""Engines, sessions and schema migrations.
+
+SQLite: WAL, synchronous=NORMAL, foreign keys on, a busy timeout; reads begin a
+deferred transaction, writes go through a separate engine that begins
+``BEGIN IMMEDIATE`` so two writers queue instead of failing on upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaError(RuntimeError):
+    """The database schema is older (needs --migrate) or newer than this program."""
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """A read engine and a write engine on one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.read_engine = _sqlite_engine(url, immediate=False)
+            self.write_engine = _sqlite_engine(url, immediate=True)
+        else:
+            self.read_engine = create_engine(url, pool_pre_ping=True)
+            self.write_engine = self.read_engine
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back on any exception."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            self.write_engine.dispose()
+
+    # -- migrations ---------------------------------------------------------------------
+    def _alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url)
+        return cfg
+
+    def schema_state(self) -> tuple[str | None, str]:
+        """(current revision or None for an empty database, head revision)."""
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        assert head is not None
+        with self.write_engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return current, head
+
+    def upgrade(self) -> None:
+        cfg = self._alembic_config()
+        with self.write_engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def prepare(self, *, migrate: bool) -> None:
+        """Create a new database, or check (and with ``migrate``, upgrade) an existing one."""
+        current, head = self.schema_state()
+        if current == head:
+            return
+        script = ScriptDirectory.from_config(self._alembic_config())
+        if current is None:
+            with self.read_engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+            if tables:
+                raise SchemaError(
+                    "the database has tables but no zonekeeper schema version; refusing to use it"
+                )
+            self.upgrade()
+            return
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current not in known:
+            raise SchemaError(
+                f"the database schema ({current}) is newer than this zonekeeper ({head}); "
+                "upgrade zonekeeper"
+            )
+        if not migrate:
+            raise SchemaError(
+                f"the database schema ({current}) is older than this zonekeeper ({head}); "
+                "run with --migrate or 'zonekeeper db upgrade'"
+            )
+        self.upgrade()

@@ -1,0 +1,188 @@
+"""The schema for the whole system. Serials are BIGINT; times are UTC.
+
+``rrsets`` is the editable truth (presentation text, one row per RRset);
+``nodes`` is the compiled served form (``proto.rrwire``), one row per owner,
+written in the same transaction, so a restart loads a zone without parsing text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    serial: Mapped[int] = mapped_column(BigInteger)
+    serial_policy: Mapped[str] = mapped_column(String(16), default="increment")
+    state: Mapped[str] = mapped_column(String(16), default="ok")
+    change_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    outgoing_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_ns: Mapped[bool] = mapped_column(Boolean, default=False)
+    notify_delay: Mapped[float] = mapped_column(Float, default=0.0)
+    ixfr_max_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    journal_max_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    journal_max_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    journal_max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RRset(Base):
+    __tablename__ = "rrsets"
+    __table_args__ = (UniqueConstraint("zone_id", "name", "type", name="uq_rrsets_zone_name_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[int] = mapped_column(Integer)
+    ttl: Mapped[int] = mapped_column(Integer)
+    # JSON list of {"content": str, "disabled": bool}, presentation format, absolute names.
+    records: Mapped[str] = mapped_column(Text)
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (Index("ix_nodes_zone_sortkey", "zone_id", "sortkey"),)
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    sortkey: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TsigKey(Base):
+    __tablename__ = "tsig_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    algorithm: Mapped[str] = mapped_column(String(32))
+    secret: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Peer(Base):
+    __tablename__ = "peers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    address: Mapped[str] = mapped_column(String(64))
+    port: Mapped[int] = mapped_column(Integer, default=53)
+    tsig_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tsig_keys.id", ondelete="RESTRICT"), nullable=True
+    )
+    notify: Mapped[bool] = mapped_column(Boolean, default=True)
+    ixfr: Mapped[bool] = mapped_column(Boolean, default=True)
+    transfer_from: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of CIDRs
+
+
+class ZonePeer(Base):
+    __tablename__ = "zone_peers"
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("peers.id", ondelete="RESTRICT"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16))  # "secondary" (we notify) | "primary" (we pull)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AclRule(Base):
+    __tablename__ = "acl_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[int | None] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))  # transfer | notify | update
+    network: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tsig_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tsig_keys.id", ondelete="RESTRICT"), nullable=True
+    )
+    effect: Mapped[str] = mapped_column(String(8))  # allow | deny
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_zone_serial", "zone_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    serial_from: Mapped[int] = mapped_column(BigInteger)
+    serial_to: Mapped[int] = mapped_column(BigInteger)
+    removed: Mapped[bytes] = mapped_column(LargeBinary)  # RR wire, owner in full
+    added: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Timer(Base):
+    __tablename__ = "timers"
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_refresh: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_expire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_notified_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_primary: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TransferStatus(Base):
+    __tablename__ = "transfer_status"
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("peers.id", ondelete="CASCADE"), primary_key=True
+    )
+    peer_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_transfer: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    notify: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the secret part
+    scopes: Mapped[str] = mapped_column(String(64))  # space separated
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

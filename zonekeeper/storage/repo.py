@@ -1,0 +1,103 @@
+"""Zone storage operations used by the services: rows in, rows out, no DNS rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from zonekeeper.proto.rrwire import decode_node, encode_node, sort_key
+from zonekeeper.storage.models import JournalEntry, Node, RRset, Zone
+
+
+def zone_by_name(session: Session, name: str) -> Zone | None:
+    return session.scalar(select(Zone).where(Zone.name == name))
+
+
+def rrsets_at(session: Session, zone_id: int, names: Iterable[str]) -> list[RRset]:
+    names = sorted(set(names))
+    out: list[RRset] = []
+    for i in range(0, len(names), 500):
+        chunk = names[i : i + 500]
+        out.extend(
+            session.scalars(select(RRset).where(RRset.zone_id == zone_id, RRset.name.in_(chunk)))
+        )
+    return out
+
+
+def iter_rrsets(session: Session, zone_id: int) -> Iterator[RRset]:
+    yield from session.scalars(
+        select(RRset).where(RRset.zone_id == zone_id).execution_options(yield_per=5000)
+    )
+
+
+def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]]:
+    rows = session.execute(
+        select(Node.owner, Node.data).where(Node.zone_id == zone_id)
+    ).tuples()
+    return {owner: decode_node(data) for owner, data in rows}
+
+
+def node_data(session: Session, zone_id: int, owner: bytes) -> bytes | None:
+    return session.scalar(select(Node.data).where(Node.zone_id == zone_id, Node.owner == owner))
+
+
+def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
+    sk = sort_key(owner)
+    row = session.scalar(
+        select(Node.owner)
+        .where(Node.zone_id == zone_id, Node.sortkey > sk, Node.sortkey < sk + b"\xff")
+        .limit(1)
+    )
+    return row is not None
+
+
+def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[bytes, ...]) -> None:
+    session.merge(Node(zone_id=zone_id, owner=owner, sortkey=sort_key(owner), data=encode_node(node)))
+
+
+def delete_node(session: Session, zone_id: int, owner: bytes) -> None:
+    session.execute(delete(Node).where(Node.zone_id == zone_id, Node.owner == owner))
+
+
+def replace_all(
+    session: Session,
+    zone_id: int,
+    rrset_rows: list[dict[str, object]],
+    nodes: dict[bytes, bytes | tuple[bytes, ...]],
+) -> None:
+    """Swap a zone's whole content (import, AXFR in) inside the caller's transaction."""
+    session.execute(delete(RRset).where(RRset.zone_id == zone_id))
+    session.execute(delete(Node).where(Node.zone_id == zone_id))
+    session.flush()
+    if rrset_rows:
+        session.execute(RRset.__table__.insert(), [dict(r, zone_id=zone_id) for r in rrset_rows])
+    if nodes:
+        session.execute(
+            Node.__table__.insert(),
+            [
+                {"zone_id": zone_id, "owner": k, "sortkey": sort_key(k), "data": encode_node(v)}
+                for k, v in nodes.items()
+            ],
+        )
+
+
+def add_journal(
+    session: Session,
+    zone_id: int,
+    serial_from: int,
+    serial_to: int,
+    removed: bytes,
+    added: bytes,
+) -> None:
+    session.add(
+        JournalEntry(
+            zone_id=zone_id,
+            serial_from=serial_from,
+            serial_to=serial_to,
+            removed=removed,
+            added=added,
+            size_bytes=len(removed) + len(added),
+        )
+    )

@@ -1,0 +1,135 @@
+"""Zone content as RRsets of dnspython rdata: the editable side of a zone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from zonekeeper.proto.rrwire import from_rdatas, make_node, name_key
+from zonekeeper.zones.snapshot import Node
+
+
+@dataclass(frozen=True)
+class Record:
+    rdata: dns.rdata.Rdata
+    disabled: bool = False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Record) and self.rdata == other.rdata
+
+    def __hash__(self) -> int:
+        return hash(self.rdata)
+
+    @property
+    def sort_key(self) -> bytes:
+        return self.rdata.to_digestable()  # type: ignore[no-any-return]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"content": self.rdata.to_text(), "disabled": self.disabled}
+
+
+@dataclass
+class RRsetData:
+    name: dns.name.Name
+    rdtype: int
+    ttl: int
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def type_text(self) -> str:
+        return dns.rdatatype.to_text(self.rdtype)  # type: ignore[arg-type]
+
+    def enabled(self) -> list[dns.rdata.Rdata]:
+        return [r.rdata for r in self.records if not r.disabled]
+
+    def records_json(self) -> str:
+        return json.dumps([r.as_dict() for r in self.records], separators=(",", ":"))
+
+    @classmethod
+    def from_row(cls, name: str, rdtype: int, ttl: int, records_json: str) -> RRsetData:
+        owner = dns.name.from_text(name)
+        records = [
+            Record(
+                dns.rdata.from_text(dns.rdataclass.IN, rdtype, item["content"]),  # type: ignore[arg-type]
+                bool(item.get("disabled", False)),
+            )
+            for item in json.loads(records_json)
+        ]
+        return cls(owner, rdtype, ttl, records)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name.to_text().lower(),
+            "type": self.type_text,
+            "ttl": self.ttl,
+            "records": [r.as_dict() for r in self.records],
+        }
+
+
+class ZoneContent:
+    """A set of RRsets keyed by owner then type; owners are absolute names."""
+
+    def __init__(self, origin: dns.name.Name, rrsets: Iterable[RRsetData] = ()) -> None:
+        self.origin = origin
+        self._owners: dict[dns.name.Name, dict[int, RRsetData]] = {}
+        for rrset in rrsets:
+            self.put(rrset)
+
+    def put(self, rrset: RRsetData) -> None:
+        self._owners.setdefault(rrset.name, {})[int(rrset.rdtype)] = rrset
+
+    def delete(self, name: dns.name.Name, rdtype: int) -> RRsetData | None:
+        types = self._owners.get(name)
+        if not types:
+            return None
+        gone = types.pop(int(rdtype), None)
+        if not types:
+            del self._owners[name]
+        return gone
+
+    def get(self, name: dns.name.Name, rdtype: int) -> RRsetData | None:
+        return self._owners.get(name, {}).get(int(rdtype))
+
+    def at(self, name: dns.name.Name) -> list[RRsetData]:
+        return list(self._owners.get(name, {}).values())
+
+    def owners(self) -> set[dns.name.Name]:
+        return set(self._owners)
+
+    def __iter__(self) -> Iterator[RRsetData]:
+        for types in self._owners.values():
+            yield from types.values()
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._owners.values())
+
+    def record_count(self) -> int:
+        return sum(len(s.records) for s in self)
+
+    def sorted_rrsets(self) -> list[RRsetData]:
+        return sorted(self, key=lambda s: (s.name, s.rdtype))
+
+    def node_for(self, name: dns.name.Name) -> Node:
+        """The served node of one owner (disabled records left out)."""
+        blobs = []
+        for rrset in self.at(name):
+            rdatas = rrset.enabled()
+            if rdatas:
+                blobs.append(from_rdatas(rrset.rdtype, rrset.ttl, rdatas))
+        return make_node(blobs)
+
+    def served_rrsets(self) -> Iterator[tuple[dns.name.Name, int, int, list[dns.rdata.Rdata]]]:
+        for rrset in self:
+            rdatas = rrset.enabled()
+            if rdatas:
+                yield rrset.name, rrset.rdtype, rrset.ttl, rdatas
+
+
+def key_of(name: dns.name.Name) -> bytes:
+    return name_key(name)

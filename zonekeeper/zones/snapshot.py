@@ -1,0 +1,159 @@
+"""Immutable served zone versions and the registry that publishes them.
+
+A ``ZoneSnapshot`` is one committed version of a zone in the compact form of
+``proto.rrwire``. Publishing swaps one dict entry on the event loop; a reader
+keeps the snapshot it began with. Each snapshot carries its own response cache,
+so a new version starts with an empty one and the old cache dies with the old
+version.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import dns.name
+import dns.rdata
+import dns.rdatatype
+
+from zonekeeper.proto.rrwire import (
+    Node,
+    blob_count,
+    find_blob,
+    from_rdatas,
+    make_node,
+    name_key,
+    node_blobs,
+)
+
+_T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
+_T_NS = int(dns.rdatatype.NS).to_bytes(2, "big")
+
+
+class ZoneKind(enum.StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class ZoneState(enum.StrEnum):
+    OK = "ok"
+    REFRESHING = "refreshing"
+    EXPIRED = "expired"
+    UNLOADED = "unloaded"
+
+
+def negative_soa(soa_blob: bytes) -> bytes:
+    """The SOA RR (from TYPE on) with TTL = min(SOA TTL, MINIMUM), per RFC 2308 §5."""
+    ttl = int.from_bytes(soa_blob[10:14], "big")
+    minimum = int.from_bytes(soa_blob[-4:], "big")
+    return soa_blob[6:10] + min(ttl, minimum).to_bytes(4, "big") + soa_blob[14:]
+
+
+class ZoneSnapshot:
+    """One committed, immutable version of a served zone."""
+
+    __slots__ = (
+        "name",
+        "origin_key",
+        "serial",
+        "kind",
+        "state",
+        "nodes",
+        "cuts",
+        "neg_soa",
+        "cache",
+        "retired",
+        "zone_id",
+    )
+
+    def __init__(
+        self,
+        name: dns.name.Name,
+        serial: int,
+        nodes: dict[bytes, Node],
+        cuts: frozenset[bytes],
+        *,
+        kind: ZoneKind = ZoneKind.PRIMARY,
+        state: ZoneState = ZoneState.OK,
+        zone_id: int = 0,
+    ) -> None:
+        self.name = name
+        self.origin_key = name_key(name)
+        self.serial = serial
+        self.kind = kind
+        self.state = state
+        self.nodes = nodes
+        self.cuts = cuts
+        self.zone_id = zone_id
+        apex = nodes.get(self.origin_key)
+        soa = find_blob(apex, _T_SOA) if apex is not None else None
+        if soa is None:
+            raise ValueError(f"zone {name} has no SOA at its apex")
+        self.neg_soa = negative_soa(soa)
+        self.cache: dict[bytes, bytes] = {}
+        self.retired = False
+
+    @property
+    def record_count(self) -> int:
+        return sum(blob_count(b) for node in self.nodes.values() for b in node_blobs(node))
+
+
+RRsetTuple = tuple[dns.name.Name, int, int, Iterable[dns.rdata.Rdata]]
+
+
+def compile_nodes(
+    origin: dns.name.Name, rrsets: Iterable[RRsetTuple]
+) -> tuple[dict[bytes, Node], frozenset[bytes]]:
+    """Compile (name, rdtype, ttl, rdatas) RRsets into the node table and its cuts.
+
+    Adds empty non-terminals for every ancestor between an owner and the apex.
+    """
+    per_owner: dict[bytes, list[bytes]] = {}
+    origin_key = name_key(origin)
+    for name, rdtype, ttl, rdatas in rrsets:
+        key = name_key(name)
+        per_owner.setdefault(key, []).append(from_rdatas(rdtype, ttl, rdatas))
+    nodes: dict[bytes, Node] = {k: make_node(v) for k, v in per_owner.items()}
+    for key in list(per_owner):
+        for anc in ancestors(key, origin_key):
+            if anc in nodes:
+                break
+            nodes[anc] = b""
+    cuts = frozenset(
+        k for k, node in nodes.items() if k != origin_key and find_blob(node, _T_NS) is not None
+    )
+    return nodes, cuts
+
+
+def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:
+    """Proper ancestors of ``key`` down to (not including) the apex, nearest first."""
+    out = []
+    stop = len(key) - len(origin_key)
+    pos = key[0] + 1 if key[0] else 0
+    while pos < stop:
+        out.append(key[pos:])
+        pos += key[pos] + 1
+    return out
+
+
+class Registry:
+    """Name → current snapshot. Only the event loop publishes."""
+
+    def __init__(self) -> None:
+        self.zones: dict[bytes, ZoneSnapshot] = {}
+
+    def publish(self, snap: ZoneSnapshot) -> None:
+        old = self.zones.get(snap.origin_key)
+        self.zones[snap.origin_key] = snap
+        if old is not None and old is not snap:
+            old.retired = True
+            old.cache.clear()
+
+    def remove(self, name: dns.name.Name) -> None:
+        old = self.zones.pop(name_key(name), None)
+        if old is not None:
+            old.retired = True
+            old.cache.clear()
+
+    def get(self, name: dns.name.Name) -> ZoneSnapshot | None:
+        return self.zones.get(name_key(name))

@@ -1,0 +1,188 @@
+"""Zone text in and out: parse collecting every problem with its line, check, export.
+
+Parsing uses dnspython's zone-file reader (directives, $GENERATE, multi-line
+records, every RR type) but keeps going after a bad record, so one import
+reports all of its problems, as named-checkzone does.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.tokenizer
+import dns.zonefile
+
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+
+
+@dataclass
+class Problem:
+    line: int | None
+    msg: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.msg}" if self.line else self.msg
+
+
+@dataclass
+class ParseResult:
+    content: ZoneContent
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    lines: dict[tuple[dns.name.Name, int], int] = field(default_factory=dict)
+
+
+class _Manager:
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.origin = origin
+
+    def origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
+        return self.origin, False, self.origin
+
+
+class _Collector:
+    """Just enough of a dnspython transaction for the zone-file reader."""
+
+    def __init__(self, origin: dns.name.Name) -> None:
+        self.manager = _Manager(origin)
+        self.records: list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]] = []
+        self.line = 0
+
+    def check_put_rdataset(self, _check: Any) -> None:
+        pass
+
+    def _set_origin(self, _origin: dns.name.Name) -> None:
+        pass
+
+    def add_unicode(self, _value: str) -> None:
+        pass
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        self.records.append((name, ttl, rdata, self.line))
+
+
+class _Reader(dns.zonefile.Reader):
+    """A reader that records each bad line and carries on with the next one."""
+
+    def __init__(self, tok: dns.tokenizer.Tokenizer, txn: _Collector, origin: dns.name.Name):
+        super().__init__(
+            tok,
+            dns.rdataclass.IN,
+            txn,  # type: ignore[arg-type]
+            allow_include=False,
+            allow_directives={"$ORIGIN", "$TTL", "$GENERATE"},
+        )
+        self.collector = txn
+        self.problems: list[Problem] = []
+        # Accept every owner here; out-of-zone names are reported by the checks.
+        self.zone_origin = dns.name.root
+        self.current_origin = origin
+        self.last_name = origin
+
+    def _guarded(self, method: Any) -> None:
+        line = self.tok.line_number
+        self.collector.line = line
+        try:
+            method()
+        except dns.exception.SyntaxError as exc:
+            msg = str(exc)
+            if msg.startswith("caught exception"):
+                msg = msg.split(": ", 1)[-1]
+            self.problems.append(Problem(line, msg or "syntax error"))
+            self._skip_line()
+
+    def _skip_line(self) -> None:
+        try:
+            while True:
+                token = self.tok.get()
+                if token.is_eol_or_eof():
+                    if token.is_eof():
+                        self.tok.unget(token)
+                    break
+        except dns.exception.SyntaxError:
+            # Unbalanced parentheses: nothing more can be read reliably.
+            raise
+
+    def _rr_line(self) -> None:
+        self._guarded(super()._rr_line)
+
+    def _generate_line(self) -> None:
+        self._guarded(super()._generate_line)
+
+
+def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
+    """Parse zone text for ``origin``; never raises on bad content, collects problems."""
+    collector = _Collector(origin)
+    tok = dns.tokenizer.Tokenizer(io.StringIO(text), "<zone>")
+    reader = _Reader(tok, collector, origin)
+    errors: list[Problem] = []
+    try:
+        reader.read()
+    except dns.exception.SyntaxError as exc:
+        msg = str(exc).removeprefix("<zone>:")
+        line_text, _, rest = msg.partition(": ")
+        line = int(line_text) if line_text.isdigit() else None
+        errors.append(Problem(line, rest or msg))
+    except dns.zonefile.UnknownOrigin:
+        errors.append(Problem(None, "no $ORIGIN and the zone name is unknown"))
+    errors = reader.problems + errors
+    result = ParseResult(ZoneContent(origin), errors=errors)
+    group(collector.records, result)
+    return result
+
+
+def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult):
+    """Group parsed records into RRsets, noting TTL mismatches and duplicates."""
+    sets: dict[tuple[dns.name.Name, int], RRsetData] = {}
+    for name, ttl, rdata, line in records:
+        key = (name, int(rdata.rdtype))
+        rec = Record(rdata)
+        existing = sets.get(key)
+        if existing is None:
+            sets[key] = RRsetData(name, int(rdata.rdtype), ttl, [rec])
+            result.lines[key] = line
+            continue
+        if rec in existing.records:
+            result.warnings.append(Problem(line, f"duplicate record {name} {rdata.rdtype.name} ignored"))
+            continue
+        if ttl != existing.ttl:
+            result.warnings.append(
+                Problem(
+                    line,
+                    f"{name} {rdata.rdtype.name}: TTL {ttl} differs from the RRset's "
+                    f"{existing.ttl}; using {existing.ttl}",
+                )
+            )
+        existing.records.append(rec)
+    for rrset in sets.values():
+        result.content.put(rrset)
+
+
+def export_text(content: ZoneContent, *, serial_ttl_default: int | None = None) -> str:
+    """Canonical zone text: $ORIGIN, $TTL, SOA first, then owners in DNSSEC order."""
+    origin = content.origin
+    soa = content.get(origin, dns.rdatatype.SOA)
+    ttl = soa.ttl if soa is not None else (serial_ttl_default or 3600)
+    out = [f"$ORIGIN {origin.to_text()}", f"$TTL {ttl}"]
+
+    def line(rrset: RRsetData, rec: Record) -> str:
+        owner = rrset.name.relativize(origin).to_text()
+        text = rec.rdata.to_text(origin=origin, relativize=True)
+        prefix = "; disabled: " if rec.disabled else ""
+        return f"{prefix}{owner}\t{rrset.ttl}\tIN\t{dns.rdatatype.to_text(rrset.rdtype)}\t{text}"
+
+    if soa is not None:
+        out.extend(line(soa, r) for r in soa.records)
+    for rrset in content.sorted_rrsets():
+        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == origin:
+            continue
+        out.extend(line(rrset, r) for r in sorted(rrset.records, key=lambda r: r.sort_key))
+    return "\n".join(out) + "\n"
