@@ -254,7 +254,7 @@ class ZoneService:
                         nodes,
                         cuts,
                         kind=ZoneKind(z.kind),
-                        state=ZoneState(z.state) if z.state in ZoneState else ZoneState.OK,
+                        state=ZoneState(z.state),
                         zone_id=z.id,
                     )
                 )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up everything zonekeeper needs on a fresh Debian machine: a venv with the pinned
+# packages (and, with --test, the test tools and the DNS servers the tests run against).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+DEBS=()
+if [ "$want_test" = 1 ]; then
+  # Real peers and clients for the tests: BIND (oracle), Knot and NSD, dig and kdig.
+  for pair in named:bind9 named-checkzone:bind9-utils dig:bind9-dnsutils knotd:knot \
+              kdig:knot-dnsutils nsd:nsd dnsperf:dnsperf; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || DEBS+=("${pair#*:}")
+  done
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then DEBS+=(python3-venv); fi
+if [ "${#DEBS[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${DEBS[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${DEBS[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+if [ "$want_test" = 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
