@@ -37,12 +37,21 @@ def _fqdn(name: dns.name.Name) -> str:
     return name.to_text()
 
 
-def _below_cut(content: ZoneContent, name: dns.name.Name) -> dns.name.Name | None:
-    origin = content.origin
+def _cuts(content: ZoneContent) -> set[dns.name.Name]:
+    """Delegation points: owners other than the apex with NS records."""
+    return {
+        s.name for s in content if int(s.rdtype) == dns.rdatatype.NS and s.name != content.origin
+    }
+
+
+def _below_cut(cuts: set[dns.name.Name], origin: dns.name.Name, name: dns.name.Name) -> dns.name.Name | None:
+    if not cuts:
+        return None
+    depth = len(origin)
     parent = name
-    while parent != origin and parent.is_subdomain(origin) and len(parent) > len(origin):
+    while len(parent) > depth + 1:
         parent = parent.parent()
-        if parent != origin and content.get(parent, dns.rdatatype.NS) is not None:
+        if parent in cuts:
             return parent
     return None
 
@@ -62,12 +71,13 @@ def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None) -
         findings.append(
             Finding(origin, int(dns.rdatatype.NS), f"no NS records at the apex {_fqdn(origin)}")
         )
-    for name in sorted(content.owners() if owners is None else set(owners)):
-        findings.extend(_check_owner(content, name))
+    cuts = _cuts(content)
+    for name in content.owners() if owners is None else set(owners):
+        findings.extend(_check_owner(content, name, cuts))
     return findings
 
 
-def _check_owner(content: ZoneContent, name: dns.name.Name) -> list[Finding]:
+def _check_owner(content: ZoneContent, name: dns.name.Name, cuts: set[dns.name.Name]) -> list[Finding]:
     origin = content.origin
     rrsets = content.at(name)
     out: list[Finding] = []
@@ -92,7 +102,7 @@ def _check_owner(content: ZoneContent, name: dns.name.Name) -> list[Finding]:
             )
     for rrset in rrsets:
         out.extend(_check_rrset(content, rrset))
-    cut = _below_cut(content, name)
+    cut = _below_cut(cuts, origin, name)
     if cut is not None:
         for rrset in rrsets:
             if int(rrset.rdtype) not in _ADDRESS:
