@@ -20,7 +20,9 @@ from zonekeeper.api.deps import AppContext
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.xfr import XfrServer
 from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.services.access import AccessService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
@@ -49,7 +51,9 @@ class Runtime:
     registry: Registry
     zones: ZoneService
     tokens: TokenService
+    access: AccessService
     handler: QueryHandler
+    xfr: XfrServer
     ctx: AppContext
     transports: list[Any] = field(default_factory=list)
     servers: list[asyncio.Server] = field(default_factory=list)
@@ -71,8 +75,16 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         udp_max_payload=settings.dns.udp_max_payload,
         cache_entries=settings.dns.response_cache_entries,
     )
-    ctx = AppContext(settings=settings, zones=zones, tokens=tokens)
-    return Runtime(settings, db, registry, zones, tokens, handler, ctx)
+    xfr = XfrServer(
+        registry,
+        transfers_out=settings.dns.transfers_out,
+        send_timeout=settings.dns.xfr_send_timeout,
+        max_time=settings.dns.xfr_max_time,
+    )
+    access = AccessService(db, on_policy=xfr.set_policy)
+    zones.on_removed = lambda _name: access.reload_sync()
+    ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access)
+    return Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
 
 
 def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.socket]]:
@@ -110,6 +122,10 @@ async def ensure_demo(rt: Runtime) -> None:
         await rt.zones.create(ZoneSpec(name=origin, zone_text=DEMO_TEXT))
     except Conflict:
         return
+    for network in ("127.0.0.0/8", "::1/128"):
+        await rt.access.create_rule(
+            {"zone": DEMO_ZONE, "action": "transfer", "network": network, "effect": "allow"}
+        )
     log.info("demo.created", zone=DEMO_ZONE)
 
 
@@ -142,6 +158,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
 
     snaps = await asyncio.to_thread(rt.zones.load_all)
+    await asyncio.to_thread(rt.access.reload_sync)
     if settings.api.bootstrap_token:
         try:
             created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)
@@ -155,7 +172,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     log.info("zones.loaded", zones=len(snaps), seconds=round(time.monotonic() - started, 3))
 
     rt.tcp_state = TcpServerState(
-        rt.handler, idle_timeout=settings.dns.tcp_idle_timeout, max_clients=settings.dns.tcp_max_clients
+        rt.handler, rt.xfr, idle_timeout=settings.dns.tcp_idle_timeout, max_clients=settings.dns.tcp_max_clients
     )
     for host, port, udp, tcp in sockets:
         rt.transports.append(await start_udp(rt.handler, udp))
@@ -181,6 +198,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         server.close()
     for tr in rt.transports:
         tr.close()
+    await rt.tcp_state.finish_transfers(grace=5)
     rt.tcp_state.close_all()
     api.should_exit = True
     try:

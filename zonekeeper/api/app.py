@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
-from zonekeeper.api.routes import tokens, zones
+from zonekeeper.api.routes import access, tokens, zones
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -35,6 +35,8 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     app.include_router(zones.router, prefix="/api/v1")
     app.include_router(tokens.router, prefix="/api/v1")
+    app.include_router(access.keys, prefix="/api/v1")
+    app.include_router(access.acls, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from zonekeeper.errors import Forbidden, Unauthenticated
+from zonekeeper.services.access import AccessService
 from zonekeeper.services.tokens import Principal, Scope, TokenService, covers
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
@@ -18,6 +19,7 @@ class AppContext:
     settings: Settings
     zones: ZoneService
     tokens: TokenService
+    access: AccessService
     state: dict[str, Any] = field(default_factory=dict)
 
 

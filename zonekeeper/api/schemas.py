@@ -181,3 +181,67 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[ProblemItem] = Field(default_factory=list)
+
+
+class KeyCreate(_In):
+    name: str = Field(min_length=1, max_length=255)
+    algorithm: str | None = Field(None, description="hmac-sha256 (default), -sha224, -sha384, -sha512; "
+                                                    "hmac-sha1 and hmac-md5 on import only")
+    secret: str | None = Field(None, description="base64; generated when absent")
+
+
+class KeyOut(BaseModel):
+    name: str
+    algorithm: str
+    created_at: str | None
+    last_used_at: str | None
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="shown only in this reply; later only through export")
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+    next_cursor: str | None = None
+
+
+class KeyImported(BaseModel):
+    items: list[KeyCreated]
+
+
+class AclCreate(_In):
+    zone: str | None = None
+    action: Literal["transfer", "notify"]
+    network: str | None = None
+    key: str | None = None
+    effect: Literal["allow", "deny"] = "allow"
+
+
+class AclPatch(_In):
+    zone: str | None = None
+    action: Literal["transfer", "notify"] | None = None
+    network: str | None = None
+    key: str | None = None
+    effect: Literal["allow", "deny"] | None = None
+
+
+class AclOut(BaseModel):
+    id: int
+    zone: str | None
+    action: str
+    network: str | None
+    key: str | None
+    effect: str
+    created_at: str | None
+
+
+class AclList(BaseModel):
+    items: list[AclOut]
+    next_cursor: str | None = None
+
+
+class AclDecision(BaseModel):
+    allowed: bool
+    rule: str | None
+    reason: str

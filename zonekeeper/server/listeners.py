@@ -16,6 +16,9 @@ import dns.rcode
 import structlog
 
 from zonekeeper.server.handler import QueryHandler, header_only
+from zonekeeper.server.xfr import XfrServer, qtype_of
+
+_XFR_TYPES = (252, 251)  # AXFR, IXFR
 
 log = structlog.get_logger("zonekeeper.dns")
 
@@ -50,28 +53,52 @@ class UdpProtocol(asyncio.DatagramProtocol):
 class TcpServerState:
     """Shared by every TCP connection of one process: the connection cap."""
 
-    def __init__(self, handler: QueryHandler, *, idle_timeout: float, max_clients: int) -> None:
+    def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None, *,
+                 idle_timeout: float, max_clients: int) -> None:
         self.handler = handler
+        self.xfr = xfr
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.connections: set[TcpProtocol] = set()
+        self.transfers: set[asyncio.Task[None]] = set()
         self.accepting = True
 
     def close_all(self) -> None:
         for conn in list(self.connections):
             conn.close()
 
+    async def finish_transfers(self, grace: float) -> None:
+        """Let running transfers finish within ``grace`` seconds, then cut them."""
+        if not self.transfers:
+            return
+        _done, pending = await asyncio.wait(set(self.transfers), timeout=grace)
+        for task in pending:
+            log.warning("xfr.cut", reason="shutdown")
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
 
 class TcpProtocol(asyncio.Protocol):
+    """One DNS-over-TCP connection: queries answered in order; a transfer streams with
+    flow control, and requests that arrive during it wait their turn."""
+
     def __init__(self, state: TcpServerState) -> None:
         self.state = state
         self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
         self.buffer = bytearray()
         self.idle: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
+        self.busy = False
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1]) if peer else ("", 0)
         if not self.state.accepting or len(self.state.connections) >= self.state.max_clients:
             log.info("dns.tcp_refused", reason="connection limit", limit=self.state.max_clients)
             transport.close()
@@ -82,14 +109,20 @@ class TcpProtocol(asyncio.Protocol):
     def _arm_idle(self) -> None:
         if self.idle is not None:
             self.idle.cancel()
-        self.idle = self.loop.call_later(self.state.idle_timeout, self.close)
+            self.idle = None
+        if not self.busy:
+            self.idle = self.loop.call_later(self.state.idle_timeout, self.close)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        self._arm_idle()
+        if not self.busy:
+            self._arm_idle()
+            self._process()
+
+    def _process(self) -> None:
         buf = self.buffer
         out = []
-        while len(buf) >= 2:
+        while len(buf) >= 2 and not self.busy:
             n = int.from_bytes(buf[0:2], "big")
             if len(buf) < 2 + n:
                 break
@@ -97,13 +130,60 @@ class TcpProtocol(asyncio.Protocol):
             del buf[: 2 + n]
             if n == 0:
                 continue
+            if self.state.xfr is not None and qtype_of(msg) in _XFR_TYPES and not msg[2] & 0x80:
+                if out:
+                    self.write(b"".join(out))
+                    out = []
+                self.busy = True
+                self._arm_idle()
+                task = self.loop.create_task(self._transfer(msg))
+                self.state.transfers.add(task)
+                task.add_done_callback(self.state.transfers.discard)
+                return
             resp = _safe_handle(self.state.handler, msg, tcp=True)
             if resp is not None:
                 out.append(len(resp).to_bytes(2, "big") + resp)
-        if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+        if out:
+            self.write(b"".join(out))
+
+    async def _transfer(self, msg: bytes) -> None:
+        assert self.state.xfr is not None
+        try:
+            await self.state.xfr.serve(msg, self.peer, self)
+        except (ConnectionError, asyncio.CancelledError):
+            self.close()
+        except Exception:  # noqa: BLE001 - a failed transfer must not take the server down
+            log.exception("xfr.error", client=self.peer[0])
+            self.close()
+        finally:
+            self.busy = False
+            if not self.lost:
+                self._arm_idle()
+                self._process()
+
+    # -- what a transfer writes through --------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.lost or self.transport is None or self.transport.is_closing():
+            raise ConnectionError("connection closed")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.lost:
+            raise ConnectionError("connection closed")
+        if not self.writable.is_set():
+            await self.writable.wait()
+            if self.lost:
+                raise ConnectionError("connection closed")
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.writable.set()
         if self.idle is not None:
             self.idle.cancel()
         self.state.connections.discard(self)

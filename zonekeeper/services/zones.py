@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import func, select
 
 from zonekeeper.errors import Conflict, Invalid, Malformed, NotFound, Reason, Stale
+from zonekeeper.proto import axfr
 from zonekeeper.proto.rrwire import Node, find_blob, name_key
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.storage import repo
@@ -212,6 +213,7 @@ class ZoneService:
         self.db = db
         self.registry = registry
         self.on_published = on_published
+        self.on_removed: Callable[[dns.name.Name], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -256,6 +258,7 @@ class ZoneService:
                         kind=ZoneKind(z.kind),
                         state=ZoneState(z.state),
                         zone_id=z.id,
+                        outgoing=z.outgoing_enabled,
                     )
                 )
         for snap in snaps:
@@ -434,6 +437,8 @@ class ZoneService:
 
             await asyncio.to_thread(work)
             self.registry.remove(name)
+            if self.on_removed is not None:
+                await asyncio.to_thread(self.on_removed, name)
             log.info("zone.deleted", zone=key)
 
     # -- edits ----------------------------------------------------------------------------
@@ -546,7 +551,11 @@ class ZoneService:
                     cuts.add(k)
                 else:
                     cuts.discard(k)
-        snap = ZoneSnapshot(origin, serial, nodes, frozenset(cuts), kind=ZoneKind(z.kind), zone_id=z.id)
+        snap = ZoneSnapshot(origin, serial, nodes, frozenset(cuts), kind=ZoneKind(z.kind),
+                            zone_id=z.id, outgoing=z.outgoing_enabled)
+        if current is not None and current.axfr is not None:
+            # Re-render only the changed owners' part of the AXFR image.
+            snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  rrsets=len(touched) - 1)
         return snap, serial
@@ -607,6 +616,10 @@ class ZoneService:
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
             info = zone_info(z, self._soa(s, z))
+            outgoing = z.outgoing_enabled
+        current = snap or self.registry.get(origin)
+        if current is not None:
+            current.outgoing = outgoing
         return snap, info
 
     async def import_text(
@@ -669,7 +682,7 @@ class ZoneService:
         result.applied = True
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
-        return ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id), result
+        return ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id, outgoing=z.outgoing_enabled), result
 
 
 # -- helpers -----------------------------------------------------------------------------

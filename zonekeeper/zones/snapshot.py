@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 import dns.name
 import dns.rdata
@@ -64,6 +65,9 @@ class ZoneSnapshot:
         "cache",
         "retired",
         "zone_id",
+        "outgoing",
+        "axfr",
+        "axfr_future",
     )
 
     def __init__(
@@ -76,6 +80,7 @@ class ZoneSnapshot:
         kind: ZoneKind = ZoneKind.PRIMARY,
         state: ZoneState = ZoneState.OK,
         zone_id: int = 0,
+        outgoing: bool = True,
     ) -> None:
         self.name = name
         self.origin_key = name_key(name)
@@ -85,6 +90,11 @@ class ZoneSnapshot:
         self.nodes = nodes
         self.cuts = cuts
         self.zone_id = zone_id
+        # Per-zone setting, not content: changed in place without a new version.
+        self.outgoing = outgoing
+        # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
+        self.axfr: Any = None
+        self.axfr_future: Any = None
         apex = nodes.get(self.origin_key)
         soa = find_blob(apex, _T_SOA) if apex is not None else None
         if soa is None:

@@ -1,0 +1,105 @@
+"""Access control for transfers and NOTIFY: one predicate, ``Policy.allowed``.
+
+A rule names a network, a key, or both, and matches only if everything it names matches.
+Deny rules win over allow rules; with no matching allow, the answer is no. Pure: the
+policy is an immutable value rebuilt and swapped whenever keys or rules change.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.tsig
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AclAction(enum.StrEnum):
+    TRANSFER = "transfer"
+    NOTIFY = "notify"
+
+
+class Effect(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+def parse_address(text: str) -> IPAddress:
+    """An address as rules see it: IPv4-mapped IPv6 becomes IPv4; scope ids dropped."""
+    addr = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def parse_network(text: str) -> IPNetwork:
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+        prefix = max(net.prefixlen - 96, 0)
+        return ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{prefix}", strict=False)
+    return net
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: int
+    action: AclAction
+    effect: Effect
+    zone: str | None = None  # absolute, lower case; None = every zone
+    network: IPNetwork | None = None
+    key: str | None = None  # key name, absolute, lower case
+
+    def describe(self) -> str:
+        parts = [f"acl {self.id}: {self.effect.value} {self.action.value}"]
+        parts.append(f"zone {self.zone}" if self.zone else "all zones")
+        if self.network is not None:
+            parts.append(f"from {self.network}")
+        if self.key is not None:
+            parts.append(f"key {self.key}")
+        return " ".join(parts)
+
+    def matches(self, action: AclAction, zone: str, address: IPAddress, key: str | None) -> bool:
+        if self.action != action or (self.zone is not None and self.zone != zone):
+            return False
+        if self.network is not None and (
+            address.version != self.network.version or address not in self.network
+        ):
+            return False
+        return self.key is None or self.key == key
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    keys: dict[str, dns.tsig.Key] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+
+    def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
+        """A dnspython keyring callable."""
+        return self.keys.get(keyname.to_text().lower())
+
+    def allowed(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return Decision(False, None, f"{address!r} is not an IP address")
+        zone = zone.lower()
+        key = key.lower() if key else None
+        for rule in self.rules:
+            if rule.effect is Effect.DENY and rule.matches(action, zone, addr, key):
+                return Decision(False, rule.describe(), "denied by rule")
+        for rule in self.rules:
+            if rule.effect is Effect.ALLOW and rule.matches(action, zone, addr, key):
+                return Decision(True, rule.describe(), "allowed by rule")
+        who = f"{addr}" + (f" with key {key}" if key else " without a key")
+        return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}")

@@ -1,0 +1,299 @@
+"""Zone transfers out over TCP: TSIG, access rules, quota, then streaming.
+
+Order (as in Knot): parse → TSIG (key, MAC, time) → zone → access rules → quota, so
+requests nobody allowed never take a transfer slot. The zone's pre-rendered AXFR image
+(``proto.axfr``) is built once per version off the loop and patched per edit; each message
+is the cached bytes behind a fresh header, signed with the multi-message TSIG chain when
+the request was signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
+import dns.rrset
+import dns.tsig
+import structlog
+
+from zonekeeper.policy.acl import AclAction, Policy
+from zonekeeper.proto import axfr
+from zonekeeper.proto.rrwire import blob_to_rdatas, blob_ttl, name_key, node_blobs
+from zonekeeper.proto.serial import is_newer
+from zonekeeper.server.handler import header_only
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
+
+log = structlog.get_logger("zonekeeper.xfr")
+
+_AXFR = int(dns.rdatatype.AXFR)
+_IXFR = int(dns.rdatatype.IXFR)
+EDE_PROHIBITED = 18
+FUDGE = 300
+
+
+@dataclass
+class Outcome:
+    result: str
+    messages: int = 0
+    records: int = 0
+    bytes: int = 0
+
+
+class Sender:
+    """What a transfer needs of its connection."""
+
+    write: Callable[[bytes], None]
+    drain: Callable[[], Awaitable[None]]
+
+
+def qtype_of(wire: bytes) -> int | None:
+    """The QTYPE of a single-question request, read without a full parse."""
+    if len(wire) < 17 or wire[4:6] != b"\x00\x01":
+        return None
+    pos = 12
+    try:
+        while wire[pos]:
+            if wire[pos] > 63:
+                return None
+            pos += wire[pos] + 1
+        return int.from_bytes(wire[pos + 1 : pos + 3], "big")
+    except IndexError:
+        return None
+
+
+def _tsig_rr(keyname: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
+    rd = rdata.to_wire()
+    return (
+        keyname.to_wire()  # type: ignore[operator]
+        + struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rd))
+        + rd
+    )
+
+
+async def ensure_image(snap: ZoneSnapshot) -> axfr.AxfrImage:
+    """The snapshot's AXFR image, built in a worker thread on first use."""
+    if snap.axfr is not None:
+        return snap.axfr
+    if snap.axfr_future is None:
+        loop = asyncio.get_running_loop()
+        snap.axfr_future = loop.run_in_executor(None, axfr.build, snap.nodes, snap.origin_key)
+    image = await snap.axfr_future
+    snap.axfr = image
+    return image
+
+
+class XfrServer:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        transfers_out: int,
+        send_timeout: float,
+        max_time: float,
+    ) -> None:
+        self.registry = registry
+        self.transfers_out = transfers_out
+        self.send_timeout = send_timeout
+        self.max_time = max_time
+        self.policy = Policy()
+        self.active = 0
+        self.on_transfer: Callable[[dict[str, object]], None] | None = None
+
+    def set_policy(self, policy: Policy) -> None:
+        self.policy = policy
+
+    # -- responses that end the exchange ------------------------------------------------------
+    @staticmethod
+    def _error(query: dns.message.Message, rcode: int, *, ede: int | None = None, text: str = "") -> bytes:
+        resp = dns.message.make_response(query)
+        resp.flags &= ~dns.flags.AA
+        resp.set_rcode(rcode)
+        if query.edns >= 0 and ede is not None:
+            resp.use_edns(0, options=[dns.edns.EDEOption(ede, text or None)])
+        return resp.to_wire()  # type: ignore[no-any-return]
+
+    def _tsig_failure(self, wire: bytes, error: int) -> bytes:
+        """NOTAUTH with an unsigned TSIG record carrying ``error`` (BADKEY or BADSIG)."""
+        query = dns.message.from_wire(wire, keyring=False)
+        resp = dns.message.make_response(query)
+        resp.set_rcode(dns.rcode.NOTAUTH)
+        resp.flags &= ~dns.flags.AA
+        body = resp.to_wire()
+        tsig = query.tsig[0]  # type: ignore[index]
+        rdata = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY, dns.rdatatype.TSIG, tsig.algorithm, tsig.time_signed, tsig.fudge,
+            b"", query.id, error, b"",
+        )
+        arcount = int.from_bytes(body[10:12], "big") + 1
+        return body[:10] + arcount.to_bytes(2, "big") + body[12:] + _tsig_rr(query.tsig.name, rdata)  # type: ignore[union-attr]
+
+    def _badtime(self, wire: bytes, key: dns.tsig.Key) -> bytes:
+        query = dns.message.from_wire(wire, keyring=False)
+        resp = dns.message.make_response(query)
+        resp.set_rcode(dns.rcode.NOTAUTH)
+        resp.flags &= ~dns.flags.AA
+        now = int(time.time())
+        resp.use_tsig(key, key.name, FUDGE, query.id, dns.rcode.BADTIME,
+                      struct.pack("!Q", now)[2:], key.algorithm)
+        resp.request_mac = query.tsig[0].mac  # type: ignore[index]
+        return resp.to_wire()  # type: ignore[no-any-return]
+
+    # -- the transfer ------------------------------------------------------------------------
+    async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> Outcome:
+        started = time.monotonic()
+        addr = client[0]
+        policy = self.policy
+        key_name: str | None = None
+        try:
+            query = dns.message.from_wire(wire, keyring=policy.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            out.write(self._tsig_failure(wire, dns.rcode.BADKEY))
+            log.info("xfr.refused", client=addr, reason="unknown TSIG key (BADKEY)")
+            return Outcome("badkey")
+        except dns.tsig.BadSignature:
+            out.write(self._tsig_failure(wire, dns.rcode.BADSIG))
+            log.info("xfr.refused", client=addr, reason="bad TSIG signature (BADSIG)")
+            return Outcome("badsig")
+        except dns.tsig.BadTime:
+            q = dns.message.from_wire(wire, keyring=False)
+            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
+            assert key is not None
+            out.write(self._badtime(wire, key))
+            log.info("xfr.refused", client=addr, key=key.name.to_text(), reason="TSIG time outside fudge (BADTIME)")
+            return Outcome("badtime")
+        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+            out.write(header_only(wire, dns.rcode.FORMERR))
+            return Outcome("formerr")
+        if query.had_tsig:
+            key_name = query.keyname.to_text().lower()  # type: ignore[union-attr]
+        q = query.question[0]
+        rdtype = int(q.rdtype)
+        snap = self.registry.zones.get(name_key(q.name))
+        zone = q.name.to_text().lower()
+        kind = "AXFR" if rdtype == _AXFR else "IXFR"
+
+        def reply(msg: dns.message.Message) -> bytes:
+            if query.had_tsig:
+                msg.use_tsig(query.keyring, query.keyname, algorithm=query.keyalgorithm)  # type: ignore[arg-type]
+                msg.request_mac = query.mac
+            return msg.to_wire()  # type: ignore[no-any-return]
+
+        def refuse(rcode: int, reason: str, *, ede: int | None = None, rule: str | None = None) -> Outcome:
+            resp = dns.message.make_response(query)
+            resp.flags &= ~dns.flags.AA
+            resp.set_rcode(rcode)
+            if query.edns >= 0 and ede is not None:
+                resp.use_edns(0, options=[dns.edns.EDEOption(ede, reason[:100])])
+            out.write(reply(resp))
+            log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
+                     reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode))
+            return Outcome("refused")
+
+        if q.rdclass != dns.rdataclass.IN or snap is None:
+            return refuse(dns.rcode.NOTAUTH, f"{zone} is not a zone served here")
+        if snap.state in (ZoneState.EXPIRED, ZoneState.UNLOADED):
+            return refuse(dns.rcode.SERVFAIL, f"{zone} is expired")
+        decision = policy.allowed(AclAction.TRANSFER, zone, addr, key_name)
+        if not decision.allowed:
+            return refuse(dns.rcode.REFUSED, decision.reason, ede=EDE_PROHIBITED, rule=decision.rule)
+        if not snap.outgoing:
+            return refuse(dns.rcode.REFUSED, "outgoing transfers are switched off for this zone",
+                          ede=EDE_PROHIBITED)
+        if self.active >= self.transfers_out:
+            return refuse(dns.rcode.REFUSED, f"transfers_out limit ({self.transfers_out}) reached")
+        if rdtype == _IXFR:
+            client_serial = next((rr.serial for rr in query.authority for rr in rr
+                                  if rr.rdtype == dns.rdatatype.SOA), None)
+            if client_serial is not None and not is_newer(snap.serial, client_serial):
+                # Up to date (or newer): one SOA (RFC 1995 §2).
+                resp = dns.message.make_response(query)
+                soa = snap.nodes[snap.origin_key]
+                resp.answer.append(_soa_rrset(snap, soa))
+                out.write(reply(resp))
+                self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
+                return Outcome("ok", 1, 1)
+        self.active += 1
+        outcome = Outcome("aborted")
+        try:
+            outcome = await asyncio.wait_for(
+                self._stream(query, wire, snap, out), timeout=self.max_time
+            )
+        except TimeoutError:
+            outcome = Outcome("timeout")
+        except ConnectionError:
+            outcome = Outcome("aborted")
+        finally:
+            self.active -= 1
+            self._log(zone, addr, key_name, kind, snap.serial, outcome, started,
+                      "axfr-style" if rdtype == _IXFR else None)
+        return outcome
+
+    async def _stream(self, query: dns.message.Message, wire: bytes, snap: ZoneSnapshot,
+                      out: Sender) -> Outcome:
+        image = await ensure_image(snap)
+        qname_end = 12
+        while wire[qname_end]:
+            qname_end += wire[qname_end] + 1
+        question = wire[12 : qname_end + 5]
+        qid = wire[0:2]
+        key = query.keyring if query.had_tsig else None
+        request_mac = query.mac if query.had_tsig else None
+        ctx = None
+        now = int(time.time())
+        sent = msgs = records = 0
+        reserve = axfr.TSIG_RESERVE if key is not None else 0
+        flags = bytes([0x84, 0x00])  # QR, opcode QUERY, AA
+        for data, count in axfr.messages(image, len(question), reserve=reserve):
+            head = qid + flags + b"\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00"
+            if key is None:
+                msg = head + b"\x00\x00" + question + data
+            else:
+                body = head + b"\x00\x00" + question + data
+                template = dns.rdtypes.ANY.TSIG.TSIG(
+                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, b"",
+                    query.id, 0, b"",
+                )
+                tsig, ctx = dns.tsig.sign(body, key, template, now, request_mac if msgs == 0 else None,
+                                          ctx, True)
+                msg = head + b"\x00\x01" + question + data + _tsig_rr(key.name, tsig)
+            out.write(len(msg).to_bytes(2, "big") + msg)
+            await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+            msgs += 1
+            records += count
+            sent += len(msg) + 2
+        return Outcome("ok", msgs, records, sent)
+
+    def _log(self, zone: str, addr: str, key: str | None, kind: str, serial: int,
+             outcome: Outcome, started: float, style: str | None) -> None:
+        event = {
+            "zone": zone, "client": addr, "key": key, "type": kind, "serial": serial,
+            "msgs": outcome.messages, "records": outcome.records, "bytes": outcome.bytes,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1), "result": outcome.result,
+        }
+        if style:
+            event["style"] = style
+        log.info("xfr.out", **event)
+        if self.on_transfer is not None:
+            self.on_transfer(event)
+
+
+def _soa_rrset(snap: ZoneSnapshot, apex: object) -> dns.rrset.RRset:
+    for blob in node_blobs(apex):  # type: ignore[arg-type]
+        if blob[:2] == b"\x00\x06":
+            rrset = dns.rrset.RRset(snap.name, dns.rdataclass.IN, dns.rdatatype.SOA)
+            for rd in blob_to_rdatas(blob):
+                rrset.add(rd, blob_ttl(blob))
+            return rrset
+    raise ValueError("no SOA")

@@ -1,0 +1,275 @@
+"""TSIG keys and access rules: storage, in-use checks, and the live ``Policy``.
+
+Every change rebuilds the immutable Policy from storage and swaps it in, so the DNS
+path reads keys and rules from memory and sees a change from the next request on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
+from zonekeeper.policy import keys as keyfmt
+from zonekeeper.policy.acl import AclAction, Decision, Effect, Policy, Rule, parse_network
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
+
+
+def _iso(dt: Any) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")  # type: ignore[no-any-return]
+
+
+def key_info(row: TsigKey, *, with_secret: bool = False) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": row.name,
+        "algorithm": row.algorithm,
+        "created_at": _iso(row.created_at),
+        "last_used_at": _iso(row.last_used_at),
+    }
+    if with_secret:
+        info["secret"] = row.secret
+    return info
+
+
+def rule_info(row: AclRule, zones: dict[int, str], keys: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "zone": zones.get(row.zone_id) if row.zone_id is not None else None,
+        "action": row.action,
+        "network": row.network,
+        "key": keys.get(row.tsig_key_id) if row.tsig_key_id is not None else None,
+        "effect": row.effect,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def build_policy(s: Session) -> Policy:
+    keys = {k.id: k for k in s.scalars(select(TsigKey))}
+    zones = {z.id: z.name for z in s.scalars(select(Zone))}
+    rules = []
+    for r in s.scalars(select(AclRule).order_by(AclRule.id)):
+        rules.append(
+            Rule(
+                id=r.id,
+                action=AclAction(r.action),
+                effect=Effect(r.effect),
+                zone=zones.get(r.zone_id) if r.zone_id is not None else None,
+                network=parse_network(r.network) if r.network else None,
+                key=keys[r.tsig_key_id].name if r.tsig_key_id is not None else None,
+            )
+        )
+    keyring = {
+        k.name: keyfmt.KeyMaterial(k.name, k.algorithm, k.secret).to_dnspython()
+        for k in keys.values()
+    }
+    return Policy(keys=keyring, rules=tuple(rules))
+
+
+class AccessService:
+    def __init__(self, db: Database, *, on_policy: Callable[[Policy], None]) -> None:
+        self.db = db
+        self.on_policy = on_policy
+        self.policy = Policy()
+
+    def reload_sync(self) -> Policy:
+        with self.db.read() as s:
+            self.policy = build_policy(s)
+        self.on_policy(self.policy)
+        return self.policy
+
+    async def _write(self, fn: Callable[[Session], Any]) -> Any:
+        def work() -> tuple[Any, Policy]:
+            with self.db.write() as s:
+                result = fn(s)
+                s.flush()
+                return result, build_policy(s)
+
+        result, policy = await asyncio.to_thread(work)
+        self.policy = policy
+        self.on_policy(policy)
+        return result
+
+    async def _read(self, fn: Callable[[Session], Any]) -> Any:
+        def work() -> Any:
+            with self.db.read() as s:
+                return fn(s)
+
+        return await asyncio.to_thread(work)
+
+    # -- keys -------------------------------------------------------------------------------
+    async def list_keys(self) -> list[dict[str, Any]]:
+        return await self._read(  # type: ignore[no-any-return]
+            lambda s: [key_info(k) for k in s.scalars(select(TsigKey).order_by(TsigKey.name))]
+        )
+
+    async def get_key(self, name: str, *, with_secret: bool = False) -> dict[str, Any]:
+        name = _key_name(name)
+
+        def fn(s: Session) -> dict[str, Any]:
+            return key_info(_key_row(s, name), with_secret=with_secret)
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+    async def create_key(self, name: str, algorithm: str | None, secret: str | None) -> dict[str, Any]:
+        try:
+            if secret is None:
+                material = keyfmt.generate(name, algorithm or keyfmt.DEFAULT_ALGORITHM)
+            else:
+                material = keyfmt.make(name, algorithm or keyfmt.DEFAULT_ALGORITHM, secret)
+        except keyfmt.KeyFormatError as exc:
+            raise Invalid("the key cannot be created", [Reason(("body",), str(exc))]) from None
+        return await self._write(lambda s: _insert_keys(s, [material])[0])  # type: ignore[no-any-return]
+
+    async def import_keys(self, text: str) -> list[dict[str, Any]]:
+        try:
+            materials = keyfmt.parse_text(text)
+        except keyfmt.KeyFormatError as exc:
+            raise Invalid("the key text cannot be imported", [Reason(("body",), str(exc))]) from None
+        return await self._write(lambda s: _insert_keys(s, materials))  # type: ignore[no-any-return]
+
+    async def export_key(self, name: str, fmt: str) -> str:
+        info = await self.get_key(name, with_secret=True)
+        return keyfmt.export(keyfmt.KeyMaterial(info["name"], info["algorithm"], info["secret"]), fmt)
+
+    async def delete_key(self, name: str) -> None:
+        name = _key_name(name)
+
+        def fn(s: Session) -> None:
+            row = _key_row(s, name)
+            users = [f"acl rule {r.id}" for r in s.scalars(select(AclRule).where(AclRule.tsig_key_id == row.id))]
+            users += [f"peer {p.name}" for p in s.scalars(select(Peer).where(Peer.tsig_key_id == row.id))]
+            if users:
+                raise Conflict(f"key {name} is in use by {', '.join(users)}; remove those first")
+            s.delete(row)
+
+        await self._write(fn)
+
+    # -- rules ------------------------------------------------------------------------------
+    async def list_rules(self) -> list[dict[str, Any]]:
+        def fn(s: Session) -> list[dict[str, Any]]:
+            zones, keys = _names(s)
+            return [rule_info(r, zones, keys) for r in s.scalars(select(AclRule).order_by(AclRule.id))]
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+    async def get_rule(self, rule_id: int) -> dict[str, Any]:
+        def fn(s: Session) -> dict[str, Any]:
+            zones, keys = _names(s)
+            return rule_info(_rule_row(s, rule_id), zones, keys)
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+    async def create_rule(self, fields: dict[str, Any]) -> dict[str, Any]:
+        def fn(s: Session) -> dict[str, Any]:
+            row = AclRule()
+            _set_rule(s, row, fields, creating=True)
+            s.add(row)
+            s.flush()
+            zones, keys = _names(s)
+            return rule_info(row, zones, keys)
+
+        return await self._write(fn)  # type: ignore[no-any-return]
+
+    async def update_rule(self, rule_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        def fn(s: Session) -> dict[str, Any]:
+            row = _rule_row(s, rule_id)
+            _set_rule(s, row, fields, creating=False)
+            s.flush()
+            zones, keys = _names(s)
+            return rule_info(row, zones, keys)
+
+        return await self._write(fn)  # type: ignore[no-any-return]
+
+    async def delete_rule(self, rule_id: int) -> None:
+        await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
+
+    def check(self, action: str, zone: str, address: str, key: str | None) -> Decision:
+        return self.policy.allowed(AclAction(action), zone, address, key)
+
+
+def _key_name(name: str) -> str:
+    try:
+        return keyfmt.normalize_name(name)
+    except keyfmt.KeyFormatError as exc:
+        raise NotFound(str(exc)) from None
+
+
+def _key_row(s: Session, name: str) -> TsigKey:
+    row = s.scalar(select(TsigKey).where(TsigKey.name == name))
+    if row is None:
+        raise NotFound(f"TSIG key {name} does not exist")
+    return row
+
+
+def _rule_row(s: Session, rule_id: int) -> AclRule:
+    row = s.get(AclRule, rule_id)
+    if row is None:
+        raise NotFound(f"access rule {rule_id} does not exist")
+    return row
+
+
+def _names(s: Session) -> tuple[dict[int, str], dict[int, str]]:
+    zones = {z.id: z.name for z in s.scalars(select(Zone))}
+    keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+    return zones, keys
+
+
+def _insert_keys(s: Session, materials: list[keyfmt.KeyMaterial]) -> list[dict[str, Any]]:
+    out = []
+    for m in materials:
+        if s.scalar(select(TsigKey).where(TsigKey.name == m.name)) is not None:
+            raise Conflict(f"TSIG key {m.name} already exists")
+        row = TsigKey(name=m.name, algorithm=m.algorithm, secret=m.secret)
+        s.add(row)
+        s.flush()
+        out.append(key_info(row, with_secret=True))
+    return out
+
+
+def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: bool) -> None:
+    reasons: list[Reason] = []
+    if "zone" in fields:
+        zone = fields["zone"]
+        if zone is None:
+            row.zone_id = None
+        else:
+            name = zone.lower() if zone.endswith(".") else zone.lower() + "."
+            z = s.scalar(select(Zone).where(Zone.name == name))
+            if z is None:
+                raise NotFound(f"zone {name} does not exist")
+            row.zone_id = z.id
+    if "action" in fields:
+        row.action = AclAction(fields["action"]).value
+    if "effect" in fields or creating:
+        row.effect = Effect(fields.get("effect") or "allow").value
+    if "network" in fields:
+        net = fields["network"]
+        if net is None:
+            row.network = None
+        else:
+            try:
+                row.network = str(parse_network(net))
+            except ValueError as exc:
+                reasons.append(Reason(("network",), f"{net!r} is not a network: {exc}"))
+    if "key" in fields:
+        key = fields["key"]
+        if key is None:
+            row.tsig_key_id = None
+        else:
+            row.tsig_key_id = _key_row(s, _key_name(key)).id
+    if row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None:
+        reasons.append(Reason(("network",), "an allow rule must name a network, a key, or both"))
+    if reasons:
+        raise Invalid("the access rule is invalid", reasons)
+    if creating and not row.action:
+        raise Invalid("the access rule is invalid", [Reason(("action",), "action is required")])
