@@ -73,6 +73,10 @@ def qtype_of(wire: bytes) -> int | None:
         return None
 
 
+def _send(out: Sender, msg: bytes) -> None:
+    out.write(len(msg).to_bytes(2, "big") + msg)
+
+
 def _tsig_rr(keyname: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
     rd = rdata.to_wire()
     return (
@@ -159,22 +163,22 @@ class XfrServer:
         try:
             query = dns.message.from_wire(wire, keyring=policy.keyring)
         except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            out.write(self._tsig_failure(wire, dns.rcode.BADKEY))
+            _send(out, self._tsig_failure(wire, dns.rcode.BADKEY))
             log.info("xfr.refused", client=addr, reason="unknown TSIG key (BADKEY)")
             return Outcome("badkey")
         except dns.tsig.BadSignature:
-            out.write(self._tsig_failure(wire, dns.rcode.BADSIG))
+            _send(out, self._tsig_failure(wire, dns.rcode.BADSIG))
             log.info("xfr.refused", client=addr, reason="bad TSIG signature (BADSIG)")
             return Outcome("badsig")
         except dns.tsig.BadTime:
             q = dns.message.from_wire(wire, keyring=False)
             key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
             assert key is not None
-            out.write(self._badtime(wire, key))
+            _send(out, self._badtime(wire, key))
             log.info("xfr.refused", client=addr, key=key.name.to_text(), reason="TSIG time outside fudge (BADTIME)")
             return Outcome("badtime")
         except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-            out.write(header_only(wire, dns.rcode.FORMERR))
+            _send(out, header_only(wire, dns.rcode.FORMERR))
             return Outcome("formerr")
         if query.had_tsig:
             key_name = query.keyname.to_text().lower()  # type: ignore[union-attr]
@@ -196,7 +200,7 @@ class XfrServer:
             resp.set_rcode(rcode)
             if query.edns >= 0 and ede is not None:
                 resp.use_edns(0, options=[dns.edns.EDEOption(ede, reason[:100])])
-            out.write(reply(resp))
+            _send(out, reply(resp))
             log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
                      reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode))
             return Outcome("refused")
@@ -221,7 +225,7 @@ class XfrServer:
                 resp = dns.message.make_response(query)
                 soa = snap.nodes[snap.origin_key]
                 resp.answer.append(_soa_rrset(snap, soa))
-                out.write(reply(resp))
+                _send(out, reply(resp))
                 self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
                 return Outcome("ok", 1, 1)
         self.active += 1
