@@ -22,7 +22,10 @@ from zonekeeper.errors import Conflict
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.events.notify import Notifier
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.peers import PeerService, load_targets
+from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
@@ -58,6 +61,7 @@ class Runtime:
     transports: list[Any] = field(default_factory=list)
     servers: list[asyncio.Server] = field(default_factory=list)
     tcp_state: TcpServerState | None = None
+    refresh: Any = None
 
 
 def build(settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -82,9 +86,44 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         max_time=settings.dns.xfr_max_time,
     )
     access = AccessService(db, on_policy=xfr.set_policy)
-    zones.on_removed = lambda _name: access.reload_sync()
-    ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access)
-    return Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
+    status = StatusService(db, registry)
+    notifier = Notifier(
+        registry,
+        retries=settings.notify.retries,
+        retry_interval=settings.notify.retry_interval,
+        sources=notify_sources(settings),
+        keys=lambda name: access.policy.keys.get(name),
+        on_status=status.update,
+    )
+
+    def refresh() -> None:
+        """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
+        access.reload_sync()
+        with db.read() as s:
+            targets = load_targets(s)
+        notifier.set_targets(targets)
+        status.set_targets(targets)
+
+    peers = PeerService(db, on_change=refresh)
+    zones.on_removed = lambda _name: refresh()
+    zones.on_published = notifier.zone_changed
+    xfr.on_transfer = status.transfer_served
+    ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
+                     status=status, notifier=notifier)
+    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
+    rt.refresh = refresh
+    return rt
+
+
+def notify_sources(settings: Settings) -> dict[int, str]:
+    """NOTIFY source per family: [notify] source, else the DNS listen address of that family."""
+    out: dict[int, str] = {}
+    for item in settings.notify.source:
+        out.setdefault(6 if ":" in item else 4, item.strip("[]"))
+    for item in settings.dns.listen:
+        host, _ = parse_hostport(item)
+        out.setdefault(6 if ":" in host else 4, host)
+    return out
 
 
 def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.socket]]:
@@ -158,7 +197,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
 
     snaps = await asyncio.to_thread(rt.zones.load_all)
-    await asyncio.to_thread(rt.access.reload_sync)
+    await asyncio.to_thread(rt.refresh)
+    await asyncio.to_thread(rt.ctx.status.load_sync)
     if settings.api.bootstrap_token:
         try:
             created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)
@@ -198,6 +238,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         server.close()
     for tr in rt.transports:
         tr.close()
+    await rt.ctx.notifier.close()
     await rt.tcp_state.finish_transfers(grace=5)
     rt.tcp_state.close_all()
     api.should_exit = True
@@ -206,5 +247,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     except (TimeoutError, asyncio.CancelledError):
         api_task.cancel()
     stop_task.cancel()
+    await rt.ctx.status.close()
     rt.db.dispose()
     log.info("shutdown.done")

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
-from zonekeeper.api.routes import access, tokens, zones
+from zonekeeper.api.routes import access, peers, tokens, zones
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -37,6 +37,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(tokens.router, prefix="/api/v1")
     app.include_router(access.keys, prefix="/api/v1")
     app.include_router(access.acls, prefix="/api/v1")
+    app.include_router(peers.peers, prefix="/api/v1")
+    app.include_router(peers.zone_peers, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -8,7 +8,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from zonekeeper.errors import Forbidden, Unauthenticated
+from zonekeeper.events.notify import Notifier
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.peers import PeerService
+from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import Principal, Scope, TokenService, covers
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
@@ -20,6 +23,9 @@ class AppContext:
     zones: ZoneService
     tokens: TokenService
     access: AccessService
+    peers: PeerService
+    status: StatusService
+    notifier: Notifier
     state: dict[str, Any] = field(default_factory=dict)
 
 

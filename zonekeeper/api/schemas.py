@@ -245,3 +245,73 @@ class AclDecision(BaseModel):
     allowed: bool
     rule: str | None
     reason: str
+
+
+class PeerCreate(_In):
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    address: str
+    port: int = Field(53, ge=1, le=65535)
+    key: str | None = None
+    notify: bool = True
+    ixfr: bool = True
+    transfer_from: list[str] = Field(default_factory=list)
+
+
+class PeerPatch(_In):
+    address: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    key: str | None = None
+    notify: bool | None = None
+    ixfr: bool | None = None
+    transfer_from: list[str] | None = None
+
+
+class PeerOut(BaseModel):
+    name: str
+    address: str
+    port: int
+    key: str | None
+    notify: bool
+    ixfr: bool
+    transfer_from: list[str]
+
+
+class PeerList(BaseModel):
+    items: list[PeerOut]
+    next_cursor: str | None = None
+
+
+class ZoneLink(_In):
+    role: Literal["secondary", "primary"] = "secondary"
+
+
+class ZoneLinkOut(BaseModel):
+    peer: str
+    role: str
+
+
+class NotifyRequest(_In):
+    peers: list[str] | None = None
+
+
+class NotifyResultOut(BaseModel):
+    peer: str
+    result: Literal["acked", "failed"]
+    rcode: str | None
+    attempts: int
+    serial: int
+
+
+class XfrStatusRow(BaseModel):
+    peer: str
+    role: str
+    address: str
+    port: int
+    serial: int | None
+    peer_serial: int | None
+    serial_lag: int | None
+    lag_seconds: float | None
+    checked_at: str | None
+    state: str
+    last_transfer: dict[str, object] | None
+    notify: dict[str, object] | None

@@ -73,6 +73,25 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class PeerGrant:
+    """A peer linked to a zone: as a secondary it may transfer the zone; as a primary it
+    may NOTIFY us. It must come from one of its networks and, if it has a key, sign with it."""
+
+    peer: str
+    role: str  # "secondary" | "primary"
+    networks: tuple[IPNetwork, ...]
+    key: str | None = None
+
+    def matches(self, address: IPAddress, key: str | None) -> bool:
+        if not any(address.version == n.version and address in n for n in self.networks):
+            return False
+        return self.key is None or self.key == key
+
+
+_ROLE_FOR = {AclAction.TRANSFER: "secondary", AclAction.NOTIFY: "primary"}
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     rule: str | None
@@ -83,6 +102,7 @@ class Decision:
 class Policy:
     keys: dict[str, dns.tsig.Key] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    peers: dict[str, tuple[PeerGrant, ...]] = field(default_factory=dict)  # zone → grants
 
     def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
         """A dnspython keyring callable."""
@@ -101,5 +121,8 @@ class Policy:
         for rule in self.rules:
             if rule.effect is Effect.ALLOW and rule.matches(action, zone, addr, key):
                 return Decision(True, rule.describe(), "allowed by rule")
+        for grant in self.peers.get(zone, ()):
+            if grant.role == _ROLE_FOR[action] and grant.matches(addr, key):
+                return Decision(True, f"peer {grant.peer}", f"linked {grant.role} peer")
         who = f"{addr}" + (f" with key {key}" if key else " without a key")
         return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}")

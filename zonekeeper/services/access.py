@@ -72,7 +72,9 @@ def build_policy(s: Session) -> Policy:
         k.name: keyfmt.KeyMaterial(k.name, k.algorithm, k.secret).to_dnspython()
         for k in keys.values()
     }
-    return Policy(keys=keyring, rules=tuple(rules))
+    from zonekeeper.services.peers import load_grants
+
+    return Policy(keys=keyring, rules=tuple(rules), peers=load_grants(s))
 
 
 class AccessService:

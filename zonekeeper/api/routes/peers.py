@@ -1,0 +1,108 @@
+"""/api/v1/peers, zone links, status per secondary and NOTIFY now."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
+
+from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
+from zonekeeper.api.schemas import (
+    NotifyRequest,
+    NotifyResultOut,
+    PeerCreate,
+    PeerList,
+    PeerOut,
+    PeerPatch,
+    XfrStatusRow,
+    ZoneLink,
+    ZoneLinkOut,
+)
+from zonekeeper.errors import NotFound
+from zonekeeper.services.zones import parse_zone_name
+from zonekeeper.settings import parse_hostport
+
+peers = APIRouter(prefix="/peers", tags=["peers"])
+zone_peers = APIRouter(prefix="/zones/{zone}", tags=["peers"])
+
+
+@peers.get("", response_model=PeerList)
+async def list_peers(ctx: Ctx, _p: ReadScope) -> dict[str, object]:
+    return {"items": await ctx.peers.list(), "next_cursor": None}
+
+
+@peers.post("", status_code=201, response_model=PeerOut)
+async def create_peer(body: PeerCreate, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
+    return await ctx.peers.create(body.model_dump())
+
+
+@peers.get("/{peer}", response_model=PeerOut)
+async def get_peer(peer: str, ctx: Ctx, _p: ReadScope) -> dict[str, object]:
+    return await ctx.peers.get(peer)
+
+
+@peers.patch("/{peer}", response_model=PeerOut)
+async def update_peer(peer: str, body: PeerPatch, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
+    return await ctx.peers.update(peer, body.model_dump(exclude_unset=True))
+
+
+@peers.delete("/{peer}", status_code=204)
+async def delete_peer(peer: str, ctx: Ctx, _p: WriteScope) -> Response:
+    await ctx.peers.delete(peer)
+    return Response(status_code=204)
+
+
+@peers.get("/{peer}/config", response_class=PlainTextResponse)
+async def peer_config(
+    peer: str, zone: str, ctx: Ctx, _p: ReadScope,
+    format: Literal["bind", "knot", "nsd", "pdns"] = "bind",  # noqa: A002
+) -> PlainTextResponse:
+    host, port = _primary_address(ctx)
+    return PlainTextResponse(await ctx.peers.config(peer, zone, format, primary=host, port=port))
+
+
+def _primary_address(ctx: Ctx) -> tuple[str, int]:
+    listen = ctx.settings.dns.listen
+    for item in listen:
+        host, port = parse_hostport(item)
+        if ":" not in host:
+            return host, port
+    return parse_hostport(listen[0])
+
+
+@zone_peers.get("/peers", response_model=list[ZoneLinkOut])
+async def list_links(zone: str, ctx: Ctx, _p: ReadScope) -> list[dict[str, object]]:
+    return [{"peer": x["peer"], "role": x["role"]} for x in await ctx.peers.links(zone)]
+
+
+@zone_peers.put("/peers/{peer}", response_model=ZoneLinkOut)
+async def link_peer(zone: str, peer: str, ctx: Ctx, _p: WriteScope, body: ZoneLink | None = None) -> dict[str, object]:
+    return await ctx.peers.link(zone, peer, (body or ZoneLink()).role)
+
+
+@zone_peers.delete("/peers/{peer}", status_code=204)
+async def unlink_peer(zone: str, peer: str, ctx: Ctx, _p: WriteScope) -> Response:
+    await ctx.peers.unlink(zone, peer)
+    return Response(status_code=204)
+
+
+@zone_peers.get("/xfr-status", response_model=list[XfrStatusRow])
+async def xfr_status(zone: str, ctx: Ctx, _p: ReadScope) -> list[dict[str, object]]:
+    name = parse_zone_name(zone).to_text()
+    links = await ctx.peers.links(name)
+    return ctx.status.rows_for(name, links)
+
+
+@zone_peers.post("/notify", response_model=list[NotifyResultOut])
+async def notify_now(zone: str, ctx: Ctx, _p: WriteScope, body: NotifyRequest | None = None) -> list[dict[str, object]]:
+    name = parse_zone_name(zone).to_text()
+    links = await ctx.peers.links(name)  # 404 for an unknown zone
+    wanted = body.peers if body and body.peers is not None else None
+    if wanted is not None:
+        known = {x["peer"] for x in links}
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            raise NotFound(f"peer(s) {', '.join(missing)} not linked to zone {name}")
+    results = await ctx.notifier.notify_now(name, wanted)
+    return [r.as_dict() for r in results]

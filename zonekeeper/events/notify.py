@@ -1,0 +1,273 @@
+"""NOTIFY out (RFC 1996) and per-secondary serial checks.
+
+On every new serial of a zone with outgoing transfers on, each linked secondary with
+NOTIFY on gets one NOTIFY task: UDP first (each try waits ``try_timeout``; then
+``retries`` more at ``retry_interval`` doubling), then one TCP try. A newer serial replaces
+the one a running task is sending. After an answer, the secondary's SOA serial is asked for
+a few times until it serves ours, so the status shows its real lag. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+import structlog
+
+from zonekeeper.proto.rrwire import blob_to_rdatas, blob_ttl, node_blobs
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
+
+log = structlog.get_logger("zonekeeper.notify")
+
+StatusSink = Callable[[str, str, dict[str, Any]], None]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PeerTarget:
+    """A secondary of one zone, as NOTIFY and serial checks need it."""
+
+    name: str
+    address: str
+    port: int
+    key: str | None
+    notify: bool
+    ixfr: bool
+    networks: tuple[str, ...]
+
+
+@dataclass
+class NotifyResult:
+    peer: str
+    result: str  # acked | failed
+    rcode: str | None
+    attempts: int
+    serial: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"peer": self.peer, "result": self.result, "rcode": self.rcode,
+                "attempts": self.attempts, "serial": self.serial}
+
+
+def soa_rrset(snap: ZoneSnapshot) -> dns.rrset.RRset:
+    for blob in node_blobs(snap.nodes[snap.origin_key]):
+        if blob[:2] == b"\x00\x06":
+            rrset = dns.rrset.RRset(snap.name, dns.rdataclass.IN, dns.rdatatype.SOA)
+            for rd in blob_to_rdatas(blob):
+                rrset.add(rd, blob_ttl(blob))
+            return rrset
+    raise ValueError("zone has no SOA")
+
+
+class Notifier:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        retries: int,
+        retry_interval: float,
+        sources: dict[int, str],
+        keys: Callable[[str], dns.tsig.Key | None],
+        on_status: StatusSink,
+        try_timeout: float = 5.0,
+        poll_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
+    ) -> None:
+        self.registry = registry
+        self.retries = retries
+        self.retry_interval = retry_interval
+        self.sources = sources  # 4 / 6 → source address for NOTIFY and SOA checks
+        self.keys = keys
+        self.on_status = on_status
+        self.try_timeout = try_timeout
+        self.poll_delays = poll_delays
+        self.targets: dict[str, tuple[PeerTarget, ...]] = {}
+        self._wanted: dict[tuple[str, str], int] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._polls: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.closed = False
+
+    def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
+        self.targets = targets
+
+    # -- triggers ---------------------------------------------------------------------------
+    def zone_changed(self, snap: ZoneSnapshot) -> None:
+        """Called on the loop when a new version is published."""
+        if self.closed or not snap.outgoing:
+            return
+        zone = snap.name.to_text()
+        for target in self.targets.get(zone, ()):
+            if target.notify:
+                self._schedule(zone, target, snap.serial)
+
+    def _schedule(self, zone: str, target: PeerTarget, serial: int) -> None:
+        key = (zone, target.name)
+        self._wanted[key] = serial
+        task = self._tasks.get(key)
+        if task is None or task.done():
+            self._tasks[key] = asyncio.get_running_loop().create_task(self._run(zone, target))
+
+    async def _run(self, zone: str, target: PeerTarget) -> None:
+        key = (zone, target.name)
+        while not self.closed:
+            serial = self._wanted.get(key)
+            if serial is None:
+                return
+            snap = self.registry.get(dns.name.from_text(zone))
+            if snap is None:
+                self._wanted.pop(key, None)
+                return
+            await self.send(snap, target, retries=self.retries, supersede=key)
+            if self._wanted.get(key) == serial:
+                self._wanted.pop(key, None)
+                return
+            # A newer serial came while we were sending: go round and send it.
+
+    async def notify_now(self, zone: str, peers: list[str] | None = None) -> list[NotifyResult]:
+        """Send NOTIFY now (one UDP try, one TCP try) and return each peer's result."""
+        snap = self.registry.get(dns.name.from_text(zone))
+        if snap is None:
+            return []
+        targets = [t for t in self.targets.get(zone, ()) if peers is None or t.name in peers]
+        results = await asyncio.gather(*(self.send(snap, t, retries=0) for t in targets))
+        return [r for r in results if r is not None]
+
+    # -- sending ----------------------------------------------------------------------------
+    def _message(self, snap: ZoneSnapshot, target: PeerTarget) -> dns.message.Message:
+        q = dns.message.make_query(snap.name, dns.rdatatype.SOA)
+        q.set_opcode(dns.opcode.NOTIFY)
+        q.flags = dns.flags.AA
+        q.answer.append(soa_rrset(snap))
+        if target.key:
+            key = self.keys(target.key)
+            if key is not None:
+                q.use_tsig(key)
+        return q
+
+    def _source(self, address: str) -> str | None:
+        return self.sources.get(6 if ":" in address else 4)
+
+    async def send(self, snap: ZoneSnapshot, target: PeerTarget, *, retries: int,
+                   supersede: tuple[str, str] | None = None) -> NotifyResult | None:
+        zone = snap.name.to_text()
+        serial = snap.serial
+        attempts = 0
+        delay = self.retry_interval
+        status: dict[str, Any] = {"serial": serial, "state": "pending", "attempts": 0, "rcode": None,
+                                  "at": utc_now()}
+        self.on_status(zone, target.name, {"notify": dict(status)})
+        started = time.monotonic()
+        src = self._source(target.address)
+        for attempt in range(retries + 2):  # UDP tries, then one TCP try
+            tcp = attempt == retries + 1
+            attempts += 1
+            q = self._message(snap, target)
+            try:
+                if tcp:
+                    r = await dns.asyncquery.tcp(q, target.address, timeout=self.try_timeout,
+                                                 port=target.port, source=src)
+                else:
+                    r = await dns.asyncquery.udp(q, target.address, timeout=self.try_timeout,
+                                                 port=target.port, source=src)
+            except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:
+                log.info("notify.sent", zone=zone, peer=target.name, serial=serial, attempt=attempts,
+                         transport="tcp" if tcp else "udp", result="timeout", error=str(exc) or None)
+                status.update(state="retrying", attempts=attempts, rcode="TIMEOUT", at=utc_now())
+                self.on_status(zone, target.name, {"notify": dict(status)})
+                if supersede is not None and self._wanted.get(supersede) != serial:
+                    return None  # a newer serial replaces this one
+                if attempt < retries:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                continue
+            except dns.exception.DNSException as exc:
+                # A reply that does not match, or a TSIG problem on the reply.
+                rcode = type(exc).__name__
+                return self._done(zone, target, serial, "failed", rcode, attempts, started, status)
+            rcode = dns.rcode.to_text(r.rcode())
+            if r.opcode() != dns.opcode.NOTIFY:
+                return self._done(zone, target, serial, "failed", "BADOPCODE", attempts, started, status)
+            result = "acked" if r.rcode() == dns.rcode.NOERROR else "failed"
+            done = self._done(zone, target, serial, result, rcode, attempts, started, status)
+            if result == "acked":
+                self._poll_serial(zone, target, serial)
+            return done
+        return self._done(zone, target, serial, "failed", "TIMEOUT", attempts, started, status)
+
+    def _done(self, zone: str, target: PeerTarget, serial: int, result: str, rcode: str | None,
+              attempts: int, started: float, status: dict[str, Any]) -> NotifyResult:
+        status.update(state=result, attempts=attempts, rcode=rcode, at=utc_now())
+        self.on_status(zone, target.name, {"notify": dict(status)})
+        log.info("notify.sent", zone=zone, peer=target.name, serial=serial, attempts=attempts,
+                 result=result, rcode=rcode, key=target.key,
+                 duration_ms=round((time.monotonic() - started) * 1000, 1))
+        return NotifyResult(target.name, result, rcode, attempts, serial)
+
+    # -- what the secondary serves ----------------------------------------------------------
+    def _poll_serial(self, zone: str, target: PeerTarget, serial: int) -> None:
+        key = (zone, target.name)
+        old = self._polls.get(key)
+        if old is not None and not old.done():
+            old.cancel()
+        self._polls[key] = asyncio.get_running_loop().create_task(self._poll(zone, target, serial))
+
+    async def check_serial(self, zone: str, target: PeerTarget) -> int | None:
+        """Ask the secondary for its SOA serial; record it (or why it could not say)."""
+        q = dns.message.make_query(zone, dns.rdatatype.SOA)
+        q.flags = 0
+        if target.key:
+            key = self.keys(target.key)
+            if key is not None:
+                q.use_tsig(key)
+        try:
+            r = await dns.asyncquery.udp(q, target.address, timeout=2.0, port=target.port,
+                                         source=self._source(target.address))
+        except (dns.exception.Timeout, TimeoutError, OSError):
+            self.on_status(zone, target.name, {"checked_at": utc_now(), "check_error": "timeout"})
+            return None
+        except dns.exception.DNSException as exc:
+            self.on_status(zone, target.name, {"checked_at": utc_now(), "check_error": type(exc).__name__})
+            return None
+        if r.rcode() != dns.rcode.NOERROR:
+            self.on_status(zone, target.name, {"checked_at": utc_now(),
+                                               "check_error": dns.rcode.to_text(r.rcode())})
+            return None
+        serials = [rr.serial for rrset in r.answer if rrset.rdtype == dns.rdatatype.SOA for rr in rrset]
+        if not serials:
+            self.on_status(zone, target.name, {"checked_at": utc_now(), "check_error": "no SOA"})
+            return None
+        self.on_status(zone, target.name, {"checked_at": utc_now(), "peer_serial": serials[0],
+                                           "check_error": None})
+        return serials[0]
+
+    async def _poll(self, zone: str, target: PeerTarget, serial: int) -> None:
+        for delay in self.poll_delays:
+            await asyncio.sleep(delay)
+            got = await self.check_serial(zone, target)
+            if got == serial:
+                return
+
+    async def close(self) -> None:
+        self.closed = True
+        tasks = [t for t in (*self._tasks.values(), *self._polls.values()) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)

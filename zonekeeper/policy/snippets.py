@@ -1,0 +1,64 @@
+"""Ready-to-paste configuration that makes a secondary follow a zone from zonekeeper.
+
+The key appears by name only; its secret comes from the explicit key export.
+"""
+
+from __future__ import annotations
+
+FORMATS = ("bind", "knot", "nsd", "pdns")
+
+
+def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
+                     ixfr: bool = True) -> str:
+    bare = zone.rstrip(".")
+    keyname = key.rstrip(".") if key else None
+    if fmt == "bind":
+        key_part = f' key "{keyname}"' if keyname else ""
+        lines = [
+            f"// Add the key first: zonekeeper key export {keyname} --format bind" if keyname else None,
+            f'zone "{bare}" {{',
+            "    type secondary;",
+            f'    file "secondary/{bare}.db";',
+            f"    primaries {{ {primary} port {port}{key_part}; }};",
+            f"    request-ixfr {'yes' if ixfr else 'no'};",
+            "};",
+        ]
+    elif fmt == "knot":
+        key_line = f"    key: {keyname}" if keyname else None
+        lines = [
+            f"# Add the key first: zonekeeper key export {keyname} --format knot" if keyname else None,
+            "remote:",
+            "  - id: zonekeeper",
+            f"    address: {primary}@{port}",
+            key_line,
+            "acl:",
+            "  - id: zonekeeper-notify",
+            f"    address: {primary}",
+            key_line,
+            "    action: notify",
+            "zone:",
+            f"  - domain: {bare}",
+            "    master: zonekeeper",
+            "    acl: zonekeeper-notify",
+        ]
+    elif fmt == "nsd":
+        key_ref = keyname or "NOKEY"
+        xfr = "" if ixfr else "AXFR "
+        lines = [
+            f"# Add the key first: zonekeeper key export {keyname} --format nsd" if keyname else None,
+            "zone:",
+            f'\tname: "{bare}"',
+            f'\tzonefile: "{bare}.zone"',
+            f"\tallow-notify: {primary} {key_ref}",
+            f"\trequest-xfr: {xfr}{primary}@{port} {key_ref}",
+        ]
+    elif fmt == "pdns":
+        lines = [
+            f"# Import the key first: zonekeeper key export {keyname} --format pdns" if keyname else None,
+            f"pdnsutil create-secondary-zone {bare} {primary}:{port}",
+            f"pdnsutil set-meta {bare} AXFR-MASTER-TSIG {keyname}" if keyname else None,
+            f"pdnsutil set-meta {bare} ALLOW-NOTIFY-FROM {primary}",
+        ]
+    else:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return "\n".join(line for line in lines if line is not None) + "\n"

@@ -1,0 +1,245 @@
+"""Peers (secondaries we notify and serve, primaries we pull from) and their zone links."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from zonekeeper.events.notify import PeerTarget
+from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
+from zonekeeper.policy.acl import PeerGrant, parse_network
+from zonekeeper.policy.keys import KeyFormatError, normalize_name
+from zonekeeper.policy.snippets import secondary_config
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import Peer, TsigKey, TransferStatus, Zone, ZonePeer
+
+ROLES = ("secondary", "primary")
+
+
+def _networks(row: Peer) -> list[str]:
+    nets = json.loads(row.transfer_from or "[]")
+    return nets or [str(parse_network(row.address))]
+
+
+def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "address": row.address,
+        "port": row.port,
+        "key": keys.get(row.tsig_key_id) if row.tsig_key_id is not None else None,
+        "notify": row.notify,
+        "ixfr": row.ixfr,
+        "transfer_from": json.loads(row.transfer_from or "[]"),
+    }
+
+
+def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
+    keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+    out: dict[str, list[PeerGrant]] = {}
+    rows = s.execute(
+        select(Zone.name, ZonePeer.role, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
+        .join(Peer, Peer.id == ZonePeer.peer_id)
+    ).tuples()
+    for zone, role, peer in rows:
+        if role == "primary":
+            networks = (parse_network(peer.address),)
+        else:
+            networks = tuple(parse_network(n) for n in _networks(peer))
+        key = keys.get(peer.tsig_key_id) if peer.tsig_key_id is not None else None
+        out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key))
+    return {z: tuple(g) for z, g in out.items()}
+
+
+def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
+    """Zone → its secondary peers, in link order."""
+    keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+    out: dict[str, list[PeerTarget]] = {}
+    rows = s.execute(
+        select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
+        .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "secondary")
+        .order_by(ZonePeer.position, Peer.name)
+    ).tuples()
+    for zone, p in rows:
+        out.setdefault(zone, []).append(PeerTarget(
+            p.name, p.address, p.port, keys.get(p.tsig_key_id) if p.tsig_key_id else None,
+            p.notify, p.ixfr, tuple(_networks(p))))
+    return {z: tuple(t) for z, t in out.items()}
+
+
+class PeerService:
+    def __init__(self, db: Database, *, on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.on_change = on_change
+
+    async def _write(self, fn: Callable[[Session], Any]) -> Any:
+        def work() -> Any:
+            with self.db.write() as s:
+                return fn(s)
+
+        result = await asyncio.to_thread(work)
+        await asyncio.to_thread(self.on_change)
+        return result
+
+    async def _read(self, fn: Callable[[Session], Any]) -> Any:
+        def work() -> Any:
+            with self.db.read() as s:
+                return fn(s)
+
+        return await asyncio.to_thread(work)
+
+    async def list(self) -> list[dict[str, Any]]:
+        def fn(s: Session) -> list[dict[str, Any]]:
+            keys = _key_names(s)
+            return [peer_info(p, keys) for p in s.scalars(select(Peer).order_by(Peer.name))]
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self._read(lambda s: peer_info(_peer(s, name), _key_names(s)))  # type: ignore[no-any-return]
+
+    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        def fn(s: Session) -> dict[str, Any]:
+            if s.scalar(select(Peer).where(Peer.name == fields["name"])) is not None:
+                raise Conflict(f"peer {fields['name']} already exists")
+            row = Peer(name=fields["name"], port=53, notify=True, ixfr=True, transfer_from="[]")
+            _apply(s, row, fields)
+            s.add(row)
+            s.flush()
+            return peer_info(row, _key_names(s))
+
+        return await self._write(fn)  # type: ignore[no-any-return]
+
+    async def update(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        def fn(s: Session) -> dict[str, Any]:
+            row = _peer(s, name)
+            _apply(s, row, fields)
+            s.flush()
+            return peer_info(row, _key_names(s))
+
+        return await self._write(fn)  # type: ignore[no-any-return]
+
+    async def delete(self, name: str) -> None:
+        def fn(s: Session) -> None:
+            row = _peer(s, name)
+            zones = [z for (z,) in s.execute(
+                select(Zone.name).join(ZonePeer, ZonePeer.zone_id == Zone.id).where(ZonePeer.peer_id == row.id))]
+            if zones:
+                raise Conflict(f"peer {name} is linked to {', '.join(zones)}; unlink it first")
+            s.delete(row)
+
+        await self._write(fn)
+
+    async def links(self, zone: str) -> list[dict[str, Any]]:
+        def fn(s: Session) -> list[dict[str, Any]]:
+            z = _zone(s, zone)
+            keys = _key_names(s)
+            rows = s.execute(select(ZonePeer, Peer).join(Peer, Peer.id == ZonePeer.peer_id)
+                             .where(ZonePeer.zone_id == z.id).order_by(ZonePeer.position, Peer.name)).tuples()
+            return [{"peer": p.name, "role": zp.role, **{k: v for k, v in peer_info(p, keys).items() if k != "name"}}
+                    for zp, p in rows]
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+    async def link(self, zone: str, peer: str, role: str) -> dict[str, Any]:
+        if role not in ROLES:
+            raise Invalid("bad role", [Reason(("role",), "role must be 'secondary' or 'primary'")])
+
+        def fn(s: Session) -> dict[str, Any]:
+            z = _zone(s, zone)
+            p = _peer(s, peer)
+            row = s.get(ZonePeer, (z.id, p.id))
+            if row is None:
+                count = len(list(s.scalars(select(ZonePeer).where(ZonePeer.zone_id == z.id))))
+                row = ZonePeer(zone_id=z.id, peer_id=p.id, role=role, position=count)
+                s.add(row)
+            else:
+                row.role = role
+            return {"peer": p.name, "role": role}
+
+        return await self._write(fn)  # type: ignore[no-any-return]
+
+    async def unlink(self, zone: str, peer: str) -> None:
+        def fn(s: Session) -> None:
+            z = _zone(s, zone)
+            p = _peer(s, peer)
+            row = s.get(ZonePeer, (z.id, p.id))
+            if row is None:
+                raise NotFound(f"peer {peer} is not linked to zone {z.name}")
+            s.delete(row)
+            st = s.get(TransferStatus, (z.id, p.id))
+            if st is not None:
+                s.delete(st)
+
+        await self._write(fn)
+
+    async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int) -> str:
+        def fn(s: Session) -> str:
+            p = _peer(s, peer)
+            z = _zone(s, zone)
+            key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
+            return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key, ixfr=p.ixfr)
+
+        return await self._read(fn)  # type: ignore[no-any-return]
+
+
+def _key_names(s: Session) -> dict[int, str]:
+    return {k.id: k.name for k in s.scalars(select(TsigKey))}
+
+
+def _peer(s: Session, name: str) -> Peer:
+    row = s.scalar(select(Peer).where(Peer.name == name))
+    if row is None:
+        raise NotFound(f"peer {name} does not exist")
+    return row
+
+
+def _zone(s: Session, name: str) -> Zone:
+    zname = name.lower() if name.endswith(".") else name.lower() + "."
+    row = s.scalar(select(Zone).where(Zone.name == zname))
+    if row is None:
+        raise NotFound(f"zone {zname} does not exist")
+    return row
+
+
+def _apply(s: Session, row: Peer, fields: dict[str, Any]) -> None:
+    reasons: list[Reason] = []
+    if "address" in fields:
+        try:
+            row.address = str(ipaddress.ip_address(fields["address"]))
+        except ValueError:
+            reasons.append(Reason(("address",), f"{fields['address']!r} is not an IP address"))
+    if "port" in fields and fields["port"] is not None:
+        row.port = int(fields["port"])
+    for flag in ("notify", "ixfr"):
+        if flag in fields and fields[flag] is not None:
+            setattr(row, flag, bool(fields[flag]))
+    if "transfer_from" in fields and fields["transfer_from"] is not None:
+        nets = []
+        for i, n in enumerate(fields["transfer_from"]):
+            try:
+                nets.append(str(parse_network(n)))
+            except ValueError:
+                reasons.append(Reason(("transfer_from", i), f"{n!r} is not a network"))
+        row.transfer_from = json.dumps(nets)
+    if "key" in fields:
+        if fields["key"] is None:
+            row.tsig_key_id = None
+        else:
+            try:
+                kname = normalize_name(fields["key"])
+            except KeyFormatError as exc:
+                raise Invalid("bad key", [Reason(("key",), str(exc))]) from None
+            key = s.scalar(select(TsigKey).where(TsigKey.name == kname))
+            if key is None:
+                raise NotFound(f"TSIG key {kname} does not exist")
+            row.tsig_key_id = key.id
+    if reasons:
+        raise Invalid("the peer is invalid", reasons)
+    if not row.address:
+        raise Invalid("the peer is invalid", [Reason(("address",), "address is required")])

@@ -1,0 +1,178 @@
+"""What each secondary holds: NOTIFY results, transfers served, serial checks, lag.
+
+Updates arrive on the event loop (from the notifier and the transfer path) and land in
+memory at once; a background writer persists them in ``transfer_status`` so they survive
+restarts, off the DNS path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.name
+import structlog
+from sqlalchemy import select
+
+from zonekeeper.events.notify import PeerTarget
+from zonekeeper.policy.acl import parse_address, parse_network
+from zonekeeper.proto.serial import MODULUS, is_newer
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import Peer, TransferStatus, Zone
+from zonekeeper.zones.snapshot import Registry
+
+log = structlog.get_logger("zonekeeper.status")
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class StatusService:
+    def __init__(self, db: Database, registry: Registry) -> None:
+        self.db = db
+        self.registry = registry
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.targets: dict[str, tuple[PeerTarget, ...]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._flush_task: asyncio.Task[None] | None = None
+
+    def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
+        self.targets = targets
+
+    def load_sync(self) -> None:
+        with self.db.read() as s:
+            rows = s.execute(
+                select(Zone.name, Peer.name, TransferStatus)
+                .join(TransferStatus, TransferStatus.zone_id == Zone.id)
+                .join(Peer, Peer.id == TransferStatus.peer_id)
+            ).tuples()
+            for zone, peer, st in rows:
+                self.rows[(zone, peer)] = {
+                    "peer_serial": st.peer_serial,
+                    "checked_at": st.checked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+                    if st.checked_at else None,
+                    "last_transfer": json.loads(st.last_transfer) if st.last_transfer else None,
+                    "notify": json.loads(st.notify) if st.notify else None,
+                }
+
+    # -- updates (on the loop) ---------------------------------------------------------------
+    def update(self, zone: str, peer: str, fields: dict[str, Any]) -> None:
+        row = self.rows.setdefault((zone, peer), {})
+        row.update(fields)
+        self._dirty.add((zone, peer))
+        self._schedule_flush()
+
+    def transfer_served(self, event: dict[str, Any]) -> None:
+        """Attribute an ``xfr.out`` event to the linked peer whose networks hold the client."""
+        zone = str(event["zone"])
+        try:
+            addr = parse_address(str(event["client"]))
+        except ValueError:
+            return
+        for t in self.targets.get(zone, ()):
+            nets = [parse_network(n) for n in t.networks]
+            if any(addr.version == n.version and addr in n for n in nets):
+                self.update(zone, t.name, {"last_transfer": {
+                    "type": event["type"], "serial": event["serial"],
+                    "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "bytes": event["bytes"], "messages": event["msgs"], "records": event["records"],
+                    "duration_ms": event["duration_ms"], "key": event.get("key"),
+                    "result": event["result"], "style": event.get("style"),
+                }})
+                return
+
+    def _schedule_flush(self) -> None:
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0.2)
+        await self.flush()
+
+    async def flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        snapshot = {k: dict(self.rows.get(k, {})) for k in dirty}
+        try:
+            await asyncio.to_thread(self._write, snapshot)
+        except Exception:  # noqa: BLE001 - status is best effort; it is rewritten on the next change
+            log.exception("status.write_failed")
+
+    def _write(self, rows: dict[tuple[str, str], dict[str, Any]]) -> None:
+        with self.db.write() as s:
+            zones = {z.name: z.id for z in s.scalars(select(Zone))}
+            peers = {p.name: p.id for p in s.scalars(select(Peer))}
+            for (zone, peer), row in rows.items():
+                if zone not in zones or peer not in peers:
+                    continue
+                st = s.get(TransferStatus, (zones[zone], peers[peer]))
+                if st is None:
+                    st = TransferStatus(zone_id=zones[zone], peer_id=peers[peer])
+                    s.add(st)
+                st.peer_serial = row.get("peer_serial")
+                st.checked_at = _parse_time(row.get("checked_at"))
+                st.last_transfer = json.dumps(row["last_transfer"]) if row.get("last_transfer") else None
+                st.notify = json.dumps(row["notify"]) if row.get("notify") else None
+
+    # -- reads -------------------------------------------------------------------------------
+    def rows_for(self, zone: str, links: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        snap = self.registry.get(dns.name.from_text(zone))
+        serial = snap.serial if snap is not None else None
+        out = []
+        for link in links:
+            row = self.rows.get((zone, link["peer"]), {})
+            peer_serial = row.get("peer_serial")
+            lag = None
+            if serial is not None and peer_serial is not None:
+                lag = (serial - peer_serial) % MODULUS if is_newer(serial, peer_serial) else 0
+            notify = row.get("notify")
+            out.append({
+                "peer": link["peer"],
+                "role": link["role"],
+                "address": link["address"],
+                "port": link["port"],
+                "serial": serial,
+                "peer_serial": peer_serial,
+                "serial_lag": lag,
+                "lag_seconds": self._lag_seconds(row, lag),
+                "checked_at": row.get("checked_at"),
+                "state": _state(lag, notify, row.get("check_error")),
+                "last_transfer": row.get("last_transfer"),
+                "notify": notify,
+            })
+        return out
+
+    @staticmethod
+    def _lag_seconds(row: dict[str, Any], lag: int | None) -> float | None:
+        if not lag:
+            return 0.0 if lag == 0 else None
+        notify = row.get("notify") or {}
+        since = _parse_time(notify.get("at"))
+        if since is None:
+            return None
+        return round((datetime.now(UTC) - since).total_seconds(), 3)
+
+    async def close(self) -> None:
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+        await self.flush()
+
+
+def _state(lag: int | None, notify: dict[str, Any] | None, check_error: str | None) -> str:
+    if notify and notify.get("state") == "failed" and notify.get("rcode") in ("REFUSED", "NOTAUTH"):
+        return "refusing"
+    if check_error in ("REFUSED", "NOTAUTH"):
+        return "refusing"
+    if lag == 0:
+        return "in sync"
+    if (notify and notify.get("state") == "failed" and notify.get("rcode") == "TIMEOUT") or check_error == "timeout":
+        return "unreachable"
+    if lag is None:
+        return "unknown"
+    return "behind"
