@@ -152,8 +152,8 @@ class Notifier:
     # -- sending ----------------------------------------------------------------------------
     def _message(self, snap: ZoneSnapshot, target: PeerTarget) -> dns.message.Message:
         q = dns.message.make_query(snap.name, dns.rdatatype.SOA)
+        q.flags = dns.flags.AA  # (the opcode lives in the flags word: set it after)
         q.set_opcode(dns.opcode.NOTIFY)
-        q.flags = dns.flags.AA
         q.answer.append(soa_rrset(snap))
         if target.key:
             key = self.keys(target.key)
