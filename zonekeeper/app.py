@@ -91,6 +91,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         registry,
         retries=settings.notify.retries,
         retry_interval=settings.notify.retry_interval,
+        try_timeout=settings.notify.timeout,
         sources=notify_sources(settings),
         keys=lambda name: access.policy.keys.get(name),
         on_status=status.update,

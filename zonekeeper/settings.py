@@ -104,6 +104,7 @@ class LogSettings(_Section):
 class NotifySettings(_Section):
     retries: int = Field(5, ge=0)
     retry_interval: float = Field(5, gt=0)
+    timeout: float = Field(5, gt=0)  # per try
     source: list[str] = Field(default_factory=list)
 
 

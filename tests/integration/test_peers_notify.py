@@ -1,0 +1,215 @@
+"""Peers, links, NOTIFY out and status per secondary, against a small in-test secondary."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import dns.message
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rrset
+import dns.tsig
+import httpx2
+import pytest
+
+from tests.conftest import ZkServer, free_port, make_zone
+
+
+class FakeSecondary:
+    """Answers NOTIFY (recording it) and SOA queries with the last notified serial.
+
+    With ``key`` it checks the NOTIFY's TSIG; with ``silent`` it never answers."""
+
+    def __init__(self, addr: str = "127.0.0.30", *, key: dns.tsig.Key | None = None,
+                 silent: bool = False, lag: int = 0) -> None:
+        self.addr = addr
+        self.port = free_port(addr)
+        self.key = key
+        self.silent = silent
+        self.lag = lag
+        self.notifies: list[tuple[int, float, bool]] = []  # serial, time, signed
+        self.serial = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((addr, self.port))
+        self.sock.settimeout(0.2)
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped:
+            try:
+                data, src = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            keyring = {self.key.name: self.key} if self.key else None
+            try:
+                q = dns.message.from_wire(data, keyring=keyring)
+            except Exception:  # noqa: BLE001 - bad signature or garbage: no answer
+                continue
+            if q.opcode() == dns.opcode.NOTIFY:
+                serial = q.answer[0][0].serial
+                self.notifies.append((serial, time.monotonic(), q.had_tsig))
+                self.serial = serial - self.lag
+            if self.silent:
+                continue
+            r = dns.message.make_response(q)
+            if q.opcode() != dns.opcode.NOTIFY:
+                r.answer.append(dns.rrset.from_text(q.question[0].name, 60, "IN", "SOA",
+                                                    f"ns. host. {self.serial} 1 1 1 1"))
+            self.sock.sendto(r.to_wire(), src)
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
+    env = {"ZONEKEEPER_NOTIFY__RETRIES": "2", "ZONEKEEPER_NOTIFY__RETRY_INTERVAL": "0.2",
+           "ZONEKEEPER_NOTIFY__TIMEOUT": "0.3"}
+    srv = ZkServer(tmp_path_factory.mktemp("zk"), env=env).start()
+    yield srv
+    srv.stop()
+
+
+def wait_for(pred, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def status_of(api: httpx2.Client, zone: str, peer: str) -> dict:
+    rows = api.get(f"/zones/{zone}/xfr-status").json()
+    return next(r for r in rows if r["peer"] == peer)
+
+
+def test_edit_notifies_linked_secondary_and_status_follows(api: httpx2.Client, zone_name: str) -> None:
+    sec = FakeSecondary()
+    try:
+        make_zone(api, zone_name)
+        peer = f"fake-{zone_name.split('.')[0]}"
+        assert api.post("/peers", json={"name": peer, "address": sec.addr, "port": sec.port}).status_code == 201
+        assert api.put(f"/zones/{zone_name}/peers/{peer}", json={"role": "secondary"}).status_code == 200
+        serials = []
+        for i in range(3):
+            t0 = time.monotonic()
+            r = api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": f"192.0.2.{i + 1}"}]})
+            serial = r.json()["serial"]
+            serials.append(serial)
+            got = wait_for(lambda s=serial: [n for n in sec.notifies if n[0] == s])
+            assert got[0][1] - t0 < 1.0  # well under a second from the edit
+            row = wait_for(lambda s=serial: (st := status_of(api, zone_name, peer))["peer_serial"] == s and st)
+            assert row["state"] == "in sync" and row["serial_lag"] == 0
+            assert row["notify"]["state"] == "acked" and row["notify"]["rcode"] == "NOERROR"
+        assert serials == sorted(serials)
+        # NOTIFY now reports each peer's result.
+        res = api.post(f"/zones/{zone_name}/notify", json={}).json()
+        assert res == [{"peer": peer, "result": "acked", "rcode": "NOERROR", "attempts": 1, "serial": serials[-1]}]
+    finally:
+        sec.close()
+
+
+def test_lagging_secondary_is_shown_behind(api: httpx2.Client, zone_name: str) -> None:
+    sec = FakeSecondary(addr="127.0.0.31", lag=1)
+    try:
+        make_zone(api, zone_name)
+        api.post("/peers", json={"name": "lagger", "address": sec.addr, "port": sec.port})
+        api.put(f"/zones/{zone_name}/peers/lagger", json={"role": "secondary"})
+        serial = api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+        row = wait_for(lambda: (st := status_of(api, zone_name, "lagger"))["peer_serial"] == serial - 1 and st)
+        assert row["state"] == "behind" and row["serial_lag"] == 1
+    finally:
+        sec.close()
+
+
+def test_unreachable_peer_is_retried_then_failed(api: httpx2.Client, zone_name: str) -> None:
+    sec = FakeSecondary(addr="127.0.0.32", silent=True)
+    try:
+        make_zone(api, zone_name)
+        api.post("/peers", json={"name": "silent", "address": sec.addr, "port": sec.port})
+        api.put(f"/zones/{zone_name}/peers/silent", json={"role": "secondary"})
+        serial = api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+        row = wait_for(lambda: (st := status_of(api, zone_name, "silent"))["notify"]
+                       and st["notify"]["state"] == "failed" and st, timeout=15)
+        # 1 try + 2 retries over UDP, then one TCP try (refused: nothing listens on TCP).
+        assert row["notify"]["attempts"] == 4 and row["state"] == "unreachable"
+        udp = [n for n in sec.notifies if n[0] == serial]
+        assert len(udp) == 3
+        gaps = [b[1] - a[1] for a, b in zip(udp, udp[1:], strict=False)]
+        assert gaps[1] > gaps[0]  # backoff doubles
+    finally:
+        sec.close()
+
+
+def test_signed_notify_with_linked_key(api: httpx2.Client, zone_name: str) -> None:
+    created = api.post("/tsig-keys", json={"name": f"k-{zone_name}"}).json()
+    key = dns.tsig.Key(created["name"], created["secret"], "hmac-sha256")
+    sec = FakeSecondary(addr="127.0.0.33", key=key)
+    try:
+        make_zone(api, zone_name)
+        api.post("/peers", json={"name": "signed", "address": sec.addr, "port": sec.port, "key": created["name"]})
+        api.put(f"/zones/{zone_name}/peers/signed", json={"role": "secondary"})
+        serial = api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+        got = wait_for(lambda: [n for n in sec.notifies if n[0] == serial])
+        assert got[0][2] is True  # signed, and the signature verified
+        assert api.delete(f"/tsig-keys/{created['name']}").status_code == 409  # in use by the peer
+    finally:
+        sec.close()
+
+
+def test_outgoing_off_sends_nothing_and_refuses(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    sec = FakeSecondary(addr="127.0.0.34")
+    try:
+        make_zone(api, zone_name)
+        api.post("/peers", json={"name": "off", "address": sec.addr, "port": sec.port})
+        api.put(f"/zones/{zone_name}/peers/off", json={"role": "secondary"})
+        assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": False}).json()["outgoing_enabled"] is False
+        api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": "192.0.2.1"}]})
+        time.sleep(0.5)
+        assert sec.notifies == []
+        r = dns.query.tcp(dns.message.make_query(zone_name, "AXFR"), "127.0.0.1", port=zk.dns_port, timeout=5)
+        assert r.rcode() == dns.rcode.REFUSED
+    finally:
+        sec.close()
+
+
+def test_linked_peer_may_transfer_from_its_networks_only(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    make_zone(api, zone_name)
+    api.post("/peers", json={"name": "puller", "address": "127.0.0.40", "port": 53,
+                             "transfer_from": ["127.0.0.41/32"], "notify": False})
+    api.put(f"/zones/{zone_name}/peers/puller", json={"role": "secondary"})
+    q = dns.message.make_query(zone_name, "AXFR")
+    ok = dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5, source="127.0.0.41")
+    assert ok.rcode() == dns.rcode.NOERROR and ok.answer
+    no = dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5, source="127.0.0.40")
+    assert no.rcode() == dns.rcode.REFUSED
+    check = api.get("/acls/check", params={"zone": zone_name, "address": "127.0.0.41"}).json()
+    assert check == {"allowed": True, "rule": "peer puller", "reason": "linked secondary peer"}
+    rows = api.get(f"/zones/{zone_name}/xfr-status").json()
+    assert rows[0]["last_transfer"]["type"] == "AXFR" and rows[0]["last_transfer"]["result"] == "ok"
+    assert api.delete("/peers/puller").status_code == 409  # linked
+    assert api.delete(f"/zones/{zone_name}/peers/puller").status_code == 204
+    assert api.delete("/peers/puller").status_code == 204
+
+
+@pytest.mark.parametrize("fmt,needle", [("bind", "type secondary;"), ("knot", "master: zonekeeper"),
+                                        ("nsd", "request-xfr:"), ("pdns", "create-secondary-zone")])
+def test_config_snippets(zk: ZkServer, api: httpx2.Client, zone_name: str, fmt: str, needle: str) -> None:
+    make_zone(api, zone_name)
+    name = f"snip-{fmt}-{zone_name.split('.')[0]}"
+    api.post("/peers", json={"name": name, "address": "127.0.0.50"})
+    r = api.get(f"/peers/{name}/config", params={"zone": zone_name, "format": fmt})
+    assert r.status_code == 200 and needle in r.text and zone_name.rstrip(".") in r.text
+    assert f"{zk.dns_port}" in r.text
