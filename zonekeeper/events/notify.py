@@ -134,6 +134,11 @@ class Notifier:
             if snap is None:
                 self._wanted.pop(key, None)
                 return
+            if snap.notify_delay > 0:
+                # Coalesce a burst of edits: send only the newest serial after the delay.
+                await asyncio.sleep(snap.notify_delay)
+                serial = self._wanted.get(key, serial)
+                snap = self.registry.get(dns.name.from_text(zone)) or snap
             await self.send(snap, target, retries=self.retries, supersede=key)
             if self._wanted.get(key) == serial:
                 self._wanted.pop(key, None)

@@ -249,18 +249,7 @@ class ZoneService:
                     )
                 )
                 cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
-                snaps.append(
-                    ZoneSnapshot(
-                        origin,
-                        z.serial,
-                        nodes,
-                        cuts,
-                        kind=ZoneKind(z.kind),
-                        state=ZoneState(z.state),
-                        zone_id=z.id,
-                        outgoing=z.outgoing_enabled,
-                    )
-                )
+                snaps.append(_snapshot(z, z.serial, nodes, cuts))
         for snap in snaps:
             self.registry.publish(snap)
         return snaps
@@ -385,7 +374,7 @@ class ZoneService:
             nodes, cuts = compile_nodes(origin, content.served_rrsets())
             repo.replace_all(s, z.id, _rrset_rows(content), nodes)
             info = zone_info(z, soa, record_count=len(content))
-        snap = ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id)
+        snap = _snapshot(z, serial, nodes, cuts)
         return snap, info
 
     def _default_content(self, spec: ZoneSpec) -> ZoneContent:
@@ -551,8 +540,7 @@ class ZoneService:
                     cuts.add(k)
                 else:
                     cuts.discard(k)
-        snap = ZoneSnapshot(origin, serial, nodes, frozenset(cuts), kind=ZoneKind(z.kind),
-                            zone_id=z.id, outgoing=z.outgoing_enabled)
+        snap = _snapshot(z, serial, nodes, frozenset(cuts))
         if current is not None and current.axfr is not None:
             # Re-render only the changed owners' part of the AXFR image.
             snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
@@ -616,10 +604,10 @@ class ZoneService:
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
             info = zone_info(z, self._soa(s, z))
-            outgoing = z.outgoing_enabled
+            outgoing, delay = z.outgoing_enabled, z.notify_delay
         current = snap or self.registry.get(origin)
         if current is not None:
-            current.outgoing = outgoing
+            current.outgoing, current.notify_delay = outgoing, delay
         return snap, info
 
     async def import_text(
@@ -682,10 +670,19 @@ class ZoneService:
         result.applied = True
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
-        return ZoneSnapshot(origin, serial, nodes, cuts, zone_id=z.id, outgoing=z.outgoing_enabled), result
+        return _snapshot(z, serial, nodes, cuts), result
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes]) -> ZoneSnapshot:
+    """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
+    return ZoneSnapshot(
+        dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
+        state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
+        notify_delay=z.notify_delay or 0.0,
+    )
 
 
 def _abs(name: str) -> str:

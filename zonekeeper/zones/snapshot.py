@@ -66,6 +66,7 @@ class ZoneSnapshot:
         "retired",
         "zone_id",
         "outgoing",
+        "notify_delay",
         "axfr",
         "axfr_future",
     )
@@ -81,6 +82,7 @@ class ZoneSnapshot:
         state: ZoneState = ZoneState.OK,
         zone_id: int = 0,
         outgoing: bool = True,
+        notify_delay: float = 0.0,
     ) -> None:
         self.name = name
         self.origin_key = name_key(name)
@@ -92,6 +94,7 @@ class ZoneSnapshot:
         self.zone_id = zone_id
         # Per-zone setting, not content: changed in place without a new version.
         self.outgoing = outgoing
+        self.notify_delay = notify_delay
         # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
         self.axfr: Any = None
         self.axfr_future: Any = None
