@@ -16,6 +16,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from zonekeeper import __version__
+from zonekeeper.cli.remote import DEFAULT_API_URL, NOUNS, Api, token_remote
 
 
 def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = None) -> Any:
@@ -40,11 +41,17 @@ def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = Non
 @click.version_option(__version__, prog_name="zonekeeper")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML config file (default: $ZONEKEEPER_CONFIG or /etc/zonekeeper/zonekeeper.toml)")
+@click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL, show_default=True,
+              help="API base URL for the remote commands")
+@click.option("--token", envvar="ZONEKEEPER_TOKEN", default=None, help="API token (or ZONEKEEPER_TOKEN)")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default=None,
+              help="table on a terminal, json otherwise")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None) -> None:
+def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None,
+        output: str | None) -> None:
     """zonekeeper: an authoritative DNS primary that transfers zones out."""
     ctx.ensure_object(dict)
-    ctx.obj["config"] = config
+    ctx.obj.update(config=config, api_url=api_url, token=token, output=output)
 
 
 @cli.command()
@@ -121,13 +128,21 @@ def token() -> None:
 @click.option("--name", default="admin", show_default=True)
 @click.option("--scope", "scopes", multiple=True, default=("admin",), show_default=True,
               type=click.Choice(["read", "write", "admin"]))
-@click.option("--bootstrap", is_flag=True, required=True,
-              help="write an admin token straight into the local database (no API needed)")
-@click.option("--database", default=None, help="database URL")
+@click.option("--bootstrap", is_flag=True,
+              help="write the token straight into the local database (no API needed)")
+@click.option("--database", default=None, help="database URL (with --bootstrap)")
+@click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL)
+@click.option("--token", "api_token", envvar="ZONEKEEPER_TOKEN", default=None)
 @click.pass_context
 def token_create(ctx: click.Context, name: str, scopes: tuple[str, ...], bootstrap: bool,
-                 database: str | None) -> None:
-    """Create a token in the local database and print it once."""
+                 database: str | None, api_url: str, api_token: str | None) -> None:
+    """Create a token and print it once (--bootstrap: locally, else through the API)."""
+    if not bootstrap:
+        api = Api(api_url, api_token, "json")
+        body = api.call("POST", "/tokens", json={"name": name, "scopes": list(scopes)}).json()
+        click.echo(body["token"])
+        click.echo(f"token {body['id']} ({' '.join(body['scopes'])}); it is shown only now", err=True)
+        return
     from zonekeeper.services.tokens import TokenService
     from zonekeeper.storage.db import Database
 
@@ -142,6 +157,9 @@ def token_create(ctx: click.Context, name: str, scopes: tuple[str, ...], bootstr
         store.dispose()
     click.echo(secret)
     click.echo(f"token {info['id']} ({' '.join(info['scopes'])}); it is shown only now", err=True)
+
+
+token_remote(token)
 
 
 @cli.group()
@@ -222,6 +240,10 @@ def check_zone(origin: str, file: Any, output: str) -> None:
             click.echo(f"zone {name.to_text()}/IN: loaded serial {serial}")
             click.echo("OK")
     sys.exit(1 if errors else 0)
+
+
+for _noun in NOUNS:
+    cli.add_command(_noun)
 
 
 def main() -> None:

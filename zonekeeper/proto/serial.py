@@ -35,7 +35,8 @@ def next_serial(current: int, policy: SerialPolicy, now: datetime | None = None)
         candidate = int(now.strftime("%Y%m%d")) * 100
     else:
         candidate = (current + 1) % MODULUS
-    if is_newer(candidate, current):
+    # A candidate outside 0..2^32-1 (YYYYMMDD00 after the year 4294) is no serial at all.
+    if 0 <= candidate < MODULUS and is_newer(candidate, current):
         return candidate
     return (current + 1) % MODULUS
 

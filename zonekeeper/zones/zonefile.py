@@ -8,6 +8,7 @@ reports all of its problems, as named-checkzone does.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,10 +70,56 @@ class _Collector:
         self.records.append((name, ttl, rdata, self.line))
 
 
+class _Tokenizer(dns.tokenizer.Tokenizer):
+    """A tokenizer that knows whether the line in hand is used up, and where it began.
+
+    ``line_done``: the last token read was the end of the line (or of the input), or a
+    failed read consumed the newline; skipping to the end of the line then would eat the
+    next line. ``last_line``: the line the last read started on. A failed read inside a
+    quoted string leaves the quoting mode, so later lines are read normally.
+    """
+
+    line_done = False
+    last_line = 1
+
+    @property
+    def line(self) -> int:
+        """The current line; ``line_number`` already counts a newline that was only peeked at."""
+        return self.line_number - (self.ungotten_char == "\n")
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        before = self.last_line = self.line
+        try:
+            token = super().get(want_leading, want_comment)
+        except dns.exception.SyntaxError:
+            if self.quoting:
+                self.quoting = False
+                self.delimiters = dns.tokenizer._DELIMITERS
+            if self.eof:
+                self.multiline = 0  # reported once; the end of input is clean from here
+            self.line_done = self.eof or (self.line > before and not self.multiline)
+            raise
+        self.line_done = token.is_eol_or_eof()
+        return token
+
+    def unget(self, token: dns.tokenizer.Token) -> None:
+        super().unget(token)
+        self.line_done = False
+
+
+def _message(exc: Exception) -> str:
+    msg = str(exc)
+    if msg.startswith("caught exception"):
+        msg = msg.split(": ", 1)[-1]
+    return re.sub(r"^<zone>:\d+: ", "", msg) or "syntax error"
+
+
 class _Reader(dns.zonefile.Reader):
     """A reader that records each bad line and carries on with the next one."""
 
-    def __init__(self, tok: dns.tokenizer.Tokenizer, txn: _Collector, origin: dns.name.Name):
+    tok: _Tokenizer
+
+    def __init__(self, tok: _Tokenizer, txn: _Collector, origin: dns.name.Name):
         super().__init__(
             tok,
             dns.rdataclass.IN,
@@ -88,28 +135,30 @@ class _Reader(dns.zonefile.Reader):
         self.last_name = origin
 
     def _guarded(self, method: Any) -> None:
-        line = self.tok.line_number
+        line = self.tok.line
         self.collector.line = line
         try:
             method()
-        except dns.exception.SyntaxError as exc:
-            msg = str(exc)
-            if msg.startswith("caught exception"):
-                msg = msg.split(": ", 1)[-1]
-            self.problems.append(Problem(line, msg or "syntax error"))
-            self._skip_line()
+        except dns.exception.DNSException as exc:  # e.g. NameTooLong is a FormError
+            self.problems.append(Problem(line, _message(exc)))
+            if not self.tok.line_done:
+                self._skip_line()
 
     def _skip_line(self) -> None:
-        try:
-            while True:
+        while True:
+            try:
                 token = self.tok.get()
-                if token.is_eol_or_eof():
-                    if token.is_eof():
-                        self.tok.unget(token)
-                    break
-        except dns.exception.SyntaxError:
-            # Unbalanced parentheses: nothing more can be read reliably.
-            raise
+            except dns.exception.SyntaxError:
+                if self.tok.eof:
+                    # Unbalanced parentheses: nothing more can be read reliably.
+                    raise
+                if self.tok.line_done:  # e.g. a newline inside a quoted string
+                    return
+                continue
+            if token.is_eol_or_eof():
+                if token.is_eof():
+                    self.tok.unget(token)
+                break
 
     def _rr_line(self) -> None:
         self._guarded(super()._rr_line)
@@ -121,22 +170,35 @@ class _Reader(dns.zonefile.Reader):
 def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
     """Parse zone text for ``origin``; never raises on bad content, collects problems."""
     collector = _Collector(origin)
-    tok = dns.tokenizer.Tokenizer(io.StringIO(text), "<zone>")
+    tok = _Tokenizer(io.StringIO(text), "<zone>")
     reader = _Reader(tok, collector, origin)
     errors: list[Problem] = []
-    try:
-        reader.read()
-    except dns.exception.SyntaxError as exc:
-        msg = str(exc).removeprefix("<zone>:")
-        line_text, _, rest = msg.partition(": ")
-        line = int(line_text) if line_text.isdigit() else None
-        errors.append(Problem(line, rest or msg))
-    except dns.zonefile.UnknownOrigin:
-        errors.append(Problem(None, "no $ORIGIN and the zone name is unknown"))
+    while True:
+        # A bad directive (or a bad first token) ends read(): note it and carry on with
+        # the next line, so every problem is reported.
+        try:
+            reader.read()
+            break
+        except dns.zonefile.UnknownOrigin:
+            errors.append(Problem(None, "no $ORIGIN and the zone name is unknown"))
+            break
+        except dns.exception.DNSException as exc:
+            errors.append(Problem(tok.last_line, _message(exc)))
+            if tok.eof:
+                break
+            if not tok.line_done:
+                try:
+                    reader._skip_line()
+                except dns.exception.DNSException as exc2:
+                    errors.append(Problem(tok.last_line, _message(exc2)))
+                    break
     errors = reader.problems + errors
     result = ParseResult(ZoneContent(origin), errors=errors)
     group(collector.records, result)
     return result
+
+
+_SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdatatype.DNAME)}
 
 
 def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult):
@@ -162,6 +224,9 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
                 )
             )
         existing.records.append(rec)
+        if key[1] in _SINGLETONS:
+            # The second record of a singleton type is the problem: point at its line.
+            result.lines[key] = line
     for rrset in sets.values():
         result.content.put(rrset)
 

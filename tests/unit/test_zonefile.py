@@ -1,0 +1,314 @@
+"""Zone text: export → parse round trips, and parsing reports every problem with its line."""
+
+from __future__ import annotations
+
+import re
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from zonekeeper.errors import Invalid, Reason
+from zonekeeper.services.zones import _raise_parse_problems
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.zonefile import export_text, parse_zone_text
+
+IN = dns.rdataclass.IN
+A, AAAA, TXT, MX, NS, SOA = (
+    int(dns.rdatatype.A),
+    int(dns.rdatatype.AAAA),
+    int(dns.rdatatype.TXT),
+    int(dns.rdatatype.MX),
+    int(dns.rdatatype.NS),
+    int(dns.rdatatype.SOA),
+)
+
+# -- round trip ----------------------------------------------------------------------
+
+LDH = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+plain_labels = st.text(LDH, min_size=1, max_size=15).map(str.encode)
+# Any octets at all: dots, quotes, semicolons, '@', '$', spaces, newlines, non-ASCII.
+odd_labels = st.binary(min_size=1, max_size=12)
+tricky_labels = st.sampled_from([b"*", b"@", b"$TTL", b"IN", b"A", b"3600", b"a.b", b"(", b";x"])
+labels = st.one_of(plain_labels, plain_labels, odd_labels, tricky_labels)
+ttls = st.integers(min_value=0, max_value=2**31 - 1)
+
+
+@st.composite
+def origins(draw: st.DrawFn) -> dns.name.Name:
+    return dns.name.Name([*draw(st.lists(plain_labels, min_size=1, max_size=3)), b""])
+
+
+def rdata(rdtype: int, wire: bytes) -> dns.rdata.Rdata:
+    return dns.rdata.from_wire(IN, rdtype, wire, 0, len(wire))
+
+
+@st.composite
+def zones(draw: st.DrawFn) -> ZoneContent:
+    origin = draw(origins())
+    content = ZoneContent(origin)
+    serial = draw(st.integers(0, 2**32 - 1))
+    minimum = draw(st.integers(0, 86400))
+    soa = dns.rdata.from_text(
+        IN, SOA, f"ns1 hostmaster {serial} 3600 900 1209600 {minimum}",
+        origin=origin, relativize=False,
+    )
+    content.put(RRsetData(origin, SOA, draw(ttls), [Record(soa)]))
+    content.put(RRsetData(origin, NS, draw(ttls), [
+        Record(dns.rdata.from_text(IN, NS, target, origin=origin, relativize=False))
+        for target in ("ns1", "ns.elsewhere.example.")
+    ]))
+    owners: dict[dns.name.Name, None] = {origin: None}
+    for rel in draw(st.lists(st.lists(labels, min_size=1, max_size=3), max_size=6)):
+        owners[dns.name.Name([*rel, *origin.labels])] = None
+    in_zone_targets = list(owners)
+    for owner in owners:
+        types = st.sets(st.sampled_from([A, AAAA, TXT, MX]), min_size=0 if owner == origin else 1)
+        for rdtype in draw(types):
+            if rdtype == A:
+                recs = [rdata(A, draw(st.binary(min_size=4, max_size=4)))
+                        for _ in range(draw(st.integers(1, 3)))]
+            elif rdtype == AAAA:
+                recs = [rdata(AAAA, draw(st.binary(min_size=16, max_size=16)))
+                        for _ in range(draw(st.integers(1, 3)))]
+            elif rdtype == TXT:
+                recs = []
+                for _ in range(draw(st.integers(1, 3))):
+                    strings = draw(st.lists(st.binary(max_size=40), min_size=1, max_size=3))
+                    recs.append(rdata(TXT, b"".join(bytes([len(s)]) + s for s in strings)))
+            else:
+                recs = []
+                for _ in range(draw(st.integers(1, 3))):
+                    exchange = draw(st.one_of(
+                        st.sampled_from(in_zone_targets),
+                        st.sampled_from([dns.name.root, dns.name.from_text("mx.example.org.")]),
+                    ))
+                    recs.append(rdata(MX, draw(st.integers(0, 65535)).to_bytes(2, "big")
+                                      + exchange.to_wire()))
+            records = list({Record(r): None for r in recs})  # no duplicate records in a set
+            content.put(RRsetData(owner, rdtype, draw(ttls), records))
+    return content
+
+
+def canonical(content: ZoneContent) -> dict[tuple[bytes, int], tuple[int, frozenset[bytes], bool]]:
+    """Owner (exact spelling), type → TTL, the records' canonical wire forms, any disabled."""
+    return {
+        (s.name.to_wire(), int(s.rdtype)): (
+            s.ttl,
+            frozenset(r.rdata.to_digestable(content.origin) for r in s.records),
+            any(r.disabled for r in s.records),
+        )
+        for s in content
+    }
+
+
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(content=zones())
+def test_export_then_parse_round_trips(content: ZoneContent) -> None:
+    text = export_text(content)
+    parsed = parse_zone_text(text, content.origin)
+    assert parsed.errors == [], (text, parsed.errors)
+    assert parsed.warnings == [], (text, parsed.warnings)
+    assert canonical(parsed.content) == canonical(content), text
+    # Owners keep their spelling (case included) through the round trip.
+    assert sorted(n.to_text() for n in parsed.content.owners()) == sorted(
+        n.to_text() for n in content.owners()
+    )
+    # And exporting again gives the same text.
+    assert export_text(parsed.content) == text
+
+
+def test_round_trip_of_the_demo_zone() -> None:
+    from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
+
+    origin = dns.name.from_text(DEMO_ZONE)
+    first = parse_zone_text(DEMO_TEXT, origin)
+    assert first.errors == []
+    text = export_text(first.content)
+    second = parse_zone_text(text, origin)
+    assert second.errors == []
+    assert canonical(second.content) == canonical(first.content)
+
+
+# -- never raises, and one bad line never hides the next one ---------------------------
+
+garbage_chars = st.sampled_from(
+    [*"abcxyz019 \t.;\"\\)@$*-_:/=#\x00é", "IN", " A ", " MX ", " TXT ", "$TTL", "1.2.3.4", "::1"]
+)
+garbage_lines = st.lists(garbage_chars, max_size=20).map("".join)
+HEADER = (
+    "$ORIGIN example.test.\n$TTL 3600\n"
+    "@ IN SOA ns1 hostmaster 1 3600 900 1209600 300\n@ IN NS ns1\n"
+)
+ORIGIN = dns.name.from_text("example.test.")
+
+
+@settings(deadline=None, max_examples=500)
+@given(lines=st.lists(st.one_of(garbage_lines, st.text(max_size=30)), max_size=8))
+@example(lines=["$TTL"])
+@example(lines=["(", "x IN A 1.2.3.4"])
+@example(lines=["a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + " IN A 192.0.2.1"])
+def test_parse_never_raises(lines: list[str]) -> None:
+    text = HEADER + "\n".join(lines) + "\n"
+    result = parse_zone_text(text, ORIGIN)
+    # A bare CR ends a line too (as in the tokenizer and str.splitlines).
+    n_lines = len(re.split(r"\r\n|\r|\n", text))
+    for problem in result.errors + result.warnings:
+        assert problem.line is None or 1 <= problem.line <= n_lines, (text, problem)
+    try:
+        _raise_parse_problems(result)
+    except Invalid as exc:
+        assert exc.reasons
+
+
+@settings(deadline=None, max_examples=500)
+@given(garbage=garbage_lines)
+@example(garbage="bad IN A")
+@example(garbage="bad IN MX 10")
+@example(garbage='bad IN TXT "unterminated')
+@example(garbage="bad IN A 1.2.3.4 \\")
+@example(garbage="$TTL")
+@example(garbage="$ORIGIN")
+@example(garbage="$BOGUS x")
+@example(garbage="$INCLUDE /etc/passwd")
+@example(garbage="x IN A 1.2.3.4 )")
+@example(garbage="a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + " IN A 192.0.2.1")
+def test_a_bad_line_never_hides_the_next_one(garbage: str) -> None:
+    # "(" opens a legitimately multi-line record and $ORIGIN moves the names: leave them out.
+    assume("(" not in garbage and not re.match(r"\s*\$(ORIGIN|GENERATE)\b\s*\S", garbage, re.I))
+    text = HEADER + garbage + "\ncanary IN A 192.0.2.99\n"
+    canary_line = HEADER.count("\n") + 2
+    result = parse_zone_text(text, ORIGIN)
+    rrset = result.content.get(dns.name.from_text("canary", ORIGIN), A)
+    assert rrset is not None, (text, result.errors)
+    assert dns.rdata.from_text(IN, A, "192.0.2.99") in [r.rdata for r in rrset.records]
+    assert result.lines[(dns.name.from_text("canary", ORIGIN), A)] == canary_line
+    for problem in result.errors:
+        assert problem.line == canary_line - 1, (text, result.errors)
+
+
+# -- every problem, each with its line ---------------------------------------------------
+
+def problems_text(line5: str) -> str:
+    return "\n".join([
+        "$ORIGIN example.test.",                                # 1
+        "$TTL 3600",                                            # 2
+        "@ IN SOA ns1 hostmaster 1 3600 900 1209600 300",       # 3
+        "ns1 IN A 192.0.2.1",                                   # 4
+        line5,                                                  # 5: bad rdata
+        "www IN CNAME @",                                       # 6: CNAME ...
+        "www IN A 192.0.2.7",                                   # 7: ... and other data
+        "host.other.zone. IN A 192.0.2.2",                      # 8: out of zone
+        "@ IN SOA ns2 hostmaster 2 3600 900 1209600 300",       # 9: duplicate SOA
+        "mail IN A 192.0.2.25",                                 # 10: fine
+    ]) + "\n"                                                   # and no apex NS anywhere
+
+
+def reasons_of(text: str) -> list[Reason]:
+    parsed = parse_zone_text(text, ORIGIN)
+    with pytest.raises(Invalid) as info:
+        _raise_parse_problems(parsed)
+    reasons = info.value.reasons
+    assert all(isinstance(r, Reason) and r.loc[0] == "line" and isinstance(r.loc[1], int)
+               for r in reasons), reasons
+    return reasons
+
+
+BAD_LINE_5 = [
+    "bad IN A 999.1.1.1",           # bad address
+    "bad IN AAAA 2001:db8::g",      # bad address
+    "bad IN A",                     # missing address: the error is met at the end of the line
+    "bad IN MX 10",                 # missing exchange
+    "bad IN SOA a b 1 2 3 4",       # missing field
+    "bad IN A 192.0.2.5 extra",     # one field too many
+    "bad IN BOGUS whatever",        # unknown type
+    'bad IN TXT "unterminated',     # newline in a quoted string
+    "bad IN TXT foo\\",             # escaped newline
+    "bad IN MX 10 " + "x" * 64,     # label too long
+    ("a" * 63 + ".") * 4 + " IN A 192.0.2.5",  # owner name too long
+]
+
+
+@pytest.mark.parametrize("line5", BAD_LINE_5)
+def test_every_problem_is_reported_with_its_line(line5: str) -> None:
+    reasons = reasons_of(problems_text(line5))
+    by_line: dict[int, list[str]] = {}
+    for r in reasons:
+        by_line.setdefault(r.loc[1], []).append(r.msg)  # type: ignore[arg-type]
+
+    # Line 5: the bad record, exactly once.
+    assert len(by_line.get(5, [])) == 1, reasons
+    # CNAME and other data: at the CNAME (6) or at the other data (7), once.
+    cname = [r for r in reasons if "CNAME and other data" in r.msg]
+    assert len(cname) == 1 and cname[0].loc[1] in (6, 7), reasons
+    assert "www.example.test" in cname[0].msg
+    # The out-of-zone name, at its line.
+    outside = [r for r in reasons if "outside" in r.msg]
+    assert len(outside) == 1 and outside[0].loc == ("line", 8), reasons
+    assert "host.other.zone" in outside[0].msg
+    # The second SOA, at its own line (the first one, on line 3, is fine).
+    soa = [r for r in reasons if "SOA" in r.msg]
+    assert len(soa) == 1 and soa[0].loc == ("line", 9), reasons
+    # No apex NS: a zone-wide problem, on no line.
+    ns = [r for r in reasons if "NS" in r.msg and "apex" in r.msg]
+    assert len(ns) == 1 and ns[0].loc == ("line", 0), reasons
+    # And nothing else.
+    assert len(reasons) == 5, reasons
+    # Reasons come sorted by line.
+    lines = [r.loc[1] for r in reasons]
+    assert lines == sorted(lines)  # type: ignore[type-var]
+
+
+def test_problem_lines_without_a_problem_on_line_5() -> None:
+    reasons = reasons_of(problems_text("fine IN A 192.0.2.5"))
+    lines = sorted(r.loc[1] for r in reasons)  # type: ignore[type-var]
+    assert lines in ([0, 6, 8, 9], [0, 7, 8, 9]), reasons
+
+
+@pytest.mark.parametrize(
+    ("directive", "fragment"),
+    [
+        ("$TTL", "$TTL"),
+        ("$TTL soon", "TTL"),
+        ("$ORIGIN", "identifier"),
+        ("$INCLUDE /etc/passwd", "$INCLUDE"),
+        ("$BOGUS x", "$BOGUS"),
+    ],
+)
+def test_bad_directive_is_reported_at_its_line_and_parsing_goes_on(
+    directive: str, fragment: str
+) -> None:
+    text = "\n".join([
+        "$ORIGIN example.test.",                                # 1
+        "$TTL 3600",                                            # 2
+        "@ IN SOA ns1 hostmaster 1 3600 900 1209600 300",       # 3
+        "@ IN NS ns1",                                          # 4
+        "ns1 IN A 192.0.2.1",                                   # 5
+        directive,                                              # 6
+        "www IN CNAME @",                                       # 7
+        "www IN A 192.0.2.7",                                   # 8
+        "bad IN A 999.1.1.1",                                   # 9
+    ]) + "\n"
+    reasons = reasons_of(text)
+    lines = sorted(r.loc[1] for r in reasons)  # type: ignore[type-var]
+    assert lines in ([6, 7, 9], [6, 8, 9]), reasons
+    directive_reason = next(r for r in reasons if r.loc[1] == 6)
+    assert fragment in directive_reason.msg, directive_reason
+
+
+def test_duplicate_identical_record_is_a_warning_not_an_error() -> None:
+    text = (
+        "$ORIGIN example.test.\n$TTL 3600\n"
+        "@ IN SOA ns1 hostmaster 1 3600 900 1209600 300\n"
+        "@ IN NS ns1\n"
+        "ns1 IN A 192.0.2.1\n"
+        "ns1 IN A 192.0.2.1\n"
+    )
+    parsed = parse_zone_text(text, ORIGIN)
+    _raise_parse_problems(parsed)
+    assert [w.line for w in parsed.warnings] == [6]
+
