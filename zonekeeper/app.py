@@ -23,6 +23,7 @@ from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.events.notify import Notifier
+from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
 from zonekeeper.services.status import StatusService
@@ -109,6 +110,20 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     zones.on_removed = lambda _name: refresh()
     zones.on_published = notifier.zone_changed
     xfr.on_transfer = status.transfer_served
+    xfr.journal = zones.journal_sync
+
+    def ixfr_allowed(zone: str, address: str) -> bool:
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return True
+        for t in notifier.targets.get(zone, ()):
+            nets = [parse_network(n) for n in t.networks]
+            if any(addr.version == n.version and addr in n for n in nets):
+                return t.ixfr
+        return True
+
+    xfr.ixfr_allowed = ixfr_allowed
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier)
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)

@@ -154,6 +154,11 @@ class TcpProtocol(asyncio.Protocol):
             self.close()
         except Exception:  # noqa: BLE001 - a failed transfer must not take the server down
             log.exception("xfr.error", client=self.peer[0])
+            try:
+                fail = header_only(msg, dns.rcode.SERVFAIL)
+                self.write(len(fail).to_bytes(2, "big") + fail)
+            except ConnectionError:
+                pass
             self.close()
         finally:
             self.busy = False

@@ -29,7 +29,7 @@ import dns.tsig
 import structlog
 
 from zonekeeper.policy.acl import AclAction, Policy
-from zonekeeper.proto import axfr
+from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import blob_to_rdatas, blob_ttl, name_key, node_blobs
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only
@@ -114,6 +114,10 @@ class XfrServer:
         self.policy = Policy()
         self.active = 0
         self.on_transfer: Callable[[dict[str, object]], None] | None = None
+        # Injected by the composition root: the zone's journal rows, and whether the
+        # client (a linked peer) takes IXFR.
+        self.journal: Callable[[int], list[tuple[int, int, bytes, bytes]]] = lambda _zone_id: []
+        self.ixfr_allowed: Callable[[str, str], bool] = lambda _zone, _addr: True
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -217,32 +221,73 @@ class XfrServer:
                           ede=EDE_PROHIBITED)
         if self.active >= self.transfers_out:
             return refuse(dns.rcode.REFUSED, f"transfers_out limit ({self.transfers_out}) reached")
+        style: str | None = None
+        incremental: list[dns.message.Message] | None = None
         if rdtype == _IXFR:
-            client_serial = next((rr.serial for rr in query.authority for rr in rr
-                                  if rr.rdtype == dns.rdatatype.SOA), None)
-            if client_serial is not None and not is_newer(snap.serial, client_serial):
+            client_serial = next((rr.serial for rrset in query.authority for rr in rrset
+                                  if rrset.rdtype == dns.rdatatype.SOA), None)
+            if client_serial is None:
+                return refuse(dns.rcode.FORMERR, "IXFR without the client's SOA in the authority section")
+            if not is_newer(snap.serial, client_serial):
                 # Up to date (or newer): one SOA (RFC 1995 §2).
                 resp = dns.message.make_response(query)
-                soa = snap.nodes[snap.origin_key]
-                resp.answer.append(_soa_rrset(snap, soa))
+                resp.answer.append(_soa_rrset(snap, snap.nodes[snap.origin_key]))
                 _send(out, reply(resp))
                 self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
                 return Outcome("ok", 1, 1)
+            incremental, style = await self._incremental(query, snap, client_serial, addr)
         self.active += 1
         outcome = Outcome("aborted")
         try:
-            outcome = await asyncio.wait_for(
-                self._stream(query, wire, snap, out), timeout=self.max_time
-            )
+            if incremental is not None:
+                coro = self._stream_messages(query, incremental, out)
+            else:
+                coro = self._stream(query, wire, snap, out)
+            outcome = await asyncio.wait_for(coro, timeout=self.max_time)
         except TimeoutError:
             outcome = Outcome("timeout")
         except ConnectionError:
             outcome = Outcome("aborted")
         finally:
             self.active -= 1
-            self._log(zone, addr, key_name, kind, snap.serial, outcome, started,
-                      "axfr-style" if rdtype == _IXFR else None)
+            self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style)
         return outcome
+
+    async def _incremental(
+        self, query: dns.message.Message, snap: ZoneSnapshot, client_serial: int, addr: str
+    ) -> tuple[list[dns.message.Message] | None, str]:
+        """The IXFR messages, or None and why the answer is AXFR-style."""
+        zone = snap.name.to_text()
+        if not self.ixfr_allowed(zone, addr):
+            return None, "axfr-style: IXFR is off for this peer"
+        entries = [ixfr.JournalEntry(*row) for row in await asyncio.to_thread(self.journal, snap.zone_id)]
+        steps = ixfr.chain(entries, client_serial, snap.serial)
+        if steps is None:
+            return None, f"axfr-style: serial {client_serial} is not in the journal"
+        diff = await asyncio.to_thread(ixfr.condense, steps)
+        limit = snap.ixfr_max_ratio * max(len(snap.nodes), 1)
+        if diff.records > limit:
+            return None, f"axfr-style: the difference ({diff.records} RRs) is over ixfr_max_ratio"
+        msgs = ixfr.render(query, diff, tsig=query.had_tsig)
+        return msgs, f"incremental from {client_serial}"
+
+    async def _stream_messages(self, query: dns.message.Message, msgs: list[dns.message.Message],
+                               out: Sender) -> Outcome:
+        ctx = None
+        sent = records = 0
+        for i, m in enumerate(msgs):
+            if query.had_tsig:
+                if i > 0:
+                    m.use_tsig(query.keyring, query.keyname, algorithm=query.keyalgorithm)  # type: ignore[arg-type]
+                wire = m.to_wire(multi=True, tsig_ctx=ctx)
+                ctx = m.tsig_ctx
+            else:
+                wire = m.to_wire()
+            _send(out, wire)
+            await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+            sent += len(wire) + 2
+            records += sum(len(r) for r in m.answer)
+        return Outcome("ok", len(msgs), records, sent)
 
     async def _stream(self, query: dns.message.Message, wire: bytes, snap: ZoneSnapshot,
                       out: Sender) -> Outcome:
@@ -288,6 +333,8 @@ class XfrServer:
         }
         if style:
             event["style"] = style
+            if kind == "IXFR":
+                event["type"] = "IXFR" if style.startswith("incremental") else "AXFR-style IXFR"
         log.info("xfr.out", **event)
         if self.on_transfer is not None:
             self.on_transfer(event)

@@ -45,7 +45,7 @@ def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
     rows = s.execute(
         select(Zone.name, ZonePeer.role, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
         .join(Peer, Peer.id == ZonePeer.peer_id)
-    ).tuples()
+    )
     for zone, role, peer in rows:
         if role == "primary":
             networks = (parse_network(peer.address),)
@@ -64,7 +64,7 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
         select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
         .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "secondary")
         .order_by(ZonePeer.position, Peer.name)
-    ).tuples()
+    )
     for zone, p in rows:
         out.setdefault(zone, []).append(PeerTarget(
             p.name, p.address, p.port, keys.get(p.tsig_key_id) if p.tsig_key_id else None,
@@ -140,7 +140,7 @@ class PeerService:
             z = _zone(s, zone)
             keys = _key_names(s)
             rows = s.execute(select(ZonePeer, Peer).join(Peer, Peer.id == ZonePeer.peer_id)
-                             .where(ZonePeer.zone_id == z.id).order_by(ZonePeer.position, Peer.name)).tuples()
+                             .where(ZonePeer.zone_id == z.id).order_by(ZonePeer.position, Peer.name))
             return [{"peer": p.name, "role": zp.role, **{k: v for k, v in peer_info(p, keys).items() if k != "name"}}
                     for zp, p in rows]
 

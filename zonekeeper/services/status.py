@@ -50,7 +50,7 @@ class StatusService:
                 select(Zone.name, Peer.name, TransferStatus)
                 .join(TransferStatus, TransferStatus.zone_id == Zone.id)
                 .join(Peer, Peer.id == TransferStatus.peer_id)
-            ).tuples()
+            )
             for zone, peer, st in rows:
                 self.rows[(zone, peer)] = {
                     "peer_serial": st.peer_serial,

@@ -324,6 +324,11 @@ class ZoneService:
 
         return await asyncio.to_thread(work)
 
+    def journal_sync(self, zone_id: int) -> list[tuple[int, int, bytes, bytes]]:
+        """The zone's journal, oldest first (read by IXFR out in a worker thread)."""
+        with self.db.read() as s:
+            return repo.read_journal(s, zone_id)
+
     async def export(self, name: dns.name.Name) -> tuple[int, str]:
         def work() -> tuple[int, str]:
             with self.db.read() as s:
@@ -522,7 +527,7 @@ class ZoneService:
         current = self.registry.get(origin)
         current_nodes: dict[bytes, Node] = current.nodes if current is not None else {}
         node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current_nodes)
-        repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added))
+        repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added), **_journal_limits(z))
         z.serial = serial
         z.change_id += 1
         z.updated_at = datetime.now(UTC)
@@ -604,10 +609,10 @@ class ZoneService:
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
             info = zone_info(z, self._soa(s, z))
-            outgoing, delay = z.outgoing_enabled, z.notify_delay
+            outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
         current = snap or self.registry.get(origin)
         if current is not None:
-            current.outgoing, current.notify_delay = outgoing, delay
+            current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
         return snap, info
 
     async def import_text(
@@ -662,7 +667,7 @@ class ZoneService:
             repo.replace_all(s, z.id, _rrset_rows(new), nodes)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
-            repo.add_journal(s, z.id, old_serial, serial, removed, added)
+            repo.add_journal(s, z.id, old_serial, serial, removed, added, **_journal_limits(z))
             z.serial = serial
             z.change_id += 1
             z.updated_at = datetime.now(UTC)
@@ -676,12 +681,25 @@ class ZoneService:
 # -- helpers -----------------------------------------------------------------------------
 
 
+JOURNAL_MAX_COUNT = 1000
+JOURNAL_MAX_AGE_SECONDS = 30 * 86400
+
+
+def _journal_limits(z: Zone) -> dict[str, int | None]:
+    """The zone's journal limits, with the defaults (1000 changes, 30 days, no byte cap)."""
+    return {
+        "max_count": z.journal_max_count or JOURNAL_MAX_COUNT,
+        "max_bytes": z.journal_max_bytes,
+        "max_age_seconds": z.journal_max_age or JOURNAL_MAX_AGE_SECONDS,
+    }
+
+
 def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes]) -> ZoneSnapshot:
     """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
     return ZoneSnapshot(
         dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
         state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
-        notify_delay=z.notify_delay or 0.0,
+        notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -35,7 +36,7 @@ def iter_rrsets(session: Session, zone_id: int) -> Iterator[RRset]:
 def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]]:
     rows = session.execute(
         select(Node.owner, Node.data).where(Node.zone_id == zone_id)
-    ).tuples()
+    )
     return {owner: decode_node(data) for owner, data in rows}
 
 
@@ -90,7 +91,12 @@ def add_journal(
     serial_to: int,
     removed: bytes,
     added: bytes,
+    *,
+    max_count: int,
+    max_bytes: int | None,
+    max_age_seconds: int | None,
 ) -> None:
+    """Append one changeset and trim the zone's journal to its limits (same transaction)."""
     session.add(
         JournalEntry(
             zone_id=zone_id,
@@ -101,3 +107,36 @@ def add_journal(
             size_bytes=len(removed) + len(added),
         )
     )
+    session.flush()
+    rows = session.execute(
+        select(JournalEntry.id, JournalEntry.size_bytes, JournalEntry.created_at)
+        .where(JournalEntry.zone_id == zone_id)
+        .order_by(JournalEntry.id.desc())
+    ).all()
+    now = datetime.now(UTC)
+    total = 0
+    cut: int | None = None
+    for i, (entry_id, size, created) in enumerate(rows):
+        total += size
+        if created is not None and created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        too_old = max_age_seconds is not None and created is not None and i > 0 and (
+            (now - created).total_seconds() > max_age_seconds)
+        if i >= max_count or (max_bytes is not None and i > 0 and total > max_bytes) or too_old:
+            cut = entry_id
+            break
+    if cut is not None:
+        session.execute(delete(JournalEntry).where(JournalEntry.zone_id == zone_id,
+                                                   JournalEntry.id <= cut))
+
+
+def read_journal(session: Session, zone_id: int) -> list[tuple[int, int, bytes, bytes]]:
+    return [
+        (a, b, c, d)
+        for a, b, c, d in session.execute(
+            select(JournalEntry.serial_from, JournalEntry.serial_to, JournalEntry.removed,
+                   JournalEntry.added)
+            .where(JournalEntry.zone_id == zone_id)
+            .order_by(JournalEntry.id)
+        )
+    ]

@@ -67,6 +67,7 @@ class ZoneSnapshot:
         "zone_id",
         "outgoing",
         "notify_delay",
+        "ixfr_max_ratio",
         "axfr",
         "axfr_future",
     )
@@ -83,6 +84,7 @@ class ZoneSnapshot:
         zone_id: int = 0,
         outgoing: bool = True,
         notify_delay: float = 0.0,
+        ixfr_max_ratio: float = 1.0,
     ) -> None:
         self.name = name
         self.origin_key = name_key(name)
@@ -95,6 +97,7 @@ class ZoneSnapshot:
         # Per-zone setting, not content: changed in place without a new version.
         self.outgoing = outgoing
         self.notify_delay = notify_delay
+        self.ixfr_max_ratio = ixfr_max_ratio
         # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
         self.axfr: Any = None
         self.axfr_future: Any = None
