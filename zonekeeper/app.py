@@ -12,11 +12,9 @@ from typing import Any
 
 import dns.name
 import structlog
-import uvicorn
 
 from zonekeeper import __version__
-from zonekeeper.api.app import create_app
-from zonekeeper.api.deps import AppContext
+from zonekeeper.context import AppContext
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.server.handler import QueryHandler
@@ -39,13 +37,6 @@ DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
 
 class StartupError(RuntimeError):
     """A fatal problem at start: one line to the user, exit 1."""
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside our loop: signals are ours, so it only learns to exit."""
-
-    def capture_signals(self):  # type: ignore[no-untyped-def, override]
-        return contextlib.nullcontext()
 
 
 @dataclass
@@ -234,6 +225,17 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         rt.transports.append(await start_udp(rt.handler, udp))
         rt.servers.append(await start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
+
+    # The web stack is imported only now: DNS already answers while it loads.
+    import uvicorn
+
+    from zonekeeper.api.app import create_app
+
+    class _EmbeddedServer(uvicorn.Server):
+        """uvicorn inside our loop: signals are ours, so it only learns to exit."""
+
+        def capture_signals(self):  # type: ignore[no-untyped-def, override]
+            return contextlib.nullcontext()
 
     app = create_app(rt.ctx)
     config = uvicorn.Config(app, loop="none", lifespan="off", log_level="warning",

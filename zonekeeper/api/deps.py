@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from zonekeeper.errors import Forbidden, Unauthenticated
-from zonekeeper.events.notify import Notifier
-from zonekeeper.services.access import AccessService
-from zonekeeper.services.peers import PeerService
-from zonekeeper.services.status import StatusService
-from zonekeeper.services.tokens import Principal, Scope, TokenService, covers
-from zonekeeper.services.zones import ZoneService
-from zonekeeper.settings import Settings
-
-
-@dataclass
-class AppContext:
-    settings: Settings
-    zones: ZoneService
-    tokens: TokenService
-    access: AccessService
-    peers: PeerService
-    status: StatusService
-    notifier: Notifier
-    state: dict[str, Any] = field(default_factory=dict)
+from zonekeeper.context import AppContext
+from zonekeeper.services.tokens import Principal, Scope, covers
 
 
 def get_ctx(request: Request) -> AppContext:

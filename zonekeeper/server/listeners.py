@@ -208,6 +208,9 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
         sock.bind((host, port))
         if kind == socket.SOCK_STREAM:
             sock.listen(1024)
+        else:
+            # Room for bursts of queries while the loop is busy (the kernel may cap it).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.setblocking(False)
     except OSError:
         sock.close()

