@@ -74,11 +74,18 @@ def main() -> None:
             plain = [rawxfr(addr, port, records) for _ in range(args.runs)]
             signed = [tsig_xfr(addr, port, records) for _ in range(args.runs)]
             after_edit = []
-            for i in range(min(args.runs, 3)):
-                serial = 1001 + i
+            changed = WORK / "zone-edit1.zone"
+            if not changed.exists():
                 subprocess.run([sys.executable, str(SHARED / "genzone.py"), "--records", str(args.records),
-                                "--base-serial", "1000", "--changes", "1", "--serial", str(serial),
-                                "--seed", str(i + 1), "--out", str(zone)], check=True)
+                                "--base-serial", "1000", "--changes", "1", "--out", str(changed)], check=True)
+            texts = [base.read_text(), changed.read_text()]
+            soa = "IN SOA ns1.bench.test. hostmaster.bench.test. "
+            for i in range(min(args.runs, 3)):
+                # Alternate between the one-change zone and the base: each step is one record.
+                serial = 1001 + i
+                text = texts[(i + 1) % 2]
+                head, _, tail = text.partition(soa)
+                zone.write_text(head + soa + str(serial) + tail[tail.index(" "):])
                 peer(name, "reload")
                 wait_serial(addr, port, serial)
                 after_edit.append(rawxfr(addr, port, zone_records(zone) + 1))

@@ -222,7 +222,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         rt.handler, rt.xfr, idle_timeout=settings.dns.tcp_idle_timeout, max_clients=settings.dns.tcp_max_clients
     )
     for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp))
+        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))
         rt.servers.append(await start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
 

@@ -310,3 +310,19 @@ def test_openapi_document(zk: ZkServer) -> None:
 @pytest.mark.parametrize("path", ["/zones", "/tokens"])
 def test_problem_for_unknown_method(api: httpx2.Client, path: str) -> None:
     problem(api.put(path, json={}), 405)
+
+
+def test_storage_busy_is_503_and_changes_nothing(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    serial = make_zone(api, zone_name)["serial"]
+    blocker = sqlite3.connect(zk.db_path, timeout=1, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # hold the write lock past the server's busy timeout
+        r = api.put(f"/zones/{zone_name}/rrsets/x/A", json={"records": [{"content": "192.0.2.1"}]})
+        body = problem(r, 503)
+        assert r.headers["retry-after"] == "5" and "nothing was changed" in body["detail"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert zk.serial(zone_name) == serial
+    ok = api.put(f"/zones/{zone_name}/rrsets/x/A", json={"records": [{"content": "192.0.2.1"}]})
+    assert ok.status_code == 200 and ok.json()["serial"] == serial + 1

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request, Response
 from starlette.responses import JSONResponse
 
 from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
+from zonekeeper.api.schemas import Problem
 from zonekeeper.api.routes import access, peers, tokens, zones
+
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": text, "content": _PROBLEM}
+    for status, text in (
+        (400, "Malformed request: JSON, zone text or parameters"),
+        (401, "No valid token"),
+        (403, "The token's scope is too small"),
+        (404, "Unknown zone, RRset, peer, key, rule or token"),
+        (405, "Method not allowed"),
+        (409, "Already exists, in use, wrong zone kind, or an unsafe import without force"),
+        (412, "If-Match is stale"),
+        (413, "Body over api.max_body_bytes"),
+        (422, "Validation failed; every reason is listed"),
+        (503, "Storage unavailable; retry later"),
+    )
+}
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -33,12 +54,9 @@ def create_app(ctx: AppContext) -> FastAPI:
             )
         return await call_next(request)
 
-    app.include_router(zones.router, prefix="/api/v1")
-    app.include_router(tokens.router, prefix="/api/v1")
-    app.include_router(access.keys, prefix="/api/v1")
-    app.include_router(access.acls, prefix="/api/v1")
-    app.include_router(peers.peers, prefix="/api/v1")
-    app.include_router(peers.zone_peers, prefix="/api/v1")
+    for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
+                   peers.zone_peers):
+        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from zonekeeper.errors import Forbidden, Unauthenticated
 from zonekeeper.context import AppContext
@@ -18,13 +19,17 @@ def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
+_bearer = HTTPBearer(auto_error=False, description="zk_<id>_<secret> (zonekeeper token create)")
+
+
 def require(scope: Scope) -> Any:
-    async def dependency(request: Request, ctx: Ctx) -> Principal:
-        header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
+    async def dependency(
+        ctx: Ctx,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None or not credentials.credentials.strip():
             raise Unauthenticated("an 'Authorization: Bearer zk_…' header is required")
-        principal = await ctx.tokens.authenticate(token.strip())
+        principal = await ctx.tokens.authenticate(credentials.credentials.strip())
         if not covers(set(principal.scopes), scope):
             raise Forbidden(
                 f"this call needs the '{scope.value}' scope; the token has "

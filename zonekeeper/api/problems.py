@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import OperationalError
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -67,6 +68,13 @@ def install(app: FastAPI) -> None:
             exc.status_code, "error"
         )
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _storage(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("api.storage_unavailable", error=str(exc.orig)[:200])
+        return problem(503, "storage-unavailable", "Storage unavailable",
+                       "the database is busy or unreachable; nothing was changed; retry shortly",
+                       headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -25,8 +25,9 @@ class RecordOut(BaseModel):
 
 
 class RRsetIn(_In):
-    name: str = Field(description="absolute, or relative to the zone; '@' is the apex")
-    type: str
+    name: str = Field(min_length=1, max_length=255,
+                      description="absolute, or relative to the zone; '@' is the apex")
+    type: str = Field(min_length=1, max_length=16)
     ttl: int | None = Field(None, ge=0, le=2**31 - 1)
     records: list[RecordIn] = Field(default_factory=list)
 
@@ -73,7 +74,7 @@ class SoaOut(BaseModel):
 
 
 class ZoneCreate(_In):
-    name: str
+    name: str = Field(min_length=1, max_length=255)
     kind: Literal["primary", "secondary"] = "primary"
     nameservers: list[str] = Field(default_factory=list)
     soa: SoaIn | None = None
@@ -219,11 +220,13 @@ class AclCreate(_In):
 
 
 class AclPatch(_In):
+    """Fields to change; null clears zone, network or key (action and effect cannot be null)."""
+
     zone: str | None = None
-    action: Literal["transfer", "notify"] | None = None
+    action: Literal["transfer", "notify"] = None  # type: ignore[assignment]
     network: str | None = None
     key: str | None = None
-    effect: Literal["allow", "deny"] | None = None
+    effect: Literal["allow", "deny"] = None  # type: ignore[assignment]
 
 
 class AclOut(BaseModel):

@@ -16,7 +16,7 @@ import dns.rcode
 import structlog
 
 from zonekeeper.server.handler import QueryHandler, header_only
-from zonekeeper.server.xfr import XfrServer, qtype_of
+from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
 
 _XFR_TYPES = (252, 251)  # AXFR, IXFR
 
@@ -33,16 +33,32 @@ def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool) -> bytes | No
         return None
 
 
+def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *, tcp: bool) -> bytes | None:
+    """The answer to one request; a TSIG-signed query (opcode QUERY) is checked and its
+    answer signed by the transfer server, which holds the keys."""
+    if xfr is not None and len(data) >= 12 and not data[2] & 0xF8:  # QR=0, opcode QUERY
+        at = tsig_start(data)
+        if at is not None:
+            try:
+                return xfr.answer_signed(data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp),
+                                         udp_max_payload=None if tcp else handler.udp_max_payload)
+            except Exception:  # noqa: BLE001 - as in _safe_handle: one SERVFAIL, never the listener
+                log.exception("dns.tsig_error", tcp=tcp, size=len(data))
+                return header_only(data, dns.rcode.SERVFAIL)
+    return _safe_handle(handler, data, tcp=tcp)
+
+
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: QueryHandler) -> None:
+    def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None) -> None:
         self.handler = handler
+        self.xfr = xfr
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        resp = _safe_handle(self.handler, data, tcp=False)
+        resp = _respond(self.handler, self.xfr, data, tcp=False)
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -140,7 +156,7 @@ class TcpProtocol(asyncio.Protocol):
                 self.state.transfers.add(task)
                 task.add_done_callback(self.state.transfers.discard)
                 return
-            resp = _safe_handle(self.state.handler, msg, tcp=True)
+            resp = _respond(self.state.handler, self.state.xfr, msg, tcp=True)
             if resp is not None:
                 out.append(len(resp).to_bytes(2, "big") + resp)
         if out:
@@ -218,9 +234,10 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
-async def start_udp(handler: QueryHandler, sock: socket.socket) -> asyncio.DatagramTransport:
+async def start_udp(handler: QueryHandler, sock: socket.socket,
+                    xfr: XfrServer | None = None) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(handler), sock=sock)
+    transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(handler, xfr), sock=sock)
     return transport
 
 

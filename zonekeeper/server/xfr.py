@@ -73,6 +73,46 @@ def qtype_of(wire: bytes) -> int | None:
         return None
 
 
+_TSIG_FIXED = b"\x00\xfa\x00\xff\x00\x00\x00\x00"  # TYPE TSIG, CLASS ANY, TTL 0
+
+
+def _skip_name(wire: bytes, pos: int) -> int:
+    while True:
+        n = wire[pos]
+        if n == 0:
+            return pos + 1
+        if n >= 0xC0:
+            return pos + 2
+        if n > 63:
+            raise IndexError("bad label")
+        pos += n + 1
+
+
+def tsig_start(wire: bytes) -> int | None:
+    """Where a request's TSIG record starts, when its last additional record is one.
+
+    Cheap for the common case: no additional records, or no TSIG type/class/TTL bytes
+    anywhere, answers at once; otherwise the records are walked (no rdata parsing)."""
+    if len(wire) < 12 or wire[10:12] == b"\x00\x00" or _TSIG_FIXED not in wire:
+        return None
+    try:
+        qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+        pos = 12
+        for _ in range(qd):
+            pos = _skip_name(wire, pos) + 4
+        last = -1
+        for _ in range(an + ns + ar):
+            last = pos
+            pos = _skip_name(wire, pos)
+            pos += 10 + int.from_bytes(wire[pos + 8 : pos + 10], "big")
+        if pos != len(wire) or last < 0:
+            return None
+        name_end = _skip_name(wire, last)
+        return last if wire[name_end : name_end + 2] == b"\x00\xfa" else None
+    except (IndexError, struct.error):
+        return None
+
+
 def _send(out: Sender, msg: bytes) -> None:
     out.write(len(msg).to_bytes(2, "big") + msg)
 
@@ -157,6 +197,55 @@ class XfrServer:
                       struct.pack("!Q", now)[2:], key.algorithm)
         resp.request_mac = query.tsig[0].mac  # type: ignore[index]
         return resp.to_wire()  # type: ignore[no-any-return]
+
+    # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) -------------
+    def answer_signed(self, wire: bytes, tsig_at: int, answer: Callable[[bytes], bytes | None], *,
+                      udp_max_payload: int | None) -> bytes | None:
+        """Check the request's TSIG, answer the request without it through ``answer`` (the
+        query handler), and sign that answer (RFC 8945 §5.3). Over UDP (``udp_max_payload``
+        set) a signed reply over the client's limit goes out truncated: question and TSIG.
+
+        Failures are answered as for transfers: NOTAUTH + BADKEY / BADSIG unsigned,
+        BADTIME signed."""
+        policy = self.policy
+        try:
+            query = dns.message.from_wire(wire, keyring=policy.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            log.info("dns.tsig_refused", reason="unknown TSIG key (BADKEY)")
+            return self._tsig_failure(wire, dns.rcode.BADKEY)
+        except dns.tsig.BadSignature:
+            log.info("dns.tsig_refused", reason="bad TSIG signature (BADSIG)")
+            return self._tsig_failure(wire, dns.rcode.BADSIG)
+        except dns.tsig.BadTime:
+            q = dns.message.from_wire(wire, keyring=False)
+            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
+            assert key is not None
+            log.info("dns.tsig_refused", key=key.name.to_text(), reason="TSIG time outside fudge (BADTIME)")
+            return self._badtime(wire, key)
+        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+            return header_only(wire, dns.rcode.FORMERR)
+        key: dns.tsig.Key = query.keyring  # type: ignore[assignment]
+        arcount = int.from_bytes(wire[10:12], "big") - 1
+        inner = wire[:10] + arcount.to_bytes(2, "big") + wire[12:tsig_at]
+        body = answer(inner)
+        if body is None:
+            return None
+        now = int(time.time())
+        template = dns.rdtypes.ANY.TSIG.TSIG(
+            dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, b"", query.id, 0, b"",
+        )
+        tsig, _ctx = dns.tsig.sign(body, key, template, now, query.mac, None, False)
+        rr = _tsig_rr(key.name, tsig)
+        if udp_max_payload is None:
+            udp_limit = 65535
+        else:
+            udp_limit = 512 if query.edns < 0 else max(512, min(query.payload, udp_max_payload))
+        if len(body) + len(rr) > udp_limit:
+            resp = dns.message.make_response(query)  # signed with the request's key and MAC
+            resp.flags = int.from_bytes(body[2:4], "big") | dns.flags.TC  # AA and RCODE as answered
+            return resp.to_wire()  # type: ignore[no-any-return]
+        ar = int.from_bytes(body[10:12], "big") + 1
+        return body[:10] + ar.to_bytes(2, "big") + body[12:] + rr
 
     # -- the transfer ------------------------------------------------------------------------
     async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> Outcome:

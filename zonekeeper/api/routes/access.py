@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from zonekeeper.api.deps import AdminScope, Ctx, ReadScope, WriteScope
@@ -22,6 +22,8 @@ from zonekeeper.api.schemas import (
 )
 from zonekeeper.errors import Malformed, Reason
 from zonekeeper.policy.acl import parse_address
+
+RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 keys = APIRouter(prefix="/tsig-keys", tags=["tsig-keys"])
 acls = APIRouter(prefix="/acls", tags=["acls"])
@@ -101,16 +103,16 @@ async def check_access(
 
 
 @acls.get("/{rule_id}", response_model=AclOut)
-async def get_rule(rule_id: int, ctx: Ctx, _p: ReadScope) -> dict[str, object]:
+async def get_rule(rule_id: RuleId, ctx: Ctx, _p: ReadScope) -> dict[str, object]:
     return await ctx.access.get_rule(rule_id)
 
 
 @acls.patch("/{rule_id}", response_model=AclOut)
-async def update_rule(rule_id: int, body: AclPatch, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
+async def update_rule(rule_id: RuleId, body: AclPatch, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
     return await ctx.access.update_rule(rule_id, body.model_dump(exclude_unset=True))
 
 
 @acls.delete("/{rule_id}", status_code=204)
-async def delete_rule(rule_id: int, ctx: Ctx, _p: WriteScope) -> Response:
+async def delete_rule(rule_id: RuleId, ctx: Ctx, _p: WriteScope) -> Response:
     await ctx.access.delete_rule(rule_id)
     return Response(status_code=204)

@@ -207,7 +207,7 @@ async def put_rrset(
     if_match: IfMatch = None,
 ) -> dict[str, int]:
     origin = parse_zone_name(zone)
-    item = RRsetIn(name=name, type=type, ttl=body.ttl, records=body.records)
+    item = RRsetIn.model_construct(name=name, type=type, ttl=body.ttl, records=body.records)
     changes = _changes([item], origin, "body", ["REPLACE"])
     serial = await ctx.zones.patch_rrsets(origin, changes, if_match=if_match)
     response.headers["ETag"] = _etag(serial)
