@@ -7,15 +7,17 @@ error (its problem detail and every listed reason on stderr), 2 on usage errors.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx2
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
@@ -91,7 +93,20 @@ def _fail(r: httpx2.Response) -> None:
     sys.exit(1)
 
 
-pass_api = click.make_pass_decorator(Api)
+def pass_api(fn: Any) -> Any:
+    """Pass the Api object; also accept -o/--output after the verb (``zone list -o json``)."""
+    _pass = click.make_pass_decorator(Api)
+
+    @click.option("-o", "--output", "verb_output", type=click.Choice(["table", "json"]), default=None,
+                  help="table on a terminal, json otherwise")
+    @_pass
+    @functools.wraps(fn)
+    def wrapper(api: Api, *args: Any, verb_output: str | None = None, **kwargs: Any) -> Any:
+        if verb_output:
+            api.output = verb_output
+        return fn(api, *args, **kwargs)
+
+    return wrapper
 
 
 def remote_group(name: str, help_text: str) -> click.Group:
@@ -209,11 +224,48 @@ def zone_delete(api: Api, name: str, yes: bool) -> None:
     click.echo(f"zone {name} deleted", err=True)
 
 
+PROGRESS_MIN_BYTES = 1 << 20
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), console=Console(stderr=True), transient=True)
+
+
+def _upload(data: bytes, label: str) -> Iterator[bytes] | bytes:
+    """The request body; on a terminal, large bodies are sent with a progress bar."""
+    if len(data) < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return data
+
+    def chunks() -> Iterator[bytes]:
+        with _progress() as bar:
+            task = bar.add_task(label, total=len(data))
+            for i in range(0, len(data), 256 * 1024):
+                piece = data[i : i + 256 * 1024]
+                yield piece
+                bar.advance(task, len(piece))
+
+    return chunks()
+
+
 @zone.command("export")
 @click.argument("name")
 @pass_api
 def zone_export(api: Api, name: str) -> None:
-    click.echo(api.call("GET", f"/zones/{name}/export").text, nl=False)
+    """Print the zone as canonical text (a progress bar on a terminal for large zones)."""
+    if not sys.stderr.isatty():
+        click.echo(api.call("GET", f"/zones/{name}/export").text, nl=False)
+        return
+    with api.client() as c, c.stream("GET", f"/zones/{name}/export") as r:
+        if r.status_code >= 400:
+            r.read()
+            _fail(r)
+        with _progress() as bar:
+            task = bar.add_task(f"export {name}", total=None)
+            for chunk in r.iter_bytes():
+                sys.stdout.buffer.write(chunk)
+                bar.advance(task, len(chunk))
+        sys.stdout.flush()
 
 
 @zone.command("import")
@@ -223,7 +275,7 @@ def zone_export(api: Api, name: str) -> None:
 @click.option("--force", is_flag=True, help="apply even a large change or an apex NS change")
 @pass_api
 def zone_import(api: Api, name: str, file: Path, dry_run: bool, force: bool) -> None:
-    r = api.call("POST", f"/zones/{name}/import", content=file.read_bytes(),
+    r = api.call("POST", f"/zones/{name}/import", content=_upload(file.read_bytes(), f"import {name}"),
                  params={"dry_run": str(dry_run).lower(), "force": str(force).lower()},
                  headers={"content-type": "text/dns"})
     body = r.json()
