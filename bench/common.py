@@ -35,12 +35,29 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def pss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """PSS of a process and all its descendants (NSD serves from forked children)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except OSError:
+            continue
+        stack += _children(p)
+    return total / 1024
 
 
 def soa_serial(addr: str, port: int) -> int | None:
@@ -119,7 +136,8 @@ class Zonekeeper:
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
 
     def start(self) -> None:
-        env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN)
+        env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN,
+                   ZONEKEEPER_API__MAX_BODY_BYTES=str(1 << 30))
         exe = shutil.which("zonekeeper", path=str(ROOT / ".venv" / "bin")) or "zonekeeper"
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", exe, "serve", "--dns-listen", f"{ZK_ADDR}:{ZK_PORT}",

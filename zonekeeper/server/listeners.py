@@ -196,6 +196,9 @@ class TcpProtocol(asyncio.Protocol):
             if self.lost:
                 raise ConnectionError("connection closed")
 
+    def paused(self) -> bool:
+        return self.lost or not self.writable.is_set()
+
     def pause_writing(self) -> None:
         self.writable.clear()
 
