@@ -33,16 +33,19 @@ def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool) -> bytes | No
         return None
 
 
-def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *, tcp: bool) -> bytes | None:
+def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
+             tcp: bool) -> bytes | None:
     """The answer to one request; a TSIG-signed query (opcode QUERY) is checked and its
     answer signed by the transfer server, which holds the keys."""
     if xfr is not None and len(data) >= 12 and not data[2] & 0xF8:  # QR=0, opcode QUERY
         at = tsig_start(data)
         if at is not None:
             try:
-                return xfr.answer_signed(data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp),
-                                         udp_max_payload=None if tcp else handler.udp_max_payload)
-            except Exception:  # noqa: BLE001 - as in _safe_handle: one SERVFAIL, never the listener
+                return xfr.answer_signed(
+                    data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp),
+                    udp_max_payload=None if tcp else handler.udp_max_payload,
+                )
+            except Exception:  # noqa: BLE001 - as in _safe_handle: one SERVFAIL, not the listener
                 log.exception("dns.tsig_error", tcp=tcp, size=len(data))
                 return header_only(data, dns.rcode.SERVFAIL)
     return _safe_handle(handler, data, tcp=tcp)

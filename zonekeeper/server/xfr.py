@@ -233,9 +233,11 @@ class XfrServer:
         resp.request_mac = query.tsig[0].mac  # type: ignore[index]
         return resp.to_wire()  # type: ignore[no-any-return]
 
-    # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) -------------
-    def answer_signed(self, wire: bytes, tsig_at: int, answer: Callable[[bytes], bytes | None], *,
-                      udp_max_payload: int | None) -> bytes | None:
+    # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) ---------
+    def answer_signed(
+        self, wire: bytes, tsig_at: int, answer: Callable[[bytes], bytes | None], *,
+        udp_max_payload: int | None,
+    ) -> bytes | None:
         """Check the request's TSIG, answer the request without it through ``answer`` (the
         query handler), and sign that answer (RFC 8945 §5.3). Over UDP (``udp_max_payload``
         set) a signed reply over the client's limit goes out truncated: question and TSIG.
@@ -255,7 +257,8 @@ class XfrServer:
             q = dns.message.from_wire(wire, keyring=False)
             key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
             assert key is not None
-            log.info("dns.tsig_refused", key=key.name.to_text(), reason="TSIG time outside fudge (BADTIME)")
+            log.info("dns.tsig_refused", key=key.name.to_text(),
+                     reason="TSIG time outside fudge (BADTIME)")
             return self._badtime(wire, key)
         except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
             return header_only(wire, dns.rcode.FORMERR)
@@ -267,7 +270,8 @@ class XfrServer:
             return None
         now = int(time.time())
         template = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, b"", query.id, 0, b"",
+            dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, b"", query.id, 0,
+            b"",
         )
         tsig, _ctx = dns.tsig.sign(body, key, template, now, query.mac, None, False)
         rr = _tsig_rr(key.name, tsig)
@@ -445,6 +449,8 @@ class XfrServer:
                 out.write(b"".join((size.to_bytes(2, "big"), head, b"\x00\x01", question, data, rr)))
             if out.paused():
                 await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+            elif msgs % 16 == 15:
+                await asyncio.sleep(0)  # let queries in between every ~1 MiB sent
             msgs += 1
             records += count
             sent += size + 2
