@@ -326,3 +326,27 @@ def test_storage_busy_is_503_and_changes_nothing(zk: ZkServer, api: httpx2.Clien
     assert zk.serial(zone_name) == serial
     ok = api.put(f"/zones/{zone_name}/rrsets/x/A", json={"records": [{"content": "192.0.2.1"}]})
     assert ok.status_code == 200 and ok.json()["serial"] == serial + 1
+
+
+def test_transfer_now_on_a_primary_zone_is_409(api: httpx2.Client, zone_name: str) -> None:
+    make_zone(api, zone_name)
+    body = problem(api.post(f"/zones/{zone_name}/transfer", json={}), 409)
+    assert "primary zone" in body["detail"]
+    problem(api.post("/zones/nope.test/transfer", json={}), 404)
+
+
+def test_key_and_peer_lists_paginate(api: httpx2.Client, zone_name: str) -> None:
+    tag = zone_name.split(".")[0]
+    for i in range(3):
+        assert api.post("/tsig-keys", json={"name": f"pg{i}-{tag}"}).status_code == 201
+        assert api.post("/peers", json={"name": f"pg{i}-{tag}", "address": f"192.0.2.{i + 1}"}).status_code == 201
+    for path in ("/tsig-keys", "/peers"):
+        seen, cursor = [], None
+        for _ in range(100):
+            body = api.get(path, params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+            assert len(body["items"]) <= 2
+            seen += [x["name"] for x in body["items"]]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert len(seen) == len(set(seen)) and sum(tag in n for n in seen) == 3

@@ -302,6 +302,15 @@ def zone_notify(api: Api, name: str, peers: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+@zone.command("transfer")
+@click.argument("name")
+@click.option("--axfr", is_flag=True, help="force a full transfer")
+@pass_api
+def zone_transfer(api: Api, name: str, axfr: bool) -> None:
+    """Refresh a secondary zone from its primaries now and print the outcome."""
+    api.show(api.call("POST", f"/zones/{name}/transfer", json={"axfr": axfr}).json())
+
+
 @zone.command("status")
 @click.argument("name")
 @pass_api

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import AdminScope, Ctx, ReadScope, WriteScope
 from zonekeeper.api.schemas import (
     AclCreate,
@@ -30,8 +31,8 @@ acls = APIRouter(prefix="/acls", tags=["acls"])
 
 
 @keys.get("", response_model=KeyList)
-async def list_keys(ctx: Ctx, _p: ReadScope) -> dict[str, object]:
-    return {"items": await ctx.access.list_keys(), "next_cursor": None}
+async def list_keys(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
+    return page(await ctx.access.list_keys(), lambda k: k["name"], limit, cursor)
 
 
 @keys.post("", status_code=201, response_model=KeyCreated)
@@ -73,8 +74,8 @@ async def delete_key(name: str, ctx: Ctx, _p: AdminScope) -> Response:
 
 
 @acls.get("", response_model=AclList)
-async def list_rules(ctx: Ctx, _p: ReadScope) -> dict[str, object]:
-    return {"items": await ctx.access.list_rules(), "next_cursor": None}
+async def list_rules(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
+    return page(await ctx.access.list_rules(), lambda r: f"{r['id']:020d}", limit, cursor)
 
 
 @acls.post("", status_code=201, response_model=AclOut)

@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
 from zonekeeper.api.schemas import (
     NotifyRequest,
@@ -19,7 +20,7 @@ from zonekeeper.api.schemas import (
     ZoneLink,
     ZoneLinkOut,
 )
-from zonekeeper.errors import NotFound
+from zonekeeper.errors import Conflict, NotFound
 from zonekeeper.services.zones import parse_zone_name
 from zonekeeper.settings import parse_hostport
 
@@ -28,8 +29,8 @@ zone_peers = APIRouter(prefix="/zones/{zone}", tags=["peers"])
 
 
 @peers.get("", response_model=PeerList)
-async def list_peers(ctx: Ctx, _p: ReadScope) -> dict[str, object]:
-    return {"items": await ctx.peers.list(), "next_cursor": None}
+async def list_peers(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
+    return page(await ctx.peers.list(), lambda p: p["name"], limit, cursor)
 
 
 @peers.post("", status_code=201, response_model=PeerOut)
@@ -106,3 +107,11 @@ async def notify_now(zone: str, ctx: Ctx, _p: WriteScope, body: NotifyRequest | 
             raise NotFound(f"peer(s) {', '.join(missing)} not linked to zone {name}")
     results = await ctx.notifier.notify_now(name, wanted)
     return [r.as_dict() for r in results]
+
+
+@zone_peers.post("/transfer", status_code=200)
+async def transfer_now(zone: str, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
+    """Refresh a secondary zone from its primaries now. Every zone here is a primary zone
+    (secondary zones are not available yet), so this answers 409 after checking the zone."""
+    info = await ctx.zones.get(parse_zone_name(zone))
+    raise Conflict(f"zone {info['name']} is a {info['kind']} zone; only secondary zones transfer in")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import AdminScope, Ctx
 from zonekeeper.api.schemas import TokenCreate, TokenCreated, TokenList
 
@@ -11,8 +12,8 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.get("", response_model=TokenList)
-async def list_tokens(ctx: Ctx, _p: AdminScope) -> dict[str, object]:
-    return {"items": await ctx.tokens.list(), "next_cursor": None}
+async def list_tokens(ctx: Ctx, _p: AdminScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
+    return page(await ctx.tokens.list(), lambda t: t["id"], limit, cursor)
 
 
 @router.post("", status_code=201, response_model=TokenCreated)
