@@ -7,6 +7,8 @@ import subprocess
 
 import dns.message
 import dns.query
+import dns.rcode
+import dns.rrset
 import dns.rdatatype
 import dns.tsig
 import dns.zone
@@ -83,3 +85,17 @@ def test_ixfr_condensed_and_signed(zk: ZkServer, api: httpx2.Client, zone_name: 
     assert sum(len(r) for m in cur for r in m.answer) == 1
     log = zk.log()
     assert "incremental from" in log
+
+
+def test_ixfr_over_udp_is_the_current_soa_alone(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    make_zone(api, zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.1"}]})
+    now = zk.serial(zone_name)
+    for client_serial in (now - 1, now):
+        q = dns.message.make_query(zone_name, "IXFR")
+        q.authority.append(dns.rrset.from_text(zone_name, 0, "IN", "SOA", f". . {client_serial} 0 0 0 0"))
+        r = dns.query.udp(q, "127.0.0.1", port=zk.dns_port, timeout=5)
+        assert r.rcode() == 0 and len(r.answer) == 1 and r.answer[0].rdtype == dns.rdatatype.SOA
+        assert r.answer[0][0].serial == now
+    q = dns.message.make_query(f"www.{zone_name}", "IXFR")
+    assert dns.query.udp(q, "127.0.0.1", port=zk.dns_port, timeout=5).rcode() == dns.rcode.NOTAUTH

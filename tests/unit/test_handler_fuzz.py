@@ -26,6 +26,7 @@ ALLOWED_RCODES = {
     dns.rcode.FORMERR,
     dns.rcode.NOTIMP,
     dns.rcode.REFUSED,
+    dns.rcode.NOTAUTH,  # IXFR of a name that is not a zone apex (INTERFACE §7)
     dns.rcode.NXDOMAIN,
     dns.rcode.SERVFAIL,
 }

@@ -119,10 +119,16 @@ def _negative(zone: ServedZone, names: _Names, ans: Answer, rcode: int) -> Answe
 
 
 def _referral(zone: ServedZone, names: _Names, cut: bytes, ans: Answer) -> Answer:
+    """The cut's NS in authority and their glue in additional (RFC 1034 4.3.2 step 3b).
+
+    AA is cleared unless the answer section already holds this zone's CNAMEs: AA speaks
+    for the first owner of the answer (RFC 1035 4.1.1), and those are authoritative.
+    """
     node = zone.nodes[cut]
     ns_blob = find_blob(node, _T_NS)
     assert ns_blob is not None
-    ans.aa = False
+    if not ans.ancount:
+        ans.aa = False
     ans.nscount += _add(ans.ns, ns_blob, names.owner(cut))
     for target in blob_rdatas(ns_blob):
         tkey = target.lower()
@@ -176,9 +182,9 @@ def resolve(zone: ServedZone, qkey: bytes, qtype: int) -> Answer:
     for _ in range(MAX_CHAIN):
         cut = _find_cut(zone, key, qtype)
         if cut is not None:
-            if key == qkey:
-                return _referral(zone, names, cut, ans)
-            return ans  # a chain into a delegated name stops at the CNAME
+            # Also after a CNAME: step 3a restarts at step 1 with the target, and a
+            # target below a cut of this zone gets the referral (RFC 1034 4.3.2 step 3b).
+            return _referral(zone, names, cut, ans)
         node, _synth = _closest_node(zone, key)
         if node is None:
             return _negative(zone, names, ans, dns.rcode.NXDOMAIN)

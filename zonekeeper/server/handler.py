@@ -188,7 +188,7 @@ class QueryHandler:
         limit = self._limit(query, tcp)
         if query.edns is not None and query.edns.version != 0:
             return self._render(query, Answer(rcode=BADVERS, aa=False), limit)
-        if query.qtype in (_AXFR, _IXFR) and not tcp:
+        if query.qtype == _AXFR and not tcp:
             return self._render(query, Answer(rcode=dns.rcode.FORMERR, aa=False), limit)
         if query.qclass != 1:
             return self._render(query, Answer(rcode=dns.rcode.REFUSED, aa=False), limit)
@@ -199,11 +199,18 @@ class QueryHandler:
         snap: ZoneSnapshot = zone  # type: ignore[assignment]
         if snap.state in (ZoneState.EXPIRED, ZoneState.UNLOADED):
             return self._render(query, Answer(rcode=dns.rcode.SERVFAIL, aa=False), limit)
-        if query.qtype in (_AXFR, _IXFR):
-            # Transfers out are not enabled in this version: refuse, never answer partially.
-            log.info("xfr.refused", zone=snap.name.to_text(), reason="transfers not enabled")
+        if query.qtype == _IXFR:
+            if query.qkey != snap.origin_key:
+                return self._render(query, Answer(rcode=dns.rcode.NOTAUTH, aa=False), limit)
+            # IXFR over UDP (TCP transfers never reach this handler): the current SOA alone,
+            # which tells a current client it is current and any other to ask over TCP
+            # (RFC 1995 §2). It is the same data a plain SOA query returns.
+            ans = resolve(snap, query.qkey, int(dns.rdatatype.SOA))
+        elif query.qtype == _AXFR:
+            # Unreachable: TCP transfers are diverted to the transfer server by the listener.
             return self._render(query, Answer(rcode=dns.rcode.REFUSED, aa=False), limit)
-        ans = resolve(snap, query.qkey, query.qtype)
+        else:
+            ans = resolve(snap, query.qkey, query.qtype)
         wire = self._render(query, ans, limit)
         if cache_key is not None and self.cache_entries and not snap.retired:
             if self._cached_total >= self.cache_entries:
