@@ -29,7 +29,6 @@ import dns.rrset
 import dns.tsig
 import structlog
 
-from zonekeeper.proto.rrwire import blob_to_rdatas, blob_ttl, node_blobs
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.notify")
@@ -65,16 +64,6 @@ class NotifyResult:
     def as_dict(self) -> dict[str, Any]:
         return {"peer": self.peer, "result": self.result, "rcode": self.rcode,
                 "attempts": self.attempts, "serial": self.serial}
-
-
-def soa_rrset(snap: ZoneSnapshot) -> dns.rrset.RRset:
-    for blob in node_blobs(snap.nodes[snap.origin_key]):
-        if blob[:2] == b"\x00\x06":
-            rrset = dns.rrset.RRset(snap.name, dns.rdataclass.IN, dns.rdatatype.SOA)
-            for rd in blob_to_rdatas(blob):
-                rrset.add(rd, blob_ttl(blob))
-            return rrset
-    raise ValueError("zone has no SOA")
 
 
 class Notifier:
@@ -159,7 +148,7 @@ class Notifier:
         q = dns.message.make_query(snap.name, dns.rdatatype.SOA)
         q.flags = dns.flags.AA  # (the opcode lives in the flags word: set it after)
         q.set_opcode(dns.opcode.NOTIFY)
-        q.answer.append(soa_rrset(snap))
+        q.answer.append(snap.soa_rrset())
         if target.key:
             key = self.keys(target.key)
             if key is not None:

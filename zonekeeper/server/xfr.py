@@ -30,7 +30,7 @@ import structlog
 
 from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
-from zonekeeper.proto.rrwire import blob_to_rdatas, blob_ttl, name_key, node_blobs
+from zonekeeper.proto.rrwire import name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
@@ -359,7 +359,7 @@ class XfrServer:
             if not is_newer(snap.serial, client_serial):
                 # Up to date (or newer): one SOA (RFC 1995 §2).
                 resp = dns.message.make_response(query)
-                resp.answer.append(_soa_rrset(snap, snap.nodes[snap.origin_key]))
+                resp.answer.append(snap.soa_rrset())
                 _send(out, reply(resp))
                 self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
                 return Outcome("ok", 1, 1)
@@ -470,13 +470,3 @@ class XfrServer:
         log.info("xfr.out", **event)
         if self.on_transfer is not None:
             self.on_transfer(event)
-
-
-def _soa_rrset(snap: ZoneSnapshot, apex: object) -> dns.rrset.RRset:
-    for blob in node_blobs(apex):  # type: ignore[arg-type]
-        if blob[:2] == b"\x00\x06":
-            rrset = dns.rrset.RRset(snap.name, dns.rdataclass.IN, dns.rdatatype.SOA)
-            for rd in blob_to_rdatas(blob):
-                rrset.add(rd, blob_ttl(blob))
-            return rrset
-    raise ValueError("no SOA")

@@ -90,23 +90,20 @@ class AccessService:
         return self.policy
 
     async def _write(self, fn: Callable[[Session], Any]) -> Any:
-        def work() -> tuple[Any, Policy]:
-            with self.db.write() as s:
-                result = fn(s)
-                s.flush()
-                return result, build_policy(s)
+        """Run a change and rebuild the policy from the same transaction, then swap it in."""
 
-        result, policy = await asyncio.to_thread(work)
+        def work(s: Session) -> tuple[Any, Policy]:
+            result = fn(s)
+            s.flush()
+            return result, build_policy(s)
+
+        result, policy = await self.db.run_write(work)
         self.policy = policy
         self.on_policy(policy)
         return result
 
     async def _read(self, fn: Callable[[Session], Any]) -> Any:
-        def work() -> Any:
-            with self.db.read() as s:
-                return fn(s)
-
-        return await asyncio.to_thread(work)
+        return await self.db.run_read(fn)
 
     # -- keys -------------------------------------------------------------------------------
     async def list_keys(self) -> list[dict[str, Any]]:

@@ -78,20 +78,12 @@ class PeerService:
         self.on_change = on_change
 
     async def _write(self, fn: Callable[[Session], Any]) -> Any:
-        def work() -> Any:
-            with self.db.write() as s:
-                return fn(s)
-
-        result = await asyncio.to_thread(work)
+        result = await self.db.run_write(fn)
         await asyncio.to_thread(self.on_change)
         return result
 
     async def _read(self, fn: Callable[[Session], Any]) -> Any:
-        def work() -> Any:
-            with self.db.read() as s:
-                return fn(s)
-
-        return await asyncio.to_thread(work)
+        return await self.db.run_read(fn)
 
     async def list(self) -> list[dict[str, Any]]:
         def fn(s: Session) -> list[dict[str, Any]]:

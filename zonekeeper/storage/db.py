@@ -7,15 +7,17 @@ deferred transaction, writes go through a separate engine that begins
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 # The newest migration; a test checks it against Alembic's head. Knowing it here lets a
 # start on an up-to-date database skip importing Alembic at all.
 SCHEMA_HEAD = "0001"
@@ -70,6 +72,24 @@ class Database:
         """One transaction: commits on success, rolls back on any exception."""
         with self._write() as session, session.begin():
             yield session
+
+    async def run_read(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)`` in a read transaction, in a worker thread."""
+
+        def work() -> T:
+            with self.read() as s:
+                return fn(s)
+
+        return await asyncio.to_thread(work)
+
+    async def run_write(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)`` in one write transaction, in a worker thread."""
+
+        def work() -> T:
+            with self.write() as s:
+                return fn(s)
+
+        return await asyncio.to_thread(work)
 
     def dispose(self) -> None:
         self.read_engine.dispose()

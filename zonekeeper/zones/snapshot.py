@@ -15,11 +15,15 @@ from typing import Any
 
 import dns.name
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
 from zonekeeper.proto.rrwire import (
     Node,
     blob_count,
+    blob_to_rdatas,
+    blob_ttl,
     find_blob,
     from_rdatas,
     make_node,
@@ -108,6 +112,15 @@ class ZoneSnapshot:
         self.neg_soa = negative_soa(soa)
         self.cache: dict[bytes, bytes] = {}
         self.retired = False
+
+    def soa_rrset(self) -> dns.rrset.RRset:
+        """The apex SOA as a dnspython RRset (for NOTIFY and one-SOA IXFR answers)."""
+        blob = find_blob(self.nodes[self.origin_key], _T_SOA)
+        assert blob is not None
+        rrset = dns.rrset.RRset(self.name, dns.rdataclass.IN, dns.rdatatype.SOA)
+        for rd in blob_to_rdatas(blob):
+            rrset.add(rd, blob_ttl(blob))
+        return rrset
 
     @property
     def record_count(self) -> int:
