@@ -21,6 +21,7 @@ from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.events.notify import Notifier
+from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
@@ -29,7 +30,7 @@ from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage.db import Database
-from zonekeeper.zones.snapshot import Registry
+from zonekeeper.zones.snapshot import Registry, ZoneState
 
 log = structlog.get_logger("zonekeeper")
 DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
@@ -97,7 +98,33 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         notifier.set_targets(targets)
         status.set_targets(targets)
 
-    peers = PeerService(db, on_change=refresh)
+    secondaries = SecondaryManager(
+        settings.secondary,
+        install=zones.install_transfer,
+        current_zone=zones.current_zone,
+        save_timers=lambda name, t, primary: zones.save_timers(
+            name, t.next_refresh, t.next_expire, t.expired, primary),
+        set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
+        source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
+    )
+    xfr.on_notify = secondaries.notify
+
+    async def sync_secondaries() -> None:
+        """Give the refresh engine every secondary zone with its current primaries (and
+        rebuild the access policy: linked primaries may NOTIFY us)."""
+        await asyncio.to_thread(refresh)
+        rows, primaries = await asyncio.to_thread(_secondary_setup, zones, db, access)
+        for row in rows:
+            t = secondaries.zones.get(row["name"])
+            timers = t.timers if t is not None else _timers(secondaries, row)
+            secondaries.add(dns.name.from_text(row["name"]), row["serial"], timers,
+                            primaries.get(row["name"], []))
+        known = {r["name"] for r in rows}
+        for name in [n for n in secondaries.zones if n not in known]:
+            secondaries.remove(dns.name.from_text(name))
+
+    zones.on_secondaries_changed = sync_secondaries
+    peers = PeerService(db, on_change=sync_secondaries)
     zones.on_removed = lambda _name: refresh()
     zones.on_published = notifier.zone_changed
     xfr.on_transfer = status.transfer_served
@@ -116,10 +143,40 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
 
     xfr.ixfr_allowed = ixfr_allowed
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
-                     status=status, notifier=notifier)
+                     status=status, notifier=notifier, secondaries=secondaries)
+    ctx.state["sync_secondaries"] = sync_secondaries
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
     rt.refresh = refresh
     return rt
+
+
+def _secondary_setup(zones: ZoneService, db: Database, access: AccessService) -> tuple[
+        list[dict[str, Any]], dict[str, list[Primary]]]:
+    """Secondary zones (stored timers) and their primaries, keys resolved (worker thread)."""
+    from sqlalchemy import select
+
+    from zonekeeper.storage.models import Peer, TsigKey, Zone, ZonePeer
+
+    rows = zones.secondary_rows()
+    primaries: dict[str, list[Primary]] = {}
+    with db.read() as s:
+        keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+        q = (select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
+             .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
+             .order_by(ZonePeer.position))
+        for zone, p in s.execute(q):
+            key = access.policy.keys.get(keys[p.tsig_key_id]) if p.tsig_key_id else None
+            primaries.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
+    return rows, primaries
+
+
+def _timers(manager: SecondaryManager, row: dict[str, Any]) -> ZoneTimers:
+    t = ZoneTimers(next_refresh=row["next_refresh"] or 0.0, next_expire=row["next_expire"],
+                   expired=row["expired"])
+    soa = row.get("soa")
+    if soa is not None and soa.records:
+        manager.timers_from_soa(t, soa.records[0].rdata)
+    return t
 
 
 def notify_sources(settings: Settings) -> dict[int, str]:
@@ -204,8 +261,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
 
     snaps = await asyncio.to_thread(rt.zones.load_all)
-    await asyncio.to_thread(rt.refresh)
     await asyncio.to_thread(rt.ctx.status.load_sync)
+    await rt.ctx.state["sync_secondaries"]()  # also builds the access policy
     if settings.api.bootstrap_token:
         try:
             created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)
@@ -257,6 +314,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     for tr in rt.transports:
         tr.close()
     await rt.ctx.notifier.close()
+    await rt.ctx.secondaries.close()
     await rt.tcp_state.finish_transfers(grace=5)
     rt.tcp_state.close_all()
     api.should_exit = True

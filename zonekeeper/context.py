@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zonekeeper.events.notify import Notifier
+from zonekeeper.events.secondary import SecondaryManager
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService
 from zonekeeper.services.status import StatusService
@@ -24,4 +25,5 @@ class AppContext:
     peers: PeerService
     status: StatusService
     notifier: Notifier
+    secondaries: SecondaryManager
     state: dict[str, Any] = field(default_factory=dict)

@@ -318,3 +318,19 @@ class XfrStatusRow(BaseModel):
     state: str
     last_transfer: dict[str, object] | None
     notify: dict[str, object] | None
+    primary_status: dict[str, object] | None = None
+
+
+class TransferRequest(_In):
+    axfr: bool = False
+
+
+class TransferOutcome(BaseModel):
+    result: Literal["UPTODATE", "IXFR", "AXFR", "FALLBACK", "FAILED", "RUNNING"]
+    serial_before: int | None
+    serial_after: int | None
+    primary: str | None
+    rcode: str | None
+    error: str | None
+    duration_ms: float
+    records: int

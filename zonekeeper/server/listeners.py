@@ -34,9 +34,15 @@ def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool) -> bytes | No
 
 
 def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
-             tcp: bool) -> bytes | None:
+             tcp: bool, addr: str = "") -> bytes | None:
     """The answer to one request; a TSIG-signed query (opcode QUERY) is checked and its
-    answer signed by the transfer server, which holds the keys."""
+    answer signed by the transfer server, which holds the keys; so is a NOTIFY."""
+    if xfr is not None and len(data) >= 12 and data[2] & 0xF8 == 0x20:  # QR=0, opcode NOTIFY
+        try:
+            return xfr.notify_in(data, addr)
+        except Exception:  # noqa: BLE001 - one SERVFAIL, not the listener
+            log.exception("notify.error", size=len(data))
+            return header_only(data, dns.rcode.SERVFAIL)
     if xfr is not None and len(data) >= 12 and not data[2] & 0xF8:  # QR=0, opcode QUERY
         at = tsig_start(data)
         if at is not None:
@@ -61,7 +67,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        resp = _respond(self.handler, self.xfr, data, tcp=False)
+        resp = _respond(self.handler, self.xfr, data, tcp=False, addr=addr[0])
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -159,7 +165,7 @@ class TcpProtocol(asyncio.Protocol):
                 self.state.transfers.add(task)
                 task.add_done_callback(self.state.transfers.discard)
                 return
-            resp = _respond(self.state.handler, self.state.xfr, msg, tcp=True)
+            resp = _respond(self.state.handler, self.state.xfr, msg, tcp=True, addr=self.peer[0])
             if resp is not None:
                 out.append(len(resp).to_bytes(2, "big") + resp)
         if out:

@@ -33,7 +33,7 @@ from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only
-from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
 
@@ -193,6 +193,7 @@ class XfrServer:
         # client (a linked peer) takes IXFR.
         self.journal: Callable[[int], list[tuple[int, int, bytes, bytes]]] = lambda _zone_id: []
         self.ixfr_allowed: Callable[[str, str], bool] = lambda _zone, _addr: True
+        self.on_notify: Callable[[str], None] | None = None
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -234,6 +235,51 @@ class XfrServer:
         return resp.to_wire()  # type: ignore[no-any-return]
 
     # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) ---------
+    def notify_in(self, wire: bytes, addr: str) -> bytes | None:
+        """NOTIFY in (RFC 1996): from a linked primary (or a ``notify`` rule), with its key
+        when it has one; answered, then the zone's refresh is triggered at once."""
+        policy = self.policy
+        try:
+            query = dns.message.from_wire(wire, keyring=policy.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            log.info("notify.received", client=addr, result="refused", reason="unknown TSIG key (BADKEY)")
+            return self._tsig_failure(wire, dns.rcode.BADKEY)
+        except dns.tsig.BadSignature:
+            log.info("notify.received", client=addr, result="refused", reason="bad TSIG signature (BADSIG)")
+            return self._tsig_failure(wire, dns.rcode.BADSIG)
+        except dns.tsig.BadTime:
+            q = dns.message.from_wire(wire, keyring=False)
+            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
+            assert key is not None
+            return self._badtime(wire, key)
+        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+            return header_only(wire, dns.rcode.FORMERR)
+        if len(query.question) != 1:
+            return header_only(wire, dns.rcode.FORMERR)
+        zone = query.question[0].name.to_text().lower()
+        key_name = query.keyname.to_text().lower() if query.had_tsig else None  # type: ignore[union-attr]
+        resp = dns.message.make_response(query)
+        snap = self.registry.zones.get(name_key(query.question[0].name))
+        if snap is None or snap.kind is not ZoneKind.SECONDARY:
+            resp.set_rcode(dns.rcode.NOTAUTH)
+            log.info("notify.received", zone=zone, client=addr, key=key_name, result="notauth",
+                     reason="not a secondary zone here")
+            return resp.to_wire()  # type: ignore[no-any-return]
+        decision = policy.allowed(AclAction.NOTIFY, zone, addr, key_name)
+        if not decision.allowed:
+            resp.set_rcode(dns.rcode.REFUSED)
+            log.info("notify.received", zone=zone, client=addr, key=key_name, result="refused",
+                     reason=decision.reason)
+            return resp.to_wire()  # type: ignore[no-any-return]
+        resp.flags |= dns.flags.AA
+        serial = next((rr.serial for rrset in query.answer if rrset.rdtype == dns.rdatatype.SOA
+                       for rr in rrset), None)
+        log.info("notify.received", zone=zone, client=addr, key=key_name, serial=serial,
+                 result="accepted", rule=decision.rule)
+        if self.on_notify is not None:
+            self.on_notify(zone)
+        return resp.to_wire()  # type: ignore[no-any-return]
+
     def answer_signed(
         self, wire: bytes, tsig_at: int, answer: Callable[[bytes], bytes | None], *,
         udp_max_payload: int | None,

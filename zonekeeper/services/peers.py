@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -73,13 +72,13 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
 
 
 class PeerService:
-    def __init__(self, db: Database, *, on_change: Callable[[], None]) -> None:
+    def __init__(self, db: Database, *, on_change: Callable[[], Awaitable[None]]) -> None:
         self.db = db
         self.on_change = on_change
 
     async def _write(self, fn: Callable[[Session], Any]) -> Any:
         result = await self.db.run_write(fn)
-        await asyncio.to_thread(self.on_change)
+        await self.on_change()
         return result
 
     async def _read(self, fn: Callable[[Session], Any]) -> Any:

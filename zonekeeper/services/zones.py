@@ -9,7 +9,7 @@ the API call returns. A failure before the commit leaves no trace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
+import dns.zone
 import structlog
 from sqlalchemy import func, select
 
@@ -28,7 +29,7 @@ from zonekeeper.proto.rrwire import Node, find_blob, name_key
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import RRset, Zone
+from zonekeeper.storage.models import Peer, RRset, Timer, Zone, ZonePeer
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
     Registry,
@@ -214,6 +215,7 @@ class ZoneService:
         self.registry = registry
         self.on_published = on_published
         self.on_removed: Callable[[dns.name.Name], None] | None = None
+        self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -239,7 +241,9 @@ class ZoneService:
                 origin = dns.name.from_text(z.name)
                 nodes = repo.load_nodes(s, z.id)
                 if not nodes:
-                    continue  # a secondary that never loaded
+                    # A secondary that never loaded: served, but SERVFAIL until it does.
+                    snaps.append(ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind)))
+                    continue
                 cuts = frozenset(
                     name_key(dns.name.from_text(n))
                     for n in s.scalars(
@@ -433,7 +437,143 @@ class ZoneService:
             self.registry.remove(name)
             if self.on_removed is not None:
                 await asyncio.to_thread(self.on_removed, name)
+            if self.on_secondaries_changed is not None:
+                await self.on_secondaries_changed()
             log.info("zone.deleted", zone=key)
+
+    # -- secondary zones ------------------------------------------------------------------
+    async def create_secondary(self, name: dns.name.Name, primaries: list[str]) -> dict[str, Any]:
+        """A secondary zone following ``primaries`` (peer names, in order); no data until
+        the first transfer, so it answers SERVFAIL until then."""
+        if not primaries:
+            raise Invalid("a secondary zone needs primaries",
+                          [Reason(("primaries",), "name at least one peer to transfer from")])
+
+        def work(s: Any) -> dict[str, Any]:
+            if repo.zone_by_name(s, name.to_text()) is not None:
+                raise Conflict(f"zone {name.to_text()} already exists")
+            peers = []
+            for i, p in enumerate(primaries):
+                row = s.scalar(select(Peer).where(Peer.name == p))
+                if row is None:
+                    raise NotFound(f"peer {p} does not exist (primaries[{i}]); create it first")
+                peers.append(row)
+            z = Zone(name=name.to_text(), kind=ZoneKind.SECONDARY.value, serial=0,
+                     serial_policy=SerialPolicy.INCREMENT.value, state=ZoneState.UNLOADED.value,
+                     change_id=0)
+            s.add(z)
+            s.flush()
+            for pos, peer in enumerate(peers):
+                s.add(ZonePeer(zone_id=z.id, peer_id=peer.id, role="primary", position=pos))
+            s.flush()
+            return zone_info(z, None, record_count=0) | {"zone_id": z.id}
+
+        async with self._lock(name.to_text()):
+            info = await self.db.run_write(work)
+            self.registry.publish(ZoneSnapshot.unloaded(name, zone_id=info.pop("zone_id"),
+                                                        kind=ZoneKind.SECONDARY))
+        log.info("zone.created", zone=name.to_text(), kind="secondary", primaries=primaries)
+        if self.on_secondaries_changed is not None:
+            await self.on_secondaries_changed()
+        return info
+
+    async def current_zone(self, name: dns.name.Name) -> dns.zone.Zone | None:
+        """The stored zone as a dnspython zone: the base an IXFR applies to."""
+
+        def work(s: Any) -> dns.zone.Zone | None:
+            z = self._zone(s, name)
+            if z.state == ZoneState.UNLOADED.value:
+                return None
+            zone = dns.zone.Zone(name, relativize=False)
+            with zone.writer() as txn:
+                for row in repo.iter_rrsets(s, z.id):
+                    r = RRsetData.from_row(row.name, row.type, row.ttl, row.records)
+                    for rec in r.records:
+                        txn.add(r.name, r.ttl, rec.rdata)
+            return zone
+
+        return await self.db.run_read(work)
+
+    async def install_transfer(self, name: dns.name.Name, zone: dns.zone.Zone, serial: int, kind: str) -> None:
+        """Commit a complete transferred version (AXFR or IXFR result) as the zone's new
+        content, journaled, and publish it. The primary's serial is kept as it is."""
+        async with self._lock(name.to_text()):
+            snap = await asyncio.to_thread(self._install, name, zone, serial, kind)
+            self._publish(snap)
+
+    def _install(self, origin: dns.name.Name, dz: dns.zone.Zone, serial: int, kind: str) -> ZoneSnapshot:
+        new = ZoneContent(origin)
+        for owner, rds in dz.iterate_rdatasets():
+            new.put(RRsetData(owner, int(rds.rdtype), rds.ttl, [Record(rd) for rd in rds]))
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            first = z.state == ZoneState.UNLOADED.value
+            old = ZoneContent(origin, (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+                                       for r in repo.iter_rrsets(s, z.id)))
+            nodes, cuts = compile_nodes(origin, new.served_rrsets())
+            repo.replace_all(s, z.id, _rrset_rows(new), nodes)
+            if not first:
+                _a, _r, _changes, touched = _diff(old, new)
+                removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
+                added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n)
+                old_soa, new_soa = old.get(origin, _SOA), new.get(origin, _SOA)
+                if (origin, _SOA) not in touched and old_soa is not None and new_soa is not None:
+                    removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
+                    added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
+                repo.add_journal(s, z.id, z.serial, serial, removed, added, **_journal_limits(z))
+            z.serial = serial
+            z.state = ZoneState.OK.value
+            z.change_id += 1
+            z.updated_at = datetime.now(UTC)
+        log.info("zone.changed", zone=origin.to_text(), serial=serial, via=kind, records=new.record_count())
+        return _snapshot(z, serial, nodes, cuts)
+
+    def set_state(self, name: dns.name.Name, state: ZoneState) -> None:
+        """Mark a served zone expired or loaded again (on the loop; stored in the background)."""
+        snap = self.registry.get(name)
+        if snap is not None and snap.state is not ZoneState.UNLOADED:
+            snap.state = state
+            snap.cache.clear()
+
+        def work(s: Any) -> None:
+            z = repo.zone_by_name(s, name.to_text())
+            if z is not None and z.state != ZoneState.UNLOADED.value:
+                z.state = state.value
+
+        asyncio.get_running_loop().create_task(self.db.run_write(work))
+
+    def secondary_rows(self) -> list[dict[str, Any]]:
+        """Every secondary zone with its stored timers and primaries (for start-up)."""
+        with self.db.read() as s:
+            out = []
+            for z in s.scalars(select(Zone).where(Zone.kind == ZoneKind.SECONDARY.value)):
+                t = s.get(Timer, z.id)
+                out.append({
+                    "name": z.name, "serial": None if z.state == ZoneState.UNLOADED.value else z.serial,
+                    "expired": bool(t.expired) if t else False,
+                    "next_refresh": t.next_refresh.timestamp() if t and t.next_refresh else None,
+                    "next_expire": t.next_expire.timestamp() if t and t.next_expire else None,
+                    "soa": self._soa(s, z),
+                })
+            return out
+
+    async def save_timers(self, name: dns.name.Name, refresh_at: float, expire_at: float | None,
+                          expired: bool, primary: str | None) -> None:
+        def work(s: Any) -> None:
+            z = repo.zone_by_name(s, name.to_text())
+            if z is None:
+                return
+            t = s.get(Timer, z.id)
+            if t is None:
+                t = Timer(zone_id=z.id)
+                s.add(t)
+            t.next_refresh = datetime.fromtimestamp(refresh_at, UTC)
+            t.next_expire = datetime.fromtimestamp(expire_at, UTC) if expire_at else None
+            t.expired = expired
+            if primary:
+                t.last_primary = primary
+
+        await self.db.run_write(work)
 
     # -- edits ----------------------------------------------------------------------------
     async def patch_rrsets(

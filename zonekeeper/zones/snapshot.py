@@ -107,11 +107,16 @@ class ZoneSnapshot:
         self.axfr_future: Any = None
         apex = nodes.get(self.origin_key)
         soa = find_blob(apex, _T_SOA) if apex is not None else None
-        if soa is None:
+        if soa is None and state is not ZoneState.UNLOADED:
             raise ValueError(f"zone {name} has no SOA at its apex")
-        self.neg_soa = negative_soa(soa)
+        self.neg_soa = negative_soa(soa) if soa is not None else b""
         self.cache: dict[bytes, bytes] = {}
         self.retired = False
+
+    @classmethod
+    def unloaded(cls, name: dns.name.Name, *, zone_id: int, kind: ZoneKind) -> ZoneSnapshot:
+        """A zone we serve but hold no data for yet (a new secondary): SERVFAIL."""
+        return cls(name, 0, {}, frozenset(), kind=kind, state=ZoneState.UNLOADED, zone_id=zone_id)
 
     def soa_rrset(self) -> dns.rrset.RRset:
         """The apex SOA as a dnspython RRset (for NOTIFY and one-SOA IXFR answers)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 
 from zonekeeper.api.pagination import Cursor, Limit, page
@@ -16,6 +17,8 @@ from zonekeeper.api.schemas import (
     PeerList,
     PeerOut,
     PeerPatch,
+    TransferOutcome,
+    TransferRequest,
     XfrStatusRow,
     ZoneLink,
     ZoneLinkOut,
@@ -92,7 +95,12 @@ async def unlink_peer(zone: str, peer: str, ctx: Ctx, _p: WriteScope) -> Respons
 async def xfr_status(zone: str, ctx: Ctx, _p: ReadScope) -> list[dict[str, object]]:
     name = parse_zone_name(zone).to_text()
     links = await ctx.peers.links(name)
-    return ctx.status.rows_for(name, links)
+    rows = ctx.status.rows_for(name, links)
+    state = ctx.secondaries.zones.get(name)
+    for row in rows:
+        if row["role"] == "primary" and state is not None:
+            row["primary_status"] = state.status.get(row["peer"])
+    return rows
 
 
 @zone_peers.post("/notify", response_model=list[NotifyResultOut])
@@ -109,9 +117,21 @@ async def notify_now(zone: str, ctx: Ctx, _p: WriteScope, body: NotifyRequest | 
     return [r.as_dict() for r in results]
 
 
-@zone_peers.post("/transfer", status_code=200)
-async def transfer_now(zone: str, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
-    """Refresh a secondary zone from its primaries now. Every zone here is a primary zone
-    (secondary zones are not available yet), so this answers 409 after checking the zone."""
+@zone_peers.post("/transfer", status_code=200, response_model=TransferOutcome,
+                 responses={202: {"description": "still running after ?timeout seconds"}})
+async def transfer_now(
+    zone: str, ctx: Ctx, _p: WriteScope, response: Response, body: TransferRequest | None = None,
+    timeout: Annotated[float, Query(gt=0, le=3600)] = 60,
+) -> dict[str, object]:
+    """Refresh a secondary zone from its primaries now and return the outcome
+    (409 for a primary zone; 202 if it is still running after ``timeout`` seconds)."""
     info = await ctx.zones.get(parse_zone_name(zone))
-    raise Conflict(f"zone {info['name']} is a {info['kind']} zone; only secondary zones transfer in")
+    if info["kind"] != "secondary":
+        raise Conflict(f"zone {info['name']} is a {info['kind']} zone; only secondary zones transfer in")
+    task = asyncio.ensure_future(ctx.secondaries.transfer_now(info["name"], axfr=bool(body and body.axfr)))
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        response.status_code = 202
+        return {"result": "RUNNING", "serial_before": info["serial"], "serial_after": None,
+                "primary": None, "rcode": None, "error": None, "duration_ms": timeout * 1000, "records": 0}
+    return task.result().as_dict()

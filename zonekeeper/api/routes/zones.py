@@ -100,10 +100,9 @@ async def list_zones(
 async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Response) -> dict[str, object]:
     origin = parse_zone_name(body.name)
     if body.kind == "secondary":
-        raise Invalid(
-            "secondary zones are not available in this version",
-            [Reason(("kind",), "only 'primary' zones can be created yet")],
-        )
+        info = await ctx.zones.create_secondary(origin, body.primaries)
+        response.headers["Location"] = f"/api/v1/zones/{info['name']}"
+        return info
     changes = _changes(body.rrsets, origin, "rrsets", ["REPLACE"] * len(body.rrsets))
     spec = ZoneSpec(
         name=origin,

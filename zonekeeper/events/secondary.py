@@ -1,0 +1,370 @@
+"""Secondary zones: refresh, retry and expire timers, NOTIFY in, and transfers in.
+
+One task per secondary zone sleeps until its next event (refresh or expire) or a trigger
+(an accepted NOTIFY, "transfer now"). A refresh asks each primary in link order for its
+SOA serial; when the primary is newer (RFC 1982) it transfers: IXFR when we hold a version
+and the primary allows it, AXFR otherwise or when the IXFR fails for any reason but the
+network. dnspython's inbound transfer machine checks the protocol (SOA first and last, no
+SOA in the middle, IXFR sequences, TSIG on every message); this module adds the limits it
+lacks (records, time) and hands a complete zone to ``install``. A failed transfer installs
+nothing. Timers come from the installed SOA, clamped by [secondary] settings, and persist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.transaction
+import dns.tsig
+import dns.xfr
+import dns.zone
+import structlog
+
+from zonekeeper.proto.serial import is_newer
+from zonekeeper.settings import SecondarySettings
+
+log = structlog.get_logger("zonekeeper.secondary")
+
+
+class XfrOutcome(enum.StrEnum):
+    UPTODATE = "UPTODATE"
+    IXFR = "IXFR"
+    AXFR = "AXFR"
+    FALLBACK = "FALLBACK"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Primary:
+    name: str
+    address: str
+    port: int
+    key: dns.tsig.Key | None
+    ixfr: bool
+
+
+@dataclass
+class Outcome:
+    result: XfrOutcome
+    serial_before: int | None
+    serial_after: int | None
+    primary: str | None = None
+    rcode: str | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    records: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result.value, "serial_before": self.serial_before,
+            "serial_after": self.serial_after, "primary": self.primary, "rcode": self.rcode,
+            "error": self.error, "duration_ms": round(self.duration_ms, 1), "records": self.records,
+        }
+
+
+@dataclass
+class ZoneTimers:
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 604800
+    next_refresh: float = 0.0  # time.time()
+    next_expire: float | None = None
+    expired: bool = False
+
+
+class TransferFailed(Exception):
+    def __init__(self, msg: str, *, rcode: str | None = None, network: bool = False) -> None:
+        super().__init__(msg)
+        self.rcode = rcode
+        self.network = network
+
+
+class _Limited(dns.zone.Zone):
+    """A zone that refuses to grow past ``max_records`` while a transfer fills it."""
+
+    max_records = 5_000_000
+
+    def writer(self, replacement: bool = False) -> dns.transaction.Transaction:
+        txn = super().writer(replacement)
+        limit = self.max_records
+        count = [0]
+        original = txn._put_rdataset  # type: ignore[attr-defined]
+
+        def put(name: Any, rdataset: Any) -> None:
+            count[0] += len(rdataset)
+            if count[0] > limit:
+                raise TransferFailed(f"the transfer is over the {limit}-record limit")
+            original(name, rdataset)
+
+        txn._put_rdataset = put  # type: ignore[attr-defined]
+        return txn
+
+
+def clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def utc(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ZoneState:
+    name: dns.name.Name
+    serial: int | None
+    timers: ZoneTimers
+    primaries: list[Primary] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    running: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: list[tuple[bool, asyncio.Future[Outcome]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
+
+
+Installer = Callable[[dns.name.Name, dns.zone.Zone, int, str], Awaitable[None]]
+CurrentZone = Callable[[dns.name.Name], Awaitable[dns.zone.Zone | None]]
+TimerSink = Callable[[dns.name.Name, ZoneTimers, str | None], Awaitable[None]]
+
+
+class SecondaryManager:
+    def __init__(
+        self,
+        settings: SecondarySettings,
+        *,
+        install: Installer,
+        current_zone: CurrentZone,
+        save_timers: TimerSink,
+        set_expired: Callable[[dns.name.Name, bool], None],
+        source_for: Callable[[str], str | None] = lambda _addr: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.install = install
+        self.current_zone = current_zone
+        self.save_timers = save_timers
+        self.set_expired = set_expired
+        self.source_for = source_for
+        self.clock = clock
+        self.zones: dict[str, ZoneState] = {}
+        self.closed = False
+
+    # -- zones --------------------------------------------------------------------------------
+    def add(self, name: dns.name.Name, serial: int | None, timers: ZoneTimers, primaries: list[Primary]) -> None:
+        key = name.to_text()
+        state = self.zones.get(key)
+        if state is None:
+            state = self.zones[key] = ZoneState(name, serial, timers, primaries)
+            state.task = asyncio.get_running_loop().create_task(self._loop(state))
+        else:
+            state.primaries = primaries
+            state.wake.set()
+
+    def remove(self, name: dns.name.Name) -> None:
+        state = self.zones.pop(name.to_text(), None)
+        if state is not None and state.task is not None:
+            state.task.cancel()
+
+    def primaries_of(self, zone: str) -> list[Primary]:
+        state = self.zones.get(zone)
+        return state.primaries if state else []
+
+    # -- triggers -----------------------------------------------------------------------------
+    def notify(self, zone: str) -> None:
+        """An accepted NOTIFY: check the primaries now; bursts collapse into one queued refresh."""
+        state = self.zones.get(zone)
+        if state is None:
+            return
+        state.timers.next_refresh = self.clock()
+        state.wake.set()
+
+    async def transfer_now(self, zone: str, *, axfr: bool = False) -> Outcome:
+        state = self.zones[zone]
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        state.pending.append((axfr, fut))
+        state.wake.set()
+        return await fut
+
+    # -- the per-zone loop --------------------------------------------------------------------
+    async def _loop(self, state: ZoneState) -> None:
+        while not self.closed:
+            now = self.clock()
+            t = state.timers
+            if t.next_expire is not None and now >= t.next_expire and not t.expired:
+                t.expired = True
+                self.set_expired(state.name, True)
+                log.warning("zone.expired", zone=state.name.to_text())
+                await self.save_timers(state.name, t, None)
+            if state.pending or now >= t.next_refresh:
+                waiters = state.pending
+                state.pending = []
+                force = any(axfr for axfr, _ in waiters)
+                outcome = await self.refresh(state, force_axfr=force)
+                for _, fut in waiters:
+                    if not fut.done():
+                        fut.set_result(outcome)
+                continue
+            deadline = min(x for x in (t.next_refresh, t.next_expire) if x is not None)
+            state.wake.clear()
+            try:
+                await asyncio.wait_for(state.wake.wait(), timeout=max(0.0, deadline - now))
+            except TimeoutError:
+                pass
+
+    async def refresh(self, state: ZoneState, *, force_axfr: bool = False) -> Outcome:
+        started = time.monotonic()
+        zone = state.name.to_text()
+        errors = []
+        outcome: Outcome | None = None
+        for primary in state.primaries:
+            try:
+                outcome = await self._from_primary(state, primary, force_axfr)
+            except TransferFailed as exc:
+                errors.append(f"{primary.name}: {exc}")
+                self._note(state, primary, error=str(exc), rcode=exc.rcode)
+                log.info("xfr.in", zone=zone, primary=primary.name, result="failed", error=str(exc))
+                continue
+            self._note(state, primary, success=True)
+            break
+        t = state.timers
+        now = self.clock()
+        if outcome is None:
+            outcome = Outcome(XfrOutcome.FAILED, state.serial, state.serial,
+                              error="; ".join(errors) or "no primaries configured")
+            t.next_refresh = now + t.retry
+        else:
+            t.next_refresh = now + t.refresh
+            t.next_expire = now + t.expire
+            if t.expired:
+                t.expired = False
+                self.set_expired(state.name, False)
+        outcome.duration_ms = (time.monotonic() - started) * 1000
+        await self.save_timers(state.name, t, outcome.primary)
+        return outcome
+
+    def _note(self, state: ZoneState, primary: Primary, *, success: bool = False,
+              error: str | None = None, rcode: str | None = None) -> None:
+        row = state.status.setdefault(primary.name, {})
+        now = utc(self.clock())
+        row["last_check"] = now
+        if success:
+            row["last_success"] = now
+        else:
+            row["last_error"] = {"at": now, "error": error, "rcode": rcode}
+
+    def timers_from_soa(self, t: ZoneTimers, soa: Any) -> None:
+        s = self.settings
+        t.refresh = clamp(soa.refresh, s.refresh_min, s.refresh_max)
+        t.retry = clamp(soa.retry, s.retry_min, s.retry_max)
+        t.expire = clamp(soa.expire, s.expire_min, s.expire_max)
+
+    # -- one primary --------------------------------------------------------------------------
+    async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool) -> Outcome:
+        zone = state.name
+        their = await self._soa_serial(zone, primary)
+        ours = state.serial
+        if ours is not None and not force_axfr and not is_newer(their, ours):
+            return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+        result = XfrOutcome.AXFR
+        new_zone: dns.zone.Zone | None = None
+        if ours is not None and primary.ixfr and not force_axfr:
+            current = await self.current_zone(zone)
+            if current is not None:
+                try:
+                    new_zone = await self._transfer(zone, primary, current, serial=ours)
+                    result = XfrOutcome.IXFR
+                except TransferFailed as exc:
+                    if exc.network:
+                        raise
+                    log.info("xfr.in", zone=zone.to_text(), primary=primary.name,
+                             result="ixfr-failed", error=str(exc), fallback="AXFR")
+                    result = XfrOutcome.FALLBACK
+        if new_zone is None:
+            new_zone = await self._transfer(zone, primary, _Limited(zone, relativize=False), serial=None)
+            if result is not XfrOutcome.FALLBACK:
+                result = XfrOutcome.AXFR
+        soa = new_zone.get_soa()
+        records = sum(len(rds) for _n, rds in new_zone.iterate_rdatasets())
+        await self.install(zone, new_zone, soa.serial, result.value)
+        self.timers_from_soa(state.timers, soa)
+        state.serial = soa.serial
+        log.info("xfr.in", zone=zone.to_text(), primary=primary.name, type=result.value,
+                 serial_from=ours, serial=soa.serial, records=records, result="ok")
+        return Outcome(result, ours, soa.serial, primary.name, records=records)
+
+    async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> int:
+        q = dns.message.make_query(zone, dns.rdatatype.SOA)
+        q.flags = 0
+        if primary.key is not None:
+            q.use_tsig(primary.key)
+        try:
+            r = await dns.asyncquery.udp_with_fallback(
+                q, primary.address, timeout=5, port=primary.port, source=self.source_for(primary.address))
+            r = r[0]
+        except (dns.exception.Timeout, TimeoutError, OSError) as exc:
+            raise TransferFailed(f"SOA query timed out or failed: {exc or 'timeout'}", network=True) from None
+        except dns.tsig.PeerError as exc:
+            raise TransferFailed(f"TSIG error from the primary: {type(exc).__name__}",
+                                 rcode="NOTAUTH") from None
+        except dns.exception.DNSException as exc:
+            raise TransferFailed(f"bad SOA answer: {exc}") from None
+        if r.rcode() != dns.rcode.NOERROR:
+            raise TransferFailed(f"SOA query answered {dns.rcode.to_text(r.rcode())}",
+                                 rcode=dns.rcode.to_text(r.rcode()))
+        for rrset in r.answer:
+            if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone:
+                return int(rrset[0].serial)
+        raise TransferFailed("the SOA answer has no SOA for the zone")
+
+    async def _transfer(self, zone: dns.name.Name, primary: Primary, target: dns.zone.Zone,
+                        *, serial: int | None) -> dns.zone.Zone:
+        if isinstance(target, _Limited):
+            target.max_records = self.settings.max_records
+        keyring = {primary.key.name: primary.key} if primary.key is not None else None
+        query, _ = dns.xfr.make_query(target, serial=serial, keyring=keyring,
+                                      keyname=primary.key.name if primary.key else None,
+                                      keyalgorithm=primary.key.algorithm if primary.key else dns.tsig.default_algorithm)
+        try:
+            await dns.asyncquery.inbound_xfr(
+                primary.address, target, query=query, port=primary.port, timeout=30,
+                lifetime=self.settings.transfer_timeout, source=self.source_for(primary.address))
+        except TransferFailed:
+            raise
+        except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:
+            raise TransferFailed(f"transfer failed on the network: {exc or type(exc).__name__}",
+                                 network=True) from None
+        except dns.xfr.TransferError as exc:
+            raise TransferFailed(f"the primary refused: {dns.rcode.to_text(exc.rcode)}",
+                                 rcode=dns.rcode.to_text(exc.rcode)) from None
+        except dns.tsig.PeerError as exc:
+            raise TransferFailed(f"TSIG error from the primary: {type(exc).__name__}", rcode="NOTAUTH") from None
+        except (dns.exception.DNSException, ValueError, KeyError) as exc:
+            raise TransferFailed(f"bad transfer: {type(exc).__name__}: {exc}") from None
+        soa = target.get_soa() if target.get_node(zone) is not None else None
+        if soa is None:
+            raise TransferFailed("the transfer left no SOA")
+        for name in target.nodes:
+            if not name.is_subdomain(zone):
+                raise TransferFailed(f"out-of-zone record {name} in the transfer")
+        return target
+
+    async def close(self) -> None:
+        self.closed = True
+        tasks = [s.task for s in self.zones.values() if s.task is not None and not s.task.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
