@@ -1,0 +1,103 @@
+"""Secondary zones against a real zonekeeper primary: first AXFR, NOTIFY-driven IXFR,
+transfer now, expiry and restart (BIND, Knot and NSD primaries: tests/interop)."""
+
+from __future__ import annotations
+
+import time
+
+import dns.rcode
+import pytest
+
+from tests.conftest import ZkServer
+
+
+def wait_for(pred, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def pair(zk_factory):  # type: ignore[no-untyped-def]
+    env = {"ZONEKEEPER_SECONDARY__EXPIRE_MIN": "2", "ZONEKEEPER_SECONDARY__RETRY_MIN": "1",
+           "ZONEKEEPER_SECONDARY__REFRESH_MIN": "1"}
+    primary: ZkServer = zk_factory().start()
+    secondary: ZkServer = zk_factory(demo=False, env=env).start()
+    return primary, secondary
+
+
+def test_secondary_follows_a_primary(pair) -> None:  # type: ignore[no-untyped-def]
+    primary, secondary = pair
+    with primary.client() as p, secondary.client() as s:
+        assert s.post("/peers", json={"name": "up", "address": "127.0.0.1", "port": primary.dns_port}).status_code == 201
+        r = s.post("/zones", json={"name": "example.test", "kind": "secondary", "primaries": ["up"]})
+        assert r.status_code == 201 and r.json()["state"] == "unloaded"
+        # First AXFR on its own, straight after creation.
+        wait_for(lambda: secondary.query("example.test", "SOA").rcode() == dns.rcode.NOERROR)
+        assert secondary.serial("example.test") == primary.serial("example.test")
+        assert secondary.query("www.example.test", "A").answer
+        # NOTIFY from the primary drives an IXFR.
+        p.post("/peers", json={"name": "down", "address": "127.0.0.1", "port": secondary.dns_port})
+        p.put("/zones/example.test/peers/down", json={"role": "secondary"})
+        serial = p.put("/zones/example.test/rrsets/new/A", json={"records": [{"content": "192.0.2.77"}]}).json()["serial"]
+        wait_for(lambda: secondary.serial("example.test") == serial)
+        assert secondary.query("new.example.test", "A").answer[0][0].address == "192.0.2.77"
+        assert "type=IXFR" in secondary.log() or '"type": "IXFR"' in secondary.log()
+        # Transfer now returns its outcome; a forced full transfer says AXFR.
+        out = s.post("/zones/example.test/transfer", json={}).json()
+        assert out["result"] == "UPTODATE" and out["serial_after"] == serial
+        out = s.post("/zones/example.test/transfer", json={"axfr": True}).json()
+        assert out["result"] == "AXFR" and out["records"] > 10
+        # Edits on a secondary are refused: its content comes from the primary.
+        bad = s.put("/zones/example.test/rrsets/x/A", json={"records": [{"content": "192.0.2.1"}]})
+        assert bad.status_code == 409
+        # Restart keeps the data: served before any new transfer.
+    assert secondary.stop() == 0
+    primary.stop()
+    secondary.start()
+    assert secondary.serial("example.test") == serial
+    assert secondary.query("new.example.test", "A").answer
+
+
+def test_unknown_primary_peer_and_notify_from_strangers(pair) -> None:  # type: ignore[no-untyped-def]
+    primary, secondary = pair
+    with secondary.client() as s:
+        r = s.post("/zones", json={"name": "x.test", "kind": "secondary", "primaries": ["nobody"]})
+        assert r.status_code == 404 and "nobody" in r.json()["detail"]
+        s.post("/peers", json={"name": "up", "address": "127.0.0.9", "port": primary.dns_port})
+        s.post("/zones", json={"name": "example.test", "kind": "secondary", "primaries": ["up"]})
+    import dns.message
+    import dns.opcode
+    import dns.query
+
+    q = dns.message.make_query("example.test", "SOA")
+    q.set_opcode(dns.opcode.NOTIFY)
+    r = dns.query.udp(q, "127.0.0.1", port=secondary.dns_port, timeout=5)
+    assert r.rcode() == dns.rcode.REFUSED  # we are not 127.0.0.9
+    q2 = dns.message.make_query("other.test", "SOA")
+    q2.set_opcode(dns.opcode.NOTIFY)
+    assert dns.query.udp(q2, "127.0.0.1", port=secondary.dns_port, timeout=5).rcode() == dns.rcode.NOTAUTH
+
+
+def test_expiry_gives_servfail_until_a_refresh_succeeds(pair) -> None:  # type: ignore[no-untyped-def]
+    primary, secondary = pair
+    with primary.client() as p, secondary.client() as s:
+        # Short timers on the primary's SOA (clamped by the secondary's minimums above).
+        p.patch("/zones/example.test", json={"soa": {"refresh": 1, "retry": 1, "expire": 2}})
+        s.post("/peers", json={"name": "up", "address": "127.0.0.1", "port": primary.dns_port})
+        s.post("/zones", json={"name": "example.test", "kind": "secondary", "primaries": ["up"]})
+        wait_for(lambda: secondary.query("example.test", "SOA").rcode() == dns.rcode.NOERROR)
+        primary.stop()
+        wait_for(lambda: secondary.query("example.test", "SOA").rcode() == dns.rcode.SERVFAIL, timeout=15)
+        out = s.post("/zones/example.test/transfer", json={}).json()
+        assert out["result"] == "FAILED" and "up:" in out["error"]
+        status = s.get("/zones/example.test/xfr-status").json()[0]["primary_status"]
+        assert status["last_error"]["error"]
+        primary.start()
+        out = s.post("/zones/example.test/transfer", json={}).json()
+        assert out["result"] in ("UPTODATE", "IXFR", "AXFR")
+        assert secondary.query("example.test", "SOA").rcode() == dns.rcode.NOERROR
