@@ -17,12 +17,12 @@ from zonekeeper import __version__
 from zonekeeper.context import AppContext
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
-from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.xfr import XfrServer
-from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.policy.acl import parse_address, parse_network
+from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
 from zonekeeper.services.status import StatusService

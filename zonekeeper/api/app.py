@@ -10,9 +10,8 @@ from starlette.responses import JSONResponse
 from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
-from zonekeeper.api.schemas import Problem
 from zonekeeper.api.routes import access, peers, tokens, zones
-
+from zonekeeper.api.schemas import Problem
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from zonekeeper.errors import Forbidden, Unauthenticated
 from zonekeeper.context import AppContext
+from zonekeeper.errors import Forbidden, Unauthenticated
 from zonekeeper.services.tokens import Principal, Scope, covers
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from sqlalchemy.exc import OperationalError
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 

@@ -6,7 +6,6 @@ path reads keys and rules from memory and sees a change from the next request on
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from zonekeeper.events.notify import PeerTarget
 from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
+from zonekeeper.events.notify import PeerTarget
 from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import secondary_config
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import Peer, TsigKey, TransferStatus, Zone, ZonePeer
+from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
 
 ROLES = ("secondary", "primary")
 

@@ -421,7 +421,7 @@ class ZoneService:
         ttl = soa_f.ttl if soa_f.ttl is not None else 3600
         content.put(RRsetData(origin, _SOA, ttl, [Record(soa_rd)]))
         content.put(RRsetData(origin, _NS, ttl, ns_records))
-        _apply_changes(content, spec.rrsets, "rrsets")
+        _apply_changes(content, spec.rrsets)
         return content
 
     async def delete(self, name: dns.name.Name) -> None:
@@ -607,7 +607,7 @@ class ZoneService:
             content = _load(s, z, names)
             before = {(ch.name, ch.rdtype): content.get(ch.name, ch.rdtype) for ch in changes}
             before = {k: (v.ttl, list(v.records)) if v else None for k, v in before.items()}
-            _apply_changes(content, changes, "rrsets")
+            _apply_changes(content, changes)
             index = {(ch.name, ch.rdtype): i for i, ch in enumerate(changes)}
             _raise_findings(
                 check(content, {ch.name for ch in changes}),
@@ -866,7 +866,7 @@ def _load(s: Any, z: Zone, names: Iterable[dns.name.Name]) -> ZoneContent:
     return ZoneContent(dns.name.from_text(z.name), (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
 
 
-def _apply_changes(content: ZoneContent, changes: list[RRsetChange], loc: str) -> None:
+def _apply_changes(content: ZoneContent, changes: list[RRsetChange]) -> None:
     for ch in changes:
         if ch.changetype == "DELETE" or not ch.records:
             content.delete(ch.name, ch.rdtype)

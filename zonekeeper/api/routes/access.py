@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import AdminScope, Ctx, ReadScope, WriteScope
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.schemas import (
     AclCreate,
     AclDecision,

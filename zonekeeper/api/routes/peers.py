@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 
-from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.schemas import (
     NotifyRequest,
     NotifyResultOut,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.deps import AdminScope, Ctx
+from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.schemas import TokenCreate, TokenCreated, TokenList
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
