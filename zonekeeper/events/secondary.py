@@ -24,6 +24,7 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.transaction
@@ -338,9 +339,11 @@ class SecondaryManager:
                                       keyname=primary.key.name if primary.key else None,
                                       keyalgorithm=primary.key.algorithm if primary.key else dns.tsig.default_algorithm)
         try:
-            await dns.asyncquery.inbound_xfr(
-                primary.address, target, query=query, port=primary.port, timeout=30,
-                lifetime=self.settings.transfer_timeout, source=self.source_for(primary.address))
+            # In a worker thread: parsing a large transfer must not stall the event loop.
+            await asyncio.to_thread(
+                dns.query.inbound_xfr, primary.address, target, query=query, port=primary.port,
+                timeout=30, lifetime=self.settings.transfer_timeout,
+                source=self.source_for(primary.address))
         except TransferFailed:
             raise
         except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Inbound AXFR (issue: secondary zones): NSD is the primary of a generated zone; zonekeeper
+and Knot, each in turn, become its secondary. Measured: time from creating the secondary
+zone (zonekeeper: POST /zones kind=secondary; Knot: starting it with the zone configured) to
+serving the primary's serial, peak memory of the secondary (PSS, sampled), and for
+zonekeeper the worst latency of queries to another zone it serves during the transfer.
+Target: zonekeeper <= 3x Knot's time.
+
+    .venv/bin/python bench/axfr_in.py [--records N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import httpx2
+
+from common import (
+    PEERS,
+    WORK,
+    ZK_ADDR,
+    ZK_PORT,
+    ZONE,
+    Zonekeeper,
+    ensure_zone_file,
+    log,
+    peer,
+    pss_mib,
+    wait_serial,
+)
+
+KNOT_SEC = ("127.0.0.17", 5317)
+
+
+def sample_pss(pid: int, stop: threading.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        try:
+            out.append(pss_mib(pid))
+        except OSError:
+            return
+        stop.wait(0.2)
+
+
+def knot_secondary(primary: tuple[str, int], serial: int, workdir: Path) -> dict[str, float]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "knot.conf"
+    conf.write_text(f"""server:
+    rundir: "{workdir}"
+    listen: {KNOT_SEC[0]}@{KNOT_SEC[1]}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{workdir}"
+log:
+  - target: "{workdir}/knot.log"
+    any: info
+remote:
+  - id: nsd
+    address: {primary[0]}@{primary[1]}
+template:
+  - id: default
+    storage: "{workdir}"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: {ZONE}
+    master: nsd
+""")
+    for f in workdir.glob("*.zone"):
+        f.unlink()
+    for f in workdir.glob("*.mdb"):
+        f.unlink()
+    start = time.monotonic()
+    proc = subprocess.Popen(["taskset", "-c", "0", "knotd", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    peaks: list[float] = []
+    stop = threading.Event()
+    t = threading.Thread(target=sample_pss, args=(proc.pid, stop, peaks), daemon=True)
+    t.start()
+    try:
+        wait_serial(*KNOT_SEC, serial, limit=600)
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        proc.terminate()
+        proc.wait(30)
+    return {"seconds": took, "peak_pss_mib": max(peaks or [0.0])}
+
+
+def zonekeeper_secondary(primary: tuple[str, int], serial: int, workdir: Path) -> dict[str, float]:
+    db = workdir / "zk-secondary.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    zk = Zonekeeper(db, workdir)
+    zk.start()
+    assert zk.proc is not None
+    latencies: list[float] = []
+    peaks: list[float] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_pss, args=(zk.proc.pid, stop, peaks), daemon=True)
+    try:
+        with httpx2.Client(base_url=zk.api, headers=zk.headers, timeout=60) as c:
+            c.post("/zones", json={"name": "other.test", "zone_text":
+                   "$ORIGIN other.test.\n$TTL 60\n@ SOA ns h 1 1 1 1 1\n@ NS ns.example.\nwww A 192.0.2.1\n"}
+                   ).raise_for_status()
+            c.post("/peers", json={"name": "nsd", "address": primary[0], "port": primary[1]}).raise_for_status()
+
+            def probe() -> None:
+                q = dns.message.make_query("www.other.test", "A")
+                while not stop.is_set():
+                    t0 = time.perf_counter()
+                    try:
+                        dns.query.udp(q, ZK_ADDR, port=ZK_PORT, timeout=5)
+                        latencies.append(time.perf_counter() - t0)
+                    except Exception:  # noqa: BLE001 - a lost answer counts as the timeout
+                        latencies.append(5.0)
+                    stop.wait(0.01)
+
+            prober = threading.Thread(target=probe, daemon=True)
+            sampler.start()
+            prober.start()
+            start = time.monotonic()
+            c.post("/zones", json={"name": ZONE, "kind": "secondary", "primaries": ["nsd"]}).raise_for_status()
+            wait_serial(ZK_ADDR, ZK_PORT, serial, limit=1200)
+            took = time.monotonic() - start
+    finally:
+        stop.set()
+        zk.stop()
+    return {"seconds": took, "peak_pss_mib": max(peaks or [0.0]),
+            "query_p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+            "query_max_ms": max(latencies) * 1000 if latencies else float("nan"),
+            "queries": len(latencies)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100k records")
+    args = ap.parse_args()
+    if args.quick:
+        args.records = 100_000
+    base = ensure_zone_file(args.records)
+    work = WORK / "axfr_in"
+    work.mkdir(parents=True, exist_ok=True)
+    primary = PEERS["nsd"]
+    peer("nsd", "start", str(base))
+    try:
+        wait_serial(*primary, 1000)
+        knot = knot_secondary(primary, 1000, work / "knot")
+        log(f"knot: {knot}")
+        zk = zonekeeper_secondary(primary, 1000, work)
+        log(f"zonekeeper: {zk}")
+    finally:
+        peer("nsd", "stop")
+    print(f"Inbound AXFR of {args.records:,} records from NSD: time to serve the serial, peak PSS")
+    print(f"{'secondary':<11} {'seconds':>8} {'peak MiB':>9}")
+    for name, r in (("knot", knot), ("zonekeeper", zk)):
+        print(f"{name:<11} {r['seconds']:>8.2f} {r['peak_pss_mib']:>9.1f}")
+    print(f"zonekeeper queries to another zone during the transfer: {zk['queries']}, "
+          f"median {zk['query_p50_ms']:.2f} ms, worst {zk['query_max_ms']:.1f} ms")
+    ratio = zk["seconds"] / knot["seconds"]
+    print(f"time / Knot (target <= 3.0): {ratio:.2f}")
+    (work / "results.json").write_text(json.dumps({"knot": knot, "zonekeeper": zk, "ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
