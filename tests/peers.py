@@ -138,6 +138,8 @@ class Secondary:
         self.keys: dict[str, TsigKey] = {}
         self.key_text: dict[str, str] = {}  # key name → exported text, pasted as is
         self.proc: subprocess.Popen[bytes] | None = None
+        # Raw text appended to the generated config (e.g. a snippet zonekeeper generated).
+        self.extra_config = ""
         self.log_path = workdir / "server.log"
         self.out_path = workdir / "stdout.log"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +318,7 @@ class BindSecondary(Secondary):
             keypart = f" key \"{self.keys[z.key.rstrip('.').lower()].bare}\"" if z.key else ""
             out.append(f'zone "{name}" {{ type secondary;'
                        f" primaries {{ {addr} port {port}{keypart}; }}; }};")
-        self.config_path.write_text("\n".join(out) + "\n")
+        self.config_path.write_text("\n".join(out) + "\n" + self.extra_config)
         (self.workdir / "rndc.conf").write_text(
             f'key "rndc-key" {{ algorithm hmac-sha256; secret "{RNDC_SECRET}"; }};\n'
             'options { default-key "rndc-key"; default-server 127.0.0.1;'
@@ -403,6 +405,13 @@ class KnotSecondary(Secondary):
             "  - id: dump",
             f"    address: {DUMP_SOURCE}",
             "    action: transfer",
+        ]
+        for rid, (addr, _port, key) in remotes.items():
+            # Knot 3.2 takes NOTIFY only where an ACL allows it: from each primary.
+            out += [f"  - id: notify_{rid}", f"    address: {addr}", "    action: notify"]
+            if key:
+                out.append(f"    key: {key.rstrip('.')}")
+        out += [
             "template:",
             "  - id: default",
             f'    storage: "{run}"',
@@ -416,8 +425,8 @@ class KnotSecondary(Secondary):
             for name, z in self.zones.items():
                 rid = f"primary_{z.primary[0].replace('.', '_')}_{z.primary[1]}" + (
                     f"_{z.key.rstrip('.').lower().replace('.', '_')}" if z.key else "")
-                out += [f"  - domain: {name}", f"    master: {rid}", "    acl: dump"]
-        self.config_path.write_text("\n".join(out) + "\n")
+                out += [f"  - domain: {name}", f"    master: {rid}", f"    acl: [dump, notify_{rid}]"]
+        self.config_path.write_text("\n".join(out) + "\n" + self.extra_config)
 
     def command(self) -> list[str]:
         return [_tool("knotd"), "-c", str(self.config_path)]
@@ -492,7 +501,7 @@ class NsdSecondary(Secondary):
                 f"    outgoing-interface: {self.source}",
                 f"    provide-xfr: {DUMP_SOURCE} NOKEY",
             ]
-        self.config_path.write_text("\n".join(out) + "\n")
+        self.config_path.write_text("\n".join(out) + "\n" + self.extra_config)
 
     def command(self) -> list[str]:
         return [_tool("nsd"), "-d", "-c", str(self.config_path)]
