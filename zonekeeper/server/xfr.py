@@ -148,6 +148,19 @@ def _mac(
     return mac, nxt
 
 
+def _render_ixfr(origin: dns.name.Name, steps: list[ixfr.JournalEntry],
+                 limit: float) -> list[tuple[bytes, int]] | str:
+    """Condense and render an incremental answer (worker thread): unsigned messages with
+    room left for a TSIG, or why it must be AXFR-style instead."""
+    diff = ixfr.condense(steps)
+    if diff.records > limit:
+        return f"axfr-style: the difference ({diff.records} RRs) is over ixfr_max_ratio"
+    plain = dns.message.make_query(origin, dns.rdatatype.IXFR, use_edns=False)
+    plain.flags = 0
+    msgs = ixfr.render(plain, diff, tsig=True)
+    return [(m.to_wire(), sum(len(r) for r in m.answer)) for m in msgs]
+
+
 def _send(out: Sender, msg: bytes) -> None:
     out.write(len(msg).to_bytes(2, "big") + msg)
 
@@ -396,7 +409,7 @@ class XfrServer:
         if self.active >= self.transfers_out:
             return refuse(dns.rcode.REFUSED, f"transfers_out limit ({self.transfers_out}) reached")
         style: str | None = None
-        incremental: list[dns.message.Message] | None = None
+        incremental: list[tuple[bytes, int]] | None = None
         if rdtype == _IXFR:
             client_serial = next((rr.serial for rrset in query.authority for rr in rrset
                                   if rrset.rdtype == dns.rdatatype.SOA), None)
@@ -414,7 +427,7 @@ class XfrServer:
         outcome = Outcome("aborted")
         try:
             if incremental is not None:
-                coro = self._stream_messages(query, incremental, out)
+                coro = self._stream_messages(query, wire, incremental, out)
             else:
                 coro = self._stream(query, wire, snap, out)
             outcome = await asyncio.wait_for(coro, timeout=self.max_time)
@@ -429,38 +442,59 @@ class XfrServer:
 
     async def _incremental(
         self, query: dns.message.Message, snap: ZoneSnapshot, client_serial: int, addr: str
-    ) -> tuple[list[dns.message.Message] | None, str]:
-        """The IXFR messages, or None and why the answer is AXFR-style."""
+    ) -> tuple[list[tuple[bytes, int]] | None, str]:
+        """The IXFR messages (unsigned wire, RR count), or None and why the answer is
+        AXFR-style. Rendered once per (version, client serial) and kept on the snapshot:
+        secondaries that lag by the same change ask for the same difference."""
         zone = snap.name.to_text()
         if not self.ixfr_allowed(zone, addr):
             return None, "axfr-style: IXFR is off for this peer"
-        entries = [ixfr.JournalEntry(*row) for row in await asyncio.to_thread(self.journal, snap.zone_id)]
-        steps = ixfr.chain(entries, client_serial, snap.serial)
+        style = f"incremental from {client_serial}"
+        cached = snap.ixfr_cache.get(client_serial)
+        if cached is not None:
+            return (None, cached) if isinstance(cached, str) else (cached, style)
+        rows = await asyncio.to_thread(self.journal, snap.zone_id)
+        steps = ixfr.chain([ixfr.JournalEntry(*row) for row in rows], client_serial, snap.serial)
         if steps is None:
             return None, f"axfr-style: serial {client_serial} is not in the journal"
-        diff = await asyncio.to_thread(ixfr.condense, steps)
         limit = snap.ixfr_max_ratio * max(len(snap.nodes), 1)
-        if diff.records > limit:
-            return None, f"axfr-style: the difference ({diff.records} RRs) is over ixfr_max_ratio"
-        msgs = ixfr.render(query, diff, tsig=query.had_tsig)
-        return msgs, f"incremental from {client_serial}"
+        wires = await asyncio.to_thread(_render_ixfr, snap.name, steps, limit)
+        if isinstance(wires, str):
+            snap.ixfr_cache[client_serial] = wires
+            return None, wires
+        snap.ixfr_cache[client_serial] = wires
+        return wires, style
 
-    async def _stream_messages(self, query: dns.message.Message, msgs: list[dns.message.Message],
-                               out: Sender) -> Outcome:
+    async def _stream_messages(self, query: dns.message.Message, wire: bytes,
+                               msgs: list[tuple[bytes, int]], out: Sender) -> Outcome:
+        """Send cached messages: the request's ID and question (with its 0x20 case) patched
+        in, each signed in the multi-message chain when the request was."""
+        qlen = 12
+        while wire[qlen]:
+            qlen += wire[qlen] + 1
+        question = wire[12 : qlen + 5]
+        key = query.keyring if query.had_tsig else None
         ctx = None
+        now = int(time.time())
         sent = records = 0
-        for i, m in enumerate(msgs):
-            if query.had_tsig:
-                if i > 0:
-                    m.use_tsig(query.keyring, query.keyname, algorithm=query.keyalgorithm)  # type: ignore[arg-type]
-                wire = m.to_wire(multi=True, tsig_ctx=ctx)
-                ctx = m.tsig_ctx
+        for i, (body, count) in enumerate(msgs):
+            head = wire[0:2] + body[2:12]
+            rest = body[12 + len(question):]
+            if key is None:
+                msg = head + question + rest
             else:
-                wire = m.to_wire()
-            _send(out, wire)
-            await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
-            sent += len(wire) + 2
-            records += sum(len(r) for r in m.answer)
+                mac, ctx = _mac(key, ctx, (head[2:], question, rest), query.id, now,
+                                query.mac if i == 0 else None)
+                tsig = dns.rdtypes.ANY.TSIG.TSIG(
+                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
+                    query.id, 0, b"",
+                )
+                msg = head[:10] + b"\x00\x01" + question + rest + _tsig_rr(key.name, tsig)
+            _send(out, msg)
+            if out.paused():
+                await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+            sent += len(msg) + 2
+            records += count
         return Outcome("ok", len(msgs), records, sent)
 
     async def _stream(self, query: dns.message.Message, wire: bytes, snap: ZoneSnapshot,

@@ -74,6 +74,7 @@ class ZoneSnapshot:
         "ixfr_max_ratio",
         "axfr",
         "axfr_future",
+        "ixfr_cache",
     )
 
     def __init__(
@@ -105,6 +106,8 @@ class ZoneSnapshot:
         # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
         self.axfr: Any = None
         self.axfr_future: Any = None
+        # Rendered IXFR answers of this version by client serial (or why AXFR-style).
+        self.ixfr_cache: dict[int, Any] = {}
         apex = nodes.get(self.origin_key)
         soa = find_blob(apex, _T_SOA) if apex is not None else None
         if soa is None and state is not ZoneState.UNLOADED:
