@@ -14,6 +14,7 @@ TSIG adds <= 10%.
     .venv/bin/python bench/axfr.py [--records N] [--runs 5] [--quick]
 
 Servers run pinned to CPU 0 and the reader to CPU 1. Traffic stays on 127.0.0.0/8.
+measure_peer() and measure_zonekeeper() are also used by bench/compare.py.
 """
 
 from __future__ import annotations
@@ -21,21 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from common import (
     PEERS,
     ROOT,
-    SHARED,
     ZK_ADDR,
     ZK_PORT,
     Zonekeeper,
+    ensure_changed_zone,
+    ensure_zone_file,
     log,
     peer,
     pss_mib,
     rawxfr,
+    rawxfr_full,
     soa_serial,
     stats,
     tsig_xfr,
@@ -44,6 +45,63 @@ from common import (
 )
 
 WORK = ROOT / "bench" / "work" / "axfr"
+SOA = "IN SOA ns1.bench.test. hostmaster.bench.test. "
+
+
+def measure_peer(name: str, base: Path, edit1: Path, runs: int,
+                 workdir: Path = WORK) -> dict[str, object]:
+    """Start the reference primary ``name`` on a copy of ``base`` (serial 1000), time warm plain
+    and TSIG AXFRs, then the first AXFR after each of min(runs, 3) one-record edits (the zone
+    file alternates between ``base`` and ``edit1``, base plus one change, with a new serial,
+    and the server reloads it); then its PSS. Stops the server."""
+    addr, port = PEERS[name]
+    records = zone_records(base) + 1  # AXFR carries the SOA twice
+    zone = workdir / f"{name}.zone"
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base, zone)
+    peer(name, "start", str(zone))
+    try:
+        wait_serial(addr, port, 1000)
+        warm = rawxfr_full(addr, port, records)  # warm-up; its size is the stream's
+        plain = [rawxfr(addr, port, records) for _ in range(runs)]
+        signed = [tsig_xfr(addr, port, records) for _ in range(runs)]
+        after_edit = []
+        texts = [base.read_text(), edit1.read_text()]
+        for i in range(min(runs, 3)):
+            # Alternate between the one-change zone and the base: each step is one record.
+            serial = 1001 + i
+            head, _, tail = texts[(i + 1) % 2].partition(SOA)
+            zone.write_text(head + SOA + str(serial) + tail[tail.index(" "):])
+            peer(name, "reload")
+            wait_serial(addr, port, serial)
+            after_edit.append(rawxfr(addr, port, zone_records(zone) + 1))
+        pid = int((Path("/tmp") / f"bench-{name}.pid").read_text())
+        return {"plain": stats(plain), "tsig": stats(signed), "after_edit": stats(after_edit),
+                "pss_mib": pss_mib(pid), "stream_bytes": warm["bytes_with_prefix"],
+                "messages": warm["messages"]}
+    finally:
+        peer(name, "stop")
+
+
+def measure_zonekeeper(zk: Zonekeeper, zone_rrs: int, runs: int) -> dict[str, object]:
+    """On a freshly started zonekeeper serving the generated zone of ``zone_rrs`` records
+    (serial 1000, or later with the edit probe): the first AXFR (the image is built on demand),
+    warm plain and TSIG AXFRs, then the first AXFR after each of min(runs, 3) one-record API
+    edits; then its PSS."""
+    serial = soa_serial(ZK_ADDR, ZK_PORT)
+    assert serial is not None
+    records = zone_rrs + 1 + (1 if serial != 1000 else 0)  # the edit probe, once edited
+    first = rawxfr_full(ZK_ADDR, ZK_PORT, records)
+    plain = [rawxfr(ZK_ADDR, ZK_PORT, records) for _ in range(runs)]
+    signed = [tsig_xfr(ZK_ADDR, ZK_PORT, records) for _ in range(runs)]
+    after_edit = []
+    for i in range(min(runs, 3)):
+        zk.edit(i)
+        after_edit.append(rawxfr(ZK_ADDR, ZK_PORT, zone_rrs + 2))
+    assert zk.proc is not None
+    return {"first_after_start": first["elapsed_s"], "plain": stats(plain), "tsig": stats(signed),
+            "after_edit": stats(after_edit), "pss_mib": pss_mib(zk.proc.pid),
+            "stream_bytes": first["bytes_with_prefix"], "messages": first["messages"]}
 
 
 def main() -> None:
@@ -55,45 +113,13 @@ def main() -> None:
     if args.quick:
         args.records, args.runs = 100_000, 3
     WORK.mkdir(parents=True, exist_ok=True)
-    base = WORK / f"zone-{args.records}.zone"
-    if not base.exists():
-        subprocess.run([sys.executable, str(SHARED / "genzone.py"), "--records", str(args.records),
-                        "--serial", "1000", "--out", str(base)], check=True)
-    records = args.records + 1  # AXFR carries the SOA twice
+    base = ensure_zone_file(args.records)
+    edit1 = ensure_changed_zone(args.records, 1)
     results: dict[str, dict[str, object]] = {}
 
     # Reference servers, one at a time so they never share the core.
     for name in ("knot", "nsd"):
-        addr, port = PEERS[name]
-        zone = WORK / f"{name}.zone"
-        shutil.copyfile(base, zone)
-        peer(name, "start", str(zone))
-        try:
-            wait_serial(addr, port, 1000)
-            rawxfr(addr, port, records)  # warm-up
-            plain = [rawxfr(addr, port, records) for _ in range(args.runs)]
-            signed = [tsig_xfr(addr, port, records) for _ in range(args.runs)]
-            after_edit = []
-            changed = WORK / "zone-edit1.zone"
-            if not changed.exists():
-                subprocess.run([sys.executable, str(SHARED / "genzone.py"), "--records", str(args.records),
-                                "--base-serial", "1000", "--changes", "1", "--out", str(changed)], check=True)
-            texts = [base.read_text(), changed.read_text()]
-            soa = "IN SOA ns1.bench.test. hostmaster.bench.test. "
-            for i in range(min(args.runs, 3)):
-                # Alternate between the one-change zone and the base: each step is one record.
-                serial = 1001 + i
-                text = texts[(i + 1) % 2]
-                head, _, tail = text.partition(soa)
-                zone.write_text(head + soa + str(serial) + tail[tail.index(" "):])
-                peer(name, "reload")
-                wait_serial(addr, port, serial)
-                after_edit.append(rawxfr(addr, port, zone_records(zone) + 1))
-            pid = int((Path("/tmp") / f"bench-{name}.pid").read_text())
-            results[name] = {"plain": stats(plain), "tsig": stats(signed),
-                             "after_edit": stats(after_edit), "pss_mib": pss_mib(pid)}
-        finally:
-            peer(name, "stop")
+        results[name] = measure_peer(name, base, edit1, args.runs)
         log(f"{name}: {results[name]}")
 
     db = WORK / f"zonekeeper-{args.records}.db"
@@ -103,20 +129,7 @@ def main() -> None:
         zk.load(base)
         zk.stop()
         zk.start()  # measure from a cold start on the stored zone
-        serial = soa_serial(ZK_ADDR, ZK_PORT)
-        assert serial is not None
-        zk_records = records + (1 if serial != 1000 else 0)  # the edit probe, once edited
-        first = rawxfr(ZK_ADDR, ZK_PORT, zk_records)
-        plain = [rawxfr(ZK_ADDR, ZK_PORT, zk_records) for _ in range(args.runs)]
-        signed = [tsig_xfr(ZK_ADDR, ZK_PORT, zk_records) for _ in range(args.runs)]
-        after_edit = []
-        for i in range(min(args.runs, 3)):
-            zk.edit(i)
-            zk_records = records + 1
-            after_edit.append(rawxfr(ZK_ADDR, ZK_PORT, zk_records))
-        assert zk.proc is not None
-        results["zonekeeper"] = {"first_after_start": first, "plain": stats(plain), "tsig": stats(signed),
-                                 "after_edit": stats(after_edit), "pss_mib": pss_mib(zk.proc.pid)}
+        results["zonekeeper"] = measure_zonekeeper(zk, args.records, args.runs)
     finally:
         zk.stop()
 

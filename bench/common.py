@@ -27,7 +27,9 @@ ZONE = "bench.test."
 TSIG_NAME = "benchkey."
 TSIG_SECRET = "YmVuY2gta2V5LW5vdC1hLXJlYWwtc2VjcmV0LTAxMjM="
 TOKEN = "zk_bench_" + "benchmark-token-not-secret-0123456789"
-PEERS = {"nsd": ("127.0.0.11", 5311), "knot": ("127.0.0.12", 5312), "bind": ("127.0.0.1", 5313)}
+# The reference primaries at the defaults of ../shared/bench/peers/NAME/start.sh.
+PEERS = {"nsd": ("127.0.0.11", 5311), "knot": ("127.0.0.12", 5312), "bind": ("127.0.0.1", 5313),
+         "pdns": ("127.0.0.14", 5314)}
 ZK_ADDR, ZK_PORT, ZK_API = "127.0.0.13", 5313, 8313
 
 
@@ -183,7 +185,9 @@ class Zonekeeper:
 def peer(name: str, action: str, *args: str) -> None:
     script = SHARED / "peers" / (f"{name}/{action}.sh" if action != "stop" else "stop.sh")
     argv = ["bash", str(script), *(args if action != "stop" else (name,))]
-    subprocess.run(argv, check=True, timeout=120, env=dict(os.environ, SERVER_CPU="0"))
+    # stdout to stderr: the control tools' "OK" lines would mix with a script's results
+    subprocess.run(argv, check=True, timeout=120, env=dict(os.environ, SERVER_CPU="0"),
+                   stdout=sys.stderr)
 
 
 
@@ -198,13 +202,218 @@ def rawxfr_full(addr: str, port: int, records: int, *, ixfr_serial: int | None =
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def ensure_zone_file(records: int, *, serial: int = 1000) -> Path:
-    WORK.mkdir(parents=True, exist_ok=True)
-    path = WORK / f"zone-{records}-s{serial}.zone"
-    if not path.exists():
-        subprocess.run([sys.executable, str(SHARED / "genzone.py"), "--records", str(records),
-                        "--serial", str(serial), "--out", str(path)], check=True)
+def _genzone(path: Path, *args: str) -> Path:
+    """Run genzone.py once into ``path`` (written under a temporary name, then renamed, so an
+    interrupted run leaves no half file behind to be reused)."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    subprocess.run([sys.executable, str(SHARED / "genzone.py"), *args, "--out", str(tmp)],
+                   check=True, timeout=3600)
+    tmp.rename(path)
     return path
+
+
+def ensure_zone_file(records: int, *, serial: int = 1000) -> Path:
+    """The generated zone of ``records`` RRs (SOA included) with ``serial``."""
+    return _genzone(WORK / f"zone-{records}-s{serial}.zone", "--records", str(records),
+                    "--serial", str(serial))
+
+
+def ensure_changed_zone(records: int, changes: int, *, base_serial: int = 1000) -> Path:
+    """The zone of ensure_zone_file() after ``changes`` changes, with serial base_serial + 1."""
+    return _genzone(WORK / f"zone-{records}-c{changes}.zone", "--records", str(records),
+                    "--base-serial", str(base_serial), "--changes", str(changes),
+                    "--serial", str(base_serial + 1))
+
+
+def ensure_queries(records: int, count: int = 100_000) -> Path:
+    """genzone.py's dnsperf query list for the zone of ``records`` RRs (the same bytes as
+    load_and_query.py's queries-N-COUNT.txt)."""
+    path = WORK / f"queries-{records}-{count}.txt"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        WORK.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(SHARED / "genzone.py"), "--records", str(records),
+                        "--out", os.devnull, "--queries", str(tmp), "--query-count", str(count)],
+                       check=True, timeout=3600)
+        tmp.rename(path)
+    return path
+
+
+def _ancestors(pid: int) -> set[int]:
+    out: set[int] = set()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    stack = [pid]
+    while stack and len(out) < 10000:
+        p = stack.pop()
+        if p not in out:
+            out.add(p)
+            stack += _children(p)
+    return out
+
+
+# Benchmarks that call wait_for_quiet() take turns through an flock on BENCH_LOCK (held until
+# release_quiet() or the process ends) and list themselves in BENCH_PARTICIPANTS/<pid>, so that
+# they neither wait for one another's idle waiting nor start together. Anything else that looks
+# like a benchmark (older scripts, a reference peer left running) is waited for by sight.
+BENCH_LOCK = Path("/tmp/bench.lock")
+BENCH_PARTICIPANTS = Path("/tmp/bench-participants")
+_lock_fd: int | None = None
+
+
+def _participants() -> set[int]:
+    """Live processes taking turns through the lock (stale entries are ignored)."""
+    out: set[int] = set()
+    try:
+        entries = list(BENCH_PARTICIPANTS.iterdir())
+    except OSError:
+        return out
+    for entry in entries:
+        if entry.name.isdigit():
+            try:
+                os.kill(int(entry.name), 0)
+            except OSError:
+                continue
+            out.add(int(entry.name))
+    return out
+
+
+def _mark(state: str) -> None:
+    """Note this process as a participant ("waiting", "holding" or "idle") until it exits."""
+    mine = BENCH_PARTICIPANTS / str(os.getpid())
+    try:
+        BENCH_PARTICIPANTS.mkdir(mode=0o1777, exist_ok=True)
+        first = not mine.exists()
+        mine.write_text(state + "\n")
+    except OSError:
+        return
+    if first:
+        import atexit
+
+        atexit.register(mine.unlink, missing_ok=True)
+
+
+def _waiting_others() -> bool:
+    for pid in _participants() - {os.getpid()}:
+        try:
+            if (BENCH_PARTICIPANTS / str(pid)).read_text().strip() == "waiting":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def other_benchmarks() -> list[str]:
+    """What else is benchmarking on this machine, besides the processes that take turns through
+    wait_for_quiet() (held off by its lock): a /tmp/bench-*.pid that names a live process (a
+    reference peer someone started) or a process whose command line has ``bench/`` in it
+    (``pgrep -f bench/``); ours (this process, its ancestors and children) left out."""
+    busy: list[str] = []
+    for pidfile in sorted(Path("/tmp").glob("bench-*.pid")):
+        try:
+            pid = int(pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        busy.append(f"{pidfile} names live pid {pid}")
+    me = os.getpid()
+    ours = _ancestors(me) | _descendants(me)
+    for other in _participants() - {me}:
+        ours |= _ancestors(other) | _descendants(other)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            argv = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if "bench/" in argv:
+            busy.append(f"pid {entry.name}: {argv[:160]}")
+    return busy
+
+
+def _try_lock() -> bool:
+    global _lock_fd
+    if _lock_fd is not None:
+        return True
+    import fcntl
+
+    fd = os.open(BENCH_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _lock_fd = fd
+    return True
+
+
+def release_quiet() -> None:
+    """Let another benchmark have its turn (this one has stopped its servers); if one waits,
+    give it the time to take the lock before this process asks again."""
+    global _lock_fd
+    if _lock_fd is None:
+        return
+    os.close(_lock_fd)  # drops the flock
+    _lock_fd = None
+    _mark("idle")
+    if _waiting_others():
+        time.sleep(1.5)
+
+
+def wait_for_quiet(max_wait: float = 900, poll: float = 10) -> None:
+    """Wait (bounded) for this process's turn: the lock that benchmarks calling this take turns
+    with, then no other benchmark in sight (other_benchmarks()), so that no two servers share
+    the server core. The turn lasts until release_quiet() or the end of the process; calling
+    this again meanwhile only checks for others in sight. Raise TimeoutError after
+    ``max_wait`` seconds."""
+    deadline = time.monotonic() + max_wait
+    held_before = _lock_fd is not None
+    said = False
+    busy: list[str] = []
+    step = min(poll, 1.0)  # the lock is tried often, the rest every ``poll`` seconds
+    next_look = 0.0
+    for _ in range(int(max_wait / step) + 2):
+        if _try_lock():
+            now = time.monotonic()
+            if now >= next_look:
+                busy = other_benchmarks()
+                if not busy:
+                    _mark("holding")
+                    if said:
+                        log("the other benchmark has finished; going on")
+                    return
+                next_look = now + poll
+        else:
+            _mark("waiting")
+            busy = [f"another benchmark has the turn ({BENCH_LOCK})"]
+        if time.monotonic() >= deadline:
+            if not held_before:
+                release_quiet()
+            raise TimeoutError("another benchmark is still running after "
+                               f"{max_wait:.0f}s: " + "; ".join(busy))
+        if not said:
+            log(f"waiting (up to {max_wait:.0f}s) for another benchmark to finish: "
+                + "; ".join(busy))
+            said = True
+        time.sleep(min(step, max(0.0, deadline - time.monotonic())))
+    if not held_before:
+        release_quiet()
+    raise TimeoutError("another benchmark is still running: " + "; ".join(busy))
 
 
 def zonekeeper_db(records: int, base: Path) -> Path:

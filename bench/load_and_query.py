@@ -53,11 +53,15 @@ ORIGIN = "bench.test."
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 
-# Each server on its own loopback address (the peers' start.sh defaults; BIND's 127.0.0.1:5313 avoided).
+# Each server on its own loopback address (the peers' start.sh defaults); BIND and PowerDNS are
+# measured by bench/compare.py (--servers here takes them too).
 PEERS = {
     "nsd": ("NSD", "127.0.0.11", 5311),
     "knot": ("Knot", "127.0.0.12", 5312),
+    "bind": ("BIND", "127.0.0.1", 5313),
+    "pdns": ("PowerDNS", "127.0.0.14", 5314),
 }
+PEER_DAEMONS = {"nsd": "nsd", "knot": "knotd", "bind": "named", "pdns": "pdns_server"}
 ZK_ADDR, ZK_PORT, ZK_API_PORT = "127.0.0.15", 5315, 5380
 
 TARGETS = {  # ratio name: (numerator, denominator, measure, op, bound)
@@ -237,7 +241,7 @@ class Server:
 
 
 class Peer(Server):
-    """NSD or Knot through shared/bench/peers/NAME/start.sh (pinned to CPU 0 there)."""
+    """NSD, Knot, BIND or PowerDNS through shared/bench/peers/NAME/start.sh (pinned to CPU 0)."""
 
     def __init__(self, key: str, shared: Path, zonefile: Path) -> None:
         self.key = key
@@ -551,7 +555,7 @@ def fmt_cell(values: list[float], fmt: str) -> str:
 
 
 def report(results: dict, keys: list[str], meta: dict) -> str:
-    labels = {"nsd": "NSD", "knot": "Knot", "zonekeeper": "zonekeeper"}
+    labels = {**{k: v[0] for k, v in PEERS.items()}, "zonekeeper": "zonekeeper"}
     rows = [
         ("zone load, launch to 1st SOA (s)", "load_s", "{:.3f}"),
         ("memory after load, PSS (MiB)", "pss_mib", "{:.1f}"),
@@ -757,7 +761,8 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=1_000_000, help="records in the zone (default 1,000,000)")
     ap.add_argument("--quick", action="store_true", help="100,000 records")
     ap.add_argument("--runs", type=int, default=3, help="launches per server (default 3)")
-    ap.add_argument("--servers", default="nsd,knot,zonekeeper", help="comma-separated subset")
+    ap.add_argument("--servers", default="nsd,knot,zonekeeper",
+                    help="comma-separated, of nsd,knot,bind,pdns,zonekeeper")
     ap.add_argument("--query-count", type=int, default=100_000, help="lines in the dnsperf query file")
     ap.add_argument("--qps-seconds", type=int, default=10, help="dnsperf -l (default 10)")
     ap.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
@@ -790,10 +795,10 @@ def main() -> int:
             ap.error(f"--zonekeeper-env wants ZONEKEEPER_KEY=VALUE, not {item!r}")
     keys = [k.strip() for k in args.servers.split(",") if k.strip()]
     for k in keys:
-        if k not in ("nsd", "knot", "zonekeeper"):
+        if k not in ("zonekeeper", *PEERS):
             ap.error(f"unknown server {k!r}")
     shared = Path(args.bench_dir).resolve()
-    for tool in ("taskset", "dnsperf") + (("nsd",) if "nsd" in keys else ()) + (("knotd",) if "knot" in keys else ()):
+    for tool in ("taskset", "dnsperf", *(PEER_DAEMONS[k] for k in keys if k in PEERS)):
         from shutil import which
 
         if which(tool) is None and not Path("/usr/sbin", tool).exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -123,6 +124,19 @@ class ZkServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self, event: str, **fields: object) -> list[dict[str, object]]:
+        """The JSON log lines of ``event`` whose ``fields`` have the given values, in order."""
+        out = []
+        for line in self.log().splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if (isinstance(ev, dict) and ev.get("event") == event
+                    and all(ev.get(k) == v for k, v in fields.items())):
+                out.append(ev)
+        return out
 
     def client(self, token: str | None = TOKEN) -> httpx2.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

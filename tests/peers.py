@@ -162,6 +162,13 @@ class Secondary:
         if reload and self.running:
             self.reload()
 
+    def add_config_text(self, text: str, *, reload: bool = True) -> None:
+        """Paste raw text (a key export, a snippet zonekeeper generated) at the end of this
+        server's config, as an operator would; reloads a running server."""
+        self.extra_config += text if text.endswith("\n") else text + "\n"
+        if reload and self.running:
+            self.reload()
+
     def write_config(self) -> None:
         raise NotImplementedError
 
@@ -279,10 +286,13 @@ class BindSecondary(Secondary):
     config_name = "named.conf"
 
     def __init__(self, workdir: Path, *, source: str = "127.0.0.21", port: int,
-                 ctl_port: int) -> None:
+                 ctl_port: int, log_severity: str = "info") -> None:
         super().__init__(workdir, listen="127.0.0.1", source=source, port=port)
         self.ctl_port = ctl_port
         self.log_path = workdir / "named.log"
+        # "debug 3" adds xfer-in's "requesting IXFR for serial N" and "got incremental /
+        # nonincremental response": BIND 9.18 names the transfer type only at debug level.
+        self.log_severity = log_severity
 
     def write_config(self) -> None:
         run = self.workdir
@@ -305,7 +315,8 @@ class BindSecondary(Secondary):
             f"controls {{ inet 127.0.0.1 port {self.ctl_port} allow {{ 127.0.0.1; }}"
             ' keys { "rndc-key"; }; };',
             "logging {",
-            f'    channel main {{ file "{self.log_path}"; severity info; print-time yes; }};',
+            f'    channel main {{ file "{self.log_path}"; severity {self.log_severity};'
+            " print-time yes; };",
             "    category default { main; };",
             "    category xfer-in { main; };",
             "};",

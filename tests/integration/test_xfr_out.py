@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
+import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
@@ -99,3 +101,63 @@ def test_ixfr_over_udp_is_the_current_soa_alone(zk: ZkServer, api: httpx2.Client
         assert r.answer[0][0].serial == now
     q = dns.message.make_query(f"www.{zone_name}", "IXFR")
     assert dns.query.udp(q, "127.0.0.1", port=zk.dns_port, timeout=5).rcode() == dns.rcode.NOTAUTH
+
+
+def test_plain_ixfr_answers_as_the_full_parse_would(zk: ZkServer, api: httpx2.Client,
+                                                    zone_name: str) -> None:
+    """Unsigned IXFR requests of the usual shape skip dnspython's parse when answered from
+    the journal; refusals and one-SOA answers still echo EDNS and carry EDE."""
+    make_zone(api, zone_name)
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.7"}]})
+    now = zk.serial(zone_name)
+
+    def ixfr(serial: int, *, edns: bool, source: str = "127.0.0.1") -> dns.message.Message:
+        q = dns.message.make_query(zone_name, "IXFR", use_edns=0 if edns else False)
+        q.authority.append(dns.rrset.from_text(zone_name, 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+        return dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5, source=source,
+                             one_rr_per_rrset=True)
+
+    for edns in (True, False):
+        r = ixfr(start, edns=edns)
+        rrs = [rr.to_text() for rrset in r.answer for rr in rrset]
+        assert r.rcode() == dns.rcode.NOERROR and len(rrs) == 5 and "192.0.2.7" in rrs[-2], rrs
+        current = ixfr(now, edns=edns)
+        assert [rrset.rdtype for rrset in current.answer] == [dns.rdatatype.SOA]
+        assert (current.edns >= 0) is edns
+        refused = ixfr(start, edns=edns, source="127.0.0.2")
+        assert refused.rcode() == dns.rcode.REFUSED and not refused.answer
+        assert [o.code for o in refused.options if isinstance(o, dns.edns.EDEOption)] == (
+            [18] if edns else [])
+    events = [json.loads(line) for line in zk.log().splitlines() if '"xfr.out"' in line]
+    # The one-SOA answers are IXFR answers too, not AXFR-style ones.
+    assert {(e["type"], e["style"]) for e in events if e["zone"] == zone_name} == {
+        ("IXFR", f"incremental from {start}"), ("IXFR", "current")}
+
+
+def test_ixfr_max_ratio_change_applies_to_the_current_version(zk: ZkServer, api: httpx2.Client,
+                                                              zone_name: str) -> None:
+    """A new ratio takes effect at once, even for a client serial already answered under the
+    old one; null puts it back to the default (1.0)."""
+    make_zone(api, zone_name, rrsets=[{"name": f"h{i}" if i else "ns1", "type": "A",
+                                       "records": [{"content": f"192.0.2.{i + 1}"}]} for i in range(6)])
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.8"}]})
+
+    def ixfr_records() -> int:
+        msgs = dns.query.xfr("127.0.0.1", zone_name, rdtype=dns.rdatatype.IXFR, serial=start,
+                             port=zk.dns_port, relativize=False, timeout=10)
+        return sum(len(rrset) for m in msgs for rrset in m.answer)
+
+    r = api.patch(f"/zones/{zone_name}", json={"ixfr_max_ratio": 0.01})
+    assert r.status_code == 200 and r.json()["ixfr_max_ratio"] == 0.01, r.text
+    whole = ixfr_records()  # AXFR-style: the one-RR difference is over 0.01 x owners
+    assert whole == 10  # SOA, NS, ns1, h1..h5, a, SOA
+    r = api.patch(f"/zones/{zone_name}", json={"ixfr_max_ratio": None})
+    assert r.status_code == 200 and r.json()["ixfr_max_ratio"] == 1.0, r.text
+    assert ixfr_records() == 5 < whole  # SOA new, SOA old, SOA new, a A, SOA new
+    styles = [json.loads(line)["style"] for line in zk.log().splitlines()
+              if '"xfr.out"' in line and zone_name in line]
+    assert styles[-2].startswith("axfr-style: the difference") and styles[-1] == f"incremental from {start}"

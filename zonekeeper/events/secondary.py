@@ -5,15 +5,21 @@ One task per secondary zone sleeps until its next event (refresh or expire) or a
 SOA serial; when the primary is newer (RFC 1982) it transfers: IXFR when we hold a version
 and the primary allows it, AXFR otherwise or when the IXFR fails for any reason but the
 network. dnspython's inbound transfer machine checks the protocol (SOA first and last, no
-SOA in the middle, IXFR sequences, TSIG on every message); this module adds the limits it
-lacks (records, time) and hands a complete zone to ``install``. A failed transfer installs
-nothing. Timers come from the installed SOA, clamped by [secondary] settings, and persist.
+SOA in the middle, IXFR sequences, TSIG on every message); this module reads the messages
+itself and, before the machine sees one, enforces what it lacks: the record and byte caps
+(counted on the wire, so an endless answer stops there whatever it repeats), the time limit
+(checked per message: a primary that never pauses never makes a read time out) and owners
+inside the zone (the machine silently drops the others and would commit the rest). A
+complete zone goes to ``install``; a failed transfer installs nothing. An IXFR answered with
+the whole zone (AXFR-style) is reported as FALLBACK. Timers come from the installed SOA,
+clamped by [secondary] settings, and persist.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +30,6 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.name
-import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.transaction
@@ -92,25 +97,23 @@ class TransferFailed(Exception):
         self.network = network
 
 
-class _Limited(dns.zone.Zone):
-    """A zone that refuses to grow past ``max_records`` while a transfer fills it."""
+MESSAGE_TIMEOUT = 30.0  # seconds to wait for each message of a transfer
 
-    max_records = 5_000_000
 
-    def writer(self, replacement: bool = False) -> dns.transaction.Transaction:
-        txn = super().writer(replacement)
-        limit = self.max_records
-        count = [0]
-        original = txn._put_rdataset  # type: ignore[attr-defined]
-
-        def put(name: Any, rdataset: Any) -> None:
-            count[0] += len(rdataset)
-            if count[0] > limit:
-                raise TransferFailed(f"the transfer is over the {limit}-record limit")
-            original(name, rdataset)
-
-        txn._put_rdataset = put  # type: ignore[attr-defined]
-        return txn
+def _read_exactly(sock: socket.socket, count: int, deadline: float, limit: float) -> bytes:
+    """``count`` bytes from ``sock``; EOFError when the primary closes, TransferFailed past
+    ``deadline`` (time.monotonic()), socket timeouts after MESSAGE_TIMEOUT of silence."""
+    buf = bytearray()
+    while len(buf) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TransferFailed(f"the transfer took longer than the {limit:g}-second limit")
+        sock.settimeout(min(MESSAGE_TIMEOUT, left))
+        chunk = sock.recv(count - len(buf))
+        if not chunk:
+            raise EOFError("the primary closed the connection in the middle of the transfer")
+        buf += chunk
+    return bytes(buf)
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -230,11 +233,13 @@ class SecondaryManager:
         zone = state.name.to_text()
         errors = []
         outcome: Outcome | None = None
+        last: tuple[str, str | None] | None = None  # the last failure: primary, rcode
         for primary in state.primaries:
             try:
                 outcome = await self._from_primary(state, primary, force_axfr)
             except TransferFailed as exc:
                 errors.append(f"{primary.name}: {exc}")
+                last = (primary.name, exc.rcode)
                 self._note(state, primary, error=str(exc), rcode=exc.rcode)
                 log.info("xfr.in", zone=zone, primary=primary.name, result="failed", error=str(exc))
                 continue
@@ -244,6 +249,7 @@ class SecondaryManager:
         now = self.clock()
         if outcome is None:
             outcome = Outcome(XfrOutcome.FAILED, state.serial, state.serial,
+                              primary=last[0] if last else None, rcode=last[1] if last else None,
                               error="; ".join(errors) or "no primaries configured")
             t.next_refresh = now + t.retry
         else:
@@ -285,8 +291,13 @@ class SecondaryManager:
             current = await self.current_zone(zone)
             if current is not None:
                 try:
-                    new_zone = await self._transfer(zone, primary, current, serial=ours)
-                    result = XfrOutcome.IXFR
+                    new_zone, full = await self._transfer(zone, primary, current, serial=ours)
+                    if not full and new_zone.get_soa().serial == ours:
+                        # The IXFR answer is our own SOA (the SOA answer was another copy's):
+                        # nothing to install, nor an empty journal entry to make.
+                        return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+                    # A whole zone in answer to our IXFR (no history there): a fallback too.
+                    result = XfrOutcome.FALLBACK if full else XfrOutcome.IXFR
                 except TransferFailed as exc:
                     if exc.network:
                         raise
@@ -294,7 +305,8 @@ class SecondaryManager:
                              result="ixfr-failed", error=str(exc), fallback="AXFR")
                     result = XfrOutcome.FALLBACK
         if new_zone is None:
-            new_zone = await self._transfer(zone, primary, _Limited(zone, relativize=False), serial=None)
+            new_zone, _ = await self._transfer(zone, primary, dns.zone.Zone(zone, relativize=False),
+                                               serial=None)
             if result is not XfrOutcome.FALLBACK:
                 result = XfrOutcome.AXFR
         soa = new_zone.get_soa()
@@ -331,19 +343,16 @@ class SecondaryManager:
         raise TransferFailed("the SOA answer has no SOA for the zone")
 
     async def _transfer(self, zone: dns.name.Name, primary: Primary, target: dns.zone.Zone,
-                        *, serial: int | None) -> dns.zone.Zone:
-        if isinstance(target, _Limited):
-            target.max_records = self.settings.max_records
+                        *, serial: int | None) -> tuple[dns.zone.Zone, bool]:
+        """AXFR (``serial`` None) or IXFR from ``serial`` into ``target``; the filled zone
+        and whether the answer was a whole zone (AXFR, or an IXFR answered AXFR-style)."""
         keyring = {primary.key.name: primary.key} if primary.key is not None else None
         query, _ = dns.xfr.make_query(target, serial=serial, keyring=keyring,
                                       keyname=primary.key.name if primary.key else None,
                                       keyalgorithm=primary.key.algorithm if primary.key else dns.tsig.default_algorithm)
         try:
             # In a worker thread: parsing a large transfer must not stall the event loop.
-            await asyncio.to_thread(
-                dns.query.inbound_xfr, primary.address, target, query=query, port=primary.port,
-                timeout=30, lifetime=self.settings.transfer_timeout,
-                source=self.source_for(primary.address))
+            full = await asyncio.to_thread(self._receive, zone, primary, target, query, serial)
         except TransferFailed:
             raise
         except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:
@@ -362,7 +371,55 @@ class SecondaryManager:
         for name in target.nodes:
             if not name.is_subdomain(zone):
                 raise TransferFailed(f"out-of-zone record {name} in the transfer")
-        return target
+        return target, full
+
+    def _receive(self, zone: dns.name.Name, primary: Primary, target: dns.zone.Zone,
+                 query: dns.message.Message, serial: int | None) -> bool:
+        """The transfer itself, over TCP (blocking: runs in a worker thread). Each message is
+        checked against the limits before dnspython's inbound machine applies it to a
+        transaction on ``target``, committed only by a complete, verified answer."""
+        limits = self.settings
+        rdtype = query.question[0].rdtype
+        deadline = time.monotonic() + limits.transfer_timeout
+        wire = query.to_wire()  # signs it: query.mac is what the first answer must cover
+        family = socket.AF_INET6 if ":" in primary.address else socket.AF_INET
+        source = self.source_for(primary.address)
+        records = size = 0
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(min(MESSAGE_TIMEOUT, limits.transfer_timeout))
+            if source:
+                sock.bind((source, 0))
+            sock.connect((primary.address, primary.port))
+            sock.sendall(len(wire).to_bytes(2, "big") + wire)
+            with dns.xfr.Inbound(target, rdtype, serial) as inbound:
+                tsig_ctx = None
+                first, done = True, False
+                while not done:
+                    length = int.from_bytes(
+                        _read_exactly(sock, 2, deadline, limits.transfer_timeout), "big")
+                    rwire = _read_exactly(sock, length, deadline, limits.transfer_timeout)
+                    size += 2 + length
+                    if size > limits.max_bytes:
+                        raise TransferFailed(
+                            f"the transfer is over the {limits.max_bytes}-byte limit")
+                    # Counted from the header: duplicates merged by the parser count too.
+                    records += int.from_bytes(rwire[6:8], "big") if length >= 12 else 0
+                    if records > limits.max_records:
+                        raise TransferFailed(
+                            f"the transfer is over the {limits.max_records}-record limit")
+                    r = dns.message.from_wire(
+                        rwire, keyring=query.keyring, request_mac=query.mac, xfr=True,
+                        origin=target.from_wire_origin(), tsig_ctx=tsig_ctx, multi=True,
+                        one_rr_per_rrset=rdtype == dns.rdatatype.IXFR)
+                    if not query.is_response(r, xfr_continuation=not first):
+                        raise TransferFailed("an answer that does not match the query")
+                    first = False
+                    for rrset in r.answer:
+                        if not rrset.name.is_subdomain(zone):
+                            raise TransferFailed(f"out-of-zone record {rrset.name} in the transfer")
+                    done = inbound.process_message(r)
+                    tsig_ctx = r.tsig_ctx
+                return not inbound.incremental
 
     async def close(self) -> None:
         self.closed = True

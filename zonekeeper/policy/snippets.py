@@ -55,9 +55,13 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
     elif fmt == "pdns":
         lines = [
             f"# Import the key first: zonekeeper key export {keyname} --format pdns" if keyname else None,
+            # PowerDNS has no per-zone NOTIFY setting: it takes a NOTIFY from the zone's
+            # primary when it runs as a secondary and allow-notify-from admits the address.
+            f"# In pdns.conf: secondary=yes; allow-notify-from (if set) must admit {primary}",
             f"pdnsutil create-secondary-zone {bare} {primary}:{port}",
             f"pdnsutil set-meta {bare} AXFR-MASTER-TSIG {keyname}" if keyname else None,
-            f"pdnsutil set-meta {bare} ALLOW-NOTIFY-FROM {primary}",
+            # PowerDNS fetches by AXFR unless the zone's IXFR setting is 1.
+            f"pdnsutil set-meta {bare} IXFR 1" if ixfr else None,
         ]
     else:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

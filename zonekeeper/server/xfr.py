@@ -14,6 +14,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple, cast
 
 import dns.edns
 import dns.exception
@@ -112,6 +113,68 @@ def tsig_start(wire: bytes) -> int | None:
         return last if wire[name_end : name_end + 2] == b"\x00\xfa" else None
     except (IndexError, struct.error):
         return None
+
+
+def plain_ixfr_serial(wire: bytes) -> int | None:
+    """The client's serial from an unsigned IXFR request of the usual shape, read without a
+    full parse: one question, no answer records, one SOA record in the authority section,
+    nothing in the additional section but one well-formed OPT. None for anything else
+    (signed, odd, or malformed requests take the full parse and its checks)."""
+    try:
+        qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+        if qd != 1 or an != 0 or ns != 1 or ar > 1:
+            return None
+        pos = _skip_name(wire, 12)
+        if int.from_bytes(wire[pos : pos + 2], "big") != _IXFR:
+            return None
+        pos = _skip_name(wire, pos + 4)
+        rdtype, _rdclass, _ttl, rdlen = struct.unpack_from("!HHIH", wire, pos)
+        rdata = pos + 10
+        end = rdata + rdlen
+        if rdtype != dns.rdatatype.SOA:
+            return None
+        serial_at = _skip_name(wire, _skip_name(wire, rdata))
+        if serial_at + 20 != end:
+            return None
+        serial = int.from_bytes(wire[serial_at : serial_at + 4], "big")
+        if ar:
+            # OPT: root owner, TYPE 41, then its options (code, length, data) filling RDLEN.
+            opt_type = int.from_bytes(wire[end + 1 : end + 3], "big")
+            if wire[end] != 0 or opt_type != dns.rdatatype.OPT:
+                return None
+            pos = end + 11
+            opt_end = pos + int.from_bytes(wire[end + 9 : end + 11], "big")
+            while pos < opt_end:
+                pos += 4 + int.from_bytes(wire[pos + 2 : pos + 4], "big")
+            if pos != opt_end:
+                return None
+            end = opt_end
+        return serial if end == len(wire) else None
+    except (IndexError, struct.error):
+        return None
+
+
+class _Question(NamedTuple):
+    name: dns.name.Name
+    rdtype: int
+    rdclass: int
+
+
+class _PlainRequest:
+    """What serving an unsigned IXFR of the usual shape needs of its request: ID and
+    question. dnspython's own parse, even of the question alone, was the largest part of
+    answering from the cache on an idle server (~140 of ~440 us, cold caches)."""
+
+    __slots__ = ("id", "question")
+    had_tsig = False
+    keyring = None
+    mac = None
+
+    def __init__(self, wire: bytes) -> None:
+        name, used = dns.name.from_wire(wire, 12)
+        rdtype, rdclass = struct.unpack_from("!HH", wire, 12 + used)
+        self.id = int.from_bytes(wire[0:2], "big")
+        self.question = [_Question(name, rdtype, rdclass)]
 
 
 def _mac(
@@ -351,8 +414,20 @@ class XfrServer:
         addr = client[0]
         policy = self.policy
         key_name: str | None = None
+        # An unsigned IXFR of the usual shape (what secondaries send) is read without
+        # dnspython: the full parse (SOA rdata and all) was half the cost of serving a cached
+        # incremental answer. Refusals and one-SOA answers parse it fully (complete()).
+        light_serial = plain_ixfr_serial(wire)
+        light = False
+        if light_serial is not None:
+            try:
+                query = cast(dns.message.Message, _PlainRequest(wire))
+                light = True
+            except Exception:  # noqa: BLE001 - the full parse below says why
+                light = False
         try:
-            query = dns.message.from_wire(wire, keyring=policy.keyring)
+            if not light:
+                query = dns.message.from_wire(wire, keyring=policy.keyring)
         except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
             _send(out, self._tsig_failure(wire, dns.rcode.BADKEY))
             log.info("xfr.refused", client=addr, reason="unknown TSIG key (BADKEY)")
@@ -379,6 +454,14 @@ class XfrServer:
         zone = q.name.to_text().lower()
         kind = "AXFR" if rdtype == _AXFR else "IXFR"
 
+        def complete() -> dns.message.Message:
+            """The request fully parsed (EDNS and all), for answers built from it."""
+            nonlocal query, light
+            if light:
+                query = dns.message.from_wire(wire, keyring=policy.keyring)
+                light = False
+            return query
+
         def reply(msg: dns.message.Message) -> bytes:
             if query.had_tsig:
                 msg.use_tsig(query.keyring, query.keyname, algorithm=query.keyalgorithm)  # type: ignore[arg-type]
@@ -386,6 +469,11 @@ class XfrServer:
             return msg.to_wire()  # type: ignore[no-any-return]
 
         def refuse(rcode: int, reason: str, *, ede: int | None = None, rule: str | None = None) -> Outcome:
+            try:
+                query = complete()
+            except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+                _send(out, header_only(wire, dns.rcode.FORMERR))
+                return Outcome("formerr")
             resp = dns.message.make_response(query)
             resp.flags &= ~dns.flags.AA
             resp.set_rcode(rcode)
@@ -411,12 +499,18 @@ class XfrServer:
         style: str | None = None
         incremental: list[tuple[bytes, int]] | None = None
         if rdtype == _IXFR:
-            client_serial = next((rr.serial for rrset in query.authority for rr in rrset
-                                  if rrset.rdtype == dns.rdatatype.SOA), None)
+            client_serial = light_serial if light else next(
+                (rr.serial for rrset in query.authority for rr in rrset
+                 if rrset.rdtype == dns.rdatatype.SOA), None)
             if client_serial is None:
                 return refuse(dns.rcode.FORMERR, "IXFR without the client's SOA in the authority section")
             if not is_newer(snap.serial, client_serial):
                 # Up to date (or newer): one SOA (RFC 1995 §2).
+                try:
+                    query = complete()
+                except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+                    _send(out, header_only(wire, dns.rcode.FORMERR))
+                    return Outcome("formerr")
                 resp = dns.message.make_response(query)
                 resp.answer.append(snap.soa_rrset())
                 _send(out, reply(resp))
@@ -427,10 +521,13 @@ class XfrServer:
         outcome = Outcome("aborted")
         try:
             if incremental is not None:
-                coro = self._stream_messages(query, wire, incremental, out)
+                # Rendered already: sent at once, without a task of its own (wait_for would
+                # make one, a loop turn per request); its drain waits keep the max_time bound.
+                outcome = await self._stream_messages(query, wire, incremental, out,
+                                                      time.monotonic() + self.max_time)
             else:
-                coro = self._stream(query, wire, snap, out)
-            outcome = await asyncio.wait_for(coro, timeout=self.max_time)
+                outcome = await asyncio.wait_for(self._stream(query, wire, snap, out),
+                                                 timeout=self.max_time)
         except TimeoutError:
             outcome = Outcome("timeout")
         except ConnectionError:
@@ -466,7 +563,8 @@ class XfrServer:
         return wires, style
 
     async def _stream_messages(self, query: dns.message.Message, wire: bytes,
-                               msgs: list[tuple[bytes, int]], out: Sender) -> Outcome:
+                               msgs: list[tuple[bytes, int]], out: Sender,
+                               deadline: float) -> Outcome:
         """Send cached messages: the request's ID and question (with its 0x20 case) patched
         in, each signed in the multi-message chain when the request was."""
         qlen = 12
@@ -492,7 +590,10 @@ class XfrServer:
                 msg = head[:10] + b"\x00\x01" + question + rest + _tsig_rr(key.name, tsig)
             _send(out, msg)
             if out.paused():
-                await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(out.drain(), timeout=min(self.send_timeout, left))
             sent += len(msg) + 2
             records += count
         return Outcome("ok", len(msgs), records, sent)
@@ -546,7 +647,9 @@ class XfrServer:
         if style:
             event["style"] = style
             if kind == "IXFR":
-                event["type"] = "IXFR" if style.startswith("incremental") else "AXFR-style IXFR"
+                # "incremental from N" and "current" (one SOA) are IXFR answers; only
+                # "axfr-style: …" sends the whole zone.
+                event["type"] = "AXFR-style IXFR" if style.startswith("axfr-style") else "IXFR"
         log.info("xfr.out", **event)
         if self.on_transfer is not None:
             self.on_transfer(event)

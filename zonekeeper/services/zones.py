@@ -712,6 +712,10 @@ class ZoneService:
                          "journal_max_count", "journal_max_bytes", "journal_max_age"):
                 if attr in upd.fields_set:
                     value = getattr(upd, attr)
+                    if value is None:
+                        # null puts a setting back to its default; for the journal limits
+                        # that is null itself (their columns are nullable, the others not).
+                        value = _SETTING_DEFAULTS.get(attr)
                     setattr(z, attr, value.value if isinstance(value, SerialPolicy) else value)
             soa_f = upd.soa
             soa_changes = {k: v for k, v in vars(soa_f).items() if v is not None}
@@ -752,6 +756,9 @@ class ZoneService:
             outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
         current = snap or self.registry.get(origin)
         if current is not None:
+            if current.ixfr_max_ratio != ratio:
+                # Answers rendered (or refused as too big) under the old ratio no longer hold.
+                current.ixfr_cache.clear()
             current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
         return snap, info
 
@@ -823,6 +830,11 @@ class ZoneService:
 
 JOURNAL_MAX_COUNT = 1000
 JOURNAL_MAX_AGE_SECONDS = 30 * 86400
+# What PATCH /zones/{zone} with null sets (the model's defaults for its NOT NULL columns).
+_SETTING_DEFAULTS: dict[str, Any] = {
+    "serial_policy": SerialPolicy.INCREMENT, "outgoing_enabled": True, "notify_ns": False,
+    "notify_delay": 0.0, "ixfr_max_ratio": 1.0,
+}
 
 
 def _journal_limits(z: Zone) -> dict[str, int | None]:
