@@ -406,6 +406,13 @@ def report(
         )
     if isinstance(limit, dict) and "error" in limit:
         notes.append(f"tcpcopy.py failed: {limit['error']}")
+    busiest = max(float(meta[k].split()[0]) for k in ("loadavg_start", "loadavg_end"))
+    if busiest > 1.5:
+        notes.append(
+            f"The machine was busy with other work (1-minute load average up to {busiest:.1f} on "
+            f"{os.cpu_count()} CPUs; test suites are not benchmarks and are not waited for): "
+            "the absolute figures suffer, the ratios less so."
+        )
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n", {"figures": figs, "ratios": ratios}
 
