@@ -182,7 +182,7 @@ def test_a_bad_line_never_hides_the_next_one(garbage: str) -> None:
     assume("(" not in garbage and not re.match(r"\s*\$(ORIGIN|GENERATE)\b\s*\S", garbage, re.I))
     # A backslash just before the newline escapes it (RFC 1035 \X): inside an open quote the
     # string then legitimately goes on into the next line, as it does for BIND.
-    assume(not (garbage.count('"') % 2 and re.search(r"(?<!\\)(\\\\)*\\$", garbage)))
+    assume(not ('"' in garbage and garbage.endswith("\\")))
     text = HEADER + garbage + "\ncanary IN A 192.0.2.99\n"
     canary_line = HEADER.count("\n") + 2
     result = parse_zone_text(text, ORIGIN)
