@@ -32,7 +32,6 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.transaction
 import dns.tsig
 import dns.xfr
 import dns.zone
@@ -101,15 +100,22 @@ MESSAGE_TIMEOUT = 30.0  # seconds to wait for each message of a transfer
 
 
 def _read_exactly(sock: socket.socket, count: int, deadline: float, limit: float) -> bytes:
-    """``count`` bytes from ``sock``; EOFError when the primary closes, TransferFailed past
-    ``deadline`` (time.monotonic()), socket timeouts after MESSAGE_TIMEOUT of silence."""
+    """``count`` bytes from ``sock``. EOFError when the primary closes; TimeoutError after
+    MESSAGE_TIMEOUT of silence; TransferFailed once ``deadline`` (time.monotonic()) passes,
+    a network failure too (no AXFR after an IXFR that ran out of time)."""
     buf = bytearray()
     while len(buf) < count:
         left = deadline - time.monotonic()
-        if left <= 0:
-            raise TransferFailed(f"the transfer took longer than the {limit:g}-second limit")
-        sock.settimeout(min(MESSAGE_TIMEOUT, left))
-        chunk = sock.recv(count - len(buf))
+        try:
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(min(MESSAGE_TIMEOUT, left))
+            chunk = sock.recv(count - len(buf))
+        except TimeoutError:
+            if left > MESSAGE_TIMEOUT:
+                raise  # silence, before the limit
+            raise TransferFailed(f"the transfer took longer than the {limit:g}-second limit",
+                                 network=True) from None
         if not chunk:
             raise EOFError("the primary closed the connection in the middle of the transfer")
         buf += chunk

@@ -25,21 +25,24 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
         ]
     elif fmt == "knot":
         key_line = f"    key: {keyname}" if keyname else None
+        # Identifiers are per zone: Knot refuses a config that defines one twice, and each
+        # zone's snippet must paste on its own.
+        rid = f"zonekeeper-{bare}"
         lines = [
             f"# Add the key first: zonekeeper key export {keyname} --format knot" if keyname else None,
             "remote:",
-            "  - id: zonekeeper",
+            f"  - id: {rid}",
             f"    address: {primary}@{port}",
             key_line,
             "acl:",
-            "  - id: zonekeeper-notify",
+            f"  - id: {rid}-notify",
             f"    address: {primary}",
             key_line,
             "    action: notify",
             "zone:",
             f"  - domain: {bare}",
-            "    master: zonekeeper",
-            "    acl: zonekeeper-notify",
+            f"    master: {rid}",
+            f"    acl: {rid}-notify",
         ]
     elif fmt == "nsd":
         key_ref = keyname or "NOKEY"

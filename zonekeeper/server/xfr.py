@@ -218,10 +218,7 @@ def _render_ixfr(origin: dns.name.Name, steps: list[ixfr.JournalEntry],
     diff = ixfr.condense(steps)
     if diff.records > limit:
         return f"axfr-style: the difference ({diff.records} RRs) is over ixfr_max_ratio"
-    plain = dns.message.make_query(origin, dns.rdatatype.IXFR, use_edns=False)
-    plain.flags = 0
-    msgs = ixfr.render(plain, diff, tsig=True)
-    return [(m.to_wire(), sum(len(r) for r in m.answer)) for m in msgs]
+    return ixfr.render_wire(origin.to_wire(), diff, tsig=True)  # type: ignore[arg-type]
 
 
 def _send(out: Sender, msg: bytes) -> None:
