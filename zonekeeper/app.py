@@ -101,7 +101,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     secondaries = SecondaryManager(
         settings.secondary,
         install=zones.install_transfer,
-        current_zone=zones.current_zone,
+        current=zones.current,
         save_timers=lambda name, t, primary: zones.save_timers(
             name, t.next_refresh, t.next_expire, t.expired, primary),
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
@@ -175,7 +175,7 @@ def _timers(manager: SecondaryManager, row: dict[str, Any]) -> ZoneTimers:
                    expired=row["expired"])
     soa = row.get("soa")
     if soa is not None and soa.records:
-        manager.timers_from_soa(t, soa.records[0].rdata)
+        manager.timers_from_soa(t, soa.records[0].rdata.to_wire())
     return t
 
 

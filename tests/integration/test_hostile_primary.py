@@ -432,3 +432,15 @@ def test_a_transfer_that_never_ends_stops_at_the_time_limit(zk: ZkServer, api: h
     assert "longer than" in str(err["error"]), err
     assert zk.query(zone, "SOA").rcode() == dns.rcode.SERVFAIL
     assert hostile.zones[zone].sent_records < 20 + TRANSFER_TIMEOUT * 5 * 2
+
+
+def test_an_older_version_is_refused_unless_forced(zk: ZkServer, api: httpx2.Client,
+                                                   hostile: HostilePrimary) -> None:
+    """The SOA answer says 2, but the transfer (answered AXFR-style, then the AXFR) holds
+    serial 0, older than our 1: refused and kept; a forced full transfer installs it."""
+    zone = with_previous_version(zk, api, hostile, lambda z, _s: iter(good_zone(z, 0)))
+    out = check_failed(zk, api, zone, ("not newer",), previous=1)
+    assert "serial 0" in str(out["error"]), out
+    out = api.post(f"/zones/{zone}/transfer", json={"axfr": True}).json()
+    assert out["result"] == "AXFR" and out["serial_after"] == 0, out
+    assert zk.serial(zone) == 0 and zk.query(f"v0.{zone}", "TXT").answer

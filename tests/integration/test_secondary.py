@@ -101,3 +101,27 @@ def test_expiry_gives_servfail_until_a_refresh_succeeds(pair) -> None:  # type: 
         out = s.post("/zones/example.test/transfer", json={}).json()
         assert out["result"] in ("UPTODATE", "IXFR", "AXFR")
         assert secondary.query("example.test", "SOA").rcode() == dns.rcode.NOERROR
+
+
+def test_first_transfer_retried_soon_when_the_primary_is_not_ready(pair) -> None:  # type: ignore[no-untyped-def]
+    """A new secondary whose primary does not serve the zone yet: no SOA gives it a retry
+    interval, so it backs off from [secondary] retry_min (1 s here), not the 600 s default,
+    and loads soon after the primary does."""
+    primary, secondary = pair
+    with primary.client() as p, secondary.client() as s:
+        assert s.post("/peers", json={"name": "early", "address": "127.0.0.1",
+                                      "port": primary.dns_port}).status_code == 201
+        r = s.post("/zones", json={"name": "late.test", "kind": "secondary", "primaries": ["early"]})
+        assert r.status_code == 201, r.text
+        wait_for(lambda: "late.test" in secondary.log() and "failed" in secondary.log(), timeout=10)
+        time.sleep(2)  # a couple of failed refreshes
+        assert secondary.query("late.test", "SOA").rcode() == dns.rcode.SERVFAIL
+        r = p.post("/zones", json={"name": "late.test", "nameservers": ["ns1.example.net."]})
+        assert r.status_code == 201, r.text
+        # Transfers allowed by a rule, not a peer: no NOTIFY comes to hurry the secondary.
+        r = p.post("/acls", json={"zone": "late.test", "action": "transfer", "network": "127.0.0.0/8"})
+        assert r.status_code == 201, r.text
+        started = time.monotonic()
+        wait_for(lambda: secondary.query("late.test", "SOA").rcode() == dns.rcode.NOERROR, timeout=30)
+        assert time.monotonic() - started < 30
+        assert secondary.serial("late.test") == primary.serial("late.test")

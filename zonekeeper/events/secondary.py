@@ -4,15 +4,15 @@ One task per secondary zone sleeps until its next event (refresh or expire) or a
 (an accepted NOTIFY, "transfer now"). A refresh asks each primary in link order for its
 SOA serial; when the primary is newer (RFC 1982) it transfers: IXFR when we hold a version
 and the primary allows it, AXFR otherwise or when the IXFR fails for any reason but the
-network. dnspython's inbound transfer machine checks the protocol (SOA first and last, no
-SOA in the middle, IXFR sequences, TSIG on every message); this module reads the messages
-itself and, before the machine sees one, enforces what it lacks: the record and byte caps
-(counted on the wire, so an endless answer stops there whatever it repeats), the time limit
-(checked per message: a primary that never pauses never makes a read time out) and owners
-inside the zone (the machine silently drops the others and would commit the rest). A
-complete zone goes to ``install``; a failed transfer installs nothing. An IXFR answered with
-the whole zone (AXFR-style) is reported as FALLBACK. Timers come from the installed SOA,
-clamped by [secondary] settings, and persist.
+network. The transfer is read in a worker thread by ``proto.xfrin``, straight from the wire
+into the served form (an IXFR edits the RRsets it names on top of the version we serve);
+before a message is parsed, the record and byte caps (counted on the wire, so an endless
+answer stops there whatever it repeats) and the time limit (checked per read: a primary
+that never pauses never makes a read time out) apply. The reader checks the protocol, every
+owner inside the zone and the TSIG chain. A complete version goes to ``install``; a failed
+transfer installs nothing. An IXFR answered with the whole zone (AXFR-style) is reported as
+FALLBACK; a transfer older than what we hold is refused unless forced. Timers come from the
+installed SOA, clamped by [secondary] settings, and persist.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,11 +34,13 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.tsig
-import dns.xfr
-import dns.zone
+import dns.rrset
 import structlog
 
+from zonekeeper.proto import xfrin
+from zonekeeper.proto.rrwire import blob_rdatas, find_blob, name_key
 from zonekeeper.proto.serial import is_newer
+from zonekeeper.zones.snapshot import ZoneSnapshot
 from zonekeeper.settings import SecondarySettings
 
 log = structlog.get_logger("zonekeeper.secondary")
@@ -143,10 +146,11 @@ class ZoneState:
     pending: list[tuple[bool, asyncio.Future[Outcome]]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
+    failures: int = 0  # refreshes failed in a row
 
 
-Installer = Callable[[dns.name.Name, dns.zone.Zone, int, str], Awaitable[None]]
-CurrentZone = Callable[[dns.name.Name], Awaitable[dns.zone.Zone | None]]
+Installer = Callable[[dns.name.Name, xfrin.Result, str], Awaitable[None]]
+CurrentVersion = Callable[[dns.name.Name], ZoneSnapshot | None]
 TimerSink = Callable[[dns.name.Name, ZoneTimers, str | None], Awaitable[None]]
 
 
@@ -156,7 +160,7 @@ class SecondaryManager:
         settings: SecondarySettings,
         *,
         install: Installer,
-        current_zone: CurrentZone,
+        current: CurrentVersion,
         save_timers: TimerSink,
         set_expired: Callable[[dns.name.Name, bool], None],
         source_for: Callable[[str], str | None] = lambda _addr: None,
@@ -164,7 +168,7 @@ class SecondaryManager:
     ) -> None:
         self.settings = settings
         self.install = install
-        self.current_zone = current_zone
+        self.current = current
         self.save_timers = save_timers
         self.set_expired = set_expired
         self.source_for = source_for
@@ -257,8 +261,16 @@ class SecondaryManager:
             outcome = Outcome(XfrOutcome.FAILED, state.serial, state.serial,
                               primary=last[0] if last else None, rcode=last[1] if last else None,
                               error="; ".join(errors) or "no primaries configured")
-            t.next_refresh = now + t.retry
+            state.failures += 1
+            if state.serial is None:
+                # Never loaded: no SOA to take a retry interval from, and nothing to serve
+                # meanwhile. Back off from [secondary] retry_min, doubling up to the retry.
+                wait = min(t.retry, self.settings.retry_min * 2 ** min(state.failures - 1, 16))
+            else:
+                wait = t.retry
+            t.next_refresh = now + wait
         else:
+            state.failures = 0
             t.next_refresh = now + t.refresh
             t.next_expire = now + t.expire
             if t.expired:
@@ -278,11 +290,13 @@ class SecondaryManager:
         else:
             row["last_error"] = {"at": now, "error": error, "rcode": rcode}
 
-    def timers_from_soa(self, t: ZoneTimers, soa: Any) -> None:
+    def timers_from_soa(self, t: ZoneTimers, soa: bytes) -> None:
+        """Refresh, retry and expire from an SOA's RDATA (wire), clamped by the settings."""
         s = self.settings
-        t.refresh = clamp(soa.refresh, s.refresh_min, s.refresh_max)
-        t.retry = clamp(soa.retry, s.retry_min, s.retry_max)
-        t.expire = clamp(soa.expire, s.expire_min, s.expire_max)
+        refresh, retry, expire = struct.unpack_from("!III", soa, len(soa) - 16)
+        t.refresh = clamp(refresh, s.refresh_min, s.refresh_max)
+        t.retry = clamp(retry, s.retry_min, s.retry_max)
+        t.expire = clamp(expire, s.expire_min, s.expire_max)
 
     # -- one primary --------------------------------------------------------------------------
     async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool) -> Outcome:
@@ -292,37 +306,43 @@ class SecondaryManager:
         if ours is not None and not force_axfr and not is_newer(their, ours):
             return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
         result = XfrOutcome.AXFR
-        new_zone: dns.zone.Zone | None = None
-        if ours is not None and primary.ixfr and not force_axfr:
-            current = await self.current_zone(zone)
-            if current is not None:
-                try:
-                    new_zone, full = await self._transfer(zone, primary, current, serial=ours)
-                    if not full and new_zone.get_soa().serial == ours:
-                        # The IXFR answer is our own SOA (the SOA answer was another copy's):
-                        # nothing to install, nor an empty journal entry to make.
-                        return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
-                    # A whole zone in answer to our IXFR (no history there): a fallback too.
-                    result = XfrOutcome.FALLBACK if full else XfrOutcome.IXFR
-                except TransferFailed as exc:
-                    if exc.network:
-                        raise
-                    log.info("xfr.in", zone=zone.to_text(), primary=primary.name,
-                             result="ixfr-failed", error=str(exc), fallback="AXFR")
-                    result = XfrOutcome.FALLBACK
-        if new_zone is None:
-            new_zone, _ = await self._transfer(zone, primary, dns.zone.Zone(zone, relativize=False),
-                                               serial=None)
-            if result is not XfrOutcome.FALLBACK:
-                result = XfrOutcome.AXFR
-        soa = new_zone.get_soa()
-        records = sum(len(rds) for _n, rds in new_zone.iterate_rdatasets())
-        await self.install(zone, new_zone, soa.serial, result.value)
-        self.timers_from_soa(state.timers, soa)
-        state.serial = soa.serial
+        got: xfrin.Result | None = None
+        current = self.current(zone) if ours is not None else None
+        if current is not None and primary.ixfr and not force_axfr:
+            try:
+                reader = await self._transfer(zone, primary, xfrin.Reader(
+                    current.origin_key, ixfr_from=ours, base=current.nodes,
+                    base_cuts=current.cuts))
+                if reader.result is None:
+                    # Just our SOA in answer (the SOA query reached another copy of the
+                    # primary): nothing to install, nor an empty journal entry to make.
+                    return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+                got = reader.result
+                # A whole zone in answer to our IXFR (no history there): a fallback too.
+                result = XfrOutcome.FALLBACK if got.full else XfrOutcome.IXFR
+            except TransferFailed as exc:
+                if exc.network:
+                    raise
+                log.info("xfr.in", zone=zone.to_text(), primary=primary.name,
+                         result="ixfr-failed", error=str(exc), fallback="AXFR")
+                result = XfrOutcome.FALLBACK
+        if got is None:
+            reader = await self._transfer(zone, primary, xfrin.Reader(name_key(zone)))
+            assert reader.result is not None
+            got = reader.result
+        if ours is not None and not force_axfr and not is_newer(got.serial, ours):
+            if got.serial == ours and got.full:
+                return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+            raise TransferFailed(f"the transfer holds serial {got.serial}, not newer than ours "
+                                 f"({ours}); kept ours (a forced full transfer installs it)")
+        await self.install(zone, got, result.value)
+        soa = find_blob(got.nodes[name_key(zone)], b"\x00\x06")
+        assert soa is not None  # the reader checks every version has one
+        self.timers_from_soa(state.timers, blob_rdatas(soa)[0])
+        state.serial = got.serial
         log.info("xfr.in", zone=zone.to_text(), primary=primary.name, type=result.value,
-                 serial_from=ours, serial=soa.serial, records=records, result="ok")
-        return Outcome(result, ours, soa.serial, primary.name, records=records)
+                 serial_from=ours, serial=got.serial, records=got.records, result="ok")
+        return Outcome(result, ours, got.serial, primary.name, records=got.records)
 
     async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> int:
         q = dns.message.make_query(zone, dns.rdatatype.SOA)
@@ -348,46 +368,43 @@ class SecondaryManager:
                 return int(rrset[0].serial)
         raise TransferFailed("the SOA answer has no SOA for the zone")
 
-    async def _transfer(self, zone: dns.name.Name, primary: Primary, target: dns.zone.Zone,
-                        *, serial: int | None) -> tuple[dns.zone.Zone, bool]:
-        """AXFR (``serial`` None) or IXFR from ``serial`` into ``target``; the filled zone
-        and whether the answer was a whole zone (AXFR, or an IXFR answered AXFR-style)."""
-        keyring = {primary.key.name: primary.key} if primary.key is not None else None
-        query, _ = dns.xfr.make_query(target, serial=serial, keyring=keyring,
-                                      keyname=primary.key.name if primary.key else None,
-                                      keyalgorithm=primary.key.algorithm if primary.key else dns.tsig.default_algorithm)
+    async def _transfer(self, zone: dns.name.Name, primary: Primary,
+                        reader: xfrin.Reader) -> xfrin.Reader:
+        """AXFR, or IXFR when ``reader`` has a serial to start from, into ``reader``."""
+        rdtype = dns.rdatatype.AXFR if reader.ixfr_from is None else dns.rdatatype.IXFR
+        query = dns.message.make_query(zone, rdtype, use_edns=False)
+        query.flags = 0
+        if reader.ixfr_from is not None:
+            soa = dns.rrset.from_text(zone, 0, "IN", "SOA", f". . {reader.ixfr_from} 0 0 0 0")
+            query.authority.append(soa)
+        if primary.key is not None:
+            query.use_tsig(primary.key)
         try:
-            # In a worker thread: parsing a large transfer must not stall the event loop.
-            full = await asyncio.to_thread(self._receive, zone, primary, target, query, serial)
+            # In a worker thread: reading a large transfer must not stall the event loop.
+            await asyncio.to_thread(self._receive, primary, reader, query)
         except TransferFailed:
             raise
-        except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             raise TransferFailed(f"transfer failed on the network: {exc or type(exc).__name__}",
                                  network=True) from None
-        except dns.xfr.TransferError as exc:
-            raise TransferFailed(f"the primary refused: {dns.rcode.to_text(exc.rcode)}",
-                                 rcode=dns.rcode.to_text(exc.rcode)) from None
         except dns.tsig.PeerError as exc:
-            raise TransferFailed(f"TSIG error from the primary: {type(exc).__name__}", rcode="NOTAUTH") from None
-        except (dns.exception.DNSException, ValueError, KeyError) as exc:
-            raise TransferFailed(f"bad transfer: {type(exc).__name__}: {exc}") from None
-        soa = target.get_soa() if target.get_node(zone) is not None else None
-        if soa is None:
-            raise TransferFailed("the transfer left no SOA")
-        for name in target.nodes:
-            if not name.is_subdomain(zone):
-                raise TransferFailed(f"out-of-zone record {name} in the transfer")
-        return target, full
+            raise TransferFailed(f"TSIG error from the primary: {type(exc).__name__}",
+                                 rcode="NOTAUTH") from None
+        except dns.tsig.BadSignature:
+            raise TransferFailed("TSIG error: the primary's signature does not verify "
+                                 "(BadSignature)", rcode="NOTAUTH") from None
+        except (dns.exception.DNSException, xfrin.XfrError) as exc:
+            raise TransferFailed(f"bad transfer: {exc or type(exc).__name__}") from None
+        return reader
 
-    def _receive(self, zone: dns.name.Name, primary: Primary, target: dns.zone.Zone,
-                 query: dns.message.Message, serial: int | None) -> bool:
+    def _receive(self, primary: Primary, reader: xfrin.Reader, query: dns.message.Message) -> None:
         """The transfer itself, over TCP (blocking: runs in a worker thread). Each message is
-        checked against the limits before dnspython's inbound machine applies it to a
-        transaction on ``target``, committed only by a complete, verified answer."""
+        checked against the limits, then parsed, verified and fed to ``reader``."""
         limits = self.settings
-        rdtype = query.question[0].rdtype
         deadline = time.monotonic() + limits.transfer_timeout
         wire = query.to_wire()  # signs it: query.mac is what the first answer must cover
+        question = reader.origin + struct.pack("!HH", query.question[0].rdtype, 1)
+        chain = xfrin.TsigChain(primary.key, query.mac or b"")
         family = socket.AF_INET6 if ":" in primary.address else socket.AF_INET
         source = self.source_for(primary.address)
         records = size = 0
@@ -397,35 +414,36 @@ class SecondaryManager:
                 sock.bind((source, 0))
             sock.connect((primary.address, primary.port))
             sock.sendall(len(wire).to_bytes(2, "big") + wire)
-            with dns.xfr.Inbound(target, rdtype, serial) as inbound:
-                tsig_ctx = None
-                first, done = True, False
-                while not done:
-                    length = int.from_bytes(
-                        _read_exactly(sock, 2, deadline, limits.transfer_timeout), "big")
-                    rwire = _read_exactly(sock, length, deadline, limits.transfer_timeout)
-                    size += 2 + length
-                    if size > limits.max_bytes:
-                        raise TransferFailed(
-                            f"the transfer is over the {limits.max_bytes}-byte limit")
-                    # Counted from the header: duplicates merged by the parser count too.
-                    records += int.from_bytes(rwire[6:8], "big") if length >= 12 else 0
-                    if records > limits.max_records:
-                        raise TransferFailed(
-                            f"the transfer is over the {limits.max_records}-record limit")
-                    r = dns.message.from_wire(
-                        rwire, keyring=query.keyring, request_mac=query.mac, xfr=True,
-                        origin=target.from_wire_origin(), tsig_ctx=tsig_ctx, multi=True,
-                        one_rr_per_rrset=rdtype == dns.rdatatype.IXFR)
-                    if not query.is_response(r, xfr_continuation=not first):
-                        raise TransferFailed("an answer that does not match the query")
-                    first = False
-                    for rrset in r.answer:
-                        if not rrset.name.is_subdomain(zone):
-                            raise TransferFailed(f"out-of-zone record {rrset.name} in the transfer")
-                    done = inbound.process_message(r)
-                    tsig_ctx = r.tsig_ctx
-                return not inbound.incremental
+            first = True
+            while not reader.done:
+                length = int.from_bytes(
+                    _read_exactly(sock, 2, deadline, limits.transfer_timeout), "big")
+                rwire = _read_exactly(sock, length, deadline, limits.transfer_timeout)
+                size += 2 + length
+                if size > limits.max_bytes:
+                    raise TransferFailed(f"the transfer is over the {limits.max_bytes}-byte limit")
+                # Counted from the header: duplicates the reader merges count too.
+                records += int.from_bytes(rwire[6:8], "big") if length >= 12 else 0
+                if records > limits.max_records:
+                    raise TransferFailed(
+                        f"the transfer is over the {limits.max_records}-record limit")
+                msg = xfrin.parse(rwire, reader.origin)
+                if msg.id != query.id or not msg.flags & 0x8000 or (msg.flags >> 11) & 0xF:
+                    raise TransferFailed("an answer that does not match the query")
+                if msg.question is not None and msg.question != question:
+                    raise TransferFailed("an answer for another question")
+                if first and msg.question is None and msg.rcode == 0:
+                    raise TransferFailed("the first message of the answer has no question")
+                if msg.rcode:
+                    if msg.tsig is not None:
+                        chain.check(rwire, msg)  # raises the TSIG error the primary sent
+                    text = dns.rcode.to_text(msg.rcode)  # type: ignore[arg-type]
+                    raise TransferFailed(f"the primary refused: {text}", rcode=text)
+                chain.check(rwire, msg)
+                reader.feed(msg.answers)
+                first = False
+            if not chain.last_signed:
+                raise TransferFailed("the last message of the answer is not signed")
 
     async def close(self) -> None:
         self.closed = True

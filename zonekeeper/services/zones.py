@@ -9,6 +9,8 @@ the API call returns. A failure before the commit leaves no trace.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,13 +21,22 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
-import dns.zone
 import structlog
 from sqlalchemy import func, select
 
 from zonekeeper.errors import Conflict, Invalid, Malformed, NotFound, Reason, Stale
-from zonekeeper.proto import axfr
-from zonekeeper.proto.rrwire import Node, find_blob, name_key
+from zonekeeper.proto import axfr, xfrin
+from zonekeeper.proto.rrwire import (
+    Node,
+    blob_to_rdatas,
+    blob_ttl,
+    blob_type,
+    find_blob,
+    key_to_name,
+    name_key,
+    node_blobs,
+    sort_key,
+)
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
@@ -47,6 +58,7 @@ log = structlog.get_logger("zonekeeper.zones")
 _SOA = int(dns.rdatatype.SOA)
 _NS = int(dns.rdatatype.NS)
 _T_NS = _NS.to_bytes(2, "big")
+_T_SOA = _SOA.to_bytes(2, "big")
 IMPORT_SAFE_SHARE = 0.30
 
 
@@ -239,6 +251,9 @@ class ZoneService:
             zones = list(s.scalars(select(Zone)))
             for z in zones:
                 origin = dns.name.from_text(z.name)
+                if z.kind == ZoneKind.SECONDARY.value:
+                    snaps.append(self._load_secondary(s, z, origin))
+                    continue
                 nodes = repo.load_nodes(s, z.id)
                 if not nodes:
                     # A secondary that never loaded: served, but SERVFAIL until it does.
@@ -258,6 +273,17 @@ class ZoneService:
             self.registry.publish(snap)
         return snaps
 
+    def _load_secondary(self, s: Any, z: Zone, origin: dns.name.Name) -> ZoneSnapshot:
+        try:
+            nodes = repo.load_image(s, z.id)
+        except ValueError as exc:
+            log.error("zone.unreadable", zone=z.name, error=str(exc), action="transfer it again")
+            nodes = None
+        if not nodes:
+            # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
+            return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)
+        return _snapshot(z, z.serial, *xfrin.complete(nodes, name_key(origin)))
+
     # -- reads ----------------------------------------------------------------------------
     async def list(self, *, kind: str | None, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         def work() -> tuple[list[dict[str, Any]], str | None]:
@@ -276,6 +302,12 @@ class ZoneService:
         return await asyncio.to_thread(work)
 
     def _soa(self, s: Any, z: Zone) -> RRsetData | None:
+        if z.kind == ZoneKind.SECONDARY.value:
+            snap = self.registry.get(dns.name.from_text(z.name))
+            if snap is None or snap.state is ZoneState.UNLOADED:
+                return None
+            blob = find_blob(snap.nodes[snap.origin_key], _T_SOA)
+            return _rrset_of(snap.name, blob) if blob else None
         rows = repo.rrsets_at(s, z.id, [z.name])
         for r in rows:
             if r.type == _SOA:
@@ -292,7 +324,11 @@ class ZoneService:
         def work() -> dict[str, Any]:
             with self.db.read() as s:
                 z = self._zone(s, name)
-                count = s.scalar(select(func.count()).select_from(RRset).where(RRset.zone_id == z.id))
+                if z.kind == ZoneKind.SECONDARY.value:
+                    snap = self.registry.get(name)
+                    count = snap.record_count if snap is not None else 0
+                else:
+                    count = s.scalar(select(func.count()).select_from(RRset).where(RRset.zone_id == z.id))
                 return zone_info(z, self._soa(s, z), record_count=count)
 
         return await asyncio.to_thread(work)
@@ -309,6 +345,10 @@ class ZoneService:
         def work() -> tuple[int, list[dict[str, Any]], str | None]:
             with self.db.read() as s:
                 z = self._zone(s, name)
+                if z.kind == ZoneKind.SECONDARY.value:
+                    items, nxt = _node_page(self.registry.get(name), owner=owner,
+                                            rdtype=rdtype, limit=limit, cursor=cursor)
+                    return z.serial, items, nxt
                 q = select(RRset).where(RRset.zone_id == z.id)
                 if owner is not None:
                     q = q.where(RRset.name == owner.to_text())
@@ -337,11 +377,13 @@ class ZoneService:
         def work() -> tuple[int, str]:
             with self.db.read() as s:
                 z = self._zone(s, name)
-                content = ZoneContent(
-                    name,
-                    (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in repo.iter_rrsets(s, z.id)),
-                )
-                return z.serial, export_text(content)
+                if z.kind == ZoneKind.SECONDARY.value:
+                    snap = self.registry.get(name)
+                    rrsets = _rrsets_of_nodes(snap.nodes if snap is not None else {})
+                else:
+                    rrsets = (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+                              for r in repo.iter_rrsets(s, z.id))
+                return z.serial, export_text(ZoneContent(name, rrsets))
 
         return await asyncio.to_thread(work)
 
@@ -477,56 +519,44 @@ class ZoneService:
             await self.on_secondaries_changed()
         return info
 
-    async def current_zone(self, name: dns.name.Name) -> dns.zone.Zone | None:
-        """The stored zone as a dnspython zone: the base an IXFR applies to."""
+    def current(self, name: dns.name.Name) -> ZoneSnapshot | None:
+        """The version we serve (what an IXFR in applies to); None before the first load."""
+        snap = self.registry.get(name)
+        if snap is None or snap.state is ZoneState.UNLOADED:
+            return None
+        return snap
 
-        def work(s: Any) -> dns.zone.Zone | None:
-            z = self._zone(s, name)
-            if z.state == ZoneState.UNLOADED.value:
-                return None
-            zone = dns.zone.Zone(name, relativize=False)
-            with zone.writer() as txn:
-                for row in repo.iter_rrsets(s, z.id):
-                    r = RRsetData.from_row(row.name, row.type, row.ttl, row.records)
-                    for rec in r.records:
-                        txn.add(r.name, r.ttl, rec.rdata)
-            return zone
-
-        return await self.db.run_read(work)
-
-    async def install_transfer(self, name: dns.name.Name, zone: dns.zone.Zone, serial: int, kind: str) -> None:
+    async def install_transfer(self, name: dns.name.Name, got: xfrin.Result, kind: str) -> None:
         """Commit a complete transferred version (AXFR or IXFR result) as the zone's new
         content, journaled, and publish it. The primary's serial is kept as it is."""
         async with self._lock(name.to_text()):
-            snap = await asyncio.to_thread(self._install, name, zone, serial, kind)
+            base = self.current(name)
+            snap = await asyncio.to_thread(self._install, name, got, base, kind)
             self._publish(snap)
 
-    def _install(self, origin: dns.name.Name, dz: dns.zone.Zone, serial: int, kind: str) -> ZoneSnapshot:
-        new = ZoneContent(origin)
-        for owner, rds in dz.iterate_rdatasets():
-            new.put(RRsetData(owner, int(rds.rdtype), rds.ttl, [Record(rd) for rd in rds]))
+    def _install(self, origin: dns.name.Name, got: xfrin.Result, base: ZoneSnapshot | None,
+                 kind: str) -> ZoneSnapshot:
+        """A secondary zone's content is its node table, what the primary sent in the served
+        form, stored whole as an image (no RRset rows: nothing edits it), with the difference
+        from the previous version as a journal entry (IXFR out as a middle tier)."""
+        if base is None:
+            removed = added = b""
+        elif got.full:
+            removed, added, _changed, _gone = xfrin.diff_nodes(base.nodes, got.nodes)
+        else:
+            removed, added = got.removed, got.added
         with self.db.write() as s:
             z = self._zone(s, origin)
-            first = z.state == ZoneState.UNLOADED.value
-            old = ZoneContent(origin, (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
-                                       for r in repo.iter_rrsets(s, z.id)))
-            nodes, cuts = compile_nodes(origin, new.served_rrsets())
-            repo.replace_all(s, z.id, _rrset_rows(new), nodes)
-            if not first:
-                _a, _r, _changes, touched = _diff(old, new)
-                removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
-                added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n)
-                old_soa, new_soa = old.get(origin, _SOA), new.get(origin, _SOA)
-                if (origin, _SOA) not in touched and old_soa is not None and new_soa is not None:
-                    removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
-                    added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
-                repo.add_journal(s, z.id, z.serial, serial, removed, added, **_journal_limits(z))
-            z.serial = serial
+            repo.save_image(s, z.id, got.nodes)
+            if z.state != ZoneState.UNLOADED.value and base is not None:
+                repo.add_journal(s, z.id, z.serial, got.serial, removed, added, **_journal_limits(z))
+            z.serial = got.serial
             z.state = ZoneState.OK.value
             z.change_id += 1
             z.updated_at = datetime.now(UTC)
-        log.info("zone.changed", zone=origin.to_text(), serial=serial, via=kind, records=new.record_count())
-        return _snapshot(z, serial, nodes, cuts)
+        log.info("zone.changed", zone=origin.to_text(), serial=got.serial, via=kind,
+                 records=got.records)
+        return _snapshot(z, got.serial, got.nodes, got.cuts)
 
     def set_state(self, name: dns.name.Name, state: ZoneState) -> None:
         """Mark a served zone expired or loaded again (on the loop; stored in the background)."""
@@ -1006,3 +1036,52 @@ def _raise_findings(findings: list[Finding], loc: Callable[[Finding], tuple[Any,
     errors = [Reason(loc(f), f.msg) for f in findings if f.error]
     if errors:
         raise Invalid(f"{len(errors)} problem(s) in the change", errors)
+
+
+# -- secondary zones: content read from the served form ----------------------------------------
+def _rrset_of(owner: dns.name.Name, blob: bytes) -> RRsetData:
+    return RRsetData(owner, blob_type(blob), blob_ttl(blob),
+                     [Record(rd) for rd in blob_to_rdatas(blob)])
+
+
+def _rrsets_of_nodes(nodes: dict[bytes, Node]) -> Iterable[RRsetData]:
+    for key, node in nodes.items():
+        if node:
+            owner = key_to_name(key)
+            for blob in node_blobs(node):
+                yield _rrset_of(owner, blob)
+
+
+def _node_page(snap: ZoneSnapshot | None, *, owner: dns.name.Name | None, rdtype: int | None,
+               limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a secondary zone's RRsets (from the version served) in DNSSEC name order,
+    then type. The cursor is the last item's sort key and type, in hex."""
+    after: tuple[bytes, int] | None = None
+    if cursor:
+        try:
+            sk, _, t = cursor.partition(".")
+            after = (bytes.fromhex(sk), int(t, 16))
+        except ValueError:
+            raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+    if snap is None or snap.state is ZoneState.UNLOADED:
+        return [], None
+    if owner is not None:
+        key = name_key(owner)
+        keys = [(sort_key(key), key)] if key in snap.nodes else []
+        start = 0
+    else:
+        keys = snap.sorted_keys()
+        start = bisect.bisect_left(keys, (after[0], b"")) if after else 0
+    items: list[dict[str, Any]] = []
+    last: tuple[bytes, int] | None = None
+    for sk, key in itertools.islice(keys, start, None):
+        for blob in node_blobs(snap.nodes[key]):
+            t = blob_type(blob)
+            if (rdtype is not None and t != rdtype) or (after is not None and (sk, t) <= after):
+                continue
+            if len(items) == limit:
+                assert last is not None
+                return items, f"{last[0].hex()}.{last[1]:x}"
+            items.append(_rrset_of(key_to_name(key), blob).as_dict())
+            last = (sk, t)
+    return items, None

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from zonekeeper.proto.rrwire import decode_node, encode_node, sort_key
-from zonekeeper.storage.models import JournalEntry, Node, RRset, Zone
+from zonekeeper.proto.rrwire import decode_node, encode_node, pack_nodes, sort_key, unpack_nodes
+from zonekeeper.storage.models import JournalEntry, Node, RRset, Zone, ZoneImage
 
 
 def zone_by_name(session: Session, name: str) -> Zone | None:
@@ -99,6 +99,32 @@ def replace_all(
         )
     finally:
         cur.close()
+
+
+def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[bytes, ...]]) -> None:
+    """Replace a secondary zone's stored served form (same transaction as the rest)."""
+    session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
+    session.flush()
+    dbapi, ph = _raw(session)
+    cur = dbapi.cursor()
+    try:
+        cur.executemany(f"INSERT INTO zone_images (zone_id, chunk, data) VALUES ({ph}, {ph}, {ph})",
+                        [(zone_id, i, c) for i, c in enumerate(pack_nodes(nodes))])
+    finally:
+        cur.close()
+
+
+def load_image(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]] | None:
+    """A secondary zone's stored served form; None if it never loaded. ValueError if the
+    stored image cannot be read."""
+    dbapi, ph = _raw(session)
+    cur = dbapi.cursor()
+    try:
+        cur.execute(f"SELECT data FROM zone_images WHERE zone_id = {ph} ORDER BY chunk", (zone_id,))
+        chunks = [bytes(d) for (d,) in cur]
+    finally:
+        cur.close()
+    return unpack_nodes(chunks) if chunks else None
 
 
 def add_journal(

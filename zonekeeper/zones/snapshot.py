@@ -29,7 +29,9 @@ from zonekeeper.proto.rrwire import (
     make_node,
     name_key,
     node_blobs,
+    sort_key,
 )
+from zonekeeper.proto.rrwire import ancestors as ancestors  # re-exported
 
 _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
 _T_NS = int(dns.rdatatype.NS).to_bytes(2, "big")
@@ -75,6 +77,8 @@ class ZoneSnapshot:
         "axfr",
         "axfr_future",
         "ixfr_cache",
+        "_sorted",
+        "_count",
     )
 
     def __init__(
@@ -106,8 +110,9 @@ class ZoneSnapshot:
         # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
         self.axfr: Any = None
         self.axfr_future: Any = None
-        # Rendered IXFR answers of this version by client serial (or why AXFR-style).
-        self.ixfr_cache: dict[int, Any] = {}
+        # Rendered IXFR answers of this version by client serial (or why AXFR-style), and
+        # whole answers to unsigned IXFR requests by the request's bytes after its ID.
+        self.ixfr_cache: dict[int | bytes, Any] = {}
         apex = nodes.get(self.origin_key)
         soa = find_blob(apex, _T_SOA) if apex is not None else None
         if soa is None and state is not ZoneState.UNLOADED:
@@ -115,6 +120,8 @@ class ZoneSnapshot:
         self.neg_soa = negative_soa(soa) if soa is not None else b""
         self.cache: dict[bytes, bytes] = {}
         self.retired = False
+        self._sorted: list[tuple[bytes, bytes]] | None = None
+        self._count: int | None = None
 
     @classmethod
     def unloaded(cls, name: dns.name.Name, *, zone_id: int, kind: ZoneKind) -> ZoneSnapshot:
@@ -132,7 +139,16 @@ class ZoneSnapshot:
 
     @property
     def record_count(self) -> int:
-        return sum(blob_count(b) for node in self.nodes.values() for b in node_blobs(node))
+        if self._count is None:
+            self._count = sum(blob_count(b) for node in self.nodes.values() for b in node_blobs(node))
+        return self._count
+
+    def sorted_keys(self) -> list[tuple[bytes, bytes]]:
+        """(sort key, key) of every owner with data, in DNSSEC order; built once per version
+        (for listing a version that has no RRset rows: a secondary zone's)."""
+        if self._sorted is None:
+            self._sorted = sorted((sort_key(k), k) for k, n in self.nodes.items() if n)
+        return self._sorted
 
 
 RRsetTuple = tuple[dns.name.Name, int, int, Iterable[dns.rdata.Rdata]]
@@ -160,17 +176,6 @@ def compile_nodes(
         k for k, node in nodes.items() if k != origin_key and find_blob(node, _T_NS) is not None
     )
     return nodes, cuts
-
-
-def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:
-    """Proper ancestors of ``key`` down to (not including) the apex, nearest first."""
-    out = []
-    stop = len(key) - len(origin_key)
-    pos = key[0] + 1 if key[0] else 0
-    while pos < stop:
-        out.append(key[pos:])
-        pos += key[pos] + 1
-    return out
 
 
 class Registry:
