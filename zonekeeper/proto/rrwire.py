@@ -17,7 +17,6 @@ Type 0 is reserved, so the two zero bytes cannot start a single blob.
 
 from __future__ import annotations
 
-import itertools
 import marshal
 from collections.abc import Iterable, Iterator
 
@@ -176,12 +175,12 @@ IMAGE_PART = 50_000  # owners per chunk: each is marshalled in ~20 ms, holding t
 
 
 def pack_nodes(nodes: dict[bytes, Node]) -> Iterator[bytes]:
-    """The node table as chunks, each a marshalled dict of up to IMAGE_PART owners. marshal
-    writes a dict of bytes and tuples in C (~0.4 s for a million owners) and reads back
-    nothing but data; chunked, so that the event loop runs between them."""
-    items = iter(nodes.items())
-    while part := dict(itertools.islice(items, IMAGE_PART)):
-        yield _IMAGE_MAGIC + marshal.dumps(part, 4)
+    """The node table as chunks, each the marshalled keys and nodes of up to IMAGE_PART
+    owners. marshal writes lists of bytes and tuples in C (~0.3 s for a million owners)
+    and reads back nothing but data; chunked, so that the event loop runs between them."""
+    keys, values = list(nodes), list(nodes.values())
+    for i in range(0, len(keys), IMAGE_PART):
+        yield _IMAGE_MAGIC + marshal.dumps((keys[i : i + IMAGE_PART], values[i : i + IMAGE_PART]), 4)
 
 
 def unpack_nodes(chunks: Iterable[bytes]) -> dict[bytes, Node]:
@@ -191,10 +190,10 @@ def unpack_nodes(chunks: Iterable[bytes]) -> dict[bytes, Node]:
         if not chunk.startswith(_IMAGE_MAGIC):
             raise ValueError("not a zonekeeper node image")
         try:
-            part = marshal.loads(memoryview(chunk)[len(_IMAGE_MAGIC) :])
+            keys, values = marshal.loads(memoryview(chunk)[len(_IMAGE_MAGIC) :])
         except (EOFError, TypeError, ValueError) as exc:
             raise ValueError(f"a damaged node image: {exc}") from None
-        if type(part) is not dict:
+        if type(keys) is not list or type(values) is not list or len(keys) != len(values):
             raise ValueError("a damaged node image: not a table")
-        nodes.update(part)
+        nodes.update(zip(keys, values, strict=True))
     return nodes
