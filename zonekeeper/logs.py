@@ -39,6 +39,8 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
             getattr(logging, level.upper(), logging.INFO)
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        # Configured once per process: each module's logger is built on its first call, not
+        # again on every call.
+        cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

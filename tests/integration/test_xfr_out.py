@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
 
 import dns.edns
 import dns.message
@@ -158,6 +160,222 @@ def test_ixfr_max_ratio_change_applies_to_the_current_version(zk: ZkServer, api:
     r = api.patch(f"/zones/{zone_name}", json={"ixfr_max_ratio": None})
     assert r.status_code == 200 and r.json()["ixfr_max_ratio"] == 1.0, r.text
     assert ixfr_records() == 5 < whole  # SOA new, SOA old, SOA new, a A, SOA new
-    styles = [json.loads(line)["style"] for line in zk.log().splitlines()
-              if '"xfr.out"' in line and zone_name in line]
+    styles = [e["style"] for e in _xfr_events(zk, zone_name, 2)]  # (logged after the answer)
     assert styles[-2].startswith("axfr-style: the difference") and styles[-1] == f"incremental from {start}"
+
+
+def _framed(wire: bytes) -> bytes:
+    return len(wire).to_bytes(2, "big") + wire
+
+
+def _read_framed(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` length-prefixed messages from ``sock``."""
+    buf = b""
+    out: list[bytes] = []
+    while len(out) < count:
+        while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {len(out)} of {count} messages"
+            buf += chunk
+        n = int.from_bytes(buf[:2], "big")
+        out.append(buf[2 : 2 + n])
+        buf = buf[2 + n :]
+    return out
+
+
+def _ixfr_query(zone: str, serial: int, qid: int, *, edns: bool = False,
+                key: dns.tsig.Key | None = None) -> dns.message.Message:
+    q = dns.message.make_query(zone, "IXFR", use_edns=0 if edns else False)
+    q.id = qid
+    q.authority.append(dns.rrset.from_text(zone, 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+    if key is not None:
+        q.use_tsig(key)
+    return q
+
+
+def _xfr_events(zk: ZkServer, zone: str, count: int) -> list[dict[str, object]]:
+    """The zone's ``xfr.out`` lines once there are ``count`` (a transfer logs after its
+    last write, so the line may follow the answer by a moment)."""
+    deadline = time.monotonic() + 10
+    while True:
+        events = zk.events("xfr.out", zone=zone)
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.05)
+
+
+def test_pipelined_ixfr_requests_on_one_connection(zk: ZkServer, api: httpx2.Client,
+                                                   zone_name: str) -> None:
+    """Requests sent together on one connection are answered in order: the first of each
+    kind from the journal, the same again (other ID, other case) from the answer already
+    made, signed requests signed, and every transfer logged with the same fields."""
+    make_zone(api, zone_name)
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    key = keyed_rule(api, zone_name, f"pipe-{zone_name}")
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.9"}]})
+    now = zk.serial(zone_name)
+    queries = [
+        _ixfr_query(zone_name, start, 1),
+        _ixfr_query(zone_name, now, 2, edns=True),
+        _ixfr_query(zone_name.upper(), start, 3),
+        _ixfr_query(zone_name, start, 4, key=key),
+        _ixfr_query(zone_name, now, 5, edns=True),
+        _ixfr_query(zone_name, start, 6),
+        _ixfr_query(zone_name, now, 7, key=key),
+        _ixfr_query(zone_name, start, 8),
+    ]
+    with socket.create_connection(("127.0.0.1", zk.dns_port), timeout=10) as s:
+        s.sendall(b"".join(_framed(q.to_wire()) for q in queries))
+        answers = _read_framed(s, len(queries))
+        # The connection still serves what comes after, answered already or not.
+        s.sendall(_framed(_ixfr_query(zone_name, start, 9).to_wire()))
+        (later,) = _read_framed(s, 1)
+    assert [int.from_bytes(a[:2], "big") for a in answers] == list(range(1, 9))
+    assert later[2:] == answers[0][2:] and later[:2] == b"\x00\x09"
+    texts = []
+    for q, wire in zip(queries, answers, strict=True):
+        signed = q.had_tsig
+        msg = dns.message.from_wire(wire, keyring={key.name: key} if signed else None,
+                                    request_mac=q.mac if signed else b"", one_rr_per_rrset=True)
+        assert msg.rcode() == dns.rcode.NOERROR and msg.had_tsig is signed
+        assert msg.question[0].name.to_text() == q.question[0].name.to_text()
+        texts.append([rr.to_text().lower() for rrset in msg.answer for rr in rrset])
+    incremental = texts[0]
+    assert len(incremental) == 5 and "192.0.2.9" in incremental[-2], incremental
+    assert texts[2] == texts[3] == texts[5] == texts[7] == incremental
+    assert texts[1] == texts[4] == texts[6] == [incremental[0]]  # current: one SOA
+    # The same request, ID aside, gets the same bytes.
+    assert answers[5][2:] == answers[7][2:] == answers[0][2:] and answers[4][2:] == answers[1][2:]
+    events = _xfr_events(zk, zone_name, len(queries) + 1)
+    assert len(events) == len(queries) + 1
+
+    def fields(e: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in e.items() if k not in ("duration_ms", "timestamp")}
+
+    assert fields(events[5]) == fields(events[7]) == fields(events[8]) == fields(events[0])
+    assert fields(events[4]) == fields(events[1])
+    assert [(e["key"], e["style"]) for e in events[:8]] == [
+        (None, f"incremental from {start}"), (None, "current"), (None, f"incremental from {start}"),
+        (key.name.to_text(), f"incremental from {start}"), (None, "current"),
+        (None, f"incremental from {start}"), (key.name.to_text(), "current"),
+        (None, f"incremental from {start}")]
+    assert all(e["type"] == "IXFR" and e["result"] == "ok" for e in events)
+
+
+def test_answers_kept_follow_access_changes(zk: ZkServer, api: httpx2.Client,
+                                            zone_name: str) -> None:
+    """An answer kept for a request is sent again only while access allows it: a deny rule,
+    outgoing transfers off or a linked peer with IXFR off apply from the next request."""
+    make_zone(api, zone_name)
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.9"}]})
+    now = zk.serial(zone_name)
+
+    def ask(serial: int) -> dns.message.Message:
+        q = _ixfr_query(zone_name, serial, 77, edns=True)
+        return dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5, one_rr_per_rrset=True)
+
+    def ok(serial: int, records: int) -> None:
+        for _ in range(2):  # the second from the answer kept
+            r = ask(serial)
+            assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == records, r
+
+    def refused(serial: int) -> None:
+        r = ask(serial)
+        assert r.rcode() == dns.rcode.REFUSED and not r.answer, r
+        assert [o.code for o in r.options if isinstance(o, dns.edns.EDEOption)] == [18]
+
+    ok(start, 5)
+    ok(now, 1)
+    deny = api.post("/acls", json={"zone": zone_name, "action": "transfer",
+                                   "network": "127.0.0.1/32", "effect": "deny"})
+    assert deny.status_code == 201, deny.text
+    refused(start)
+    refused(now)
+    assert api.delete(f"/acls/{deny.json()['id']}").status_code == 204
+    ok(start, 5)
+    assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": False}).status_code == 200
+    refused(start)
+    refused(now)
+    assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": True}).status_code == 200
+    ok(start, 5)
+    # A linked secondary at this address that takes no IXFR: the whole zone instead.
+    peer = f"p-{zone_name.split('.')[0]}"
+    r = api.post("/peers", json={"name": peer, "address": "127.0.0.1", "port": 53,
+                                 "notify": False, "ixfr": False})
+    assert r.status_code == 201, r.text
+    assert api.put(f"/zones/{zone_name}/peers/{peer}", json={"role": "secondary"}).status_code < 300
+    whole = ask(start)  # SOA, NS, ns1 A, a A, SOA: the zone, not SOA, SOA, SOA, a A, SOA
+    assert whole.rcode() == dns.rcode.NOERROR and whole.answer[1].rdtype == dns.rdatatype.NS
+    ok(now, 1)  # one SOA is the answer to a current client whatever it takes
+    refusals = zk.events("xfr.refused", zone=zone_name)
+    assert len(refusals) == 4
+    assert zk.events("xfr.out", zone=zone_name, type="AXFR-style IXFR")
+
+
+def _read_transfer(sock: socket.socket, records: int, *, pause_s: float = 0.0) -> int:
+    """Read ``records`` records of a transfer (counted from the headers, as rawxfr.py does)
+    and return the count; ``pause_s`` after each of the first 20 reads (a slow reader: the
+    server's buffers fill and it waits). Nothing may follow the last message."""
+    buf = b""
+    got = reads = 0
+    while got < records:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {got} of {records} records"
+        buf += chunk
+        reads += 1
+        while len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big"):
+            n = int.from_bytes(buf[:2], "big")
+            assert buf[5] & 0x0F == dns.rcode.NOERROR
+            got += int.from_bytes(buf[8:10], "big")
+            buf = buf[2 + n :]
+        if reads <= 20:
+            time.sleep(pause_s)
+    assert not buf
+    return got
+
+
+def _huge_zone(api: httpx2.Client, name: str) -> int:
+    """A zone of ~6.5 MB: more than the kernel's socket buffers hold (4 MB for sending), so a
+    reader that lags makes the server wait for room. Returns its AXFR record count."""
+    text = [f"$ORIGIN {name}", "$TTL 300", "@ SOA ns1 host 10 3600 900 1209600 300", "@ NS ns1",
+            "ns1 A 192.0.2.1"]
+    strings = " ".join(f'"{c * 250}"' for c in "wxyz")
+    text += [f"h{i} TXT \"{i:06d}\" {strings}" for i in range(6400)]
+    make_zone(api, name, zone_text="\n".join(text) + "\n")
+    api.post("/acls", json={"zone": name, "action": "transfer", "network": "127.0.0.1/32"})
+    return 6404  # SOA, NS, ns1 A, the TXT records, SOA
+
+
+def test_slow_reader_gets_the_whole_axfr(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    records = _huge_zone(api, zone_name)
+    q = dns.message.make_query(zone_name, "AXFR")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        s.settimeout(30)
+        s.connect(("127.0.0.1", zk.dns_port))
+        s.sendall(_framed(q.to_wire()))
+        time.sleep(0.5)  # the server fills the buffers and waits for room
+        assert _read_transfer(s, records, pause_s=0.02) == records
+        # The connection then serves the next request.
+        s.sendall(_framed(dns.message.make_query(zone_name, "SOA").to_wire()))
+        (soa,) = _read_framed(s, 1)
+        assert dns.message.from_wire(soa).answer
+    (event,) = _xfr_events(zk, zone_name, 1)
+    assert event["result"] == "ok" and event["records"] == records
+
+
+def test_stalled_reader_is_cut_at_the_send_timeout(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    srv: ZkServer = zk_factory(env={"ZONEKEEPER_DNS__XFR_SEND_TIMEOUT": "1"}).start()
+    zone = "stalled.test."
+    with srv.client() as api:
+        _huge_zone(api, zone)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", srv.dns_port))
+        s.sendall(_framed(dns.message.make_query(zone, "AXFR").to_wire()))
+        events = _xfr_events(srv, zone, 1)  # nothing read meanwhile
+    assert [(e["type"], e["result"]) for e in events] == [("AXFR", "timeout")]

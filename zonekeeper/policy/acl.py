@@ -2,12 +2,14 @@
 
 A rule names a network, a key, or both, and matches only if everything it names matches.
 Deny rules win over allow rules; with no matching allow, the answer is no. Pure: the
-policy is an immutable value rebuilt and swapped whenever keys or rules change.
+policy is an immutable value rebuilt and swapped whenever keys or rules change, so each
+policy remembers the decisions it has made (a secondary asks the same question each time).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -28,6 +30,8 @@ class Effect(enum.StrEnum):
     DENY = "deny"
 
 
+# Peer addresses and rule networks recur: each is parsed once (ipaddress objects are immutable).
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> IPAddress:
     """An address as rules see it: IPv4-mapped IPv6 becomes IPv4; scope ids dropped."""
     addr = ipaddress.ip_address(text.split("%", 1)[0])
@@ -36,6 +40,7 @@ def parse_address(text: str) -> IPAddress:
     return addr
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_network(text: str) -> IPNetwork:
     net = ipaddress.ip_network(text.strip(), strict=False)
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
@@ -98,17 +103,32 @@ class Decision:
     reason: str
 
 
+_MAX_DECISIONS = 4096  # remembered per policy; past that the memory starts again
+
+
 @dataclass(frozen=True)
 class Policy:
     keys: dict[str, dns.tsig.Key] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     peers: dict[str, tuple[PeerGrant, ...]] = field(default_factory=dict)  # zone → grants
+    _decisions: dict[tuple[AclAction, str, str, str | None], Decision] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
         """A dnspython keyring callable."""
         return self.keys.get(keyname.to_text().lower())
 
     def allowed(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
+        asked = (action, zone, address, key)
+        decision = self._decisions.get(asked)
+        if decision is None:
+            decision = self._decide(action, zone, address, key)
+            if len(self._decisions) >= _MAX_DECISIONS:
+                self._decisions.clear()
+            self._decisions[asked] = decision
+        return decision
+
+    def _decide(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
         try:
             addr = parse_address(address)
         except ValueError:

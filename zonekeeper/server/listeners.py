@@ -87,6 +87,7 @@ class TcpServerState:
         self.connections: set[TcpProtocol] = set()
         self.transfers: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.loop = asyncio.get_running_loop()
 
     def close_all(self) -> None:
         for conn in list(self.connections):
@@ -114,10 +115,11 @@ class TcpProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self.buffer = bytearray()
         self.idle: asyncio.TimerHandle | None = None
-        self.loop = asyncio.get_running_loop()
+        self.idle_since = 0.0
+        self.loop = state.loop
         self.busy = False
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self.writable = True
+        self.resumed: asyncio.Future[None] | None = None  # what drain() waits on, made then
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -132,11 +134,21 @@ class TcpProtocol(asyncio.Protocol):
         self._arm_idle()
 
     def _arm_idle(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
-        if not self.busy:
-            self.idle = self.loop.call_later(self.state.idle_timeout, self.close)
+        """Start the idle clock again (a transfer stops it until it ends). One timer per
+        connection, moved on only when it fires early: not a new timer per request."""
+        self.idle_since = self.loop.time()
+        if self.idle is None and not self.busy:
+            self.idle = self.loop.call_at(self.idle_since + self.state.idle_timeout, self._idle_due)
+
+    def _idle_due(self) -> None:
+        self.idle = None
+        if self.busy or self.lost:
+            return  # a transfer runs: the clock starts again when it ends
+        due = self.idle_since + self.state.idle_timeout
+        if self.loop.time() < due:
+            self.idle = self.loop.call_at(due, self._idle_due)
+        else:
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -155,10 +167,20 @@ class TcpProtocol(asyncio.Protocol):
             del buf[: 2 + n]
             if n == 0:
                 continue
-            if self.state.xfr is not None and qtype_of(msg) in _XFR_TYPES and not msg[2] & 0x80:
+            xfr = self.state.xfr
+            if xfr is not None and qtype_of(msg) in _XFR_TYPES and not msg[2] & 0x80:
                 if out:
                     self.write(b"".join(out))
                     out = []
+                # An answer known already (a secondary asking again) goes out here and now,
+                # without a task of its own; anything else is served by a task.
+                try:
+                    if xfr.answer_now(msg, self.peer[0], self):
+                        continue
+                except Exception:  # noqa: BLE001 - as in _transfer: logged, connection closed
+                    log.exception("xfr.error", client=self.peer[0])
+                    self.close()
+                    return
                 self.busy = True
                 self._arm_idle()
                 task = self.loop.create_task(self._transfer(msg))
@@ -200,25 +222,36 @@ class TcpProtocol(asyncio.Protocol):
     async def drain(self) -> None:
         if self.lost:
             raise ConnectionError("connection closed")
-        if not self.writable.is_set():
-            await self.writable.wait()
+        if not self.writable:
+            if self.resumed is None:
+                self.resumed = self.loop.create_future()
+            await asyncio.shield(self.resumed)
             if self.lost:
                 raise ConnectionError("connection closed")
 
     def paused(self) -> bool:
-        return self.lost or not self.writable.is_set()
+        return self.lost or not self.writable
 
     def pause_writing(self) -> None:
-        self.writable.clear()
+        self.writable = False
 
     def resume_writing(self) -> None:
-        self.writable.set()
+        self.writable = True
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
+        if self.resumed is not None:
+            if not self.resumed.done():
+                self.resumed.set_result(None)
+            self.resumed = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.writable.set()
+        self.writable = True
+        self._wake_drain()
         if self.idle is not None:
             self.idle.cancel()
+            self.idle = None
         self.state.connections.discard(self)
 
     def close(self) -> None:

@@ -4,12 +4,15 @@ Order (as in Knot): parse → TSIG (key, MAC, time) → zone → access rules �
 requests nobody allowed never take a transfer slot. The zone's pre-rendered AXFR image
 (``proto.axfr``) is built once per version off the loop and patched per edit; each message
 is the cached bytes behind a fresh header, signed with the multi-message TSIG chain when
-the request was signed.
+the request was signed. An unsigned IXFR whose answer is made already (the difference
+from its serial, or one SOA for the same request) goes out through ``answer_now`` straight
+from the listener, after the same checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +34,7 @@ import structlog
 
 from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
-from zonekeeper.proto.rrwire import name_key
+from zonekeeper.proto.rrwire import key_to_name, name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
@@ -42,6 +45,11 @@ _AXFR = int(dns.rdatatype.AXFR)
 _IXFR = int(dns.rdatatype.IXFR)
 EDE_PROHIBITED = 18
 FUDGE = 300
+# An answer known in advance is written at once, without a task, when it is at most this
+# big (the transport's default high-water mark): one write, with no flow control to wait on.
+ANSWER_NOW_MAX_BYTES = 65536
+# Answers kept per zone version by request shape (the request's bytes after its ID).
+KNOWN_ANSWERS_MAX = 256
 
 
 @dataclass
@@ -234,6 +242,54 @@ def _tsig_rr(keyname: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
     )
 
 
+class _Known(NamedTuple):
+    """serve()'s answer to one request shape (its bytes after the ID) from one zone version:
+    the length-prefixed messages cut where the request's ID goes, and what the transfer log
+    says of them."""
+
+    pieces: list[bytes]
+    incremental: bool  # an IXFR difference (sent only to peers that take IXFR), or one SOA
+    style: str
+    messages: int
+    records: int
+    bytes: int
+
+
+def _known_incremental(snap: ZoneSnapshot, wire: bytes, qname_end: int) -> _Known | None:
+    """The incremental answer to an unsigned IXFR of the usual shape, from the messages
+    rendered for its serial (as _stream_messages sends them), kept for its request shape;
+    None when there is none or it is over ANSWER_NOW_MAX_BYTES."""
+    serial = plain_ixfr_serial(wire)
+    msgs = snap.ixfr_cache.get(serial) if serial is not None else None
+    if not isinstance(msgs, list):
+        return None
+    question = wire[12 : qname_end + 5]
+    pieces = []
+    tail = b""
+    size = records = 0
+    for body, count in msgs:
+        # The request's question (the zone's name in the client's case) replaces the
+        # cached one: the same length.
+        pieces.append(tail + len(body).to_bytes(2, "big"))
+        tail = body[2:12] + question + body[12 + len(question):]
+        size += len(body) + 2
+        records += count
+    pieces.append(tail)
+    if size > ANSWER_NOW_MAX_BYTES:
+        return None
+    known = _Known(pieces, True, f"incremental from {serial}", len(msgs), records, size)
+    if len(snap.ixfr_cache) < KNOWN_ANSWERS_MAX:
+        snap.ixfr_cache[wire[2:]] = known
+    return known
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_text(origin_key: bytes) -> str:
+    """A zone's name as transfers log it (what ``q.name.to_text().lower()`` gives for a
+    question naming that zone in any case)."""
+    return key_to_name(origin_key).to_text().lower()
+
+
 async def ensure_image(snap: ZoneSnapshot) -> axfr.AxfrImage:
     """The snapshot's AXFR image, built in a worker thread on first use."""
     if snap.axfr is not None:
@@ -406,6 +462,50 @@ class XfrServer:
         return body[:10] + ar.to_bytes(2, "big") + body[12:] + rr
 
     # -- the transfer ------------------------------------------------------------------------
+    def answer_now(self, wire: bytes, addr: str, out: Sender) -> bool:
+        """Answer an unsigned IXFR of the usual shape at once, without a task, when serve()
+        has answered it before: the one-SOA answer to this same request (the client is
+        current), or the incremental answer rendered for the client's serial, when it fits
+        the connection's buffer. The checks are serve()'s, in its order (zone, class, state,
+        access, outgoing, quota, then IXFR for this peer), and the log line is its. Anything
+        else returns False having sent and logged nothing, and serve() takes it (refusals,
+        TSIG, AXFR, AXFR-style answers, an answer not rendered yet)."""
+        started = time.monotonic()
+        if out.paused():
+            return False
+        end = 12
+        try:
+            while wire[end]:
+                if wire[end] > 63:
+                    return False  # compressed: dnspython's parse says what that is
+                end += wire[end] + 1
+        except IndexError:
+            return False
+        snap = self.registry.zones.get(wire[12 : end + 1].lower())
+        if (snap is None or wire[end + 3 : end + 5] != b"\x00\x01"  # class IN
+                or snap.state is ZoneState.EXPIRED or snap.state is ZoneState.UNLOADED):
+            return False
+        zone = _zone_text(snap.origin_key)
+        if (not self.policy.allowed(AclAction.TRANSFER, zone, addr, None).allowed
+                or not snap.outgoing or self.active >= self.transfers_out):
+            return False
+        known = snap.ixfr_cache.get(wire[2:])
+        if known is None:
+            known = _known_incremental(snap, wire, end)
+            if known is None:
+                return False
+        if known.incremental and not self.ixfr_allowed(zone, addr):
+            return False
+        outcome = Outcome("ok", known.messages, known.records, known.bytes)
+        try:
+            out.write(wire[0:2].join(known.pieces))
+        except ConnectionError:
+            if not known.incremental:
+                return True  # as serve(): a one-SOA answer that could not go is not logged
+            outcome = Outcome("aborted")
+        self._log(zone, addr, None, "IXFR", snap.serial, outcome, started, known.style)
+        return True
+
     async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> Outcome:
         started = time.monotonic()
         addr = client[0]
@@ -510,7 +610,14 @@ class XfrServer:
                     return Outcome("formerr")
                 resp = dns.message.make_response(query)
                 resp.answer.append(snap.soa_rrset())
-                _send(out, reply(resp))
+                answer = reply(resp)
+                if light_serial is not None and not query.had_tsig and (
+                        len(snap.ixfr_cache) < KNOWN_ANSWERS_MAX):
+                    # The same request (ID aside) gets the same bytes from this version:
+                    # answer_now() sends them next time.
+                    snap.ixfr_cache[wire[2:]] = _Known(
+                        [len(answer).to_bytes(2, "big"), answer[2:]], False, "current", 1, 1, 0)
+                _send(out, answer)
                 self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
                 return Outcome("ok", 1, 1)
             incremental, style = await self._incremental(query, snap, client_serial, addr)
@@ -551,12 +658,14 @@ class XfrServer:
         steps = ixfr.chain([ixfr.JournalEntry(*row) for row in rows], client_serial, snap.serial)
         if steps is None:
             return None, f"axfr-style: serial {client_serial} is not in the journal"
-        limit = snap.ixfr_max_ratio * max(len(snap.nodes), 1)
+        ratio = snap.ixfr_max_ratio
+        limit = ratio * max(len(snap.nodes), 1)
         wires = await asyncio.to_thread(_render_ixfr, snap.name, steps, limit)
-        if isinstance(wires, str):
+        if snap.ixfr_max_ratio == ratio:
+            # (A ratio changed meanwhile cleared the cache: this answer must not refill it.)
             snap.ixfr_cache[client_serial] = wires
+        if isinstance(wires, str):
             return None, wires
-        snap.ixfr_cache[client_serial] = wires
         return wires, style
 
     async def _stream_messages(self, query: dns.message.Message, wire: bytes,
