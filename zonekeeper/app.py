@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import time
@@ -295,6 +296,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
             return contextlib.nullcontext()
 
     app = create_app(rt.ctx)
+    # What exists now (modules, the zones loaded) lives as long as the process: keep it out
+    # of the cyclic collector's full passes, which otherwise rescan it all while a big
+    # transfer allocates (refcounting still frees whatever is dropped later).
+    gc.freeze()
     config = uvicorn.Config(app, loop="none", lifespan="off", log_level="warning",
                             access_log=False, limit_max_requests=None)
     api = _EmbeddedServer(config)

@@ -321,8 +321,9 @@ class NodeBuilder:
     def add(self, key: bytes, rdtype: int, ttl: int, rr: bytes) -> None:
         self.add_many([(key, rdtype, ttl, rr)])
 
-    def add_many(self, answers: list[tuple[bytes, int, int, bytes]]) -> None:
-        """Add records (blob-form RRs; no SOA among them: the reader handles those)."""
+    def add_many(self, answers: list[tuple[bytes, int, int, bytes]]) -> int:
+        """Add records (blob-form RRs) up to the first SOA, which is the reader's to handle;
+        returns how many were added."""
         key0, type0, ttl0, rrs = self._key, self._type, self._ttl, self._rrs
         store = self._store
         for key, rdtype, ttl, rr in answers:
@@ -332,10 +333,14 @@ class NodeBuilder:
                     self._mixed = True
                     ttl0 = min(ttl, ttl0)
                 continue
+            if rdtype == _SOA:  # checked once per RRset: an SOA never continues one here
+                self._key, self._type, self._ttl, self._rrs = key0, type0, ttl0, rrs
+                return answers.index((key, rdtype, ttl, rr))
             if type0 >= 0:
                 store(key0, type0, ttl0, rrs)
             key0, type0, ttl0, rrs = key, rdtype, ttl, [rr]
         self._key, self._type, self._ttl, self._rrs = key0, type0, ttl0, rrs
+        return len(answers)
 
     def _store(self, key: bytes, rdtype: int, ttl: int, rrs: list[bytes]) -> None:
         if rdtype == 2:
@@ -463,14 +468,10 @@ class Reader:
         self.received += len(answers)
         if self._state == "axfr":
             # The bulk of a full transfer: every record up to an SOA goes to the builder.
-            for i, rr in enumerate(answers):
-                if rr[1] == _SOA:
-                    self._builder.add_many(answers[:i])  # type: ignore[union-attr]
-                    answers = answers[i:]
-                    break
-            else:
-                self._builder.add_many(answers)  # type: ignore[union-attr]
+            added = self._builder.add_many(answers)  # type: ignore[union-attr]
+            if added == len(answers):
                 return
+            answers = answers[added:]
         for key, rdtype, ttl, rr in answers:
             rdata = rr[12:]
             if self.done:
@@ -541,7 +542,7 @@ class Reader:
     def _start_full(self) -> None:
         self._state = "axfr"
         self._builder = NodeBuilder(self.origin)
-        self._builder.add(self.origin, _SOA, *self._soa)
+        self._builder._store(self.origin, _SOA, *self._soa[:1], [self._soa[1]])
 
     def _finish_full(self) -> None:
         assert self._builder is not None
