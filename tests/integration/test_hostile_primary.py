@@ -401,7 +401,9 @@ def test_endless_transfer_stops_at_the_record_cap(zk: ZkServer, api: httpx2.Clie
     # The transfer was cut near the cap, not by the time limit (socket buffers hold a little).
     assert "longer than" not in out["error"], out
     transfers = b.queries.count("AXFR") + b.queries.count("IXFR")
-    assert b.sent_records < transfers * (MAX_RECORDS + 200_000), (b.sent_records, b.queries)
+    # And the primary stopped soon after: what it wrote beyond the cap fits in the socket
+    # buffers between us (a few MB each way on loopback; ~20 octets a record here).
+    assert b.sent_records < transfers * (MAX_RECORDS + 1_000_000), (b.sent_records, b.queries)
     assert zk.proc.poll() is None
 
 

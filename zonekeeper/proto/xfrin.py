@@ -326,6 +326,8 @@ class NodeBuilder:
         returns how many were added."""
         key0, type0, ttl0, rrs = self._key, self._type, self._ttl, self._rrs
         store = self._store
+        nodes = self.nodes
+        singles = 0
         for key, rdtype, ttl, rr in answers:
             if rdtype == type0 and key == key0:
                 rrs.append(rr)
@@ -335,11 +337,19 @@ class NodeBuilder:
                 continue
             if rdtype == _SOA:  # checked once per RRset: an SOA never continues one here
                 self._key, self._type, self._ttl, self._rrs = key0, type0, ttl0, rrs
+                self.records += singles
                 return answers.index((key, rdtype, ttl, rr))
             if type0 >= 0:
-                store(key0, type0, ttl0, rrs)
+                if len(rrs) == 1 and type0 != 2 and key0 not in nodes:
+                    # The common case, written out: one record, a new owner.
+                    nodes[key0] = _ONE[type0 & 0xFF] + rrs[0] if type0 < 256 else (
+                        type0.to_bytes(2, "big") + b"\x00\x01" + rrs[0])
+                    singles += 1
+                else:
+                    store(key0, type0, ttl0, rrs)
             key0, type0, ttl0, rrs = key, rdtype, ttl, [rr]
         self._key, self._type, self._ttl, self._rrs = key0, type0, ttl0, rrs
+        self.records += singles
         return len(answers)
 
     def _store(self, key: bytes, rdtype: int, ttl: int, rrs: list[bytes]) -> None:
@@ -363,8 +373,12 @@ class NodeBuilder:
             nodes[key] = blob
             self.records += count
             return
-        # The RRset was split, or the owner has several types.
         tb = blob[:2]
+        if type(old) is bytes and old[:2] != tb:  # a second type at this owner
+            nodes[key] = (old, blob) if old[:2] < tb else (blob, old)
+            self.records += count
+            return
+        # The RRset was split, or the owner has more types.
         blobs = list(node_blobs(old))
         prev = find_blob(old, tb)
         if prev is not None:
@@ -389,6 +403,7 @@ class NodeBuilder:
 
 
 _T_NS = b"\x00\x02"
+_ONE = [bytes((0, t, 0, 1)) for t in range(256)]  # TYPE and a count of one, for types < 256
 
 
 def complete(nodes: dict[bytes, Node], origin: bytes, keys: list[bytes] | None = None,
