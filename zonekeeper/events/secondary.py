@@ -467,7 +467,7 @@ class SecondaryManager:
                     text = dns.rcode.to_text(msg.rcode)  # type: ignore[arg-type]
                     raise TransferFailed(f"the primary refused: {text}", rcode=text)
                 chain.check(rwire, msg)
-                reader.feed(msg.answers)
+                reader.feed(msg.answers, msg.deep)
                 first = False
             if not chain.last_signed:
                 raise TransferFailed("the last message of the answer is not signed")

@@ -178,6 +178,7 @@ class Message:
     # (owner key, type, TTL, RR) with the RR in blob form: C0 0C TYPE CLASS TTL RDLEN RDATA
     answers: list[tuple[bytes, int, int, bytes]]
     tsig: tuple[dns.name.Name, dns.rdata.Rdata, int] | None  # (owner, rdata, start offset)
+    deep: list[bytes] = field(default_factory=list)  # owners two or more labels below the apex
 
 
 def parse(wire: bytes, origin: bytes) -> Message:
@@ -199,6 +200,7 @@ def _parse(wire: bytes, origin: bytes) -> Message:
         question = qname.lower() + wire[pos : pos + 4]
         pos += 4
     answers = []
+    deep: list[bytes] = []
     append = answers.append
     unpack = _RR.unpack_from
     n = len(wire)
@@ -233,6 +235,8 @@ def _parse(wire: bytes, origin: bytes) -> Message:
                 p += key[p] + 1
             if p != stop or not key.endswith(origin):
                 raise XfrError(f"out-of-zone record {dns.name.from_wire(owner, 0)[0]} in the transfer")
+            if stop and key[0] + 1 != stop:
+                deep.append(key)  # more than one label below the apex: may need ENTs
         if rdtype == 1:
             if rdlen != 4:
                 raise XfrError(f"an A record with {rdlen} octets of RDATA")
@@ -266,7 +270,7 @@ def _parse(wire: bytes, origin: bytes) -> Message:
         pos += rdlen
     if pos != n:
         raise XfrError("trailing octets after the last record")
-    return Message(msg_id, flags, rcode, question, answers, tsig)
+    return Message(msg_id, flags, rcode, question, answers, tsig, deep)
 
 
 class TsigChain:
@@ -312,6 +316,7 @@ class NodeBuilder:
         self.nodes: dict[bytes, Node] = {}
         self.records = 0
         self.ns_owners: list[bytes] = []
+        self.deep: list[bytes] | None = []  # owners that may need ENTs (None: look at all)
         self._key = b""
         self._type = -1
         self._ttl = 0
@@ -397,7 +402,7 @@ class NodeBuilder:
         if self._type >= 0:
             self._store(self._key, self._type, self._ttl, self._rrs)
             self._type = -1
-        return complete(self.nodes, self.origin, ns_owners=self.ns_owners)
+        return complete(self.nodes, self.origin, keys=self.deep, ns_owners=self.ns_owners)
 
 
 
@@ -410,8 +415,8 @@ def complete(nodes: dict[bytes, Node], origin: bytes, keys: list[bytes] | None =
              cuts: frozenset[bytes] = frozenset(),
              ns_owners: list[bytes] | None = None) -> tuple[dict[bytes, Node], frozenset[bytes]]:
     """Add the empty non-terminals above ``keys`` (default: every node) and find the cuts:
-    among ``ns_owners`` (the owners of NS RRsets) or all nodes, or with ``keys``, those of
-    ``cuts`` updated for the keys."""
+    among ``ns_owners`` (the owners of every NS RRset) or, without ``keys``, among all
+    nodes; otherwise those of ``cuts`` updated for the keys."""
     child = len(origin) + 1  # len(key) - first label's length, for a child of the apex
     for key in list(nodes) if keys is None else keys:
         if len(key) - key[0] != child and nodes.get(key):
@@ -419,7 +424,7 @@ def complete(nodes: dict[bytes, Node], origin: bytes, keys: list[bytes] | None =
                 if anc in nodes:
                     break
                 nodes[anc] = b""
-    if keys is None:
+    if keys is None or ns_owners is not None:
         owners = nodes if ns_owners is None else ns_owners
         return nodes, frozenset(k for k in owners if k != origin and nodes[k]
                                 and find_blob(nodes[k], _T_NS) is not None)
@@ -475,12 +480,20 @@ class Reader:
     _seq_to: int = 0  # IXFR: the serial the current sequence leads to
     _soa: tuple[int, bytes] = (0, b"")
     _builder: NodeBuilder | None = None
+    _deep: list[bytes] | None = field(default_factory=list)
     _work: dict[tuple[bytes, int], tuple[int, list[bytes]]] = field(default_factory=dict)
 
-    def feed(self, answers: list[tuple[bytes, int, int, bytes]]) -> None:
+    def feed(self, answers: list[tuple[bytes, int, int, bytes]],
+             deep: list[bytes] | None = None) -> None:
+        """The answers of the next message, and its owners more than one label below the
+        apex (``Message.deep``; without them, every owner is looked at for ENTs)."""
         if self.done and answers:
             raise XfrError("records after the final SOA")
         self.received += len(answers)
+        if deep is None:
+            self._deep = None
+        elif self._deep is not None:
+            self._deep.extend(deep)
         if self._state == "axfr":
             # The bulk of a full transfer: every record up to an SOA goes to the builder.
             added = self._builder.add_many(answers)  # type: ignore[union-attr]
@@ -561,6 +574,7 @@ class Reader:
 
     def _finish_full(self) -> None:
         assert self._builder is not None
+        self._builder.deep = self._deep
         nodes, cuts = self._builder.finish()
         self.result = Result(nodes, cuts, self._serial, self._builder.records, full=True)
         self._builder = None
