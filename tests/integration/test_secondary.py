@@ -125,3 +125,38 @@ def test_first_transfer_retried_soon_when_the_primary_is_not_ready(pair) -> None
         wait_for(lambda: secondary.query("late.test", "SOA").rcode() == dns.rcode.NOERROR, timeout=30)
         assert time.monotonic() - started < 30
         assert secondary.serial("late.test") == primary.serial("late.test")
+
+
+def test_a_transfer_that_cannot_be_stored_is_not_kept(pair) -> None:  # type: ignore[no-untyped-def]
+    """A received version is served at once and stored next; when the write fails (here
+    another process holds the database's write lock past the busy timeout), the stored
+    version is served again, the outcome says why, and no NOTIFY, journal or serial moved.
+    Once the lock is gone, the next refresh installs the new version by IXFR."""
+    import sqlite3
+
+    primary, secondary = pair
+    with primary.client() as p, secondary.client() as s:
+        assert s.post("/peers", json={"name": "up", "address": "127.0.0.1",
+                                      "port": primary.dns_port}).status_code == 201
+        assert s.post("/zones", json={"name": "example.test", "kind": "secondary",
+                                      "primaries": ["up"]}).status_code == 201
+        wait_for(lambda: secondary.query("example.test", "SOA").rcode() == dns.rcode.NOERROR)
+        before = secondary.serial("example.test")
+        serial = p.put("/zones/example.test/rrsets/stored/A",
+                       json={"records": [{"content": "192.0.2.99"}]}).json()["serial"]
+        lock = sqlite3.connect(secondary.db_path, timeout=30, isolation_level=None)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            out = s.post("/zones/example.test/transfer", json={}, timeout=60).json()
+            assert out["result"] == "FAILED" and "could not be stored" in out["error"], out
+            assert out["serial_after"] == before, out
+            assert secondary.serial("example.test") == before
+            assert secondary.query("stored.example.test", "A").rcode() == dns.rcode.NXDOMAIN
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        out = s.post("/zones/example.test/transfer", json={}, timeout=60).json()
+        assert out["result"] == "IXFR" and out["serial_after"] == serial, out
+        assert secondary.serial("example.test") == serial
+        assert secondary.query("stored.example.test", "A").answer
+        assert secondary.events("xfr.in.store_failed", zone="example.test.")

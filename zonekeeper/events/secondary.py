@@ -248,7 +248,10 @@ class SecondaryManager:
                 t.expired = True
                 self.set_expired(state.name, True)
                 log.warning("zone.expired", zone=state.name.to_text())
-                await self.save_timers(state.name, t, None)
+                try:
+                    await self.save_timers(state.name, t, None)
+                except Exception as exc:  # noqa: BLE001 - as in refresh()
+                    log.error("timers.store_failed", zone=state.name.to_text(), error=str(exc))
             if state.pending or now >= t.next_refresh:
                 waiters = state.pending
                 state.pending = []
@@ -304,7 +307,10 @@ class SecondaryManager:
                 t.expired = False
                 self.set_expired(state.name, False)
         outcome.duration_ms = (time.monotonic() - started) * 1000
-        await self.save_timers(state.name, t, outcome.primary)
+        try:
+            await self.save_timers(state.name, t, outcome.primary)
+        except Exception as exc:  # noqa: BLE001 - the timers live on in memory; stored next time
+            log.error("timers.store_failed", zone=zone, error=str(exc))
         return outcome
 
     def _note(self, state: ZoneState, primary: Primary, *, success: bool = False,
@@ -362,7 +368,11 @@ class SecondaryManager:
                 return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
             raise TransferFailed(f"the transfer holds serial {got.serial}, not newer than ours "
                                  f"({ours}); kept ours (a forced full transfer installs it)")
-        await self.install(zone, got, result.value)
+        try:
+            await self.install(zone, got, result.value)
+        except Exception as exc:  # noqa: BLE001 - storage failures end up in the status
+            log.error("xfr.in.store_failed", zone=zone.to_text(), serial=got.serial, error=str(exc))
+            raise TransferFailed(f"the transfer could not be stored: {exc}") from None
         soa = find_blob(got.nodes[name_key(zone)], b"\x00\x06")
         assert soa is not None  # the reader checks every version has one
         self.timers_from_soa(state.timers, blob_rdatas(soa)[0])
