@@ -432,3 +432,26 @@ def zonekeeper_db(records: int, base: Path) -> Path:
         zk.stop()
     tmp.rename(db)
     return db
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) used so far by process ``pid``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, *, window: float = 0.5, limit: float = 120) -> float:
+    """Wait until process ``pid`` has used under 2% of a CPU over ``window`` seconds (the
+    reference servers compute the difference, write their journal and free the old version
+    in the background after the new serial is served: measuring then times that work too).
+    Returns the seconds waited."""
+    start = time.monotonic()
+    before = _cpu_seconds(pid)
+    while time.monotonic() - start < limit:
+        time.sleep(window)
+        now = _cpu_seconds(pid)
+        if now - before < 0.02 * window:
+            break
+        before = now
+    return time.monotonic() - start

@@ -34,6 +34,7 @@ import dns.rrset
 import httpx2
 
 from common import (
+    settle,
     PEERS,
     WORK,
     ZK_ADDR,
@@ -90,29 +91,6 @@ def patch_body(old: Path, new: Path) -> dict[str, object]:
             changes.append({"name": owner, "type": rtype, "changetype": "REPLACE", "ttl": int(recs[0][0]),
                             "records": [{"content": r} for _t, r in recs]})
     return {"rrsets": changes}
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) used so far by process ``pid``."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def settle(pid: int, *, window: float = 0.5, limit: float = 120) -> float:
-    """Wait until process ``pid`` has used under 2% of a CPU over ``window`` seconds (the
-    reference servers compute the difference, write their journal and free the old version
-    in the background after the new serial is served: measuring then times that work too).
-    Returns the seconds waited."""
-    start = time.monotonic()
-    before = _cpu_seconds(pid)
-    while time.monotonic() - start < limit:
-        time.sleep(window)
-        now = _cpu_seconds(pid)
-        if now - before < 0.02 * window:
-            break
-        before = now
-    return time.monotonic() - start
 
 
 def peer_ixfr(name: str, base: Path, changed: Path, runs: int,
