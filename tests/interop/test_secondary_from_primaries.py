@@ -64,6 +64,13 @@ def wait_for(pred: Callable[[], object], timeout: float = 15.0, what: str = "con
     raise AssertionError(f"{what} not met within {timeout}s")
 
 
+def installed(zk: ZkServer, zone: str, serial: int) -> bool:
+    """Whether a transfer of ``serial`` is over: served, stored, logged and in the status
+    (a version is served first, then stored; the log line comes last)."""
+    return served_serial(zk, zone) == serial and any(
+        e.get("serial") == serial for e in ok_transfers(zk, zone))
+
+
 def served_serial(zk: ZkServer, zone: str) -> int | None:
     r = zk.query(zone, "SOA")
     return int(r.answer[0][0].serial) if r.rcode() == dns.rcode.NOERROR and r.answer else None
@@ -182,7 +189,7 @@ def test_first_axfr_then_notify_driven_ixfr(zk: ZkServer, api: httpx2.Client,
                          key=key.bare if key else None))
     peer = follow(api, p, zone, key)
     # The first AXFR, on its own, right after the zone is created.
-    wait_for(lambda: served_serial(zk, zone) == 1, what=f"{zone} at serial 1")
+    wait_for(lambda: installed(zk, zone, 1), what=f"{zone} at serial 1")
     first = ok_transfers(zk, zone)
     assert first and first[0]["type"] == "AXFR" and first[0]["serial"] == 1, first
     same_content(zk, p, zone, key)
@@ -190,7 +197,7 @@ def test_first_axfr_then_notify_driven_ixfr(zk: ZkServer, api: httpx2.Client,
     # Edit the primary's zone file and reload it: it computes the difference, keeps it for
     # IXFR and sends NOTIFY (signed when the zone has a key); we transfer the difference.
     p.edit_zone(zone, zone_text(2, extra="new IN A 192.0.2.77", bulk=bulk))
-    wait_for(lambda: served_serial(zk, zone) == 2, what=f"{zone} at serial 2 (NOTIFY from {kind})")
+    wait_for(lambda: installed(zk, zone, 2), what=f"{zone} at serial 2 (NOTIFY from {kind})")
     last = ok_transfers(zk, zone)[-1]
     assert last["type"] == "IXFR" and last["serial_from"] == 1 and last["serial"] == 2, last
     notified = zk.events("notify.received", zone=zone, result="accepted")
@@ -215,7 +222,7 @@ def test_no_ixfr_history_means_a_full_transfer(zk: ZkServer, api: httpx2.Client,
     zone = new_zone(kind, "-f")
     serve(p, PrimaryZone(zone, zone_text(1), ixfr=False))  # no NOTIFY: we drive it
     follow(api, p, zone)
-    wait_for(lambda: served_serial(zk, zone) == 1, what=f"{zone} at serial 1")
+    wait_for(lambda: installed(zk, zone, 1), what=f"{zone} at serial 1")
     p.edit_zone(zone, zone_text(2, extra="new IN A 192.0.2.78"))
     p.wait_serial(zone, 2)
     out = api.post(f"/zones/{zone}/transfer", json={}).json()
@@ -277,7 +284,7 @@ def test_restart_then_expiry(zk: ZkServer, api: httpx2.Client, tmp_path: Path, k
         p.start().wait_ready()
         p.wait_serial(zone, 1, timeout=20)
         peer = follow(api, p, zone)
-        wait_for(lambda: served_serial(zk, zone) == 1, what=f"{zone} at serial 1")
+        wait_for(lambda: installed(zk, zone, 1), what=f"{zone} at serial 1")
         # Restart with the primary gone: served from storage, no transfer possible.
         p.stop()
         assert zk.stop() == 0
@@ -287,7 +294,7 @@ def test_restart_then_expiry(zk: ZkServer, api: httpx2.Client, tmp_path: Path, k
         # The primary is back with serial 2 and a short expire; then it is gone again.
         p.zone_file(zone).write_text(zone_text(2, refresh=1, retry=1, expire=4))
         p.start().wait_ready()
-        wait_for(lambda: served_serial(zk, zone) == 2, timeout=20, what=f"{zone} at serial 2")
+        wait_for(lambda: installed(zk, zone, 2), timeout=20, what=f"{zone} at serial 2")
         p.stop()
         wait_for(lambda: zk.query(zone, "SOA").rcode() == dns.rcode.SERVFAIL, timeout=20,
                  what=f"{zone} expired")

@@ -543,8 +543,14 @@ class ZoneService:
                                 notify_delay=prev.notify_delay,
                                 ixfr_max_ratio=prev.ixfr_max_ratio)
             self.registry.publish(snap)
+            store = asyncio.ensure_future(asyncio.to_thread(self._install, name, got, base, kind))
             try:
-                await asyncio.to_thread(self._install, name, got, base, kind)
+                await asyncio.shield(store)
+            except asyncio.CancelledError:
+                # Shutting down: the write goes on in its thread; wait for it, so that what
+                # was served is what a restart serves.
+                await asyncio.wait({store})
+                raise
             except BaseException:
                 if self.registry.get(name) is snap:
                     prev.retired = False
