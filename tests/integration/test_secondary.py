@@ -161,3 +161,50 @@ def test_a_transfer_that_cannot_be_stored_is_not_kept(pair) -> None:  # type: ig
         assert secondary.serial("example.test") == serial
         assert secondary.query("stored.example.test", "A").answer
         assert secondary.events("xfr.in.store_failed", zone="example.test.")
+
+
+def test_a_secondary_serves_and_notifies_its_own_secondaries(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """zonekeeper as a middle tier: A (primary) -> B (secondary of A) -> C (secondary of B).
+    An edit on A reaches C through B's NOTIFY, and C's IXFR is served from the journal B
+    wrote for the transfer it received."""
+    env = {"ZONEKEEPER_SECONDARY__RETRY_MIN": "1", "ZONEKEEPER_SECONDARY__REFRESH_MIN": "1"}
+    a: ZkServer = zk_factory().start()
+    b: ZkServer = zk_factory(demo=False, env=env).start()
+    c: ZkServer = zk_factory(demo=False, env=env).start()
+    zone = "example.test"
+    with a.client() as pa, b.client() as pb, c.client() as pc:
+        def link(api, name: str, srv: ZkServer, role: str | None = None) -> None:  # type: ignore[no-untyped-def]
+            assert api.post("/peers", json={"name": name, "address": "127.0.0.1",
+                                            "port": srv.dns_port}).status_code == 201
+            if role:
+                r = api.put(f"/zones/{zone}/peers/{name}", json={"role": role})
+                assert r.status_code == 200, r.text
+
+        link(pb, "a", a)
+        assert pb.post("/zones", json={"name": zone, "kind": "secondary",
+                                       "primaries": ["a"]}).status_code == 201
+        link(pb, "c", c, "secondary")  # B notifies C and lets it transfer
+        link(pc, "b", b)
+        assert pc.post("/zones", json={"name": zone, "kind": "secondary",
+                                       "primaries": ["b"]}).status_code == 201
+        link(pa, "b", b, "secondary")
+        wait_for(lambda: c.query(zone, "SOA").rcode() == dns.rcode.NOERROR, timeout=20)
+        first = a.serial(zone)
+        wait_for(lambda: c.serial(zone) == first, timeout=20)
+
+        serial = pa.put(f"/zones/{zone}/rrsets/tier/A",
+                        json={"records": [{"content": "192.0.2.42"}]}).json()["serial"]
+        wait_for(lambda: c.serial(zone) == serial, timeout=20)
+        assert c.query(f"tier.{zone}", "A").answer[0][0].address == "192.0.2.42"
+        wait_for(lambda: c.events("xfr.in", result="ok", serial=serial))
+        ev = c.events("xfr.in", result="ok", serial=serial)[-1]
+        assert ev["type"] == "IXFR" and ev["serial_from"] == first, ev
+        served = b.events("xfr.out", zone=f"{zone}.", type="IXFR")
+        assert any(e.get("serial") == serial for e in served), served
+        assert b.events("notify.received", zone=f"{zone}.", result="accepted")
+        assert c.events("notify.received", zone=f"{zone}.", result="accepted")
+        rows = pb.get(f"/zones/{zone}/xfr-status").json()
+        down = next(r for r in rows if r["peer"] == "c")
+        wait_for(lambda: next(r for r in pb.get(f"/zones/{zone}/xfr-status").json()
+                              if r["peer"] == "c")["state"] == "in sync", timeout=20)
+        assert down["notify"], down
