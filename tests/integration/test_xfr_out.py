@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import dns.edns
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -87,6 +88,8 @@ def test_ixfr_condensed_and_signed(zk: ZkServer, api: httpx2.Client, zone_name: 
                              port=zk.dns_port, keyring={key.name: key}, keyname=key.name,
                              relativize=False, timeout=10))
     assert sum(len(r) for m in cur for r in m.answer) == 1
+    # Authoritative, as the incremental answers are (and the UDP one).
+    assert all(m.flags & dns.flags.AA for m in cur) and all(m.flags & dns.flags.AA for m in msgs)
     log = zk.log()
     assert "incremental from" in log
 
@@ -101,6 +104,7 @@ def test_ixfr_over_udp_is_the_current_soa_alone(zk: ZkServer, api: httpx2.Client
         r = dns.query.udp(q, "127.0.0.1", port=zk.dns_port, timeout=5)
         assert r.rcode() == 0 and len(r.answer) == 1 and r.answer[0].rdtype == dns.rdatatype.SOA
         assert r.answer[0][0].serial == now
+        assert r.flags & dns.flags.AA
     q = dns.message.make_query(f"www.{zone_name}", "IXFR")
     assert dns.query.udp(q, "127.0.0.1", port=zk.dns_port, timeout=5).rcode() == dns.rcode.NOTAUTH
 

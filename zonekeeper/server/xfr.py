@@ -609,6 +609,7 @@ class XfrServer:
                     _send(out, header_only(wire, dns.rcode.FORMERR))
                     return Outcome("formerr")
                 resp = dns.message.make_response(query)
+                resp.flags |= dns.flags.AA
                 resp.answer.append(snap.soa_rrset())
                 answer = reply(resp)
                 if light_serial is not None and not query.had_tsig and (
