@@ -62,6 +62,25 @@ def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:
     return out
 
 
+def add_ents(nodes: dict[bytes, Node], origin_key: bytes,
+             keys: Iterable[bytes] | None = None) -> None:
+    """Add the empty non-terminals between the apex and ``keys`` (default: every node)."""
+    child = len(origin_key) + 1  # len(key) - first label's length, for a child of the apex
+    for key in list(nodes) if keys is None else keys:
+        if len(key) - key[0] != child and nodes.get(key):
+            for anc in ancestors(key, origin_key):
+                if anc in nodes:
+                    break
+                nodes[anc] = b""
+
+
+def find_cuts(nodes: dict[bytes, Node], origin_key: bytes,
+              owners: Iterable[bytes] | None = None) -> frozenset[bytes]:
+    """The zone cuts (owners of NS below the apex) among ``owners`` (default: every node)."""
+    return frozenset(k for k in (nodes if owners is None else owners)
+                     if k != origin_key and nodes.get(k) and find_blob(nodes[k], b"\x00\x02"))
+
+
 def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
     """Uncompressed wire form of one rdata (names kept as written, absolute)."""
     return rdata.to_wire()  # type: ignore[return-value]

@@ -32,10 +32,12 @@ import dns.tsig
 
 from zonekeeper.proto.rrwire import (
     Node,
+    add_ents,
     ancestors,
     blob_rdatas,
     blob_ttl,
     find_blob,
+    find_cuts,
     make_blob,
     make_node,
     node_blobs,
@@ -402,40 +404,13 @@ class NodeBuilder:
         if self._type >= 0:
             self._store(self._key, self._type, self._ttl, self._rrs)
             self._type = -1
-        return complete(self.nodes, self.origin, keys=self.deep, ns_owners=self.ns_owners)
+        add_ents(self.nodes, self.origin, self.deep)
+        return self.nodes, find_cuts(self.nodes, self.origin, self.ns_owners)
 
 
 
 
-_T_NS = b"\x00\x02"
 _ONE = [bytes((0, t, 0, 1)) for t in range(256)]  # TYPE and a count of one, for types < 256
-
-
-def complete(nodes: dict[bytes, Node], origin: bytes, keys: list[bytes] | None = None,
-             cuts: frozenset[bytes] = frozenset(),
-             ns_owners: list[bytes] | None = None) -> tuple[dict[bytes, Node], frozenset[bytes]]:
-    """Add the empty non-terminals above ``keys`` (default: every node) and find the cuts:
-    among ``ns_owners`` (the owners of every NS RRset) or, without ``keys``, among all
-    nodes; otherwise those of ``cuts`` updated for the keys."""
-    child = len(origin) + 1  # len(key) - first label's length, for a child of the apex
-    for key in list(nodes) if keys is None else keys:
-        if len(key) - key[0] != child and nodes.get(key):
-            for anc in ancestors(key, origin):
-                if anc in nodes:
-                    break
-                nodes[anc] = b""
-    if keys is None or ns_owners is not None:
-        owners = nodes if ns_owners is None else ns_owners
-        return nodes, frozenset(k for k in owners if k != origin and nodes[k]
-                                and find_blob(nodes[k], _T_NS) is not None)
-    found = set(cuts)
-    for key in keys:
-        node = nodes.get(key)
-        if node and key != origin and find_blob(node, _T_NS) is not None:
-            found.add(key)
-        else:
-            found.discard(key)
-    return nodes, frozenset(found)
 
 
 # -- the two transfer kinds ------------------------------------------------------------------
@@ -562,10 +537,6 @@ class Reader:
             return
         raise XfrError("the answer ended before its final SOA")
 
-    def can_end(self) -> bool:
-        """Whether the answer so far is a complete one-SOA IXFR answer."""
-        return self._state == "first"
-
     # -- full (AXFR, or IXFR answered AXFR-style) --
     def _start_full(self) -> None:
         self._state = "axfr"
@@ -638,33 +609,31 @@ class Reader:
             gone = [k for k, n in nodes.items() if not n and k not in needed]
             for key in gone:
                 del nodes[key]
-        nodes, cuts = complete(nodes, self.origin, list(per_key), self.base_cuts)
+        add_ents(nodes, self.origin, per_key)
+        cuts = self.base_cuts.difference(per_key) | find_cuts(nodes, self.origin, per_key)
         self.result = Result(nodes, cuts, self._serial, self.received, full=False,
                              removed=b"".join(removed), added=b"".join(added))
         self._state = "done"
         self.done = True
 
 
-def diff_nodes(old: dict[bytes, Node], new: dict[bytes, Node]) -> tuple[bytes, bytes, list[bytes], list[bytes]]:
-    """What changed between two node tables: journal wire of the RRs removed and added, the
-    keys whose node is new or different, and the keys that are gone."""
+def diff_nodes(old: dict[bytes, Node], new: dict[bytes, Node]) -> tuple[bytes, bytes]:
+    """What changed between two node tables: journal wire of the RRs removed and added."""
     removed: list[bytes] = []
     added: list[bytes] = []
-    changed: list[bytes] = []
     for key, node in new.items():
         prev = old.get(key)
         if prev == node:
             continue
-        changed.append(key)
         before = {b[:2]: b for b in node_blobs(prev)} if prev is not None else {}
         after = {b[:2]: b for b in node_blobs(node)}
         for tb in before.keys() | after.keys():
             _rrset_delta(key, tb, before.get(tb), after.get(tb), removed, added)
-    gone = [k for k in old if k not in new]
-    for key in gone:
-        for b in node_blobs(old[key]):
-            _rrset_delta(key, b[:2], b, None, removed, added)
-    return b"".join(removed), b"".join(added), changed, gone
+    for key, node in old.items():
+        if key not in new:
+            for b in node_blobs(node):
+                _rrset_delta(key, b[:2], b, None, removed, added)
+    return b"".join(removed), b"".join(added)
 
 
 def _rrset_delta(key: bytes, tb: bytes, before: bytes | None, after: bytes | None,

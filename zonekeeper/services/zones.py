@@ -28,10 +28,12 @@ from zonekeeper.errors import Conflict, Invalid, Malformed, NotFound, Reason, St
 from zonekeeper.proto import axfr, xfrin
 from zonekeeper.proto.rrwire import (
     Node,
+    ancestors,
     blob_to_rdatas,
     blob_ttl,
     blob_type,
     find_blob,
+    find_cuts,
     key_to_name,
     name_key,
     node_blobs,
@@ -47,7 +49,6 @@ from zonekeeper.zones.snapshot import (
     ZoneKind,
     ZoneSnapshot,
     ZoneState,
-    ancestors,
     compile_nodes,
 )
 from zonekeeper.zones.validate import Finding, check
@@ -256,7 +257,7 @@ class ZoneService:
                     continue
                 nodes = repo.load_nodes(s, z.id)
                 if not nodes:
-                    # A secondary that never loaded: served, but SERVFAIL until it does.
+                    # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
                     snaps.append(ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind)))
                     continue
                 cuts = frozenset(
@@ -282,7 +283,8 @@ class ZoneService:
         if not nodes:
             # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
             return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)
-        return _snapshot(z, z.serial, *xfrin.complete(nodes, name_key(origin)))
+        # The image holds the empty non-terminals; the cuts are found again.
+        return _snapshot(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
 
     # -- reads ----------------------------------------------------------------------------
     async def list(self, *, kind: str | None, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -569,13 +571,13 @@ class ZoneService:
         if base is None:
             removed = added = b""
         elif got.full:
-            removed, added, _changed, _gone = xfrin.diff_nodes(base.nodes, got.nodes)
+            removed, added = xfrin.diff_nodes(base.nodes, got.nodes)
         else:
             removed, added = got.removed, got.added
         with self.db.write() as s:
             z = self._zone(s, origin)
             repo.save_image(s, z.id, got.nodes)
-            if z.state != ZoneState.UNLOADED.value and base is not None:
+            if base is not None:
                 repo.add_journal(s, z.id, z.serial, got.serial, removed, added, **_journal_limits(z))
             z.serial = got.serial
             z.state = ZoneState.OK.value

@@ -21,20 +21,20 @@ import dns.rrset
 
 from zonekeeper.proto.rrwire import (
     Node,
+    add_ents,
     blob_count,
     blob_to_rdatas,
     blob_ttl,
     find_blob,
+    find_cuts,
     from_rdatas,
     make_node,
     name_key,
     node_blobs,
     sort_key,
 )
-from zonekeeper.proto.rrwire import ancestors as ancestors  # re-exported
 
 _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
-_T_NS = int(dns.rdatatype.NS).to_bytes(2, "big")
 
 
 class ZoneKind(enum.StrEnum):
@@ -167,14 +167,8 @@ def compile_nodes(
         key = name_key(name)
         per_owner.setdefault(key, []).append(from_rdatas(rdtype, ttl, rdatas))
     nodes: dict[bytes, Node] = {k: make_node(v) for k, v in per_owner.items()}
-    for key in list(per_owner):
-        for anc in ancestors(key, origin_key):
-            if anc in nodes:
-                break
-            nodes[anc] = b""
-    cuts = frozenset(
-        k for k, node in nodes.items() if k != origin_key and find_blob(node, _T_NS) is not None
-    )
+    add_ents(nodes, origin_key)
+    cuts = find_cuts(nodes, origin_key)
     return nodes, cuts
 
 
