@@ -78,6 +78,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         transfers_out=settings.dns.transfers_out,
         send_timeout=settings.dns.xfr_send_timeout,
         max_time=settings.dns.xfr_max_time,
+        edns_payload=settings.dns.udp_max_payload,
     )
     access = AccessService(db, on_policy=xfr.set_policy)
     status = StatusService(db, registry)

@@ -383,3 +383,82 @@ def test_stalled_reader_is_cut_at_the_send_timeout(zk_factory) -> None:  # type:
         s.sendall(_framed(dns.message.make_query(zone, "AXFR").to_wire()))
         events = _xfr_events(srv, zone, 1)  # nothing read meanwhile
     assert [(e["type"], e["result"]) for e in events] == [("AXFR", "timeout")]
+
+
+def _transfer(port: int, q: dns.message.Message, soas: int) -> list[tuple[bytes, dns.message.Message]]:
+    """The messages of one transfer (wire and parsed), read raw until ``soas`` SOA records
+    have come (TSIG left unchecked here)."""
+    out: list[tuple[bytes, dns.message.Message]] = []
+    seen = 0
+    buf = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_framed(q.to_wire()))
+        while seen < soas:
+            while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+                chunk = s.recv(65536)
+                assert chunk, f"closed after {len(out)} messages"
+                buf += chunk
+            n = int.from_bytes(buf[:2], "big")
+            wire = buf[2 : 2 + n]
+            msg = dns.message.from_wire(wire, keyring=False, one_rr_per_rrset=True)
+            buf = buf[2 + n :]
+            seen += sum(1 for rrset in msg.answer if rrset.rdtype == dns.rdatatype.SOA)
+            out.append((wire, msg))
+    assert not buf
+    return out
+
+
+def test_transfer_answers_echo_edns(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    """A transfer request with EDNS gets an OPT (version 0, our payload size, its DO bit) in
+    the first message of the answer (RFC 6891 §7, RFC 5936 §2.2.5), signed or not, AXFR or
+    IXFR, from the journal or from the answer kept; without EDNS, no OPT anywhere. Another
+    EDNS version is answered BADVERS."""
+    big_zone(api, zone_name)
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    key = keyed_rule(api, zone_name, f"edns-{zone_name}")
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.5"}]})
+    now = zk.serial(zone_name)
+
+    def request(rdtype: str, *, edns: int | bool, do: bool = False,
+                signed: bool = False) -> dns.message.Message:
+        q = dns.message.make_query(zone_name, rdtype, use_edns=edns, want_dnssec=do)
+        if rdtype == "IXFR":
+            q.authority.append(dns.rrset.from_text(zone_name, 0, "IN", "SOA", f". . {start} 0 0 0 0"))
+        if signed:
+            q.use_tsig(key)
+        return q
+
+    for rdtype, soas in (("AXFR", 2), ("IXFR", 4), ("IXFR", 4)):  # the 2nd IXFR: answer kept
+        for edns, do, signed in ((False, False, False), (0, False, False), (0, True, False),
+                                 (0, True, True)):
+            q = request(rdtype, edns=edns, do=do, signed=signed)
+            wires = _transfer(zk.dns_port, q, soas)
+            msgs = [m for _w, m in wires]
+            assert msgs[0].rcode() == dns.rcode.NOERROR and msgs[0].flags & dns.flags.AA
+            assert (len(msgs) > 1) is (rdtype == "AXFR")
+            if edns is False:
+                assert all(m.edns == -1 for m in msgs)
+            else:
+                first = msgs[0]
+                assert first.edns == 0 and first.payload == 1232 and not first.options
+                assert bool(first.ednsflags & dns.flags.DO) is do
+                assert all(m.edns == -1 for m in msgs[1:])
+            assert all(m.had_tsig is signed for m in msgs)
+            if signed and rdtype == "IXFR":
+                # One message: its MAC covers the OPT.
+                (wire, _m), = wires
+                dns.message.from_wire(wire, keyring={key.name: key}, request_mac=q.mac)
+            elif signed:
+                # dnspython's reader checks every MAC of the chain (the first covers the OPT).
+                zone = dns.zone.Zone(zone_name)
+                dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10,
+                                      query=request(rdtype, edns=0, do=True, signed=True))
+                assert zone.get_soa().serial == now
+    for rdtype in ("AXFR", "IXFR"):
+        q = request(rdtype, edns=1)
+        r = dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5)
+        assert r.rcode() == dns.rcode.BADVERS and r.edns == 0 and not r.answer
+    events = _xfr_events(zk, zone_name, 13)
+    assert [e["type"] for e in events] == ["AXFR"] * 5 + ["IXFR"] * 8
+    assert all(e["result"] == "ok" for e in events)

@@ -1,4 +1,4 @@
-"""The short way in for plain IXFR requests (server/xfr.py): ``plain_ixfr_serial`` reads the
+"""The short way in for plain IXFR requests (server/xfr.py): ``plain_ixfr`` reads the
 client's serial of exactly the requests it is meant for and says None for every other shape,
 which then takes dnspython's full parse (TSIG, FORMERR and all)."""
 
@@ -14,7 +14,7 @@ import dns.tsig
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zonekeeper.server.xfr import _PlainRequest, _skip_name, plain_ixfr_serial
+from zonekeeper.server.xfr import _PlainRequest, _skip_name, plain_ixfr
 
 ZONE = "Plain.Example."
 
@@ -32,14 +32,25 @@ def test_serial_read_as_dnspython_reads_it(serial: int) -> None:
     for edns in (False, 0):
         wire = request(serial, edns=edns).to_wire()
         full = dns.message.from_wire(wire)
-        assert plain_ixfr_serial(wire) == full.authority[0][0].serial == serial
+        assert plain_ixfr(wire).serial == full.authority[0][0].serial == serial
 
 
 def test_with_edns_options_and_an_uncompressed_owner() -> None:
     opts = [dns.edns.GenericOption(65001, b"abc"), dns.edns.GenericOption(65002, b"")]
-    assert plain_ixfr_serial(request(9, edns=0, options=opts).to_wire()) == 9
+    assert plain_ixfr(request(9, edns=0, options=opts).to_wire()) == (9, False)
     # An owner other than the question name is written out in full, not as a pointer.
-    assert plain_ixfr_serial(request(9, soa_owner="other.example.").to_wire()) == 9
+    assert plain_ixfr(request(9, soa_owner="other.example.").to_wire()) == (9, None)
+
+
+def test_edns_read_as_dnspython_reads_it() -> None:
+    """The DO bit comes back to be echoed; another EDNS version takes the full parse (which
+    answers BADVERS)."""
+    do = request(9, edns=0)
+    do.want_dnssec()
+    assert plain_ixfr(do.to_wire()) == (9, True)
+    assert plain_ixfr(request(9, edns=0).to_wire()) == (9, False)
+    assert plain_ixfr(request(9).to_wire()) == (9, None)
+    assert plain_ixfr(request(9, edns=1).to_wire()) is None
 
 
 def test_plain_request_has_id_and_question() -> None:
@@ -54,7 +65,7 @@ def test_plain_request_has_id_and_question() -> None:
 
 def test_other_shapes_take_the_full_parse() -> None:
     base = request().to_wire()
-    assert plain_ixfr_serial(base) == 7
+    assert plain_ixfr(base).serial == 7
     signed = request()
     signed.use_tsig(dns.tsig.Key("k.", "c2VjcmV0LWtleS1mb3ItdGVzdHM=", "hmac-sha256"))
     axfr = dns.message.make_query(ZONE, "AXFR")
@@ -66,7 +77,7 @@ def test_other_shapes_take_the_full_parse() -> None:
     with_answer = request()
     with_answer.answer.append(dns.rrset.from_text(ZONE, 0, "IN", "A", "192.0.2.1"))
     for msg in (signed, axfr, no_soa, two, ns_not_soa, with_answer):
-        assert plain_ixfr_serial(msg.to_wire()) is None, msg
+        assert plain_ixfr(msg.to_wire()) is None, msg
     rdlen_at = _skip_name(base, _skip_name(base, 12) + 4) + 8
     rdlen = int.from_bytes(base[rdlen_at : rdlen_at + 2], "big")
     longer = base[:rdlen_at] + (rdlen + 1).to_bytes(2, "big") + base[rdlen_at + 2 :] + b"\x00"
@@ -76,9 +87,9 @@ def test_other_shapes_take_the_full_parse() -> None:
         base[:-1],  # cut short
         base[:4] + b"\x00\x02" + base[6:],  # two questions claimed
     ):
-        assert plain_ixfr_serial(wire) is None, wire
+        assert plain_ixfr(wire) is None, wire
     opt = request(edns=0, options=[dns.edns.GenericOption(65001, b"abc")]).to_wire()
-    assert plain_ixfr_serial(opt) == 7
-    assert plain_ixfr_serial(opt[:-1]) is None  # the option cut short
-    assert plain_ixfr_serial(opt[:-9] + b"\x00\x06" + opt[-7:]) is None  # OPT RDLENGTH too short
-    assert plain_ixfr_serial(opt + b"\x00") is None
+    assert plain_ixfr(opt).serial == 7
+    assert plain_ixfr(opt[:-1]) is None  # the option cut short
+    assert plain_ixfr(opt[:-9] + b"\x00\x06" + opt[-7:]) is None  # OPT RDLENGTH too short
+    assert plain_ixfr(opt + b"\x00") is None

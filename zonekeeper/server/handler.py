@@ -125,6 +125,14 @@ def parse_slow(data: bytes) -> Query:
     )
 
 
+def opt_rr(payload: int, do: bool, rcode: int = 0) -> bytes:
+    """The OPT record of an answer to a request that had one (RFC 6891 §6.1): root owner,
+    our UDP payload size, the upper bits of an extended RCODE, EDNS version 0, the DO bit
+    echoed, no options."""
+    return (b"\x00\x00\x29" + payload.to_bytes(2, "big") + bytes([rcode >> 4, 0])
+            + (b"\x80\x00" if do else b"\x00\x00") + b"\x00\x00")
+
+
 def header_only(data: bytes, rcode: int) -> bytes:
     """A response carrying only the header: ID, opcode and RD copied, no sections."""
     b2 = 0x80 | (data[2] & 0x79)
@@ -225,16 +233,7 @@ class QueryHandler:
         rcode = ans.rcode
         b2 = 0x80 | (query.b2 & 0x01) | (0x04 if ans.aa and rcode in (0, 3) else 0)
         b3 = (query.b3 & 0x10) | (rcode & 0x0F)
-        opt = b""
-        if query.edns is not None:
-            flags = 0x8000 if query.edns.do else 0
-            opt = (
-                b"\x00\x00\x29"
-                + self.udp_max_payload.to_bytes(2, "big")
-                + bytes([rcode >> 4, 0])
-                + flags.to_bytes(2, "big")
-                + b"\x00\x00"
-            )
+        opt = b"" if query.edns is None else opt_rr(self.udp_max_payload, query.edns.do, rcode)
         body = b"".join(ans.an) + b"".join(ans.ns) + b"".join(ans.ar)
         size = 12 + len(query.question) + len(body) + len(opt)
         if size > limit:

@@ -36,7 +36,7 @@ from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
 from zonekeeper.proto.serial import is_newer
-from zonekeeper.server.handler import header_only
+from zonekeeper.server.handler import header_only, opt_rr
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
@@ -123,11 +123,17 @@ def tsig_start(wire: bytes) -> int | None:
         return None
 
 
-def plain_ixfr_serial(wire: bytes) -> int | None:
-    """The client's serial from an unsigned IXFR request of the usual shape, read without a
-    full parse: one question, no answer records, one SOA record in the authority section,
-    nothing in the additional section but one well-formed OPT. None for anything else
-    (signed, odd, or malformed requests take the full parse and its checks)."""
+class PlainIxfr(NamedTuple):
+    serial: int  # the client's
+    edns: bool | None  # None: no OPT in the request; else its DO bit
+
+
+def plain_ixfr(wire: bytes) -> PlainIxfr | None:
+    """The client's serial (and EDNS) from an unsigned IXFR request of the usual shape, read
+    without a full parse: one question, no answer records, one SOA record in the authority
+    section, nothing in the additional section but one well-formed OPT of EDNS version 0.
+    None for anything else (signed, odd, or malformed requests, or another EDNS version,
+    take the full parse and its checks)."""
     try:
         qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
         if qd != 1 or an != 0 or ns != 1 or ar > 1:
@@ -145,11 +151,14 @@ def plain_ixfr_serial(wire: bytes) -> int | None:
         if serial_at + 20 != end:
             return None
         serial = int.from_bytes(wire[serial_at : serial_at + 4], "big")
+        edns = None
         if ar:
-            # OPT: root owner, TYPE 41, then its options (code, length, data) filling RDLEN.
+            # OPT: root owner, TYPE 41, payload, extended RCODE, version, flags (DO first),
+            # then its options (code, length, data) filling RDLEN.
             opt_type = int.from_bytes(wire[end + 1 : end + 3], "big")
-            if wire[end] != 0 or opt_type != dns.rdatatype.OPT:
+            if wire[end] != 0 or opt_type != dns.rdatatype.OPT or wire[end + 6] != 0:
                 return None
+            edns = bool(wire[end + 7] & 0x80)
             pos = end + 11
             opt_end = pos + int.from_bytes(wire[end + 9 : end + 11], "big")
             while pos < opt_end:
@@ -157,7 +166,7 @@ def plain_ixfr_serial(wire: bytes) -> int | None:
             if pos != opt_end:
                 return None
             end = opt_end
-        return serial if end == len(wire) else None
+        return PlainIxfr(serial, edns) if end == len(wire) else None
     except (IndexError, struct.error):
         return None
 
@@ -255,19 +264,32 @@ class _Known(NamedTuple):
     bytes: int
 
 
-def _known_incremental(snap: ZoneSnapshot, wire: bytes, qname_end: int) -> _Known | None:
+def _add_additional(msg: bytes, rr: bytes) -> bytes:
+    """``msg`` with the record ``rr`` (if any) added at the end of its additional section."""
+    if not rr:
+        return msg
+    ar = int.from_bytes(msg[10:12], "big") + 1
+    return msg[:10] + ar.to_bytes(2, "big") + msg[12:] + rr
+
+
+def _known_incremental(snap: ZoneSnapshot, wire: bytes, qname_end: int,
+                       edns_payload: int) -> _Known | None:
     """The incremental answer to an unsigned IXFR of the usual shape, from the messages
     rendered for its serial (as _stream_messages sends them), kept for its request shape;
     None when there is none or it is over ANSWER_NOW_MAX_BYTES."""
-    serial = plain_ixfr_serial(wire)
-    msgs = snap.ixfr_cache.get(serial) if serial is not None else None
+    plain = plain_ixfr(wire)
+    msgs = snap.ixfr_cache.get(plain.serial) if plain is not None else None
     if not isinstance(msgs, list):
         return None
+    assert plain is not None
     question = wire[12 : qname_end + 5]
+    opt = b"" if plain.edns is None else opt_rr(edns_payload, plain.edns)
     pieces = []
     tail = b""
     size = records = 0
-    for body, count in msgs:
+    for i, (body, count) in enumerate(msgs):
+        if i == 0:
+            body = _add_additional(body, opt)
         # The request's question (the zone's name in the client's case) replaces the
         # cached one: the same length.
         pieces.append(tail + len(body).to_bytes(2, "big"))
@@ -277,7 +299,7 @@ def _known_incremental(snap: ZoneSnapshot, wire: bytes, qname_end: int) -> _Know
     pieces.append(tail)
     if size > ANSWER_NOW_MAX_BYTES:
         return None
-    known = _Known(pieces, True, f"incremental from {serial}", len(msgs), records, size)
+    known = _Known(pieces, True, f"incremental from {plain.serial}", len(msgs), records, size)
     if len(snap.ixfr_cache) < KNOWN_ANSWERS_MAX:
         snap.ixfr_cache[wire[2:]] = known
     return known
@@ -310,8 +332,10 @@ class XfrServer:
         transfers_out: int,
         send_timeout: float,
         max_time: float,
+        edns_payload: int = 1232,
     ) -> None:
         self.registry = registry
+        self.edns_payload = edns_payload  # in the OPT of answers to requests with EDNS
         self.transfers_out = transfers_out
         self.send_timeout = send_timeout
         self.max_time = max_time
@@ -328,15 +352,6 @@ class XfrServer:
         self.policy = policy
 
     # -- responses that end the exchange ------------------------------------------------------
-    @staticmethod
-    def _error(query: dns.message.Message, rcode: int, *, ede: int | None = None, text: str = "") -> bytes:
-        resp = dns.message.make_response(query)
-        resp.flags &= ~dns.flags.AA
-        resp.set_rcode(rcode)
-        if query.edns >= 0 and ede is not None:
-            resp.use_edns(0, options=[dns.edns.EDEOption(ede, text or None)])
-        return resp.to_wire()  # type: ignore[no-any-return]
-
     def _tsig_failure(self, wire: bytes, error: int) -> bytes:
         """NOTAUTH with an unsigned TSIG record carrying ``error`` (BADKEY or BADSIG)."""
         query = dns.message.from_wire(wire, keyring=False)
@@ -491,7 +506,7 @@ class XfrServer:
             return False
         known = snap.ixfr_cache.get(wire[2:])
         if known is None:
-            known = _known_incremental(snap, wire, end)
+            known = _known_incremental(snap, wire, end, self.edns_payload)
             if known is None:
                 return False
         if known.incremental and not self.ixfr_allowed(zone, addr):
@@ -514,9 +529,9 @@ class XfrServer:
         # An unsigned IXFR of the usual shape (what secondaries send) is read without
         # dnspython: the full parse (SOA rdata and all) was half the cost of serving a cached
         # incremental answer. Refusals and one-SOA answers parse it fully (complete()).
-        light_serial = plain_ixfr_serial(wire)
+        plain = plain_ixfr(wire)
         light = False
-        if light_serial is not None:
+        if plain is not None:
             try:
                 query = cast(dns.message.Message, _PlainRequest(wire))
                 light = True
@@ -571,7 +586,7 @@ class XfrServer:
             except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
                 _send(out, header_only(wire, dns.rcode.FORMERR))
                 return Outcome("formerr")
-            resp = dns.message.make_response(query)
+            resp = dns.message.make_response(query, our_payload=self.edns_payload)
             resp.flags &= ~dns.flags.AA
             resp.set_rcode(rcode)
             if query.edns >= 0 and ede is not None:
@@ -581,6 +596,8 @@ class XfrServer:
                      reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode))
             return Outcome("refused")
 
+        if not light and query.edns > 0:
+            return refuse(dns.rcode.BADVERS, f"EDNS version {query.edns} (only version 0 is known here)")
         if q.rdclass != dns.rdataclass.IN or snap is None:
             return refuse(dns.rcode.NOTAUTH, f"{zone} is not a zone served here")
         if snap.state in (ZoneState.EXPIRED, ZoneState.UNLOADED):
@@ -596,7 +613,7 @@ class XfrServer:
         style: str | None = None
         incremental: list[tuple[bytes, int]] | None = None
         if rdtype == _IXFR:
-            client_serial = light_serial if light else next(
+            client_serial = plain.serial if light and plain is not None else next(
                 (rr.serial for rrset in query.authority for rr in rrset
                  if rrset.rdtype == dns.rdatatype.SOA), None)
             if client_serial is None:
@@ -608,11 +625,11 @@ class XfrServer:
                 except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
                     _send(out, header_only(wire, dns.rcode.FORMERR))
                     return Outcome("formerr")
-                resp = dns.message.make_response(query)
+                resp = dns.message.make_response(query, our_payload=self.edns_payload)
                 resp.flags |= dns.flags.AA
                 resp.answer.append(snap.soa_rrset())
                 answer = reply(resp)
-                if light_serial is not None and not query.had_tsig and (
+                if plain is not None and not query.had_tsig and (
                         len(snap.ixfr_cache) < KNOWN_ANSWERS_MAX):
                     # The same request (ID aside) gets the same bytes from this version:
                     # answer_now() sends them next time.
@@ -622,16 +639,23 @@ class XfrServer:
                 self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
                 return Outcome("ok", 1, 1)
             incremental, style = await self._incremental(query, snap, client_serial, addr)
+        # A request with EDNS gets an OPT in the first message of the answer (RFC 6891 §7,
+        # RFC 5936 §2.2.5), as in every answer of ours to one.
+        if light and plain is not None:
+            edns_do = plain.edns
+        else:
+            edns_do = None if query.edns < 0 else bool(query.ednsflags & dns.flags.DO)
+        opt = b"" if edns_do is None else opt_rr(self.edns_payload, edns_do)
         self.active += 1
         outcome = Outcome("aborted")
         try:
             if incremental is not None:
                 # Rendered already: sent at once, without a task of its own (wait_for would
                 # make one, a loop turn per request); its drain waits keep the max_time bound.
-                outcome = await self._stream_messages(query, wire, incremental, out,
+                outcome = await self._stream_messages(query, wire, incremental, opt, out,
                                                       time.monotonic() + self.max_time)
             else:
-                outcome = await asyncio.wait_for(self._stream(query, wire, snap, out),
+                outcome = await asyncio.wait_for(self._stream(query, wire, opt, snap, out),
                                                  timeout=self.max_time)
         except TimeoutError:
             outcome = Outcome("timeout")
@@ -670,10 +694,11 @@ class XfrServer:
         return wires, style
 
     async def _stream_messages(self, query: dns.message.Message, wire: bytes,
-                               msgs: list[tuple[bytes, int]], out: Sender,
+                               msgs: list[tuple[bytes, int]], opt: bytes, out: Sender,
                                deadline: float) -> Outcome:
         """Send cached messages: the request's ID and question (with its 0x20 case) patched
-        in, each signed in the multi-message chain when the request was."""
+        in, ``opt`` (the OPT record, or nothing) added to the first, each signed in the
+        multi-message chain when the request was."""
         qlen = 12
         while wire[qlen]:
             qlen += wire[qlen] + 1
@@ -683,6 +708,8 @@ class XfrServer:
         now = int(time.time())
         sent = records = 0
         for i, (body, count) in enumerate(msgs):
+            if i == 0:
+                body = _add_additional(body, opt)
             head = wire[0:2] + body[2:12]
             rest = body[12 + len(question):]
             if key is None:
@@ -694,7 +721,7 @@ class XfrServer:
                     dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
                     query.id, 0, b"",
                 )
-                msg = head[:10] + b"\x00\x01" + question + rest + _tsig_rr(key.name, tsig)
+                msg = _add_additional(head + question + rest, _tsig_rr(key.name, tsig))
             _send(out, msg)
             if out.paused():
                 left = deadline - time.monotonic()
@@ -705,8 +732,10 @@ class XfrServer:
             records += count
         return Outcome("ok", len(msgs), records, sent)
 
-    async def _stream(self, query: dns.message.Message, wire: bytes, snap: ZoneSnapshot,
-                      out: Sender) -> Outcome:
+    async def _stream(self, query: dns.message.Message, wire: bytes, opt: bytes,
+                      snap: ZoneSnapshot, out: Sender) -> Outcome:
+        """The AXFR image behind the request's ID and question, ``opt`` in the first message
+        and each message signed when the request was."""
         image = await ensure_image(snap)
         qname_end = 12
         while wire[qname_end]:
@@ -718,23 +747,27 @@ class XfrServer:
         ctx = None
         now = int(time.time())
         sent = msgs = records = 0
-        reserve = axfr.TSIG_RESERVE if key is not None else 0
+        reserve = (axfr.TSIG_RESERVE if key is not None else 0) + len(opt)
         flags = bytes([0x84, 0x00])  # QR, opcode QUERY, AA
         for data, count in axfr.messages(image, len(question), reserve=reserve):
             head = qid + flags + b"\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00"
+            extra = opt if msgs == 0 else b""
+            ar = 1 if extra else 0
             if key is None:
-                size = 12 + len(question) + len(data)
-                out.write(b"".join((size.to_bytes(2, "big"), head, b"\x00\x00", question, data)))
+                size = 12 + len(question) + len(data) + len(extra)
+                out.write(b"".join((size.to_bytes(2, "big"), head, ar.to_bytes(2, "big"), question,
+                                    data, extra)))
             else:
-                mac, ctx = _mac(key, ctx, (head[2:], b"\x00\x00", question, data), query.id, now,
-                                request_mac if msgs == 0 else None)
+                mac, ctx = _mac(key, ctx, (head[2:], ar.to_bytes(2, "big"), question, data, extra),
+                                query.id, now, request_mac if msgs == 0 else None)
                 tsig = dns.rdtypes.ANY.TSIG.TSIG(
                     dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
                     query.id, 0, b"",
                 )
                 rr = _tsig_rr(key.name, tsig)
-                size = 12 + len(question) + len(data) + len(rr)
-                out.write(b"".join((size.to_bytes(2, "big"), head, b"\x00\x01", question, data, rr)))
+                size = 12 + len(question) + len(data) + len(extra) + len(rr)
+                out.write(b"".join((size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"),
+                                    question, data, extra, rr)))
             if out.paused():
                 await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
             elif msgs % 16 == 15:
