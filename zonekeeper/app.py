@@ -22,7 +22,7 @@ from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.listeners import TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
@@ -53,7 +53,7 @@ class Runtime:
     xfr: XfrServer
     ctx: AppContext
     transports: list[Any] = field(default_factory=list)
-    servers: list[asyncio.Server] = field(default_factory=list)
+    servers: list[TcpAcceptor] = field(default_factory=list)
     tcp_state: TcpServerState | None = None
     refresh: Any = None
 
@@ -282,7 +282,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     )
     for host, port, udp, tcp in sockets:
         rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))
-        rt.servers.append(await start_tcp(rt.tcp_state, tcp))
+        rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
 
     # The web stack is imported only now: DNS already answers while it loads.

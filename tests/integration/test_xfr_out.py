@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rrset
@@ -462,3 +467,95 @@ def test_transfer_answers_echo_edns(zk: ZkServer, api: httpx2.Client, zone_name:
     events = _xfr_events(zk, zone_name, 13)
     assert [e["type"] for e in events] == ["AXFR"] * 5 + ["IXFR"] * 8
     assert all(e["result"] == "ok" for e in events)
+
+
+@contextlib.contextmanager
+def _held(zk: ZkServer) -> Iterator[None]:
+    """The server process stopped (SIGSTOP) for the block and resumed after: connections
+    made meanwhile are accepted with their first request already in the socket."""
+    assert zk.proc is not None
+    os.kill(zk.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+        time.sleep(0.1)
+    finally:
+        os.kill(zk.proc.pid, signal.SIGCONT)
+
+
+def _one_answer(port: int, q: dns.message.Message) -> bytes:
+    """The wire of a one-message answer to ``q`` over a new connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_framed(q.to_wire()))
+        (answer,) = _read_framed(s, 1)
+    return answer
+
+
+def test_first_request_answered_at_accept_then_the_connection_goes_on(
+        zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    """A connection's first request, when it is an IXFR whose answer is known, is answered
+    as the connection is accepted; what came with it (a query, another IXFR) and what comes
+    later are answered after it, in order, on the same connection. A request of another
+    opcode that names IXFR is not a transfer (NOTIMP)."""
+    make_zone(api, zone_name)
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/a/A", json={"records": [{"content": "192.0.2.8"}]})
+    known = _one_answer(zk.dns_port, _ixfr_query(zone_name, start, 1))  # made (and kept) here
+    soa = dns.message.make_query(zone_name, "SOA", id=2)
+    with socket.create_connection(("127.0.0.1", zk.dns_port), timeout=10) as s:
+        with _held(zk):
+            s.sendall(_framed(_ixfr_query(zone_name, start, 1).to_wire()) + _framed(soa.to_wire())
+                      + _framed(_ixfr_query(zone_name, start, 3).to_wire()))
+        first, second, third = _read_framed(s, 3)
+        s.sendall(_framed(_ixfr_query(zone_name, start, 4).to_wire()))
+        (fourth,) = _read_framed(s, 1)
+    assert first == known
+    assert third[2:] == fourth[2:] == known[2:] and third[:2] == b"\x00\x03" and fourth[:2] == b"\x00\x04"
+    r = dns.message.from_wire(second)
+    assert r.id == 2 and r.answer[0].rdtype == dns.rdatatype.SOA
+    events = _xfr_events(zk, zone_name, 4)
+    assert [(e["style"], e["result"]) for e in events] == [(f"incremental from {start}", "ok")] * 4
+    update = _ixfr_query(zone_name, start, 5)
+    update.set_opcode(dns.opcode.UPDATE)
+    with socket.create_connection(("127.0.0.1", zk.dns_port), timeout=10) as s:
+        s.sendall(_framed(update.to_wire()))
+        (refused,) = _read_framed(s, 1)
+    assert dns.message.from_wire(refused).rcode() == dns.rcode.NOTIMP
+    assert len(zk.events("xfr.out", zone=zone_name)) == 4
+
+
+def test_big_answer_at_accept_to_a_small_window(zk: ZkServer, api: httpx2.Client,
+                                                zone_name: str) -> None:
+    """A known answer of ~55 KB written at accept to a client with a 4 KiB receive window
+    arrives whole and once (what a socket does not take at once is finished by the
+    connection's transport: tests/unit/test_tcp_acceptor.py)."""
+    records = [{"content": f'"{i:03d} {"y" * 200}"'} for i in range(120)]
+    make_zone(api, zone_name, rrsets=[{"name": "ns1", "type": "A", "records": [{"content": "192.0.2.1"}]},
+                                      {"name": "big", "type": "TXT", "records": records}])
+    api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
+    # 240 RRs changed in a zone of 3 owners: incremental all the same.
+    assert api.patch(f"/zones/{zone_name}", json={"ixfr_max_ratio": 100}).status_code == 200
+    start = zk.serial(zone_name)
+    api.put(f"/zones/{zone_name}/rrsets/big/TXT",
+            json={"records": [{"content": f'"{i:03d} {"z" * 200}"'} for i in range(120)]})
+    known = _one_answer(zk.dns_port, _ixfr_query(zone_name, start, 1))
+    assert 40_000 < len(known) < 65_000  # one message, kept for requests of its shape
+    styles = [e["style"] for e in _xfr_events(zk, zone_name, 1)]
+    assert styles == [f"incremental from {start}"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        with _held(zk):
+            s.connect(("127.0.0.1", zk.dns_port))
+            s.sendall(_framed(_ixfr_query(zone_name, start, 1).to_wire()))
+        time.sleep(0.5)  # the client reads late
+        (answer,) = _read_framed(s, 1)
+        s.settimeout(0.5)
+        try:
+            extra = s.recv(1)
+        except TimeoutError:
+            extra = b""
+    assert answer == known and extra == b""
+    events = _xfr_events(zk, zone_name, 2)
+    assert [(e["bytes"], e["result"], e["style"]) for e in events] == [
+        (len(known) + 2, "ok", f"incremental from {start}")] * 2

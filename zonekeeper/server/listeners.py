@@ -4,13 +4,20 @@ UDP: one socket per configured address (no wildcard binds, so replies leave from
 the address the query reached). TCP: pipelined queries answered in order, an
 idle timeout, a cap on open connections; a length prefix of 0 or a peer that
 sends half a message and goes quiet is closed at the idle timeout.
+
+TCP connections are accepted here (``TcpAcceptor``), not by the loop's server: what a
+client sent with its handshake is read at once, and transfer requests whose answers are
+known already (a secondary asking for the difference others got) are answered before the
+connection has a transport. Setting one up takes three trips through the loop, a third of
+answering such a request on an idle server; the connection then goes on as a
+``TcpProtocol``, which gets whatever was left unanswered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-from collections.abc import Callable
 
 import dns.rcode
 import structlog
@@ -85,6 +92,7 @@ class TcpServerState:
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.connections: set[TcpProtocol] = set()
+        self.opening = 0  # accepted, and their TcpProtocol not made yet
         self.transfers: set[asyncio.Task[None]] = set()
         self.accepting = True
         self.loop = asyncio.get_running_loop()
@@ -109,11 +117,13 @@ class TcpProtocol(asyncio.Protocol):
     """One DNS-over-TCP connection: queries answered in order; a transfer streams with
     flow control, and requests that arrive during it wait their turn."""
 
-    def __init__(self, state: TcpServerState) -> None:
+    def __init__(self, state: TcpServerState, peer: tuple[str, int], unread: bytes = b"",
+                 unsent: bytes = b"") -> None:
         self.state = state
         self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.buffer = bytearray()
+        self.peer = peer
+        self.unsent = unsent  # the rest of an answer the acceptor could not send whole
+        self.buffer = bytearray(unread)
         self.idle: asyncio.TimerHandle | None = None
         self.idle_since = 0.0
         self.loop = state.loop
@@ -124,14 +134,14 @@ class TcpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = (peer[0], peer[1]) if peer else ("", 0)
-        if not self.state.accepting or len(self.state.connections) >= self.state.max_clients:
-            log.info("dns.tcp_refused", reason="connection limit", limit=self.state.max_clients)
-            transport.close()
-            return
+        self.state.opening -= 1
         self.state.connections.add(self)
         self._arm_idle()
+        if self.unsent:
+            self.transport.write(self.unsent)
+            self.unsent = b""
+        if self.buffer:
+            self._process()
 
     def _arm_idle(self) -> None:
         """Start the idle clock again (a transfer stops it until it ends). One timer per
@@ -168,7 +178,7 @@ class TcpProtocol(asyncio.Protocol):
             if n == 0:
                 continue
             xfr = self.state.xfr
-            if xfr is not None and qtype_of(msg) in _XFR_TYPES and not msg[2] & 0x80:
+            if xfr is not None and is_xfr_request(msg):
                 if out:
                     self.write(b"".join(out))
                     out = []
@@ -259,6 +269,127 @@ class TcpProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+class _EarlyOut:
+    """Where the acceptor writes an answer before the connection has a transport: straight
+    to the descriptor. What the socket does not take is kept for the transport."""
+
+    __slots__ = ("fd", "unsent")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.unsent = b""
+
+    def write(self, data: bytes) -> None:
+        try:
+            sent = os.write(self.fd, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            raise ConnectionError(str(exc)) from exc
+        self.unsent = data[sent:]
+
+    def paused(self) -> bool:
+        return bool(self.unsent)
+
+
+def is_xfr_request(msg: bytes) -> bool:
+    """A query (QR clear, opcode QUERY) for AXFR or IXFR: the transfer server's."""
+    return len(msg) > 2 and not msg[2] & 0xF8 and qtype_of(msg) in _XFR_TYPES
+
+
+class TcpAcceptor:
+    """Accepts the connections of one listening socket and hands each to the loop as a
+    TcpProtocol; enforces the connection cap. The first request of a connection, when it
+    came with the handshake and is a transfer whose answer is known already
+    (``XfrServer.answer_now``), is answered here first, straight on the descriptor."""
+
+    BATCH = 64  # accepted per wake-up at most, so one busy listener cannot starve the loop
+
+    def __init__(self, state: TcpServerState, sock: socket.socket) -> None:
+        self.state = state
+        self.sock = sock
+        self.loop = state.loop
+        self.fd = sock.fileno()
+        self.family, self.type = int(sock.family), int(sock.type)
+        self.loop.add_reader(self.fd, self._ready)
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.fd)
+            self.sock.close()
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.fd, self._ready)
+
+    def _ready(self) -> None:
+        state = self.state
+        for _ in range(self.BATCH):
+            try:
+                # The descriptor alone (what socket.accept() wraps in a socket object, which
+                # costs more than the accept): the object is made once the answer is out.
+                fd, addr = self.sock._accept()  # type: ignore[attr-defined]
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                # Out of file descriptors or buffers: stop accepting for a second, rather
+                # than spin on a listener that stays readable.
+                log.warning("dns.tcp_accept_failed", error=str(exc))
+                self.loop.remove_reader(self.fd)
+                self.loop.call_later(1.0, self._resume)
+                return
+            if not state.accepting or len(state.connections) + state.opening >= state.max_clients:
+                os.close(fd)
+                log.info("dns.tcp_refused", reason="connection limit", limit=state.max_clients)
+                continue
+            self._start(fd, (addr[0], addr[1]))
+
+    def _start(self, fd: int, peer: tuple[str, int]) -> None:
+        try:
+            os.set_blocking(fd, False)
+            unread = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            unread = b""  # nothing sent yet: the transport reads it
+        except OSError:
+            os.close(fd)  # reset already
+            return
+        else:
+            if not unread:
+                os.close(fd)  # closed without a word
+                return
+        unsent = b""
+        xfr = self.state.xfr
+        n = int.from_bytes(unread[0:2], "big")
+        if xfr is not None and 2 + n <= len(unread) and is_xfr_request(unread[2 : 2 + n]):
+            out = _EarlyOut(fd)
+            try:
+                if xfr.answer_now(unread[2 : 2 + n], peer[0], out):
+                    unread = unread[2 + n :]
+                    unsent = out.unsent
+            except Exception:  # noqa: BLE001 - as in TcpProtocol: logged, connection closed
+                log.exception("xfr.error", client=peer[0])
+                os.close(fd)
+                return
+        sock = socket.socket(self.family, self.type, 0, fileno=fd)
+        self.state.opening += 1
+        proto = TcpProtocol(self.state, peer, unread, unsent)
+        task = self.loop.create_task(self.loop.connect_accepted_socket(lambda: proto, sock))
+        task.add_done_callback(lambda t: self._handed_over(t, proto, sock))
+
+    def _handed_over(self, task: asyncio.Task[object], proto: TcpProtocol,
+                     sock: socket.socket) -> None:
+        if proto.transport is None:
+            # connection_made never ran (the socket failed in between): nothing to serve.
+            self.state.opening -= 1
+            sock.close()
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("dns.tcp_handover_failed", client=proto.peer[0], error=str(task.exception()))
+
+
 def make_socket(host: str, port: int, kind: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
@@ -286,7 +417,5 @@ async def start_udp(handler: QueryHandler, sock: socket.socket,
     return transport
 
 
-async def start_tcp(state: TcpServerState, sock: socket.socket) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    factory: Callable[[], asyncio.Protocol] = lambda: TcpProtocol(state)  # noqa: E731
-    return await loop.create_server(factory, sock=sock)
+def start_tcp(state: TcpServerState, sock: socket.socket) -> TcpAcceptor:
+    return TcpAcceptor(state, sock)
