@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.rrset
 import dns.tsig
 import httpx2
 
@@ -93,12 +94,26 @@ def tsig_xfr(addr: str, port: int, records: int) -> float:
     key = dns.tsig.Key(TSIG_NAME, TSIG_SECRET, "hmac-sha256")
     q = dns.message.make_query(ZONE, "AXFR")
     q.use_tsig(key)
-    wire = q.to_wire()
+    return _timed_transfer(addr, port, q.to_wire(), records, timeout=300)
+
+
+def timed_ixfr(addr: str, port: int, records: int, serial: int) -> float:
+    """One IXFR from ``serial`` on a new connection, read like rawxfr (headers only, until
+    ``records`` RRs have come), timed from connect to the last byte, from this process:
+    unlike rawxfr.py, no fresh interpreter's first-use costs (about 2 ms of the ~2.5 ms an
+    IXFR of 100 changes takes through rawxfr.py here) sit inside the time."""
+    q = dns.message.make_query(ZONE, "IXFR")
+    q.authority.append(dns.rrset.from_text(ZONE, 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+    return _timed_transfer(addr, port, q.to_wire(), records, timeout=60)
+
+
+def _timed_transfer(addr: str, port: int, wire: bytes, records: int, *, timeout: float) -> float:
+    framed = struct.pack("!H", len(wire)) + wire
     buf = bytearray(70000)
     view = memoryview(buf)
     start = time.perf_counter()
-    with socket.create_connection((addr, port), timeout=300) as s:
-        s.sendall(struct.pack("!H", len(wire)) + wire)
+    with socket.create_connection((addr, port), timeout=timeout) as s:
+        s.sendall(framed)
         got = 0
         while got < records:
             _read(s, view, 2)
