@@ -492,9 +492,10 @@ def _one_answer(port: int, q: dns.message.Message) -> bytes:
 
 def test_first_request_answered_at_accept_then_the_connection_goes_on(
         zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
-    """A connection's first request, when it is an IXFR whose answer is known, is answered
-    as the connection is accepted; what came with it (a query, another IXFR) and what comes
-    later are answered after it, in order, on the same connection. A request of another
+    """The requests that came with the handshake are answered as the connection is accepted
+    as far as they need no task (queries, IXFRs whose answers are known); a transfer that
+    needs serving and whatever follows it, and what comes later, are answered by the
+    connection's transport, all in order on the same connection. A request of another
     opcode that names IXFR is not a transfer (NOTIMP)."""
     make_zone(api, zone_name)
     api.post("/acls", json={"zone": zone_name, "action": "transfer", "network": "127.0.0.1/32"})
@@ -515,13 +516,25 @@ def test_first_request_answered_at_accept_then_the_connection_goes_on(
     assert r.id == 2 and r.answer[0].rdtype == dns.rdatatype.SOA
     events = _xfr_events(zk, zone_name, 4)
     assert [(e["style"], e["result"]) for e in events] == [(f"incremental from {start}", "ok")] * 4
+    # A query, then a transfer that needs serving (AXFR), then a query: the first answered at
+    # accept, the rest by the connection's transport once it has one, in order.
+    axfr = dns.message.make_query(zone_name, "AXFR", id=7)
+    with socket.create_connection(("127.0.0.1", zk.dns_port), timeout=10) as s:
+        with _held(zk):
+            s.sendall(_framed(dns.message.make_query(zone_name, "SOA", id=6).to_wire())
+                      + _framed(axfr.to_wire())
+                      + _framed(dns.message.make_query(zone_name, "NS", id=8).to_wire()))
+        got = [dns.message.from_wire(w) for w in _read_framed(s, 3)]
+    assert [m.id for m in got] == [6, 7, 8]
+    assert got[0].answer[0].rdtype == dns.rdatatype.SOA and got[2].answer[0].rdtype == dns.rdatatype.NS
+    assert [rrset.rdtype for rrset in got[1].answer][0] == dns.rdatatype.SOA and len(got[1].answer) > 2
     update = _ixfr_query(zone_name, start, 5)
     update.set_opcode(dns.opcode.UPDATE)
     with socket.create_connection(("127.0.0.1", zk.dns_port), timeout=10) as s:
         s.sendall(_framed(update.to_wire()))
         (refused,) = _read_framed(s, 1)
     assert dns.message.from_wire(refused).rcode() == dns.rcode.NOTIMP
-    assert len(zk.events("xfr.out", zone=zone_name)) == 4
+    assert [e["type"] for e in zk.events("xfr.out", zone=zone_name)] == ["IXFR"] * 4 + ["AXFR"]
 
 
 def test_big_answer_at_accept_to_a_small_window(zk: ZkServer, api: httpx2.Client,

@@ -22,7 +22,7 @@ def test_early_out_keeps_what_the_socket_did_not_take() -> None:
     with a, b:
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         a.setblocking(False)
-        out = _EarlyOut(a.fileno())
+        out = _EarlyOut(a)
         assert not out.paused()
         data = bytes(range(256)) * 4096  # 1 MiB: more than any socket buffer takes at once
         out.write(data)
