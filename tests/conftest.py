@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -69,7 +70,9 @@ class PgServer:
         if not found:
             pytest.fail("the PostgreSQL server is not installed: apt-get install -y postgresql "
                         "(scripts/setup.sh --test does it)")
-        self.bindir = Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
+        newest = max(found, key=lambda p: [int(x) for x in Path(p).parts[-3].split(".")
+                                           if x.isdigit()])
+        self.bindir = Path(newest).parent
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             runuser = require_tool("runuser", "util-linux")
@@ -88,7 +91,8 @@ class PgServer:
                            stdin=subprocess.DEVNULL, timeout=120)
         if r.returncode != 0:
             log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-            raise RuntimeError(f"{' '.join(args)} exited {r.returncode}:\n{r.stdout}{r.stderr}{log}")
+            raise RuntimeError(f"{' '.join(args)} exited {r.returncode}:\n"
+                               f"{r.stdout}{r.stderr}{log}")
 
     def start(self) -> PgServer:
         if self.as_user:
@@ -118,13 +122,17 @@ class PgServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self) -> str:
-        """A new, empty database; its SQLAlchemy URL."""
+    def connect(self, dbname: str = "postgres") -> Any:
+        """A psycopg connection (autocommit) to one of this server's databases."""
         import psycopg
 
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=dbname,
+                               autocommit=True)
+
+    def create_database(self) -> str:
+        """A new, empty database; its SQLAlchemy URL."""
         name = f"zk_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
+        with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -17,7 +17,6 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.zone
-import psycopg
 import pytest
 from sqlalchemy import make_url, select, text
 
@@ -59,12 +58,6 @@ def ixfr_diff(lines: list[str]) -> tuple[set[str], set[str]]:
     soas = [i for i, x in enumerate(lines) if " SOA " in x]
     assert len(soas) == 4, lines
     return set(lines[soas[1] + 1 : soas[2]]), set(lines[soas[2] + 1 : soas[3]])
-
-
-def pg_connect(url: str) -> psycopg.Connection:  # type: ignore[type-arg]
-    u = make_url(url)
-    return psycopg.connect(host=u.host, port=u.port, user=u.username, dbname=u.database,
-                           autocommit=True)
 
 
 def test_primary_zone_edits_transfers_and_restart(zk_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -262,7 +255,7 @@ def test_writers_queue_on_the_write_lock(pg_url: str) -> None:
         db.dispose()
 
 
-def test_a_held_write_lock_is_503_and_changes_nothing(zk_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_held_write_lock_is_503_and_changes_nothing(zk_factory, pg_server, pg_url: str) -> None:  # type: ignore[no-untyped-def]
     """Another transaction holding the write lock past the lock timeout: the edit fails with
     503 storage-unavailable (as SQLite's "database is locked" does), nothing changes, and
     the next edit after the lock goes works."""
@@ -271,11 +264,12 @@ def test_a_held_write_lock_is_503_and_changes_nothing(zk_factory, pg_url: str) -
     with srv.client() as api:
         make_zone(api, zone)
         before = srv.serial(zone)
-        with pg_connect(pg_url) as lock:
+        with pg_server.connect(make_url(pg_url).database) as lock:
             with lock.transaction():
                 lock.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
                 started = time.monotonic()
-                r = api.put(f"/zones/{zone}/rrsets/x/A", json={"records": [{"content": "192.0.2.5"}]})
+                r = api.put(f"/zones/{zone}/rrsets/x/A",
+                            json={"records": [{"content": "192.0.2.5"}]})
                 assert r.status_code == 503, r.text
                 assert r.json()["type"] == "urn:zonekeeper:problem:storage-unavailable"
                 assert r.headers["Retry-After"] == "5"
