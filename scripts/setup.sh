@@ -14,6 +14,9 @@ if [ "$want_test" = 1 ]; then
               kdig:knot-dnsutils nsd:nsd dnsperf:dnsperf; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || DEBS+=("${pair#*:}")
   done
+  # A PostgreSQL server for the PostgreSQL-backed tests (tests/conftest.py starts its own
+  # cluster with initdb and pg_ctl, which Debian keeps off the PATH).
+  compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || DEBS+=(postgresql)
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then DEBS+=(python3-venv); fi
 if [ "${#DEBS[@]}" -gt 0 ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -9,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -56,11 +59,106 @@ def ipv6_available() -> bool:
         return False
 
 
+class PgServer:
+    """A real PostgreSQL server of our own (initdb, pg_ctl) on loopback: trust auth, a free
+    port, its unix socket and data in a temporary directory. initdb and postgres refuse to
+    run as root, so as root they run as the ``postgres`` user (which the Debian package
+    creates)."""
+
+    def __init__(self) -> None:
+        found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
+        if not found:
+            pytest.fail("the PostgreSQL server is not installed: apt-get install -y postgresql "
+                        "(scripts/setup.sh --test does it)")
+        newest = max(found, key=lambda p: [int(x) for x in Path(p).parts[-3].split(".")
+                                           if x.isdigit()])
+        self.bindir = Path(newest).parent
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            runuser = require_tool("runuser", "util-linux")
+            self.as_user = [runuser, "-u", "postgres", "--"]
+        # Not under pytest's basetemp: that is private to its owner, and postgres must reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="zk-pg-"))
+        self.data = self.root / "data"
+        self.sockdir = self.root / "sock"
+        self.sockdir.mkdir()
+        self.log_path = self.root / "postgres.log"
+        self.port = free_port()
+        self.started = False
+
+    def _run(self, *args: str) -> None:
+        r = subprocess.run([*self.as_user, *args], cwd=self.root, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        if r.returncode != 0:
+            log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            raise RuntimeError(f"{' '.join(args)} exited {r.returncode}:\n"
+                               f"{r.stdout}{r.stderr}{log}")
+
+    def start(self) -> PgServer:
+        if self.as_user:
+            try:
+                shutil.chown(self.root, "postgres")
+                shutil.chown(self.sockdir, "postgres")
+            except LookupError:
+                pytest.fail("no postgres user to run PostgreSQL as: apt-get install -y postgresql")
+        # Test data only: no fsync, so creating databases and committing are quick.
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "-A", "trust", "-E", "UTF8", "--no-sync")
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                f"-c unix_socket_directories={self.sockdir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
+                  "-o", opts, "-w", "-t", "60", "start")
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        if self.started:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                      "stop")
+            self.started = False
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "postgres") -> Any:
+        """A psycopg connection (autocommit) to one of this server's databases."""
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=dbname,
+                               autocommit=True)
+
+    def create_database(self) -> str:
+        """A new, empty database; its SQLAlchemy URL."""
+        name = f"zk_{uuid.uuid4().hex[:12]}"
+        with self.connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server per test session (per xdist worker)."""
+    srv = PgServer()
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a fresh, empty PostgreSQL database for this test."""
+    return pg_server.create_database()
+
+
 class ZkServer:
-    """A real ``zonekeeper serve`` process with its own SQLite file and ports."""
+    """A real ``zonekeeper serve`` process with its own ports and database: its own SQLite
+    file unless ``database`` gives another URL (a PostgreSQL database from ``pg_url``)."""
 
     def __init__(self, workdir: Path, *, demo: bool = True, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, database: str | None = None) -> None:
         self.workdir = workdir
         self.demo = demo
         self.extra_args = extra_args or []
@@ -68,6 +166,7 @@ class ZkServer:
         self.dns_port = free_port()
         self.api_port = free_port()
         self.db_path = workdir / "zonekeeper.db"
+        self.database = database or f"sqlite:///{self.db_path}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server.log"
 
@@ -84,7 +183,7 @@ class ZkServer:
             sys.executable, "-m", "zonekeeper", "serve",
             "--dns-listen", f"127.0.0.1:{self.dns_port}",
             "--api-listen", f"127.0.0.1:{self.api_port}",
-            "--database", f"sqlite:///{self.db_path}",
+            "--database", self.database,
             "--log-format", "json",
         ]
         if ipv6_available():

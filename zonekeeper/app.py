@@ -30,7 +30,7 @@ from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
-from zonekeeper.storage.db import Database
+from zonekeeper.storage.db import Database, shown_url
 from zonekeeper.zones.snapshot import Registry, ZoneState
 
 log = structlog.get_logger("zonekeeper")
@@ -64,7 +64,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         db.prepare(migrate=migrate)
     except Exception as exc:
         db.dispose()
-        raise StartupError(f"database {settings.database.url}: {exc}") from exc
+        raise StartupError(f"database {shown_url(settings.database.url)}: {exc}") from exc
     registry = Registry()
     zones = ZoneService(db, registry)
     tokens = TokenService(db)

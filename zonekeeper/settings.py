@@ -91,7 +91,9 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql")):
+        # psycopg (3) is the PostgreSQL driver installed; a bare postgresql:// would make
+        # SQLAlchemy look for psycopg2.
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
             raise ValueError("database url must start with sqlite:/// or postgresql+psycopg://")
         return value
 

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -75,6 +75,16 @@ def install(app: FastAPI) -> None:
         return problem(503, "storage-unavailable", "Storage unavailable",
                        "the database is busy or unreachable; nothing was changed; retry shortly",
                        headers={"Retry-After": "5"})
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL enforces the schema's column sizes (SQLite does not): a value longer
+        # than its column, such as an owner name whose presentation form with \DDD escapes
+        # is over 255 characters, is refused there.
+        reason = (str(exc.orig).splitlines() or ["invalid value"])[0]
+        log.info("api.storage_refused", error=reason[:200])
+        return problem(422, "invalid", "Validation failed",
+                       f"the database refused a value: {reason[:200]}; nothing was changed")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -171,10 +171,13 @@ _SECRET_FIELDS = {("api", "bootstrap_token")}
 
 
 def _masked(settings: Any) -> dict[str, Any]:
+    from zonekeeper.storage.db import shown_url
+
     data = settings.model_dump(mode="json")
     for section, key in _SECRET_FIELDS:
         if data.get(section, {}).get(key):
             data[section][key] = "***"
+    data["database"]["url"] = shown_url(data["database"]["url"])
     return {s: {k: v for k, v in d.items() if v is not None} for s, d in data.items()}
 
 

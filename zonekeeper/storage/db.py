@@ -3,6 +3,10 @@
 SQLite: WAL, synchronous=NORMAL, foreign keys on, a busy timeout; reads begin a
 deferred transaction, writes go through a separate engine that begins
 ``BEGIN IMMEDIATE`` so two writers queue instead of failing on upgrade.
+
+PostgreSQL (``postgresql+psycopg://``): READ COMMITTED; writes go through a separate
+engine whose transactions first take one advisory lock, so writers queue there too
+(see ``_postgres_engine``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,6 +26,14 @@ T = TypeVar("T")
 # The newest migration; a test checks it against Alembic's head. Knowing it here lets a
 # start on an up-to-date database skip importing Alembic at all.
 SCHEMA_HEAD = "0002"
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for messages and ``config show``: a PostgreSQL password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 class SchemaError(RuntimeError):
@@ -47,6 +60,41 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+# The key of the advisory lock every PostgreSQL write transaction holds ("zkWR").
+WRITE_LOCK_KEY = 0x7A6B5752
+# How long a writer waits for the lock (or any row lock) before giving up with an
+# OperationalError, which the API answers with 503; SQLite's busy timeout is the same.
+LOCK_TIMEOUT_MS = 5000
+
+
+def _postgres_engine(url: str, *, writer: bool) -> Engine:
+    """A PostgreSQL engine; a writer's transactions run one at a time.
+
+    The services read, then write on what they read: the serial bump and ``change_id``
+    of a zone, the journal append and its trim, "does this name exist" before an insert.
+    They were written for SQLite, where ``BEGIN IMMEDIATE`` makes write transactions run
+    one after another. On PostgreSQL's READ COMMITTED two such transactions could
+    interleave and lose an update (or both pass an existence check), so every write
+    transaction begins with ``pg_advisory_xact_lock``: one lock per database, taken before
+    anything is read and released by the commit or rollback. Writers queue exactly as on
+    SQLite (also across processes sharing the database), and as each statement of a READ
+    COMMITTED transaction sees everything committed before it, what a writer reads is what
+    the previous writer left. That is simpler than row locks at each read-then-write (one
+    forgotten ``with_for_update`` is a lost update) and needs no retry loop the way
+    SERIALIZABLE would. Reads take no lock and never wait for writers. ``lock_timeout``
+    bounds the wait: past it the transaction fails with LockNotAvailable, an
+    OperationalError like SQLite's "database is locked", and nothing was changed."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if writer:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+
+    return engine
+
+
 class Database:
     """A read engine and a write engine on one database URL."""
 
@@ -57,8 +105,8 @@ class Database:
             self.read_engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
         else:
-            self.read_engine = create_engine(url, pool_pre_ping=True)
-            self.write_engine = self.read_engine
+            self.read_engine = _postgres_engine(url, writer=False)
+            self.write_engine = _postgres_engine(url, writer=True)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -93,8 +141,7 @@ class Database:
 
     def dispose(self) -> None:
         self.read_engine.dispose()
-        if self.write_engine is not self.read_engine:
-            self.write_engine.dispose()
+        self.write_engine.dispose()
 
     # -- migrations ---------------------------------------------------------------------
     def _alembic_config(self) -> Any:
