@@ -4,9 +4,9 @@ SQLite: WAL, synchronous=NORMAL, foreign keys on, a busy timeout; reads begin a
 deferred transaction, writes go through a separate engine that begins
 ``BEGIN IMMEDIATE`` so two writers queue instead of failing on upgrade.
 
-PostgreSQL (``postgresql+psycopg://``): READ COMMITTED; writes go through a separate
-engine whose transactions first take one advisory lock, so writers queue there too
-(see ``_postgres_engine``).
+PostgreSQL (``postgresql+psycopg://``): reads in REPEATABLE READ (one snapshot each);
+writes, READ COMMITTED, go through a separate engine whose transactions first take one
+advisory lock, so writers queue there too (see ``_postgres_engine``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,13 @@ def _postgres_engine(url: str, *, writer: bool) -> Engine:
     SERIALIZABLE would. Reads take no lock and never wait for writers. ``lock_timeout``
     bounds the wait: past it the transaction fails with LockNotAvailable, an
     OperationalError like SQLite's "database is locked", and nothing was changed."""
-    engine = create_engine(url, pool_pre_ping=True)
+    # A reader sees one snapshot for its whole transaction (REPEATABLE READ; a read-only
+    # transaction never fails for it), so a zone and its nodes, or a page and its count,
+    # are read as of one moment, as a SQLite read transaction does. A writer stays READ
+    # COMMITTED: its statements must see what the writer before it committed while it
+    # waited for the lock.
+    engine = create_engine(url, pool_pre_ping=True,
+                           isolation_level="READ COMMITTED" if writer else "REPEATABLE READ")
     if writer:
 
         @event.listens_for(engine, "begin")
