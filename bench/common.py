@@ -159,7 +159,7 @@ class Zonekeeper:
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", exe, "serve", "--dns-listen", f"{ZK_ADDR}:{ZK_PORT}",
              "--api-listen", f"127.0.0.1:{ZK_API}", "--database", f"sqlite:///{self.db}",
-             "--log-level", "warning"],
+             "--log-level", "warning", "--migrate"],
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "zonekeeper.log", "ab"),
         )
         for _ in range(6000):

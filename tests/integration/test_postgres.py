@@ -226,6 +226,32 @@ def test_0002_moves_secondary_zones_into_images(pg_url: str) -> None:
         db.dispose()
 
 
+def test_timers_store_a_primary_with_a_long_peer_name(pg_url: str) -> None:
+    """Schema 0003: a secondary's timers keep the name of its primary at the length a peer's
+    name may have (255; it was 64, which PostgreSQL enforces)."""
+    from datetime import UTC, datetime
+
+    from zonekeeper.storage.models import Timer
+
+    db = Database(pg_url)
+    try:
+        db.prepare(migrate=False)
+        with db.write_engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
+                " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
+                " updated_at) VALUES (1, 'long.test.', 'secondary', 5, 'increment', 'ok', 1,"
+                " true, false, 0, 1.0, now(), now())"))
+        name = "p" * 255
+        with db.write() as s:
+            s.add(Timer(zone_id=1, next_refresh=datetime.now(UTC), expired=False,
+                        last_primary=name))
+        with db.read() as s:
+            assert s.get(Timer, 1).last_primary == name  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+
+
 def test_writers_queue_on_the_write_lock(pg_url: str) -> None:
     """Read-then-write transactions from many threads (what a serial bump is) lose no
     update: each waits for the one before it to commit."""

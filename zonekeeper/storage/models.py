@@ -174,7 +174,7 @@ class Timer(Base):
     next_refresh: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     next_expire: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_notified_serial: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    last_primary: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_primary: Mapped[str | None] = mapped_column(String(255), nullable=True)
     expired: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
