@@ -13,15 +13,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.message
 import dns.query
 import dns.rdatatype
 import httpx2
 import pytest
+
+T = TypeVar("T")
 
 TOKEN = "zk_testadmin_" + "s3cr3t-for-tests-only-0123456789abcdef"
 
@@ -32,6 +34,17 @@ def require_tool(cmd: str, package: str) -> str:
     if path is None:
         pytest.fail(f"{cmd} is not installed: apt-get install -y {package} (scripts/setup.sh --test does it)")
     return path
+
+
+def wait_for(pred: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """``pred()``'s first true value, asked every 20 ms; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import dns.rrset
 import httpx2
 import pytest
 
-from tests.conftest import ZkServer, free_port
+from tests.conftest import ZkServer, free_port, wait_for
 
 HOST = "127.0.0.41"
 MAX_RECORDS = 20_000
@@ -288,14 +287,6 @@ def api(zk: ZkServer) -> Iterator[httpx2.Client]:
         yield c
 
 
-def wait_for(pred: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def xfr_in_lines(zk: ZkServer, zone: str) -> list[dict[str, object]]:

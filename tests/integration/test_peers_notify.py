@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import dns.message
 import dns.opcode
@@ -17,6 +18,7 @@ import httpx2
 import pytest
 
 from tests.conftest import ZkServer, free_port, make_zone
+from tests.conftest import wait_for as conftest_wait_for
 
 
 class FakeSecondary:
@@ -80,14 +82,8 @@ def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
     srv.stop()
 
 
-def wait_for(pred, timeout: float = 5.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+# Conditions here get 5 s unless a call says otherwise.
+wait_for = partial(conftest_wait_for, timeout=5.0)
 
 
 def status_of(api: httpx2.Client, zone: str, peer: str) -> dict:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import dns.query
 import dns.rcode
@@ -21,18 +22,14 @@ import pytest
 from sqlalchemy import make_url, select, text
 
 from tests.conftest import ZkServer, make_zone
+from tests.conftest import wait_for as conftest_wait_for
+from tests.schema_cases import at_0001_with_a_secondary
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
 from zonekeeper.storage.models import Zone
 
 
-def wait_for(pred, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+# Conditions here get 15 s unless a call says otherwise.
+wait_for = partial(conftest_wait_for, timeout=15.0)
 
 
 def axfr(srv: ZkServer, zone: str) -> dns.zone.Zone:
@@ -186,34 +183,18 @@ def test_empty_database_gets_the_schema_and_a_foreign_one_is_refused(pg_url: str
 
 def test_0002_moves_secondary_zones_into_images(pg_url: str) -> None:
     """Alembic to 0001, a secondary zone stored one row per owner, then 0002 on PostgreSQL."""
-    from alembic import command
-
-    from zonekeeper.proto.rrwire import encode_node, make_blob, sort_key
+    from zonekeeper.proto.rrwire import make_blob
     from zonekeeper.storage import repo
 
     db = Database(pg_url)
     try:
-        cfg = db._alembic_config()
-        with db.write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001")
-        assert db.current_revision() == "0001"
         big = make_blob(16, 60, [bytes([255]) + bytes(range(255)) for _ in range(200)])
         nodes = {b"\x07example\x04test\x00": make_blob(6, 300, [b"\x00" * 22]),
                  b"\x03www\x07example\x04test\x00": make_blob(1, 60, [b"\xc0\x00\x02\x01"]),
                  b"\x01a\x03www\x07example\x04test\x00": (make_blob(1, 60, [b"\x01\x02\x03\x04"]),
                                                          big)}
-        with db.write_engine.begin() as conn:
-            for zid, kind in ((1, "secondary"), (2, "primary")):
-                conn.execute(text(
-                    "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
-                    " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
-                    " updated_at) VALUES (:i, :n, :k, 5, 'increment', 'ok', 1, true, false, 0,"
-                    " 1.0, now(), now())"), {"i": zid, "n": f"z{zid}.test.", "k": kind})
-                for k, v in nodes.items():
-                    conn.execute(text("INSERT INTO nodes (zone_id, owner, sortkey, data) "
-                                      "VALUES (:z, :o, :s, :d)"),
-                                 {"z": zid, "o": k, "s": sort_key(k), "d": encode_node(v)})
+        at_0001_with_a_secondary(db, nodes)
+        assert db.current_revision() == "0001"
         with pytest.raises(SchemaError, match="older than this zonekeeper"):
             db.prepare(migrate=False)
         db.prepare(migrate=True)

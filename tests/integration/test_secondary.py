@@ -8,17 +8,9 @@ import time
 import dns.rcode
 import pytest
 
-from tests.conftest import ZkServer
+from tests.conftest import ZkServer, wait_for
 
 
-def wait_for(pred, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import dns.rcode
@@ -18,6 +18,7 @@ import httpx2
 import pytest
 
 from tests.conftest import ZkServer, free_port, require_tool
+from tests.conftest import wait_for as conftest_wait_for
 from tests.peers import TsigKey, axfr_lines
 from tests.primaries import BindPrimary, KnotPrimary, NsdPrimary, Primary, PrimaryZone
 
@@ -54,14 +55,8 @@ def secret() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
-def wait_for(pred: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not met within {timeout}s")
+# Conditions here get 15 s unless a call says otherwise.
+wait_for = partial(conftest_wait_for, timeout=15.0)
 
 
 def installed(zk: ZkServer, zone: str, serial: int) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.schema_cases import at_0001_with_a_secondary
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
 
 
@@ -46,32 +47,16 @@ def test_foreign_tables_are_not_touched(tmp_path: Path) -> None:
 def test_0002_moves_secondary_zones_into_images(tmp_path: Path) -> None:
     """A database at 0001 whose secondary zone is stored one row per owner: upgraded, the
     zone's nodes are in its image (the same table), and its rows are gone."""
-    from alembic import command
-
-    from zonekeeper.proto.rrwire import encode_node, make_blob, sort_key
+    from zonekeeper.proto.rrwire import make_blob
     from zonekeeper.storage import repo
 
     db = Database(f"sqlite:///{tmp_path / 'd.db'}")
     try:
-        cfg = db._alembic_config()
-        with db.write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0001")
         nodes = {b"\x07example\x04test\x00": make_blob(6, 300, [b"\x00" * 22]),
                  b"\x03www\x07example\x04test\x00": make_blob(1, 60, [b"\xc0\x00\x02\x01"]),
                  b"\x01a\x03www\x07example\x04test\x00": (make_blob(1, 60, [b"\x01\x02\x03\x04"]),
                                                          make_blob(16, 60, [b"\x02hi"]))}
-        with db.write_engine.begin() as conn:
-            for zid, kind in ((1, "secondary"), (2, "primary")):
-                conn.execute(text(
-                    "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
-                    " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at, updated_at)"
-                    " VALUES (:i, :n, :k, 5, 'increment', 'ok', 1, 1, 0, 0, 1.0,"
-                    " '2026-01-01', '2026-01-01')"), {"i": zid, "n": f"z{zid}.test.", "k": kind})
-                for k, v in nodes.items():
-                    conn.execute(text("INSERT INTO nodes (zone_id, owner, sortkey, data) "
-                                      "VALUES (:z, :o, :s, :d)"),
-                                 {"z": zid, "o": k, "s": sort_key(k), "d": encode_node(v)})
+        at_0001_with_a_secondary(db, nodes)
         db.prepare(migrate=True)
         assert db.current_revision() == SCHEMA_HEAD
         with db.read() as s:
