@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import structlog
@@ -44,3 +45,36 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+class Throttle:
+    """Rate limit for log lines that a client can provoke at will (refusals, floods): at most
+    one line per ``interval`` seconds per key. ``due(key)`` is None while a line for that key
+    is held back, else how many were held back since the last one went out (to log as
+    ``suppressed``). Keys are bounded: past ``max_keys`` they share one, so a flood from
+    many sources cannot grow this table."""
+
+    __slots__ = ("interval", "max_keys", "_last", "_held", "_clock")
+
+    def __init__(self, interval: float = 10.0, *, max_keys: int = 1024) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._last: dict[object, float] = {}
+        self._held: dict[object, int] = {}
+        self._clock = time.monotonic
+
+    def due(self, key: object = None) -> int | None:
+        now = self._clock()
+        if key not in self._last and len(self._last) >= self.max_keys:
+            # Forget keys quiet for a whole interval; if none are, fall back to one shared key.
+            for k in [k for k, t in self._last.items() if now - t >= self.interval]:
+                del self._last[k]
+                self._held.pop(k, None)
+            if len(self._last) >= self.max_keys:
+                key = "*"
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
