@@ -76,6 +76,9 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     xfr = XfrServer(
         registry,
         transfers_out=settings.dns.transfers_out,
+        reserved=settings.dns.transfers_out_reserved,
+        per_ip=settings.dns.transfers_out_per_ip,
+        stall_preempt=settings.dns.xfr_stall_preempt,
         send_timeout=settings.dns.xfr_send_timeout,
         max_time=settings.dns.xfr_max_time,
         edns_payload=settings.dns.udp_max_payload,
@@ -277,8 +280,12 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.ctx.state["zones_loaded"] = True
     log.info("zones.loaded", zones=len(snaps), seconds=round(time.monotonic() - started, 3))
 
+    dns_cfg = settings.dns
     rt.tcp_state = TcpServerState(
-        rt.handler, rt.xfr, idle_timeout=settings.dns.tcp_idle_timeout, max_clients=settings.dns.tcp_max_clients
+        rt.handler, rt.xfr, idle_timeout=dns_cfg.tcp_idle_timeout,
+        max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
+        per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
+        max_input=dns_cfg.tcp_max_input_bytes,
     )
     for host, port, udp, tcp in sockets:
         rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))

@@ -49,32 +49,39 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
 
 class Throttle:
     """Rate limit for log lines that a client can provoke at will (refusals, floods): at most
-    one line per ``interval`` seconds per key. ``due(key)`` is None while a line for that key
-    is held back, else how many were held back since the last one went out (to log as
+    ``burst`` lines per ``interval`` seconds per key. ``due(key)`` is None while a line for
+    that key is held back, else how many were held back before it (to log as
     ``suppressed``). Keys are bounded: past ``max_keys`` they share one, so a flood from
     many sources cannot grow this table."""
 
-    __slots__ = ("interval", "max_keys", "_last", "_held", "_clock")
+    __slots__ = ("interval", "burst", "max_keys", "_windows")
 
-    def __init__(self, interval: float = 10.0, *, max_keys: int = 1024) -> None:
+    def __init__(self, interval: float = 10.0, *, burst: int = 1, max_keys: int = 1024) -> None:
         self.interval = interval
+        self.burst = burst
         self.max_keys = max_keys
-        self._last: dict[object, float] = {}
-        self._held: dict[object, int] = {}
-        self._clock = time.monotonic
+        self._windows: dict[object, list[float]] = {}  # key -> [window start, lines, held]
 
     def due(self, key: object = None) -> int | None:
-        now = self._clock()
-        if key not in self._last and len(self._last) >= self.max_keys:
-            # Forget keys quiet for a whole interval; if none are, fall back to one shared key.
-            for k in [k for k, t in self._last.items() if now - t >= self.interval]:
-                del self._last[k]
-                self._held.pop(k, None)
-            if len(self._last) >= self.max_keys:
-                key = "*"
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._held[key] = self._held.get(key, 0) + 1
-            return None
-        self._last[key] = now
-        return self._held.pop(key, 0)
+        now = time.monotonic()
+        w = self._windows.get(key)
+        if w is None:
+            if len(self._windows) >= self.max_keys and key != "*":
+                # Forget keys whose window is over; if none is, share one key.
+                for k in [k for k, v in self._windows.items() if now - v[0] >= self.interval]:
+                    del self._windows[k]
+                if len(self._windows) >= self.max_keys:
+                    return self.due("*")
+            self._windows[key] = [now, 1, 0]
+            return 0
+        if now - w[0] >= self.interval:
+            held = int(w[2])
+            w[0], w[1], w[2] = now, 1, 0
+            return held
+        if w[1] < self.burst:
+            w[1] += 1
+            held = int(w[2])
+            w[2] = 0
+            return held
+        w[2] += 1
+        return None

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,7 +59,20 @@ class DnsSettings(_Section):
     listen: list[str] = Field(default_factory=lambda: ["127.0.0.1:5300", "[::1]:5300"])
     tcp_idle_timeout: float = Field(10, gt=0)
     tcp_max_clients: int = Field(250, ge=1)
+    # Of tcp_max_clients, this many are kept for known clients (linked peers' addresses and
+    # networks of allow rules no wider than a /24 or /56); they are not held to the next two.
+    tcp_reserved_clients: int = Field(25, ge=0)
+    tcp_max_clients_per_ip: int = Field(16, ge=1)
+    tcp_max_clients_per_prefix: int = Field(64, ge=1)  # per IPv4 /24, per IPv6 /56
+    # Requests read ahead on one connection and not answered yet (RFC 7766 pipelining):
+    # past this, or while answers wait to be read, the server stops reading it.
+    tcp_max_input_bytes: int = Field(131_072, ge=65_538)
     transfers_out: int = Field(10, ge=1)
+    transfers_out_reserved: int = Field(2, ge=0)  # of transfers_out, for linked secondaries
+    transfers_out_per_ip: int = Field(2, ge=1)  # for clients that are not linked secondaries
+    # A transfer whose reader took nothing for this long gives up its slot to a request
+    # that would otherwise be refused for want of one.
+    xfr_stall_preempt: float = Field(2, gt=0)
     xfr_send_timeout: float = Field(30, gt=0)
     xfr_max_time: float = Field(7200, gt=0)
     udp_max_payload: int = Field(1232, ge=512, le=65535)
@@ -71,6 +84,14 @@ class DnsSettings(_Section):
         for item in value:
             parse_hostport(item)
         return value
+
+    @model_validator(mode="after")
+    def _check_reserves(self) -> DnsSettings:
+        if self.tcp_reserved_clients >= self.tcp_max_clients:
+            raise ValueError("tcp_reserved_clients must be below tcp_max_clients")
+        if self.transfers_out_reserved >= self.transfers_out:
+            raise ValueError("transfers_out_reserved must be below transfers_out")
+        return self
 
 
 class ApiSettings(_Section):

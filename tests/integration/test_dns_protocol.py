@@ -76,7 +76,8 @@ def test_tcp_idle_connection_is_closed(zk_factory) -> None:  # type: ignore[no-u
 
 
 def test_tcp_connection_cap(zk_factory) -> None:  # type: ignore[no-untyped-def]
-    srv: ZkServer = zk_factory(env={"ZONEKEEPER_DNS__TCP_MAX_CLIENTS": "2"}).start()
+    srv: ZkServer = zk_factory(env={"ZONEKEEPER_DNS__TCP_MAX_CLIENTS": "2",
+                                    "ZONEKEEPER_DNS__TCP_RESERVED_CLIENTS": "0"}).start()
     held = [socket.create_connection((srv.addr, srv.dns_port), timeout=5) for _ in range(2)]
     try:
         time.sleep(0.2)

@@ -20,7 +20,7 @@ import pytest
 
 from zonekeeper.policy.acl import AclAction, Effect, Policy, Rule, parse_network
 from zonekeeper.server import xfr as xfr_module
-from zonekeeper.server.xfr import ANSWER_NOW_MAX_BYTES, XfrServer
+from zonekeeper.server.xfr import ANSWER_NOW_MAX_BYTES, XfrServer, _Slot
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState, compile_nodes
 
 ORIGIN = dns.name.from_text("now.test.")
@@ -212,9 +212,9 @@ def test_what_serve_must_answer_is_left_to_it() -> None:
     snap.outgoing = False
     assert all(declined(srv, wire, events) for wire in ready)
     snap.outgoing = True
-    srv.active = srv.transfers_out
+    srv.slots = [_Slot(CLIENT, False, Out()) for _ in range(srv.transfers_out)]
     assert all(declined(srv, wire, events) for wire in ready)
-    srv.active = 0
+    srv.slots = []
     snap.state = ZoneState.EXPIRED
     assert all(declined(srv, wire, events) for wire in ready)
     snap.state = ZoneState.OK

@@ -113,6 +113,7 @@ class Policy:
     peers: dict[str, tuple[PeerGrant, ...]] = field(default_factory=dict)  # zone → grants
     _decisions: dict[tuple[AclAction, str, str, str | None], Decision] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _known: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
         """A dnspython keyring callable."""
@@ -127,6 +128,45 @@ class Policy:
                 self._decisions.clear()
             self._decisions[asked] = decision
         return decision
+
+    def linked(self, action: AclAction, zone: str, address: str) -> bool:
+        """Whether ``address`` is in the networks of a peer linked to ``zone`` in the role
+        that ``action`` needs (its key is checked by ``allowed``, not here): such a client
+        goes first for transfer slots."""
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return False
+        role = _ROLE_FOR[action]
+        return any(g.role == role and g.matches(addr, g.key)
+                   for g in self.peers.get(zone.lower(), ()))
+
+    def known(self, address: str) -> bool:
+        """Whether ``address`` is one the operator named: in a linked peer's networks, or in
+        an allow rule's network no wider than a /24 (IPv4) or /56 (IPv6), the units that
+        per-prefix limits count in. A rule for a wider network (0.0.0.0/0 for a public zone)
+        names nobody in particular. Known clients get the TCP slots kept for them."""
+        known = self._known.get(address)
+        if known is None:
+            known = self._is_known(address)
+            if len(self._known) >= _MAX_DECISIONS:
+                self._known.clear()
+            self._known[address] = known
+        return known
+
+    def _is_known(self, address: str) -> bool:
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return False
+        for grants in self.peers.values():
+            if any(addr.version == n.version and addr in n for g in grants for n in g.networks):
+                return True
+        return any(
+            rule.effect is Effect.ALLOW and rule.network is not None
+            and rule.network.version == addr.version and addr in rule.network
+            and rule.network.prefixlen >= (24 if addr.version == 4 else 56)
+            for rule in self.rules)
 
     def _decide(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
         try:

@@ -16,6 +16,7 @@ answering such a request on an idle server; the connection then goes on as a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Coroutine
@@ -24,10 +25,12 @@ from typing import Any
 import dns.rcode
 import structlog
 
+from zonekeeper.logs import Throttle
 from zonekeeper.server.handler import QueryHandler, header_only
 from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
 
 _XFR_TYPES = (252, 251)  # AXFR, IXFR
+BATCH_BYTES = 16384  # query answers written together at most, before looking at flow control
 
 log = structlog.get_logger("zonekeeper.dns")
 
@@ -85,19 +88,99 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 class TcpServerState:
-    """Shared by every TCP connection of one process: the connection cap."""
+    """Shared by every TCP connection of one process: the connection limits.
+
+    ``max_clients`` connections in all; ``reserved`` of them only for known clients (linked
+    peers, addresses of narrow allow rules: ``Policy.known``), who are also free of the
+    per-address and per-prefix limits. When the slots for everyone else are full, the
+    connection that has made no progress for longest (and for at least ``EVICT_AFTER``
+    seconds, not in a transfer) is cut to make room: idle connections cannot hold the
+    server against newcomers."""
+
+    EVICT_AFTER = 1.0  # seconds without progress before a connection may be cut for another
 
     def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None, *,
-                 idle_timeout: float, max_clients: int) -> None:
+                 idle_timeout: float, max_clients: int, reserved: int = 0,
+                 per_ip: int | None = None, per_prefix: int | None = None,
+                 max_input: int = 131_072) -> None:
         self.handler = handler
         self.xfr = xfr
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
+        self.reserved = reserved
+        self.per_ip = per_ip or max_clients
+        self.per_prefix = per_prefix or max_clients
+        self.max_input = max_input
         self.connections: set[TcpProtocol] = set()
         self.opening = 0  # accepted, and their TcpProtocol not made yet
+        self.by_ip: dict[str, int] = {}
+        self.by_prefix: dict[str, int] = {}
         self.transfers: set[asyncio.Task[None]] = set()
         self.accepting = True
         self.loop = asyncio.get_running_loop()
+        self.refusals = Throttle(10.0)
+
+    def known(self, addr: str) -> bool:
+        return self.xfr is not None and self.xfr.policy.known(addr)
+
+    def admit(self, addr: str) -> bool:
+        """Count a new connection from ``addr`` in, or say why not (logged, rate-limited).
+        Every connection admitted is let go with ``release`` exactly once."""
+        if not self.accepting:
+            return False
+        prefix = prefix_of(addr)
+        total = len(self.connections) + self.opening
+        n_ip = self.by_ip.get(addr, 0)
+        n_prefix = self.by_prefix.get(prefix, 0)
+        if (total >= self.max_clients - self.reserved or n_ip >= self.per_ip
+                or n_prefix >= self.per_prefix):
+            known = self.known(addr)
+            if not known:
+                if n_ip >= self.per_ip:
+                    return self._refuse(addr, "per-address limit", self.per_ip)
+                if n_prefix >= self.per_prefix:
+                    return self._refuse(addr, "per-prefix limit", self.per_prefix)
+            if total >= self.max_clients - (0 if known else self.reserved) and not self._evict():
+                return self._refuse(addr, "connection limit", self.max_clients)
+        self.by_ip[addr] = n_ip + 1
+        self.by_prefix[prefix] = n_prefix + 1
+        return True
+
+    def release(self, addr: str) -> None:
+        for table, key in ((self.by_ip, addr), (self.by_prefix, prefix_of(addr))):
+            n = table.get(key, 0) - 1
+            if n > 0:
+                table[key] = n
+            else:
+                table.pop(key, None)
+
+    def _refuse(self, addr: str, reason: str, limit: int) -> bool:
+        held = self.refusals.due(reason)
+        if held is not None:
+            log.warning("dns.tcp_refused", client=addr, reason=reason, limit=limit,
+                        suppressed=held)
+        return False
+
+    def _evict(self) -> bool:
+        """Cut the unknown connection that has made no progress for longest (at least
+        EVICT_AFTER seconds, no transfer running); False if there is none."""
+        now = self.loop.time()
+        victim = None
+        for conn in self.connections:
+            if (not conn.busy and not conn.lost and now - conn.idle_since >= self.EVICT_AFTER
+                    and (victim is None or conn.idle_since < victim.idle_since)
+                    and not self.known(conn.peer[0])):
+                victim = conn
+        if victim is None:
+            return False
+        held = self.refusals.due("evicted")
+        if held is not None:
+            log.warning("dns.tcp_evicted", client=victim.peer[0],
+                        idle_s=round(now - victim.idle_since, 1), suppressed=held)
+        victim.abort()
+        # Counted out now: its connection_lost comes on a later loop turn.
+        self.connections.discard(victim)
+        return True
 
     def close_all(self) -> None:
         for conn in list(self.connections):
@@ -115,9 +198,25 @@ class TcpServerState:
             await asyncio.wait(pending, timeout=5)
 
 
+def prefix_of(addr: str) -> str:
+    """The unit per-prefix limits count in: the /24 of an IPv4 address, the /56 of IPv6."""
+    if ":" not in addr:
+        return addr.rpartition(".")[0]
+    try:
+        return ipaddress.IPv6Address(addr.split("%", 1)[0]).packed[:7].hex()
+    except ValueError:
+        return addr
+
+
 class TcpProtocol(asyncio.Protocol):
     """One DNS-over-TCP connection: queries answered in order; a transfer streams with
-    flow control, and requests that arrive during it wait their turn."""
+    flow control, and requests that arrive during it wait their turn.
+
+    Bounded: the server stops reading the connection while answers wait for the client to
+    read them, and while more than ``max_input`` bytes of requests are unanswered, so a
+    client that sends without reading costs its socket buffers and no more. The idle clock
+    counts from the last progress (a request read or answers taken by the client); at the
+    idle timeout a connection is closed, or reset if the client left answers unread."""
 
     def __init__(self, state: TcpServerState, peer: tuple[str, int], unread: bytes = b"",
                  unsent: bytes = b"") -> None:
@@ -131,6 +230,7 @@ class TcpProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.busy = False
         self.writable = True
+        self.reading = True
         self.resumed: asyncio.Future[None] | None = None  # what drain() waits on, made then
         self.lost = False
 
@@ -144,6 +244,7 @@ class TcpProtocol(asyncio.Protocol):
             self.unsent = b""
         if self.buffer:
             self._process()
+        self._flow()
 
     def _arm_idle(self) -> None:
         """Start the idle clock again (a transfer stops it until it ends). One timer per
@@ -159,6 +260,8 @@ class TcpProtocol(asyncio.Protocol):
         due = self.idle_since + self.state.idle_timeout
         if self.loop.time() < due:
             self.idle = self.loop.call_at(due, self._idle_due)
+        elif self.transport is not None and self.transport.get_write_buffer_size():
+            self.abort()  # close() would wait, without end, for a client that does not read
         else:
             self.close()
 
@@ -167,6 +270,21 @@ class TcpProtocol(asyncio.Protocol):
         if not self.busy:
             self._arm_idle()
             self._process()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read only while answers are being taken and the unanswered requests are few."""
+        want = self.writable and len(self.buffer) < self.state.max_input
+        if want == self.reading or self.transport is None or self.lost:
+            return
+        self.reading = want
+        try:
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+        except RuntimeError:  # closing already
+            pass
 
     def _process(self) -> None:
         buf = self.buffer
@@ -210,6 +328,7 @@ class TcpProtocol(asyncio.Protocol):
             if not self.lost:
                 self._arm_idle()
                 self._process()
+                self._flow()
 
     # -- what a transfer writes through --------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -232,10 +351,16 @@ class TcpProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.writable = False
+        self._flow()
 
     def resume_writing(self) -> None:
         self.writable = True
         self._wake_drain()
+        if not self.busy and not self.lost:
+            self._arm_idle()  # the client read: progress
+            if self.buffer:
+                self._process()
+        self._flow()
 
     def _wake_drain(self) -> None:
         if self.resumed is not None:
@@ -244,17 +369,30 @@ class TcpProtocol(asyncio.Protocol):
             self.resumed = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost:
+            return
         self.lost = True
         self.writable = True
         self._wake_drain()
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
+        self.buffer = bytearray()
         self.state.connections.discard(self)
+        self.state.release(self.peer[0])
 
     def close(self) -> None:
+        """Close once what is written has gone; reset if it has not gone by the idle
+        timeout (a client that stopped reading)."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+            if self.transport.get_write_buffer_size():
+                self.loop.call_later(self.state.idle_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Reset the connection now, dropping whatever it has not sent."""
+        if self.transport is not None and not self.lost:
+            self.transport.abort()
 
 
 class _EarlyOut:
@@ -309,6 +447,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     pos = 0
     end = len(data)
     pending: list[bytes] = []
+    batch = 0
     transfer = False
     xfr = state.xfr
     while end - pos >= 2 and not out.paused():
@@ -327,6 +466,13 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
             resp = _respond(state.handler, xfr, msg, tcp=True, addr=addr)
             if resp is not None:
                 pending.append(len(resp).to_bytes(2, "big") + resp)
+                batch += len(resp) + 2
+                if batch >= BATCH_BYTES:
+                    # Written now, so that a client that does not read pauses us here
+                    # (out.paused) rather than after a megabyte of answers.
+                    out.write(b"".join(pending))
+                    pending = []
+                    batch = 0
         pos += 2 + n
     if pending:
         out.write(b"".join(pending))
@@ -379,9 +525,8 @@ class TcpAcceptor:
                 self.loop.remove_reader(self.fd)
                 self.loop.call_later(1.0, self._resume)
                 return
-            if not state.accepting or len(state.connections) + state.opening >= state.max_clients:
+            if not state.admit(addr[0]):
                 os.close(fd)
-                log.info("dns.tcp_refused", reason="connection limit", limit=state.max_clients)
                 continue
             self._start(fd, (addr[0], addr[1]))
 
@@ -393,27 +538,32 @@ class TcpAcceptor:
         except (BlockingIOError, InterruptedError):
             unread = b""  # nothing sent yet: the transport reads it
         except OSError:
-            sock.close()  # reset already
+            self._drop(sock, peer)  # reset already
             return
         else:
             if not unread:
-                sock.close()  # closed without a word
+                self._drop(sock, peer)  # closed without a word
                 return
         out = _EarlyOut(sock)
         if unread:
             try:
                 used, _transfer = answer_ready(self.state, unread, peer[0], out)
             except ConnectionError:
-                sock.close()
+                self._drop(sock, peer)
                 return
             except Exception:  # noqa: BLE001 - as in TcpProtocol: logged, connection closed
                 log.exception("xfr.error", client=peer[0])
-                sock.close()
+                self._drop(sock, peer)
                 return
             unread = unread[used:]
         self.state.opening += 1
         proto = TcpProtocol(self.state, peer, unread, out.unsent)
         self._hand_over(self.loop.connect_accepted_socket(lambda: proto, sock), proto, sock)
+
+    def _drop(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """Close a connection that never became a TcpProtocol, and count it out."""
+        sock.close()
+        self.state.release(peer[0])
 
     def _hand_over(self, step: Coroutine[Any, Any, object], proto: TcpProtocol,
                    sock: socket.socket) -> None:
@@ -426,7 +576,7 @@ class TcpAcceptor:
         except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - failed in between: nothing to serve
             if proto.transport is None:
                 self.state.opening -= 1
-                sock.close()
+                self._drop(sock, proto.peer)
             log.debug("dns.tcp_handover_failed", client=proto.peer[0], error=str(exc))
             return
         waiting.add_done_callback(lambda _done: self._hand_over(step, proto, sock))

@@ -32,6 +32,7 @@ import dns.rrset
 import dns.tsig
 import structlog
 
+from zonekeeper.logs import Throttle
 from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
@@ -66,6 +67,27 @@ class Sender:
     write: Callable[[bytes], None]
     drain: Callable[[], Awaitable[None]]
     paused: Callable[[], bool]
+    abort: Callable[[], None]  # reset now: the transfer's drain then fails
+
+
+class _Slot:
+    """A transfer running: for whom, and since when its reader has taken nothing."""
+
+    __slots__ = ("addr", "linked", "out", "stalled_since", "preempted")
+
+    def __init__(self, addr: str, linked: bool, out: Sender) -> None:
+        self.addr = addr
+        self.linked = linked  # a secondary linked to the zone: reserved slots, no per-IP limit
+        self.out = out
+        self.stalled_since: float | None = None
+        self.preempted = False
+
+    async def drain(self, timeout: float) -> None:
+        self.stalled_since = time.monotonic()
+        try:
+            await asyncio.wait_for(self.out.drain(), timeout=timeout)
+        finally:
+            self.stalled_since = None
 
 
 def qtype_of(wire: bytes) -> int | None:
@@ -333,14 +355,22 @@ class XfrServer:
         send_timeout: float,
         max_time: float,
         edns_payload: int = 1232,
+        reserved: int = 0,
+        per_ip: int | None = None,
+        stall_preempt: float = 2.0,
     ) -> None:
         self.registry = registry
         self.edns_payload = edns_payload  # in the OPT of answers to requests with EDNS
         self.transfers_out = transfers_out
+        self.reserved = reserved  # of transfers_out, kept for linked secondaries
+        self.per_ip = per_ip or transfers_out  # for clients that are not linked secondaries
+        self.stall_preempt = stall_preempt
+        self.slots: list[_Slot] = []
+        self.quota_log = Throttle(10.0, burst=5)
+        self.refused_log = Throttle(10.0, burst=20)  # per client address
         self.send_timeout = send_timeout
         self.max_time = max_time
         self.policy = Policy()
-        self.active = 0
         self.on_transfer: Callable[[dict[str, object]], None] | None = None
         # Injected by the composition root: the zone's journal rows, and whether the
         # client (a linked peer) takes IXFR.
@@ -350,6 +380,54 @@ class XfrServer:
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
+
+    # -- transfer slots ------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return len(self.slots)
+
+    def _no_slot(self, linked: bool, addr: str) -> str | None:
+        """Why a transfer for ``addr`` cannot start now, or None. Linked secondaries may use
+        every slot; other clients all but the reserved ones, ``per_ip`` each."""
+        n = len(self.slots)
+        if n >= self.transfers_out:
+            return f"transfers_out limit ({self.transfers_out}) reached"
+        if linked:
+            return None
+        if n >= self.transfers_out - self.reserved:
+            return (f"transfers_out limit reached ({self.transfers_out}, of which "
+                    f"{self.reserved} are kept for linked secondaries)")
+        if sum(1 for slot in self.slots if slot.addr == addr) >= self.per_ip:
+            return f"transfers_out_per_ip limit ({self.per_ip}) reached for {addr}"
+        return None
+
+    def _take_slot(self, zone: str, addr: str, out: Sender) -> _Slot | str:
+        """A slot for a transfer to ``addr``, or why there is none. When every slot the
+        request may use is taken, a transfer whose reader has taken nothing for
+        ``stall_preempt`` seconds is cut to free one (oldest stall first; for the
+        per-address limit, only that address's own)."""
+        linked = self.policy.linked(AclAction.TRANSFER, zone, addr)
+        while (why := self._no_slot(linked, addr)) is not None:
+            now = time.monotonic()
+            same_addr = why.startswith("transfers_out_per_ip")
+            stalled = [slot for slot in self.slots
+                       if slot.stalled_since is not None
+                       and now - slot.stalled_since >= self.stall_preempt
+                       and (not same_addr or slot.addr == addr)]
+            if not stalled:
+                return why
+            victim = min(stalled, key=lambda slot: (slot.linked, slot.stalled_since))
+            victim.preempted = True
+            self.slots.remove(victim)
+            held = self.quota_log.due("preempted")
+            if held is not None:
+                log.warning("xfr.preempted", client=victim.addr, for_client=addr,
+                            stalled_s=round(now - (victim.stalled_since or now), 1),
+                            suppressed=held)
+            victim.out.abort()
+        slot = _Slot(addr, linked, out)
+        self.slots.append(slot)
+        return slot
 
     # -- responses that end the exchange ------------------------------------------------------
     def _tsig_failure(self, wire: bytes, error: int) -> bytes:
@@ -592,8 +670,11 @@ class XfrServer:
             if query.edns >= 0 and ede is not None:
                 resp.use_edns(0, options=[dns.edns.EDEOption(ede, reason[:100])])
             _send(out, reply(resp))
-            log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
-                     reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode))
+            held = self.refused_log.due(addr)
+            if held is not None:
+                log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
+                         reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode),
+                         suppressed=held)
             return Outcome("refused")
 
         if not light and query.edns > 0:
@@ -608,8 +689,11 @@ class XfrServer:
         if not snap.outgoing:
             return refuse(dns.rcode.REFUSED, "outgoing transfers are switched off for this zone",
                           ede=EDE_PROHIBITED)
-        if self.active >= self.transfers_out:
-            return refuse(dns.rcode.REFUSED, f"transfers_out limit ({self.transfers_out}) reached")
+        if self.active >= self.transfers_out - self.reserved:
+            # (Checked again, and a slot taken, just before streaming.)
+            why = self._no_slot(self.policy.linked(AclAction.TRANSFER, zone, addr), addr)
+            if why is not None and not any(s.stalled_since is not None for s in self.slots):
+                return refuse(dns.rcode.REFUSED, why)
         style: str | None = None
         incremental: list[tuple[bytes, int]] | None = None
         if rdtype == _IXFR:
@@ -646,23 +730,28 @@ class XfrServer:
         else:
             edns_do = None if query.edns < 0 else bool(query.ednsflags & dns.flags.DO)
         opt = b"" if edns_do is None else opt_rr(self.edns_payload, edns_do)
-        self.active += 1
+        slot = self._take_slot(zone, addr, out)
+        if isinstance(slot, str):
+            return refuse(dns.rcode.REFUSED, slot)
         outcome = Outcome("aborted")
         try:
             if incremental is not None:
                 # Rendered already: sent at once, without a task of its own (wait_for would
                 # make one, a loop turn per request); its drain waits keep the max_time bound.
-                outcome = await self._stream_messages(query, wire, incremental, opt, out,
+                outcome = await self._stream_messages(query, wire, incremental, opt, slot,
                                                       time.monotonic() + self.max_time)
             else:
-                outcome = await asyncio.wait_for(self._stream(query, wire, opt, snap, out),
+                outcome = await asyncio.wait_for(self._stream(query, wire, opt, snap, slot),
                                                  timeout=self.max_time)
         except TimeoutError:
             outcome = Outcome("timeout")
         except ConnectionError:
             outcome = Outcome("aborted")
         finally:
-            self.active -= 1
+            if slot.preempted:
+                outcome = Outcome("preempted", outcome.messages, outcome.records, outcome.bytes)
+            else:
+                self.slots.remove(slot)
             self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style)
         return outcome
 
@@ -694,7 +783,7 @@ class XfrServer:
         return wires, style
 
     async def _stream_messages(self, query: dns.message.Message, wire: bytes,
-                               msgs: list[tuple[bytes, int]], opt: bytes, out: Sender,
+                               msgs: list[tuple[bytes, int]], opt: bytes, slot: _Slot,
                                deadline: float) -> Outcome:
         """Send cached messages: the request's ID and question (with its 0x20 case) patched
         in, ``opt`` (the OPT record, or nothing) added to the first, each signed in the
@@ -704,6 +793,7 @@ class XfrServer:
             qlen += wire[qlen] + 1
         question = wire[12 : qlen + 5]
         key = query.keyring if query.had_tsig else None
+        out = slot.out
         ctx = None
         now = int(time.time())
         sent = records = 0
@@ -727,16 +817,17 @@ class XfrServer:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
-                await asyncio.wait_for(out.drain(), timeout=min(self.send_timeout, left))
+                await slot.drain(min(self.send_timeout, left))
             sent += len(msg) + 2
             records += count
         return Outcome("ok", len(msgs), records, sent)
 
     async def _stream(self, query: dns.message.Message, wire: bytes, opt: bytes,
-                      snap: ZoneSnapshot, out: Sender) -> Outcome:
+                      snap: ZoneSnapshot, slot: _Slot) -> Outcome:
         """The AXFR image behind the request's ID and question, ``opt`` in the first message
         and each message signed when the request was."""
         image = await ensure_image(snap)
+        out = slot.out
         qname_end = 12
         while wire[qname_end]:
             qname_end += wire[qname_end] + 1
@@ -769,7 +860,7 @@ class XfrServer:
                 out.write(b"".join((size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"),
                                     question, data, extra, rr)))
             if out.paused():
-                await asyncio.wait_for(out.drain(), timeout=self.send_timeout)
+                await slot.drain(self.send_timeout)
             elif msgs % 16 == 15:
                 await asyncio.sleep(0)  # let queries in between every ~1 MiB sent
             msgs += 1
