@@ -230,7 +230,6 @@ class TcpProtocol(asyncio.Protocol):
         self.loop = state.loop
         self.busy = False
         self.writable = True
-        self.reading = True
         self.resumed: asyncio.Future[None] | None = None  # what drain() waits on, made then
         self.lost = False
 
@@ -274,17 +273,20 @@ class TcpProtocol(asyncio.Protocol):
 
     def _flow(self) -> None:
         """Read only while answers are being taken and the unanswered requests are few."""
-        want = self.writable and len(self.buffer) < self.state.max_input
-        if want == self.reading or self.transport is None or self.lost:
+        transport = self.transport
+        if transport is None or self.lost:
             return
-        self.reading = want
-        try:
-            if want:
-                self.transport.resume_reading()
-            else:
-                self.transport.pause_reading()
-        except RuntimeError:  # closing already
-            pass
+        want = self.writable and len(self.buffer) < self.state.max_input
+        # Asked of the transport each time, not remembered here: reading may start after
+        # connection_made whatever was asked during it.
+        if want != transport.is_reading():
+            try:
+                if want:
+                    transport.resume_reading()
+                else:
+                    transport.pause_reading()
+            except RuntimeError:  # closing already
+                pass
 
     def _process(self) -> None:
         buf = self.buffer

@@ -401,6 +401,23 @@ class XfrServer:
             return f"transfers_out_per_ip limit ({self.per_ip}) reached for {addr}"
         return None
 
+    def _stall_wait(self) -> float | None:
+        """Seconds until the longest-stalled transfer may be preempted; None if none stalls."""
+        stalls = [slot.stalled_since for slot in self.slots if slot.stalled_since is not None]
+        if not stalls:
+            return None
+        return max(0.0, min(stalls) + self.stall_preempt - time.monotonic())
+
+    async def _wait_slot(self, zone: str, addr: str, out: Sender, why: str) -> _Slot | str:
+        """When _take_slot found no slot (``why``) but a transfer stalls, wait (up to
+        ``stall_preempt`` seconds) for that stall to be long enough to cut, rather than
+        refuse a request that would come back only at the secondary's next retry."""
+        wait = self._stall_wait()
+        if wait is None:
+            return why
+        await asyncio.sleep(wait + 0.01)
+        return self._take_slot(zone, addr, out)
+
     def _take_slot(self, zone: str, addr: str, out: Sender) -> _Slot | str:
         """A slot for a transfer to ``addr``, or why there is none. When every slot the
         request may use is taken, a transfer whose reader has taken nothing for
@@ -416,7 +433,7 @@ class XfrServer:
                        and (not same_addr or slot.addr == addr)]
             if not stalled:
                 return why
-            victim = min(stalled, key=lambda slot: (slot.linked, slot.stalled_since))
+            victim = min(stalled, key=lambda slot: (slot.linked, slot.stalled_since or now))
             victim.preempted = True
             self.slots.remove(victim)
             held = self.quota_log.due("preempted")
@@ -732,7 +749,9 @@ class XfrServer:
         opt = b"" if edns_do is None else opt_rr(self.edns_payload, edns_do)
         slot = self._take_slot(zone, addr, out)
         if isinstance(slot, str):
-            return refuse(dns.rcode.REFUSED, slot)
+            slot = await self._wait_slot(zone, addr, out, slot)
+            if isinstance(slot, str):
+                return refuse(dns.rcode.REFUSED, slot)
         outcome = Outcome("aborted")
         try:
             if incremental is not None:
