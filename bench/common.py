@@ -152,14 +152,14 @@ class Zonekeeper:
         self.api = f"http://127.0.0.1:{ZK_API}/api/v1"
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
 
-    def start(self) -> None:
+    def start(self, *, log_level: str = "warning", env_extra: dict[str, str] | None = None) -> None:
         env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN,
-                   ZONEKEEPER_API__MAX_BODY_BYTES=str(1 << 30))
+                   ZONEKEEPER_API__MAX_BODY_BYTES=str(1 << 30), **(env_extra or {}))
         exe = shutil.which("zonekeeper", path=str(ROOT / ".venv" / "bin")) or "zonekeeper"
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", exe, "serve", "--dns-listen", f"{ZK_ADDR}:{ZK_PORT}",
              "--api-listen", f"127.0.0.1:{ZK_API}", "--database", f"sqlite:///{self.db}",
-             "--log-level", "warning", "--migrate"],
+             "--log-level", log_level, "--migrate"],
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "zonekeeper.log", "ab"),
         )
         for _ in range(6000):

@@ -19,6 +19,9 @@ import asyncio
 import ipaddress
 import os
 import socket
+import struct
+import sys
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -31,6 +34,14 @@ from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
 
 _XFR_TYPES = (252, 251)  # AXFR, IXFR
 BATCH_BYTES = 16384  # query answers written together at most, before looking at flow control
+# Answers to queries waiting in the kernel, unsent because the client does not read, at
+# most (TCP_NOTSENT_LOWAT): past it the socket takes no more, the transport pauses us and
+# we stop reading the client. Without it the kernel's send buffer grows to megabytes, and
+# a client that never reads makes us compute thousands of answers per connection. Lifted
+# while a transfer streams, which wants every byte of buffer it can get.
+QUERY_NOTSENT_LOWAT = 65536
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset
+_LOWAT_UNLIMITED = (0xFFFFFFFF).to_bytes(4, sys.byteorder)  # as an unsigned int
 
 log = structlog.get_logger("zonekeeper.dns")
 
@@ -92,12 +103,12 @@ class TcpServerState:
 
     ``max_clients`` connections in all; ``reserved`` of them only for known clients (linked
     peers, addresses of narrow allow rules: ``Policy.known``), who are also free of the
-    per-address and per-prefix limits. When the slots for everyone else are full, the
-    connection that has made no progress for longest (and for at least ``EVICT_AFTER``
-    seconds, not in a transfer) is cut to make room: idle connections cannot hold the
-    server against newcomers."""
-
-    EVICT_AFTER = 1.0  # seconds without progress before a connection may be cut for another
+    per-address and per-prefix limits. When the slots for everyone else are full, a
+    newcomer takes the place of the unknown connection that has made no progress for
+    longest (a transfer running counts as progress): idle or stalled connections cannot
+    hold the server against newcomers, and a client is cut only after every connection
+    opened or active since it. RFC 7766 §6.2.3 lets a server under pressure close idle
+    connections; clients retry."""
 
     def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None, *,
                  idle_timeout: float, max_clients: int, reserved: int = 0,
@@ -112,6 +123,8 @@ class TcpServerState:
         self.per_prefix = per_prefix or max_clients
         self.max_input = max_input
         self.connections: set[TcpProtocol] = set()
+        # Unknown clients' connections, least recent progress first (``touch``).
+        self.by_progress: OrderedDict[TcpProtocol, None] = OrderedDict()
         self.opening = 0  # accepted, and their TcpProtocol not made yet
         self.by_ip: dict[str, int] = {}
         self.by_prefix: dict[str, int] = {}
@@ -123,28 +136,27 @@ class TcpServerState:
     def known(self, addr: str) -> bool:
         return self.xfr is not None and self.xfr.policy.known(addr)
 
-    def admit(self, addr: str) -> bool:
-        """Count a new connection from ``addr`` in, or say why not (logged, rate-limited).
-        Every connection admitted is let go with ``release`` exactly once."""
+    def admit(self, addr: str) -> bool | None:
+        """Count a new connection from ``addr`` in: whether the client is known, or None
+        when it may not connect (logged, rate-limited). Every connection admitted is let go
+        with ``release`` exactly once."""
         if not self.accepting:
-            return False
+            return None
         prefix = prefix_of(addr)
-        total = len(self.connections) + self.opening
+        known = self.known(addr)
         n_ip = self.by_ip.get(addr, 0)
         n_prefix = self.by_prefix.get(prefix, 0)
-        if (total >= self.max_clients - self.reserved or n_ip >= self.per_ip
-                or n_prefix >= self.per_prefix):
-            known = self.known(addr)
-            if not known:
-                if n_ip >= self.per_ip:
-                    return self._refuse(addr, "per-address limit", self.per_ip)
-                if n_prefix >= self.per_prefix:
-                    return self._refuse(addr, "per-prefix limit", self.per_prefix)
-            if total >= self.max_clients - (0 if known else self.reserved) and not self._evict():
-                return self._refuse(addr, "connection limit", self.max_clients)
+        if not known:
+            if n_ip >= self.per_ip:
+                return self._refuse(addr, "per-address limit", self.per_ip)
+            if n_prefix >= self.per_prefix:
+                return self._refuse(addr, "per-prefix limit", self.per_prefix)
+        limit = self.max_clients - (0 if known else self.reserved)
+        if len(self.connections) + self.opening >= limit and not self._evict():
+            return self._refuse(addr, "connection limit", self.max_clients)
         self.by_ip[addr] = n_ip + 1
         self.by_prefix[prefix] = n_prefix + 1
-        return True
+        return known
 
     def release(self, addr: str) -> None:
         for table, key in ((self.by_ip, addr), (self.by_prefix, prefix_of(addr))):
@@ -154,32 +166,29 @@ class TcpServerState:
             else:
                 table.pop(key, None)
 
-    def _refuse(self, addr: str, reason: str, limit: int) -> bool:
+    def _refuse(self, addr: str, reason: str, limit: int) -> None:
         held = self.refusals.due(reason)
         if held is not None:
             log.warning("dns.tcp_refused", client=addr, reason=reason, limit=limit,
                         suppressed=held)
-        return False
+        return None
 
     def _evict(self) -> bool:
-        """Cut the unknown connection that has made no progress for longest (at least
-        EVICT_AFTER seconds, no transfer running); False if there is none."""
-        now = self.loop.time()
-        victim = None
-        for conn in self.connections:
-            if (not conn.busy and not conn.lost and now - conn.idle_since >= self.EVICT_AFTER
-                    and (victim is None or conn.idle_since < victim.idle_since)
-                    and not self.known(conn.peer[0])):
-                victim = conn
-        if victim is None:
+        """Cut the unknown connection with the least recent progress that runs no transfer;
+        False if there is none."""
+        for conn in self.by_progress:
+            if not conn.busy:
+                break
+        else:
             return False
         held = self.refusals.due("evicted")
         if held is not None:
-            log.warning("dns.tcp_evicted", client=victim.peer[0],
-                        idle_s=round(now - victim.idle_since, 1), suppressed=held)
-        victim.abort()
+            log.warning("dns.tcp_evicted", client=conn.peer[0],
+                        idle_s=round(self.loop.time() - conn.idle_since, 3), suppressed=held)
+        conn.abort()
         # Counted out now: its connection_lost comes on a later loop turn.
-        self.connections.discard(victim)
+        self.connections.discard(conn)
+        del self.by_progress[conn]
         return True
 
     def close_all(self) -> None:
@@ -219,8 +228,9 @@ class TcpProtocol(asyncio.Protocol):
     idle timeout a connection is closed, or reset if the client left answers unread."""
 
     def __init__(self, state: TcpServerState, peer: tuple[str, int], unread: bytes = b"",
-                 unsent: bytes = b"") -> None:
+                 unsent: bytes = b"", known: bool = False) -> None:
         self.state = state
+        self.known = known  # may use the reserved slots, and is never cut for a newcomer
         self.transport: asyncio.Transport | None = None
         self.peer = peer
         self.unsent = unsent  # the rest of an answer the acceptor could not send whole
@@ -237,6 +247,8 @@ class TcpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.state.opening -= 1
         self.state.connections.add(self)
+        if not self.known:
+            self.state.by_progress[self] = None
         self._arm_idle()
         if self.unsent:
             self.transport.write(self.unsent)
@@ -249,6 +261,8 @@ class TcpProtocol(asyncio.Protocol):
         """Start the idle clock again (a transfer stops it until it ends). One timer per
         connection, moved on only when it fires early: not a new timer per request."""
         self.idle_since = self.loop.time()
+        if not self.known and self in self.state.by_progress:
+            self.state.by_progress.move_to_end(self)
         if self.idle is None and not self.busy:
             self.idle = self.loop.call_at(self.idle_since + self.state.idle_timeout, self._idle_due)
 
@@ -270,6 +284,14 @@ class TcpProtocol(asyncio.Protocol):
             self._arm_idle()
             self._process()
         self._flow()
+
+    def _set_lowat(self, value: int | bytes) -> None:
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, value)
+            except OSError:
+                pass
 
     def _flow(self) -> None:
         """Read only while answers are being taken and the unanswered requests are few."""
@@ -303,6 +325,7 @@ class TcpProtocol(asyncio.Protocol):
             n = int.from_bytes(buf[used : used + 2], "big")
             msg = bytes(buf[used + 2 : used + 2 + n])
             del buf[: used + 2 + n]
+            self._set_lowat(_LOWAT_UNLIMITED)
             self.busy = True
             self._arm_idle()
             task = self.loop.create_task(self._transfer(msg))
@@ -328,6 +351,7 @@ class TcpProtocol(asyncio.Protocol):
         finally:
             self.busy = False
             if not self.lost:
+                self._set_lowat(QUERY_NOTSENT_LOWAT)
                 self._arm_idle()
                 self._process()
                 self._flow()
@@ -381,6 +405,7 @@ class TcpProtocol(asyncio.Protocol):
             self.idle = None
         self.buffer = bytearray()
         self.state.connections.discard(self)
+        self.state.by_progress.pop(self, None)
         self.state.release(self.peer[0])
 
     def close(self) -> None:
@@ -392,8 +417,15 @@ class TcpProtocol(asyncio.Protocol):
                 self.loop.call_later(self.state.idle_timeout, self.abort)
 
     def abort(self) -> None:
-        """Reset the connection now, dropping whatever it has not sent."""
+        """Reset the connection now (RST, not FIN: nothing left to linger in the kernel),
+        dropping whatever it has not sent."""
         if self.transport is not None and not self.lost:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                except OSError:
+                    pass
             self.transport.abort()
 
 
@@ -527,15 +559,17 @@ class TcpAcceptor:
                 self.loop.remove_reader(self.fd)
                 self.loop.call_later(1.0, self._resume)
                 return
-            if not state.admit(addr[0]):
+            known = state.admit(addr[0])
+            if known is None:
                 os.close(fd)
                 continue
-            self._start(fd, (addr[0], addr[1]))
+            self._start(fd, (addr[0], addr[1]), known)
 
-    def _start(self, fd: int, peer: tuple[str, int]) -> None:
+    def _start(self, fd: int, peer: tuple[str, int], known: bool) -> None:
         sock = socket.socket(self.family, self.type, 0, fileno=fd)
         try:
             sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, QUERY_NOTSENT_LOWAT)
             unread = sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             unread = b""  # nothing sent yet: the transport reads it
@@ -559,7 +593,7 @@ class TcpAcceptor:
                 return
             unread = unread[used:]
         self.state.opening += 1
-        proto = TcpProtocol(self.state, peer, unread, out.unsent)
+        proto = TcpProtocol(self.state, peer, unread, out.unsent, known)
         self._hand_over(self.loop.connect_accepted_socket(lambda: proto, sock), proto, sock)
 
     def _drop(self, sock: socket.socket, peer: tuple[str, int]) -> None:

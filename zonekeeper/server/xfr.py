@@ -367,7 +367,9 @@ class XfrServer:
         self.stall_preempt = stall_preempt
         self.slots: list[_Slot] = []
         self.quota_log = Throttle(10.0, burst=5)
-        self.refused_log = Throttle(10.0, burst=20)  # per client address
+        # Refusals logged: a few per zone and client, and at most 50 in all, per 10 s.
+        self.refused_log = Throttle(10.0, burst=5)
+        self.refused_all = Throttle(10.0, burst=50)
         self.send_timeout = send_timeout
         self.max_time = max_time
         self.policy = Policy()
@@ -687,8 +689,8 @@ class XfrServer:
             if query.edns >= 0 and ede is not None:
                 resp.use_edns(0, options=[dns.edns.EDEOption(ede, reason[:100])])
             _send(out, reply(resp))
-            held = self.refused_log.due(addr)
-            if held is not None:
+            held = self.refused_log.due((zone, addr))
+            if held is not None and self.refused_all.due() is not None:
                 log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
                          reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode),
                          suppressed=held)
