@@ -11,7 +11,8 @@ addresses of its own on 127.0.0.0/8, for ``--seconds``:
   - a flood of NOTIFYs over UDP from strangers (127.5.P.H), at most ``--notify-rate`` a
     second,
 
-reconnecting whatever the server closes. Spread over 100 /24s, ten addresses each, so
+reconnecting whatever the server closes (after --reconnect-delay; 0 makes it a
+connection flood as well). Spread over 100 /24s, ten addresses each, so
 that per-address and per-prefix limits alone do not stop it. Every loop is bounded in time
 and count. Prints one JSON line of counters at the end.
 """
@@ -28,6 +29,9 @@ import signal
 import socket
 import struct
 import time
+
+
+PIPE_MAX = 1 << 20  # bytes of queries a pipelining client sends on one connection
 
 
 def qname(name: str) -> bytes:
@@ -56,7 +60,10 @@ class Attack:
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
         self.sel = selectors.DefaultSelector()
-        self.stalled: dict[int, socket.socket] = {}
+        # Connections that are never read (stalled AXFR readers, pipeliners that sent
+        # enough): looked at once a second for a reset, not by the selector.
+        self.parked: dict[tuple[str, int], socket.socket] = {}
+        self.pipe_sent: dict[int, int] = {}
         self.since: dict[socket.socket, float] = {}  # connecting, or waiting for an answer
         self.counts: dict[str, int] = {}
         self.axfr = framed(query(a.zone, 252))
@@ -112,7 +119,7 @@ class Attack:
         next_check = 0.0
         while (now := time.monotonic()) < end and not stop:
             if now >= next_check:
-                self.check_stalled(reconnect, now)
+                self.check_parked(reconnect, now)
                 self.expire(reconnect, now)
                 next_check = now + 1.0
             xfr_budget = min(xfr_budget + (now - last) * a.xfr_rate, a.xfr_rate / 10)
@@ -152,7 +159,7 @@ class Attack:
         s.close()
         self.count(f"{kind}_{reason}")
         if kind != "xfr":
-            reconnect.append((now + 0.05, kind, slot))  # come back at once, as an attacker would
+            reconnect.append((now + self.a.reconnect_delay, kind, slot))
 
     def event(self, key: selectors.SelectorKey, events: int,
               reconnect: list[tuple[float, str, int]], now: float) -> None:
@@ -182,9 +189,10 @@ class Attack:
                     return
                 # Never read: looked at once a second (check_stalled) for a reset.
                 self.sel.unregister(s)
-                self.stalled[slot] = s
+                self.parked[(kind, slot)] = s
                 self.since.pop(s, None)
             elif kind == "pipe":
+                self.pipe_sent[slot] = 0
                 self.sel.modify(s, selectors.EVENT_WRITE, (kind, slot, "open"))
             else:  # xfr flood: one request, read the answer, close
                 try:
@@ -196,7 +204,13 @@ class Attack:
             return
         if kind == "pipe":
             try:
-                self.count("pipe_bytes", s.send(self.pipeline))
+                n = s.send(self.pipeline)
+                self.count("pipe_bytes", n)
+                self.pipe_sent[slot] = self.pipe_sent.get(slot, 0) + n
+                if self.pipe_sent[slot] >= PIPE_MAX:
+                    # Enough to keep the server's side full: wait for the reset.
+                    self.sel.unregister(s)
+                    self.parked[(kind, slot)] = s
             except BlockingIOError:
                 pass
             except OSError:
@@ -214,9 +228,9 @@ class Attack:
         elif not data:
             self.drop(s, kind, slot, "closed", reconnect, now)
 
-    def check_stalled(self, reconnect: list[tuple[float, str, int]], now: float) -> None:
-        """A stalled reader the server reset (or closed with nothing unread) comes back."""
-        for slot, s in list(self.stalled.items()):
+    def check_parked(self, reconnect: list[tuple[float, str, int]], now: float) -> None:
+        """A parked connection the server reset (or closed with nothing unread) comes back."""
+        for (kind, slot), s in list(self.parked.items()):
             try:
                 gone = s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
                 reason = "closed"
@@ -225,10 +239,10 @@ class Attack:
             except OSError:
                 gone, reason = True, "reset"
             if gone:
-                del self.stalled[slot]
+                del self.parked[(kind, slot)]
                 s.close()
-                self.count(f"stalled_{reason}")
-                reconnect.append((now + 0.05, "stalled", slot))
+                self.count(f"{kind}_{reason}")
+                reconnect.append((now + self.a.reconnect_delay, kind, slot))
 
     def report(self) -> None:
         print(json.dumps({"seconds": self.a.seconds, **dict(sorted(self.counts.items()))}),
@@ -247,6 +261,8 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--stalled", type=int, default=200)
     ap.add_argument("--pipeliners", type=int, default=250)
+    ap.add_argument("--reconnect-delay", type=float, default=1.0,
+                    help="seconds before a connection the server cut is made again")
     ap.add_argument("--xfr-rate", type=float, default=500)
     ap.add_argument("--notify-rate", type=float, default=5000)
     a = ap.parse_args()

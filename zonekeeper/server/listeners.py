@@ -34,6 +34,7 @@ from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
 
 _XFR_TYPES = (252, 251)  # AXFR, IXFR
 BATCH_BYTES = 16384  # query answers written together at most, before looking at flow control
+TURN_REQUESTS = 64  # requests of one connection answered in one loop turn at most
 # Answers to queries waiting in the kernel, unsent because the client does not read, at
 # most (TCP_NOTSENT_LOWAT): past it the socket takes no more, the transport pauses us and
 # we stop reading the client. Without it the kernel's send buffer grows to megabytes, and
@@ -239,6 +240,7 @@ class TcpProtocol(asyncio.Protocol):
         self.idle_since = 0.0
         self.loop = state.loop
         self.busy = False
+        self.more = False  # a later turn is due to go on with the buffer
         self.writable = True
         self.resumed: asyncio.Future[None] | None = None  # what drain() waits on, made then
         self.lost = False
@@ -273,8 +275,11 @@ class TcpProtocol(asyncio.Protocol):
         due = self.idle_since + self.state.idle_timeout
         if self.loop.time() < due:
             self.idle = self.loop.call_at(due, self._idle_due)
-        elif self.transport is not None and self.transport.get_write_buffer_size():
-            self.abort()  # close() would wait, without end, for a client that does not read
+        elif self.transport is not None and (self.transport.get_write_buffer_size()
+                                             or not self.transport.is_reading()):
+            # Answers wait for a client that does not read them: close() would wait for
+            # it without end (or leave the kernel to), a reset ends it now.
+            self.abort()
         else:
             self.close()
 
@@ -333,6 +338,18 @@ class TcpProtocol(asyncio.Protocol):
             task.add_done_callback(self.state.transfers.discard)
         else:
             del buf[:used]
+            if (len(buf) >= 2 and len(buf) >= 2 + int.from_bytes(buf[:2], "big")
+                    and self.writable and not self.more):
+                # A turn's worth answered and more complete requests wait: the rest at a
+                # later turn, after other connections have had theirs.
+                self.more = True
+                self.loop.call_soon(self._more)
+
+    def _more(self) -> None:
+        self.more = False
+        if not self.busy and not self.lost:
+            self._process()
+            self._flow()
 
     async def _transfer(self, msg: bytes) -> None:
         assert self.state.xfr is not None
@@ -477,14 +494,17 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     NOTIFY, and transfers whose answers are known already (``XfrServer.answer_now``), in
     order, consecutive query answers in one write. Stops at a transfer that needs serving
     (True: it starts at the returned offset), at an incomplete message, or when ``out`` is
-    paused. Returns the bytes used."""
+    paused, or after TURN_REQUESTS requests (the caller goes on at a later loop turn: one
+    client's pipeline cannot hold the loop). Returns the bytes used."""
     pos = 0
     end = len(data)
     pending: list[bytes] = []
     batch = 0
     transfer = False
     xfr = state.xfr
-    while end - pos >= 2 and not out.paused():
+    turn = TURN_REQUESTS
+    while end - pos >= 2 and not out.paused() and turn:
+        turn -= 1
         n = int.from_bytes(data[pos : pos + 2], "big")
         if end - pos - 2 < n:
             break
