@@ -40,6 +40,7 @@ from zonekeeper.proto.rrwire import (
     sort_key,
 )
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
+from zonekeeper.services import paging
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, RRset, Timer, Zone, ZonePeer
@@ -293,8 +294,9 @@ class ZoneService:
                 q = select(Zone).order_by(Zone.name).limit(limit + 1)
                 if kind:
                     q = q.where(Zone.kind == kind)
-                if cursor:
-                    q = q.where(Zone.name > cursor)
+                after = paging.name_after(cursor)
+                if after is not None:
+                    q = q.where(Zone.name > after)
                 rows = list(s.scalars(q))
                 more = len(rows) > limit
                 rows = rows[:limit]
@@ -356,11 +358,8 @@ class ZoneService:
                     q = q.where(RRset.name == owner.to_text())
                 if rdtype is not None:
                     q = q.where(RRset.type == rdtype)
-                if cursor:
-                    try:
-                        after = int(cursor)
-                    except ValueError:
-                        raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+                after = paging.row_id_after(cursor)
+                if after is not None:
                     q = q.where(RRset.id > after)
                 rows = list(s.scalars(q.order_by(RRset.id).limit(limit + 1)))
                 more = len(rows) > limit
@@ -1084,13 +1083,7 @@ def _node_page(snap: ZoneSnapshot | None, *, owner: dns.name.Name | None, rdtype
                limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """A page of a secondary zone's RRsets (from the version served) in DNSSEC name order,
     then type. The cursor is the last item's sort key and type, in hex."""
-    after: tuple[bytes, int] | None = None
-    if cursor:
-        try:
-            sk, _, t = cursor.partition(".")
-            after = (bytes.fromhex(sk), int(t, 16))
-        except ValueError:
-            raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+    after = paging.node_after(cursor)
     if snap is None or snap.state is ZoneState.UNLOADED:
         return [], None
     if owner is not None:

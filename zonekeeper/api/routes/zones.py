@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
+from zonekeeper.api.pagination import Cursor, Limit
 from zonekeeper.api.schemas import (
     ImportOut,
     RRsetIn,
@@ -89,8 +90,8 @@ async def list_zones(
     ctx: Ctx,
     _p: ReadScope,
     kind: Annotated[str | None, Query(pattern="^(primary|secondary)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
     items, nxt = await ctx.zones.list(kind=kind, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": nxt}
@@ -154,8 +155,8 @@ async def list_rrsets(
     response: Response,
     name: str | None = None,
     type: str | None = None,  # noqa: A002 - the API's field name
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
     origin = parse_zone_name(zone)
     owner, rdtype = _name_type(origin, name, type)
