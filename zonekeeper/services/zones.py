@@ -834,6 +834,8 @@ class ZoneService:
         _raise_parse_problems(parsed)
         new = parsed.content
         warnings = [str(w) for w in parsed.warnings]
+        if parsed.warnings.dropped:
+            warnings.append(f"{parsed.warnings.dropped} more warning(s) not listed")
         with self.db.write() as s:
             z = self._zone(s, origin)
             self._check_primary(z)
@@ -1051,7 +1053,10 @@ def _raise_parse_problems(parsed: ParseResult) -> None:
             reasons.append(Reason(("line", line or 0), f.msg))
     if reasons:
         reasons.sort(key=lambda r: r.loc[1] if isinstance(r.loc[1], int) else 0)
-        raise Invalid(f"the zone text has {len(reasons)} problem(s)", reasons)
+        # The parser kept the first problems and counted the rest.
+        dropped = parsed.errors.dropped
+        raise Invalid(f"the zone text has {len(reasons) + dropped} problem(s)", reasons,
+                      more=dropped)
     parsed.warnings.extend(
         Problem(parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None, f.msg)
         for f in findings

@@ -21,6 +21,7 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.zonefile
 
+from zonekeeper.errors import MAX_REASONS
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 
 
@@ -33,11 +34,34 @@ class Problem:
         return f"line {self.line}: {self.msg}" if self.line else self.msg
 
 
+class Problems(list[Problem]):
+    """Problems in the order found, keeping the first ``limit``; the rest are only counted
+    (``total`` counts all), so a text of a million bad lines costs no more than a hundred."""
+
+    def __init__(self, limit: int = MAX_REASONS) -> None:
+        super().__init__()
+        self.limit = limit
+        self.total = 0
+
+    def append(self, problem: Problem) -> None:
+        self.total += 1
+        if len(self) < self.limit:
+            super().append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self)
+
+
 @dataclass
 class ParseResult:
     content: ZoneContent
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    errors: Problems = field(default_factory=Problems)
+    warnings: Problems = field(default_factory=Problems)
     lines: dict[tuple[dns.name.Name, int], int] = field(default_factory=dict)
 
 
@@ -128,7 +152,7 @@ class _Reader(dns.zonefile.Reader):
             allow_directives={"$ORIGIN", "$TTL", "$GENERATE"},
         )
         self.collector = txn
-        self.problems: list[Problem] = []
+        self.problems = Problems()
         # Accept every owner here; out-of-zone names are reported by the checks.
         self.zone_origin = dns.name.root
         self.current_origin = origin
@@ -172,7 +196,7 @@ def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
     collector = _Collector(origin)
     tok = _Tokenizer(io.StringIO(text), "<zone>")
     reader = _Reader(tok, collector, origin)
-    errors: list[Problem] = []
+    errors = reader.problems
     while True:
         # A bad directive (or a bad first token) ends read(): note it and carry on with
         # the next line, so every problem is reported.
@@ -192,7 +216,6 @@ def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
                 except dns.exception.DNSException as exc2:
                     errors.append(Problem(tok.last_line, _message(exc2)))
                     break
-    errors = reader.problems + errors
     result = ParseResult(ZoneContent(origin), errors=errors)
     group(collector.records, result)
     return result
