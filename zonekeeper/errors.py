@@ -99,6 +99,12 @@ class PayloadTooLarge(ZonekeeperError):
     slug, title = "too-large", "Payload too large"
 
 
+class ShuttingDown(ZonekeeperError):
+    """Work stopped because the server is stopping (nothing was changed)."""
+
+    slug, title = "shutting-down", "Shutting down"
+
+
 HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     Malformed: 400,
     Invalid: 422,
@@ -111,6 +117,7 @@ HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     ZoneExpired: 409,
     StorageUnavailable: 503,
     PayloadTooLarge: 413,
+    ShuttingDown: 503,
 }
 
 DNS_RCODE: dict[type[ZonekeeperError], dns.rcode.Rcode] = {
