@@ -95,10 +95,6 @@ class StorageUnavailable(ZonekeeperError):
     slug, title = "storage-unavailable", "Storage unavailable"
 
 
-class PayloadTooLarge(ZonekeeperError):
-    slug, title = "too-large", "Payload too large"
-
-
 class ShuttingDown(ZonekeeperError):
     """Work stopped because the server is stopping (nothing was changed)."""
 
@@ -116,7 +112,6 @@ HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     NotHosted: 404,
     ZoneExpired: 409,
     StorageUnavailable: 503,
-    PayloadTooLarge: 413,
     ShuttingDown: 503,
 }
 

@@ -72,7 +72,9 @@ def install(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "error"
         )
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+        # A 413 is raised while the body is read (api/guard.py), its detail names the limit.
+        title = "Payload too large" if exc.status_code == 413 else str(exc.detail)
+        return problem(exc.status_code, slug, title, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     async def _storage(_request: Request, exc: OperationalError) -> JSONResponse:
