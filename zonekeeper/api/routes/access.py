@@ -77,8 +77,8 @@ async def delete_key(name: str, ctx: Ctx, _p: AdminScope) -> Response:
 
 @acls.get("", response_model=AclList)
 async def list_rules(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
-    return page(await ctx.access.list_rules(), lambda r: f"{r['id']:0{paging.RULE_ID_WIDTH}d}", limit,
-                paging.rule_after(cursor))
+    return page(await ctx.access.list_rules(), lambda r: f"{r['id']:0{paging.RULE_ID_WIDTH}d}",
+                limit, paging.rule_after(cursor))
 
 
 @acls.post("", status_code=201, response_model=AclOut)
