@@ -66,7 +66,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         db.dispose()
         raise StartupError(f"database {shown_url(settings.database.url)}: {exc}") from exc
     registry = Registry()
-    zones = ZoneService(db, registry)
+    zones = ZoneService(db, registry, limits=settings.zones)
     tokens = TokenService(db)
     handler = QueryHandler(
         registry,
@@ -320,7 +320,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
     if api_task in done and api_task.exception() is not None:
         log.error("api.failed", error=str(api_task.exception()))
-    # Ordered shutdown: stop accepting, close connections, stop the API, close storage.
+    # Ordered shutdown: stop work in worker threads (a long import parse would otherwise keep
+    # the process alive: asyncio waits for its threads), stop accepting, close connections,
+    # stop the API, close storage.
+    rt.zones.stop()
     rt.tcp_state.accepting = False
     for server in rt.servers:
         server.close()

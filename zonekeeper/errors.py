@@ -18,16 +18,29 @@ class Reason:
         return {"loc": list(self.loc), "msg": self.msg}
 
 
+# The most reasons one error lists; the rest are only counted (``more``), so a zone text with
+# a million bad lines gets an answer as small as one with a hundred.
+MAX_REASONS = 100
+
+
 class ZonekeeperError(Exception):
-    """Root of every error zonekeeper raises on purpose."""
+    """Root of every error zonekeeper raises on purpose.
+
+    ``reasons`` beyond ``MAX_REASONS`` are dropped and counted in ``more``, with ``more`` the
+    caller already left out (e.g. problems a parser only counted); ``detail`` then says so.
+    """
 
     slug = "error"
     title = "Error"
 
-    def __init__(self, detail: str, reasons: list[Reason] | None = None) -> None:
+    def __init__(self, detail: str, reasons: list[Reason] | None = None, *, more: int = 0) -> None:
+        reasons = reasons or []
+        self.more = more + max(0, len(reasons) - MAX_REASONS)
+        self.reasons = reasons[:MAX_REASONS]
+        if self.more:
+            detail += f"; the first {len(self.reasons)} are listed, {self.more} more are not"
         super().__init__(detail)
         self.detail = detail
-        self.reasons = reasons or []
 
 
 class Malformed(ZonekeeperError):
@@ -82,8 +95,10 @@ class StorageUnavailable(ZonekeeperError):
     slug, title = "storage-unavailable", "Storage unavailable"
 
 
-class PayloadTooLarge(ZonekeeperError):
-    slug, title = "too-large", "Payload too large"
+class ShuttingDown(ZonekeeperError):
+    """Work stopped because the server is stopping (nothing was changed)."""
+
+    slug, title = "shutting-down", "Shutting down"
 
 
 HTTP_STATUS: dict[type[ZonekeeperError], int] = {
@@ -97,7 +112,7 @@ HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     NotHosted: 404,
     ZoneExpired: 409,
     StorageUnavailable: 503,
-    PayloadTooLarge: 413,
+    ShuttingDown: 503,
 }
 
 DNS_RCODE: dict[type[ZonekeeperError], dns.rcode.Rcode] = {

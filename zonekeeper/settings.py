@@ -106,6 +106,17 @@ class ApiSettings(_Section):
         return value
 
 
+class ZoneSettings(_Section):
+    """Bounds on zone text read through the API (import, ``zone_text``), checked before the
+    work is done: a ``$GENERATE`` range is counted before it is expanded."""
+
+    # As [secondary] max_records: a zone we accept by import is one we could transfer in.
+    max_records: int = Field(5_000_000, ge=1)
+    # A /16 of PTR or A records per line; a line that asks for more is nearly always a
+    # mistake (1-4294967295 is minutes of work and gigabytes before the total cap bites).
+    generate_max_records: int = Field(65_536, ge=1)
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite:///zonekeeper.db"
 
@@ -153,6 +164,7 @@ class Settings(BaseSettings):
 
     dns: DnsSettings = Field(default_factory=DnsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    zones: ZoneSettings = Field(default_factory=ZoneSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)

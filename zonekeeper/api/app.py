@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from starlette.responses import JSONResponse
 
 from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
+from zonekeeper.api.guard import RequestGuard
 from zonekeeper.api.routes import access, peers, tokens, zones
 from zonekeeper.api.schemas import Problem
 
@@ -41,17 +42,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    limit = ctx.settings.api.max_body_bytes
-
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return problems.problem(
-                413, "too-large", "Payload too large",
-                f"the request body is over {limit} bytes (api.max_body_bytes)",
-            )
-        return await call_next(request)
+    app.add_middleware(RequestGuard, ctx=ctx, public=frozenset({app.openapi_url}))
 
     for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
                    peers.zone_peers):

@@ -1,4 +1,7 @@
-"""Cursor pagination for lists that services return whole (keys, rules, peers, tokens)."""
+"""Cursor pagination for lists that services return whole (keys, rules, peers, tokens).
+
+Each list checks its cursor's form with ``zonekeeper.services.paging`` first (400 if it is
+not one this API returned)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from typing import Annotated, Any
 from fastapi import Query
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size (default 100)")]
-Cursor = Annotated[str | None, Query(max_length=300, description="next_cursor of the previous page")]
+# Long enough for a name with \DDD escapes or a secondary zone's HEX.TYPE cursor.
+Cursor = Annotated[str | None, Query(max_length=1100,
+                                     description="next_cursor of the previous page")]
 
 
 def page(items: list[dict[str, Any]], key: Callable[[dict[str, Any]], str], limit: int,

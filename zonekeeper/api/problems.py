@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from zonekeeper.errors import ZonekeeperError, http_status
+from zonekeeper.errors import MAX_REASONS, ZonekeeperError, http_status
 
 log = structlog.get_logger("zonekeeper.api")
 MEDIA_TYPE = "application/problem+json"
@@ -19,15 +19,19 @@ MEDIA_TYPE = "application/problem+json"
 
 def problem(
     status: int, slug: str, title: str, detail: str, errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None, *, more: int = 0,
 ) -> JSONResponse:
-    body = {
+    """The problem+json answer; ``more`` (present only when not 0) counts reasons left out of
+    ``errors``."""
+    body: dict[str, Any] = {
         "type": f"urn:zonekeeper:problem:{slug}",
         "title": title,
         "status": status,
         "detail": detail,
         "errors": errors or [],
     }
+    if more:
+        body["more"] = more
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -42,9 +46,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status == 503:
             headers = {"Retry-After": "5"}
-        return problem(
-            status, exc.slug, exc.title, exc.detail, [r.as_dict() for r in exc.reasons], headers
-        )
+        return problem(status, exc.slug, exc.title, exc.detail,
+                       [r.as_dict() for r in exc.reasons], headers, more=exc.more)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -56,18 +59,22 @@ def install(app: FastAPI) -> None:
             if e.get("type") == "json_invalid" or (loc and loc[0] in ("query", "path", "header")):
                 malformed = True
             items.append({"loc": _clean_loc(loc), "msg": str(e.get("msg", "invalid"))})
+        more = max(0, len(items) - MAX_REASONS)
+        items = items[:MAX_REASONS]
         if malformed:
             return problem(400, "malformed", "Malformed request",
-                           "the request could not be read", items)
+                           "the request could not be read", items, more=more)
         return problem(422, "invalid", "Validation failed",
-                       f"{len(items)} problem(s) in the request body", items)
+                       f"{len(items) + more} problem(s) in the request body", items, more=more)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "error"
         )
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
+        # A 413 is raised while the body is read (api/guard.py), its detail names the limit.
+        title = "Payload too large" if exc.status_code == 413 else str(exc.detail)
+        return problem(exc.status_code, slug, title, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     async def _storage(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -182,6 +182,8 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[ProblemItem] = Field(default_factory=list)
+    more: int = Field(0, description="reasons left out of errors (at most 100 are listed); "
+                                     "present only when not 0")
 
 
 class KeyCreate(_In):

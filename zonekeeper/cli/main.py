@@ -223,6 +223,8 @@ def check_zone(origin: str, file: Any, output: str) -> None:
         errors = []
     except Invalid as exc:
         errors = [(r.loc[1], r.msg) for r in exc.reasons]
+        if exc.more:
+            errors.append((0, f"{exc.more} more problem(s) not listed"))
     warnings = [(w.line or 0, w.msg) for w in parsed.warnings]
     if output == "json":
         click.echo(json.dumps({

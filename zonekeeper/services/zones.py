@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,16 @@ import dns.rdtypes.ANY.SOA
 import structlog
 from sqlalchemy import func, select
 
-from zonekeeper.errors import Conflict, Invalid, Malformed, NotFound, Reason, Stale
+from zonekeeper.errors import (
+    Conflict,
+    Invalid,
+    Malformed,
+    NotFound,
+    Reason,
+    ShuttingDown,
+    Stale,
+)
+from zonekeeper.logs import Throttle
 from zonekeeper.proto import axfr, xfrin
 from zonekeeper.proto.rrwire import (
     Node,
@@ -40,6 +50,8 @@ from zonekeeper.proto.rrwire import (
     sort_key,
 )
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
+from zonekeeper.services import paging
+from zonekeeper.settings import ZoneSettings
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, RRset, Timer, Zone, ZonePeer
@@ -223,13 +235,34 @@ class ZoneService:
         registry: Registry,
         *,
         on_published: Callable[[ZoneSnapshot], None] | None = None,
+        limits: ZoneSettings | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
+        self.limits = limits or ZoneSettings()
+        # Set when the server stops: zone text still being parsed in a worker thread gives
+        # up (ShuttingDown) instead of holding the process for minutes.
+        self.stopping = threading.Event()
+        self._refusals = Throttle()
         self.on_published = on_published
         self.on_removed: Callable[[dns.name.Name], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def stop(self) -> None:
+        """Make work in worker threads give up (called first thing on shutdown)."""
+        self.stopping.set()
+
+    def _parse(self, text: str, origin: dns.name.Name) -> ParseResult:
+        """Parse zone text within ``[zones]`` limits; every problem raised (Invalid)."""
+        parsed = parse_zone_text(text, origin, limits=self.limits, cancel=self.stopping)
+        if parsed.limited is not None:
+            held = self._refusals.due(origin)
+            if held is not None:
+                log.warning("zone.text_refused", zone=origin.to_text(), line=parsed.limited.line,
+                            reason=parsed.limited.msg, suppressed=held)
+        _raise_parse_problems(parsed)
+        return parsed
 
     def _lock(self, name: str) -> asyncio.Lock:
         lock = self._locks.get(name)
@@ -293,8 +326,9 @@ class ZoneService:
                 q = select(Zone).order_by(Zone.name).limit(limit + 1)
                 if kind:
                     q = q.where(Zone.kind == kind)
-                if cursor:
-                    q = q.where(Zone.name > cursor)
+                after = paging.name_after(cursor)
+                if after is not None:
+                    q = q.where(Zone.name > after)
                 rows = list(s.scalars(q))
                 more = len(rows) > limit
                 rows = rows[:limit]
@@ -356,11 +390,8 @@ class ZoneService:
                     q = q.where(RRset.name == owner.to_text())
                 if rdtype is not None:
                     q = q.where(RRset.type == rdtype)
-                if cursor:
-                    try:
-                        after = int(cursor)
-                    except ValueError:
-                        raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+                after = paging.row_id_after(cursor)
+                if after is not None:
                     q = q.where(RRset.id > after)
                 rows = list(s.scalars(q.order_by(RRset.id).limit(limit + 1)))
                 more = len(rows) > limit
@@ -401,8 +432,7 @@ class ZoneService:
     def _create(self, spec: ZoneSpec) -> tuple[ZoneSnapshot, dict[str, Any]]:
         origin = spec.name
         if spec.zone_text is not None:
-            parsed = parse_zone_text(spec.zone_text, origin)
-            _raise_parse_problems(parsed)  # runs the zone checks too
+            parsed = self._parse(spec.zone_text, origin)  # runs the zone checks too
             content = parsed.content
         else:
             content = self._default_content(spec)
@@ -831,10 +861,13 @@ class ZoneService:
 
     def _import(self, origin: dns.name.Name, text: str, dry_run: bool, force: bool,
                 if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult]:
-        parsed = parse_zone_text(text, origin)
-        _raise_parse_problems(parsed)
+        parsed = self._parse(text, origin)
         new = parsed.content
         warnings = [str(w) for w in parsed.warnings]
+        if parsed.warnings.dropped:
+            warnings.append(f"{parsed.warnings.dropped} more warning(s) not listed")
+        if self.stopping.is_set():
+            raise ShuttingDown("the server is stopping; nothing was changed")
         with self.db.write() as s:
             z = self._zone(s, origin)
             self._check_primary(z)
@@ -1044,7 +1077,8 @@ def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, 
 
 
 def _raise_parse_problems(parsed: ParseResult) -> None:
-    findings = check(parsed.content)
+    # Content cut short by a limit is not checked: its findings would be about the cut.
+    findings = check(parsed.content) if parsed.stopped_by is None else []
     reasons = [Reason(("line", p.line or 0), p.msg) for p in parsed.errors]
     for f in findings:
         if f.error:
@@ -1052,7 +1086,10 @@ def _raise_parse_problems(parsed: ParseResult) -> None:
             reasons.append(Reason(("line", line or 0), f.msg))
     if reasons:
         reasons.sort(key=lambda r: r.loc[1] if isinstance(r.loc[1], int) else 0)
-        raise Invalid(f"the zone text has {len(reasons)} problem(s)", reasons)
+        # The parser kept the first problems and counted the rest.
+        dropped = parsed.errors.dropped
+        raise Invalid(f"the zone text has {len(reasons) + dropped} problem(s)", reasons,
+                      more=dropped)
     parsed.warnings.extend(
         Problem(parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None, f.msg)
         for f in findings
@@ -1084,13 +1121,7 @@ def _node_page(snap: ZoneSnapshot | None, *, owner: dns.name.Name | None, rdtype
                limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """A page of a secondary zone's RRsets (from the version served) in DNSSEC name order,
     then type. The cursor is the last item's sort key and type, in hex."""
-    after: tuple[bytes, int] | None = None
-    if cursor:
-        try:
-            sk, _, t = cursor.partition(".")
-            after = (bytes.fromhex(sk), int(t, 16))
-        except ValueError:
-            raise Malformed("bad cursor", [Reason(("query", "cursor"), "not a cursor this API returned")]) from None
+    after = paging.node_after(cursor)
     if snap is None or snap.state is ZoneState.UNLOADED:
         return [], None
     if owner is not None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dns.exception
+import dns.grange
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -21,6 +23,8 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.zonefile
 
+from zonekeeper.errors import MAX_REASONS, ShuttingDown
+from zonekeeper.settings import ZoneSettings
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 
 
@@ -33,12 +37,54 @@ class Problem:
         return f"line {self.line}: {self.msg}" if self.line else self.msg
 
 
+class Problems(list[Problem]):
+    """Problems in the order found, keeping the first ``limit``; the rest are only counted
+    (``total`` counts all), so a text of a million bad lines costs no more than a hundred."""
+
+    def __init__(self, limit: int = MAX_REASONS) -> None:
+        super().__init__()
+        self.limit = limit
+        self.total = 0
+
+    def append(self, problem: Problem) -> None:
+        self.total += 1
+        if len(self) < self.limit:
+            super().append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self)
+
+
 @dataclass
 class ParseResult:
     content: ZoneContent
-    errors: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    errors: Problems = field(default_factory=Problems)
+    warnings: Problems = field(default_factory=Problems)
     lines: dict[tuple[dns.name.Name, int], int] = field(default_factory=dict)
+    # The setting whose limit ended parsing early (content is then partial and not checked).
+    stopped_by: str | None = None
+    # The first problem that a [zones] limit caused, if any (for a log line).
+    limited: Problem | None = None
+
+
+class _TooManyRecords(Exception):
+    """Ends parsing: the text has more records than ``zones.max_records``."""
+
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"the zone text has over {limit} records; at most {limit} are "
+                         "allowed (zones.max_records)")
+        self.line = line
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise ShuttingDown("the server is stopping; the zone text was not read to its end "
+                           "and nothing was changed")
 
 
 class _Manager:
@@ -50,12 +96,16 @@ class _Manager:
 
 
 class _Collector:
-    """Just enough of a dnspython transaction for the zone-file reader."""
+    """Just enough of a dnspython transaction for the zone-file reader; it holds at most
+    ``max_records`` and stops when ``cancel`` is set (also inside a $GENERATE)."""
 
-    def __init__(self, origin: dns.name.Name) -> None:
+    def __init__(self, origin: dns.name.Name, *, max_records: int,
+                 cancel: threading.Event | None) -> None:
         self.manager = _Manager(origin)
         self.records: list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]] = []
         self.line = 0
+        self.max_records = max_records
+        self.cancel = cancel
 
     def check_put_rdataset(self, _check: Any) -> None:
         pass
@@ -67,6 +117,10 @@ class _Collector:
         pass
 
     def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        if len(self.records) >= self.max_records:
+            raise _TooManyRecords(self.line, self.max_records)
+        if self.cancel is not None and not len(self.records) % 1024:
+            _check_cancel(self.cancel)
         self.records.append((name, ttl, rdata, self.line))
 
 
@@ -119,7 +173,8 @@ class _Reader(dns.zonefile.Reader):
 
     tok: _Tokenizer
 
-    def __init__(self, tok: _Tokenizer, txn: _Collector, origin: dns.name.Name):
+    def __init__(self, tok: _Tokenizer, txn: _Collector, origin: dns.name.Name, *,
+                 generate_max_records: int):
         super().__init__(
             tok,
             dns.rdataclass.IN,
@@ -128,13 +183,16 @@ class _Reader(dns.zonefile.Reader):
             allow_directives={"$ORIGIN", "$TTL", "$GENERATE"},
         )
         self.collector = txn
-        self.problems: list[Problem] = []
+        self.problems = Problems()
+        self.generate_max_records = generate_max_records
+        self.limited: Problem | None = None
         # Accept every owner here; out-of-zone names are reported by the checks.
         self.zone_origin = dns.name.root
         self.current_origin = origin
         self.last_name = origin
 
     def _guarded(self, method: Any) -> None:
+        _check_cancel(self.collector.cancel)
         line = self.tok.line
         self.collector.line = line
         try:
@@ -164,21 +222,52 @@ class _Reader(dns.zonefile.Reader):
         self._guarded(super()._rr_line)
 
     def _generate_line(self) -> None:
-        self._guarded(super()._generate_line)
+        self._guarded(self._bounded_generate)
+
+    def _bounded_generate(self) -> None:
+        """$GENERATE, its range counted before anything is expanded."""
+        token = self.tok.get()
+        self.tok.unget(token)
+        try:
+            start, stop, step = dns.grange.from_text(token.value)
+        except Exception:  # noqa: BLE001 - dnspython reports a bad range itself
+            start = None
+        if start is not None:
+            count = len(range(start, stop + 1, step))
+            if count > self.generate_max_records:
+                msg = (f"$GENERATE {token.value} makes {count} records; at most "
+                       f"{self.generate_max_records} are allowed per $GENERATE "
+                       "(zones.generate_max_records)")
+                self.limited = self.limited or Problem(self.collector.line, msg)
+                raise dns.exception.SyntaxError(msg)
+            collector = self.collector
+            if len(collector.records) + count > collector.max_records:
+                raise _TooManyRecords(collector.line, collector.max_records)
+        super()._generate_line()
 
 
-def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
-    """Parse zone text for ``origin``; never raises on bad content, collects problems."""
-    collector = _Collector(origin)
+def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | None = None,
+                    cancel: threading.Event | None = None) -> ParseResult:
+    """Parse zone text for ``origin``; never raises on bad content, collects problems.
+
+    Past ``limits`` (``[zones]`` settings) parsing stops with a problem naming the line and the
+    setting. ``cancel`` set (the server stopping) raises ShuttingDown within a few records.
+    """
+    limits = limits or ZoneSettings()
+    collector = _Collector(origin, max_records=limits.max_records, cancel=cancel)
     tok = _Tokenizer(io.StringIO(text), "<zone>")
-    reader = _Reader(tok, collector, origin)
-    errors: list[Problem] = []
+    reader = _Reader(tok, collector, origin, generate_max_records=limits.generate_max_records)
+    errors = reader.problems
     while True:
         # A bad directive (or a bad first token) ends read(): note it and carry on with
         # the next line, so every problem is reported.
         try:
             reader.read()
             break
+        except _TooManyRecords as exc:
+            errors.append(Problem(exc.line, str(exc)))
+            return ParseResult(ZoneContent(origin), errors=errors, stopped_by="zones.max_records",
+                               limited=reader.limited or Problem(exc.line, str(exc)))
         except dns.zonefile.UnknownOrigin:
             errors.append(Problem(None, "no $ORIGIN and the zone name is unknown"))
             break
@@ -192,19 +281,21 @@ def parse_zone_text(text: str, origin: dns.name.Name) -> ParseResult:
                 except dns.exception.DNSException as exc2:
                     errors.append(Problem(tok.last_line, _message(exc2)))
                     break
-    errors = reader.problems + errors
-    result = ParseResult(ZoneContent(origin), errors=errors)
-    group(collector.records, result)
+    result = ParseResult(ZoneContent(origin), errors=errors, limited=reader.limited)
+    group(collector.records, result, cancel=cancel)
     return result
 
 
 _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdatatype.DNAME)}
 
 
-def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult):
+def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult,
+          *, cancel: threading.Event | None = None) -> None:
     """Group parsed records into RRsets, noting TTL mismatches and duplicates."""
     sets: dict[tuple[dns.name.Name, int], RRsetData] = {}
-    for name, ttl, rdata, line in records:
+    for i, (name, ttl, rdata, line) in enumerate(records):
+        if not i % 65536:
+            _check_cancel(cancel)
         key = (name, int(rdata.rdtype))
         rec = Record(rdata)
         existing = sets.get(key)

@@ -23,6 +23,7 @@ from zonekeeper.api.schemas import (
 )
 from zonekeeper.errors import Malformed, Reason
 from zonekeeper.policy.acl import parse_address
+from zonekeeper.services import paging
 
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -32,7 +33,8 @@ acls = APIRouter(prefix="/acls", tags=["acls"])
 
 @keys.get("", response_model=KeyList)
 async def list_keys(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
-    return page(await ctx.access.list_keys(), lambda k: k["name"], limit, cursor)
+    return page(await ctx.access.list_keys(), lambda k: k["name"], limit,
+                paging.name_after(cursor))
 
 
 @keys.post("", status_code=201, response_model=KeyCreated)
@@ -75,7 +77,8 @@ async def delete_key(name: str, ctx: Ctx, _p: AdminScope) -> Response:
 
 @acls.get("", response_model=AclList)
 async def list_rules(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
-    return page(await ctx.access.list_rules(), lambda r: f"{r['id']:020d}", limit, cursor)
+    return page(await ctx.access.list_rules(), lambda r: f"{r['id']:0{paging.RULE_ID_WIDTH}d}",
+                limit, paging.rule_after(cursor))
 
 
 @acls.post("", status_code=201, response_model=AclOut)

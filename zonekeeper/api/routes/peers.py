@@ -24,6 +24,7 @@ from zonekeeper.api.schemas import (
     ZoneLinkOut,
 )
 from zonekeeper.errors import Conflict, NotFound
+from zonekeeper.services import paging
 from zonekeeper.services.zones import parse_zone_name
 from zonekeeper.settings import parse_hostport
 
@@ -33,7 +34,7 @@ zone_peers = APIRouter(prefix="/zones/{zone}", tags=["peers"])
 
 @peers.get("", response_model=PeerList)
 async def list_peers(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
-    return page(await ctx.peers.list(), lambda p: p["name"], limit, cursor)
+    return page(await ctx.peers.list(), lambda p: p["name"], limit, paging.peer_after(cursor))
 
 
 @peers.post("", status_code=201, response_model=PeerOut)

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Response
 from zonekeeper.api.deps import AdminScope, Ctx
 from zonekeeper.api.pagination import Cursor, Limit, page
 from zonekeeper.api.schemas import TokenCreate, TokenCreated, TokenList
+from zonekeeper.services import paging
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.get("", response_model=TokenList)
 async def list_tokens(ctx: Ctx, _p: AdminScope, limit: Limit = 100, cursor: Cursor = None) -> dict[str, object]:
-    return page(await ctx.tokens.list(), lambda t: t["id"], limit, cursor)
+    return page(await ctx.tokens.list(), lambda t: t["id"], limit, paging.token_after(cursor))
 
 
 @router.post("", status_code=201, response_model=TokenCreated)

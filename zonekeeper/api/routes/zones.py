@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
+from zonekeeper.api.pagination import Cursor, Limit
 from zonekeeper.api.schemas import (
     ImportOut,
     RRsetIn,
@@ -22,7 +23,7 @@ from zonekeeper.api.schemas import (
     ZoneOut,
     ZonePatch,
 )
-from zonekeeper.errors import Invalid, Malformed, NotFound, PayloadTooLarge, Reason
+from zonekeeper.errors import Invalid, Malformed, NotFound, Reason
 from zonekeeper.services.zones import (
     RRsetChange,
     SoaFields,
@@ -89,8 +90,8 @@ async def list_zones(
     ctx: Ctx,
     _p: ReadScope,
     kind: Annotated[str | None, Query(pattern="^(primary|secondary)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
     items, nxt = await ctx.zones.list(kind=kind, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": nxt}
@@ -154,8 +155,8 @@ async def list_rrsets(
     response: Response,
     name: str | None = None,
     type: str | None = None,  # noqa: A002 - the API's field name
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, object]:
     origin = parse_zone_name(zone)
     owner, rdtype = _name_type(origin, name, type)
@@ -251,14 +252,8 @@ async def import_zone(
     if_match: IfMatch = None,
 ) -> object:
     origin = parse_zone_name(zone)
-    limit = ctx.settings.api.max_body_bytes
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the zone text is over {limit} bytes (api.max_body_bytes)")
-        chunks.append(chunk)
+    # The request guard (api/guard.py) stops a body over api.max_body_bytes with 413.
+    chunks = [chunk async for chunk in request.stream()]
     try:
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
