@@ -58,3 +58,35 @@ def test_parsed_addresses_are_shared_and_equal() -> None:
     assert parse_address("::ffff:192.0.2.1") == parse_address("192.0.2.1")
     assert parse_address("fe80::1%eth0") is parse_address("fe80::1%eth0")
     assert parse_network("::ffff:192.0.2.0/120") == parse_network("192.0.2.0/24")
+
+
+def test_known_addresses_are_linked_peers_and_narrow_allow_rules() -> None:
+    rules = RULES + (
+        Rule(5, AclAction.TRANSFER, Effect.ALLOW, network=parse_network("0.0.0.0/0")),
+        Rule(6, AclAction.TRANSFER, Effect.DENY, network=parse_network("203.0.113.0/24")),
+        Rule(7, AclAction.TRANSFER, Effect.ALLOW, network=parse_network("10.0.0.0/16")),
+    )
+    policy = Policy(rules=rules, peers=GRANTS)
+    assert policy.known("192.0.2.77")  # allow rule 1, a /24
+    assert policy.known("::ffff:192.0.2.77")
+    assert policy.known("198.51.100.7")  # a linked peer's network
+    assert not policy.known("203.0.113.5")  # named by a deny rule only
+    assert not policy.known("10.0.1.1")  # a /16 names nobody in particular
+    assert not policy.known("8.8.8.8")  # 0.0.0.0/0 neither
+    assert not policy.known("2001:db8::1")  # rule 4 is a /32
+    assert not policy.known("not an address")
+    assert [policy.known(a) for a in ("192.0.2.77", "8.8.8.8")] == [True, False]  # remembered
+
+
+def test_linked_follows_the_role_the_action_needs() -> None:
+    grants = {"b.test.": (
+        PeerGrant("sec", "secondary", (parse_network("198.51.100.0/24"),), "k2."),
+        PeerGrant("pri", "primary", (parse_network("192.0.2.53/32"),)),
+    )}
+    policy = Policy(peers=grants)
+    assert policy.linked(AclAction.TRANSFER, "b.test.", "198.51.100.9")
+    assert policy.linked(AclAction.TRANSFER, "B.TEST.", "198.51.100.9")
+    assert not policy.linked(AclAction.TRANSFER, "b.test.", "192.0.2.53")
+    assert policy.linked(AclAction.NOTIFY, "b.test.", "192.0.2.53")
+    assert not policy.linked(AclAction.TRANSFER, "a.test.", "198.51.100.9")
+    assert not policy.linked(AclAction.TRANSFER, "b.test.", "bogus")
