@@ -28,6 +28,7 @@ from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
+from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage.db import Database, shown_url
@@ -147,8 +148,9 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         return True
 
     xfr.ixfr_allowed = ixfr_allowed
+    users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
-                     status=status, notifier=notifier, secondaries=secondaries)
+                     status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
     rt.refresh = refresh

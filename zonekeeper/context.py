@@ -12,6 +12,7 @@ from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
+from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
 
@@ -26,4 +27,5 @@ class AppContext:
     status: StatusService
     notifier: Notifier
     secondaries: SecondaryManager
+    users: UserService
     state: dict[str, Any] = field(default_factory=dict)

@@ -117,6 +117,13 @@ class ZoneSettings(_Section):
     generate_max_records: int = Field(65_536, ge=1)
 
 
+class WebSettings(_Section):
+    """The console at /ui/ on the API's address."""
+
+    session_idle: float = Field(1800, gt=0)  # seconds without a request before sign-out
+    session_max_age: float = Field(43200, gt=0)  # seconds after sign-in, whatever the use
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite:///zonekeeper.db"
 
@@ -164,6 +171,7 @@ class Settings(BaseSettings):
 
     dns: DnsSettings = Field(default_factory=DnsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     zones: ZoneSettings = Field(default_factory=ZoneSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -48,6 +48,10 @@ def create_app(ctx: AppContext) -> FastAPI:
                    peers.zone_peers):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
+    from zonekeeper.web import mount
+
+    mount(app)
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -163,6 +163,48 @@ token_remote(token)
 
 
 @cli.group()
+def user() -> None:
+    """Web console users (made on the server host, in the local database)."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), required=True,
+              help="viewer: sees everything; editor: also changes zones, records, links and "
+                   "rules; admin: also keys, peers' secrets, users and tokens")
+@click.option("--password-stdin", is_flag=True,
+              help="read the password as one line from standard input (no prompt)")
+@click.option("--database", default=None, help="database URL (default: the configured one)")
+@click.pass_context
+def user_create(ctx: click.Context, name: str, role: str, password_stdin: bool,
+                database: str | None) -> None:
+    """Create a console user NAME; the password is asked twice on a terminal."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise click.UsageError("not a terminal: give the password with --password-stdin")
+    from zonekeeper.errors import ZonekeeperError
+    from zonekeeper.services.users import UserService
+    from zonekeeper.storage.db import Database
+
+    settings = _settings(ctx, {("database", "url"): database})
+    store = Database(settings.database.url)
+    try:
+        store.prepare(migrate=False)
+        info = UserService(store).create_sync(name, role, password)
+    except ZonekeeperError as exc:
+        reasons = "; ".join(f"{r.loc[-1]}: {r.msg}" for r in exc.reasons)
+        raise click.ClickException(f"{exc.detail}{': ' + reasons if reasons else ''}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise click.ClickException(str(exc)) from None
+    finally:
+        store.dispose()
+    click.echo(f"user {info['name']} ({info['role']}) created", err=True)
+
+
+@cli.group()
 def config() -> None:
     """Configuration."""
 

@@ -148,6 +148,16 @@ class StatusService:
             })
         return out
 
+    def summary(self, zone: str) -> dict[str, int]:
+        """How many of the zone's linked secondaries are in each state, from memory (the
+        console's zones list asks this for every zone it shows)."""
+        links = [{"peer": t.name, "role": "secondary", "address": t.address, "port": t.port}
+                 for t in self.targets.get(zone, ())]
+        counts: dict[str, int] = {}
+        for row in self.rows_for(zone, links):
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+        return counts
+
     @staticmethod
     def _lag_seconds(row: dict[str, Any], lag: int | None) -> float | None:
         if not lag:

@@ -149,6 +149,29 @@ class SoaFields:
     ttl: int | None = None
 
 
+def make_change(
+    name: str, rdtype: str, ttl: int | None, contents: list[tuple[str, bool]], changetype: str,
+    origin: dns.name.Name, loc: tuple[str | int, ...] = (),
+) -> tuple[RRsetChange | None, list[Reason]]:
+    """An RRset change from what a user typed (owner relative to ``origin``, type, TTL,
+    records in presentation format), or every problem with it, each at ``loc`` + where in
+    the change it is. The API and the console both build changes here."""
+    try:
+        owner = owner_name(name, origin)
+    except Exception as exc:  # noqa: BLE001
+        return None, [Reason((*loc, "name"), f"{name!r} is not a valid name: {exc}")]
+    try:
+        t = parse_type(rdtype)
+    except ValueError as exc:
+        return None, [Reason((*loc, "type"), str(exc))]
+    reasons: list[Reason] = []
+    if changetype == "REPLACE" and not contents:
+        reasons.append(Reason((*loc, "records"), "REPLACE needs at least one record"))
+    records, errors = parse_records(t, contents, origin)
+    reasons.extend(Reason((*loc, "records", i, "content"), msg) for i, msg in errors)
+    return RRsetChange(owner, t, changetype, ttl, records), reasons
+
+
 @dataclass
 class ZoneSpec:
     name: dns.name.Name

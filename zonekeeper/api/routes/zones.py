@@ -29,8 +29,8 @@ from zonekeeper.services.zones import (
     SoaFields,
     ZoneSpec,
     ZoneUpdate,
+    make_change,
     owner_name,
-    parse_records,
     parse_type,
     parse_zone_name,
 )
@@ -47,22 +47,8 @@ def _etag(serial: int) -> str:
 def _change(
     item: RRsetIn, origin: dns.name.Name, loc: tuple[str | int, ...], changetype: str
 ) -> tuple[RRsetChange | None, list[Reason]]:
-    reasons: list[Reason] = []
-    try:
-        name = owner_name(item.name, origin)
-    except Exception as exc:  # noqa: BLE001
-        return None, [Reason((*loc, "name"), f"{item.name!r} is not a valid name: {exc}")]
-    try:
-        rdtype = parse_type(item.type)
-    except ValueError as exc:
-        return None, [Reason((*loc, "type"), str(exc))]
-    if changetype == "REPLACE" and not item.records:
-        reasons.append(Reason((*loc, "records"), "REPLACE needs at least one record"))
-    records, errors = parse_records(
-        rdtype, [(r.content, r.disabled) for r in item.records], origin
-    )
-    reasons.extend(Reason((*loc, "records", i, "content"), msg) for i, msg in errors)
-    return RRsetChange(name, rdtype, changetype, item.ttl, records), reasons
+    return make_change(item.name, item.type, item.ttl,
+                       [(r.content, r.disabled) for r in item.records], changetype, origin, loc)
 
 
 def _changes(

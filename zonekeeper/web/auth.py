@@ -1,0 +1,59 @@
+"""Who is asking, and may they: the console's session cookie, CSRF check and roles.
+
+Every state-changing request (POST) but sign-in must carry the session's CSRF token, as the
+``X-CSRF-Token`` header (htmx sends it from the page's ``hx-headers``) or the ``csrf`` form
+field; without it the answer is 403 and nothing changes. Roles nest like the API's scopes:
+viewer (read) < editor (write) < admin.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from zonekeeper.context import AppContext
+from zonekeeper.services.tokens import Scope, covers
+from zonekeeper.services.users import Session
+
+COOKIE = "zk_session"
+
+
+class SignInRequired(Exception):
+    """No live session: GET pages redirect to the sign-in page, other requests get 401."""
+
+
+def ctx_of(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+async def current_session(request: Request) -> Session:
+    ctx = ctx_of(request)
+    session = await ctx.users.resolve(request.cookies.get(COOKIE, ""))
+    if session is None:
+        raise SignInRequired()
+    request.state.session = session
+    if request.method not in ("GET", "HEAD"):
+        sent = request.headers.get("x-csrf-token")
+        if sent is None:
+            form = await request.form()
+            field = form.get("csrf")
+            sent = field if isinstance(field, str) else None
+        if not sent or not hmac.compare_digest(sent, session.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token")
+    return session
+
+
+def role(needed: Scope) -> object:
+    async def dependency(session: Annotated[Session, Depends(current_session)]) -> Session:
+        if not covers({session.scope}, needed):
+            raise HTTPException(403, f"your role ({session.role}) may not do this")
+        return session
+
+    return Depends(dependency)
+
+
+Viewer = Annotated[Session, role(Scope.READ)]
+Editor = Annotated[Session, role(Scope.WRITE)]
+Admin = Annotated[Session, role(Scope.ADMIN)]
