@@ -113,6 +113,8 @@ class Policy:
     peers: dict[str, tuple[PeerGrant, ...]] = field(default_factory=dict)  # zone → grants
     _decisions: dict[tuple[AclAction, str, str, str | None], Decision] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    _notifiers: dict[str, bool] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
 
     def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
         """A dnspython keyring callable."""
@@ -127,6 +129,32 @@ class Policy:
                 self._decisions.clear()
             self._decisions[asked] = decision
         return decision
+
+    def notify_source(self, address: str) -> bool:
+        """Whether an allow rule or a linked primary could admit a NOTIFY from ``address``,
+        for some zone and key: such a source gets a NOTIFY budget of its own, the others
+        share one (``server.notify_limit``). Asked before the NOTIFY is parsed, so it looks
+        at the address alone."""
+        known = self._notifiers.get(address)
+        if known is None:
+            known = self._could_notify(address)
+            if len(self._notifiers) >= _MAX_DECISIONS:
+                self._notifiers.clear()
+            self._notifiers[address] = known
+        return known
+
+    def _could_notify(self, address: str) -> bool:
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return False
+        for rule in self.rules:
+            if rule.effect is Effect.ALLOW and rule.action is AclAction.NOTIFY and (
+                    rule.network is None or (addr.version == rule.network.version
+                                             and addr in rule.network)):
+                return True
+        return any(grant.role == "primary" and grant.matches(addr, grant.key)
+                   for grants in self.peers.values() for grant in grants)
 
     def _decide(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
         try:
