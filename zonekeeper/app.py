@@ -23,6 +23,7 @@ from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, load_targets
@@ -83,6 +84,12 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         send_timeout=settings.dns.xfr_send_timeout,
         max_time=settings.dns.xfr_max_time,
         edns_payload=settings.dns.udp_max_payload,
+    )
+    xfr.notify_limit = NotifyLimit(
+        rate=settings.notify.in_rate,
+        burst=settings.notify.in_burst,
+        stranger_rate=settings.notify.in_stranger_rate,
+        max_sources=settings.notify.in_sources,
     )
     access = AccessService(db, on_policy=xfr.set_policy)
     status = StatusService(db, registry)

@@ -147,6 +147,14 @@ class NotifySettings(_Section):
     retry_interval: float = Field(5, gt=0)
     timeout: float = Field(5, gt=0)  # per try
     source: list[str] = Field(default_factory=list)
+    # NOTIFY in, charged per source address before it is parsed (server/notify_limit.py):
+    # a source that an allow rule or linked primary could admit has a bucket of its own
+    # (``in_rate`` a second, up to ``in_burst`` at once); all others share ``in_stranger_rate``.
+    # Over the budget, a NOTIFY is dropped unanswered.
+    in_rate: float = Field(20, gt=0)
+    in_burst: int = Field(100, ge=1)
+    in_stranger_rate: float = Field(5, gt=0)
+    in_sources: int = Field(4096, ge=1)  # buckets kept at most
 
 
 class SecondarySettings(_Section):

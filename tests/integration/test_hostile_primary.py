@@ -20,6 +20,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
 import httpx2
 import pytest
 
@@ -31,8 +32,24 @@ PSS_LIMIT = 300 * 1024 * 1024
 TRANSFER_TIMEOUT = 8
 DROP = object()  # in a stream: cut the connection here; a float: pause that many seconds
 
-# A crafted answer: lists of RRsets (one message each), DROP, or a pause in seconds.
+# A crafted answer: lists of RRsets (one message each), DROP, or a pause in seconds; to a
+# signed request, messages are signed in the RFC 8945 chain unless marked below.
 Stream = Callable[[str, int], Iterator[object]]
+
+
+@dataclass
+class Unsigned:
+    """A message sent unsigned, as RFC 8945 §5.3.1 allows: the next signed one covers it."""
+
+    rrsets: list[dns.rrset.RRset]
+
+
+@dataclass
+class Stripped:
+    """A message signed by the primary whose TSIG is taken off on the way (the chain of
+    signatures goes on as if it had been sent)."""
+
+    rrsets: list[dns.rrset.RRset]
 
 
 def soa(zone: str, serial: int) -> dns.rrset.RRset:
@@ -125,6 +142,7 @@ class HostilePrimary:
         self.host = host
         self.port = free_port(host)
         self.zones: dict[str, Behaviour] = {}
+        self.keyring: dict[dns.name.Name, dns.tsig.Key] = {}  # keys requests may be signed with
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.transports: list[asyncio.BaseTransport] = []
@@ -166,7 +184,8 @@ class HostilePrimary:
         try:
             while True:
                 size = int.from_bytes(await reader.readexactly(2), "big")
-                q = dns.message.from_wire(await reader.readexactly(size))
+                q = dns.message.from_wire(await reader.readexactly(size),
+                                          keyring=self.keyring or None)
                 rdtype = q.question[0].rdtype
                 if rdtype not in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
                     await self._send(writer, self.answer(q))
@@ -179,6 +198,7 @@ class HostilePrimary:
                 zone = q.question[0].name.to_text()
                 stream = b.stream(zone, b.serial) if b.stream else iter(good_zone(zone, b.serial))
                 rendered: dict[int, tuple[object, bytes]] = {}  # a part sent again goes as it was
+                ctx = None  # the TSIG chain's running digest, when the request was signed
                 for part in stream:
                     if isinstance(part, float):
                         await asyncio.sleep(part)
@@ -187,7 +207,10 @@ class HostilePrimary:
                         writer.transport.abort()
                         return
                     seen = rendered.get(id(part))
-                    if seen is not None:
+                    if q.had_tsig:
+                        wire, ctx = self._signed(q, part, ctx)
+                        part = part.rrsets if isinstance(part, Unsigned | Stripped) else part
+                    elif seen is not None:
                         wire = seen[1]
                     else:
                         r = dns.message.make_response(q)
@@ -202,6 +225,25 @@ class HostilePrimary:
             pass
         finally:
             writer.close()
+
+    @staticmethod
+    def _signed(q: dns.message.Message, part: object, ctx: object) -> tuple[bytes, object]:
+        """One message of the answer to a signed request, and the chain's digest after it."""
+        rrsets = part.rrsets if isinstance(part, Unsigned | Stripped) else part
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.AA
+        r.answer.extend(rrsets)  # type: ignore[arg-type]
+        if isinstance(part, Unsigned):
+            r.tsig = None  # type: ignore[assignment]
+            wire = r.to_wire()
+            ctx.update(wire)  # type: ignore[attr-defined]
+            return wire, ctx
+        wire = r.to_wire(multi=True, tsig_ctx=ctx)
+        ctx = r.tsig_ctx
+        if isinstance(part, Stripped):
+            r.tsig = None  # type: ignore[assignment]
+            wire = r.to_wire()
+        return wire, ctx
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, msg: dns.message.Message) -> None:
@@ -219,7 +261,7 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            q = dns.message.from_wire(data)
+            q = dns.message.from_wire(data, keyring=self.owner.keyring or None)
         except Exception:  # noqa: BLE001 - not ours to judge
             return
         self.transport.sendto(self.owner.answer(q).to_wire(), addr)
@@ -293,33 +335,34 @@ def xfr_in_lines(zk: ZkServer, zone: str) -> list[dict[str, object]]:
     return zk.events("xfr.in", zone=zone)
 
 
-def new_secondary(zk: ZkServer, api: httpx2.Client, hostile: HostilePrimary, b: Behaviour) -> str:
+def new_secondary(zk: ZkServer, api: httpx2.Client, hostile: HostilePrimary, b: Behaviour,
+                  peer: str = "hostile") -> str:
     """A new secondary zone of the hostile primary; returns once its first refresh is over."""
     zone = f"h{uuid.uuid4().hex[:8]}.test."
     hostile.zones[zone] = b
-    r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": ["hostile"]})
+    r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": [peer]})
     assert r.status_code == 201, r.text
     wait_for(lambda: xfr_in_lines(zk, zone), timeout=45)  # the first refresh, whatever it did
     return zone
 
 
-def primary_error(api: httpx2.Client, zone: str) -> dict[str, object]:
+def primary_error(api: httpx2.Client, zone: str, peer: str = "hostile") -> dict[str, object]:
     rows = api.get(f"/zones/{zone}/xfr-status").json()
-    row = next(r for r in rows if r["peer"] == "hostile")
+    row = next(r for r in rows if r["peer"] == peer)
     status = row["primary_status"]
     assert status and status.get("last_error"), row
     return status["last_error"]  # type: ignore[no-any-return]
 
 
 def check_failed(zk: ZkServer, api: httpx2.Client, zone: str, words: tuple[str, ...],
-                 previous: int | None) -> dict[str, object]:
+                 previous: int | None, peer: str = "hostile") -> dict[str, object]:
     """Transfer now: FAILED naming one of ``words``; nothing installed; error in xfr-status."""
     out = api.post(f"/zones/{zone}/transfer", json={}, params={"timeout": 150},
                    timeout=160).json()
     assert out["result"] == "FAILED", out
     assert out["serial_after"] == previous, out
     assert any(w in out["error"].lower() for w in words), out
-    err = primary_error(api, zone)
+    err = primary_error(api, zone, peer)
     assert any(w in str(err["error"]).lower() for w in words), err
     r = zk.query(zone, "SOA")
     if previous is None:
@@ -337,10 +380,10 @@ def check_failed(zk: ZkServer, api: httpx2.Client, zone: str, words: tuple[str, 
 
 
 def with_previous_version(zk: ZkServer, api: httpx2.Client, hostile: HostilePrimary,
-                          stream: Stream) -> str:
+                          stream: Stream, peer: str = "hostile") -> str:
     """A zone that holds a good serial 1; then the primary says 2 and sends ``stream``."""
     b = Behaviour(serial=1)
-    zone = new_secondary(zk, api, hostile, b)
+    zone = new_secondary(zk, api, hostile, b, peer)
     wait_for(lambda: zk.query(zone, "SOA").rcode() == dns.rcode.NOERROR)
     assert zk.serial(zone) == 1
     b.stream, b.serial = stream, 2
@@ -446,3 +489,83 @@ def test_an_older_version_is_refused_unless_forced(zk: ZkServer, api: httpx2.Cli
     out = api.post(f"/zones/{zone}/transfer", json={"axfr": True}).json()
     assert out["result"] == "AXFR" and out["serial_after"] == 0, out
     assert zk.serial(zone) == 0 and zk.query(f"v0.{zone}", "TXT").answer
+
+
+# -- TSIG: signatures stripped on the way (RFC 8945 §5.3.1) -------------------------------------
+def three_messages(zone: str, serial: int) -> list[list[dns.rrset.RRset]]:
+    first, last = good_zone(zone, serial)
+    return [first, [rr(f"a{i}.{zone}", "A", "192.0.2.3") for i in range(20)], last]
+
+
+def stripped_at_the_end(zone: str, serial: int) -> Iterator[object]:
+    """Signed first message, then the signatures are taken off: the last one is unsigned."""
+    first, middle, last = three_messages(zone, serial)
+    yield from (first, Stripped(middle), Stripped(last))
+
+
+def stripped_in_the_middle(zone: str, serial: int) -> Iterator[object]:
+    """One signature taken off in the middle; the last message is signed, but its MAC
+    covers the chain as the primary signed it."""
+    first, middle, last = three_messages(zone, serial)
+    yield from (first, Stripped(middle), last)
+
+
+def unsigned_run(zone: str, serial: int) -> Iterator[object]:
+    """100 unsigned messages in a row, each in the digest, then a signed last one: the MACs
+    verify, but RFC 8945 allows at most 99 unsigned between signed ones."""
+    first, _middle, last = three_messages(zone, serial)
+    yield first
+    for i in range(100):
+        yield Unsigned([rr(f"u{i}.{zone}", "A", "192.0.2.5")])
+    yield last
+
+
+def unsigned_in_the_middle(zone: str, serial: int) -> Iterator[object]:
+    """What RFC 8945 allows: an unsigned message that the next signature covers."""
+    first, middle, last = three_messages(zone, serial)
+    yield from (first, Unsigned(middle), last)
+
+
+@pytest.fixture(scope="module")
+def signed_peer(zk: ZkServer, api: httpx2.Client, hostile: HostilePrimary) -> str:
+    """The hostile primary as a peer with a key: our requests are signed, so are its answers."""
+    made = api.post("/tsig-keys", json={"name": "hostile-key", "algorithm": "hmac-sha256"})
+    assert made.status_code == 201, made.text
+    key = dns.tsig.Key(made.json()["name"], made.json()["secret"], "hmac-sha256")
+    hostile.keyring[key.name] = key
+    r = api.post("/peers", json={"name": "hostile-signed", "address": hostile.host,
+                                 "port": hostile.port, "key": made.json()["name"]})
+    assert r.status_code == 201, r.text
+    return "hostile-signed"
+
+
+TSIG_CASES = {
+    "stripped-at-the-end": (stripped_at_the_end, ("last message", "not signed")),
+    "stripped-in-the-middle": (stripped_in_the_middle, ("does not verify",)),
+    "unsigned-run": (unsigned_run, ("99 unsigned",)),
+}
+
+
+@pytest.mark.parametrize("case", list(TSIG_CASES))
+def test_stripped_tsig_installs_nothing(zk: ZkServer, api: httpx2.Client, hostile: HostilePrimary,
+                                       signed_peer: str, case: str) -> None:
+    """A signed transfer whose signatures stop or break partway: refused, the zone keeps
+    serving its previous version, and the failure is logged with its reason."""
+    stream, words = TSIG_CASES[case]
+    zone = with_previous_version(zk, api, hostile, stream, signed_peer)
+    check_failed(zk, api, zone, words, previous=1, peer=signed_peer)
+    failed = [e for e in xfr_in_lines(zk, zone) if e.get("result") == "failed"]
+    assert any(any(w in str(e.get("error")).lower() for w in words) for e in failed), failed
+    assert not any(ev.get("result") == "ok" and ev.get("serial") != 1
+                   for ev in xfr_in_lines(zk, zone)), xfr_in_lines(zk, zone)
+
+
+def test_unsigned_message_covered_by_the_next_signature(zk: ZkServer, api: httpx2.Client,
+                                                        hostile: HostilePrimary,
+                                                        signed_peer: str) -> None:
+    """Control: an unsigned message between signed ones, covered by the next MAC, is a
+    valid signed transfer (RFC 8945 §5.3.1) and is installed."""
+    zone = with_previous_version(zk, api, hostile, unsigned_in_the_middle, signed_peer)
+    out = api.post(f"/zones/{zone}/transfer", json={}).json()
+    assert out["result"] == "FALLBACK" and out["serial_after"] == 2, out
+    assert zk.query(f"a0.{zone}", "A").answer and zk.query(f"v2.{zone}", "TXT").answer

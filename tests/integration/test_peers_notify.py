@@ -209,3 +209,39 @@ def test_config_snippets(zk: ZkServer, api: httpx2.Client, zone_name: str, fmt: 
     r = api.get(f"/peers/{name}/config", params={"zone": zone_name, "format": fmt})
     assert r.status_code == 200 and needle in r.text and zone_name.rstrip(".") in r.text
     assert f"{zk.dns_port}" in r.text
+
+
+@pytest.mark.parametrize("fmt", ["bind", "knot", "nsd", "pdns"])
+def test_config_snippets_name_key_and_address(zk: ZkServer, api: httpx2.Client, zone_name: str,
+                                              fmt: str) -> None:
+    """Access in a snippet names the primary's address and the key together (a key alone
+    would admit a replayed request from anywhere: README, Security notes); a peer without a
+    key gets a note saying how to give it one, naming both."""
+    make_zone(api, zone_name)
+    tag = f"{fmt}-{zone_name.split('.')[0]}"
+    key = api.post("/tsig-keys", json={"name": f"k-{tag}"}).json()["name"].rstrip(".")
+    api.post("/peers", json={"name": f"keyed-{tag}", "address": "127.0.0.51", "key": key})
+    api.post("/peers", json={"name": f"bare-{tag}", "address": "127.0.0.52"})
+    keyed = api.get(f"/peers/keyed-{tag}/config", params={"zone": zone_name, "format": fmt}).text
+    bare = api.get(f"/peers/bare-{tag}/config", params={"zone": zone_name, "format": fmt}).text
+    lines = keyed.splitlines()
+    # The lines through which the secondary admits zonekeeper, per format.
+    if fmt == "bind":
+        access = [line for line in lines if "primaries {" in line]
+    elif fmt == "knot":
+        access = [keyed.split("acl:")[1].split("zone:")[0]]
+    elif fmt == "nsd":
+        access = [line for line in lines
+                  if line.strip().startswith(("allow-notify:", "request-xfr:"))]
+    else:
+        access = [line for line in lines
+                  if "AXFR-MASTER-TSIG" in line or "create-secondary-zone" in line]
+    assert access, keyed
+    host = "127.0.0.1"  # the server's DNS address, as the snippet gives it
+    if fmt == "pdns":  # the address in create-secondary-zone, the key in its meta, per zone
+        assert host in access[0] and key in access[1], keyed
+    else:
+        assert all(host in part and key in part for part in access), access
+    assert "No TSIG key" not in keyed
+    note = [line for line in bare.splitlines() if "key generate" in line]
+    assert "No TSIG key" in bare and note and f"peer set bare-{tag} --key" in note[0], bare

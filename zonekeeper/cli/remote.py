@@ -542,12 +542,15 @@ def acl_list(api: Api) -> None:
 
 @acl.command("create")
 @click.option("--action", type=click.Choice(["transfer", "notify"]), required=True)
-@click.option("--network")
-@click.option("--key")
+@click.option("--network", help="address or network the rule admits (name --key too)")
+@click.option("--key", help="TSIG key the request must be signed with (name --network too)")
 @click.option("--zone", "zone_name")
 @click.option("--deny", is_flag=True)
 @pass_api
 def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None, deny: bool) -> None:
+    """An access rule. Give an allow rule both --network and --key: a signed request seen
+    on the way verifies again for 300 s, so a key alone admits it from any address
+    (README, Security notes)."""
     body = {"action": action, "network": network, "key": key, "zone": zone_name,
             "effect": "deny" if deny else "allow"}
     api.show(api.call("POST", "/acls", json=body).json(), ["id", "zone", "action", "network", "key", "effect"])

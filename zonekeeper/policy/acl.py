@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.name
@@ -106,6 +107,18 @@ class Decision:
 _MAX_DECISIONS = 4096  # remembered per policy; past that the memory starts again
 
 
+def _remember(memory: dict[str, bool], address: str, decide: Callable[[str], bool]) -> bool:
+    """``decide(address)``, remembered in ``memory`` (bounded: past _MAX_DECISIONS it starts
+    again)."""
+    value = memory.get(address)
+    if value is None:
+        value = decide(address)
+        if len(memory) >= _MAX_DECISIONS:
+            memory.clear()
+        memory[address] = value
+    return value
+
+
 @dataclass(frozen=True)
 class Policy:
     keys: dict[str, dns.tsig.Key] = field(default_factory=dict)
@@ -114,6 +127,8 @@ class Policy:
     _decisions: dict[tuple[AclAction, str, str, str | None], Decision] = field(
         default_factory=dict, init=False, repr=False, compare=False)
     _known: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _notifiers: dict[str, bool] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
 
     def keyring(self, _message: object, keyname: dns.name.Name) -> dns.tsig.Key | None:
         """A dnspython keyring callable."""
@@ -146,13 +161,7 @@ class Policy:
         an allow rule's network no wider than a /24 (IPv4) or /56 (IPv6), the units that
         per-prefix limits count in. A rule for a wider network (0.0.0.0/0 for a public zone)
         names nobody in particular. Known clients get the TCP slots kept for them."""
-        known = self._known.get(address)
-        if known is None:
-            known = self._is_known(address)
-            if len(self._known) >= _MAX_DECISIONS:
-                self._known.clear()
-            self._known[address] = known
-        return known
+        return _remember(self._known, address, self._is_known)
 
     def _is_known(self, address: str) -> bool:
         try:
@@ -167,6 +176,26 @@ class Policy:
             and rule.network.version == addr.version and addr in rule.network
             and rule.network.prefixlen >= (24 if addr.version == 4 else 56)
             for rule in self.rules)
+
+    def notify_source(self, address: str) -> bool:
+        """Whether an allow rule or a linked primary could admit a NOTIFY from ``address``,
+        for some zone and key: such a source gets a NOTIFY budget of its own, the others
+        share one (``server.notify_limit``). Asked before the NOTIFY is parsed, so it looks
+        at the address alone."""
+        return _remember(self._notifiers, address, self._could_notify)
+
+    def _could_notify(self, address: str) -> bool:
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return False
+        for rule in self.rules:
+            if rule.effect is Effect.ALLOW and rule.action is AclAction.NOTIFY and (
+                    rule.network is None or (addr.version == rule.network.version
+                                             and addr in rule.network)):
+                return True
+        return any(grant.role == "primary" and grant.matches(addr, grant.key)
+                   for grants in self.peers.values() for grant in grants)
 
     def _decide(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
         try:

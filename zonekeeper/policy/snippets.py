@@ -1,6 +1,10 @@
 """Ready-to-paste configuration that makes a secondary follow a zone from zonekeeper.
 
-The key appears by name only; its secret comes from the explicit key export.
+The key appears by name only; its secret comes from the explicit key export. Access rules
+in it name the primary's address and the key together: a signed request captured on the
+way verifies again for 300 s (RFC 8945 keeps no replay cache), so a key alone would admit
+it from anywhere (README, Security notes). A peer without a key gets a note saying how to
+give it one.
 """
 
 from __future__ import annotations
@@ -9,9 +13,16 @@ FORMATS = ("bind", "knot", "nsd", "pdns")
 
 
 def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
-                     ixfr: bool = True) -> str:
+                     ixfr: bool = True, peer: str | None = None) -> str:
     bare = zone.rstrip(".")
     keyname = key.rstrip(".") if key else None
+    comment = "//" if fmt == "bind" else "#"
+    unkeyed = [] if keyname else [
+        f"{comment} No TSIG key: transfers and NOTIFY are trusted by address alone. Give the "
+        "peer a key, so that rules name key and address:",
+        f"{comment}   zonekeeper key generate {bare}-xfr && "
+        f"zonekeeper peer set {peer or 'PEER'} --key {bare}-xfr",
+    ]
     if fmt == "bind":
         key_part = f' key "{keyname}"' if keyname else ""
         lines = [
@@ -68,4 +79,4 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
         ]
     else:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(line for line in [*unkeyed, *lines] if line is not None) + "\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
+import dns.rdata
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.rrset
@@ -38,6 +40,7 @@ from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only, opt_rr
+from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
@@ -346,6 +349,43 @@ async def ensure_image(snap: ZoneSnapshot) -> axfr.AxfrImage:
     return image
 
 
+class _TsigRefusal(NamedTuple):
+    """A request refused by its TSIG (RFC 8945 §5.2): what to answer, the outcome, and for
+    the log the reason (stable text; None for a request that does not parse) and key."""
+
+    answer: bytes
+    result: str  # badkey, badsig, badtime, badtrunc or formerr
+    reason: str | None
+    key: str | None = None
+
+
+@functools.lru_cache(maxsize=16)
+def _mac_bounds(algorithm: dns.name.Name) -> tuple[int, int] | None:
+    """The shortest and longest MAC (octets) a request signed with ``algorithm`` may carry
+    (RFC 8945 §5.2.2.1): at most the keyed hash's output, at least the larger of 10 and half
+    the hash function's output. None for an algorithm without an HMAC here (dnspython then
+    says what is wrong)."""
+    try:
+        ctx = dns.tsig.get_context(dns.tsig.Key("bounds.", b"", algorithm))
+    except NotImplementedError:
+        return None
+    digest = getattr(ctx, "hmac_context", None)
+    if digest is None:
+        return None
+    size = getattr(ctx, "size", None)  # bits, for the truncated algorithms (hmac-sha256-128)
+    return max(10, digest.digest_size // 2), size // 8 if size else digest.digest_size
+
+
+def _truncated_mac_verifies(wire: bytes, at: int, key: dns.tsig.Key,
+                            tsig: dns.rdtypes.ANY.TSIG.TSIG) -> bool:
+    """Whether a MAC shorter than the hash output is the start of the right one (what a
+    truncated MAC is, RFC 8945 §5.2.2.1; dnspython compares whole MACs only)."""
+    ar = int.from_bytes(wire[10:12], "big") - 1
+    unsigned = wire[:10] + ar.to_bytes(2, "big") + wire[12:at]
+    full, _ctx = dns.tsig.sign(unsigned, key, tsig, tsig.time_signed)
+    return hmac.compare_digest(full.mac[: len(tsig.mac)], tsig.mac)
+
+
 class XfrServer:
     def __init__(
         self,
@@ -379,6 +419,10 @@ class XfrServer:
         self.journal: Callable[[int], list[tuple[int, int, bytes, bytes]]] = lambda _zone_id: []
         self.ixfr_allowed: Callable[[str, str], bool] = lambda _zone, _addr: True
         self.on_notify: Callable[[str], None] | None = None
+        # NOTIFY in: a budget per source (replaced from settings by the composition root),
+        # and one line per source and outcome every 10 s at most, with the count held back.
+        self.notify_limit = NotifyLimit()
+        self.notify_log = Throttle(10.0)
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -464,37 +508,95 @@ class XfrServer:
         arcount = int.from_bytes(body[10:12], "big") + 1
         return body[:10] + arcount.to_bytes(2, "big") + body[12:] + _tsig_rr(query.tsig.name, rdata)  # type: ignore[union-attr]
 
-    def _badtime(self, wire: bytes, key: dns.tsig.Key) -> bytes:
+    def _signed_error(self, wire: bytes, key: dns.tsig.Key, error: int) -> bytes:
+        """NOTAUTH signed with ``key`` carrying ``error``: BADTIME (our clock in Other Data)
+        or BADTRUNC, for a request whose MAC verified, over its (maybe truncated) MAC."""
         query = dns.message.from_wire(wire, keyring=False)
         resp = dns.message.make_response(query)
         resp.set_rcode(dns.rcode.NOTAUTH)
         resp.flags &= ~dns.flags.AA
         now = int(time.time())
-        resp.use_tsig(key, key.name, FUDGE, query.id, dns.rcode.BADTIME,
-                      struct.pack("!Q", now)[2:], key.algorithm)
+        other = struct.pack("!Q", now)[2:] if error == dns.rcode.BADTIME else b""
+        resp.use_tsig(key, key.name, FUDGE, query.id, error, other, key.algorithm)
         resp.request_mac = query.tsig[0].mac  # type: ignore[index]
         return resp.to_wire()  # type: ignore[no-any-return]
+
+    def _check_tsig(self, wire: bytes) -> dns.message.Message | _TsigRefusal:
+        """The request parsed and, when signed, verified in RFC 8945 §5.2's order: key
+        (BADKEY), MAC size (§5.2.2.1: FORMERR) and MAC (BADSIG), time (BADTIME), truncation
+        (BADTRUNC: a truncated MAC is refused, whole MACs only). Key and MAC errors are
+        answered unsigned (§5.3.2): nothing is signed for a request that is not
+        authenticated, so a bad MAC is BADSIG whatever its time. Anything unparseable is
+        FORMERR. The same for transfers, signed queries and NOTIFY."""
+        policy = self.policy
+        at = tsig_start(wire)
+        key = tsig = bounds = None
+        if at is not None:
+            try:
+                owner, used = dns.name.from_wire(wire, at)
+                rdlen = int.from_bytes(wire[at + used + 8 : at + used + 10], "big")
+                tsig = cast(dns.rdtypes.ANY.TSIG.TSIG, dns.rdata.from_wire(
+                    dns.rdataclass.ANY, dns.rdatatype.TSIG, wire, at + used + 10, rdlen))
+            except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+                return _TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
+            key = policy.keys.get(owner.to_text().lower())
+            if key is not None and key.algorithm == tsig.algorithm:
+                bounds = _mac_bounds(key.algorithm)
+                if bounds is not None and not bounds[0] <= len(tsig.mac) <= bounds[1]:
+                    return _TsigRefusal(
+                        header_only(wire, dns.rcode.FORMERR), "formerr",
+                        f"TSIG MAC of {len(tsig.mac)} octets (RFC 8945 5.2.2.1: {bounds[0]} to "
+                        f"{bounds[1]} for {key.algorithm.to_text()}) (FORMERR)",
+                        key.name.to_text())
+        try:
+            return dns.message.from_wire(wire, keyring=policy.keyring)
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+            return _TsigRefusal(self._tsig_failure(wire, dns.rcode.BADKEY), "badkey",
+                                "unknown TSIG key (BADKEY)")
+        except dns.tsig.BadSignature:
+            if (key is not None and tsig is not None and at is not None and bounds is not None
+                    and len(tsig.mac) < bounds[1]
+                    and _truncated_mac_verifies(wire, at, key, tsig)):
+                name = key.name.to_text()
+                if abs(tsig.time_signed - time.time()) > tsig.fudge:
+                    return _TsigRefusal(self._signed_error(wire, key, dns.rcode.BADTIME),
+                                        "badtime", "TSIG time outside fudge (BADTIME)", name)
+                return _TsigRefusal(self._signed_error(wire, key, dns.rcode.BADTRUNC),
+                                    "badtrunc", "truncated TSIG MAC (BADTRUNC)", name)
+            return _TsigRefusal(self._tsig_failure(wire, dns.rcode.BADSIG), "badsig",
+                                "bad TSIG signature (BADSIG)")
+        except dns.tsig.BadTime:
+            if key is None:
+                q = dns.message.from_wire(wire, keyring=False)
+                key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
+            assert key is not None
+            return _TsigRefusal(self._signed_error(wire, key, dns.rcode.BADTIME), "badtime",
+                                "TSIG time outside fudge (BADTIME)", key.name.to_text())
+        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+            return _TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
 
     # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) ---------
     def notify_in(self, wire: bytes, addr: str) -> bytes | None:
         """NOTIFY in (RFC 1996): from a linked primary (or a ``notify`` rule), with its key
-        when it has one; answered, then the zone's refresh is triggered at once."""
+        when it has one; answered, then the zone's refresh is triggered at once.
+
+        Charged first to its source's budget (``notify_limit``), on the address alone:
+        over it, the NOTIFY is dropped before any parse or TSIG check. Log lines are held
+        to one per source and outcome every 10 s (``suppressed`` counts the rest)."""
         policy = self.policy
-        try:
-            query = dns.message.from_wire(wire, keyring=policy.keyring)
-        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            log.info("notify.received", client=addr, result="refused", reason="unknown TSIG key (BADKEY)")
-            return self._tsig_failure(wire, dns.rcode.BADKEY)
-        except dns.tsig.BadSignature:
-            log.info("notify.received", client=addr, result="refused", reason="bad TSIG signature (BADSIG)")
-            return self._tsig_failure(wire, dns.rcode.BADSIG)
-        except dns.tsig.BadTime:
-            q = dns.message.from_wire(wire, keyring=False)
-            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
-            assert key is not None
-            return self._badtime(wire, key)
-        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-            return header_only(wire, dns.rcode.FORMERR)
+        known = policy.notify_source(addr)
+        if not self.notify_limit.allow(addr, known):
+            # One line for the shared budget of strangers, one per source of its own.
+            self._notify_log(("dropped", addr if known else None), client=addr,
+                             result="dropped", reason="over the NOTIFY budget of its source")
+            return None
+        checked = self._check_tsig(wire)
+        if isinstance(checked, _TsigRefusal):
+            if checked.reason is not None:
+                self._notify_log((checked.result, addr), client=addr, key=checked.key,
+                                 result="refused", reason=checked.reason)
+            return checked.answer
+        query = checked
         if len(query.question) != 1:
             return header_only(wire, dns.rcode.FORMERR)
         zone = query.question[0].name.to_text().lower()
@@ -503,23 +605,29 @@ class XfrServer:
         snap = self.registry.zones.get(name_key(query.question[0].name))
         if snap is None or snap.kind is not ZoneKind.SECONDARY:
             resp.set_rcode(dns.rcode.NOTAUTH)
-            log.info("notify.received", zone=zone, client=addr, key=key_name, result="notauth",
-                     reason="not a secondary zone here")
+            self._notify_log(("notauth", addr), zone=zone, client=addr, key=key_name,
+                             result="notauth", reason="not a secondary zone here")
             return resp.to_wire()  # type: ignore[no-any-return]
         decision = policy.allowed(AclAction.NOTIFY, zone, addr, key_name)
         if not decision.allowed:
             resp.set_rcode(dns.rcode.REFUSED)
-            log.info("notify.received", zone=zone, client=addr, key=key_name, result="refused",
-                     reason=decision.reason)
+            self._notify_log(("refused", addr), zone=zone, client=addr, key=key_name,
+                             result="refused", reason=decision.reason)
             return resp.to_wire()  # type: ignore[no-any-return]
         resp.flags |= dns.flags.AA
         serial = next((rr.serial for rrset in query.answer if rrset.rdtype == dns.rdatatype.SOA
                        for rr in rrset), None)
-        log.info("notify.received", zone=zone, client=addr, key=key_name, serial=serial,
-                 result="accepted", rule=decision.rule)
+        self._notify_log(("accepted", addr, zone, serial), zone=zone, client=addr, key=key_name,
+                         serial=serial, result="accepted", rule=decision.rule)
         if self.on_notify is not None:
             self.on_notify(zone)
         return resp.to_wire()  # type: ignore[no-any-return]
+
+    def _notify_log(self, what: object, /, **event: object) -> None:
+        """One ``notify.received`` line, unless one for ``what`` went out in the last 10 s."""
+        held = self.notify_log.due(what)
+        if held is not None:
+            log.info("notify.received", **event, **({"suppressed": held} if held else {}))
 
     def answer_signed(
         self, wire: bytes, tsig_at: int, answer: Callable[[bytes], bytes | None], *,
@@ -531,24 +639,12 @@ class XfrServer:
 
         Failures are answered as for transfers: NOTAUTH + BADKEY / BADSIG unsigned,
         BADTIME signed."""
-        policy = self.policy
-        try:
-            query = dns.message.from_wire(wire, keyring=policy.keyring)
-        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            log.info("dns.tsig_refused", reason="unknown TSIG key (BADKEY)")
-            return self._tsig_failure(wire, dns.rcode.BADKEY)
-        except dns.tsig.BadSignature:
-            log.info("dns.tsig_refused", reason="bad TSIG signature (BADSIG)")
-            return self._tsig_failure(wire, dns.rcode.BADSIG)
-        except dns.tsig.BadTime:
-            q = dns.message.from_wire(wire, keyring=False)
-            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
-            assert key is not None
-            log.info("dns.tsig_refused", key=key.name.to_text(),
-                     reason="TSIG time outside fudge (BADTIME)")
-            return self._badtime(wire, key)
-        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-            return header_only(wire, dns.rcode.FORMERR)
+        checked = self._check_tsig(wire)
+        if isinstance(checked, _TsigRefusal):
+            if checked.reason is not None:
+                log.info("dns.tsig_refused", key=checked.key, reason=checked.reason)
+            return checked.answer
+        query = checked
         key: dns.tsig.Key = query.keyring  # type: ignore[assignment]
         arcount = int.from_bytes(wire[10:12], "big") - 1
         inner = wire[:10] + arcount.to_bytes(2, "big") + wire[12:tsig_at]
@@ -634,27 +730,14 @@ class XfrServer:
                 light = True
             except Exception:  # noqa: BLE001 - the full parse below says why
                 light = False
-        try:
-            if not light:
-                query = dns.message.from_wire(wire, keyring=policy.keyring)
-        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-            _send(out, self._tsig_failure(wire, dns.rcode.BADKEY))
-            log.info("xfr.refused", client=addr, reason="unknown TSIG key (BADKEY)")
-            return Outcome("badkey")
-        except dns.tsig.BadSignature:
-            _send(out, self._tsig_failure(wire, dns.rcode.BADSIG))
-            log.info("xfr.refused", client=addr, reason="bad TSIG signature (BADSIG)")
-            return Outcome("badsig")
-        except dns.tsig.BadTime:
-            q = dns.message.from_wire(wire, keyring=False)
-            key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
-            assert key is not None
-            _send(out, self._badtime(wire, key))
-            log.info("xfr.refused", client=addr, key=key.name.to_text(), reason="TSIG time outside fudge (BADTIME)")
-            return Outcome("badtime")
-        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-            _send(out, header_only(wire, dns.rcode.FORMERR))
-            return Outcome("formerr")
+        if not light:
+            checked = self._check_tsig(wire)
+            if isinstance(checked, _TsigRefusal):
+                _send(out, checked.answer)
+                if checked.reason is not None:
+                    log.info("xfr.refused", client=addr, key=checked.key, reason=checked.reason)
+                return Outcome(checked.result)
+            query = checked
         if query.had_tsig:
             key_name = query.keyname.to_text().lower()  # type: ignore[union-attr]
         q = query.question[0]

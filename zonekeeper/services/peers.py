@@ -174,7 +174,8 @@ class PeerService:
             p = _peer(s, peer)
             z = _zone(s, zone)
             key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
-            return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key, ixfr=p.ixfr)
+            return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key,
+                                    ixfr=p.ixfr, peer=p.name)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
