@@ -17,6 +17,8 @@ if [ "$want_test" = 1 ]; then
   # A PostgreSQL server for the PostgreSQL-backed tests (tests/conftest.py starts its own
   # cluster with initdb and pg_ctl, which Debian keeps off the PATH).
   compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || DEBS+=(postgresql)
+  # The browser the web console's tests drive through Playwright (never a downloaded one).
+  command -v chromium >/dev/null 2>&1 || DEBS+=(chromium)
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then DEBS+=(python3-venv); fi
 if [ "${#DEBS[@]}" -gt 0 ]; then
