@@ -107,12 +107,14 @@ def timed_ixfr(addr: str, port: int, records: int, serial: int) -> float:
     return _timed_transfer(addr, port, q.to_wire(), records, timeout=60)
 
 
-def _timed_transfer(addr: str, port: int, wire: bytes, records: int, *, timeout: float) -> float:
+def _timed_transfer(addr: str, port: int, wire: bytes, records: int, *, timeout: float,
+                    source: str | None = None) -> float:
     framed = struct.pack("!H", len(wire)) + wire
     buf = bytearray(70000)
     view = memoryview(buf)
     start = time.perf_counter()
-    with socket.create_connection((addr, port), timeout=timeout) as s:
+    bind = (source, 0) if source is not None else None
+    with socket.create_connection((addr, port), timeout=timeout, source_address=bind) as s:
         s.sendall(framed)
         got = 0
         while got < records:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
@@ -37,6 +35,7 @@ from common import (
     ZK_PORT,
     ZONE,
     Zonekeeper,
+    _timed_transfer,
     ensure_zone_file,
     log,
     stats,
@@ -60,23 +59,7 @@ def axfr_from(source: str, records: int, timeout: float = 60) -> float:
     """One AXFR read from ``source`` like rawxfr.py (headers only), timed from connect to the
     last byte."""
     wire = dns.message.make_query(ZONE, "AXFR").to_wire()
-    buf = bytearray(70000)
-    view = memoryview(buf)
-    start = time.perf_counter()
-    with socket.socket() as s:
-        s.settimeout(timeout)
-        s.bind((source, 0))
-        s.connect((ZK_ADDR, ZK_PORT))
-        s.sendall(struct.pack("!H", len(wire)) + wire)
-        got = 0
-        while got < records:
-            _read(s, view, 2)
-            n = struct.unpack("!H", buf[:2])[0]
-            _read(s, view, n)
-            if buf[3] & 0x0F:
-                raise RuntimeError(f"rcode {buf[3] & 0x0F}")
-            got += struct.unpack("!H", buf[6:8])[0]
-    return time.perf_counter() - start
+    return _timed_transfer(ZK_ADDR, ZK_PORT, wire, records, timeout=timeout, source=source)
 
 
 def dig_axfr(source: str) -> float:
@@ -90,15 +73,6 @@ def dig_axfr(source: str) -> float:
     if "Transfer failed" in out or soas < 2:
         raise RuntimeError("dig: the transfer did not complete")
     return elapsed
-
-
-def _read(s: socket.socket, view: memoryview, n: int) -> None:
-    got = 0
-    while got < n:
-        k = s.recv_into(view[got:n])
-        if not k:
-            raise ConnectionError("closed early")
-        got += k
 
 
 def probe_queries(count: int, *, tcp: bool) -> dict[str, float]:
