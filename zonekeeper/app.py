@@ -83,7 +83,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         max_time=settings.dns.xfr_max_time,
         edns_payload=settings.dns.udp_max_payload,
     )
-    access = AccessService(db, on_policy=xfr.set_policy)
+    access = AccessService(db, on_policy=xfr.set_policy, registry=registry)
     status = StatusService(db, registry)
     notifier = Notifier(
         registry,

@@ -209,3 +209,37 @@ def test_config_snippets(zk: ZkServer, api: httpx2.Client, zone_name: str, fmt: 
     r = api.get(f"/peers/{name}/config", params={"zone": zone_name, "format": fmt})
     assert r.status_code == 200 and needle in r.text and zone_name.rstrip(".") in r.text
     assert f"{zk.dns_port}" in r.text
+
+
+def test_acl_check_follows_the_transfer_decision(zk: ZkServer, api: httpx2.Client,
+                                                 zone_name: str) -> None:
+    """/acls/check answers what the transfer path does: with the zone's outgoing switch off
+    the transfer is refused, and so says the check; for a zone not served here, too."""
+    make_zone(api, zone_name)
+    r = api.post("/acls", json={"zone": zone_name, "action": "transfer",
+                                "network": "127.0.0.42/32"})
+    assert r.status_code == 201, r.text
+    params = {"zone": zone_name, "address": "127.0.0.42"}
+    q = dns.message.make_query(zone_name, "AXFR")
+
+    def axfr_rcode() -> int:
+        return dns.query.tcp(q, "127.0.0.1", port=zk.dns_port, timeout=5,
+                             source="127.0.0.42").rcode()
+
+    check = api.get("/acls/check", params=params).json()
+    assert check["allowed"] is True and axfr_rcode() == dns.rcode.NOERROR
+    assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": False}).status_code == 200
+    check = api.get("/acls/check", params=params).json()
+    assert axfr_rcode() == dns.rcode.REFUSED
+    assert check == {"allowed": False, "rule": None,
+                     "reason": "outgoing transfers are switched off for this zone"}
+    assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": True}).status_code == 200
+    assert api.get("/acls/check", params=params).json()["allowed"] is True
+    # A zone not served here: NOTAUTH on DNS, not allowed by the check (a rule for every
+    # zone would match it).
+    r = api.post("/acls", json={"action": "transfer", "network": "127.0.0.43/32"})
+    assert r.status_code == 201, r.text
+    other = "nowhere-" + zone_name
+    check = api.get("/acls/check", params={"zone": other, "address": "127.0.0.43"}).json()
+    assert check["allowed"] is False and "not a zone served here" in check["reason"]
+    assert api.delete(f"/acls/{r.json()['id']}").status_code == 204

@@ -33,12 +33,12 @@ import dns.tsig
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.policy.acl import AclAction, Policy
+from zonekeeper.policy.acl import AclAction, Policy, transfer_decision
 from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only, opt_rr
-from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.xfr")
 
@@ -594,12 +594,11 @@ class XfrServer:
         except IndexError:
             return False
         snap = self.registry.zones.get(wire[12 : end + 1].lower())
-        if (snap is None or wire[end + 3 : end + 5] != b"\x00\x01"  # class IN
-                or snap.state is ZoneState.EXPIRED or snap.state is ZoneState.UNLOADED):
+        if snap is None or wire[end + 3 : end + 5] != b"\x00\x01":  # class IN
             return False
         zone = _zone_text(snap.origin_key)
-        if (not self.policy.allowed(AclAction.TRANSFER, zone, addr, None).allowed
-                or not snap.outgoing or self.active >= self.transfers_out):
+        if (not transfer_decision(self.policy, zone, addr, None, snap).allowed
+                or self.active >= self.transfers_out):
             return False
         known = snap.ixfr_cache.get(wire[2:])
         if known is None:
@@ -698,16 +697,12 @@ class XfrServer:
 
         if not light and query.edns > 0:
             return refuse(dns.rcode.BADVERS, f"EDNS version {query.edns} (only version 0 is known here)")
-        if q.rdclass != dns.rdataclass.IN or snap is None:
-            return refuse(dns.rcode.NOTAUTH, f"{zone} is not a zone served here")
-        if snap.state in (ZoneState.EXPIRED, ZoneState.UNLOADED):
-            return refuse(dns.rcode.SERVFAIL, f"{zone} is expired")
-        decision = policy.allowed(AclAction.TRANSFER, zone, addr, key_name)
+        decision = transfer_decision(policy, zone, addr, key_name,
+                                     snap if q.rdclass == dns.rdataclass.IN else None)
         if not decision.allowed:
-            return refuse(dns.rcode.REFUSED, decision.reason, ede=EDE_PROHIBITED, rule=decision.rule)
-        if not snap.outgoing:
-            return refuse(dns.rcode.REFUSED, "outgoing transfers are switched off for this zone",
-                          ede=EDE_PROHIBITED)
+            ede = EDE_PROHIBITED if decision.rcode == dns.rcode.REFUSED else None
+            return refuse(decision.rcode, decision.reason, ede=ede, rule=decision.rule)
+        assert snap is not None
         if self.active >= self.transfers_out - self.reserved:
             # (Checked again, and a slot taken, just before streaming.)
             why = self._no_slot(self.policy.linked(AclAction.TRANSFER, zone, addr), addr)
