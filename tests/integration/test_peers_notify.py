@@ -243,3 +243,34 @@ def test_acl_check_follows_the_transfer_decision(zk: ZkServer, api: httpx2.Clien
     check = api.get("/acls/check", params={"zone": other, "address": "127.0.0.43"}).json()
     assert check["allowed"] is False and "not a zone served here" in check["reason"]
     assert api.delete(f"/acls/{r.json()['id']}").status_code == 204
+
+
+def test_outgoing_back_on_notifies_and_status_shows_behind_while_off(
+        api: httpx2.Client, zone_name: str) -> None:
+    """Edits made while outgoing transfers are off cannot reach a secondary: the status says
+    it is behind, and switching them back on sends the NOTIFY at once."""
+    sec = FakeSecondary(addr="127.0.0.35")
+    try:
+        make_zone(api, zone_name)
+        assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": False}).status_code == 200
+        api.post("/peers", json={"name": "reopened", "address": sec.addr, "port": sec.port})
+        api.put(f"/zones/{zone_name}/peers/reopened", json={"role": "secondary"})
+        serial = api.put(f"/zones/{zone_name}/rrsets/n/A",
+                         json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+        row = wait_for(lambda: (st := status_of(api, zone_name, "reopened"))["peer_serial"] == 0
+                       and st)
+        assert row["state"] == "behind" and row["serial"] == serial and row["serial_lag"] == serial
+        assert sec.notifies == []
+        r = api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": True})
+        assert r.status_code == 200 and r.json()["serial"] == serial, r.text
+        wait_for(lambda: [n for n in sec.notifies if n[0] == serial])
+        row = wait_for(lambda: (st := status_of(api, zone_name, "reopened"))["state"] == "in sync"
+                       and st)
+        assert row["notify"]["state"] == "acked" and row["notify"]["serial"] == serial
+        # Setting it on again when it is on already sends nothing more.
+        count = len(sec.notifies)
+        assert api.patch(f"/zones/{zone_name}", json={"outgoing_enabled": True}).status_code == 200
+        time.sleep(0.5)
+        assert len(sec.notifies) == count
+    finally:
+        sec.close()

@@ -90,7 +90,7 @@ class Notifier:
         self.targets: dict[str, tuple[PeerTarget, ...]] = {}
         self._wanted: dict[tuple[str, str], int] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._polls: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._polls: dict[tuple[str, str], asyncio.Task[Any]] = {}
         self.closed = False
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
@@ -98,10 +98,17 @@ class Notifier:
 
     # -- triggers ---------------------------------------------------------------------------
     def zone_changed(self, snap: ZoneSnapshot) -> None:
-        """Called on the loop when a new version is published."""
-        if self.closed or not snap.outgoing:
+        """Called on the loop when a new version is published, and when a zone's outgoing
+        transfers are switched back on (its secondaries may have missed versions)."""
+        if self.closed:
             return
         zone = snap.name.to_text()
+        if not snap.outgoing:
+            # No NOTIFY, and no transfer either: ask each secondary what it serves, so that
+            # the status shows it behind, as it stays until outgoing transfers are back on.
+            for target in self.targets.get(zone, ()):
+                self._check_once(zone, target)
+            return
         for target in self.targets.get(zone, ()):
             if target.notify:
                 self._schedule(zone, target, snap.serial)
@@ -221,6 +228,13 @@ class Notifier:
         if old is not None and not old.done():
             old.cancel()
         self._polls[key] = asyncio.get_running_loop().create_task(self._poll(zone, target, serial))
+
+    def _check_once(self, zone: str, target: PeerTarget) -> None:
+        key = (zone, target.name)
+        old = self._polls.get(key)
+        if old is None or old.done():
+            self._polls[key] = asyncio.get_running_loop().create_task(
+                self.check_serial(zone, target))
 
     async def check_serial(self, zone: str, target: PeerTarget) -> int | None:
         """Ask the secondary for its SOA serial; record it (or why it could not say)."""

@@ -788,14 +788,23 @@ class ZoneService:
     async def update(self, name: dns.name.Name, upd: ZoneUpdate, *, if_match: str | None = None) -> dict[str, Any]:
         key = name.to_text()
         async with self._lock(key):
-            snap, info = await asyncio.to_thread(self._update, name, upd, if_match)
+            snap, info, reopened = await asyncio.to_thread(self._update, name, upd, if_match)
             self._publish(snap)
+            current = self.registry.get(name)
+            if reopened and snap is None and current is not None and self.on_published:
+                # Outgoing transfers switched back on: what was edited while they were off
+                # is announced now, not at the secondaries' next refresh.
+                self.on_published(current)
             return info
 
-    def _update(self, origin: dns.name.Name, upd: ZoneUpdate, if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any]]:
+    def _update(self, origin: dns.name.Name, upd: ZoneUpdate,
+                if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any], bool]:
+        """The settings and SOA changed (a new version if the SOA did), the zone's info, and
+        whether outgoing transfers were switched back on."""
         with self.db.write() as s:
             z = self._zone(s, origin)
             _check_if_match(z, if_match)
+            was_outgoing = z.outgoing_enabled
             for attr in ("serial_policy", "outgoing_enabled", "notify_ns", "notify_delay", "ixfr_max_ratio",
                          "journal_max_count", "journal_max_bytes", "journal_max_age"):
                 if attr in upd.fields_set:
@@ -848,7 +857,7 @@ class ZoneService:
                 # Answers rendered (or refused as too big) under the old ratio no longer hold.
                 current.ixfr_cache.clear()
             current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
-        return snap, info
+        return snap, info, outgoing and not was_outgoing
 
     async def import_text(
         self, name: dns.name.Name, text: str, *, dry_run: bool, force: bool, if_match: str | None = None
