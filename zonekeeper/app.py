@@ -90,6 +90,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         retries=settings.notify.retries,
         retry_interval=settings.notify.retry_interval,
         try_timeout=settings.notify.timeout,
+        ns_port=settings.notify.ns_port,
         sources=notify_sources(settings),
         keys=lambda name: access.policy.keys.get(name),
         on_status=status.update,

@@ -27,9 +27,9 @@ class FakeSecondary:
     With ``key`` it checks the NOTIFY's TSIG; with ``silent`` it never answers."""
 
     def __init__(self, addr: str = "127.0.0.30", *, key: dns.tsig.Key | None = None,
-                 silent: bool = False, lag: int = 0) -> None:
+                 silent: bool = False, lag: int = 0, port: int | None = None) -> None:
         self.addr = addr
-        self.port = free_port(addr)
+        self.port = port or free_port(addr)
         self.key = key
         self.silent = silent
         self.lag = lag
@@ -274,3 +274,58 @@ def test_outgoing_back_on_notifies_and_status_shows_behind_while_off(
         assert len(sec.notifies) == count
     finally:
         sec.close()
+
+
+def test_notify_ns_reaches_every_ns_target_but_the_mname(zk_factory, zone_name: str) -> None:  # type: ignore[no-untyped-def]
+    """notify_ns, as BIND's "notify yes": each apex NS target but the SOA MNAME gets a NOTIFY
+    at its addresses (in-zone glue, another zone served here, or looked up when sent:
+    localhost from /etc/hosts), on the NS port; an address that a linked peer has gets the
+    peer's NOTIFY alone; a target without an address is logged as a warning."""
+    ns_port = free_port()
+    srv: ZkServer = zk_factory(demo=False, env={
+        "ZONEKEEPER_NOTIFY__NS_PORT": str(ns_port), "ZONEKEEPER_NOTIFY__RETRIES": "0",
+        "ZONEKEEPER_NOTIFY__TIMEOUT": "0.3"}).start()
+    other = "o" + zone_name
+    listeners = {addr: FakeSecondary(addr, port=ns_port)
+                 for addr in ("127.0.0.60", "127.0.0.61", "127.0.0.62", "127.0.0.63", "127.0.0.1")}
+    peer = FakeSecondary("127.0.0.62")  # linked, on a port of its own
+    try:
+        with srv.client() as api:
+            make_zone(api, other, zone_text=f"$ORIGIN {other}\n$TTL 300\n"
+                      "@ SOA ns1 host 1 3600 900 1209600 300\n@ NS ns1\nns1 A 192.0.2.1\n"
+                      "ns5 A 127.0.0.63\n")
+            make_zone(api, zone_name, zone_text="\n".join([
+                f"$ORIGIN {zone_name}", "$TTL 300", "@ SOA ns1 hostmaster 1 3600 900 1209600 300",
+                "@ NS ns1", "@ NS ns2", "@ NS ns3", "@ NS localhost.", f"@ NS ns5.{other}",
+                f"@ NS gone.{other}", "ns1 A 127.0.0.60", "ns2 A 127.0.0.61",
+                "ns3 A 127.0.0.62"]) + "\n")
+            assert api.post("/peers", json={"name": "ns3peer", "address": peer.addr,
+                                            "port": peer.port}).status_code == 201
+            assert api.put(f"/zones/{zone_name}/peers/ns3peer",
+                           json={"role": "secondary"}).status_code == 200
+            serial = api.put(f"/zones/{zone_name}/rrsets/n/A",
+                             json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+            wait_for(lambda: peer.notifies)
+            time.sleep(1.0)
+            assert all(not sec.notifies for sec in listeners.values())  # notify_ns is off
+            r = api.patch(f"/zones/{zone_name}", json={"notify_ns": True})
+            assert r.status_code == 200 and r.json()["notify_ns"] is True, r.text
+            serial = api.put(f"/zones/{zone_name}/rrsets/n/A",
+                             json={"records": [{"content": "192.0.2.2"}]}).json()["serial"]
+            for addr in ("127.0.0.61", "127.0.0.1", "127.0.0.63"):
+                got = wait_for(lambda a=addr: listeners[a].notifies)
+                assert [(n[0], n[2]) for n in got] == [(serial, False)], addr
+            wait_for(lambda: [n for n in peer.notifies if n[0] == serial])
+            time.sleep(1.0)
+            assert listeners["127.0.0.60"].notifies == []  # the MNAME
+            assert listeners["127.0.0.62"].notifies == []  # the linked peer's address
+            assert [n[0] for n in peer.notifies].count(serial) == 1
+            for addr in ("127.0.0.61", "127.0.0.1", "127.0.0.63"):
+                assert len(listeners[addr].notifies) == 1, addr
+        warned = srv.events("notify.ns_unresolvable", ns=f"gone.{other}", zone=zone_name)
+        assert warned and warned[0]["level"] == "warning", warned
+        sent = srv.events("notify.sent", zone=zone_name, peer=f"ns2.{zone_name}@127.0.0.61")
+        assert sent and sent[-1]["result"] == "acked", sent
+    finally:
+        for sec in (*listeners.values(), peer):
+            sec.close()

@@ -5,11 +5,19 @@ NOTIFY on gets one NOTIFY task: UDP first (each try waits ``try_timeout``; then
 ``retries`` more at ``retry_interval`` doubling), then one TCP try. A newer serial replaces
 the one a running task is sending. After an answer, the secondary's SOA serial is asked for
 a few times until it serves ours, so the status shows its real lag. Every wait is bounded.
+
+With the zone's ``notify_ns`` on, as BIND's ``notify yes``, every target of the apex NS
+set but the SOA MNAME gets one too, at each of its addresses that no linked secondary has
+(that one is notified as the peer it is), unsigned, on port ``ns_port``. The addresses are
+the target's A/AAAA records when a zone served here is authoritative for it (glue, too,
+below a cut), otherwise looked up (the system resolver, ``try_timeout``) when the NOTIFY
+goes, so a renumbered nameserver is found; a target without one is logged and skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,11 +37,15 @@ import dns.rrset
 import dns.tsig
 import structlog
 
-from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
+from zonekeeper.policy.acl import IPAddress, parse_address
+from zonekeeper.proto.rrwire import ancestors, blob_to_rdatas, find_blob, name_key
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.notify")
 
 StatusSink = Callable[[str, str, dict[str, Any]], None]
+_T_NS = int(dns.rdatatype.NS).to_bytes(2, "big")
+_T_ADDRESS = (int(dns.rdatatype.A).to_bytes(2, "big"), int(dns.rdatatype.AAAA).to_bytes(2, "big"))
 
 
 def utc_now() -> str:
@@ -77,6 +89,7 @@ class Notifier:
         keys: Callable[[str], dns.tsig.Key | None],
         on_status: StatusSink,
         try_timeout: float = 5.0,
+        ns_port: int = 53,
         poll_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
     ) -> None:
         self.registry = registry
@@ -87,10 +100,13 @@ class Notifier:
         self.on_status = on_status
         self.try_timeout = try_timeout
         self.poll_delays = poll_delays
+        self.ns_port = ns_port
         self.targets: dict[str, tuple[PeerTarget, ...]] = {}
         self._wanted: dict[tuple[str, str], int] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._polls: dict[tuple[str, str], asyncio.Task[Any]] = {}
+        self._ns_tasks: dict[str, asyncio.Task[None]] = {}  # zone → finding its NS targets
+        self._ns_again: set[str] = set()  # zones changed again while that ran
         self.closed = False
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
@@ -112,6 +128,96 @@ class Notifier:
         for target in self.targets.get(zone, ()):
             if target.notify:
                 self._schedule(zone, target, snap.serial)
+        if snap.notify_ns:
+            self._notify_ns(zone)
+
+    def _notify_ns(self, zone: str) -> None:
+        """NOTIFY the zone's NS targets: one task per zone finds their addresses (a lookup
+        may take ``try_timeout``), then schedules each as a linked secondary is."""
+        task = self._ns_tasks.get(zone)
+        if task is not None and not task.done():
+            self._ns_again.add(zone)  # it looks again when done: the NS set may have changed
+            return
+        self._ns_tasks[zone] = asyncio.get_running_loop().create_task(self._run_ns(zone))
+
+    async def _run_ns(self, zone: str) -> None:
+        while not self.closed:
+            self._ns_again.discard(zone)
+            snap = self.registry.get(dns.name.from_text(zone))
+            if snap is None or not snap.outgoing or not snap.notify_ns:
+                return
+            for target in await self.ns_targets(snap):
+                self._schedule(zone, target, snap.serial)
+            if zone not in self._ns_again:
+                return
+
+    async def ns_targets(self, snap: ZoneSnapshot) -> list[PeerTarget]:
+        """The zone's apex NS targets but the SOA MNAME, one per address that no linked
+        secondary of the zone has (BIND's ``notify yes``)."""
+        zone = snap.name.to_text()
+        apex = snap.nodes.get(snap.origin_key)
+        blob = find_blob(apex, _T_NS) if apex else None
+        if blob is None:
+            return []
+        mname = snap.soa_rrset()[0].mname
+        names = [rd.target for rd in blob_to_rdatas(blob) if rd.target != mname]
+        found = await asyncio.gather(*(self._addresses(zone, name) for name in names))
+        taken: set[IPAddress] = set()
+        for t in self.targets.get(zone, ()):
+            try:
+                taken.add(parse_address(t.address))
+            except ValueError:
+                continue
+        out = []
+        for name, addresses in zip(names, found, strict=True):
+            for address in addresses:
+                addr = parse_address(address)
+                if addr in taken:
+                    continue  # a linked secondary, notified as such (or not, as it says)
+                taken.add(addr)
+                out.append(PeerTarget(f"{name.to_text()}@{addr}", str(addr), self.ns_port, None,
+                                      True, True, (f"{addr}/{addr.max_prefixlen}",)))
+        return out
+
+    async def _addresses(self, zone: str, name: dns.name.Name) -> list[str]:
+        """An NS target's addresses: from the zones served here, else looked up now."""
+        known = self._served_addresses(name)
+        if known is not None:
+            if not known:
+                log.warning("notify.ns_unresolvable", zone=zone, ns=name.to_text(),
+                            reason="no A or AAAA record in the zone served here")
+            return known
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(name.to_text(omit_final_dot=True), None,
+                                 type=socket.SOCK_DGRAM), self.try_timeout)
+        except (OSError, TimeoutError, UnicodeError) as exc:
+            log.warning("notify.ns_unresolvable", zone=zone, ns=name.to_text(),
+                        reason=f"lookup failed: {exc or type(exc).__name__}")
+            return []
+        return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+    def _served_addresses(self, name: dns.name.Name) -> list[str] | None:
+        """``name``'s A and AAAA records when a zone served here is authoritative for it (or
+        holds glue for it below a cut); None when none is, or it is delegated without glue."""
+        parent = name
+        snap = None
+        while snap is None:
+            snap = self.registry.get(parent)
+            if parent == dns.name.root:
+                break
+            parent = parent.parent()
+        if snap is None or snap.state is ZoneState.UNLOADED:
+            return None
+        key = name_key(name)
+        node = snap.nodes.get(key)
+        out = [rd.to_text() for t in _T_ADDRESS
+               if node and (blob := find_blob(node, t)) is not None
+               for rd in blob_to_rdatas(blob)]
+        if not out and any(k in snap.cuts for k in (key, *ancestors(key, snap.origin_key))):
+            return None  # delegated, no glue: the child's servers know
+        return out
 
     def _schedule(self, zone: str, target: PeerTarget, serial: int) -> None:
         key = (zone, target.name)
@@ -274,7 +380,8 @@ class Notifier:
 
     async def close(self) -> None:
         self.closed = True
-        tasks = [t for t in (*self._tasks.values(), *self._polls.values()) if not t.done()]
+        tasks = [t for t in (*self._tasks.values(), *self._polls.values(),
+                             *self._ns_tasks.values()) if not t.done()]
         for t in tasks:
             t.cancel()
         if tasks:

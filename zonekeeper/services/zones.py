@@ -572,7 +572,7 @@ class ZoneService:
             base = prev if prev.state is not ZoneState.UNLOADED else None
             snap = ZoneSnapshot(prev.name, got.serial, got.nodes, got.cuts, kind=prev.kind,
                                 state=ZoneState.OK, zone_id=prev.zone_id, outgoing=prev.outgoing,
-                                notify_delay=prev.notify_delay,
+                                notify_ns=prev.notify_ns, notify_delay=prev.notify_delay,
                                 ixfr_max_ratio=prev.ixfr_max_ratio)
             self.registry.publish(snap)
             store = asyncio.ensure_future(asyncio.to_thread(self._install, name, got, base, kind))
@@ -851,12 +851,14 @@ class ZoneService:
             s.flush()
             info = zone_info(z, self._soa(s, z))
             outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
+            notify_ns = z.notify_ns
         current = snap or self.registry.get(origin)
         if current is not None:
             if current.ixfr_max_ratio != ratio:
                 # Answers rendered (or refused as too big) under the old ratio no longer hold.
                 current.ixfr_cache.clear()
             current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
+            current.notify_ns = notify_ns
         return snap, info, outgoing and not was_outgoing
 
     async def import_text(
@@ -951,7 +953,7 @@ def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[by
     return ZoneSnapshot(
         dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
         state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
-        notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
+        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
     )
 
 
