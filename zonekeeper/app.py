@@ -94,6 +94,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         sources=notify_sources(settings),
         keys=lambda name: access.policy.keys.get(name),
         on_status=status.update,
+        on_owed=status.owe,
     )
 
     def refresh() -> None:
@@ -292,6 +293,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
+    # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
+    # that takes one transfers at once).
+    rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
 
     # The web stack is imported only now: DNS already answers while it loads.
     import uvicorn

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -329,3 +330,59 @@ def test_notify_ns_reaches_every_ns_target_but_the_mname(zk_factory, zone_name: 
     finally:
         for sec in (*listeners.values(), peer):
             sec.close()
+
+
+def test_owed_notify_survives_a_restart(zk_factory, zone_name: str) -> None:  # type: ignore[no-untyped-def]
+    """A NOTIFY still being retried at shutdown is kept in the database and sent after the
+    next start; once answered, nothing is owed any more."""
+    env = {"ZONEKEEPER_NOTIFY__RETRIES": "5", "ZONEKEEPER_NOTIFY__RETRY_INTERVAL": "3",
+           "ZONEKEEPER_NOTIFY__TIMEOUT": "0.3"}
+    srv: ZkServer = zk_factory(demo=False, env=env).start()
+    sec = FakeSecondary(addr="127.0.0.36", silent=True)
+    try:
+        with srv.client() as api:
+            make_zone(api, zone_name)
+            api.post("/peers", json={"name": "owed", "address": sec.addr, "port": sec.port})
+            api.put(f"/zones/{zone_name}/peers/owed", json={"role": "secondary"})
+            serial = api.put(f"/zones/{zone_name}/rrsets/n/A",
+                             json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+            wait_for(lambda: (status_of(api, zone_name, "owed")["notify"] or {}).get("state")
+                     == "retrying")
+        assert srv.stop() == 0
+        with sqlite3.connect(srv.db_path) as db:
+            assert db.execute("SELECT target, serial FROM notify_owed").fetchall() == [
+                ("owed", serial)]
+        before = len(sec.notifies)
+        sec.silent = False
+        srv.start()
+        with srv.client() as api:
+            row = wait_for(lambda: (st := status_of(api, zone_name, "owed"))["state"] == "in sync"
+                           and st)
+            assert row["notify"]["state"] == "acked" and row["notify"]["serial"] == serial
+        assert [n[0] for n in sec.notifies[before:]] == [serial]
+        assert srv.events("notify.resumed", zone=zone_name, peer="owed")
+        assert srv.stop() == 0
+        with sqlite3.connect(srv.db_path) as db:
+            assert db.execute("SELECT count(*) FROM notify_owed").fetchone() == (0,)
+    finally:
+        sec.close()
+
+
+def test_local_send_error_is_reported_with_its_cause(zk: ZkServer, api: httpx2.Client,
+                                                     zone_name: str) -> None:
+    """A NOTIFY that cannot leave (from 127.0.0.1, zonekeeper's source here, to a
+    non-loopback address: the kernel refuses with EINVAL, nothing is sent) is reported with
+    that cause, at warning level, not as a timeout."""
+    make_zone(api, zone_name)
+    api.post("/peers", json={"name": "nowhere", "address": "198.51.100.1", "port": 53})
+    api.put(f"/zones/{zone_name}/peers/nowhere", json={"role": "secondary"})
+    api.put(f"/zones/{zone_name}/rrsets/n/A", json={"records": [{"content": "192.0.2.1"}]})
+    row = wait_for(lambda: (st := status_of(api, zone_name, "nowhere"))["notify"]
+                   and st["notify"]["state"] == "failed" and st)
+    assert row["notify"]["rcode"] == "EINVAL", row
+    assert "Invalid argument" in row["notify"]["error"], row
+    assert row["state"] == "unreachable"
+    tries = zk.events("notify.sent", zone=zone_name, peer="nowhere", result="error")
+    assert len(tries) == 4 and all(t["level"] == "warning" for t in tries), tries
+    assert "Invalid argument" in str(tries[0]["error"])
+    assert not zk.events("notify.sent", zone=zone_name, peer="nowhere", result="timeout")

@@ -17,6 +17,7 @@ goes, so a renumbered nameserver is found; a target without one is logged and sk
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 log = structlog.get_logger("zonekeeper.notify")
 
 StatusSink = Callable[[str, str, dict[str, Any]], None]
+OwedSink = Callable[[str, str, int | None], None]  # zone, target, serial owed (None: settled)
 _T_NS = int(dns.rdatatype.NS).to_bytes(2, "big")
 _T_ADDRESS = (int(dns.rdatatype.A).to_bytes(2, "big"), int(dns.rdatatype.AAAA).to_bytes(2, "big"))
 
@@ -88,6 +90,7 @@ class Notifier:
         sources: dict[int, str],
         keys: Callable[[str], dns.tsig.Key | None],
         on_status: StatusSink,
+        on_owed: OwedSink = lambda _zone, _target, _serial: None,
         try_timeout: float = 5.0,
         ns_port: int = 53,
         poll_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
@@ -98,6 +101,7 @@ class Notifier:
         self.sources = sources  # 4 / 6 → source address for NOTIFY and SOA checks
         self.keys = keys
         self.on_status = on_status
+        self.on_owed = on_owed  # kept in storage, so that a restart sends what is still owed
         self.try_timeout = try_timeout
         self.poll_delays = poll_delays
         self.ns_port = ns_port
@@ -219,9 +223,30 @@ class Notifier:
             return None  # delegated, no glue: the child's servers know
         return out
 
+    def resume(self, owed: dict[tuple[str, str], int]) -> None:
+        """Send again, at the serial served now, the NOTIFYs still owed when the server last
+        stopped; forget those whose zone or target is gone or whose zone has outgoing
+        transfers off (switching them on notifies every secondary anyway)."""
+        ns_zones = set()
+        for (zone, name), serial in owed.items():
+            snap = self.registry.get(dns.name.from_text(zone))
+            target = next((t for t in self.targets.get(zone, ()) if t.name == name), None)
+            if snap is not None and snap.outgoing and target is not None and target.notify:
+                log.info("notify.resumed", zone=zone, peer=name, serial=snap.serial, owed=serial)
+                self._schedule(zone, target, snap.serial)
+                continue
+            self.on_owed(zone, name, None)
+            if snap is not None and snap.outgoing and snap.notify_ns and "@" in name:
+                # An NS target (NAME@ADDRESS): its addresses are looked up again.
+                log.info("notify.resumed", zone=zone, peer=name, serial=snap.serial, owed=serial)
+                ns_zones.add(zone)
+        for zone in ns_zones:
+            self._notify_ns(zone)
+
     def _schedule(self, zone: str, target: PeerTarget, serial: int) -> None:
         key = (zone, target.name)
         self._wanted[key] = serial
+        self.on_owed(zone, target.name, serial)
         task = self._tasks.get(key)
         if task is None or task.done():
             self._tasks[key] = asyncio.get_running_loop().create_task(self._run(zone, target))
@@ -235,6 +260,7 @@ class Notifier:
             snap = self.registry.get(dns.name.from_text(zone))
             if snap is None:
                 self._wanted.pop(key, None)
+                self.on_owed(zone, target.name, None)
                 return
             if snap.notify_delay > 0:
                 # Coalesce a burst of edits: send only the newest serial after the delay.
@@ -243,7 +269,9 @@ class Notifier:
                 snap = self.registry.get(dns.name.from_text(zone)) or snap
             await self.send(snap, target, retries=self.retries, supersede=key)
             if self._wanted.get(key) == serial:
+                # Answered, or given up after every try: nothing is owed any more.
                 self._wanted.pop(key, None)
+                self.on_owed(zone, target.name, None)
                 return
             # A newer serial came while we were sending: go round and send it.
 
@@ -282,10 +310,13 @@ class Notifier:
         self.on_status(zone, target.name, {"notify": dict(status)})
         started = time.monotonic()
         src = self._source(target.address)
+        cause = "TIMEOUT"
         for attempt in range(retries + 2):  # UDP tries, then one TCP try
             tcp = attempt == retries + 1
             attempts += 1
             q = self._message(snap, target)
+            transport = "tcp" if tcp else "udp"
+            error: str | None = None
             try:
                 if tcp:
                     r = await dns.asyncquery.tcp(q, target.address, timeout=self.try_timeout,
@@ -293,38 +324,51 @@ class Notifier:
                 else:
                     r = await dns.asyncquery.udp(q, target.address, timeout=self.try_timeout,
                                                  port=target.port, source=src)
-            except (dns.exception.Timeout, TimeoutError, OSError, EOFError) as exc:
+            except (dns.exception.Timeout, TimeoutError, EOFError) as exc:
+                cause = "TIMEOUT"
                 log.info("notify.sent", zone=zone, peer=target.name, serial=serial, attempt=attempts,
-                         transport="tcp" if tcp else "udp", result="timeout", error=str(exc) or None)
-                status.update(state="retrying", attempts=attempts, rcode="TIMEOUT", at=utc_now())
-                self.on_status(zone, target.name, {"notify": dict(status)})
-                if supersede is not None and self._wanted.get(supersede) != serial:
-                    return None  # a newer serial replaces this one
-                if attempt < retries:
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                continue
+                         transport=transport, result="timeout", error=str(exc) or None)
+            except OSError as exc:
+                # Not sent, or refused by the peer's host: a cause to fix (a source address
+                # that cannot reach the peer gives EINVAL), not a peer slow to answer.
+                cause = errno.errorcode.get(exc.errno or 0, "OSERROR")
+                error = str(exc) or cause
+                log.warning("notify.sent", zone=zone, peer=target.name, serial=serial,
+                            attempt=attempts, transport=transport, result="error", error=error,
+                            source=src, address=target.address, port=target.port)
             except dns.exception.DNSException as exc:
                 # A reply that does not match, or a TSIG problem on the reply.
                 rcode = type(exc).__name__
                 return self._done(zone, target, serial, "failed", rcode, attempts, started, status)
-            rcode = dns.rcode.to_text(r.rcode())
-            if r.opcode() != dns.opcode.NOTIFY:
-                return self._done(zone, target, serial, "failed", "BADOPCODE", attempts, started, status)
-            result = "acked" if r.rcode() == dns.rcode.NOERROR else "failed"
-            done = self._done(zone, target, serial, result, rcode, attempts, started, status)
-            if result == "acked":
-                self._poll_serial(zone, target, serial)
-            return done
-        return self._done(zone, target, serial, "failed", "TIMEOUT", attempts, started, status)
+            else:
+                rcode = dns.rcode.to_text(r.rcode())
+                if r.opcode() != dns.opcode.NOTIFY:
+                    return self._done(zone, target, serial, "failed", "BADOPCODE", attempts,
+                                      started, status)
+                result = "acked" if r.rcode() == dns.rcode.NOERROR else "failed"
+                status["error"] = None
+                done = self._done(zone, target, serial, result, rcode, attempts, started, status)
+                if result == "acked":
+                    self._poll_serial(zone, target, serial)
+                return done
+            status.update(state="retrying", attempts=attempts, rcode=cause, error=error,
+                          at=utc_now())
+            self.on_status(zone, target.name, {"notify": dict(status)})
+            if supersede is not None and self._wanted.get(supersede) != serial:
+                return None  # a newer serial replaces this one
+            if attempt < retries:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return self._done(zone, target, serial, "failed", cause, attempts, started, status)
 
     def _done(self, zone: str, target: PeerTarget, serial: int, result: str, rcode: str | None,
               attempts: int, started: float, status: dict[str, Any]) -> NotifyResult:
         status.update(state=result, attempts=attempts, rcode=rcode, at=utc_now())
         self.on_status(zone, target.name, {"notify": dict(status)})
-        log.info("notify.sent", zone=zone, peer=target.name, serial=serial, attempts=attempts,
-                 result=result, rcode=rcode, key=target.key,
-                 duration_ms=round((time.monotonic() - started) * 1000, 1))
+        emit = log.warning if status.get("error") else log.info  # not sent: a cause to fix
+        emit("notify.sent", zone=zone, peer=target.name, serial=serial, attempts=attempts,
+             result=result, rcode=rcode, error=status.get("error"), key=target.key,
+             duration_ms=round((time.monotonic() - started) * 1000, 1))
         return NotifyResult(target.name, result, rcode, attempts, serial)
 
     # -- what the secondary serves ----------------------------------------------------------

@@ -193,6 +193,19 @@ class TransferStatus(Base):
     notify: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
 
 
+class NotifyOwed(Base):
+    """A NOTIFY not yet answered nor given up: sent again after a restart."""
+
+    __tablename__ = "notify_owed"
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)  # peer, or NS@address
+    serial: Mapped[int] = mapped_column(BigInteger)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ApiToken(Base):
     __tablename__ = "api_tokens"
 
