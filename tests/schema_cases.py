@@ -69,3 +69,28 @@ def notify_owed_kept(db: Database) -> None:
         s.execute(delete(Zone).where(Zone.id == 1))
     with db.read() as s:
         assert list(s.scalars(select(NotifyOwed))) == []
+
+
+def peer_key_use_kept(db: Database) -> None:
+    """Schema 0005 on a database at 0004 holding a peer with a key: the peer keeps signing
+    NOTIFY and transfers ("both"); new peers may say "notify" or "transfer"."""
+    from sqlalchemy import select
+
+    from zonekeeper.storage.models import Peer
+
+    at(db, "0004")
+    with db.write_engine.begin() as conn:
+        # (No explicit ids: PostgreSQL's sequences would not know of them.)
+        conn.execute(text("INSERT INTO tsig_keys (name, algorithm, secret, created_at) "
+                          "VALUES ('k.', 'hmac-sha256', 'c2VjcmV0', '2026-01-01')"))
+        key_id = conn.execute(text("SELECT id FROM tsig_keys")).scalar_one()
+        conn.execute(text("INSERT INTO peers (name, address, port, tsig_key_id, notify, ixfr,"
+                          " transfer_from) VALUES ('old', '192.0.2.53', 53, :k, :t, :t, '[]')"),
+                     {"t": True, "k": key_id})
+    db.prepare(migrate=True)
+    with db.write() as s:
+        s.add(Peer(name="new", address="192.0.2.54", port=53, tsig_key_id=key_id, notify=True,
+                   ixfr=True, transfer_from="[]", key_use="notify"))
+    with db.read() as s:
+        uses = {p.name: p.key_use for p in s.scalars(select(Peer))}
+        assert uses == {"old": "both", "new": "notify"}

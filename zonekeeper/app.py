@@ -25,7 +25,7 @@ from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
-from zonekeeper.services.peers import PeerService, load_targets
+from zonekeeper.services.peers import PeerService, key_for, load_targets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
@@ -172,7 +172,8 @@ def _secondary_setup(zones: ZoneService, db: Database, access: AccessService) ->
              .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
              .order_by(ZonePeer.position))
         for zone, p in s.execute(q):
-            key = access.policy.keys.get(keys[p.tsig_key_id]) if p.tsig_key_id else None
+            name = key_for(p, "transfer", keys)
+            key = access.policy.keys.get(name) if name else None
             primaries.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
     return rows, primaries
 

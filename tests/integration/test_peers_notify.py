@@ -386,3 +386,59 @@ def test_local_send_error_is_reported_with_its_cause(zk: ZkServer, api: httpx2.C
     assert len(tries) == 4 and all(t["level"] == "warning" for t in tries), tries
     assert "Invalid argument" in str(tries[0]["error"])
     assert not zk.events("notify.sent", zone=zone_name, peer="nowhere", result="timeout")
+
+
+@pytest.mark.parametrize("key_use", ["notify", "transfer"])
+def test_peer_key_for_notify_or_transfers_only(zk: ZkServer, api: httpx2.Client, zone_name: str,
+                                               key_use: str) -> None:
+    """A peer's key may sign NOTIFY alone (its transfers are allowed by address, unsigned:
+    NS1's secondaries) or transfers alone (NOTIFY unsigned); the snippets say the same."""
+    made = api.post("/tsig-keys", json={"name": f"ku-{key_use}-{zone_name}"}).json()
+    key = dns.tsig.Key(made["name"], made["secret"], "hmac-sha256")
+    addr = "127.0.0.37" if key_use == "notify" else "127.0.0.38"
+    sec = FakeSecondary(addr=addr, key=key)
+    peer = f"ku-{key_use}-{zone_name.split('.')[0]}"
+    try:
+        make_zone(api, zone_name)
+        r = api.post("/peers", json={"name": peer, "address": sec.addr, "port": sec.port,
+                                     "key": made["name"], "key_use": key_use})
+        assert r.status_code == 201 and r.json()["key_use"] == key_use, r.text
+        api.put(f"/zones/{zone_name}/peers/{peer}", json={"role": "secondary"})
+        serial = api.put(f"/zones/{zone_name}/rrsets/n/A",
+                         json={"records": [{"content": "192.0.2.1"}]}).json()["serial"]
+        got = wait_for(lambda: [n for n in sec.notifies if n[0] == serial])
+        assert got[0][2] is (key_use == "notify")  # signed (and verified) or not
+        unsigned = dns.message.make_query(zone_name, "AXFR")
+        signed = dns.message.make_query(zone_name, "AXFR")
+        signed.use_tsig(key)
+        plain = dns.query.tcp(unsigned, "127.0.0.1", port=zk.dns_port, timeout=5, source=addr)
+        keyed = dns.query.tcp(signed, "127.0.0.1", port=zk.dns_port, timeout=5, source=addr)
+        assert keyed.rcode() == dns.rcode.NOERROR and keyed.answer
+        if key_use == "notify":
+            assert plain.rcode() == dns.rcode.NOERROR and plain.answer
+        else:
+            assert plain.rcode() == dns.rcode.REFUSED
+        check = api.get("/acls/check", params={"zone": zone_name, "address": addr}).json()
+        assert check["allowed"] is (key_use == "notify")
+        bare = made["name"].rstrip(".")
+
+        def snippet(fmt: str) -> str:
+            r = api.get(f"/peers/{peer}/config", params={"zone": zone_name, "format": fmt})
+            assert r.status_code == 200, r.text
+            return r.text
+
+        nsd = snippet("nsd")
+        notify_ref, xfr_ref = (bare, "NOKEY") if key_use == "notify" else ("NOKEY", bare)
+        assert f"allow-notify: 127.0.0.1 {notify_ref}\n" in nsd
+        assert f"request-xfr: 127.0.0.1@{zk.dns_port} {xfr_ref}\n" in nsd
+        bind = snippet("bind")
+        assert (f'key "{bare}"' in bind) is (key_use == "transfer")
+        knot = snippet("knot").split("acl:")
+        assert (f"key: {bare}" in knot[0]) is (key_use == "transfer")  # the remote
+        assert (f"key: {bare}" in knot[1]) is (key_use == "notify")  # the NOTIFY acl
+        assert ("AXFR-MASTER-TSIG" in snippet("pdns")) is (key_use == "transfer")
+        r = api.patch(f"/peers/{peer}", json={"key_use": "both"})
+        assert r.status_code == 200 and r.json()["key_use"] == "both"
+        assert api.patch(f"/peers/{peer}", json={"key_use": "neither"}).status_code == 422
+    finally:
+        sec.close()

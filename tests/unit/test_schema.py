@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept
+from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept, peer_key_use_kept
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
 
 
@@ -71,5 +71,13 @@ def test_0004_keeps_owed_notifies(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'e.db'}")
     try:
         notify_owed_kept(db)
+    finally:
+        db.dispose()
+
+
+def test_0005_peers_keep_their_key_for_both(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        peer_key_use_kept(db)
     finally:
         db.dispose()

@@ -120,6 +120,9 @@ class Peer(Base):
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
     ixfr: Mapped[bool] = mapped_column(Boolean, default=True)
     transfer_from: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of CIDRs
+    # What the key signs: "both", "notify" (NOTIFY, and the SOA checks that follow it) or
+    # "transfer" (transfer requests; for a primary, also its SOA checks).
+    key_use: Mapped[str] = mapped_column(String(16), default="both", server_default="both")
 
 
 class ZonePeer(Base):
