@@ -953,7 +953,8 @@ def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[by
     return ZoneSnapshot(
         dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
         state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
-        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
+        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0,
+        ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
     )
 
 
