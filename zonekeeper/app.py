@@ -26,7 +26,7 @@ from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
-from zonekeeper.services.peers import PeerService, load_targets
+from zonekeeper.services.peers import PeerService, key_for, load_targets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.users import UserService
@@ -91,16 +91,18 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         stranger_rate=settings.notify.in_stranger_rate,
         max_sources=settings.notify.in_sources,
     )
-    access = AccessService(db, on_policy=xfr.set_policy)
+    access = AccessService(db, on_policy=xfr.set_policy, registry=registry)
     status = StatusService(db, registry)
     notifier = Notifier(
         registry,
         retries=settings.notify.retries,
         retry_interval=settings.notify.retry_interval,
         try_timeout=settings.notify.timeout,
+        ns_port=settings.notify.ns_port,
         sources=notify_sources(settings),
         keys=lambda name: access.policy.keys.get(name),
         on_status=status.update,
+        on_owed=status.owe,
     )
 
     def refresh() -> None:
@@ -179,7 +181,8 @@ def _secondary_setup(zones: ZoneService, db: Database, access: AccessService) ->
              .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
              .order_by(ZonePeer.position))
         for zone, p in s.execute(q):
-            key = access.policy.keys.get(keys[p.tsig_key_id]) if p.tsig_key_id else None
+            name = key_for(p, "transfer", keys)
+            key = access.policy.keys.get(name) if name else None
             primaries.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
     return rows, primaries
 
@@ -300,6 +303,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
+    # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
+    # that takes one transfers at once).
+    rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
 
     # The web stack is imported only now: DNS already answers while it loads.
     import uvicorn

@@ -145,7 +145,7 @@ class LogSettings(_Section):
 class NotifySettings(_Section):
     retries: int = Field(5, ge=0)
     retry_interval: float = Field(5, gt=0)
-    timeout: float = Field(5, gt=0)  # per try
+    timeout: float = Field(5, gt=0)  # per try, and for looking up an NS target's address
     source: list[str] = Field(default_factory=list)
     # NOTIFY in, charged per source address before it is parsed (server/notify_limit.py):
     # a source that an allow rule or linked primary could admit has a bucket of its own
@@ -155,6 +155,9 @@ class NotifySettings(_Section):
     in_burst: int = Field(100, ge=1)
     in_stranger_rate: float = Field(5, gt=0)
     in_sources: int = Field(4096, ge=1)  # buckets kept at most
+    # The port NOTIFYs to a zone's NS targets go to (zones with notify_ns on; a linked peer
+    # has its own port). Other than 53 only for tests and unusual set-ups.
+    ns_port: int = Field(53, ge=1, le=65535)
 
 
 class SecondarySettings(_Section):

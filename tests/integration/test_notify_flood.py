@@ -129,7 +129,7 @@ def test_notify_flood(zk_factory) -> None:  # type: ignore[no-untyped-def]
               f"{latency.lost} lost, median {statistics.median(times) * 1000:.1f} ms, "
               f"max {times[-1] * 1000:.1f} ms")
         strangers = [e for e in lines if e.get("client") == STRANGER]
-        assert 1 <= len(strangers) <= 10, strangers
+        assert 1 <= len(strangers) <= 20, strangers  # five per outcome and 10 s at most
         assert latency.lost == 0 and len(times) >= 20
         assert statistics.median(times) < 0.05, times
 
@@ -140,7 +140,7 @@ def test_notify_flood(zk_factory) -> None:  # type: ignore[no-untyped-def]
         assert after.rcode() == dns.rcode.NOERROR and after.flags & dns.flags.AA
         own = [e for e in secondary.events("notify.received") if e.get("client") == PRIMARY]
         assert any(e.get("result") == "dropped" for e in own), own
-        assert len(own) <= 10, own
+        assert len(own) <= 20, own
 
         # 3. Held-back lines are counted: 10 s on, the next drop says how many there were.
         time.sleep(10.5)

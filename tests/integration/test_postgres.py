@@ -23,7 +23,7 @@ from sqlalchemy import make_url, select, text
 
 from tests.conftest import ZkServer, make_zone
 from tests.conftest import wait_for as conftest_wait_for
-from tests.schema_cases import at_0001_with_a_secondary
+from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept, peer_key_use_kept
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
 from zonekeeper.storage.models import Zone
 
@@ -229,6 +229,26 @@ def test_timers_store_a_primary_with_a_long_peer_name(pg_url: str) -> None:
                         last_primary=name))
         with db.read() as s:
             assert s.get(Timer, 1).last_primary == name  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+
+
+def test_0005_keeps_owed_notifies(pg_url: str) -> None:
+    """Schema 0005 by Alembic from 0004 on PostgreSQL: owed NOTIFYs, long targets, 32-bit
+    serials, removed with their zone."""
+    db = Database(pg_url)
+    try:
+        notify_owed_kept(db)
+    finally:
+        db.dispose()
+
+
+def test_0006_peers_keep_their_key_for_both(pg_url: str) -> None:
+    """Schema 0006 by Alembic from 0005 on PostgreSQL: peers.key_use, "both" for peers
+    that were there."""
+    db = Database(pg_url)
+    try:
+        peer_key_use_kept(db)
     finally:
         db.dispose()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.schema_cases import at_0001_with_a_secondary
+from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept, peer_key_use_kept
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
 
 
@@ -63,5 +63,21 @@ def test_0002_moves_secondary_zones_into_images(tmp_path: Path) -> None:
             assert repo.load_image(s, 1) == nodes
             assert repo.load_nodes(s, 1) == {}
             assert repo.load_image(s, 2) is None and repo.load_nodes(s, 2) == nodes
+    finally:
+        db.dispose()
+
+
+def test_0005_keeps_owed_notifies(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    try:
+        notify_owed_kept(db)
+    finally:
+        db.dispose()
+
+
+def test_0006_peers_keep_their_key_for_both(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        peer_key_use_kept(db)
     finally:
         db.dispose()

@@ -252,11 +252,17 @@ class AclDecision(BaseModel):
     reason: str
 
 
+KeyUse = Literal["both", "notify", "transfer"]
+_KEY_USE_DOC = ("what the peer's key signs: NOTIFY and transfers (both), NOTIFY only (its "
+                "transfers are allowed by address), or transfers only (NOTIFY unsigned)")
+
+
 class PeerCreate(_In):
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     address: str
     port: int = Field(53, ge=1, le=65535)
     key: str | None = None
+    key_use: KeyUse = Field("both", description=_KEY_USE_DOC)
     notify: bool = True
     ixfr: bool = True
     transfer_from: list[str] = Field(default_factory=list)
@@ -266,6 +272,7 @@ class PeerPatch(_In):
     address: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     key: str | None = None
+    key_use: KeyUse | None = Field(None, description=_KEY_USE_DOC)
     notify: bool | None = None
     ixfr: bool | None = None
     transfer_from: list[str] | None = None
@@ -276,6 +283,7 @@ class PeerOut(BaseModel):
     address: str
     port: int
     key: str | None
+    key_use: KeyUse
     notify: bool
     ixfr: bool
     transfer_from: list[str]

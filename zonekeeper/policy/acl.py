@@ -13,8 +13,10 @@ import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import dns.name
+import dns.rcode
 import dns.tsig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -102,6 +104,7 @@ class Decision:
     allowed: bool
     rule: str | None
     reason: str
+    rcode: dns.rcode.Rcode = dns.rcode.NOERROR  # what a refused request is answered with
 
 
 _MAX_DECISIONS = 4096  # remembered per policy; past that the memory starts again
@@ -201,12 +204,12 @@ class Policy:
         try:
             addr = parse_address(address)
         except ValueError:
-            return Decision(False, None, f"{address!r} is not an IP address")
+            return Decision(False, None, f"{address!r} is not an IP address", dns.rcode.REFUSED)
         zone = zone.lower()
         key = key.lower() if key else None
         for rule in self.rules:
             if rule.effect is Effect.DENY and rule.matches(action, zone, addr, key):
-                return Decision(False, rule.describe(), "denied by rule")
+                return Decision(False, rule.describe(), "denied by rule", dns.rcode.REFUSED)
         for rule in self.rules:
             if rule.effect is Effect.ALLOW and rule.matches(action, zone, addr, key):
                 return Decision(True, rule.describe(), "allowed by rule")
@@ -214,4 +217,39 @@ class Policy:
             if grant.role == _ROLE_FOR[action] and grant.matches(addr, key):
                 return Decision(True, f"peer {grant.peer}", f"linked {grant.role} peer")
         who = f"{addr}" + (f" with key {key}" if key else " without a key")
-        return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}")
+        return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}",
+                        dns.rcode.REFUSED)
+
+
+class ServedZone(Protocol):
+    """What the transfer decision reads of a served zone version (a ``ZoneSnapshot``)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def outgoing(self) -> bool: ...
+
+
+# Zone states in which nothing is served, so nothing may be transferred.
+_UNSERVED_STATES = ("expired", "unloaded")
+
+
+def transfer_decision(policy: Policy, zone: str, address: str, key: str | None,
+                      snap: ServedZone | None) -> Decision:
+    """Whether a transfer of ``zone`` to ``address`` (signed with ``key``) goes ahead, and why
+    not: the zone is served here, is not expired, the access policy allows it, and the zone's
+    outgoing switch is on, checked in this order. The transfer path (``XfrServer``) and the
+    API's explanation (``/acls/check``) both ask this one function, so what the check says
+    is what DNS does. (Quota comes after, and depends on the moment, not on the client.)"""
+    if snap is None:
+        return Decision(False, None, f"{zone} is not a zone served here", dns.rcode.NOTAUTH)
+    if snap.state in _UNSERVED_STATES:
+        return Decision(False, None, f"{zone} is {snap.state}", dns.rcode.SERVFAIL)
+    decision = policy.allowed(AclAction.TRANSFER, zone, address, key)
+    if not decision.allowed:
+        return decision
+    if not snap.outgoing:
+        return Decision(False, None, "outgoing transfers are switched off for this zone",
+                        dns.rcode.REFUSED)
+    return decision

@@ -13,9 +13,14 @@ FORMATS = ("bind", "knot", "nsd", "pdns")
 
 
 def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
-                     ixfr: bool = True, peer: str | None = None) -> str:
+                     ixfr: bool = True, key_use: str = "both", peer: str | None = None) -> str:
+    """The snippet for ``fmt``. ``key_use`` says what the key signs: "both", "notify" (our
+    NOTIFYs; the secondary transfers unsigned) or "transfer" (its transfer requests and SOA
+    queries; our NOTIFYs come unsigned)."""
     bare = zone.rstrip(".")
     keyname = key.rstrip(".") if key else None
+    xfr_key = keyname if key_use in ("both", "transfer") else None
+    notify_key = keyname if key_use in ("both", "notify") else None
     comment = "//" if fmt == "bind" else "#"
     unkeyed = [] if keyname else [
         f"{comment} No TSIG key: transfers and NOTIFY are trusted by address alone. Give the "
@@ -24,7 +29,9 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
         f"zonekeeper peer set {peer or 'PEER'} --key {bare}-xfr",
     ]
     if fmt == "bind":
-        key_part = f' key "{keyname}"' if keyname else ""
+        # named takes NOTIFY from its primaries' addresses and verifies a signed one with the
+        # key it was given (added first): the key on "primaries" is for transfers only.
+        key_part = f' key "{xfr_key}"' if xfr_key else ""
         lines = [
             f"// Add the key first: zonekeeper key export {keyname} --format bind" if keyname else None,
             f'zone "{bare}" {{',
@@ -35,7 +42,8 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
             "};",
         ]
     elif fmt == "knot":
-        key_line = f"    key: {keyname}" if keyname else None
+        key_line = f"    key: {xfr_key}" if xfr_key else None
+        notify_key_line = f"    key: {notify_key}" if notify_key else None
         # Identifiers are per zone: Knot refuses a config that defines one twice, and each
         # zone's snippet must paste on its own.
         rid = f"zonekeeper-{bare}"
@@ -48,7 +56,7 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
             "acl:",
             f"  - id: {rid}-notify",
             f"    address: {primary}",
-            key_line,
+            notify_key_line,
             "    action: notify",
             "zone:",
             f"  - domain: {bare}",
@@ -56,15 +64,14 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
             f"    acl: {rid}-notify",
         ]
     elif fmt == "nsd":
-        key_ref = keyname or "NOKEY"
         xfr = "" if ixfr else "AXFR "
         lines = [
             f"# Add the key first: zonekeeper key export {keyname} --format nsd" if keyname else None,
             "zone:",
             f'\tname: "{bare}"',
             f'\tzonefile: "{bare}.zone"',
-            f"\tallow-notify: {primary} {key_ref}",
-            f"\trequest-xfr: {xfr}{primary}@{port} {key_ref}",
+            f"\tallow-notify: {primary} {notify_key or 'NOKEY'}",
+            f"\trequest-xfr: {xfr}{primary}@{port} {xfr_key or 'NOKEY'}",
         ]
     elif fmt == "pdns":
         lines = [
@@ -73,7 +80,7 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
             # primary when it runs as a secondary and allow-notify-from admits the address.
             f"# In pdns.conf: secondary=yes; allow-notify-from (if set) must admit {primary}",
             f"pdnsutil create-secondary-zone {bare} {primary}:{port}",
-            f"pdnsutil set-meta {bare} AXFR-MASTER-TSIG {keyname}" if keyname else None,
+            f"pdnsutil set-meta {bare} AXFR-MASTER-TSIG {xfr_key}" if xfr_key else None,
             # PowerDNS fetches by AXFR unless the zone's IXFR setting is 1.
             f"pdnsutil set-meta {bare} IXFR 1" if ixfr else None,
         ]

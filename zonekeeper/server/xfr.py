@@ -35,13 +35,13 @@ import dns.tsig
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.policy.acl import AclAction, Policy
+from zonekeeper.policy.acl import AclAction, Policy, transfer_decision
 from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.server.handler import header_only, opt_rr
 from zonekeeper.server.notify_limit import NotifyLimit
-from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.xfr")
 
@@ -330,6 +330,18 @@ def _known_incremental(snap: ZoneSnapshot, wire: bytes, qname_end: int,
     return known
 
 
+def _notify_subject(wire: bytes) -> tuple[str | None, int | None]:
+    """The zone and SOA serial a NOTIFY names, read without checking its signature: what
+    the log says of one that was refused (its lines are counted per zone and serial)."""
+    try:
+        msg = dns.message.from_wire(wire, keyring=False)
+        serial = next((rr.serial for rrset in msg.answer if rrset.rdtype == dns.rdatatype.SOA
+                       for rr in rrset), None)
+        return msg.question[0].name.to_text().lower(), serial
+    except Exception:  # noqa: BLE001 - a log detail, nothing more
+        return None, None
+
+
 @functools.lru_cache(maxsize=1024)
 def _zone_text(origin_key: bytes) -> str:
     """A zone's name as transfers log it (what ``q.name.to_text().lower()`` gives for a
@@ -420,9 +432,9 @@ class XfrServer:
         self.ixfr_allowed: Callable[[str, str], bool] = lambda _zone, _addr: True
         self.on_notify: Callable[[str], None] | None = None
         # NOTIFY in: a budget per source (replaced from settings by the composition root),
-        # and one line per source and outcome every 10 s at most, with the count held back.
+        # and five lines per source and outcome every 10 s at most, with the count held back.
         self.notify_limit = NotifyLimit()
-        self.notify_log = Throttle(10.0)
+        self.notify_log = Throttle(10.0, burst=5)
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -582,7 +594,7 @@ class XfrServer:
 
         Charged first to its source's budget (``notify_limit``), on the address alone:
         over it, the NOTIFY is dropped before any parse or TSIG check. Log lines are held
-        to one per source and outcome every 10 s (``suppressed`` counts the rest)."""
+        to five per source and outcome every 10 s (``suppressed`` counts the rest)."""
         policy = self.policy
         known = policy.notify_source(addr)
         if not self.notify_limit.allow(addr, known):
@@ -593,8 +605,10 @@ class XfrServer:
         checked = self._check_tsig(wire)
         if isinstance(checked, _TsigRefusal):
             if checked.reason is not None:
-                self._notify_log((checked.result, addr), client=addr, key=checked.key,
-                                 result="refused", reason=checked.reason)
+                zone, serial = _notify_subject(wire)
+                self._notify_log((checked.result, addr, zone, serial), zone=zone, client=addr,
+                                 key=checked.key, serial=serial, result="refused",
+                                 reason=checked.reason)
             return checked.answer
         query = checked
         if len(query.question) != 1:
@@ -624,7 +638,7 @@ class XfrServer:
         return resp.to_wire()  # type: ignore[no-any-return]
 
     def _notify_log(self, what: object, /, **event: object) -> None:
-        """One ``notify.received`` line, unless one for ``what`` went out in the last 10 s."""
+        """A ``notify.received`` line, unless five for ``what`` went out in the last 10 s."""
         held = self.notify_log.due(what)
         if held is not None:
             log.info("notify.received", **event, **({"suppressed": held} if held else {}))
@@ -690,12 +704,11 @@ class XfrServer:
         except IndexError:
             return False
         snap = self.registry.zones.get(wire[12 : end + 1].lower())
-        if (snap is None or wire[end + 3 : end + 5] != b"\x00\x01"  # class IN
-                or snap.state is ZoneState.EXPIRED or snap.state is ZoneState.UNLOADED):
+        if snap is None or wire[end + 3 : end + 5] != b"\x00\x01":  # class IN
             return False
         zone = _zone_text(snap.origin_key)
-        if (not self.policy.allowed(AclAction.TRANSFER, zone, addr, None).allowed
-                or not snap.outgoing or self.active >= self.transfers_out):
+        if (not transfer_decision(self.policy, zone, addr, None, snap).allowed
+                or self.active >= self.transfers_out):
             return False
         known = snap.ixfr_cache.get(wire[2:])
         if known is None:
@@ -781,16 +794,12 @@ class XfrServer:
 
         if not light and query.edns > 0:
             return refuse(dns.rcode.BADVERS, f"EDNS version {query.edns} (only version 0 is known here)")
-        if q.rdclass != dns.rdataclass.IN or snap is None:
-            return refuse(dns.rcode.NOTAUTH, f"{zone} is not a zone served here")
-        if snap.state in (ZoneState.EXPIRED, ZoneState.UNLOADED):
-            return refuse(dns.rcode.SERVFAIL, f"{zone} is expired")
-        decision = policy.allowed(AclAction.TRANSFER, zone, addr, key_name)
+        decision = transfer_decision(policy, zone, addr, key_name,
+                                     snap if q.rdclass == dns.rdataclass.IN else None)
         if not decision.allowed:
-            return refuse(dns.rcode.REFUSED, decision.reason, ede=EDE_PROHIBITED, rule=decision.rule)
-        if not snap.outgoing:
-            return refuse(dns.rcode.REFUSED, "outgoing transfers are switched off for this zone",
-                          ede=EDE_PROHIBITED)
+            ede = EDE_PROHIBITED if decision.rcode == dns.rcode.REFUSED else None
+            return refuse(decision.rcode, decision.reason, ede=ede, rule=decision.rule)
+        assert snap is not None
         if self.active >= self.transfers_out - self.reserved:
             # (Checked again, and a slot taken, just before streaming.)
             why = self._no_slot(self.policy.linked(AclAction.TRANSFER, zone, addr), addr)

@@ -10,14 +10,25 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
+import dns.exception
+import dns.name
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
 from zonekeeper.policy import keys as keyfmt
-from zonekeeper.policy.acl import AclAction, Decision, Effect, Policy, Rule, parse_network
+from zonekeeper.policy.acl import (
+    AclAction,
+    Decision,
+    Effect,
+    Policy,
+    Rule,
+    parse_network,
+    transfer_decision,
+)
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
+from zonekeeper.zones.snapshot import Registry
 
 
 def _iso(dt: Any) -> str | None:
@@ -77,9 +88,11 @@ def build_policy(s: Session) -> Policy:
 
 
 class AccessService:
-    def __init__(self, db: Database, *, on_policy: Callable[[Policy], None]) -> None:
+    def __init__(self, db: Database, *, on_policy: Callable[[Policy], None],
+                 registry: Registry) -> None:
         self.db = db
         self.on_policy = on_policy
+        self.registry = registry  # the zones served, for transfer decisions
         self.policy = Policy()
 
     def reload_sync(self) -> Policy:
@@ -192,6 +205,15 @@ class AccessService:
         await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
 
     def check(self, action: str, zone: str, address: str, key: str | None) -> Decision:
+        """What the DNS side decides for such a request now. For a transfer that is the
+        transfer path's own decision (``transfer_decision``: zone served, not expired,
+        access policy, outgoing switch), on the version served now."""
+        if AclAction(action) is AclAction.TRANSFER:
+            try:
+                snap = self.registry.get(dns.name.from_text(zone))
+            except dns.exception.DNSException:
+                snap = None
+            return transfer_decision(self.policy, zone, address, key, snap)
         return self.policy.allowed(AclAction(action), zone, address, key)
 
 

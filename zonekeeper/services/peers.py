@@ -19,6 +19,16 @@ from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
 
 ROLES = ("secondary", "primary")
+KEY_USES = ("both", "notify", "transfer")
+
+
+def key_for(row: Peer, use: str, keys: dict[int, str]) -> str | None:
+    """The peer's key name if it applies to ``use`` ("notify" or "transfer"), else None.
+    A peer may sign NOTIFY and not transfers (NS1's secondaries pull unsigned from allowed
+    addresses), or the other way round."""
+    if row.tsig_key_id is None or row.key_use not in ("both", use):
+        return None
+    return keys.get(row.tsig_key_id)
 
 
 def _networks(row: Peer) -> list[str]:
@@ -32,6 +42,7 @@ def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
         "address": row.address,
         "port": row.port,
         "key": keys.get(row.tsig_key_id) if row.tsig_key_id is not None else None,
+        "key_use": row.key_use,
         "notify": row.notify,
         "ixfr": row.ixfr,
         "transfer_from": json.loads(row.transfer_from or "[]"),
@@ -46,11 +57,13 @@ def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
         .join(Peer, Peer.id == ZonePeer.peer_id)
     )
     for zone, role, peer in rows:
+        # A primary's grant is for its NOTIFYs; a secondary's, for its transfers.
         if role == "primary":
             networks = (parse_network(peer.address),)
+            key = key_for(peer, "notify", keys)
         else:
             networks = tuple(parse_network(n) for n in _networks(peer))
-        key = keys.get(peer.tsig_key_id) if peer.tsig_key_id is not None else None
+            key = key_for(peer, "transfer", keys)
         out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key))
     return {z: tuple(g) for z, g in out.items()}
 
@@ -66,8 +79,8 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
     )
     for zone, p in rows:
         out.setdefault(zone, []).append(PeerTarget(
-            p.name, p.address, p.port, keys.get(p.tsig_key_id) if p.tsig_key_id else None,
-            p.notify, p.ixfr, tuple(_networks(p))))
+            p.name, p.address, p.port, key_for(p, "notify", keys), p.notify, p.ixfr,
+            tuple(_networks(p))))
     return {z: tuple(t) for z, t in out.items()}
 
 
@@ -98,7 +111,8 @@ class PeerService:
         def fn(s: Session) -> dict[str, Any]:
             if s.scalar(select(Peer).where(Peer.name == fields["name"])) is not None:
                 raise Conflict(f"peer {fields['name']} already exists")
-            row = Peer(name=fields["name"], port=53, notify=True, ixfr=True, transfer_from="[]")
+            row = Peer(name=fields["name"], port=53, notify=True, ixfr=True, transfer_from="[]",
+                       key_use="both")
             _apply(s, row, fields)
             s.add(row)
             s.flush()
@@ -175,7 +189,7 @@ class PeerService:
             z = _zone(s, zone)
             key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
             return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key,
-                                    ixfr=p.ixfr, peer=p.name)
+                                    key_use=p.key_use, ixfr=p.ixfr, peer=p.name)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
@@ -208,6 +222,11 @@ def _apply(s: Session, row: Peer, fields: dict[str, Any]) -> None:
             reasons.append(Reason(("address",), f"{fields['address']!r} is not an IP address"))
     if "port" in fields and fields["port"] is not None:
         row.port = int(fields["port"])
+    if "key_use" in fields and fields["key_use"] is not None:
+        if fields["key_use"] in KEY_USES:
+            row.key_use = fields["key_use"]
+        else:
+            reasons.append(Reason(("key_use",), f"key_use must be one of {', '.join(KEY_USES)}"))
     for flag in ("notify", "ixfr"):
         if flag in fields and fields[flag] is not None:
             setattr(row, flag, bool(fields[flag]))

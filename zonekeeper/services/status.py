@@ -2,7 +2,9 @@
 
 Updates arrive on the event loop (from the notifier and the transfer path) and land in
 memory at once; a background writer persists them in ``transfer_status`` so they survive
-restarts, off the DNS path.
+restarts, off the DNS path. The same writer keeps ``notify_owed``: the NOTIFYs still being
+tried, which the next start sends again (the last write is at shutdown, after the notifier
+stopped).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from zonekeeper.events.notify import PeerTarget
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.proto.serial import MODULUS, is_newer
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import Peer, TransferStatus, Zone
+from zonekeeper.storage.models import NotifyOwed, Peer, TransferStatus, Zone
 from zonekeeper.zones.snapshot import Registry
 
 log = structlog.get_logger("zonekeeper.status")
@@ -39,6 +41,9 @@ class StatusService:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
         self.targets: dict[str, tuple[PeerTarget, ...]] = {}
         self._dirty: set[tuple[str, str]] = set()
+        # (zone, NOTIFY target) → the serial owed to it; loaded at start, then as it changes.
+        self.owed: dict[tuple[str, str], int] = {}
+        self._owed_dirty: set[tuple[str, str]] = set()
         self._flush_task: asyncio.Task[None] | None = None
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
@@ -59,12 +64,27 @@ class StatusService:
                     "last_transfer": json.loads(st.last_transfer) if st.last_transfer else None,
                     "notify": json.loads(st.notify) if st.notify else None,
                 }
+            for zone, owed in s.execute(select(Zone.name, NotifyOwed)
+                                        .join(NotifyOwed, NotifyOwed.zone_id == Zone.id)):
+                self.owed[(zone, owed.target)] = owed.serial
 
     # -- updates (on the loop) ---------------------------------------------------------------
     def update(self, zone: str, peer: str, fields: dict[str, Any]) -> None:
         row = self.rows.setdefault((zone, peer), {})
         row.update(fields)
         self._dirty.add((zone, peer))
+        self._schedule_flush()
+
+    def owe(self, zone: str, target: str, serial: int | None) -> None:
+        """A NOTIFY of ``serial`` is owed to ``target`` (None: it is not any more)."""
+        if serial is None:
+            if self.owed.pop((zone, target), None) is None:
+                return
+        elif self.owed.get((zone, target)) == serial:
+            return
+        else:
+            self.owed[(zone, target)] = serial
+        self._owed_dirty.add((zone, target))
         self._schedule_flush()
 
     def transfer_served(self, event: dict[str, Any]) -> None:
@@ -96,18 +116,33 @@ class StatusService:
 
     async def flush(self) -> None:
         dirty, self._dirty = self._dirty, set()
-        if not dirty:
+        owed_dirty, self._owed_dirty = self._owed_dirty, set()
+        if not dirty and not owed_dirty:
             return
         snapshot = {k: dict(self.rows.get(k, {})) for k in dirty}
+        owed = {k: self.owed.get(k) for k in owed_dirty}
         try:
-            await asyncio.to_thread(self._write, snapshot)
+            await asyncio.to_thread(self._write, snapshot, owed)
         except Exception:  # noqa: BLE001 - status is best effort; it is rewritten on the next change
+            self._owed_dirty |= owed_dirty  # what is owed is written with the next change
             log.exception("status.write_failed")
 
-    def _write(self, rows: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def _write(self, rows: dict[tuple[str, str], dict[str, Any]],
+               owed: dict[tuple[str, str], int | None]) -> None:
         with self.db.write() as s:
             zones = {z.name: z.id for z in s.scalars(select(Zone))}
             peers = {p.name: p.id for p in s.scalars(select(Peer))}
+            for (zone, target), serial in owed.items():
+                if zone not in zones:
+                    continue
+                row = s.get(NotifyOwed, (zones[zone], target))
+                if serial is None:
+                    if row is not None:
+                        s.delete(row)
+                elif row is None:
+                    s.add(NotifyOwed(zone_id=zones[zone], target=target, serial=serial))
+                else:
+                    row.serial = serial
             for (zone, peer), row in rows.items():
                 if zone not in zones or peer not in peers:
                     continue
@@ -181,7 +216,10 @@ def _state(lag: int | None, notify: dict[str, Any] | None, check_error: str | No
         return "refusing"
     if lag == 0:
         return "in sync"
-    if (notify and notify.get("state") == "failed" and notify.get("rcode") == "TIMEOUT") or check_error == "timeout":
+    # Not answered, or not sent at all (a local error: no route from our source address).
+    unanswered = notify and notify.get("state") == "failed" and (
+        notify.get("rcode") == "TIMEOUT" or notify.get("error"))
+    if unanswered or check_error == "timeout":
         return "unreachable"
     if lag is None:
         return "unknown"

@@ -595,7 +595,7 @@ class ZoneService:
             base = prev if prev.state is not ZoneState.UNLOADED else None
             snap = ZoneSnapshot(prev.name, got.serial, got.nodes, got.cuts, kind=prev.kind,
                                 state=ZoneState.OK, zone_id=prev.zone_id, outgoing=prev.outgoing,
-                                notify_delay=prev.notify_delay,
+                                notify_ns=prev.notify_ns, notify_delay=prev.notify_delay,
                                 ixfr_max_ratio=prev.ixfr_max_ratio)
             self.registry.publish(snap)
             store = asyncio.ensure_future(asyncio.to_thread(self._install, name, got, base, kind))
@@ -811,14 +811,23 @@ class ZoneService:
     async def update(self, name: dns.name.Name, upd: ZoneUpdate, *, if_match: str | None = None) -> dict[str, Any]:
         key = name.to_text()
         async with self._lock(key):
-            snap, info = await asyncio.to_thread(self._update, name, upd, if_match)
+            snap, info, reopened = await asyncio.to_thread(self._update, name, upd, if_match)
             self._publish(snap)
+            current = self.registry.get(name)
+            if reopened and snap is None and current is not None and self.on_published:
+                # Outgoing transfers switched back on: what was edited while they were off
+                # is announced now, not at the secondaries' next refresh.
+                self.on_published(current)
             return info
 
-    def _update(self, origin: dns.name.Name, upd: ZoneUpdate, if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any]]:
+    def _update(self, origin: dns.name.Name, upd: ZoneUpdate,
+                if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any], bool]:
+        """The settings and SOA changed (a new version if the SOA did), the zone's info, and
+        whether outgoing transfers were switched back on."""
         with self.db.write() as s:
             z = self._zone(s, origin)
             _check_if_match(z, if_match)
+            was_outgoing = z.outgoing_enabled
             for attr in ("serial_policy", "outgoing_enabled", "notify_ns", "notify_delay", "ixfr_max_ratio",
                          "journal_max_count", "journal_max_bytes", "journal_max_age"):
                 if attr in upd.fields_set:
@@ -865,13 +874,15 @@ class ZoneService:
             s.flush()
             info = zone_info(z, self._soa(s, z))
             outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
+            notify_ns = z.notify_ns
         current = snap or self.registry.get(origin)
         if current is not None:
             if current.ixfr_max_ratio != ratio:
                 # Answers rendered (or refused as too big) under the old ratio no longer hold.
                 current.ixfr_cache.clear()
             current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
-        return snap, info
+            current.notify_ns = notify_ns
+        return snap, info, outgoing and not was_outgoing
 
     async def import_text(
         self, name: dns.name.Name, text: str, *, dry_run: bool, force: bool, if_match: str | None = None
@@ -965,7 +976,8 @@ def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[by
     return ZoneSnapshot(
         dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
         state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
-        notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
+        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0,
+        ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
     )
 
 

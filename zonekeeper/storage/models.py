@@ -120,6 +120,9 @@ class Peer(Base):
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
     ixfr: Mapped[bool] = mapped_column(Boolean, default=True)
     transfer_from: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of CIDRs
+    # What the key signs: "both", "notify" (NOTIFY, and the SOA checks that follow it) or
+    # "transfer" (transfer requests; for a primary, also its SOA checks).
+    key_use: Mapped[str] = mapped_column(String(16), default="both", server_default="both")
 
 
 class ZonePeer(Base):
@@ -191,6 +194,19 @@ class TransferStatus(Base):
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_transfer: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
     notify: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+
+
+class NotifyOwed(Base):
+    """A NOTIFY not yet answered nor given up: sent again after a restart."""
+
+    __tablename__ = "notify_owed"
+
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)  # peer, or NS@address
+    serial: Mapped[int] = mapped_column(BigInteger)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiToken(Base):

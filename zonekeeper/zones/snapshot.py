@@ -72,6 +72,7 @@ class ZoneSnapshot:
         "retired",
         "zone_id",
         "outgoing",
+        "notify_ns",
         "notify_delay",
         "ixfr_max_ratio",
         "axfr",
@@ -92,6 +93,7 @@ class ZoneSnapshot:
         state: ZoneState = ZoneState.OK,
         zone_id: int = 0,
         outgoing: bool = True,
+        notify_ns: bool = False,
         notify_delay: float = 0.0,
         ixfr_max_ratio: float = 1.0,
     ) -> None:
@@ -105,6 +107,7 @@ class ZoneSnapshot:
         self.zone_id = zone_id
         # Per-zone setting, not content: changed in place without a new version.
         self.outgoing = outgoing
+        self.notify_ns = notify_ns  # NOTIFY the apex NS targets too (BIND's "notify yes")
         self.notify_delay = notify_delay
         self.ixfr_max_ratio = ixfr_max_ratio
         # The AXFR image (proto.axfr.AxfrImage), built on first transfer or patched per edit.
