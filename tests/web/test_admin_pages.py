@@ -1,0 +1,141 @@
+"""The console's administration pages in Chromium: TSIG keys, peers, users and API tokens,
+against a real ``zonekeeper serve`` (the ``console`` fixture of tests/web/conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import ZkServer
+from tests.web.conftest import shot, sign_in
+
+KEY_FORMATS = {"bind": "BIND", "knot": "Knot", "nsd": "NSD", "pdns": "PowerDNS", "dig": "dig -y"}
+
+
+def new_name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def csrf_of(page: Any) -> str:
+    return json.loads(page.locator("body").get_attribute("hx-headers"))["X-CSRF-Token"]  # type: ignore[no-any-return]
+
+
+def key_names(srv: ZkServer) -> set[str]:
+    with srv.client() as api:
+        return {k["name"] for k in api.get("/tsig-keys", params={"limit": 1000}).json()["items"]}
+
+
+def test_a_generated_key_shows_its_secret_once_and_then_only_by_export(
+        console: ZkServer, browser: Any) -> None:
+    page = sign_in(browser, console, "ada")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("link", name="Keys").click()
+    page.wait_for_url("**/ui/keys")
+    name = new_name("xfr-")
+    page.get_by_label("Key name").fill(name)
+    page.get_by_label("Algorithm").select_option("hmac-sha512")
+    page.get_by_role("button", name="Generate key").click()
+    expect(page.locator(".secret-once h2")).to_have_text(f"Key {name}. created")
+    secret = page.locator("#created-1-secret").text_content()
+    assert secret and len(base64.b64decode(secret, validate=True)) == 64  # hmac-sha512's size
+    page.locator(".secret-once").get_by_role("button", name="Copy").click()
+    expect(page.locator(".secret-once").get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    shot(page, "key-created")
+    # Never again: not on the keys page, not in the API's reads, not in the server's log.
+    page.goto("/ui/keys")
+    expect(page.locator(f'tr[data-key="{name}."]')).to_contain_text("hmac-sha512")
+    assert secret not in page.content()
+    with console.client() as api:
+        one = api.get(f"/tsig-keys/{name}")
+        assert one.status_code == 200 and "secret" not in one.json()
+        assert secret not in api.get("/tsig-keys", params={"limit": 1000}).text
+    assert secret not in console.log()
+    assert console.events("web.key_created", user="ada", key=f"{name}.")
+    shot(page, "keys")
+    # The explicit export, in each format: the service's own text, secret included.
+    row = page.locator(f'tr[data-key="{name}."]')
+    for fmt, label in KEY_FORMATS.items():
+        row.get_by_label(f"Export format for {name}.").select_option(fmt)
+        row.get_by_role("button", name="Export").click()
+        expect(page.locator("#exported")).to_have_text(f"Key {name}. for {label}")
+        text = page.locator("#export-text").text_content()
+        with console.client() as api:
+            assert text == api.get(f"/tsig-keys/{name}/export", params={"format": fmt}).text
+        assert secret in (text or "") and name in (text or "")
+        assert console.events("web.key_exported", user="ada", key=f"{name}.", format=fmt)
+    page.goto("/ui/keys")
+    assert secret not in page.content()
+    assert secret not in console.log()
+    page.context.close()
+
+
+def test_import_and_delete_a_key_and_bad_input_changes_nothing(console: ZkServer, browser: Any) -> None:
+    page = sign_in(browser, console, "ada")
+    page.goto("/ui/keys")
+    before = key_names(console)
+    # A bad name: the service's complaint next to the field, no key made.
+    page.get_by_label("Key name").fill("bad..name")
+    page.get_by_role("button", name="Generate key").click()
+    expect(page.locator("#name-error")).to_contain_text("not a valid key name")
+    expect(page.get_by_label("Key name")).to_have_value("bad..name")
+    # Text that is no key: its complaint next to the text box, and the text not shown back.
+    page.get_by_label("Key text").fill("key \"x\" { algorithm hmac-sha256; secret \"not base64!\"; };")
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#text-error")).to_contain_text("not valid base64")
+    expect(page.get_by_label("Key text")).to_have_value("")
+    assert key_names(console) == before
+    shot(page, "keys-error")
+    # An import in BIND's form: the secret shown once.
+    name = new_name("imp-")
+    secret = base64.b64encode(uuid.uuid4().bytes * 2).decode()
+    page.get_by_label("Key text").fill(f'key "{name}" {{ algorithm hmac-sha256; secret "{secret}"; }};')
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#created-1-secret")).to_have_text(secret)
+    # The same name again is refused, next to the field.
+    page.get_by_label("Key name").fill(name)
+    page.get_by_role("button", name="Generate key").click()
+    expect(page.locator("#name-error")).to_contain_text("already exists")
+    assert secret not in page.content()
+    assert key_names(console) == before | {f"{name}."}
+    # Delete.
+    page.locator(f'tr[data-key="{name}."]').get_by_role("button", name=f"Delete key {name}.").click()
+    page.wait_for_url("**/ui/keys")
+    expect(page.locator(f'tr[data-key="{name}."]')).to_have_count(0)
+    assert key_names(console) == before
+    assert console.events("web.key_deleted", user="ada", key=f"{name}.")
+    page.context.close()
+
+
+def test_editors_and_viewers_see_keys_without_secrets_or_controls(console: ZkServer, browser: Any) -> None:
+    name = new_name("ro-")
+    with console.client() as api:
+        secret = api.post("/tsig-keys", json={"name": name}).json()["secret"]
+    for user in ("eve", "vic"):
+        page = sign_in(browser, console, user)
+        page.goto("/ui/keys")
+        expect(page.locator(f'tr[data-key="{name}."]')).to_be_visible()
+        assert secret not in page.content()
+        for button in ("Generate key", "Import", "Export", f"Delete key {name}."):
+            assert page.get_by_role("button", name=button).count() == 0
+        csrf = csrf_of(page)
+        for path, form in (("/ui/keys", {"name": new_name("forged-")}),
+                           ("/ui/keys/import", {"text": f"{name}-2:{secret}"}),
+                           ("/ui/keys/export", {"name": name, "format": "bind"}),
+                           ("/ui/keys/delete", {"name": name})):
+            r = page.request.post(path, headers={"X-CSRF-Token": csrf}, form=form)
+            assert r.status == 403, (user, path)
+            assert secret not in r.text()
+        if user == "vic":
+            shot(page, "keys-viewer")
+        page.context.close()
+    # An admin's POST without the CSRF token is refused too.
+    page = sign_in(browser, console, "ada")
+    r = page.request.post("/ui/keys/delete", form={"name": name})
+    assert r.status == 403
+    page.context.close()
+    assert f"{name}." in key_names(console)
