@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import uuid
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import ZkServer
+from tests.conftest import ZkServer, make_zone, require_tool
 from tests.web.conftest import shot, sign_in
 
 KEY_FORMATS = {"bind": "BIND", "knot": "Knot", "nsd": "NSD", "pdns": "PowerDNS", "dig": "dig -y"}
@@ -139,3 +140,133 @@ def test_editors_and_viewers_see_keys_without_secrets_or_controls(console: ZkSer
     assert r.status == 403
     page.context.close()
     assert f"{name}." in key_names(console)
+
+
+def peer_of(srv: ZkServer, name: str) -> dict[str, Any]:
+    with srv.client() as api:
+        r = api.get(f"/peers/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+def test_create_a_peer_with_a_key_and_paste_its_configuration(
+        console: ZkServer, browser: Any, tmp_path: Any) -> None:
+    key, peer, zone = new_name("p-key-"), new_name("knot-"), f"{new_name('cfg')}.test."
+    with console.client() as api:
+        key_secret = api.post("/tsig-keys", json={"name": key}).json()["secret"]
+        make_zone(api, zone)
+    page = sign_in(browser, console, "ada")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("link", name="Peers").click()
+    page.wait_for_url("**/ui/peers")
+    page.get_by_label("Peer name").fill(peer)
+    page.get_by_label("Address").fill("127.0.0.42")
+    page.get_by_label("Port").fill("5353")
+    page.get_by_label("TSIG key").select_option(f"{key}.")
+    page.get_by_label("Serve IXFR").uncheck()
+    page.get_by_label("May transfer from (networks)").fill("127.0.0.0/24")
+    shot(page, "peers")
+    page.get_by_role("button", name="Create peer").click()
+    page.wait_for_url(f"**/ui/peers/{peer}")
+    assert peer_of(console, peer) == {
+        "name": peer, "address": "127.0.0.42", "port": 5353, "key": f"{key}.", "notify": True,
+        "ixfr": False, "transfer_from": ["127.0.0.0/24"]}
+    assert console.events("web.peer_created", user="ada", peer=peer)
+    # Its configuration for a zone, in each tool's form: the service's own text.
+    page.get_by_label("Zone").fill(zone)
+    page.get_by_role("button", name="Show configuration").click()
+    page.wait_for_url(f"**/ui/peers/{peer}?zone=*")
+    for fmt, label in (("bind", "BIND"), ("knot", "Knot"), ("nsd", "NSD"), ("pdns", "PowerDNS")):
+        expect(page.locator(f"#config-{fmt}-label")).to_have_text(label)
+        text = page.locator(f"#config-{fmt}").text_content() or ""
+        with console.client() as api:
+            assert text == api.get(f"/peers/{peer}/config",
+                                   params={"zone": zone, "format": fmt}).text
+        assert zone.rstrip(".") in text and key in text and key_secret not in text
+    page.locator("#config-knot + button").click()
+    assert page.evaluate("navigator.clipboard.readText()") == page.locator("#config-knot").text_content()
+    shot(page, "peer")
+    # Knot itself accepts the snippet with the key's Knot export.
+    with console.client() as api:
+        knot_key = api.get(f"/tsig-keys/{key}/export", params={"format": "knot"}).text
+    conf = tmp_path / "knot.conf"
+    conf.write_text(knot_key + (page.locator("#config-knot").text_content() or ""))
+    done = subprocess.run([require_tool("knotc", "knot"), "-c", str(conf), "conf-check"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # An unknown zone: said next to the field.
+    page.get_by_label("Zone").fill("no-such-zone.test")
+    page.get_by_role("button", name="Show configuration").click()
+    expect(page.locator("#zone-error")).to_contain_text("does not exist")
+    page.context.close()
+
+
+def test_edit_and_delete_a_peer_and_bad_input_changes_nothing(console: ZkServer, browser: Any) -> None:
+    peer, zone = new_name("ed-"), f"{new_name('del')}.test."
+    with console.client() as api:
+        assert api.post("/peers", json={"name": peer, "address": "127.0.0.43"}).status_code == 201
+        make_zone(api, zone)
+    before = peer_of(console, peer)
+    page = sign_in(browser, console, "ada")
+    page.goto(f"/ui/peers/{peer}")
+    page.get_by_label("Address").fill("not-an-address")
+    page.get_by_label("Port").fill("70000")
+    page.get_by_label("May transfer from (networks)").fill("10.0.0.0/8 nonsense")
+    page.get_by_role("button", name="Save peer").click()
+    expect(page.locator("#port-error")).to_be_visible()
+    assert peer_of(console, peer) == before
+    page.get_by_label("Port").fill("5300")
+    page.get_by_role("button", name="Save peer").click()
+    # Every problem the service finds, each next to its field.
+    expect(page.locator("#address-error")).to_contain_text("not an IP address")
+    expect(page.locator("#transfer_from-error")).to_contain_text("not a network")
+    expect(page.get_by_label("Address")).to_have_value("not-an-address")
+    assert peer_of(console, peer) == before
+    shot(page, "peer-error")
+    page.get_by_label("Address").fill("127.0.0.44")
+    page.get_by_label("May transfer from (networks)").fill("")
+    page.get_by_label("Send NOTIFY").uncheck()
+    page.get_by_role("button", name="Save peer").click()
+    expect(page.locator(".facts")).to_contain_text("127.0.0.44 port 5300")
+    assert peer_of(console, peer) == {**before, "address": "127.0.0.44", "port": 5300, "notify": False}
+    assert console.events("web.peer_updated", user="ada", peer=peer)
+    # A linked peer cannot go (the service says why); unlinked, it can.
+    with console.client() as api:
+        assert api.put(f"/zones/{zone}/peers/{peer}", json={"role": "secondary"}).status_code == 200
+    page.get_by_role("button", name=f"Delete peer {peer}").click()
+    expect(page.get_by_role("alert")).to_contain_text("unlink it first")
+    with console.client() as api:
+        assert api.delete(f"/zones/{zone}/peers/{peer}").status_code == 204
+    page.goto(f"/ui/peers/{peer}")
+    page.get_by_role("button", name=f"Delete peer {peer}").click()
+    page.wait_for_url("**/ui/peers")
+    expect(page.locator(f'tr[data-peer="{peer}"]')).to_have_count(0)
+    with console.client() as api:
+        assert api.get(f"/peers/{peer}").status_code == 404
+    page.context.close()
+
+
+def test_editors_and_viewers_see_peers_but_change_nothing(console: ZkServer, browser: Any) -> None:
+    peer, zone = new_name("ro-"), f"{new_name('ro')}.test."
+    with console.client() as api:
+        assert api.post("/peers", json={"name": peer, "address": "127.0.0.45"}).status_code == 201
+        make_zone(api, zone)
+    before = peer_of(console, peer)
+    for user in ("eve", "vic"):
+        page = sign_in(browser, console, user)
+        page.goto("/ui/peers")
+        expect(page.locator(f'tr[data-peer="{peer}"]')).to_be_visible()
+        assert page.get_by_role("button", name="Create peer").count() == 0
+        page.goto(f"/ui/peers/{peer}?zone={zone}")
+        expect(page.locator("#config-bind")).to_contain_text(zone.rstrip("."))
+        assert page.get_by_role("button", name="Save peer").count() == 0
+        assert page.get_by_role("button", name=f"Delete peer {peer}").count() == 0
+        csrf = csrf_of(page)
+        for path, form in (("/ui/peers", {"name": new_name("forged-"), "address": "127.0.0.46",
+                                          "port": "53"}),
+                           (f"/ui/peers/{peer}", {"address": "127.0.0.47", "port": "53"}),
+                           (f"/ui/peers/{peer}/delete", {})):
+            r = page.request.post(path, headers={"X-CSRF-Token": csrf}, form=form)
+            assert r.status == 403, (user, path)
+        page.context.close()
+    assert peer_of(console, peer) == before

@@ -13,19 +13,26 @@ it would not survive a path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
 
-from zonekeeper.errors import ZonekeeperError, http_status
+from zonekeeper.api.routes.peers import _primary_address
+from zonekeeper.api.schemas import PeerCreate, PeerPatch
+from zonekeeper.errors import Invalid, NotFound, Reason, ZonekeeperError, http_status
 from zonekeeper.policy import keys as keyfmt
+from zonekeeper.policy.snippets import FORMATS as CONFIG_FORMATS
 from zonekeeper.web.auth import Admin, Viewer, ctx_of
-from zonekeeper.web.routes import errors_by_field, log, page
+from zonekeeper.web.routes import PAGE, errors_by_field, log, page
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
+M = TypeVar("M", bound=BaseModel)
+
 KEY_FORMATS = {"bind": "BIND", "knot": "Knot", "nsd": "NSD", "pdns": "PowerDNS", "dig": "dig -y"}
+TOOLS = {fmt: KEY_FORMATS[fmt] for fmt in CONFIG_FORMATS}  # secondary configuration formats
 
 
 def errors_for(exc: ZonekeeperError, unplaced: str) -> dict[str, list[str]]:
@@ -36,6 +43,15 @@ def errors_for(exc: ZonekeeperError, unplaced: str) -> dict[str, list[str]]:
         if loc in out and loc != unplaced:
             out.setdefault(unplaced, []).extend(out.pop(loc))
     return out
+
+
+def checked(schema: type[M], fields: dict[str, Any]) -> M:
+    """The form's fields through the API's request schema; its complaints as ``Invalid``."""
+    try:
+        return schema.model_validate(fields)
+    except ValidationError as exc:
+        raise Invalid(f"{exc.error_count()} problem(s) in the form",
+                      [Reason(tuple(e["loc"]), e["msg"]) for e in exc.errors()]) from None
 
 
 # -- TSIG keys -------------------------------------------------------------------------------
@@ -105,3 +121,120 @@ async def delete_key(request: Request, session: Admin,
         return await _keys_page(request, http_status(exc), problem=exc.detail)
     log.info("web.key_deleted", user=session.user, key=name)
     return RedirectResponse("/ui/keys", status_code=303)
+
+
+# -- peers -----------------------------------------------------------------------------------
+PEER_DEFAULTS = {"name": "", "address": "", "port": "53", "key": "", "notify": True, "ixfr": True,
+                 "transfer_from": ""}
+
+
+def _peer_form(peer: dict[str, Any]) -> dict[str, Any]:
+    """A peer as its form shows it."""
+    return {**peer, "port": str(peer["port"]), "key": peer["key"] or "",
+            "transfer_from": " ".join(peer["transfer_from"])}
+
+
+def _peer_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The form's fields as the API's peer schema takes them."""
+    return {"address": form["address"].strip(), "port": form["port"].strip(),
+            "key": form["key"] or None, "notify": form["notify"], "ixfr": form["ixfr"],
+            "transfer_from": form["transfer_from"].replace(",", " ").split()}
+
+
+async def _peers_page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
+    ctx = ctx_of(request)
+    return page(request, "peers.html", code, peers=await ctx.peers.list(),
+                keys=await ctx.access.list_keys(),
+                **{"form": PEER_DEFAULTS, "errors": {}, "problem": None, **values})
+
+
+async def _peer_page(request: Request, name: str, code: int = 200, *, zone: str = "",
+                     **values: Any) -> HTMLResponse:
+    """A peer, its edit form and, for ``zone``, its configuration for each secondary tool."""
+    ctx = ctx_of(request)
+    peer = await ctx.peers.get(name)
+    configs: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    if zone.strip():
+        host, port = _primary_address(ctx)
+        try:
+            for fmt in CONFIG_FORMATS:
+                configs[fmt] = await ctx.peers.config(name, zone.strip(), fmt, primary=host, port=port)
+        except ZonekeeperError as exc:
+            configs, errors = {}, errors_for(exc, "zone")
+    zones, _next = await ctx.zones.list(kind=None, limit=PAGE, cursor=None)
+    return page(request, "peer.html", code, peer=peer, keys=await ctx.access.list_keys(),
+                zones=[z["name"] for z in zones], zone=zone, configs=configs, tools=TOOLS,
+                **{"form": _peer_form(peer), "errors": {}, "zone_errors": errors,
+                   "problem": None, **values})
+
+
+@router.get("/peers", response_class=HTMLResponse)
+async def peers_page(request: Request, session: Viewer) -> HTMLResponse:
+    return await _peers_page(request)
+
+
+@router.post("/peers")
+async def create_peer(request: Request, session: Admin,
+                      name: Annotated[str, Form(max_length=255)] = "",
+                      address: Annotated[str, Form(max_length=64)] = "",
+                      port: Annotated[str, Form(max_length=16)] = "",
+                      key: Annotated[str, Form(max_length=255)] = "",
+                      notify: Annotated[bool, Form()] = False,
+                      ixfr: Annotated[bool, Form()] = False,
+                      transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
+    form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
+            "ixfr": ixfr, "transfer_from": transfer_from}
+    try:
+        body = checked(PeerCreate, {"name": name.strip(), **_peer_fields(form)})
+        peer = await ctx_of(request).peers.create(body.model_dump())
+    except ZonekeeperError as exc:
+        unplaced = "key" if isinstance(exc, NotFound) else "name"
+        return await _peers_page(request, http_status(exc), form=form,
+                                 errors=errors_for(exc, unplaced))
+    log.info("web.peer_created", user=session.user, peer=peer["name"], address=peer["address"],
+             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"])
+    return RedirectResponse(f"/ui/peers/{peer['name']}", status_code=303)
+
+
+@router.get("/peers/{name}", response_class=HTMLResponse)
+async def peer_page(request: Request, session: Viewer, name: str, zone: str = "") -> HTMLResponse:
+    try:
+        return await _peer_page(request, name, zone=zone)
+    except NotFound as exc:
+        return page(request, "error.html", 404, message=exc.detail)
+
+
+@router.post("/peers/{name}")
+async def update_peer(request: Request, session: Admin, name: str,
+                      address: Annotated[str, Form(max_length=64)] = "",
+                      port: Annotated[str, Form(max_length=16)] = "",
+                      key: Annotated[str, Form(max_length=255)] = "",
+                      notify: Annotated[bool, Form()] = False,
+                      ixfr: Annotated[bool, Form()] = False,
+                      transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
+    form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
+            "ixfr": ixfr, "transfer_from": transfer_from}
+    ctx = ctx_of(request)
+    try:
+        body = checked(PeerPatch, _peer_fields(form))
+        peer = await ctx.peers.update(name, body.model_dump())
+    except ZonekeeperError as exc:
+        try:
+            return await _peer_page(request, name, http_status(exc), form=form,
+                                    errors=errors_for(exc, "key"))
+        except NotFound as gone:
+            return page(request, "error.html", 404, message=gone.detail)
+    log.info("web.peer_updated", user=session.user, peer=peer["name"], address=peer["address"],
+             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"])
+    return RedirectResponse(f"/ui/peers/{peer['name']}", status_code=303)
+
+
+@router.post("/peers/{name}/delete")
+async def delete_peer(request: Request, session: Admin, name: str) -> Response:
+    try:
+        await ctx_of(request).peers.delete(name)
+    except ZonekeeperError as exc:
+        return await _peers_page(request, http_status(exc), problem=exc.detail)
+    log.info("web.peer_deleted", user=session.user, peer=name)
+    return RedirectResponse("/ui/peers", status_code=303)
