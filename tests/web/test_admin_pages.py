@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from typing import Any
 
+import httpx2
 from playwright.sync_api import expect
 
 from tests.conftest import ZkServer, make_zone, require_tool
@@ -270,3 +271,142 @@ def test_editors_and_viewers_see_peers_but_change_nothing(console: ZkServer, bro
             assert r.status == 403, (user, path)
         page.context.close()
     assert peer_of(console, peer) == before
+
+
+def sign_in_with(browser: Any, srv: ZkServer, name: str, password: str) -> Any:
+    """Like conftest's ``sign_in``, for a user made by the test itself."""
+    page = browser.new_context(base_url=srv.api_url).new_page()
+    page.goto("/ui/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/")
+    return page
+
+
+def test_an_admin_creates_a_user_who_signs_in_then_changes_their_role_and_deletes_them(
+        console: ZkServer, browser: Any) -> None:
+    name, password = new_name("op-"), "op-password-" + uuid.uuid4().hex[:6]
+    page = sign_in(browser, console, "ada")
+    page.get_by_role("link", name="Users").click()
+    page.wait_for_url("**/ui/users")
+    form = page.locator("form[action='/ui/users']")
+    # Two different passwords: said next to the second, no user made.
+    form.get_by_label("User name").fill(name)
+    form.get_by_label("Role").select_option("editor")
+    form.get_by_label("Password", exact=True).fill(password)
+    form.get_by_label("Password again").fill(password + "x")
+    form.get_by_role("button", name="Create user").click()
+    expect(page.locator("#password2-error")).to_contain_text("differ")
+    expect(page.locator(f'tr[data-user="{name}"]')).to_have_count(0)
+    expect(form.get_by_label("User name")).to_have_value(name)
+    expect(form.get_by_label("Password", exact=True)).to_have_value("")  # never shown back
+    # Too short (the user service's rule): said next to the password.
+    form.get_by_label("Password", exact=True).fill("short")
+    form.get_by_label("Password again").fill("short")
+    form.get_by_role("button", name="Create user").click()
+    expect(page.locator("#password-error")).to_contain_text("at least 10 characters")
+    expect(page.locator(f'tr[data-user="{name}"]')).to_have_count(0)
+    shot(page, "users-error")
+    form.get_by_label("Password", exact=True).fill(password)
+    form.get_by_label("Password again").fill(password)
+    form.get_by_role("button", name="Create user").click()
+    page.wait_for_url("**/ui/users")
+    expect(page.locator(f'tr[data-user="{name}"]')).to_contain_text("editor")
+    assert console.events("web.user_created", user="ada", name=name, role="editor")
+    assert password not in console.log()
+    shot(page, "users")
+    # The new user signs in, as an editor.
+    theirs = sign_in_with(browser, console, name, password)
+    expect(theirs.locator(".who")).to_have_text(f"{name} (editor)")
+    expect(theirs.get_by_role("button", name="Create zone")).to_be_visible()
+    # Made a viewer: their next page has no controls.
+    page.locator(f'tr[data-user="{name}"]').get_by_label(f"Role of {name}", exact=True).select_option("viewer")
+    page.get_by_role("button", name=f"Change the role of {name}").click()
+    expect(page.locator(f'tr[data-user="{name}"]')).to_contain_text("viewer")
+    theirs.reload()
+    expect(theirs.locator(".who")).to_have_text(f"{name} (viewer)")
+    assert theirs.get_by_role("button", name="Create zone").count() == 0
+    # One's own row has no controls, and a forged POST about oneself is refused.
+    expect(page.locator('tr[data-user="ada"]')).to_contain_text("you")
+    assert page.get_by_role("button", name="Delete user ada").count() == 0
+    r = page.request.post("/ui/users/ada/delete", form={"csrf": csrf_of(page)})
+    assert r.status == 409 and "yourself" in r.text()
+    r = page.request.post("/ui/users/ada/role", form={"csrf": csrf_of(page), "role": "viewer"})
+    assert r.status == 409
+    # Deleted: their session ends with them.
+    page.get_by_role("button", name=f"Delete user {name}").click()
+    page.wait_for_url("**/ui/users")
+    expect(page.locator(f'tr[data-user="{name}"]')).to_have_count(0)
+    assert console.events("web.user_deleted", user="ada", name=name)
+    theirs.goto("/ui/")
+    assert "/ui/login" in theirs.url
+    theirs.context.close()
+    page.context.close()
+
+
+def test_a_token_made_on_the_page_works_once_shown_and_stops_when_deleted(
+        console: ZkServer, browser: Any) -> None:
+    page = sign_in(browser, console, "ada")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("link", name="Tokens").click()
+    page.wait_for_url("**/ui/tokens")
+    name = new_name("ci-")
+    page.get_by_label("Token name").fill(name)
+    page.get_by_label("read").uncheck()
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#scopes-error")).to_be_visible()  # no scope: nothing made
+    expect(page.locator("tr", has_text=name)).to_have_count(0)
+    page.get_by_label("read").check()
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#created-token").text_content() or ""
+    assert token.startswith("zk_")
+    page.locator(".secret-once").get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    shot(page, "token-created")
+    url = console.api_url + "/api/v1/zones"
+    assert httpx2.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # Read scope only, as chosen.
+    r = httpx2.post(url, headers={"Authorization": f"Bearer {token}"},
+                    json={"name": f"{new_name('t')}.test.", "nameservers": ["ns1.example.net."]})
+    assert r.status_code == 403
+    page.goto("/ui/tokens")
+    assert token not in page.content() and token.split("_")[2] not in page.content()
+    assert token.split("_")[2] not in console.log()
+    assert console.events("web.token_created", user="ada", name=name, scopes=["read"])
+    shot(page, "tokens")
+    token_id = token.split("_")[1]
+    page.get_by_role("button", name=f"Delete token {name} ({token_id})").click()
+    page.wait_for_url("**/ui/tokens")
+    expect(page.locator(f'tr[data-token="{token_id}"]')).to_have_count(0)
+    assert httpx2.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert console.events("web.token_deleted", user="ada", token_id=token_id)
+    page.context.close()
+
+
+def test_only_admins_reach_users_and_tokens(console: ZkServer, browser: Any) -> None:
+    with console.client() as api:
+        before = [t["id"] for t in api.get("/tokens", params={"limit": 1000}).json()["items"]]
+    for user in ("eve", "vic"):
+        page = sign_in(browser, console, user)
+        assert page.get_by_role("link", name="Users").count() == 0
+        assert page.get_by_role("link", name="Tokens").count() == 0
+        csrf = csrf_of(page)
+        for path in ("/ui/users", "/ui/tokens"):
+            assert page.goto(path).status == 403
+        for path, form in (("/ui/users", {"name": new_name("forged-"), "role": "admin",
+                                          "password": "x" * 12, "password2": "x" * 12}),
+                           ("/ui/users/ada/role", {"role": "viewer"}),
+                           ("/ui/users/ada/delete", {}),
+                           ("/ui/tokens", {"name": "forged", "scopes": "admin"}),
+                           (f"/ui/tokens/{before[0]}/delete", {})):
+            r = page.request.post(path, headers={"X-CSRF-Token": csrf}, form=form)
+            assert r.status == 403, (user, path)
+            assert "zk_" not in r.text()
+        page.context.close()
+    with console.client() as api:
+        assert [t["id"] for t in api.get("/tokens", params={"limit": 1000}).json()["items"]] == before
+    page = sign_in(browser, console, "ada")  # ada is still an admin
+    page.goto("/ui/users")
+    expect(page.locator('tr[data-user="ada"]')).to_contain_text("admin")
+    page.context.close()

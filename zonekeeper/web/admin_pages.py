@@ -20,10 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from zonekeeper.api.routes.peers import _primary_address
-from zonekeeper.api.schemas import PeerCreate, PeerPatch
-from zonekeeper.errors import Invalid, NotFound, Reason, ZonekeeperError, http_status
+from zonekeeper.api.schemas import PeerCreate, PeerPatch, TokenCreate
+from zonekeeper.errors import Conflict, Invalid, NotFound, Reason, ZonekeeperError, http_status
 from zonekeeper.policy import keys as keyfmt
 from zonekeeper.policy.snippets import FORMATS as CONFIG_FORMATS
+from zonekeeper.services.tokens import Scope
+from zonekeeper.services.users import ROLES
 from zonekeeper.web.auth import Admin, Viewer, ctx_of
 from zonekeeper.web.routes import PAGE, errors_by_field, log, page
 
@@ -238,3 +240,103 @@ async def delete_peer(request: Request, session: Admin, name: str) -> Response:
         return await _peers_page(request, http_status(exc), problem=exc.detail)
     log.info("web.peer_deleted", user=session.user, peer=name)
     return RedirectResponse("/ui/peers", status_code=303)
+
+
+# -- users -----------------------------------------------------------------------------------
+async def _users_page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
+    return page(request, "users.html", code, users=await ctx_of(request).users.list(),
+                roles=list(ROLES), **{"form": {}, "errors": {}, "problem": None, **values})
+
+
+def _not_yourself(session: Any, name: str, what: str) -> None:
+    """An admin does not demote or delete themselves here: the console would lose its
+    last admin that way. (The CLI on the server host still can.)"""
+    if name == session.user:
+        raise Conflict(f"you cannot {what} yourself; ask another admin")
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users_page(request: Request, session: Admin) -> HTMLResponse:
+    return await _users_page(request)
+
+
+@router.post("/users")
+async def create_user(request: Request, session: Admin,
+                      name: Annotated[str, Form(max_length=64)] = "",
+                      role: Annotated[str, Form(max_length=16)] = "viewer",
+                      password: Annotated[str, Form(max_length=1024)] = "",
+                      password2: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    form = {"name": name, "role": role}  # the passwords are never shown back
+    try:
+        if password != password2:
+            raise Invalid("the passwords differ",
+                          [Reason(("password2",), "the two passwords differ; type them again")])
+        user = await ctx_of(request).users.create(name.strip(), role, password)
+    except ZonekeeperError as exc:
+        return await _users_page(request, http_status(exc), form=form,
+                                 errors=errors_for(exc, "name"))
+    log.info("web.user_created", user=session.user, name=user["name"], role=user["role"])
+    return RedirectResponse("/ui/users", status_code=303)
+
+
+@router.post("/users/{name}/role")
+async def set_user_role(request: Request, session: Admin, name: str,
+                        role: Annotated[str, Form(max_length=16)]) -> Response:
+    try:
+        _not_yourself(session, name, "change the role of")
+        user = await ctx_of(request).users.set_role(name, role)
+    except ZonekeeperError as exc:
+        return await _users_page(request, http_status(exc), problem=exc.detail)
+    log.info("web.user_role_set", user=session.user, name=user["name"], role=user["role"])
+    return RedirectResponse("/ui/users", status_code=303)
+
+
+@router.post("/users/{name}/delete")
+async def delete_user(request: Request, session: Admin, name: str) -> Response:
+    try:
+        _not_yourself(session, name, "delete")
+        await ctx_of(request).users.delete(name)
+    except ZonekeeperError as exc:
+        return await _users_page(request, http_status(exc), problem=exc.detail)
+    log.info("web.user_deleted", user=session.user, name=name)
+    return RedirectResponse("/ui/users", status_code=303)
+
+
+# -- API tokens ------------------------------------------------------------------------------
+async def _tokens_page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
+    return page(request, "tokens.html", code, tokens=await ctx_of(request).tokens.list(),
+                scopes=[s.value for s in Scope],
+                **{"form": {"scopes": ["read"]}, "errors": {}, "problem": None,
+                   "created": None, **values})
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+async def tokens_page(request: Request, session: Admin) -> HTMLResponse:
+    return await _tokens_page(request)
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, session: Admin,
+                       name: Annotated[str, Form(max_length=255)] = "",
+                       scopes: Annotated[list[str], Form()] = []) -> HTMLResponse:  # noqa: B006
+    """A new API token; this answer is the only page that shows it."""
+    form = {"name": name, "scopes": scopes}
+    try:
+        body = checked(TokenCreate, {"name": name.strip(), "scopes": scopes})
+        token, info = await ctx_of(request).tokens.create(body.name, list(body.scopes))
+    except ZonekeeperError as exc:
+        return await _tokens_page(request, http_status(exc), form=form,
+                                  errors=errors_for(exc, "name"))
+    log.info("web.token_created", user=session.user, token_id=info["id"], name=info["name"],
+             scopes=info["scopes"])
+    return await _tokens_page(request, 201, created={**info, "token": token})
+
+
+@router.post("/tokens/{token_id}/delete")
+async def delete_token(request: Request, session: Admin, token_id: str) -> Response:
+    try:
+        await ctx_of(request).tokens.delete(token_id)
+    except ZonekeeperError as exc:
+        return await _tokens_page(request, http_status(exc), problem=exc.detail)
+    log.info("web.token_deleted", user=session.user, token_id=token_id)
+    return RedirectResponse("/ui/tokens", status_code=303)
