@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zonekeeper.web.admin_pages import router as admin_router
 from zonekeeper.web.auth import SignInRequired
 from zonekeeper.web.routes import router
 
@@ -56,6 +57,7 @@ class ConsoleHeaders:
 
 def mount(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(admin_router)
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
     app.add_middleware(ConsoleHeaders)
