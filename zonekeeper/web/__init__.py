@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zonekeeper.web.auth import SignInRequired
 from zonekeeper.web.routes import router
+from zonekeeper.web.zone_pages import router as zone_router
 
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -56,6 +57,7 @@ class ConsoleHeaders:
 
 def mount(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(zone_router)
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
     app.add_middleware(ConsoleHeaders)
