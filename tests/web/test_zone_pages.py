@@ -144,6 +144,31 @@ def test_import_preview_shows_the_change_and_applying_it_changes_the_zone(
     page.context.close()
 
 
+def test_an_unsafe_import_is_applied_only_when_forced(console: ZkServer, browser: Any) -> None:
+    zone = new_zone_name()
+    zone_with(console, zone)
+    before = serial_of(console, zone)
+    page = sign_in(browser, console, "eve")
+    page.goto(f"/ui/zones/{zone}")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export the zone file").click()
+    exported = Path(download.value.path()).read_text()
+    page.get_by_label("Zone file text").fill(
+        exported + f"@\t3600\tIN\tNS\tns2.{zone}\nns2\t3600\tIN\tA\t192.0.2.2\n")
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.locator('tr[data-op="add"]')).to_have_count(2)
+    expect(page.locator('tr[data-op="add"]').first).to_contain_text(f"ns2.{zone}")
+    page.get_by_role("button", name="Apply import").click()
+    # The service's refusal in place, the preview still there to force it; nothing changed.
+    expect(page.locator("#import--error")).to_contain_text("apex NS")
+    assert serial_of(console, zone) == before
+    page.get_by_label("Apply even if it changes over 30% of the records or the apex NS").check()
+    page.get_by_role("button", name="Apply import").click()
+    expect(page.locator("#serial")).to_have_text(str(before + 1))
+    assert answers(console, zone, "NS") == [f"ns1.{zone}", f"ns2.{zone}"]
+    page.context.close()
+
+
 def test_rules_explain_and_the_outgoing_switch_decide_transfers(console: ZkServer, browser: Any) -> None:
     zone = new_zone_name()
     zone_with(console, zone, www=("A", ["192.0.2.10"]))
