@@ -171,7 +171,7 @@ def test_create_a_peer_with_a_key_and_paste_its_configuration(
     page.wait_for_url(f"**/ui/peers/{peer}")
     assert peer_of(console, peer) == {
         "name": peer, "address": "127.0.0.42", "port": 5353, "key": f"{key}.", "notify": True,
-        "ixfr": False, "transfer_from": ["127.0.0.0/24"]}
+        "ixfr": False, "transfer_from": ["127.0.0.0/24"], "key_use": "both"}
     assert console.events("web.peer_created", user="ada", peer=peer)
     # Its configuration for a zone, in each tool's form: the service's own text.
     page.get_by_label("Zone").fill(zone)

@@ -174,6 +174,7 @@ class ZoneState:
     task: asyncio.Task[None] | None = None
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
     failures: int = 0  # refreshes failed in a row
+    last: Outcome | None = None  # the last refresh's outcome (since start)
 
 
 Installer = Callable[[dns.name.Name, xfrin.Result, str], Awaitable[None]]
@@ -307,6 +308,7 @@ class SecondaryManager:
                 t.expired = False
                 self.set_expired(state.name, False)
         outcome.duration_ms = (time.monotonic() - started) * 1000
+        state.last = outcome
         try:
             await self.save_timers(state.name, t, outcome.primary)
         except Exception as exc:  # noqa: BLE001 - the timers live on in memory; stored next time

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zonekeeper.web.admin_pages import router as admin_router
 from zonekeeper.web.auth import SignInRequired
 from zonekeeper.web.routes import router
+from zonekeeper.web.zone_pages import router as zone_router
 
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -58,6 +59,7 @@ class ConsoleHeaders:
 def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(admin_router)
+    app.include_router(zone_router)
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"),
               name="ui-static")
     app.add_middleware(ConsoleHeaders)

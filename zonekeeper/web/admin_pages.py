@@ -126,8 +126,8 @@ async def delete_key(request: Request, session: Admin,
 
 
 # -- peers -----------------------------------------------------------------------------------
-PEER_DEFAULTS = {"name": "", "address": "", "port": "53", "key": "", "notify": True, "ixfr": True,
-                 "transfer_from": ""}
+PEER_DEFAULTS = {"name": "", "address": "", "port": "53", "key": "", "key_use": "both",
+                 "notify": True, "ixfr": True, "transfer_from": ""}
 
 
 def _peer_form(peer: dict[str, Any]) -> dict[str, Any]:
@@ -139,8 +139,8 @@ def _peer_form(peer: dict[str, Any]) -> dict[str, Any]:
 def _peer_fields(form: dict[str, Any]) -> dict[str, Any]:
     """The form's fields as the API's peer schema takes them."""
     return {"address": form["address"].strip(), "port": form["port"].strip(),
-            "key": form["key"] or None, "notify": form["notify"], "ixfr": form["ixfr"],
-            "transfer_from": form["transfer_from"].replace(",", " ").split()}
+            "key": form["key"] or None, "key_use": form["key_use"], "notify": form["notify"],
+            "ixfr": form["ixfr"], "transfer_from": form["transfer_from"].replace(",", " ").split()}
 
 
 async def _peers_page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
@@ -182,11 +182,12 @@ async def create_peer(request: Request, session: Admin,
                       address: Annotated[str, Form(max_length=64)] = "",
                       port: Annotated[str, Form(max_length=16)] = "",
                       key: Annotated[str, Form(max_length=255)] = "",
+                      key_use: Annotated[str, Form(max_length=16)] = "both",
                       notify: Annotated[bool, Form()] = False,
                       ixfr: Annotated[bool, Form()] = False,
                       transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
     form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
-            "ixfr": ixfr, "transfer_from": transfer_from}
+            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use}
     try:
         body = checked(PeerCreate, {"name": name.strip(), **_peer_fields(form)})
         peer = await ctx_of(request).peers.create(body.model_dump())
@@ -212,11 +213,12 @@ async def update_peer(request: Request, session: Admin, name: str,
                       address: Annotated[str, Form(max_length=64)] = "",
                       port: Annotated[str, Form(max_length=16)] = "",
                       key: Annotated[str, Form(max_length=255)] = "",
+                      key_use: Annotated[str, Form(max_length=16)] = "both",
                       notify: Annotated[bool, Form()] = False,
                       ixfr: Annotated[bool, Form()] = False,
                       transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
     form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
-            "ixfr": ixfr, "transfer_from": transfer_from}
+            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use}
     ctx = ctx_of(request)
     try:
         body = checked(PeerPatch, _peer_fields(form))

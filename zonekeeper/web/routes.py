@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated, ZonekeeperError
 from zonekeeper.services.zones import ZoneSpec, make_change, parse_zone_name
 from zonekeeper.web.auth import COOKIE, Editor, Viewer, ctx_of
+from zonekeeper.web.zone_data import panels
 
 log = structlog.get_logger("zonekeeper.web")
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -146,7 +147,7 @@ async def _zone_view(request: Request, zone: str) -> dict[str, Any]:
     _serial, rrsets, _nxt = await ctx.zones.rrsets(origin, limit=1000)
     links = await ctx.peers.links(info["name"])
     return {"zone": info, "rrsets": rrsets,
-            "status": ctx.status.rows_for(info["name"], links)}
+            "status": ctx.status.rows_for(info["name"], links), **await panels(ctx, info, links)}
 
 
 @router.get("/zones/{zone}", response_class=HTMLResponse)
