@@ -52,10 +52,14 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def sign_in(browser: Any, srv: ZkServer, user: str, *, width: int = 1280) -> Any:
-    """A new browser context signed in as ``user``; returns its page."""
+def sign_in(browser: Any, srv: ZkServer, user: str, *, width: int = 1280,
+            confirm: bool = True) -> Any:
+    """A new browser context signed in as ``user``; returns its page. With ``confirm``, every
+    "are you sure?" dialog (``data-confirm``) is answered yes; without it the test answers."""
     context = browser.new_context(viewport={"width": width, "height": 900}, base_url=srv.api_url)
     page = context.new_page()
+    if confirm:
+        page.on("dialog", lambda dialog: dialog.accept())
     page.goto("/ui/")
     assert "/ui/login" in page.url  # signed out: sent to sign in, and back after
     page.get_by_label("User name").fill(user)

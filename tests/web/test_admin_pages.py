@@ -13,7 +13,7 @@ import httpx2
 from playwright.sync_api import expect
 
 from tests.conftest import ZkServer, make_zone, require_tool
-from tests.web.conftest import shot, sign_in
+from tests.web.conftest import ROLES, shot, sign_in
 
 KEY_FORMATS = {"bind": "BIND", "knot": "Knot", "nsd": "NSD", "pdns": "PowerDNS", "dig": "dig -y"}
 
@@ -394,6 +394,10 @@ def test_only_admins_reach_users_and_tokens(console: ZkServer, browser: Any) -> 
         csrf = csrf_of(page)
         for path in ("/ui/users", "/ui/tokens"):
             assert page.goto(path).status == 403
+            # A page in the console's frame that says why, not a JSON problem.
+            assert page.get_by_role("heading", name="Not allowed").is_visible()
+            assert f"your role ({ROLES[user]}) may not do this" in page.locator("main").inner_text()
+            assert page.get_by_role("link", name="Zones").count() >= 1
         for path, form in (("/ui/users", {"name": new_name("forged-"), "role": "admin",
                                           "password": "x" * 12, "password2": "x" * 12}),
                            ("/ui/users/ada/role", {"role": "viewer"}),

@@ -252,6 +252,65 @@ def test_link_a_peer_switch_its_ixfr_notify_it_now_and_unlink_it(console: ZkServ
     page.context.close()
 
 
+def test_deletes_ask_first_and_a_no_changes_nothing(console: ZkServer, browser: Any) -> None:
+    zone = new_zone_name()
+    zone_with(console, zone, old=("TXT", ['"keep me"']))
+    peer = f"p{uuid.uuid4().hex[:8]}"
+    with console.client() as api:
+        assert api.post("/peers", json={"name": peer, "address": "127.0.0.1",
+                                        "port": console.dns_port}).status_code == 201
+        assert api.put(f"/zones/{zone}/peers/{peer}", json={"role": "secondary"}).status_code == 200
+    before = serial_of(console, zone)
+    page = sign_in(browser, console, "eve", confirm=False)
+    page.goto(f"/ui/zones/{zone}")
+    asked: list[str] = []
+
+    def answer(yes: bool) -> None:
+        def reply(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if yes else dialog.dismiss()
+        page.once("dialog", reply)
+
+    # An RRset's delete: "no" sends nothing, "yes" deletes it.
+    answer(False)
+    page.get_by_role("button", name=f"Delete old.{zone} TXT", exact=True).click()
+    assert asked[-1] == f"Delete old.{zone} TXT (1 record)?"
+    page.wait_for_timeout(300)
+    assert serial_of(console, zone) == before
+    assert answers(console, f"old.{zone}", "TXT") == ['"keep me"']
+    answer(True)
+    page.get_by_role("button", name=f"Delete old.{zone} TXT", exact=True).click()
+    expect(page.locator("#serial")).to_have_text(str(before + 1))
+    assert query(console, f"old.{zone}", "TXT").rcode() == dns.rcode.NXDOMAIN
+    # The zone's delete names the linked secondary before anything goes.
+    expect(page.get_by_role("heading", name="Delete this zone")).to_be_visible()
+    expect(page.locator(".danger-zone")).to_contain_text(peer)
+    answer(False)
+    page.get_by_role("button", name=f"Delete {zone}", exact=True).click()
+    assert asked[-1] == f"Delete {zone}, served by 1 linked secondary? This cannot be undone."
+    page.wait_for_timeout(300)
+    with console.client() as api:
+        assert api.get(f"/zones/{zone}").status_code == 200
+    answer(True)
+    page.get_by_role("button", name=f"Delete {zone}", exact=True).click()
+    page.wait_for_url("**/ui/")
+    with console.client() as api:
+        assert api.get(f"/zones/{zone}").status_code == 404
+    assert query(console, zone, "SOA").rcode() == dns.rcode.REFUSED
+    page.context.close()
+    # A viewer has no delete, and a forged one is refused.
+    page = sign_in(browser, console, "vic")
+    other = new_zone_name()
+    zone_with(console, other)
+    page.goto(f"/ui/zones/{other}")
+    assert page.get_by_role("heading", name="Delete this zone").count() == 0
+    r = page.request.post(f"/ui/zones/{other}/delete", headers={"X-CSRF-Token": csrf_of(page)})
+    assert r.status == 403
+    with console.client() as api:
+        assert api.get(f"/zones/{other}").status_code == 200
+    page.context.close()
+
+
 def test_secondary_zone_shows_timers_and_transfer_now_outcome(
         console: ZkServer, browser: Any, zk_factory: Any) -> None:
     upstream = zk_factory(demo=False).start()

@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zonekeeper.web.admin_pages import router as admin_router
-from zonekeeper.web.auth import SignInRequired
-from zonekeeper.web.routes import router
+from zonekeeper.web.auth import NotAllowed, SignInRequired
+from zonekeeper.web.routes import page, router
 from zonekeeper.web.zone_pages import router as zone_router
 
 SECURITY_HEADERS = [
@@ -74,3 +74,9 @@ def mount(app: FastAPI) -> None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/ui/login?next={quote(target, safe='')}", status_code=303)
         return PlainTextResponse("sign in first", status_code=401)
+
+    @app.exception_handler(NotAllowed)
+    async def _not_allowed(request: Request, exc: NotAllowed) -> Response:
+        if request.method in ("GET", "HEAD") and "hx-request" not in request.headers:
+            return page(request, "error.html", 403, title="Not allowed", message=exc.message)
+        return PlainTextResponse(exc.message, status_code=403)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
 from zonekeeper.context import AppContext
 from zonekeeper.services.tokens import Scope, covers
@@ -22,6 +22,15 @@ COOKIE = "zk_session"
 
 class SignInRequired(Exception):
     """No live session: GET pages redirect to the sign-in page, other requests get 401."""
+
+
+class NotAllowed(Exception):
+    """A signed-in user without the right (role or CSRF token): 403, as a page for a page
+    request and as text for htmx and form posts. Nothing has changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def ctx_of(request: Request) -> AppContext:
@@ -41,14 +50,14 @@ async def current_session(request: Request) -> Session:
             field = form.get("csrf")
             sent = field if isinstance(field, str) else None
         if not sent or not hmac.compare_digest(sent, session.csrf):
-            raise HTTPException(403, "missing or wrong CSRF token")
+            raise NotAllowed("missing or wrong CSRF token: reload the page and try again")
     return session
 
 
 def role(needed: Scope) -> object:
     async def dependency(session: Annotated[Session, Depends(current_session)]) -> Session:
         if not covers({session.scope}, needed):
-            raise HTTPException(403, f"your role ({session.role}) may not do this")
+            raise NotAllowed(f"your role ({session.role}) may not do this")
         return session
 
     return Depends(dependency)

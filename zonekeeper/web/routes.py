@@ -159,6 +159,18 @@ async def zone_page(request: Request, session: Viewer, zone: str) -> HTMLRespons
     return page(request, "zone.html", **view, form={}, errors={})
 
 
+@router.post("/zones/{zone}/delete")
+async def delete_zone(request: Request, session: Editor, zone: str) -> Response:
+    """The zone goes (the service's delete, as the API's); back to the zones list."""
+    origin = parse_zone_name(zone)
+    try:
+        await ctx_of(request).zones.delete(origin)
+    except NotFound as exc:
+        return page(request, "error.html", 404, message=exc.detail)
+    log.info("web.zone_deleted", user=session.user, zone=origin.to_text())
+    return RedirectResponse("/ui/", status_code=303)
+
+
 @router.get("/zones/{zone}/status", response_class=HTMLResponse)
 async def zone_status(request: Request, session: Viewer, zone: str) -> HTMLResponse:
     """The secondaries panel alone: what the zone page polls (every 2 s) to stay live."""

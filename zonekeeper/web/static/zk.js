@@ -1,5 +1,6 @@
 // zonekeeper console: the little script its pages need (no inline script: CSP default-src 'self').
-// A button with data-copy="ID" copies the text of the element with that id.
+// A button with data-copy="ID" copies the text of the element with that id; a form (or
+// submit button) with data-confirm="TEXT" is sent only once the user confirms TEXT.
 "use strict";
 
 function zkSelect(element) {
@@ -33,5 +34,14 @@ document.addEventListener("click", function (event) {
     navigator.clipboard.writeText(source.textContent).then(copied, fallback);
   } else {
     fallback();
+  }
+});
+
+document.addEventListener("submit", function (event) {
+  var submitter = event.submitter;
+  var holder = (submitter && submitter.hasAttribute("data-confirm")) ? submitter : event.target;
+  var question = holder.getAttribute && holder.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
   }
 });
