@@ -189,6 +189,11 @@ def test_secondary_badge_turns_in_sync_then_behind(console: ZkServer, browser: A
     badge = page.locator('tr[data-peer="knot-ui"] .badge')
     wait_for(lambda: badge.get_attribute("data-state") == "in sync", 30, "in sync badge")
     shot(page, "zone-status")
+    page.goto("/ui/")
+    expect(page.locator(f'tr[data-zone="{zone}"]')).to_contain_text("1 in sync")
+    shot(page, "zones-status")
+    page.goto(f"/ui/zones/{zone}")
+    badge = page.locator('tr[data-peer="knot-ui"] .badge')
     knot.stop()
     try:
         page.get_by_label("Name", exact=True).fill("live")
