@@ -207,3 +207,26 @@ def test_secondary_badge_turns_in_sync_then_behind(console: ZkServer, browser: A
         knot.start()
         knot.wait_ready()
     page.context.close()
+
+
+def test_the_zones_list_pages_past_a_hundred_zones_and_filters(console: ZkServer, browser: Any) -> None:
+    tag = f"pg{uuid.uuid4().hex[:6]}"
+    names = sorted(f"{tag}-{i:03d}.test." for i in range(130))
+    with console.client() as api:
+        for name in names:
+            make_zone(api, name)
+    page = sign_in(browser, console, "eve")  # (vic is locked out by the throttling test)
+    page.goto(f"/ui/?q={tag}")
+    rows = page.locator("#zone-rows tbody tr[data-zone]")
+    expect(rows).to_have_count(100)
+    assert rows.first.get_attribute("data-zone") == names[0]
+    page.get_by_role("link", name="Next page").click()
+    expect(rows).to_have_count(30)
+    assert [rows.nth(i).get_attribute("data-zone") for i in range(30)] == names[100:]
+    assert page.get_by_role("link", name="Next page").count() == 0
+    # Typing in the filter narrows the list in place (htmx), without a reload.
+    page.goto("/ui/")
+    page.get_by_label("Filter by name").fill(f"{tag}-12")
+    expect(rows).to_have_count(10)
+    expect(page.locator("#zone-rows")).not_to_contain_text(f"{tag}-099")
+    page.context.close()

@@ -323,11 +323,21 @@ def test_secondary_zone_shows_timers_and_transfer_now_outcome(
     with console.client() as api:
         assert api.post("/peers", json={"name": peer, "address": "127.0.0.1",
                                         "port": upstream.dns_port}).status_code == 201
-        r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": [peer]})
-        assert r.status_code == 201, r.text
+    # Made in the console: a primary that is not a peer is named next to its field.
+    page = sign_in(browser, console, "eve")
+    page.get_by_label("Zone name").fill(zone)
+    page.get_by_label("Kind").select_option("secondary")
+    page.get_by_label("Primaries").fill(f"nosuch-{peer}")
+    page.get_by_role("button", name="Create zone").click()
+    expect(page.locator("#primaries-error")).to_contain_text(f"peer nosuch-{peer} does not exist")
+    with console.client() as api:
+        assert api.get(f"/zones/{zone}").status_code == 404
+    expect(page.get_by_label("Kind")).to_have_value("secondary")
+    page.get_by_label("Primaries").fill(peer)
+    page.get_by_role("button", name="Create zone").click()
+    page.wait_for_url(f"**/ui/zones/{zone}")
     first = serial_of(upstream, zone)
     wait_for(lambda: serial_of(console, zone) == first, 30, "the first transfer in")
-    page = sign_in(browser, console, "eve")
     page.goto(f"/ui/zones/{zone}")
     expect(page.locator("#kind")).to_have_text("secondary")
     expect(page.locator(f'table.primaries tr[data-peer="{peer}"]')).to_contain_text(

@@ -102,14 +102,19 @@ async def _zone_rows(request: Request, q: str, cursor: str | None) -> tuple[list
             rows.append({**z, "peers": ctx.status.summary(z["name"])})
         if len(rows) >= PAGE or nxt is None:
             break
-    return rows[:PAGE], nxt
+    if len(rows) > PAGE:
+        # The last service page held more matches than fit: the next page starts after the
+        # last one shown (zone cursors are names), not after what was read.
+        return rows[:PAGE], rows[PAGE - 1]["name"]
+    return rows, nxt
 
 
 @router.get("/", response_class=HTMLResponse)
 async def zones_page(request: Request, session: Viewer, q: str = "",
                      cursor: str | None = None) -> HTMLResponse:
     rows, nxt = await _zone_rows(request, q, cursor)
-    return page(request, "zones.html", zones=rows, q=q, next_cursor=nxt, form={}, errors={})
+    return page(request, "zones.html", zones=rows, q=q, next_cursor=nxt, form={}, errors={},
+                peers=await _peer_names(ctx_of(request)))
 
 
 @router.get("/zones/rows", response_class=HTMLResponse)
@@ -122,22 +127,36 @@ async def zones_rows(request: Request, session: Viewer, q: str = "",
 @router.post("/zones")
 async def create_zone(request: Request, session: Editor,
                       name: Annotated[str, Form(max_length=255)],
-                      nameservers: Annotated[str, Form(max_length=4096)] = "") -> Response:
+                      kind: Annotated[str, Form(pattern="^(primary|secondary)$")] = "primary",
+                      nameservers: Annotated[str, Form(max_length=4096)] = "",
+                      primaries: Annotated[str, Form(max_length=4096)] = "") -> Response:
+    """A primary zone (its nameservers) or a secondary zone (its primaries: peer names, in
+    the order they are tried), as POST /api/v1/zones makes them."""
     ctx = ctx_of(request)
-    form = {"name": name, "nameservers": nameservers}
+    form = {"name": name, "kind": kind, "nameservers": nameservers, "primaries": primaries}
     try:
         origin = parse_zone_name(name)
-        ns = nameservers.replace(",", " ").split()
-        if not ns:
-            raise Invalid("a zone needs its nameservers",
-                          [Reason(("nameservers",), "name at least one nameserver")])
-        info = await ctx.zones.create(ZoneSpec(name=origin, nameservers=ns))
+        if kind == "secondary":
+            info = await ctx.zones.create_secondary(origin, primaries.replace(",", " ").split())
+        else:
+            ns = nameservers.replace(",", " ").split()
+            if not ns:
+                raise Invalid("a zone needs its nameservers",
+                              [Reason(("nameservers",), "name at least one nameserver")])
+            info = await ctx.zones.create(ZoneSpec(name=origin, nameservers=ns))
     except ZonekeeperError as exc:
+        errors = errors_by_field(exc)
+        if isinstance(exc, NotFound) and kind == "secondary":
+            errors = {"primaries": [exc.detail]}
         rows, nxt = await _zone_rows(request, "", None)
         return page(request, "zones.html", 422, zones=rows, q="", next_cursor=nxt, form=form,
-                    errors=errors_by_field(exc))
-    log.info("web.zone_created", user=session.user, zone=info["name"])
+                    errors=errors, peers=await _peer_names(ctx))
+    log.info("web.zone_created", user=session.user, zone=info["name"], kind=kind)
     return RedirectResponse(f"/ui/zones/{quote(info['name'])}", status_code=303)
+
+
+async def _peer_names(ctx: Any) -> list[str]:
+    return [p["name"] for p in await ctx.peers.list()]
 
 
 async def _zone_view(request: Request, zone: str) -> dict[str, Any]:
