@@ -113,7 +113,8 @@ class ZoneOut(BaseModel):
     created_at: str
     updated_at: str
     soa: SoaOut | None = None
-    record_count: int | None = None
+    record_count: int = Field(description="records (RRs) served, the SOA once; not RRsets; "
+                                          "disabled records are not counted")
 
 
 class ZoneList(BaseModel):

@@ -156,7 +156,7 @@ zone = remote_group("zone", "Zones: list, show, create, set, delete, import, exp
 @click.option("--kind", type=click.Choice(["primary", "secondary"]))
 @pass_api
 def zone_list(api: Api, kind: str | None) -> None:
-    api.show(_all(api, "/zones", {"kind": kind} if kind else None), ["name", "kind", "serial", "state"])
+    api.show(_all(api, "/zones", {"kind": kind} if kind else None), ["name", "kind", "serial", "state", "record_count"])
 
 
 @zone.command("show")
@@ -178,7 +178,7 @@ def zone_create(api: Api, name: str, nameservers: tuple[str, ...], zone_file: Pa
     body: dict[str, Any] = {"name": name, "serial_policy": serial_policy, "nameservers": list(nameservers)}
     if zone_file is not None:
         body["zone_text"] = zone_file.read_text()
-    api.show(api.call("POST", "/zones", json=body).json(), ["name", "kind", "serial"])
+    api.show(api.call("POST", "/zones", json=body).json(), ["name", "kind", "serial", "record_count"])
 
 
 @zone.command("set")
@@ -210,7 +210,7 @@ def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | No
         body["soa"] = soa
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled"])
+    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled", "record_count"])
 
 
 @zone.command("delete")
