@@ -546,13 +546,16 @@ def acl_list(api: Api) -> None:
 @click.option("--key", help="TSIG key the request must be signed with (name --network too)")
 @click.option("--zone", "zone_name")
 @click.option("--deny", is_flag=True)
+@click.option("--force", is_flag=True,
+              help="allow every address (0.0.0.0/0 or ::/0), refused without it")
 @pass_api
-def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None, deny: bool) -> None:
+def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None,
+               deny: bool, force: bool) -> None:
     """An access rule. Give an allow rule both --network and --key: a signed request seen
     on the way verifies again for 300 s, so a key alone admits it from any address
     (README, Security notes)."""
     body = {"action": action, "network": network, "key": key, "zone": zone_name,
-            "effect": "deny" if deny else "allow"}
+            "effect": "deny" if deny else "allow", **({"force": True} if force else {})}
     api.show(api.call("POST", "/acls", json=body).json(), ["id", "zone", "action", "network", "key", "effect"])
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import dns.exception
 import dns.name
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,8 @@ from zonekeeper.policy.acl import (
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
 from zonekeeper.zones.snapshot import Registry
+
+log = structlog.get_logger("zonekeeper.access")
 
 
 def _iso(dt: Any) -> str | None:
@@ -138,7 +141,8 @@ class AccessService:
             else:
                 material = keyfmt.make(name, algorithm or keyfmt.DEFAULT_ALGORITHM, secret)
         except keyfmt.KeyFormatError as exc:
-            raise Invalid("the key cannot be created", [Reason(("body",), str(exc))]) from None
+            loc = ("name",) if isinstance(exc, keyfmt.KeyNameError) else ("body",)
+            raise Invalid("the key cannot be created", [Reason(loc, str(exc))]) from None
         return await self._write(lambda s: _insert_keys(s, [material])[0])  # type: ignore[no-any-return]
 
     async def import_keys(self, text: str) -> list[dict[str, Any]]:
@@ -180,26 +184,35 @@ class AccessService:
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
-    async def create_rule(self, fields: dict[str, Any]) -> dict[str, Any]:
+    async def create_rule(self, fields: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
+        """A new rule. An allow rule for every address (0.0.0.0/0, ::/0) is refused unless
+        ``force``; forced, it is logged as a warning."""
+
         def fn(s: Session) -> dict[str, Any]:
             row = AclRule()
-            _set_rule(s, row, fields, creating=True)
+            _set_rule(s, row, fields, creating=True, force=force)
             s.add(row)
             s.flush()
             zones, keys = _names(s)
             return rule_info(row, zones, keys)
 
-        return await self._write(fn)  # type: ignore[no-any-return]
+        info: dict[str, Any] = await self._write(fn)
+        _warn_if_open(info)
+        return info
 
-    async def update_rule(self, rule_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+    async def update_rule(self, rule_id: int, fields: dict[str, Any], *,
+                          force: bool = False) -> dict[str, Any]:
         def fn(s: Session) -> dict[str, Any]:
             row = _rule_row(s, rule_id)
-            _set_rule(s, row, fields, creating=False)
+            _set_rule(s, row, fields, creating=False, force=force)
             s.flush()
             zones, keys = _names(s)
             return rule_info(row, zones, keys)
 
-        return await self._write(fn)  # type: ignore[no-any-return]
+        info: dict[str, Any] = await self._write(fn)
+        if _opens(fields):
+            _warn_if_open(info)
+        return info
 
     async def delete_rule(self, rule_id: int) -> None:
         await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
@@ -256,7 +269,23 @@ def _insert_keys(s: Session, materials: list[keyfmt.KeyMaterial]) -> list[dict[s
     return out
 
 
-def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: bool) -> None:
+def _every_address(network: str | None) -> bool:
+    return network is not None and parse_network(network).prefixlen == 0
+
+
+def _opens(fields: dict[str, Any]) -> bool:
+    """Whether a change of these fields can make a rule admit every address."""
+    return "network" in fields or "effect" in fields
+
+
+def _warn_if_open(info: dict[str, Any]) -> None:
+    if info["effect"] == Effect.ALLOW.value and _every_address(info["network"]):
+        log.warning("acl.allow_all_forced", rule=info["id"], action=info["action"],
+                    zone=info["zone"] or "all zones", network=info["network"], key=info["key"])
+
+
+def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: bool,
+              force: bool = False) -> None:
     reasons: list[Reason] = []
     if "zone" in fields:
         zone = fields["zone"]
@@ -289,6 +318,15 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
             row.tsig_key_id = _key_row(s, _key_name(key)).id
     if row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None:
         reasons.append(Reason(("network",), "an allow rule must name a network, a key, or both"))
+    if (row.effect == Effect.ALLOW.value and _every_address(row.network) and not force
+            and (creating or _opens(fields))):
+        family = "IPv4" if ":" not in (row.network or "") else "IPv6"
+        who = ("anyone who can reach the server" if row.tsig_key_id is None
+               else "a request signed with its key from anywhere")
+        reasons.append(Reason(("network",), (
+            f"{row.network} is every {family} address: this allow rule would let {who} "
+            f"{row.action or 'transfer'}; name the peers' networks, or send force: true "
+            "(CLI: --force) if every address is meant")))
     if reasons:
         raise Invalid("the access rule is invalid", reasons)
     if creating and not row.action:
