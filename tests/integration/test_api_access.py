@@ -93,3 +93,16 @@ def test_key_names_must_be_hostname_like(api: httpx2.Client) -> None:
     exported = api.get("/tsig-keys/_xfr-key.ns2.example/export", params={"format": "bind"}).text
     assert exported.startswith('key "_xfr-key.ns2.example" {')
     assert api.delete("/tsig-keys/_xfr-key.ns2.example").status_code == 204
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+
+def test_a_deleted_rules_id_is_not_given_again(api: httpx2.Client) -> None:
+    """The newest rule deleted, the next rule gets a new id: "acl N" in a log names one rule."""
+    first = api.post("/acls", json={"action": "transfer", "network": "192.0.2.77/32"}).json()
+    assert api.delete(f"/acls/{first['id']}").status_code == 204
+    second = api.post("/acls", json={"action": "transfer", "network": "192.0.2.78/32"}).json()
+    assert second["id"] > first["id"], (first, second)
+    assert api.get(f"/acls/{first['id']}").status_code == 404
+    assert api.delete(f"/acls/{second['id']}").status_code == 204
