@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 
+import dns.message
 import httpx2
 
-from tests.conftest import ZkServer
+from tests.conftest import ZkServer, wait_for
 from tests.integration.test_api_zones import problem
 from tests.integration.test_cli import zk_cli
 
@@ -106,3 +107,58 @@ def test_a_deleted_rules_id_is_not_given_again(api: httpx2.Client) -> None:
     assert second["id"] > first["id"], (first, second)
     assert api.get(f"/acls/{first['id']}").status_code == 404
     assert api.delete(f"/acls/{second['id']}").status_code == 204
+
+
+# -- last_used_at ------------------------------------------------------------------------------
+
+
+def test_last_used_at_of_tokens_and_keys(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """A token's API use and a key's verified TSIG use (a signed AXFR) show in the lists at
+    once (API and CLI), and are written to the database by the background writer, every
+    interval (0.3 s here, a minute by default); an unused token or key stays null."""
+    import sqlite3
+
+    import dns.query
+    import dns.tsigkeyring
+
+    srv: ZkServer = zk_factory(env={"ZONEKEEPER_DATABASE__LAST_USED_INTERVAL": "0.3"}).start()
+
+    def stored(table: str, column: str, value: str) -> str | None:
+        with sqlite3.connect(srv.db_path) as db:
+            row = db.execute(f"SELECT last_used_at FROM {table} WHERE {column} = ?", (value,)).fetchone()
+        return row[0] if row else None
+
+    with srv.client() as api:
+        used = api.post("/tokens", json={"name": "used", "scopes": ["read"]}).json()
+        idle = api.post("/tokens", json={"name": "idle", "scopes": ["read"]}).json()
+        key = api.post("/tsig-keys", json={"name": "xfr-used"}).json()
+        idle_key = api.post("/tsig-keys", json={"name": "xfr-idle"}).json()
+        assert api.post("/acls", json={"zone": "example.test", "action": "transfer",
+                                       "network": "127.0.0.1/32", "key": key["name"]}).status_code == 201
+        tokens = {t["id"]: t for t in api.get("/tokens").json()["items"]}
+        assert tokens[used["id"]]["last_used_at"] is None
+        with srv.client(used["token"]) as reader:
+            assert reader.get("/zones").status_code == 200
+        tokens = {t["id"]: t for t in api.get("/tokens").json()["items"]}
+        assert tokens[used["id"]]["last_used_at"] is not None  # shown before it is written
+        assert tokens[idle["id"]]["last_used_at"] is None
+
+        ring = dns.tsigkeyring.from_text({key["name"]: key["secret"]})
+        xfr = dns.message.make_query("example.test.", "AXFR")
+        xfr.use_tsig(ring, key["name"])
+        answer = dns.query.tcp(xfr, "127.0.0.1", port=srv.dns_port, timeout=10)
+        assert answer.rcode() == 0 and answer.answer, answer
+        keys = {k["name"]: k for k in api.get("/tsig-keys").json()["items"]}
+        assert keys[key["name"]]["last_used_at"] is not None
+        assert keys[idle_key["name"]]["last_used_at"] is None
+        assert api.get(f"/tsig-keys/{key['name']}").json()["last_used_at"] is not None
+
+    wait_for(lambda: stored("api_tokens", "id", used["id"]), what="token last_used_at written")
+    wait_for(lambda: stored("tsig_keys", "name", key["name"]), what="key last_used_at written")
+    assert stored("api_tokens", "id", idle["id"]) is None
+    assert stored("tsig_keys", "name", idle_key["name"]) is None
+    cli_tokens = {t["id"]: t for t in json.loads(zk_cli(srv, "token", "list", "-o", "json").stdout)}
+    assert cli_tokens[used["id"]]["last_used_at"] and cli_tokens[idle["id"]]["last_used_at"] is None
+    cli_keys = {k["name"]: k for k in json.loads(zk_cli(srv, "key", "list", "-o", "json").stdout)}
+    assert cli_keys[key["name"]]["last_used_at"]
+    assert srv.stop() == 0

@@ -590,7 +590,8 @@ def token_remote(group: click.Group) -> None:
     @click.option("-o", "--output", type=click.Choice(["table", "json"]))
     def token_list(api_url: str, token: str | None, output: str | None) -> None:
         api = Api(api_url, token, output)
-        api.show(_items(api.call("GET", "/tokens")), ["id", "name", "scopes", "created_at", "expires_at"])
+        api.show(_items(api.call("GET", "/tokens")), ["id", "name", "scopes", "created_at", "expires_at",
+                                                          "last_used_at"])
 
     @group.command("delete")
     @click.argument("token_id")

@@ -28,6 +28,7 @@ from zonekeeper.policy.acl import (
     transfer_decision,
 )
 from zonekeeper.storage.db import Database
+from zonekeeper.services.usage import LastUsed
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
 from zonekeeper.zones.snapshot import Registry
 
@@ -42,12 +43,14 @@ def _iso(dt: Any) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")  # type: ignore[no-any-return]
 
 
-def key_info(row: TsigKey, *, with_secret: bool = False) -> dict[str, Any]:
+def key_info(row: TsigKey, *, with_secret: bool = False,
+             usage: LastUsed | None = None) -> dict[str, Any]:
+    last = usage.key_seen(row.name, row.last_used_at) if usage is not None else row.last_used_at
     info: dict[str, Any] = {
         "name": row.name,
         "algorithm": row.algorithm,
         "created_at": _iso(row.created_at),
-        "last_used_at": _iso(row.last_used_at),
+        "last_used_at": _iso(last),
     }
     if with_secret:
         info["secret"] = row.secret
@@ -92,8 +95,9 @@ def build_policy(s: Session) -> Policy:
 
 class AccessService:
     def __init__(self, db: Database, *, on_policy: Callable[[Policy], None],
-                 registry: Registry) -> None:
+                 registry: Registry, usage: LastUsed | None = None) -> None:
         self.db = db
+        self.usage = usage  # uses noted in memory, newer than the stored last_used_at
         self.on_policy = on_policy
         self.registry = registry  # the zones served, for transfer decisions
         self.policy = Policy()
@@ -123,14 +127,15 @@ class AccessService:
     # -- keys -------------------------------------------------------------------------------
     async def list_keys(self) -> list[dict[str, Any]]:
         return await self._read(  # type: ignore[no-any-return]
-            lambda s: [key_info(k) for k in s.scalars(select(TsigKey).order_by(TsigKey.name))]
+            lambda s: [key_info(k, usage=self.usage)
+                       for k in s.scalars(select(TsigKey).order_by(TsigKey.name))]
         )
 
     async def get_key(self, name: str, *, with_secret: bool = False) -> dict[str, Any]:
         name = _key_name(name)
 
         def fn(s: Session) -> dict[str, Any]:
-            return key_info(_key_row(s, name), with_secret=with_secret)
+            return key_info(_key_row(s, name), with_secret=with_secret, usage=self.usage)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
