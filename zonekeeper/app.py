@@ -29,6 +29,7 @@ from zonekeeper.services.access import AccessService
 from zonekeeper.services.peers import PeerService, key_for, load_targets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
+from zonekeeper.services.usage import LastUsed
 from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
@@ -54,6 +55,7 @@ class Runtime:
     handler: QueryHandler
     xfr: XfrServer
     ctx: AppContext
+    usage: LastUsed
     transports: list[Any] = field(default_factory=list)
     servers: list[TcpAcceptor] = field(default_factory=list)
     tcp_state: TcpServerState | None = None
@@ -69,7 +71,8 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         raise StartupError(f"database {shown_url(settings.database.url)}: {exc}") from exc
     registry = Registry()
     zones = ZoneService(db, registry, limits=settings.zones)
-    tokens = TokenService(db)
+    usage = LastUsed(db, interval_seconds=settings.database.last_used_interval)
+    tokens = TokenService(db, usage)
     handler = QueryHandler(
         registry,
         udp_max_payload=settings.dns.udp_max_payload,
@@ -91,7 +94,8 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         stranger_rate=settings.notify.in_stranger_rate,
         max_sources=settings.notify.in_sources,
     )
-    access = AccessService(db, on_policy=xfr.set_policy, registry=registry)
+    access = AccessService(db, on_policy=xfr.set_policy, registry=registry, usage=usage)
+    xfr.on_key_used = usage.key_used
     status = StatusService(db, registry)
     notifier = Notifier(
         registry,
@@ -161,7 +165,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
-    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx)
+    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx, usage)
     rt.refresh = refresh
     return rt
 
@@ -277,7 +281,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     except OSError as exc:
         raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
 
-    snaps = await asyncio.to_thread(rt.zones.load_all)
+    await asyncio.to_thread(rt.zones.load_all)
     await asyncio.to_thread(rt.ctx.status.load_sync)
     await rt.ctx.state["sync_secondaries"]()  # also builds the access policy
     if settings.api.bootstrap_token:
@@ -290,7 +294,11 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     if demo:
         await ensure_demo(rt)
     rt.ctx.state["zones_loaded"] = True
-    log.info("zones.loaded", zones=len(snaps), seconds=round(time.monotonic() - started, 3))
+    # Counted now, from what is served: the demo zone (created after load_all) included.
+    served = list(rt.registry.zones.values())
+    unloaded = sum(1 for snap in served if snap.state is ZoneState.UNLOADED)
+    log.info("zones.loaded", zones=len(served) - unloaded, unloaded=unloaded,
+             seconds=round(time.monotonic() - started, 3))
 
     dns_cfg = settings.dns
     rt.tcp_state = TcpServerState(
@@ -306,6 +314,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
     # that takes one transfers at once).
     rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
+    rt.usage.start()  # last_used_at of keys and tokens, written every interval
 
     # The web stack is imported only now: DNS already answers while it loads.
     import uvicorn
@@ -355,5 +364,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         api_task.cancel()
     stop_task.cancel()
     await rt.ctx.status.close()
+    await rt.usage.close()  # the uses noted since the last write
     rt.db.dispose()
     log.info("shutdown.done")

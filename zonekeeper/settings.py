@@ -126,6 +126,9 @@ class WebSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///zonekeeper.db"
+    # Seconds between writes of the last_used_at of TSIG keys and API tokens: their uses
+    # are noted in memory and each is written at most once per interval.
+    last_used_interval: float = Field(60, gt=0)
 
     @field_validator("url")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 
@@ -350,3 +351,34 @@ def test_key_and_peer_lists_paginate(api: httpx2.Client, zone_name: str) -> None
             if not cursor:
                 break
         assert len(seen) == len(set(seen)) and sum(tag in n for n in seen) == 3
+
+
+def test_record_count_counts_records_everywhere(zk: ZkServer, api: httpx2.Client, zone_name: str) -> None:
+    """record_count is records (RRs), not RRsets, in create, get, list and both PATCH
+    replies; a disabled record is not served, so not counted."""
+    text = (f"$ORIGIN {zone_name}\n$TTL 300\n@ SOA ns1.example.net. h 1 3600 600 86400 300\n"
+            "@ NS ns1.example.net.\n@ NS ns2.example.net.\n"
+            "www A 192.0.2.1\nwww A 192.0.2.2\nwww A 192.0.2.3\nwww AAAA 2001:db8::1\n")
+    created = api.post("/zones", json={"name": zone_name, "zone_text": text})
+    assert created.status_code == 201, created.text
+    assert created.json()["record_count"] == 7  # 1 SOA + 2 NS + 3 A + 1 AAAA (4 RRsets)
+    assert api.get(f"/zones/{zone_name}").json()["record_count"] == 7
+    listed = [z for z in api.get("/zones", params={"limit": 1000}).json()["items"]
+              if z["name"] == zone_name]
+    assert [z["record_count"] for z in listed] == [7]
+    r = api.patch(f"/zones/{zone_name}/rrsets", json={"rrsets": [
+        {"name": "mx", "type": "A", "changetype": "REPLACE", "ttl": 60,
+         "records": [{"content": "192.0.2.9"}, {"content": "192.0.2.10", "disabled": True}]}]})
+    assert r.status_code == 200, r.text
+    settings = api.patch(f"/zones/{zone_name}", json={"notify_ns": False})
+    assert settings.status_code == 200 and settings.json()["record_count"] == 8
+    soa = api.patch(f"/zones/{zone_name}", json={"soa": {"minimum": 120}})
+    assert soa.status_code == 200 and soa.json()["record_count"] == 8
+    assert api.get(f"/zones/{zone_name}").json()["record_count"] == 8
+    from tests.integration.test_cli import zk_cli
+
+    rows = json.loads(zk_cli(zk, "-o", "json", "zone", "list").stdout)
+    assert [z["record_count"] for z in rows if z["name"] == zone_name] == [8]
+    set_out = zk_cli(zk, "-o", "json", "zone", "set", zone_name, "--notify-ns")
+    assert set_out.returncode == 0, set_out.stderr
+    assert json.loads(set_out.stdout)["record_count"] == 8

@@ -23,7 +23,12 @@ from sqlalchemy import make_url, select, text
 
 from tests.conftest import ZkServer, make_zone
 from tests.conftest import wait_for as conftest_wait_for
-from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept, peer_key_use_kept
+from tests.schema_cases import (
+    at_0001_with_a_secondary,
+    ids_never_reused,
+    notify_owed_kept,
+    peer_key_use_kept,
+)
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
 from zonekeeper.storage.models import Zone
 
@@ -249,6 +254,16 @@ def test_0006_peers_keep_their_key_for_both(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         peer_key_use_kept(db)
+    finally:
+        db.dispose()
+
+
+def test_0007_ids_are_never_reused(pg_url: str) -> None:
+    """Schema 0007 by Alembic from 0006 on PostgreSQL (nothing to change there: sequences
+    never hand out a value twice): the same guarantees as on SQLite."""
+    db = Database(pg_url)
+    try:
+        ids_never_reused(db)
     finally:
         db.dispose()
 

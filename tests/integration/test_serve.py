@@ -101,3 +101,16 @@ def test_restart_keeps_zones_and_serial(zk_factory) -> None:  # type: ignore[no-
     assert srv.serial("example.test") == serial
     r2 = srv.query("new.example.test", "A")
     assert [rr.to_text() for rr in r2.answer[0]] == ["192.0.2.99"]
+
+
+def test_zones_loaded_counts_the_demo_zone_made_at_first_start(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """The first start creates the demo zone after loading storage; the log line counts it
+    (and a second start, which loads it from storage, says the same)."""
+    srv: ZkServer = zk_factory()
+    for start in ("first", "again"):
+        srv.start()
+        loaded = srv.events("zones.loaded")
+        assert loaded, srv.log()
+        assert loaded[-1]["zones"] == 1 and loaded[-1]["unloaded"] == 0, (start, loaded[-1])
+        assert srv.stop() == 0
+    assert len(srv.events("demo.created")) == 1

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.schema_cases import at_0001_with_a_secondary, notify_owed_kept, peer_key_use_kept
+from tests.schema_cases import (
+    at_0001_with_a_secondary,
+    ids_never_reused,
+    notify_owed_kept,
+    peer_key_use_kept,
+)
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
 
 
@@ -79,5 +84,13 @@ def test_0006_peers_keep_their_key_for_both(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'f.db'}")
     try:
         peer_key_use_kept(db)
+    finally:
+        db.dispose()
+
+
+def test_0007_ids_are_never_reused(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        ids_never_reused(db)
     finally:
         db.dispose()

@@ -364,6 +364,9 @@ def test_a_token_made_on_the_page_works_once_shown_and_stops_when_deleted(
     page.locator(".secret-once").get_by_role("button", name="Copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == token
     shot(page, "token-created")
+    row = page.locator(f'tr[data-token="{token.split("_")[1]}"]')
+    expect(page.locator("table.tokens thead")).to_contain_text("Last used")
+    expect(row.locator("td").nth(5)).to_have_text("never")
     url = console.api_url + "/api/v1/zones"
     assert httpx2.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
     # Read scope only, as chosen.
@@ -371,6 +374,7 @@ def test_a_token_made_on_the_page_works_once_shown_and_stops_when_deleted(
                     json={"name": f"{new_name('t')}.test.", "nameservers": ["ns1.example.net."]})
     assert r.status_code == 403
     page.goto("/ui/tokens")
+    expect(row.locator("td").nth(5)).not_to_have_text("never")  # its use above, shown at once
     assert token not in page.content() and token.split("_")[2] not in page.content()
     assert token.split("_")[2] not in console.log()
     assert console.events("web.token_created", user="ada", name=name, scopes=["read"])

@@ -37,7 +37,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         title="zonekeeper",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is served by the web layer from vendored files
         redoc_url=None,
     )
     app.state.ctx = ctx

@@ -113,7 +113,8 @@ class ZoneOut(BaseModel):
     created_at: str
     updated_at: str
     soa: SoaOut | None = None
-    record_count: int | None = None
+    record_count: int = Field(description="records (RRs) served, the SOA once; not RRsets; "
+                                          "disabled records are not counted")
 
 
 class ZoneList(BaseModel):
@@ -213,12 +214,17 @@ class KeyImported(BaseModel):
     items: list[KeyCreated]
 
 
+_FORCE_DOC = ("allow a rule for every address (0.0.0.0/0, ::/0), which is otherwise refused; "
+              "not stored, and logged as a warning")
+
+
 class AclCreate(_In):
     zone: str | None = None
     action: Literal["transfer", "notify"]
     network: str | None = None
     key: str | None = None
     effect: Literal["allow", "deny"] = "allow"
+    force: bool = Field(False, description=_FORCE_DOC)
 
 
 class AclPatch(_In):
@@ -229,6 +235,7 @@ class AclPatch(_In):
     network: str | None = None
     key: str | None = None
     effect: Literal["allow", "deny"] = None  # type: ignore[assignment]
+    force: bool = Field(False, description=_FORCE_DOC)
 
 
 class AclOut(BaseModel):

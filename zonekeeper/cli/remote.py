@@ -156,7 +156,7 @@ zone = remote_group("zone", "Zones: list, show, create, set, delete, import, exp
 @click.option("--kind", type=click.Choice(["primary", "secondary"]))
 @pass_api
 def zone_list(api: Api, kind: str | None) -> None:
-    api.show(_all(api, "/zones", {"kind": kind} if kind else None), ["name", "kind", "serial", "state"])
+    api.show(_all(api, "/zones", {"kind": kind} if kind else None), ["name", "kind", "serial", "state", "record_count"])
 
 
 @zone.command("show")
@@ -178,7 +178,7 @@ def zone_create(api: Api, name: str, nameservers: tuple[str, ...], zone_file: Pa
     body: dict[str, Any] = {"name": name, "serial_policy": serial_policy, "nameservers": list(nameservers)}
     if zone_file is not None:
         body["zone_text"] = zone_file.read_text()
-    api.show(api.call("POST", "/zones", json=body).json(), ["name", "kind", "serial"])
+    api.show(api.call("POST", "/zones", json=body).json(), ["name", "kind", "serial", "record_count"])
 
 
 @zone.command("set")
@@ -210,7 +210,7 @@ def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | No
         body["soa"] = soa
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled"])
+    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled", "record_count"])
 
 
 @zone.command("delete")
@@ -546,13 +546,16 @@ def acl_list(api: Api) -> None:
 @click.option("--key", help="TSIG key the request must be signed with (name --network too)")
 @click.option("--zone", "zone_name")
 @click.option("--deny", is_flag=True)
+@click.option("--force", is_flag=True,
+              help="allow every address (0.0.0.0/0 or ::/0), refused without it")
 @pass_api
-def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None, deny: bool) -> None:
+def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None,
+               deny: bool, force: bool) -> None:
     """An access rule. Give an allow rule both --network and --key: a signed request seen
     on the way verifies again for 300 s, so a key alone admits it from any address
     (README, Security notes)."""
     body = {"action": action, "network": network, "key": key, "zone": zone_name,
-            "effect": "deny" if deny else "allow"}
+            "effect": "deny" if deny else "allow", **({"force": True} if force else {})}
     api.show(api.call("POST", "/acls", json=body).json(), ["id", "zone", "action", "network", "key", "effect"])
 
 
@@ -587,7 +590,8 @@ def token_remote(group: click.Group) -> None:
     @click.option("-o", "--output", type=click.Choice(["table", "json"]))
     def token_list(api_url: str, token: str | None, output: str | None) -> None:
         api = Api(api_url, token, output)
-        api.show(_items(api.call("GET", "/tokens")), ["id", "name", "scopes", "created_at", "expires_at"])
+        api.show(_items(api.call("GET", "/tokens")), ["id", "name", "scopes", "created_at", "expires_at",
+                                                          "last_used_at"])
 
     @group.command("delete")
     @click.argument("token_id")

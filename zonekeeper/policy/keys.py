@@ -30,6 +30,16 @@ class KeyFormatError(ValueError):
     """Key text or fields that cannot be used; the message never contains a secret."""
 
 
+class KeyNameError(KeyFormatError):
+    """A key name that is not a valid name, or not one every tool's config can hold."""
+
+
+# A label of a key name we create: what BIND, Knot, NSD and PowerDNS take unquoted or in
+# their quoted strings without escapes. (DNS allows any octet in a label; a name such as
+# "has\032space." exports into configs that break.)
+_KEY_LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+
 @dataclass(frozen=True)
 class KeyMaterial:
     name: str  # absolute, lower case, trailing dot
@@ -52,14 +62,29 @@ def normalize_algorithm(text: str) -> str:
 
 
 def normalize_name(text: str) -> str:
+    """A key name as stored: absolute, lower case. Lookups take any name, so a key stored
+    before names were checked can still be shown, exported and deleted."""
     raw = text.strip().strip('"')
     if not raw:
-        raise KeyFormatError("a key name is required")
+        raise KeyNameError("a key name is required")
     try:
         name = dns.name.from_text(raw if raw.endswith(".") else raw + ".")
     except Exception as exc:  # noqa: BLE001 - dnspython raises several kinds
-        raise KeyFormatError(f"{raw!r} is not a valid key name: {exc}") from None
+        raise KeyNameError(f"{raw!r} is not a valid key name: {exc}") from None
     return name.to_text().lower()
+
+
+def new_name(text: str) -> str:
+    """The name of a key being created or imported: normalized, and made of hostname-like
+    labels (letters, digits, hyphen, underscore, separated by dots)."""
+    name = normalize_name(text)
+    labels = name[:-1].split(".") if name != "." else []
+    if not labels or not all(_KEY_LABEL.fullmatch(label) for label in labels):
+        raise KeyNameError(
+            f"{text.strip()!r} is not usable as a key name: use labels of letters, digits, "
+            "'-' and '_' separated by dots (as 'xfr-key' or 'ns2.example.com'), which BIND, "
+            "Knot, NSD and PowerDNS configurations can all hold")
+    return name
 
 
 def check_secret(secret: str) -> str:
@@ -78,11 +103,11 @@ def generate(name: str, algorithm: str = DEFAULT_ALGORITHM) -> KeyMaterial:
     if alg not in GENERATED:
         raise KeyFormatError(f"{alg} keys can be imported but not generated; use hmac-sha256")
     size = ALGORITHMS[alg][1]
-    return KeyMaterial(normalize_name(name), alg, base64.b64encode(secrets.token_bytes(size)).decode())
+    return KeyMaterial(new_name(name), alg, base64.b64encode(secrets.token_bytes(size)).decode())
 
 
 def make(name: str, algorithm: str, secret: str) -> KeyMaterial:
-    return KeyMaterial(normalize_name(name), normalize_algorithm(algorithm), check_secret(secret))
+    return KeyMaterial(new_name(name), normalize_algorithm(algorithm), check_secret(secret))
 
 
 _BIND = re.compile(

@@ -431,6 +431,9 @@ class XfrServer:
         self.journal: Callable[[int], list[tuple[int, int, bytes, bytes]]] = lambda _zone_id: []
         self.ixfr_allowed: Callable[[str, str], bool] = lambda _zone, _addr: True
         self.on_notify: Callable[[str], None] | None = None
+        # Told the key name (absolute, lower case) of every request whose TSIG verified;
+        # it only notes the time in memory (services.usage.LastUsed.key_used).
+        self.on_key_used: Callable[[str], None] | None = None
         # NOTIFY in: a budget per source (replaced from settings by the composition root),
         # and five lines per source and outcome every 10 s at most, with the count held back.
         self.notify_limit = NotifyLimit()
@@ -561,7 +564,10 @@ class XfrServer:
                         f"{bounds[1]} for {key.algorithm.to_text()}) (FORMERR)",
                         key.name.to_text())
         try:
-            return dns.message.from_wire(wire, keyring=policy.keyring)
+            msg = dns.message.from_wire(wire, keyring=policy.keyring)
+            if msg.had_tsig and self.on_key_used is not None:
+                self.on_key_used(msg.keyname.to_text().lower())  # type: ignore[union-attr]
+            return msg
         except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
             return _TsigRefusal(self._tsig_failure(wire, dns.rcode.BADKEY), "badkey",
                                 "unknown TSIG key (BADKEY)")

@@ -12,6 +12,7 @@ from typing import Any
 
 import dns.exception
 import dns.name
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,8 +28,11 @@ from zonekeeper.policy.acl import (
     transfer_decision,
 )
 from zonekeeper.storage.db import Database
+from zonekeeper.services.usage import LastUsed
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
 from zonekeeper.zones.snapshot import Registry
+
+log = structlog.get_logger("zonekeeper.access")
 
 
 def _iso(dt: Any) -> str | None:
@@ -39,12 +43,14 @@ def _iso(dt: Any) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")  # type: ignore[no-any-return]
 
 
-def key_info(row: TsigKey, *, with_secret: bool = False) -> dict[str, Any]:
+def key_info(row: TsigKey, *, with_secret: bool = False,
+             usage: LastUsed | None = None) -> dict[str, Any]:
+    last = usage.key_seen(row.name, row.last_used_at) if usage is not None else row.last_used_at
     info: dict[str, Any] = {
         "name": row.name,
         "algorithm": row.algorithm,
         "created_at": _iso(row.created_at),
-        "last_used_at": _iso(row.last_used_at),
+        "last_used_at": _iso(last),
     }
     if with_secret:
         info["secret"] = row.secret
@@ -89,8 +95,9 @@ def build_policy(s: Session) -> Policy:
 
 class AccessService:
     def __init__(self, db: Database, *, on_policy: Callable[[Policy], None],
-                 registry: Registry) -> None:
+                 registry: Registry, usage: LastUsed | None = None) -> None:
         self.db = db
+        self.usage = usage  # uses noted in memory, newer than the stored last_used_at
         self.on_policy = on_policy
         self.registry = registry  # the zones served, for transfer decisions
         self.policy = Policy()
@@ -120,14 +127,15 @@ class AccessService:
     # -- keys -------------------------------------------------------------------------------
     async def list_keys(self) -> list[dict[str, Any]]:
         return await self._read(  # type: ignore[no-any-return]
-            lambda s: [key_info(k) for k in s.scalars(select(TsigKey).order_by(TsigKey.name))]
+            lambda s: [key_info(k, usage=self.usage)
+                       for k in s.scalars(select(TsigKey).order_by(TsigKey.name))]
         )
 
     async def get_key(self, name: str, *, with_secret: bool = False) -> dict[str, Any]:
         name = _key_name(name)
 
         def fn(s: Session) -> dict[str, Any]:
-            return key_info(_key_row(s, name), with_secret=with_secret)
+            return key_info(_key_row(s, name), with_secret=with_secret, usage=self.usage)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
@@ -138,7 +146,8 @@ class AccessService:
             else:
                 material = keyfmt.make(name, algorithm or keyfmt.DEFAULT_ALGORITHM, secret)
         except keyfmt.KeyFormatError as exc:
-            raise Invalid("the key cannot be created", [Reason(("body",), str(exc))]) from None
+            loc = ("name",) if isinstance(exc, keyfmt.KeyNameError) else ("body",)
+            raise Invalid("the key cannot be created", [Reason(loc, str(exc))]) from None
         return await self._write(lambda s: _insert_keys(s, [material])[0])  # type: ignore[no-any-return]
 
     async def import_keys(self, text: str) -> list[dict[str, Any]]:
@@ -180,26 +189,35 @@ class AccessService:
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
-    async def create_rule(self, fields: dict[str, Any]) -> dict[str, Any]:
+    async def create_rule(self, fields: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
+        """A new rule. An allow rule for every address (0.0.0.0/0, ::/0) is refused unless
+        ``force``; forced, it is logged as a warning."""
+
         def fn(s: Session) -> dict[str, Any]:
             row = AclRule()
-            _set_rule(s, row, fields, creating=True)
+            _set_rule(s, row, fields, creating=True, force=force)
             s.add(row)
             s.flush()
             zones, keys = _names(s)
             return rule_info(row, zones, keys)
 
-        return await self._write(fn)  # type: ignore[no-any-return]
+        info: dict[str, Any] = await self._write(fn)
+        _warn_if_open(info)
+        return info
 
-    async def update_rule(self, rule_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+    async def update_rule(self, rule_id: int, fields: dict[str, Any], *,
+                          force: bool = False) -> dict[str, Any]:
         def fn(s: Session) -> dict[str, Any]:
             row = _rule_row(s, rule_id)
-            _set_rule(s, row, fields, creating=False)
+            _set_rule(s, row, fields, creating=False, force=force)
             s.flush()
             zones, keys = _names(s)
             return rule_info(row, zones, keys)
 
-        return await self._write(fn)  # type: ignore[no-any-return]
+        info: dict[str, Any] = await self._write(fn)
+        if _opens(fields):
+            _warn_if_open(info)
+        return info
 
     async def delete_rule(self, rule_id: int) -> None:
         await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
@@ -256,7 +274,23 @@ def _insert_keys(s: Session, materials: list[keyfmt.KeyMaterial]) -> list[dict[s
     return out
 
 
-def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: bool) -> None:
+def _every_address(network: str | None) -> bool:
+    return network is not None and parse_network(network).prefixlen == 0
+
+
+def _opens(fields: dict[str, Any]) -> bool:
+    """Whether a change of these fields can make a rule admit every address."""
+    return "network" in fields or "effect" in fields
+
+
+def _warn_if_open(info: dict[str, Any]) -> None:
+    if info["effect"] == Effect.ALLOW.value and _every_address(info["network"]):
+        log.warning("acl.allow_all_forced", rule=info["id"], action=info["action"],
+                    zone=info["zone"] or "all zones", network=info["network"], key=info["key"])
+
+
+def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: bool,
+              force: bool = False) -> None:
     reasons: list[Reason] = []
     if "zone" in fields:
         zone = fields["zone"]
@@ -289,6 +323,15 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
             row.tsig_key_id = _key_row(s, _key_name(key)).id
     if row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None:
         reasons.append(Reason(("network",), "an allow rule must name a network, a key, or both"))
+    if (row.effect == Effect.ALLOW.value and _every_address(row.network) and not force
+            and (creating or _opens(fields))):
+        family = "IPv4" if ":" not in (row.network or "") else "IPv6"
+        who = ("anyone who can reach the server" if row.tsig_key_id is None
+               else "a request signed with its key from anywhere")
+        reasons.append(Reason(("network",), (
+            f"{row.network} is every {family} address: this allow rule would let {who} "
+            f"{row.action or 'transfer'}; name the peers' networks, or send force: true "
+            "(CLI: --force) if every address is meant")))
     if reasons:
         raise Invalid("the access rule is invalid", reasons)
     if creating and not row.action:

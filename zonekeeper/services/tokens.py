@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated
+from zonekeeper.services.usage import LastUsed
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ApiToken
 
@@ -58,20 +59,22 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def token_info(row: ApiToken) -> dict[str, Any]:
+def token_info(row: ApiToken, usage: LastUsed | None = None) -> dict[str, Any]:
+    last = usage.token_seen(row.id, row.last_used_at) if usage is not None else row.last_used_at
     return {
         "id": row.id,
         "name": row.name,
         "scopes": row.scopes.split(),
         "created_at": _iso(row.created_at),
         "expires_at": _iso(row.expires_at),
-        "last_used_at": _iso(row.last_used_at),
+        "last_used_at": _iso(last),
     }
 
 
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, usage: LastUsed | None = None) -> None:
         self.db = db
+        self.usage = usage  # notes each authenticated use (written later, off this path)
 
     def create_sync(
         self, name: str, scopes: list[str], expires_at: datetime | None = None
@@ -125,7 +128,10 @@ class TokenService:
             return Principal(row.id, row.name, frozenset(Scope(x) for x in row.scopes.split()))
 
     async def authenticate(self, token: str) -> Principal:
-        return await asyncio.to_thread(self.authenticate_sync, token)
+        principal = await asyncio.to_thread(self.authenticate_sync, token)
+        if self.usage is not None:
+            self.usage.token_used(principal.token_id)
+        return principal
 
     async def create(
         self, name: str, scopes: list[str], expires_at: datetime | None = None
@@ -135,7 +141,8 @@ class TokenService:
     async def list(self) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:
             with self.db.read() as s:
-                return [token_info(r) for r in s.scalars(select(ApiToken).order_by(ApiToken.id))]
+                return [token_info(r, self.usage)
+                        for r in s.scalars(select(ApiToken).order_by(ApiToken.id))]
 
         return await asyncio.to_thread(work)
 

@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from zonekeeper.errors import (
     Conflict,
@@ -210,7 +210,9 @@ class ImportResult:
 # -- outputs -----------------------------------------------------------------------------
 
 
-def zone_info(zone: Zone, soa: RRsetData | None, record_count: int | None = None) -> dict[str, Any]:
+def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str, Any]:
+    """A zone as the API shows it. ``record_count`` counts records (RRs, the SOA once), not
+    RRsets: what the version served holds, as an AXFR would send it."""
     info: dict[str, Any] = {
         "name": zone.name,
         "kind": zone.kind,
@@ -243,8 +245,7 @@ def zone_info(zone: Zone, soa: RRsetData | None, record_count: int | None = None
             "minimum": rd.minimum,
             "ttl": soa.ttl,
         }
-    if record_count is not None:
-        info["record_count"] = record_count
+    info["record_count"] = record_count
     return info
 
 
@@ -355,10 +356,18 @@ class ZoneService:
                 rows = list(s.scalars(q))
                 more = len(rows) > limit
                 rows = rows[:limit]
-                items = [zone_info(z, self._soa(s, z)) for z in rows]
+                items = [zone_info(z, self._soa(s, z), self._records(z)) for z in rows]
                 return items, (rows[-1].name if more and rows else None)
 
         return await asyncio.to_thread(work)
+
+    def _records(self, z: Zone, snap: ZoneSnapshot | None = None) -> int:
+        """The records (RRs) of the zone's version served (``snap`` if given, else the
+        registry's): counted once per version, in memory, with no SQL. Disabled records
+        are not served, so not counted; a zone not loaded holds none."""
+        if snap is None:
+            snap = self.registry.get(dns.name.from_text(z.name))
+        return snap.record_count if snap is not None else 0
 
     def _soa(self, s: Any, z: Zone) -> RRsetData | None:
         if z.kind == ZoneKind.SECONDARY.value:
@@ -383,12 +392,7 @@ class ZoneService:
         def work() -> dict[str, Any]:
             with self.db.read() as s:
                 z = self._zone(s, name)
-                if z.kind == ZoneKind.SECONDARY.value:
-                    snap = self.registry.get(name)
-                    count = snap.record_count if snap is not None else 0
-                else:
-                    count = s.scalar(select(func.count()).select_from(RRset).where(RRset.zone_id == z.id))
-                return zone_info(z, self._soa(s, z), record_count=count)
+                return zone_info(z, self._soa(s, z), self._records(z))
 
         return await asyncio.to_thread(work)
 
@@ -479,9 +483,8 @@ class ZoneService:
             s.flush()
             nodes, cuts = compile_nodes(origin, content.served_rrsets())
             repo.replace_all(s, z.id, _rrset_rows(content), nodes)
-            info = zone_info(z, soa, record_count=len(content))
         snap = _snapshot(z, serial, nodes, cuts)
-        return snap, info
+        return snap, zone_info(z, soa, self._records(z, snap))
 
     def _default_content(self, spec: ZoneSpec) -> ZoneContent:
         origin = spec.name
@@ -563,7 +566,7 @@ class ZoneService:
             for pos, peer in enumerate(peers):
                 s.add(ZonePeer(zone_id=z.id, peer_id=peer.id, role="primary", position=pos))
             s.flush()
-            return zone_info(z, None, record_count=0) | {"zone_id": z.id}
+            return zone_info(z, None, 0) | {"zone_id": z.id}
 
         async with self._lock(name.to_text()):
             info = await self.db.run_write(work)
@@ -872,7 +875,7 @@ class ZoneService:
                 snap, _ = self._commit(s, z, content, {}, new_serial=new_serial,
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
-            info = zone_info(z, self._soa(s, z))
+            info = zone_info(z, self._soa(s, z), self._records(z, snap))
             outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
             notify_ns = z.notify_ns
         current = snap or self.registry.get(origin)

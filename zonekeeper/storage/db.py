@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 # The newest migration; a test checks it against Alembic's head. Knowing it here lets a
 # start on an up-to-date database skip importing Alembic at all.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def shown_url(url: str) -> str:
@@ -176,12 +176,31 @@ class Database:
         return current, head
 
     def upgrade(self) -> None:
+        """Every migration up to the head, in one transaction. On SQLite, with foreign-key
+        enforcement off while it runs: a migration that recreates a table (Alembic's batch
+        "move and copy") drops the old one, and with enforcement on that drop would first
+        delete its rows, cascading to every table that references it. The pragma is a
+        no-op inside a transaction, so it is set on the bare connection before the
+        transaction begins; before the commit, ``foreign_key_check`` must find no broken
+        reference, and the connection gets enforcement back whatever happens."""
         from alembic import command
 
         cfg = self._alembic_config()
-        with self.write_engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with self.write_engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if self.is_sqlite else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                    if raw is not None:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise SchemaError(f"the migration left broken references: {broken[:5]}")
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
     def prepare(self, *, migrate: bool) -> None:
         """Create a new database, or check (and with ``migrate``, upgrade) an existing one."""

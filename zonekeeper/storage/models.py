@@ -35,6 +35,7 @@ class Base(DeclarativeBase):
 
 class Zone(Base):
     __tablename__ = "zones"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (schema 0007)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -140,6 +141,7 @@ class ZonePeer(Base):
 
 class AclRule(Base):
     __tablename__ = "acl_rules"
+    __table_args__ = {"sqlite_autoincrement": True}  # "acl 7" names one rule ever (0007)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     zone_id: Mapped[int | None] = mapped_column(

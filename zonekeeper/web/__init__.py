@@ -1,8 +1,9 @@
 """The web console at ``/ui/``: server-rendered pages (Jinja2, htmx) over the services.
 
-``mount`` adds it to the API's FastAPI app: the routes, the static files (our stylesheet and
-a vendored htmx, see ``static/VENDORED.md``), security headers on every console answer, and
-the sign-in redirect.
+``mount`` adds it to the API's FastAPI app: the routes, the static files (our stylesheet, a
+vendored htmx and Swagger UI, see ``static/VENDORED.md``), security headers on every console
+answer, the sign-in redirect, and the API's interactive docs at ``/api/docs``, served from
+those files with the same headers (so they work offline, with nothing from another origin).
 """
 
 from __future__ import annotations
@@ -17,37 +18,48 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zonekeeper.web.admin_pages import router as admin_router
 from zonekeeper.web.auth import NotAllowed, SignInRequired
-from zonekeeper.web.routes import page, router
+from zonekeeper.web.routes import page, router, templates
 from zonekeeper.web.zone_pages import router as zone_router
 
+CSP = b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 SECURITY_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"content-security-policy", CSP),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 ]
+# The API docs page: the same, but for images written into Swagger UI's stylesheet as data:
+# URLs (its icons: copy, select arrow, checkbox, model toggle). A data: image runs no code
+# and comes from nowhere; scripts, styles and requests stay 'self' only.
+DOCS_CSP = CSP + b"; img-src 'self' data:"
+
+
+DOCS_PATH = "/api/docs"
 
 
 class ConsoleHeaders:
-    """Security headers on every answer under /ui (pages, fragments, static files, errors);
-    pages are not cached."""
+    """Security headers on every answer under /ui (pages, fragments, static files, errors)
+    and on the API docs page; pages are not cached."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/ui" or path.startswith("/ui/")):
+        if scope["type"] != "http" or not (path in ("/ui", DOCS_PATH) or path.startswith("/ui/")):
             await self.app(scope, receive, send)
             return
         static = path.startswith("/ui/static/")
+        added = SECURITY_HEADERS
+        if path == DOCS_PATH:
+            added = [(k, DOCS_CSP if k == b"content-security-policy" else v)
+                     for k, v in SECURITY_HEADERS]
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", [])
                            if h[0].lower() not in {k for k, _ in SECURITY_HEADERS}]
-                headers += SECURITY_HEADERS
+                headers += added
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -57,6 +69,8 @@ class ConsoleHeaders:
 
 
 def mount(app: FastAPI) -> None:
+    """The console, its static files, and (when the app has an OpenAPI document) the API
+    docs page."""
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(zone_router)
@@ -67,6 +81,15 @@ def mount(app: FastAPI) -> None:
     @app.get("/ui", include_in_schema=False)
     async def _ui_root() -> Response:
         return RedirectResponse("/ui/", status_code=308)
+
+    openapi_url = app.openapi_url
+    if openapi_url:
+
+        @app.get(DOCS_PATH, include_in_schema=False)
+        async def _api_docs(request: Request) -> Response:
+            """Swagger UI from the vendored files; started by static/api-docs.js."""
+            return templates.TemplateResponse(request, "api_docs.html",
+                                              {"openapi_url": openapi_url})
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, _exc: SignInRequired) -> Response:

@@ -83,7 +83,7 @@ async def list_rules(ctx: Ctx, _p: ReadScope, limit: Limit = 100, cursor: Cursor
 
 @acls.post("", status_code=201, response_model=AclOut)
 async def create_rule(body: AclCreate, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
-    return await ctx.access.create_rule(body.model_dump())
+    return await ctx.access.create_rule(body.model_dump(exclude={"force"}), force=body.force)
 
 
 @acls.get("/check", response_model=AclDecision)
@@ -113,7 +113,8 @@ async def get_rule(rule_id: RuleId, ctx: Ctx, _p: ReadScope) -> dict[str, object
 
 @acls.patch("/{rule_id}", response_model=AclOut)
 async def update_rule(rule_id: RuleId, body: AclPatch, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
-    return await ctx.access.update_rule(rule_id, body.model_dump(exclude_unset=True))
+    return await ctx.access.update_rule(rule_id, body.model_dump(exclude_unset=True, exclude={"force"}),
+                                        force=body.force)
 
 
 @acls.delete("/{rule_id}", status_code=204)
