@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import TOKEN, ZkServer
 
 
-def zk_cli(zk: ZkServer | None, *args: str, token: str | None = TOKEN, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli_env(zk: ZkServer | None, token: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("ZONEKEEPER_TOKEN", None)
     if zk is not None:
         env["ZONEKEEPER_API_URL"] = zk.api_url
     if token:
         env["ZONEKEEPER_TOKEN"] = token
+    return env
+
+
+def zk_cli(zk: ZkServer | None, *args: str, token: str | None = TOKEN, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI with ``stdin`` as its standard input (a pipe), or /dev/null: never a terminal."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     return subprocess.run([sys.executable, "-m", "zonekeeper", *args], capture_output=True, text=True,
-                          env=env, timeout=60, input=stdin)
+                          env=cli_env(zk, token), timeout=60, **feed)
+
+
+def zk_cli_tty(zk: ZkServer, *args: str, typed: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with a pseudo-terminal as its standard input, on which ``typed`` is typed."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "zonekeeper", *args], stdin=slave,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=cli_env(zk, TOKEN))
+        os.close(slave)
+        os.write(master, typed.encode())
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_zone_and_rrset_round_trip(zk: ZkServer, zone_name: str) -> None:
@@ -54,13 +77,104 @@ def test_errors_and_exit_codes(zk: ZkServer) -> None:
     r = zk_cli(zk, "zone", "show", "missing.test")
     assert r.returncode == 1 and "error 404: zone missing.test. does not exist" in r.stderr
     r = zk_cli(zk, "zone", "list", token="zk_x_y")
-    assert r.returncode == 1 and "401" in r.stderr and "ZONEKEEPER_TOKEN" in r.stderr
+    assert r.returncode == 3 and "401" in r.stderr and "ZONEKEEPER_TOKEN" in r.stderr
     r = zk_cli(zk, "zone", "list", token=None)
-    assert r.returncode == 1 and "no API token" in r.stderr
+    assert r.returncode == 3 and "no API token" in r.stderr
     r = zk_cli(zk, "zone", "frobnicate")
     assert r.returncode == 2
     r = zk_cli(None, "--api-url", "http://127.0.0.1:9", "zone", "list")
-    assert r.returncode == 1 and "cannot reach the zonekeeper API" in r.stderr
+    assert r.returncode == 3 and "cannot reach the zonekeeper API" in r.stderr
+
+
+def test_exit_status_of_failed_outcomes_and_small_scopes(zk: ZkServer, zone_name: str) -> None:
+    # A secondary zone whose primary is this server itself, where it is not loaded: SERVFAIL.
+    me = f"me-{zone_name.split('.')[0]}"
+    assert zk_cli(zk, "peer", "create", me, "--address", "127.0.0.1",
+                  "--port", str(zk.dns_port)).returncode == 0
+    with zk.client() as c:
+        assert c.post("/zones", json={"name": zone_name, "kind": "secondary",
+                                      "primaries": [me]}).status_code == 201
+        reader = c.post("/tokens", json={"name": "reader", "scopes": ["read"]}).json()["token"]
+    r = zk_cli(zk, "zone", "transfer", zone_name)
+    assert r.returncode == 1, r
+    assert json.loads(r.stdout)["result"] == "FAILED"
+    assert "transfer failed: " in r.stderr and "SERVFAIL" in r.stderr
+    r = zk_cli(zk, "zone", "transfer", zone_name, "--timeout", "0")
+    assert r.returncode == 2 and "--timeout" in r.stderr  # usage
+    assert zk_cli(zk, "zone", "show", zone_name, token=reader).returncode == 0
+    r = zk_cli(zk, "zone", "delete", zone_name, "--yes", token=reader)
+    assert r.returncode == 3 and "error 403" in r.stderr and "scope is too small" in r.stderr
+    assert zk_cli(zk, "zone", "show", zone_name).returncode == 0
+
+
+def test_zone_delete_needs_yes_without_a_terminal(zk: ZkServer, zone_name: str) -> None:
+    assert zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.").returncode == 0
+    stem = zone_name.split(".")[0]
+    for peer in (f"a-{stem}", f"b-{stem}"):
+        assert zk_cli(zk, "peer", "create", peer, "--address", "127.0.0.78").returncode == 0
+        assert zk_cli(zk, "zone", "link", zone_name, peer).returncode == 0
+    for stdin in ("n\n", "y\n", None):  # a pipe answering no or yes, and /dev/null
+        r = zk_cli(zk, "zone", "delete", zone_name, stdin=stdin)
+        assert r.returncode == 2, r
+        assert "without a terminal, add --yes" in r.stderr
+        assert (f"{zone_name} has 2 linked peers (a-{stem}, b-{stem}); they will stop "
+                "receiving NOTIFY") in r.stderr
+        assert zk_cli(zk, "zone", "show", zone_name).returncode == 0
+    r = zk_cli(zk, "zone", "delete", zone_name, "--yes")
+    assert r.returncode == 0 and f"zone {zone_name} deleted" in r.stderr
+    assert "2 linked peers" in r.stderr  # said even when not asked
+    assert zk_cli(zk, "zone", "show", zone_name).returncode == 1
+
+
+def test_zone_delete_asks_on_a_terminal(zk: ZkServer, zone_name: str) -> None:
+    assert zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.").returncode == 0
+    r = zk_cli_tty(zk, "zone", "delete", zone_name, typed="n\n")
+    assert f"Delete primary zone {zone_name}" in r.stderr and "[y/N]" in r.stderr
+    assert r.returncode == 2 and "nothing was changed" in r.stderr
+    assert zk_cli(zk, "zone", "show", zone_name).returncode == 0
+    r = zk_cli_tty(zk, "zone", "delete", zone_name, typed="y\n")
+    assert r.returncode == 0, r
+    assert zk_cli(zk, "zone", "show", zone_name).returncode == 1
+
+
+def test_every_delete_needs_yes_without_a_terminal(zk: ZkServer, zone_name: str) -> None:
+    stem = zone_name.split(".")[0]
+    key, peer, other = f"k-{stem}", f"p-{stem}", f"o-{stem}"
+    assert zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.").returncode == 0
+    assert zk_cli(zk, "rrset", "set", zone_name, "www", "A", "192.0.2.1").returncode == 0
+    assert zk_cli(zk, "key", "generate", key).returncode == 0
+    assert zk_cli(zk, "peer", "create", peer, "--address", "127.0.0.79").returncode == 0
+    assert zk_cli(zk, "peer", "create", other, "--address", "127.0.0.80").returncode == 0
+    assert zk_cli(zk, "zone", "link", zone_name, other).returncode == 0
+    rule = json.loads(zk_cli(zk, "acl", "create", "--action", "transfer", "--network",
+                             "127.0.0.81/32").stdout)["id"]
+    with zk.client() as c:
+        token_id = c.post("/tokens", json={"name": "t", "scopes": ["read"]}).json()["id"]
+
+        def exists(what: str) -> bool:
+            path = {"rrset": f"/zones/{zone_name}/rrsets/www/A", "key": f"/tsig-keys/{key}",
+                    "peer": f"/peers/{peer}", "acl": f"/acls/{rule}"}.get(what)
+            if what == "link":
+                return other in str(c.get(f"/zones/{zone_name}/peers").json())
+            if what == "token":
+                return token_id in str(c.get("/tokens").json())
+            return c.get(path).status_code == 200
+
+        commands = {
+            "rrset": ["rrset", "delete", zone_name, "www", "A"],
+            "link": ["zone", "unlink", zone_name, other],
+            "key": ["key", "delete", key],
+            "peer": ["peer", "delete", peer],
+            "acl": ["acl", "delete", str(rule)],
+            "token": ["token", "delete", token_id],
+        }
+        for what, args in commands.items():
+            r = zk_cli(zk, *args, stdin="y\n")
+            assert r.returncode == 2 and "add --yes" in r.stderr, (what, r)
+            assert exists(what), what
+            r = zk_cli(zk, *args, "--yes")
+            assert r.returncode == 0, (what, r)
+            assert not exists(what), what
 
 
 def test_keys_acls_peers(zk: ZkServer, zone_name: str) -> None:
@@ -77,7 +191,7 @@ def test_keys_acls_peers(zk: ZkServer, zone_name: str) -> None:
     assert ok.returncode == 0 and json.loads(ok.stdout)["rule"].startswith(f"acl {rule['id']}")
     no = zk_cli(zk, "acl", "check", "--zone", zone_name, "--address", "127.0.0.9")
     assert no.returncode == 1 and json.loads(no.stdout)["allowed"] is False
-    r = zk_cli(zk, "key", "delete", made["name"])
+    r = zk_cli(zk, "key", "delete", made["name"], "--yes")
     assert r.returncode == 1 and "in use" in r.stderr
     peer = f"p-{zone_name.split('.')[0]}"
     assert zk_cli(zk, "peer", "create", peer, "--address", "127.0.0.77", "--no-notify").returncode == 0

@@ -16,7 +16,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from zonekeeper import __version__
-from zonekeeper.cli.remote import DEFAULT_API_URL, NOUNS, Api, token_remote
+from zonekeeper.cli.remote import DEFAULT_API_URL, EXIT_STATUS, NOUNS, Api, token_remote
 
 
 def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = None) -> Any:
@@ -37,7 +37,7 @@ def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = Non
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(epilog=EXIT_STATUS)
 @click.version_option(__version__, prog_name="zonekeeper")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML config file (default: $ZONEKEEPER_CONFIG or /etc/zonekeeper/zonekeeper.toml)")

@@ -1,8 +1,10 @@
 """``zonekeeper <noun> <verb>``: the REST API from the command line.
 
 Thin commands: parse arguments, make one API call, print the result as a table (on a
-terminal) or JSON (otherwise, or with ``-o json``). Exit 0 on success, 1 on an API
-error (its problem detail and every listed reason on stderr), 2 on usage errors.
+terminal) or JSON (otherwise, or with ``-o json``). Exit status, the same for every command
+(``EXIT_STATUS`` is the top-level ``--help`` epilog): 0 success, 1 the operation failed (an
+API error, or a failed outcome), 2 usage error or a refused confirmation, 3 the API could not
+be reached or did not accept the token.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,37 @@ from rich.table import Table
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+EXIT_STATUS = """\b
+Exit status (every command):
+  0  success
+  1  the operation failed: the API refused it or had an error, or its outcome
+     is a failure (a FAILED transfer, a NOTIFY not acknowledged, a denied
+     'acl check', a zone file with errors)
+  2  usage error, or a confirmation refused (or impossible: a destructive
+     command without --yes when standard input is not a terminal)
+  3  the API could not be reached, or there is no token, the token is not
+     valid, or its scope is too small
+"""
+
+
+class Unreachable(click.ClickException):
+    """The API cannot be used: not reachable, no token, or the token not accepted."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class NotConfirmed(click.ClickException):
+    """A destructive command that was not confirmed."""
+
+    exit_code = EXIT_USAGE
+
+
+Where = Callable[[Sequence[str | int]], str]
+
 
 class Api:
     def __init__(self, url: str, token: str | None, output: str | None) -> None:
@@ -31,24 +64,28 @@ class Api:
 
     def client(self) -> httpx2.Client:
         if not self.token:
-            raise click.ClickException(
+            raise Unreachable(
                 "no API token: pass --token or set ZONEKEEPER_TOKEN "
                 "(make one with 'zonekeeper token create --bootstrap' on the server host)"
             )
         return httpx2.Client(base_url=self.url + "/api/v1", timeout=120,
                              headers={"Authorization": f"Bearer {self.token}"})
 
-    def call(self, method: str, path: str, **kw: Any) -> httpx2.Response:
+    def call(self, method: str, path: str, *, where: Where | None = None, **kw: Any) -> httpx2.Response:
+        """One request; an error answer ends the command (``where`` names each reason's
+        place in what was sent, see ``Locator``)."""
         try:
             with self.client() as c:
                 r = c.request(method, path, **kw)
-        except httpx2.ConnectError:
-            raise click.ClickException(
+        except (httpx2.ConnectError, httpx2.ConnectTimeout):
+            raise Unreachable(
                 f"cannot reach the zonekeeper API at {self.url}; is 'zonekeeper serve' running? "
                 "(set --api-url or ZONEKEEPER_API_URL)"
             ) from None
+        except httpx2.TransportError as exc:
+            raise click.ClickException(f"the request to {self.url} failed: {exc}") from None
         if r.status_code >= 400:
-            _fail(r)
+            _fail(r, where)
         return r
 
     def show(self, data: Any, columns: list[str] | None = None) -> None:
@@ -74,23 +111,110 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _fail(r: httpx2.Response) -> None:
+def absolute(name: str, zone: str | None) -> str:
+    """An owner as the API prints it: relative names (``www``, ``@``) completed with the zone."""
+    zone_abs = None if zone is None else zone.lower() if zone.endswith(".") else zone.lower() + "."
+    if name in ("@", ""):
+        return zone_abs or name
+    if name.endswith(".") or zone_abs is None:
+        return name.lower()
+    return f"{name.lower()}.{zone_abs}"
+
+
+class Locator:
+    """Names the place of a problem the API reports in terms of what the command sent:
+    ``record 2 of www.example.test. A`` rather than the request's ``body.records.1.content``.
+
+    ``body`` is the JSON sent; ``rrset`` the (owner, type) of a request about one RRset (its
+    records are the body's ``records``); ``zone`` completes relative owners.
+    """
+
+    def __init__(self, body: Any = None, *, zone: str | None = None,
+                 rrset: tuple[str, str] | None = None) -> None:
+        self.body = body
+        self.zone = zone
+        self.rrset = rrset
+
+    def _item(self, field: str, index: int) -> Any:
+        items = self.body.get(field) if isinstance(self.body, dict) else None
+        return items[index] if isinstance(items, list) and 0 <= index < len(items) else None
+
+    def __call__(self, loc: Sequence[str | int]) -> str:
+        parts = list(loc)
+        if parts[:1] == ["body"]:
+            parts = parts[1:]
+        if len(parts) == 2 and parts[0] == "line":
+            return f"line {parts[1]}" if parts[1] else "the zone text"
+        if len(parts) == 2 and parts[0] == "query":
+            return f"parameter {parts[1]}"
+        rrset = self.rrset
+        if len(parts) >= 2 and parts[0] == "rrsets" and isinstance(parts[1], int):
+            item = self._item("rrsets", parts[1])
+            if not isinstance(item, dict) or "name" not in item or "type" not in item:
+                return " ".join(_words([f"RRset {parts[1] + 1}", *parts[2:]]))
+            rrset, parts = (str(item["name"]), str(item["type"])), parts[2:]
+        if rrset is not None:
+            label = f"{absolute(rrset[0], self.zone)} {rrset[1].upper()}"
+            if len(parts) >= 2 and parts[0] == "records" and isinstance(parts[1], int):
+                return f"record {parts[1] + 1} of {label}"
+            if len(parts) == 1 and parts[0] in _RRSET_FIELDS:
+                return f"{_RRSET_FIELDS[str(parts[0])]} of {label}"
+            if not parts:
+                return label
+        if len(parts) == 2 and isinstance(parts[1], int):
+            value = self._item(str(parts[0]), parts[1])
+            if isinstance(value, str | int):
+                return f"{str(parts[0]).rstrip('s').replace('_', ' ')} {value}"
+        return " ".join(_words(parts)) or "the request"
+
+
+_RRSET_FIELDS = {"ttl": "TTL", "name": "owner", "type": "type", "records": "records"}
+
+
+def _words(parts: Iterable[str | int]) -> list[str]:
+    return [f"#{p + 1}" if isinstance(p, int) else str(p).replace("_", " ") for p in parts]
+
+
+def _fail(r: httpx2.Response, where: Where | None = None) -> None:
     try:
         body = r.json()
         detail = body.get("detail") or body.get("title") or r.text
         reasons = body.get("errors") or []
     except ValueError:
         detail, reasons = r.text, []
+    name = where or Locator()
     lines = [f"error {r.status_code}: {detail}"]
     for e in reasons:
-        loc = ".".join(str(x) for x in e.get("loc", []))
-        lines.append(f"  {loc}: {e.get('msg')}" if loc else f"  {e.get('msg')}")
+        loc = e.get("loc") or []
+        lines.append(f"  {name(loc)}: {e.get('msg')}" if loc else f"  {e.get('msg')}")
     if r.status_code == 401:
         lines.append("  (check --token / ZONEKEEPER_TOKEN)")
     elif r.status_code == 403:
         lines.append("  (this token's scope is too small; an admin can make one with more)")
     click.echo("\n".join(lines), err=True)
-    sys.exit(1)
+    sys.exit(EXIT_UNREACHABLE if r.status_code in (401, 403) else EXIT_FAILED)
+
+
+yes_option = click.option(
+    "--yes", "-y", is_flag=True,
+    help="do not ask for confirmation (required when standard input is not a terminal)")
+
+
+def confirm(action: str, yes: bool, *, notes: Iterable[str] = ()) -> None:
+    """Before a destructive command: print ``notes`` (what else it affects), then ask on a
+    terminal; without one, only ``--yes`` lets it go on (exit 2 otherwise)."""
+    for note in notes:
+        click.echo(note, err=True)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(f"not confirmed: to {action} without a terminal, add --yes")
+    try:
+        ok = click.confirm(f"{action[0].upper()}{action[1:]}?", default=False, err=True)
+    except click.Abort:
+        ok = False
+    if not ok:
+        raise NotConfirmed("not confirmed; nothing was changed")
 
 
 def pass_api(fn: Any) -> Any:
@@ -213,15 +337,38 @@ def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | No
     api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled"])
 
 
+def _link_notes(zone_name: str, links: list[dict[str, Any]]) -> list[str]:
+    """What deleting a zone does to the peers linked to it."""
+    notes = []
+    secondaries = [x["peer"] for x in links if x.get("role") == "secondary"]
+    primaries = [x["peer"] for x in links if x.get("role") == "primary"]
+    if secondaries:
+        many = len(secondaries) > 1
+        notes.append(f"{zone_name} has {len(secondaries)} linked peer{'s' if many else ''} "
+                     f"({', '.join(secondaries)}); {'they' if many else 'it'} will stop "
+                     "receiving NOTIFY, and transfers of the zone will be refused")
+    if primaries:
+        many = len(primaries) > 1
+        notes.append(f"{zone_name} is transferred from {len(primaries)} linked "
+                     f"primar{'ies' if many else 'y'} ({', '.join(primaries)}); "
+                     "it will no longer be refreshed or served")
+    return notes
+
+
 @zone.command("delete")
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="do not ask")
+@yes_option
 @pass_api
 def zone_delete(api: Api, name: str, yes: bool) -> None:
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"delete zone {name} and everything in it?", abort=True)
+    """Delete a zone, its records and history; says first which linked peers it affects."""
+    info = api.call("GET", f"/zones/{name}").json()
+    zone_name = info["name"]
+    links = api.call("GET", f"/zones/{name}/peers").json()
+    count = info.get("record_count")
+    what = f"{info['kind']} zone {zone_name}" + (f" ({count} records)" if count else "")
+    confirm(f"delete {what}", yes, notes=_link_notes(zone_name, links))
     api.call("DELETE", f"/zones/{name}")
-    click.echo(f"zone {name} deleted", err=True)
+    click.echo(f"zone {zone_name} deleted", err=True)
 
 
 PROGRESS_MIN_BYTES = 1 << 20
@@ -299,16 +446,33 @@ def zone_notify(api: Api, name: str, peers: tuple[str, ...]) -> None:
     results = api.call("POST", f"/zones/{name}/notify", json=body).json()
     api.show(results, ["peer", "result", "rcode", "attempts", "serial"])
     if any(r["result"] != "acked" for r in results):
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+
+
+TRANSFER_SUCCESS = ("UPTODATE", "IXFR", "AXFR", "FALLBACK")
 
 
 @zone.command("transfer")
 @click.argument("name")
-@click.option("--axfr", is_flag=True, help="force a full transfer")
+@click.option("--axfr", is_flag=True, help="force a full transfer (AXFR), even of an older serial")
+@click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=60,
+              show_default=True, help="seconds to wait for the outcome")
 @pass_api
-def zone_transfer(api: Api, name: str, axfr: bool) -> None:
-    """Refresh a secondary zone from its primaries now and print the outcome."""
-    api.show(api.call("POST", f"/zones/{name}/transfer", json={"axfr": axfr}).json())
+def zone_transfer(api: Api, name: str, axfr: bool, timeout: float) -> None:
+    """Refresh a secondary zone from its primaries now and print the outcome.
+
+    Exit 0 when it is UPTODATE, IXFR, AXFR or FALLBACK; 1 when it FAILED, or is still
+    RUNNING after --timeout seconds."""
+    outcome = api.call("POST", f"/zones/{name}/transfer", json={"axfr": axfr},
+                       params={"timeout": timeout}).json()
+    api.show(outcome)
+    if outcome["result"] == "RUNNING":
+        click.echo(f"the transfer is still running after {timeout:g} s; "
+                   f"'zonekeeper zone status {name}' shows how it ends", err=True)
+    elif outcome["result"] not in TRANSFER_SUCCESS:
+        click.echo(f"transfer failed: {outcome.get('error') or outcome['result']}", err=True)
+    if outcome["result"] not in TRANSFER_SUCCESS:
+        sys.exit(EXIT_FAILED)
 
 
 @zone.command("status")
@@ -331,8 +495,12 @@ def zone_link(api: Api, name: str, peer: str, role: str) -> None:
 @zone.command("unlink")
 @click.argument("name")
 @click.argument("peer")
+@yes_option
 @pass_api
-def zone_unlink(api: Api, name: str, peer: str) -> None:
+def zone_unlink(api: Api, name: str, peer: str, yes: bool) -> None:
+    """Unlink PEER from zone NAME (a secondary no longer gets NOTIFY, nor transfers by its
+    link; a primary is no longer transferred from)."""
+    confirm(f"unlink peer {peer} from {name}", yes)
     api.call("DELETE", f"/zones/{name}/peers/{peer}")
     click.echo(f"peer {peer} unlinked from {name}", err=True)
 
@@ -385,8 +553,11 @@ def rrset_set(api: Api, zone_name: str, name: str, rdtype: str, rdata: tuple[str
 @click.argument("zone_name")
 @click.argument("name")
 @click.argument("rdtype")
+@yes_option
 @pass_api
-def rrset_delete(api: Api, zone_name: str, name: str, rdtype: str) -> None:
+def rrset_delete(api: Api, zone_name: str, name: str, rdtype: str, yes: bool) -> None:
+    """Delete the RRset NAME TYPE (every record of it) from the zone."""
+    confirm(f"delete {absolute(name, zone_name)} {rdtype.upper()} from {absolute('@', zone_name)}", yes)
     api.call("DELETE", f"/zones/{zone_name}/rrsets/{name}/{rdtype}")
     click.echo(f"{name} {rdtype} deleted", err=True)
 
@@ -464,8 +635,11 @@ def peer_set(api: Api, name: str, **kw: Any) -> None:
 
 @peer.command("delete")
 @click.argument("name")
+@yes_option
 @pass_api
-def peer_delete(api: Api, name: str) -> None:
+def peer_delete(api: Api, name: str, yes: bool) -> None:
+    """Delete a peer (refused while it is linked to a zone)."""
+    confirm(f"delete peer {name}", yes)
     api.call("DELETE", f"/peers/{name}")
     click.echo(f"peer {name} deleted", err=True)
 
@@ -524,8 +698,11 @@ def key_export(api: Api, name: str, fmt: str) -> None:
 
 @key.command("delete")
 @click.argument("name")
+@yes_option
 @pass_api
-def key_delete(api: Api, name: str) -> None:
+def key_delete(api: Api, name: str, yes: bool) -> None:
+    """Delete a TSIG key (refused while a peer or rule uses it)."""
+    confirm(f"delete TSIG key {name}", yes)
     api.call("DELETE", f"/tsig-keys/{name}")
     click.echo(f"key {name} deleted", err=True)
 
@@ -558,8 +735,11 @@ def acl_create(api: Api, action: str, network: str | None, key: str | None, zone
 
 @acl.command("delete")
 @click.argument("rule_id", type=int)
+@yes_option
 @pass_api
-def acl_delete(api: Api, rule_id: int) -> None:
+def acl_delete(api: Api, rule_id: int, yes: bool) -> None:
+    """Delete access rule RULE_ID (the id 'acl list' shows)."""
+    confirm(f"delete access rule {rule_id}", yes)
     api.call("DELETE", f"/acls/{rule_id}")
     click.echo(f"rule {rule_id} deleted", err=True)
 
@@ -576,7 +756,7 @@ def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: s
     result = api.call("GET", "/acls/check", params=params).json()
     api.show(result)
     if not result["allowed"]:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 # -- token (remote verbs; `token create --bootstrap` is local) ---------------------------------
@@ -591,9 +771,13 @@ def token_remote(group: click.Group) -> None:
 
     @group.command("delete")
     @click.argument("token_id")
-    @click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL)
-    @click.option("--token", envvar="ZONEKEEPER_TOKEN")
-    def token_delete(token_id: str, api_url: str, token: str | None) -> None:
+    @yes_option
+    @click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL,
+                  help="API base URL (or ZONEKEEPER_API_URL)")
+    @click.option("--token", envvar="ZONEKEEPER_TOKEN", help="API token (or ZONEKEEPER_TOKEN)")
+    def token_delete(token_id: str, yes: bool, api_url: str, token: str | None) -> None:
+        """Delete (revoke) token TOKEN_ID; requests with it get 401 from then on."""
+        confirm(f"delete token {token_id}", yes)
         Api(api_url, token, None).call("DELETE", f"/tokens/{token_id}")
         click.echo(f"token {token_id} deleted", err=True)
 
