@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import TOKEN, ZkServer
+from tests.conftest import TOKEN, ZkServer, wait_for
 
 
 def cli_env(zk: ZkServer | None, token: str | None) -> dict[str, str]:
@@ -59,6 +59,43 @@ def test_zone_and_rrset_round_trip(zk: ZkServer, zone_name: str) -> None:
     assert [x["name"] for x in rows] == [f"www.{zone_name}"]
     exported = zk_cli(zk, "zone", "export", zone_name).stdout
     assert f"$ORIGIN {zone_name}" in exported and "192.0.2.2" in exported
+
+
+def test_zone_create_in_zone_nameservers_with_glue(zk: ZkServer, zone_name: str) -> None:
+    ns1 = f"ns1.{zone_name}"
+    r = zk_cli(zk, "zone", "create", zone_name, "--ns", f"{ns1}=192.0.2.53",
+               "--ns", f"{ns1}=2001:db8::53", "--ns", "ns2.example.net.")
+    assert r.returncode == 0, r.stderr
+    assert sorted(rr.target.to_text() for rr in zk.query(zone_name, "NS").answer[0]) == \
+        [ns1, "ns2.example.net."]
+    assert [rr.address for rr in zk.query(ns1, "A").answer[0]] == ["192.0.2.53"]
+    assert [rr.address for rr in zk.query(ns1, "AAAA").answer[0]] == ["2001:db8::53"]
+    r = zk_cli(zk, "zone", "create", "x" + zone_name, "--ns", f"ns1.x{zone_name}=192.0.2")
+    assert r.returncode == 2 and "'192.0.2' is not an IPv4 or IPv6 address" in r.stderr
+    r = zk_cli(zk, "zone", "create", "x" + zone_name, "--ns", f"ns1.x{zone_name}")
+    assert r.returncode == 1
+    assert f"x{zone_name} NS: NS target ns1.x{zone_name} has no address records" in r.stderr
+
+
+def test_zone_create_secondary(zk: ZkServer, zk_factory: Any) -> None:
+    secondary = zk_factory(demo=False).start()
+    r = zk_cli(secondary, "zone", "create", "example.test", "--kind", "secondary")
+    assert r.returncode == 2 and "needs --primary PEER" in r.stderr
+    r = zk_cli(secondary, "zone", "create", "example.test", "--primary", "up")
+    assert r.returncode == 2 and "add --kind secondary" in r.stderr
+    r = zk_cli(secondary, "zone", "create", "example.test", "--kind", "secondary",
+               "--primary", "up", "--ns", "ns1.example.net.")
+    assert r.returncode == 2 and "--ns: not for a secondary zone" in r.stderr
+    assert zk_cli(secondary, "peer", "create", "up", "--address", "127.0.0.1",
+                  "--port", str(zk.dns_port)).returncode == 0
+    r = zk_cli(secondary, "zone", "create", "example.test", "--kind", "secondary",
+               "--primary", "up")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["kind"] == "secondary"
+    wait_for(lambda: secondary.query("example.test", "SOA").answer, what="the secondary loaded")
+    assert secondary.serial("example.test") == zk.serial("example.test")
+    r = zk_cli(secondary, "zone", "transfer", "example.test")
+    assert r.returncode == 0 and json.loads(r.stdout)["result"] == "UPTODATE", r
 
 
 def test_import_dry_run_and_apply(zk: ZkServer, zone_name: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ be reached or did not accept the token.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -147,12 +148,16 @@ class Locator:
             return f"line {parts[1]}" if parts[1] else "the zone text"
         if len(parts) == 2 and parts[0] == "query":
             return f"parameter {parts[1]}"
+        if len(parts) == 3 and parts[0] == "rrsets" and isinstance(parts[1], str):
+            return f"{parts[1]} {parts[2]}"  # a check of the content: (rrsets, owner, type)
         rrset = self.rrset
         if len(parts) >= 2 and parts[0] == "rrsets" and isinstance(parts[1], int):
             item = self._item("rrsets", parts[1])
-            if not isinstance(item, dict) or "name" not in item or "type" not in item:
+            if isinstance(item, dict) and "name" in item and "type" in item:
+                rrset = (str(item["name"]), str(item["type"]))
+            elif rrset is None:
                 return " ".join(_words([f"RRset {parts[1] + 1}", *parts[2:]]))
-            rrset, parts = (str(item["name"]), str(item["type"])), parts[2:]
+            parts = parts[2:]
         if rrset is not None:
             label = f"{absolute(rrset[0], self.zone)} {rrset[1].upper()}"
             if len(parts) >= 2 and parts[0] == "records" and isinstance(parts[1], int):
@@ -290,19 +295,74 @@ def zone_show(api: Api, name: str) -> None:
     api.show(api.call("GET", f"/zones/{name}").json())
 
 
+def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """``--ns NAME[=ADDRESS]`` values: the nameserver names, and an A or AAAA RRset per name
+    that was given addresses (the glue an in-zone nameserver needs)."""
+    names: list[str] = []
+    addresses: dict[tuple[str, str], list[str]] = {}
+    for value in nameservers:
+        name, sep, address = value.partition("=")
+        name = name.strip()
+        if not name or (sep and not address.strip()):
+            raise click.BadParameter(f"{value!r}: give NAME or NAME=ADDRESS", param_hint="--ns")
+        if name not in names:
+            names.append(name)
+        if not sep:
+            continue
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: {address.strip()!r} is not an IPv4 or IPv6 "
+                                     "address", param_hint="--ns") from None
+        owner = name if name.endswith(".") else name + "."
+        addresses.setdefault((owner, "A" if ip.version == 4 else "AAAA"), []).append(str(ip))
+    rrsets = [{"name": owner, "type": rdtype, "records": [{"content": a} for a in addrs]}
+              for (owner, rdtype), addrs in addresses.items()]
+    return names, rrsets
+
+
 @zone.command("create")
 @click.argument("name")
-@click.option("--ns", "nameservers", multiple=True, help="nameserver name (repeatable)")
+@click.option("--kind", type=click.Choice(["primary", "secondary"]), default="primary",
+              show_default=True,
+              help="primary: its content is kept here; secondary: transferred from --primary")
+@click.option("--primary", "primaries", multiple=True, metavar="PEER",
+              help="a peer to transfer a secondary zone from (repeatable, tried in order)")
+@click.option("--ns", "nameservers", multiple=True, metavar="NAME[=ADDRESS]",
+              help="an apex nameserver (repeatable); one inside the zone needs its address "
+                   "as glue: --ns ns1.example.test.=192.0.2.1 (repeat it for more addresses)")
 @click.option("--file", "zone_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="create from this zone file")
-@click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]), default="increment")
+              help="create a primary zone from this zone file (its SOA serial is kept)")
+@click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]),
+              default=None, help="how a primary zone's serial moves on each change [increment]")
 @pass_api
-def zone_create(api: Api, name: str, nameservers: tuple[str, ...], zone_file: Path | None,
-                serial_policy: str) -> None:
-    body: dict[str, Any] = {"name": name, "serial_policy": serial_policy, "nameservers": list(nameservers)}
-    if zone_file is not None:
-        body["zone_text"] = zone_file.read_text()
-    api.show(api.call("POST", "/zones", json=body).json(), ["name", "kind", "serial"])
+def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
+                nameservers: tuple[str, ...], zone_file: Path | None,
+                serial_policy: str | None) -> None:
+    """Create a zone: a primary with --ns (or --file), or a secondary with --primary."""
+    body: dict[str, Any] = {"name": name, "kind": kind}
+    if kind == "secondary":
+        given = [o for o, v in (("--ns", nameservers), ("--file", zone_file),
+                                ("--serial-policy", serial_policy)) if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: not for a secondary zone, whose "
+                                   "content comes from its primaries")
+        if not primaries:
+            raise click.UsageError("a secondary zone needs --primary PEER (a peer made with "
+                                   "'zonekeeper peer create')")
+        body["primaries"] = list(primaries)
+    else:
+        if primaries:
+            raise click.UsageError("--primary is for a secondary zone: add --kind secondary")
+        body["nameservers"], rrsets = _glue(nameservers)
+        if rrsets:
+            body["rrsets"] = rrsets
+        if serial_policy:
+            body["serial_policy"] = serial_policy
+        if zone_file is not None:
+            body["zone_text"] = zone_file.read_text()
+    made = api.call("POST", "/zones", json=body, where=Locator(body, zone=name)).json()
+    api.show(made, ["name", "kind", "serial", "state"])
 
 
 @zone.command("set")
