@@ -98,6 +98,40 @@ def test_zone_create_secondary(zk: ZkServer, zk_factory: Any) -> None:
     assert r.returncode == 0 and json.loads(r.stdout)["result"] == "UPTODATE", r
 
 
+def test_rrset_set_reads_records_as_a_zone_file_does(zk: ZkServer, zone_name: str) -> None:
+    assert zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.").returncode == 0
+
+    def contents(name: str, rdtype: str) -> list[str]:
+        with zk.client() as c:
+            body = c.get(f"/zones/{zone_name}/rrsets/{name}/{rdtype}").json()
+        return sorted(r["content"] for r in body["records"])
+
+    def rrset_set(*args: str) -> subprocess.CompletedProcess[str]:
+        r = zk_cli(zk, "rrset", "set", zone_name, *args)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    rrset_set("m", "MX", "10", "mail.example.")  # one record of two words
+    assert contents("m", "MX") == ["10 mail.example."]
+    rrset_set("m", "MX", "10", "mx1", "20", "mx2.example.")  # fields end each record
+    assert contents("m", "MX") == [f"10 mx1.{zone_name}", "20 mx2.example."]
+    rrset_set("t", "TXT", '"hello world"')
+    assert contents("t", "TXT") == ['"hello world"']
+    rrset_set("t", "TXT", "hello world")  # as the zone-file line `t TXT hello world`
+    assert contents("t", "TXT") == ['"hello" "world"']
+    rrset_set("m", "MX", "--record", "5 a.example.", "--record", "15 b.example.")
+    assert contents("m", "MX") == ["15 b.example.", "5 a.example."]
+    rrset_set("w", "A", "192.0.2.1", "192.0.2.2")
+    assert contents("w", "A") == ["192.0.2.1", "192.0.2.2"]
+    r = zk_cli(zk, "rrset", "set", zone_name, "w", "A", "192.0.2.3", "--record", "192.0.2.4")
+    assert r.returncode == 2 and "not both" in r.stderr
+    r = zk_cli(zk, "rrset", "set", zone_name, "w", "A", "--record", "192.0.2.5 192.0.2.6")
+    assert r.returncode == 1 and "bad A rdata '192.0.2.5 192.0.2.6'" in r.stderr
+    assert contents("w", "A") == ["192.0.2.1", "192.0.2.2"]
+    helped = " ".join(zk_cli(None, "rrset", "set", "--help", token=None).stdout.split())
+    assert "'MX 10 mail.example.' is one" in helped and "TXT '\"hello world\"' is one string" in helped
+
+
 def test_import_dry_run_and_apply(zk: ZkServer, zone_name: str, tmp_path: Path) -> None:
     zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.")
     text = f"$ORIGIN {zone_name}\n$TTL 300\n@ SOA ns1.example.net. h 1 1 1 1 1\n@ NS ns1.example.net.\na A 192.0.2.9\n"

@@ -595,18 +595,66 @@ def rrset_show(api: Api, zone_name: str, name: str, rdtype: str) -> None:
     api.show(api.call("GET", f"/zones/{zone_name}/rrsets/{name}/{rdtype}").json())
 
 
-@rrset.command("set")
+def _contents(zone_name: str, rdtype: str, words: tuple[str, ...]) -> list[str]:
+    """The records that the words after TYPE make, read as a zone file reads record data
+    (``read_records``). Words that cannot be read so go to the API as one record, whose
+    answer then says what is wrong with it."""
+    import dns.exception
+    import dns.name
+
+    from zonekeeper.zones.zonefile import read_records
+
+    text = " ".join(words)
+    try:
+        origin = dns.name.from_text(zone_name)
+        return [rd.to_text() for rd in read_records(rdtype, text, origin)] or [text]
+    except (dns.exception.DNSException, ValueError):
+        return [text]
+
+
+@rrset.command("set", epilog="""\b
+Examples:
+  rrset set example.test www A 192.0.2.1 192.0.2.2   two A records
+  rrset set example.test @ MX 10 mail.example.test.  one MX record
+  rrset set example.test @ MX --record '10 mx1' --record '20 mx2'
+  rrset set example.test @ TXT '"v=spf1 -all"'       one string
+  rrset set example.test t TXT 'hello world'         two strings, one record""")
 @click.argument("zone_name")
 @click.argument("name")
 @click.argument("rdtype")
-@click.argument("rdata", nargs=-1, required=True)
-@click.option("--ttl", type=int)
+@click.argument("rdata", nargs=-1)
+@click.option("--record", "records", multiple=True, metavar="RDATA",
+              help="one record in zone-file presentation format (repeatable; "
+                   "then give no RDATA words)")
+@click.option("--ttl", type=int,
+              help="the RRset's TTL in seconds (default: the TTL it has, or 3600 for a new one)")
 @pass_api
-def rrset_set(api: Api, zone_name: str, name: str, rdtype: str, rdata: tuple[str, ...], ttl: int | None) -> None:
-    body: dict[str, Any] = {"records": [{"content": c} for c in rdata]}
+def rrset_set(api: Api, zone_name: str, name: str, rdtype: str, rdata: tuple[str, ...],
+              records: tuple[str, ...], ttl: int | None) -> None:
+    """Replace the RRset NAME TYPE with the records given (NAME relative to the zone, @ for
+    its apex, or absolute with a trailing dot).
+
+    Each --record is exactly one record, read as the data of one zone-file line.
+
+    Without --record, the RDATA words after TYPE are read as a zone file reads record data,
+    one record after another: each record takes as many words as its type has fields, so
+    'A 192.0.2.1 192.0.2.2' is two records and 'MX 10 mail.example.' is one. A type whose
+    last field takes the rest of the line (TXT, DS, SSHFP, TLSA, ...) makes one record of
+    all the words. The shell removes your quotes first: TXT 'hello world' reads as the
+    zone-file data 'hello world', two strings; TXT '"hello world"' is one string.
+    """
+    if records and rdata:
+        raise click.UsageError("give the records either as --record options or as words "
+                               "after TYPE, not both")
+    if not records and not rdata:
+        raise click.UsageError("give at least one record: RDATA words after TYPE, or --record")
+    contents = list(records) if records else _contents(zone_name, rdtype, rdata)
+    body: dict[str, Any] = {"records": [{"content": c} for c in contents]}
     if ttl is not None:
         body["ttl"] = ttl
-    api.show(api.call("PUT", f"/zones/{zone_name}/rrsets/{name}/{rdtype}", json=body).json())
+    where = Locator(body, zone=zone_name, rrset=(name, rdtype))
+    api.show(api.call("PUT", f"/zones/{zone_name}/rrsets/{name}/{rdtype}", json=body,
+                      where=where).json())
 
 
 @rrset.command("delete")

@@ -286,6 +286,35 @@ def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | 
     return result
 
 
+class _RecordStream(dns.tokenizer.Tokenizer):
+    """A tokenizer on which a record ends where its fields end, not only at the end of the
+    line, so one line can hold several records of one type."""
+
+    def get_eol_as_token(self) -> dns.tokenizer.Token:
+        token = self.get()
+        if not token.is_eol_or_eof():
+            self.unget(token)
+            return dns.tokenizer.Token(dns.tokenizer.EOL, "\n")
+        return token
+
+
+def read_records(rdtype: int | str, text: str, origin: dns.name.Name) -> list[dns.rdata.Rdata]:
+    """The records of type ``rdtype`` in ``text``, read one after another with dnspython's
+    zone-file rdata reader: each takes as many words as its type has fields (``192.0.2.1
+    192.0.2.2`` is two A records, ``10 mail`` one MX), and a type whose last field takes the
+    rest of the line (TXT, DS, SSHFP...) takes every word left. Relative names are completed
+    with ``origin``. Raises ``dns.exception.DNSException`` when the text is not such records."""
+    tok = _RecordStream(text)
+    out = []
+    while True:
+        token = tok.get()
+        if token.is_eol_or_eof():
+            return out
+        tok.unget(token)
+        out.append(dns.rdata.from_text(dns.rdataclass.IN, rdtype, tok, origin=origin,
+                                       relativize=False))
+
+
 _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdatatype.DNAME)}
 
 
