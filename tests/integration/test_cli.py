@@ -132,6 +132,33 @@ def test_rrset_set_reads_records_as_a_zone_file_does(zk: ZkServer, zone_name: st
     assert "'MX 10 mail.example.' is one" in helped and "TXT '\"hello world\"' is one string" in helped
 
 
+def test_errors_name_what_was_sent_and_list_every_problem(zk: ZkServer, zone_name: str,
+                                                          tmp_path: Path) -> None:
+    assert zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.").returncode == 0
+    r = zk_cli(zk, "rrset", "set", zone_name, "x", "A", "--ttl", "-5",
+               "--record", "10.0.0.0/33", "--record", "192.0.2.1 192.0.2.2")
+    assert r.returncode == 1
+    assert f"TTL of x.{zone_name} A: TTL -5 is outside 0..2147483647" in r.stderr
+    assert f"record 1 of x.{zone_name} A: bad A rdata '10.0.0.0/33'" in r.stderr
+    assert f"record 2 of x.{zone_name} A: bad A rdata '192.0.2.1 192.0.2.2'" in r.stderr
+    assert "body" not in r.stderr and "content" not in r.stderr
+    change = tmp_path / "change.json"
+    change.write_text(json.dumps({"rrsets": [{"name": "m", "type": "MX", "changetype": "REPLACE",
+                                              "records": [{"content": "10"}]}]}))
+    r = zk_cli(zk, "rrset", "apply", zone_name, str(change))
+    assert r.returncode == 1 and f"record 1 of m.{zone_name} MX: bad MX rdata '10'" in r.stderr
+    bad = tmp_path / "bad.zone"
+    bad.write_text(f"$ORIGIN {zone_name}\n$TTL 300\n@ SOA ns1.example.net. h 1 1 1 1 1\n"
+                   "@ NS ns1.example.net.\ny A 1.2.3\n")
+    r = zk_cli(zk, "zone", "import", zone_name, str(bad))
+    assert r.returncode == 1 and "line 5: bad A record: " in r.stderr
+    r = zk_cli(zk, "acl", "create", "--action", "transfer", "--network", "10.0.0.0/33")
+    assert r.returncode == 1
+    reasons = [line for line in r.stderr.splitlines() if line.startswith("  ")]
+    assert reasons == ["  --network: '10.0.0.0/33' is not a network: the prefix length /33 is "
+                       "over 32, the most for IPv4"]
+
+
 def test_import_dry_run_and_apply(zk: ZkServer, zone_name: str, tmp_path: Path) -> None:
     zk_cli(zk, "zone", "create", zone_name, "--ns", "ns1.example.net.")
     text = f"$ORIGIN {zone_name}\n$TTL 300\n@ SOA ns1.example.net. h 1 1 1 1 1\n@ NS ns1.example.net.\na A 192.0.2.9\n"

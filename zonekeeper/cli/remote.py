@@ -166,14 +166,23 @@ class Locator:
                 return f"{_RRSET_FIELDS[str(parts[0])]} of {label}"
             if not parts:
                 return label
+        # Other fields are named as the option that sets them (a list item by its value).
         if len(parts) == 2 and isinstance(parts[1], int):
             value = self._item(str(parts[0]), parts[1])
             if isinstance(value, str | int):
-                return f"{str(parts[0]).rstrip('s').replace('_', ' ')} {value}"
+                return f"{_option(str(parts[0]))} {value}"
+        if parts and isinstance(parts[-1], str):
+            return _option(parts[-1])
         return " ".join(_words(parts)) or "the request"
 
 
 _RRSET_FIELDS = {"ttl": "TTL", "name": "owner", "type": "type", "records": "records"}
+_OPTIONS = {"name": "NAME", "nameservers": "--ns", "primaries": "--primary", "scopes": "--scope",
+            "outgoing_enabled": "--outgoing", "zone_text": "--file"}
+
+
+def _option(field: str) -> str:
+    return _OPTIONS.get(field, "--" + field.replace("_", "-"))
 
 
 def _words(parts: Iterable[str | int]) -> list[str]:
@@ -680,7 +689,8 @@ def rrset_apply(api: Api, zone_name: str, file: Any) -> None:
         body = json.load(file)
     except ValueError as exc:
         raise click.UsageError(f"{file.name} is not JSON: {exc}") from None
-    api.show(api.call("PATCH", f"/zones/{zone_name}/rrsets", json=body).json())
+    api.show(api.call("PATCH", f"/zones/{zone_name}/rrsets", json=body,
+                      where=Locator(body, zone=zone_name)).json())
 
 
 # -- peer ------------------------------------------------------------------------------------
@@ -722,7 +732,9 @@ def _peer_body(address: str | None, port: int | None, key: str | None, notify: b
 @click.option("--transfer-from", multiple=True, help="network it pulls from (repeatable)")
 @pass_api
 def peer_create(api: Api, name: str, **kw: Any) -> None:
-    api.show(api.call("POST", "/peers", json={"name": name, **_peer_body(**kw)}).json())
+    """Create a peer: a secondary to notify and serve, or a primary to transfer from."""
+    body = {"name": name, **_peer_body(**kw)}
+    api.show(api.call("POST", "/peers", json=body, where=Locator(body)).json())
 
 
 @peer.command("set")
@@ -738,7 +750,7 @@ def peer_set(api: Api, name: str, **kw: Any) -> None:
     body = _peer_body(**kw)
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    api.show(api.call("PATCH", f"/peers/{name}", json=body).json())
+    api.show(api.call("PATCH", f"/peers/{name}", json=body, where=Locator(body)).json())
 
 
 @peer.command("delete")
