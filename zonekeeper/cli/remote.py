@@ -287,13 +287,15 @@ def _all(api: Api, path: str, params: dict[str, Any] | None = None) -> list[dict
 
 
 # -- zone ------------------------------------------------------------------------------------
-zone = remote_group("zone", "Zones: list, show, create, set, delete, import, export, notify, status, link.")
+zone = remote_group("zone", "Zones: list, show, create, set, delete, import, export, notify, "
+                                    "transfer, status, link, unlink.")
 
 
 @zone.command("list")
-@click.option("--kind", type=click.Choice(["primary", "secondary"]))
+@click.option("--kind", type=click.Choice(["primary", "secondary"]), help="only zones of this kind")
 @pass_api
 def zone_list(api: Api, kind: str | None) -> None:
+    """List the zones with their kind, serial and state."""
     api.show(_all(api, "/zones", {"kind": kind} if kind else None), ["name", "kind", "serial", "state"])
 
 
@@ -301,6 +303,7 @@ def zone_list(api: Api, kind: str | None) -> None:
 @click.argument("name")
 @pass_api
 def zone_show(api: Api, name: str) -> None:
+    """Show a zone's settings, SOA, serial and state."""
     api.show(api.call("GET", f"/zones/{name}").json())
 
 
@@ -376,19 +379,22 @@ def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
 
 @zone.command("set")
 @click.argument("name")
-@click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]))
+@click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]),
+              help="how the serial moves on each change")
 @click.option("--outgoing/--no-outgoing", default=None, help="outgoing transfers and NOTIFY on/off")
-@click.option("--notify-ns/--no-notify-ns", default=None)
-@click.option("--serial", type=int)
-@click.option("--mname")
-@click.option("--rname")
-@click.option("--refresh", type=int)
-@click.option("--retry", type=int)
-@click.option("--expire", type=int)
-@click.option("--minimum", type=int)
+@click.option("--notify-ns/--no-notify-ns", default=None,
+              help="also NOTIFY the apex NS targets (but the SOA MNAME), as BIND's 'notify yes'")
+@click.option("--serial", type=int, help="set the serial (a jump forward of less than 2^31)")
+@click.option("--mname", help="SOA primary nameserver name")
+@click.option("--rname", help="SOA mailbox of the person responsible, as a name")
+@click.option("--refresh", type=int, help="SOA refresh, seconds")
+@click.option("--retry", type=int, help="SOA retry, seconds")
+@click.option("--expire", type=int, help="SOA expire, seconds")
+@click.option("--minimum", type=int, help="SOA minimum (negative-answer TTL), seconds")
 @pass_api
 def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | None, notify_ns: bool | None,
              serial: int | None, **soa: Any) -> None:
+    """Change a zone's settings or SOA fields (one serial bump)."""
     body: dict[str, Any] = {}
     if serial_policy:
         body["serial_policy"] = serial_policy
@@ -487,10 +493,12 @@ def zone_export(api: Api, name: str) -> None:
 @zone.command("import")
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="only show the changes and warnings")
 @click.option("--force", is_flag=True, help="apply even a large change or an apex NS change")
 @pass_api
 def zone_import(api: Api, name: str, file: Path, dry_run: bool, force: bool) -> None:
+    """Replace a primary zone's content with a zone file (one serial bump; the serial is the
+    zone's to set)."""
     r = api.call("POST", f"/zones/{name}/import", content=_upload(file.read_bytes(), f"import {name}"),
                  params={"dry_run": str(dry_run).lower(), "force": str(force).lower()},
                  headers={"content-type": "text/dns"})
@@ -508,9 +516,11 @@ def zone_import(api: Api, name: str, file: Path, dry_run: bool, force: bool) -> 
 
 @zone.command("notify")
 @click.argument("name")
-@click.option("--peer", "peers", multiple=True)
+@click.option("--peer", "peers", multiple=True,
+              help="only this linked peer (repeatable; default: every NOTIFY target)")
 @pass_api
 def zone_notify(api: Api, name: str, peers: tuple[str, ...]) -> None:
+    """Send NOTIFY now and print each answer; exit 1 if any was not acknowledged."""
     body = {"peers": list(peers)} if peers else {}
     results = api.call("POST", f"/zones/{name}/notify", json=body).json()
     api.show(results, ["peer", "result", "rcode", "attempts", "serial"])
@@ -548,6 +558,7 @@ def zone_transfer(api: Api, name: str, axfr: bool, timeout: float) -> None:
 @click.argument("name")
 @pass_api
 def zone_status(api: Api, name: str) -> None:
+    """Per linked peer: its serial, lag, last NOTIFY and last transfer."""
     api.show(api.call("GET", f"/zones/{name}/xfr-status").json(),
              ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "notify", "last_transfer"])
 
@@ -555,9 +566,12 @@ def zone_status(api: Api, name: str) -> None:
 @zone.command("link")
 @click.argument("name")
 @click.argument("peer")
-@click.option("--role", type=click.Choice(["secondary", "primary"]), default="secondary", show_default=True)
+@click.option("--role", type=click.Choice(["secondary", "primary"]), default="secondary",
+              show_default=True,
+              help="secondary: gets NOTIFY and may transfer the zone; primary: transferred from")
 @pass_api
 def zone_link(api: Api, name: str, peer: str, role: str) -> None:
+    """Link PEER to zone NAME."""
     api.show(api.call("PUT", f"/zones/{name}/peers/{peer}", json={"role": role}).json())
 
 
@@ -580,10 +594,11 @@ rrset = remote_group("rrset", "RRsets: list, show, set, delete, apply.")
 
 @rrset.command("list")
 @click.argument("zone_name")
-@click.option("--name")
-@click.option("--type", "rdtype")
+@click.option("--name", help="only this owner (relative to the zone, or absolute)")
+@click.option("--type", "rdtype", help="only this record type")
 @pass_api
 def rrset_list(api: Api, zone_name: str, name: str | None, rdtype: str | None) -> None:
+    """List a zone's records, one row per record (a disabled one starts with ';')."""
     params = {k: v for k, v in {"name": name, "type": rdtype}.items() if v}
     rows = _all(api, f"/zones/{zone_name}/rrsets", params)
     if api.output == "json":
@@ -601,6 +616,7 @@ def rrset_list(api: Api, zone_name: str, name: str | None, rdtype: str | None) -
 @click.argument("rdtype")
 @pass_api
 def rrset_show(api: Api, zone_name: str, name: str, rdtype: str) -> None:
+    """Show one RRset: its TTL and records."""
     api.show(api.call("GET", f"/zones/{zone_name}/rrsets/{name}/{rdtype}").json())
 
 
@@ -700,6 +716,7 @@ peer = remote_group("peer", "Peers: list, show, create, set, delete, config.")
 @peer.command("list")
 @pass_api
 def peer_list(api: Api) -> None:
+    """List the peers."""
     api.show(_items(api.call("GET", "/peers")))
 
 
@@ -707,6 +724,7 @@ def peer_list(api: Api) -> None:
 @click.argument("name")
 @pass_api
 def peer_show(api: Api, name: str) -> None:
+    """Show one peer."""
     api.show(api.call("GET", f"/peers/{name}").json())
 
 
@@ -722,14 +740,24 @@ def _peer_body(address: str | None, port: int | None, key: str | None, notify: b
     return body
 
 
+_PEER_HELP = {
+    "address": "its IPv4 or IPv6 address",
+    "port": "its DNS port [53]",
+    "key": "the TSIG key that signs NOTIFY and transfers with it",
+    "notify": "send it NOTIFY when a linked zone changes [on]",
+    "ixfr": "answer its IXFR with differences (else with the whole zone) [on]",
+    "transfer_from": "a network it transfers from (repeatable; default: its address)",
+}
+
+
 @peer.command("create")
 @click.argument("name")
-@click.option("--address", required=True)
-@click.option("--port", type=int)
-@click.option("--key")
-@click.option("--notify/--no-notify", default=None)
-@click.option("--ixfr/--no-ixfr", default=None)
-@click.option("--transfer-from", multiple=True, help="network it pulls from (repeatable)")
+@click.option("--address", required=True, help=_PEER_HELP["address"])
+@click.option("--port", type=int, help=_PEER_HELP["port"])
+@click.option("--key", help=_PEER_HELP["key"])
+@click.option("--notify/--no-notify", default=None, help=_PEER_HELP["notify"])
+@click.option("--ixfr/--no-ixfr", default=None, help=_PEER_HELP["ixfr"])
+@click.option("--transfer-from", multiple=True, help=_PEER_HELP["transfer_from"])
 @pass_api
 def peer_create(api: Api, name: str, **kw: Any) -> None:
     """Create a peer: a secondary to notify and serve, or a primary to transfer from."""
@@ -739,14 +767,16 @@ def peer_create(api: Api, name: str, **kw: Any) -> None:
 
 @peer.command("set")
 @click.argument("name")
-@click.option("--address")
-@click.option("--port", type=int)
-@click.option("--key")
-@click.option("--notify/--no-notify", default=None)
-@click.option("--ixfr/--no-ixfr", default=None)
-@click.option("--transfer-from", multiple=True)
+@click.option("--address", help=_PEER_HELP["address"])
+@click.option("--port", type=int, help=_PEER_HELP["port"])
+@click.option("--key", help=_PEER_HELP["key"])
+@click.option("--notify/--no-notify", default=None, help=_PEER_HELP["notify"])
+@click.option("--ixfr/--no-ixfr", default=None, help=_PEER_HELP["ixfr"])
+@click.option("--transfer-from", multiple=True,
+              help="a network it transfers from (repeatable; replaces the list)")
 @pass_api
 def peer_set(api: Api, name: str, **kw: Any) -> None:
+    """Change a peer; options not given stay as they are."""
     body = _peer_body(**kw)
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
@@ -766,10 +796,12 @@ def peer_delete(api: Api, name: str, yes: bool) -> None:
 
 @peer.command("config")
 @click.argument("name")
-@click.option("--zone", "zone_name", required=True)
-@click.option("--format", "fmt", type=click.Choice(["bind", "knot", "nsd", "pdns"]), default="bind")
+@click.option("--zone", "zone_name", required=True, help="the zone it serves as a secondary")
+@click.option("--format", "fmt", type=click.Choice(["bind", "knot", "nsd", "pdns"]), default="bind",
+              show_default=True, help="the secondary's software")
 @pass_api
 def peer_config(api: Api, name: str, zone_name: str, fmt: str) -> None:
+    """Print ready-to-paste configuration for the secondary PEER of a zone."""
     click.echo(api.call("GET", f"/peers/{name}/config", params={"zone": zone_name, "format": fmt}).text, nl=False)
 
 
@@ -780,6 +812,7 @@ key = remote_group("key", "TSIG keys: list, show, generate, import, export, dele
 @key.command("list")
 @pass_api
 def key_list(api: Api) -> None:
+    """List the TSIG keys (never their secrets)."""
     api.show(_items(api.call("GET", "/tsig-keys")))
 
 
@@ -787,12 +820,14 @@ def key_list(api: Api) -> None:
 @click.argument("name")
 @pass_api
 def key_show(api: Api, name: str) -> None:
+    """Show one TSIG key (not its secret; see 'key export')."""
     api.show(api.call("GET", f"/tsig-keys/{name}").json())
 
 
 @key.command("generate")
 @click.argument("name")
-@click.option("--algorithm", default="hmac-sha256", show_default=True)
+@click.option("--algorithm", default="hmac-sha256", show_default=True,
+              help="hmac-sha256, hmac-sha224, hmac-sha384 or hmac-sha512")
 @pass_api
 def key_generate(api: Api, name: str, algorithm: str) -> None:
     """Generate a key; its secret is printed this once."""
@@ -810,9 +845,12 @@ def key_import(api: Api, file: Any) -> None:
 
 @key.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["bind", "knot", "nsd", "pdns", "dig"]), default="bind")
+@click.option("--format", "fmt", type=click.Choice(["bind", "knot", "nsd", "pdns", "dig"]),
+              default="bind", show_default=True,
+              help="as that software's configuration (dig: the -y argument)")
 @pass_api
 def key_export(api: Api, name: str, fmt: str) -> None:
+    """Print a TSIG key with its secret, for another server's configuration."""
     click.echo(api.call("GET", f"/tsig-keys/{name}/export", params={"format": fmt}).text, nl=False)
 
 
@@ -834,15 +872,17 @@ acl = remote_group("acl", "Access rules: list, create, delete, check.")
 @acl.command("list")
 @pass_api
 def acl_list(api: Api) -> None:
+    """List the access rules."""
     api.show(_items(api.call("GET", "/acls")), ["id", "zone", "action", "network", "key", "effect"])
 
 
 @acl.command("create")
-@click.option("--action", type=click.Choice(["transfer", "notify"]), required=True)
+@click.option("--action", type=click.Choice(["transfer", "notify"]), required=True,
+              help="what the rule is about: transfers out, or NOTIFY in")
 @click.option("--network", help="address or network the rule admits (name --key too)")
 @click.option("--key", help="TSIG key the request must be signed with (name --network too)")
-@click.option("--zone", "zone_name")
-@click.option("--deny", is_flag=True)
+@click.option("--zone", "zone_name", help="only this zone (default: every zone)")
+@click.option("--deny", is_flag=True, help="a deny rule (default: allow)")
 @pass_api
 def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None, deny: bool) -> None:
     """An access rule. Give an allow rule both --network and --key: a signed request seen
@@ -865,13 +905,14 @@ def acl_delete(api: Api, rule_id: int, yes: bool) -> None:
 
 
 @acl.command("check")
-@click.option("--zone", "zone_name", required=True)
-@click.option("--address", required=True)
-@click.option("--key")
-@click.option("--action", type=click.Choice(["transfer", "notify"]), default="transfer")
+@click.option("--zone", "zone_name", required=True, help="the zone asked for")
+@click.option("--address", required=True, help="the client's address")
+@click.option("--key", help="the TSIG key the request is signed with")
+@click.option("--action", type=click.Choice(["transfer", "notify"]), default="transfer",
+              show_default=True, help="a transfer out, or a NOTIFY in")
 @pass_api
 def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: str) -> None:
-    """Would ADDRESS (with KEY) be allowed, and which rule decides?"""
+    """Would ADDRESS (with KEY) be allowed, and which rule decides? Exit 1 if not."""
     params = {"zone": zone_name, "address": address, "action": action, **({"key": key} if key else {})}
     result = api.call("GET", "/acls/check", params=params).json()
     api.show(result)
@@ -882,10 +923,13 @@ def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: s
 # -- token (remote verbs; `token create --bootstrap` is local) ---------------------------------
 def token_remote(group: click.Group) -> None:
     @group.command("list")
-    @click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL)
-    @click.option("--token", envvar="ZONEKEEPER_TOKEN")
-    @click.option("-o", "--output", type=click.Choice(["table", "json"]))
+    @click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL,
+                  help="API base URL (or ZONEKEEPER_API_URL)")
+    @click.option("--token", envvar="ZONEKEEPER_TOKEN", help="API token (or ZONEKEEPER_TOKEN)")
+    @click.option("-o", "--output", type=click.Choice(["table", "json"]),
+                  help="table on a terminal, json otherwise")
     def token_list(api_url: str, token: str | None, output: str | None) -> None:
+        """List the API tokens (never their secrets)."""
         api = Api(api_url, token, output)
         api.show(_items(api.call("GET", "/tokens")), ["id", "name", "scopes", "created_at", "expires_at"])
 
