@@ -32,9 +32,23 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+
+# Install only when something the install depends on changed: pyproject.toml (packages,
+# entry points) or the package's files (the editable install maps them by name). The stamp
+# in .venv records what was installed; an install with the test extras serves both uses.
+STAMP=.venv/.zonekeeper-installed
+sources=$( { sha256sum pyproject.toml; find zonekeeper -type f ! -name '*.pyc' | LC_ALL=C sort; } \
+           | sha256sum | cut -d' ' -f1)
+extras=run; [ "$want_test" = 1 ] && extras=test
+if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$sources" ] \
+   && { [ "$extras" = run ] || [ "$(cut -d' ' -f2 "$STAMP")" = test ]; }; then
+  exit 0
+fi
+rm -f "$STAMP"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 if [ "$want_test" = 1 ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
+echo "$sources $extras" > "$STAMP"

@@ -382,3 +382,25 @@ def test_record_count_counts_records_everywhere(zk: ZkServer, api: httpx2.Client
     set_out = zk_cli(zk, "-o", "json", "zone", "set", zone_name, "--notify-ns")
     assert set_out.returncode == 0, set_out.stderr
     assert json.loads(set_out.stdout)["record_count"] == 8
+
+
+def test_bad_ttl_and_bad_records_come_back_together(api: httpx2.Client, zone_name: str) -> None:
+    make_zone(api, zone_name)
+    r = api.put(f"/zones/{zone_name}/rrsets/x/A",
+                json={"ttl": -5, "records": [{"content": "10.0.0.0/33"}, {"content": "192.0.2.1"},
+                                             {"content": "192.0.2.300"}]})
+    assert r.status_code == 422
+    assert [(e["loc"], e["msg"].split(":")[0]) for e in r.json()["errors"]] == [
+        (["body", "ttl"], "TTL -5 is outside 0..2147483647"),
+        (["body", "records", 0, "content"], "bad A rdata '10.0.0.0/33'"),
+        (["body", "records", 2, "content"], "bad A rdata '192.0.2.300'"),
+    ]
+    r = api.patch(f"/zones/{zone_name}/rrsets", json={"rrsets": [
+        {"name": "a", "type": "A", "changetype": "REPLACE", "ttl": 2**31, "records": [{"content": "x"}]},
+        {"name": "b", "type": "BOGUS", "changetype": "REPLACE", "records": []},
+    ]})
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["errors"]] == [
+        ["rrsets", 0, "ttl"], ["rrsets", 0, "records", 0, "content"], ["rrsets", 1, "type"],
+        ["rrsets", 1, "records"]]
+    assert api.get(f"/zones/{zone_name}/rrsets/x/A").status_code == 404

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from zonekeeper.policy import acl
 from zonekeeper.policy.acl import (
     AclAction,
@@ -90,3 +92,15 @@ def test_linked_follows_the_role_the_action_needs() -> None:
     assert policy.linked(AclAction.NOTIFY, "b.test.", "192.0.2.53")
     assert not policy.linked(AclAction.TRANSFER, "a.test.", "198.51.100.9")
     assert not policy.linked(AclAction.TRANSFER, "b.test.", "bogus")
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("10.0.0.0/33", "the prefix length /33 is over 32, the most for IPv4"),
+    ("2001:db8::/129", "the prefix length /129 is over 128, the most for IPv6"),
+    ("10.0.0.0/3x", "'3x' is not a prefix length (0 to 32 for IPv4)"),
+    ("10.0.0/8", "'10.0.0' is not an IPv4 or IPv6 address"),
+])
+def test_a_bad_network_says_what_is_wrong_once(text: str, why: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        acl.parse_network(text)
+    assert str(caught.value) == why

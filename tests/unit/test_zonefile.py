@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from zonekeeper.errors import Invalid, Reason
 from zonekeeper.services.zones import _raise_parse_problems
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
-from zonekeeper.zones.zonefile import export_text, parse_zone_text
+from zonekeeper.zones.zonefile import export_text, parse_zone_text, read_records
 
 IN = dns.rdataclass.IN
 A, AAAA, TXT, MX, NS, SOA = (
@@ -254,7 +255,7 @@ def test_every_problem_is_reported_with_its_line(line5: str) -> None:
     assert len(outside) == 1 and outside[0].loc == ("line", 8), reasons
     assert "host.other.zone" in outside[0].msg
     # The second SOA, at its own line (the first one, on line 3, is fine).
-    soa = [r for r in reasons if "SOA" in r.msg]
+    soa = [r for r in reasons if "multiple SOA" in r.msg]
     assert len(soa) == 1 and soa[0].loc == ("line", 9), reasons
     # No apex NS: a zone-wide problem, on no line.
     ns = [r for r in reasons if "NS" in r.msg and "apex" in r.msg]
@@ -315,3 +316,37 @@ def test_duplicate_identical_record_is_a_warning_not_an_error() -> None:
     _raise_parse_problems(parsed)
     assert [w.line for w in parsed.warnings] == [6]
 
+
+
+def test_a_bad_record_names_its_type_and_line() -> None:
+    text = ("$TTL 300\n@ SOA ns1 h 1 1 1 1 1\n@ NS ns1.example.net.\nx MX bad\ny A 1.2.3\n"
+            "z 300 IN AAAA\nw FOO bar\n")
+    parsed = parse_zone_text(text, dns.name.from_text("ex.test"))
+    assert [str(p) for p in parsed.errors] == [
+        "line 4: bad MX record: expecting an integer",
+        "line 5: bad A record: Text input is malformed.",
+        "line 6: bad AAAA record: expecting an identifier",
+        "line 7: unknown rdatatype 'FOO'",  # no type was read: none is named
+    ]
+
+
+@pytest.mark.parametrize(("rdtype", "text", "records"), [
+    ("A", "192.0.2.1 192.0.2.2", ["192.0.2.1", "192.0.2.2"]),
+    ("MX", "10 mail.example.", ["10 mail.example."]),
+    ("MX", "10 mx1 20 mx2.example.", ["10 mx1.ex.test.", "20 mx2.example."]),
+    ("TXT", '"hello world"', ['"hello world"']),
+    ("TXT", "hello world", ['"hello" "world"']),
+    ("CAA", '0 issue "ca.example" 0 iodef "mailto:a@ex.test"',
+     ['0 issue "ca.example"', '0 iodef "mailto:a@ex.test"']),
+    ("A", r"\# 4 c0000201", ["192.0.2.1"]),
+])
+def test_read_records_one_after_another(rdtype: str, text: str, records: list[str]) -> None:
+    got = read_records(rdtype, text, dns.name.from_text("ex.test"))
+    assert [rd.to_text() for rd in got] == records
+
+
+@pytest.mark.parametrize(("rdtype", "text"), [("A", "10.0.0.0/33"), ("MX", "10 mail. 20"),
+                                              ("FOO", "x")])
+def test_read_records_refuses_what_is_not_records(rdtype: str, text: str) -> None:
+    with pytest.raises(dns.exception.DNSException):
+        read_records(rdtype, text, dns.name.from_text("ex.test"))

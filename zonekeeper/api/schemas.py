@@ -24,16 +24,21 @@ class RecordOut(BaseModel):
     disabled: bool
 
 
+# An RRset's TTL range is checked with its records (services.zones.make_change), so a bad TTL
+# and bad record data come back in one answer; the schema documents the range.
+_RRSET_TTL = Field(None, json_schema_extra={"minimum": 0, "maximum": 2**31 - 1})
+
+
 class RRsetIn(_In):
     name: str = Field(min_length=1, max_length=255,
                       description="absolute, or relative to the zone; '@' is the apex")
     type: str = Field(min_length=1, max_length=16)
-    ttl: int | None = Field(None, ge=0, le=2**31 - 1)
+    ttl: int | None = _RRSET_TTL
     records: list[RecordIn] = Field(default_factory=list)
 
 
 class RRsetPut(_In):
-    ttl: int | None = Field(None, ge=0, le=2**31 - 1)
+    ttl: int | None = _RRSET_TTL
     records: list[RecordIn] = Field(min_length=1)
 
 

@@ -16,7 +16,7 @@ import tomli_w
 from pydantic import ValidationError
 
 from zonekeeper import __version__
-from zonekeeper.cli.remote import DEFAULT_API_URL, NOUNS, Api, token_remote
+from zonekeeper.cli.remote import DEFAULT_API_URL, EXIT_STATUS, NOUNS, Api, token_remote
 
 
 def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = None) -> Any:
@@ -37,7 +37,7 @@ def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = Non
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+@click.group(epilog=EXIT_STATUS)
 @click.version_option(__version__, prog_name="zonekeeper")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML config file (default: $ZONEKEEPER_CONFIG or /etc/zonekeeper/zonekeeper.toml)")
@@ -60,8 +60,10 @@ def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None
 @click.option("--dns-listen", multiple=True, help="ADDR:PORT for DNS over UDP and TCP (repeatable)")
 @click.option("--api-listen", default=None, help="ADDR:PORT for the HTTP API")
 @click.option("--database", default=None, help="database URL (sqlite:///PATH or postgresql+psycopg://…)")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default=None)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
+              help="log lines for people, or JSON (default: json when stderr is not a terminal)")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="the least important lines logged [info]")
 @click.option("--demo", is_flag=True, help="create the demo zone example.test. if it is missing")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema")
 @click.pass_context
@@ -125,14 +127,17 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--name", default="admin", show_default=True)
+@click.option("--name", default="admin", show_default=True, help="a name to recognise it by")
 @click.option("--scope", "scopes", multiple=True, default=("admin",), show_default=True,
-              type=click.Choice(["read", "write", "admin"]))
+              type=click.Choice(["read", "write", "admin"]),
+              help="read: GET; write: also changes; admin: also keys and tokens (repeatable)")
 @click.option("--bootstrap", is_flag=True,
               help="write the token straight into the local database (no API needed)")
 @click.option("--database", default=None, help="database URL (with --bootstrap)")
-@click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL)
-@click.option("--token", "api_token", envvar="ZONEKEEPER_TOKEN", default=None)
+@click.option("--api-url", envvar="ZONEKEEPER_API_URL", default=DEFAULT_API_URL,
+              help="API base URL (or ZONEKEEPER_API_URL)")
+@click.option("--token", "api_token", envvar="ZONEKEEPER_TOKEN", default=None,
+              help="an admin API token to make it with (or ZONEKEEPER_TOKEN)")
 @click.pass_context
 def token_create(ctx: click.Context, name: str, scopes: tuple[str, ...], bootstrap: bool,
                  database: str | None, api_url: str, api_token: str | None) -> None:
@@ -250,7 +255,8 @@ def config_init(ctx: click.Context) -> None:
 @cli.command("check-zone")
 @click.argument("origin")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
-@click.option("-o", "output", type=click.Choice(["text", "json"]), default="text")
+@click.option("-o", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="named-checkzone-style lines, or one JSON document")
 def check_zone(origin: str, file: Any, output: str) -> None:
     """Check a zone file offline, named-checkzone style; exit 1 on errors."""
     from zonekeeper.errors import Invalid

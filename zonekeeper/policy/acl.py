@@ -43,9 +43,29 @@ def parse_address(text: str) -> IPAddress:
     return addr
 
 
+def _network_problem(text: str) -> str:
+    """Why ``text`` is not a network, in one phrase."""
+    address, slash, prefix = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{address!r} is not an IPv4 or IPv6 address"
+    longest = ip.max_prefixlen
+    if slash and not prefix.isdigit():
+        return f"{prefix!r} is not a prefix length (0 to {longest} for IPv{ip.version})"
+    if slash and int(prefix) > longest:
+        return f"the prefix length /{prefix} is over {longest}, the most for IPv{ip.version}"
+    return f"{text!r} is not an IPv{ip.version} network"
+
+
 @functools.lru_cache(maxsize=1024)
 def parse_network(text: str) -> IPNetwork:
-    net = ipaddress.ip_network(text.strip(), strict=False)
+    """A network (an address alone is a /32 or /128; host bits are cleared); a ValueError
+    says in one phrase what is wrong."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(_network_problem(text.strip())) from None
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
         prefix = max(net.prefixlen - 96, 0)
         return ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{prefix}", strict=False)

@@ -321,7 +321,9 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
             row.tsig_key_id = None
         else:
             row.tsig_key_id = _key_row(s, _key_name(key)).id
-    if row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None:
+    network_bad = any(r.loc == ("network",) for r in reasons)
+    if (row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None
+            and not network_bad):
         reasons.append(Reason(("network",), "an allow rule must name a network, a key, or both"))
     if (row.effect == Effect.ALLOW.value and _every_address(row.network) and not force
             and (creating or _opens(fields))):

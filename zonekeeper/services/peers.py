@@ -235,8 +235,8 @@ def _apply(s: Session, row: Peer, fields: dict[str, Any]) -> None:
         for i, n in enumerate(fields["transfer_from"]):
             try:
                 nets.append(str(parse_network(n)))
-            except ValueError:
-                reasons.append(Reason(("transfer_from", i), f"{n!r} is not a network"))
+            except ValueError as exc:
+                reasons.append(Reason(("transfer_from", i), f"{n!r} is not a network: {exc}"))
         row.transfer_from = json.dumps(nets)
     if "key" in fields:
         if fields["key"] is None:

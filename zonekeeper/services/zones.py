@@ -149,6 +149,9 @@ class SoaFields:
     ttl: int | None = None
 
 
+MAX_TTL = 2**31 - 1
+
+
 def make_change(
     name: str, rdtype: str, ttl: int | None, contents: list[tuple[str, bool]], changetype: str,
     origin: dns.name.Name, loc: tuple[str | int, ...] = (),
@@ -156,19 +159,26 @@ def make_change(
     """An RRset change from what a user typed (owner relative to ``origin``, type, TTL,
     records in presentation format), or every problem with it, each at ``loc`` + where in
     the change it is. The API and the console both build changes here."""
+    reasons: list[Reason] = []
+    owner = t = None
     try:
         owner = owner_name(name, origin)
     except Exception as exc:  # noqa: BLE001
-        return None, [Reason((*loc, "name"), f"{name!r} is not a valid name: {exc}")]
+        reasons.append(Reason((*loc, "name"), f"{name!r} is not a valid name: {exc}"))
     try:
         t = parse_type(rdtype)
     except ValueError as exc:
-        return None, [Reason((*loc, "type"), str(exc))]
-    reasons: list[Reason] = []
+        reasons.append(Reason((*loc, "type"), str(exc)))
+    if ttl is not None and not 0 <= ttl <= MAX_TTL:
+        reasons.append(Reason((*loc, "ttl"), f"TTL {ttl} is outside 0..{MAX_TTL}"))
     if changetype == "REPLACE" and not contents:
         reasons.append(Reason((*loc, "records"), "REPLACE needs at least one record"))
+    if t is None:
+        return None, reasons
     records, errors = parse_records(t, contents, origin)
     reasons.extend(Reason((*loc, "records", i, "content"), msg) for i, msg in errors)
+    if owner is None:
+        return None, reasons
     return RRsetChange(owner, t, changetype, ttl, records), reasons
 
 

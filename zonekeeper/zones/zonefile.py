@@ -168,6 +168,16 @@ def _message(exc: Exception) -> str:
     return re.sub(r"^<zone>:\d+: ", "", msg) or "syntax error"
 
 
+def _rdtype_named(text: str | None) -> str | None:
+    """The record type ``text`` names, in its usual spelling, or None."""
+    if not text:
+        return None
+    try:
+        return dns.rdatatype.to_text(dns.rdatatype.from_text(text))
+    except Exception:  # noqa: BLE001 - not a type (a TTL, a class)
+        return None
+
+
 class _Reader(dns.zonefile.Reader):
     """A reader that records each bad line and carries on with the next one."""
 
@@ -191,16 +201,29 @@ class _Reader(dns.zonefile.Reader):
         self.current_origin = origin
         self.last_name = origin
 
-    def _guarded(self, method: Any) -> None:
+    def _guarded(self, method: Any, *, record: bool = False) -> None:
         _check_cancel(self.collector.cancel)
         line = self.tok.line
         self.collector.line = line
+        self.last_identifier: str | None = None
         try:
             method()
         except dns.exception.DNSException as exc:  # e.g. NameTooLong is a FormError
-            self.problems.append(Problem(line, _message(exc)))
+            msg = _message(exc)
+            rdtype = _rdtype_named(self.last_identifier) if record else None
+            if rdtype is not None:
+                # The type was read, so its data was at fault: say which type.
+                msg = f"bad {rdtype} record: {msg}"
+            self.problems.append(Problem(line, msg))
             if not self.tok.line_done:
                 self._skip_line()
+
+    def _get_identifier(self) -> dns.tokenizer.Token:
+        # A record's TTL, class and type are read here (its data is not): the last one read
+        # names the type once the data is being read.
+        token = super()._get_identifier()
+        self.last_identifier = token.value
+        return token
 
     def _skip_line(self) -> None:
         while True:
@@ -219,7 +242,7 @@ class _Reader(dns.zonefile.Reader):
                 break
 
     def _rr_line(self) -> None:
-        self._guarded(super()._rr_line)
+        self._guarded(super()._rr_line, record=True)
 
     def _generate_line(self) -> None:
         self._guarded(self._bounded_generate)
@@ -284,6 +307,35 @@ def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | 
     result = ParseResult(ZoneContent(origin), errors=errors, limited=reader.limited)
     group(collector.records, result, cancel=cancel)
     return result
+
+
+class _RecordStream(dns.tokenizer.Tokenizer):
+    """A tokenizer on which a record ends where its fields end, not only at the end of the
+    line, so one line can hold several records of one type."""
+
+    def get_eol_as_token(self) -> dns.tokenizer.Token:
+        token = self.get()
+        if not token.is_eol_or_eof():
+            self.unget(token)
+            return dns.tokenizer.Token(dns.tokenizer.EOL, "\n")
+        return token
+
+
+def read_records(rdtype: int | str, text: str, origin: dns.name.Name) -> list[dns.rdata.Rdata]:
+    """The records of type ``rdtype`` in ``text``, read one after another with dnspython's
+    zone-file rdata reader: each takes as many words as its type has fields (``192.0.2.1
+    192.0.2.2`` is two A records, ``10 mail`` one MX), and a type whose last field takes the
+    rest of the line (TXT, DS, SSHFP...) takes every word left. Relative names are completed
+    with ``origin``. Raises ``dns.exception.DNSException`` when the text is not such records."""
+    tok = _RecordStream(text)
+    out = []
+    while True:
+        token = tok.get()
+        if token.is_eol_or_eof():
+            return out
+        tok.unget(token)
+        out.append(dns.rdata.from_text(dns.rdataclass.IN, rdtype, tok, origin=origin,
+                                       relativize=False))
 
 
 _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdatatype.DNAME)}

@@ -194,7 +194,10 @@ async def put_rrset(
 ) -> dict[str, int]:
     origin = parse_zone_name(zone)
     item = RRsetIn.model_construct(name=name, type=type, ttl=body.ttl, records=body.records)
-    changes = _changes([item], origin, "body", ["REPLACE"])
+    change, reasons = _change(item, origin, ("body",), "REPLACE")
+    if change is None or reasons:
+        raise Invalid(f"{len(reasons)} problem(s) in the RRset", reasons)
+    changes = [change]
     serial = await ctx.zones.patch_rrsets(origin, changes, if_match=if_match)
     response.headers["ETag"] = _etag(serial)
     return {"serial": serial}
