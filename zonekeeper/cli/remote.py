@@ -316,7 +316,8 @@ def zone_transfer(api: Api, name: str, axfr: bool) -> None:
 @pass_api
 def zone_status(api: Api, name: str) -> None:
     api.show(api.call("GET", f"/zones/{name}/xfr-status").json(),
-             ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "notify", "last_transfer"])
+             ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "alert", "notify",
+              "last_transfer"])
 
 
 @zone.command("link")
