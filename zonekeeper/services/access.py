@@ -12,6 +12,7 @@ from typing import Any
 
 import dns.exception
 import dns.name
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,8 @@ from zonekeeper.policy.acl import (
 )
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
+
+log = structlog.get_logger("zonekeeper.access")
 from zonekeeper.zones.snapshot import Registry
 
 
@@ -139,17 +142,23 @@ class AccessService:
                 material = keyfmt.make(name, algorithm or keyfmt.DEFAULT_ALGORITHM, secret)
         except keyfmt.KeyFormatError as exc:
             raise Invalid("the key cannot be created", [Reason(("body",), str(exc))]) from None
-        return await self._write(lambda s: _insert_keys(s, [material])[0])  # type: ignore[no-any-return]
+        info = await self._write(lambda s: _insert_keys(s, [material])[0])
+        log.info("key.created", key=info["name"], algorithm=info["algorithm"],
+                 generated=secret is None)
+        return info  # type: ignore[no-any-return]
 
     async def import_keys(self, text: str) -> list[dict[str, Any]]:
         try:
             materials = keyfmt.parse_text(text)
         except keyfmt.KeyFormatError as exc:
             raise Invalid("the key text cannot be imported", [Reason(("body",), str(exc))]) from None
-        return await self._write(lambda s: _insert_keys(s, materials))  # type: ignore[no-any-return]
+        infos = await self._write(lambda s: _insert_keys(s, materials))
+        log.info("key.imported", keys=[i["name"] for i in infos])
+        return infos  # type: ignore[no-any-return]
 
     async def export_key(self, name: str, fmt: str) -> str:
         info = await self.get_key(name, with_secret=True)
+        log.info("key.exported", key=info["name"], format=fmt)
         return keyfmt.export(keyfmt.KeyMaterial(info["name"], info["algorithm"], info["secret"]), fmt)
 
     async def delete_key(self, name: str) -> None:
