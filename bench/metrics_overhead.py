@@ -38,6 +38,7 @@ from common import (  # noqa: E402
     ZK_PORT,
     ZONE,
     Zonekeeper,
+    _cpu_seconds,
     _timed_transfer,
     ensure_queries,
     ensure_zone_file,
@@ -62,10 +63,16 @@ def one_launch(db: Path, mode: str, args: argparse.Namespace, queries: Path,
         axfr = dns.message.make_query(ZONE, "AXFR").to_wire()
         _timed_transfer(ZK_ADDR, ZK_PORT, axfr, records, timeout=600)  # builds the image
         run_dnsperf(ZK_ADDR, ZK_PORT, queries, 2, args.clients, args.outstanding)
+        assert zk.proc is not None
+        cpu = _cpu_seconds(zk.proc.pid)
         perf = run_dnsperf(ZK_ADDR, ZK_PORT, queries, args.seconds, args.clients, args.outstanding)
+        cpu = _cpu_seconds(zk.proc.pid) - cpu
         times = [_timed_transfer(ZK_ADDR, ZK_PORT, axfr, records, timeout=600)
                  for _ in range(args.axfrs)]
-        out = {"qps": perf["qps"], "axfr_s": statistics.median(times)}
+        # Server CPU time per query answered: steadier than q/s on a machine that is not
+        # quiet (other processes take the server's core, not its CPU time per query).
+        out = {"qps": perf["qps"], "axfr_s": statistics.median(times),
+               "cpu_us": cpu / max(perf["completed"] or 1, 1) * 1e6}
         r = httpx2.get(f"http://127.0.0.1:{ZK_API}/metrics", timeout=30)
         if mode == "on":
             m = re.search(r'^zonekeeper_dns_queries_total\{transport="udp"\} (\S+)$', r.text, re.M)
@@ -119,7 +126,7 @@ def main() -> int:
                 release_quiet()
                 results[mode].append(rec)
                 log(f"round {n + 1} metrics {mode}: {rec['qps']:,.0f} q/s, "
-                    f"AXFR {rec['axfr_s'] * 1000:.1f} ms")
+                    f"{rec['cpu_us']:.2f} us CPU/query, AXFR {rec['axfr_s'] * 1000:.1f} ms")
     finally:
         release_quiet()
 
@@ -128,6 +135,8 @@ def main() -> int:
 
     qps_on, qps_off = med("on", "qps"), med("off", "qps")
     ax_on, ax_off = med("on", "axfr_s"), med("off", "axfr_s")
+    cpu_on, cpu_off = med("on", "cpu_us"), med("off", "cpu_us")
+    cpu_diff = (cpu_on - cpu_off) / cpu_off * 100
     qps_diff = (qps_off - qps_on) / qps_off * 100  # throughput lost with metrics on
     ax_diff = (ax_on - ax_off) / ax_off * 100  # time added with metrics on
     lines = [
@@ -140,6 +149,7 @@ def main() -> int:
         "|---|---:|---:|---:|",
         f"| UDP queries/s | {qps_on:,.0f} | {qps_off:,.0f} | {qps_diff:+.2f} % |",
         f"| AXFR time (ms) | {ax_on * 1000:.1f} | {ax_off * 1000:.1f} | {ax_diff:+.2f} % |",
+        f"| server CPU per UDP query (us) | {cpu_on:.2f} | {cpu_off:.2f} | {cpu_diff:+.2f} % |",
         "",
         "Per round (on / off): " + "; ".join(
             f"{a['qps']:,.0f} / {b['qps']:,.0f} q/s, {a['axfr_s'] * 1000:.1f} / "
