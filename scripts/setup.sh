@@ -9,9 +9,10 @@ want_test=0
 
 DEBS=()
 if [ "$want_test" = 1 ]; then
-  # Real peers and clients for the tests: BIND (oracle), Knot and NSD, dig and kdig.
+  # Real peers and clients for the tests: BIND (oracle), Knot and NSD, dig and kdig; dnsperf
+  # for bench/; promtool (Debian prometheus) checks docs/prometheus-alerts.yml.
   for pair in named:bind9 named-checkzone:bind9-utils dig:bind9-dnsutils knotd:knot \
-              kdig:knot-dnsutils nsd:nsd dnsperf:dnsperf; do
+              kdig:knot-dnsutils nsd:nsd dnsperf:dnsperf promtool:prometheus; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || DEBS+=("${pair#*:}")
   done
   # A PostgreSQL server for the PostgreSQL-backed tests (tests/conftest.py starts its own

@@ -20,6 +20,7 @@ from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
+from zonekeeper.monitor import Monitor
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
@@ -165,6 +166,10 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
+    monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier)
+    monitor.attach(xfr=xfr, notifier=notifier, secondaries=secondaries, zones=zones)
+    monitor.state = ctx.state
+    ctx.state["monitor"] = monitor
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx, usage)
     rt.refresh = refresh
     return rt
@@ -280,6 +285,14 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         api_sock = make_socket(api_host, api_port, socket.SOCK_STREAM)
     except OSError as exc:
         raise StartupError(f"cannot listen on {settings.api.listen}: {exc.strerror or exc}") from exc
+    metrics_sock = None
+    if settings.metrics.enabled and settings.metrics.listen:
+        m_host, m_port = parse_hostport(settings.metrics.listen)
+        try:
+            metrics_sock = make_socket(m_host, m_port, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {settings.metrics.listen}: "
+                               f"{exc.strerror or exc}") from exc
 
     await asyncio.to_thread(rt.zones.load_all)
     await asyncio.to_thread(rt.ctx.status.load_sync)
@@ -307,8 +320,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
         max_input=dns_cfg.tcp_max_input_bytes,
     )
+    monitor: Monitor = rt.ctx.state["monitor"]
+    monitor.attach_tcp(rt.tcp_state)
     for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr))
+        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr, monitor.metrics.udp))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
@@ -336,6 +351,16 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                             access_log=False, limit_max_requests=None)
     api = _EmbeddedServer(config)
     api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
+    metrics_server = None
+    if metrics_sock is not None:
+        from zonekeeper.api.app import metrics_app
+
+        metrics_server = _EmbeddedServer(uvicorn.Config(
+            metrics_app(monitor), loop="none", lifespan="off", log_level="warning",
+            access_log=False))
+        metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]))
+        log.info("metrics.listening", address=settings.metrics.listen)
+    monitor.start()
     rt.ctx.state["listening"] = True
     log.info("api.listening", address=api_host, port=api_port, version=__version__)
     log.info("ready", seconds=round(time.monotonic() - started, 3))
@@ -363,6 +388,13 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     except (TimeoutError, asyncio.CancelledError):
         api_task.cancel()
     stop_task.cancel()
+    if metrics_server is not None:
+        metrics_server.should_exit = True
+        try:
+            await asyncio.wait_for(metrics_task, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            metrics_task.cancel()
+    await monitor.close()
     await rt.ctx.status.close()
     await rt.usage.close()  # the uses noted since the last write
     rt.db.dispose()

@@ -175,6 +175,44 @@ class SecondarySettings(_Section):
     transfer_timeout: float = Field(3600, gt=0)
 
 
+class MetricsSettings(_Section):
+    """``/metrics`` (Prometheus text format, no auth): on the API's address when ``listen`` is
+    empty, else on an address of its own (ADDR:PORT)."""
+
+    enabled: bool = True
+    listen: str = ""
+    per_zone: bool = True  # per-zone and per-peer series; off for very many zones
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        if value:
+            parse_hostport(value)
+        return value
+
+
+class AlertSettings(_Section):
+    """The stale-secondary detector and where its state changes are posted."""
+
+    # A linked secondary that does not serve the zone's serial this long after the change
+    # is "behind".
+    behind_after: float = Field(60, gt=0)
+    # NOTIFYs given up on, or failed transfers to the peer in a row, before it is "failing".
+    failing_after: int = Field(3, ge=1)
+    webhooks: list[str] = Field(default_factory=list)
+    webhook_timeout: float = Field(5, gt=0)
+    webhook_retries: int = Field(5, ge=0)  # after the first try, backing off from 1 s
+    webhook_queue: int = Field(1000, ge=1)  # events waiting at most; past it the oldest go
+
+    @field_validator("webhooks")
+    @classmethod
+    def _check_webhooks(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r}: a webhook is an http:// or https:// URL")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZONEKEEPER_",
@@ -191,6 +229,8 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     secondary: SecondarySettings = Field(default_factory=SecondarySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @classmethod
     def settings_customise_sources(

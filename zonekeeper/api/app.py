@@ -1,11 +1,14 @@
-"""The FastAPI application: /api/v1, /healthz, /readyz."""
+"""The FastAPI application: /api/v1, /healthz, /readyz, /metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from starlette.applications import Starlette
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from zonekeeper import __version__
 from zonekeeper.api import problems
@@ -13,6 +16,7 @@ from zonekeeper.api.deps import AppContext
 from zonekeeper.api.guard import RequestGuard
 from zonekeeper.api.routes import access, peers, tokens, zones
 from zonekeeper.api.schemas import Problem
+from zonekeeper.monitor import METRICS_CONTENT_TYPE, Monitor
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -30,6 +34,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "Storage unavailable; retry later"),
     )
 }
+
+
+def metrics_endpoint(monitor: Monitor) -> Callable[[], Awaitable[Response]]:
+    async def metrics() -> Response:
+        """Prometheus text exposition (no auth)."""
+        return Response(await monitor.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return metrics
+
+
+def metrics_app(monitor: Monitor) -> Starlette:
+    """``/metrics`` alone, for ``[metrics] listen`` on an address of its own."""
+    endpoint = metrics_endpoint(monitor)
+
+    async def route(_request: Request) -> Response:
+        return await endpoint()
+
+    return Starlette(routes=[Route("/metrics", route, methods=["GET"])])
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -54,19 +76,27 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
+        """The process is alive and its loop turns."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> Response:
+        """200 when the DNS and API listeners are bound, every zone is loaded and the
+        database answers; else 503 with the reasons."""
         state = ctx.state
-        ready = bool(state.get("listening")) and bool(state.get("zones_loaded"))
+        reasons = await state["monitor"].readiness()
         body = {
-            "status": "ready" if ready else "starting",
+            "status": "ready" if not reasons else "not ready",
+            "reasons": reasons,
             "listening": bool(state.get("listening")),
             "zones_loaded": bool(state.get("zones_loaded")),
             "zones": len(ctx.zones.registry.zones),
             "role": "leader",
         }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        return JSONResponse(body, status_code=200 if not reasons else 503)
+
+    if ctx.settings.metrics.enabled and not ctx.settings.metrics.listen:
+        app.add_api_route("/metrics", metrics_endpoint(ctx.state["monitor"]), methods=["GET"],
+                          tags=["health"], include_in_schema=False)
 
     return app

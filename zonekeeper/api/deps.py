@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
@@ -57,6 +58,8 @@ def require(scope: Scope) -> Any:
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         principal = await authenticate(ctx, request.scope)
+        # Every log line of this request (zone.changed among them) names the token.
+        structlog.contextvars.bind_contextvars(token_name=principal.name)
         if not covers(set(principal.scopes), scope):
             raise Forbidden(
                 f"this call needs the '{scope.value}' scope; the token has "

@@ -341,6 +341,10 @@ class XfrStatusRow(BaseModel):
     last_transfer: dict[str, object] | None
     notify: dict[str, object] | None
     primary_status: dict[str, object] | None = None
+    # The stale-secondary detector's view: in_sync, behind or failing, since when, and why.
+    alert: str | None = None
+    alert_since: str | None = None
+    alert_reason: str | None = None
 
 
 class TransferRequest(_In):

@@ -560,7 +560,8 @@ def zone_transfer(api: Api, name: str, axfr: bool, timeout: float) -> None:
 def zone_status(api: Api, name: str) -> None:
     """Per linked peer: its serial, lag, last NOTIFY and last transfer."""
     api.show(api.call("GET", f"/zones/{name}/xfr-status").json(),
-             ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "notify", "last_transfer"])
+             ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "alert", "notify",
+              "last_transfer"])
 
 
 @zone.command("link")

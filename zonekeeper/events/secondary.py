@@ -152,6 +152,12 @@ class _Framed:
         return out
 
 
+def _trace(primary: Primary) -> dict[str, Any]:
+    """What one ``xfr.in`` event counts, from the start of the attempt."""
+    return {"type": None, "msgs": 0, "bytes": 0, "started": time.monotonic(),
+            "key": primary.key.name.to_text() if primary.key is not None else None}
+
+
 def clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
@@ -203,6 +209,18 @@ class SecondaryManager:
         self.clock = clock
         self.zones: dict[str, ZoneState] = {}
         self.closed = False
+        # Each inbound transfer's event (as logged), for the metrics.
+        self.on_transfer: Callable[[dict[str, Any]], None] | None = None
+
+    def _event(self, trace: dict[str, Any], **event: Any) -> None:
+        """One ``xfr.in`` line per transfer (and per primary that failed), with what ``trace``
+        counted: the type tried (on success, the outcome: AXFR, IXFR, FALLBACK), messages and bytes received, the key, the time taken."""
+        event = {"type": trace["type"], **event, "msgs": trace["msgs"], "bytes": trace["bytes"],
+                 "key": trace["key"],
+                 "duration_ms": round((time.monotonic() - trace["started"]) * 1000, 1)}
+        log.info("xfr.in", **event)
+        if self.on_transfer is not None:
+            self.on_transfer(event)
 
     # -- zones --------------------------------------------------------------------------------
     def add(self, name: dns.name.Name, serial: int | None, timers: ZoneTimers, primaries: list[Primary]) -> None:
@@ -276,13 +294,15 @@ class SecondaryManager:
         outcome: Outcome | None = None
         last: tuple[str, str | None] | None = None  # the last failure: primary, rcode
         for primary in state.primaries:
+            trace = _trace(primary)
             try:
-                outcome = await self._from_primary(state, primary, force_axfr)
+                outcome = await self._from_primary(state, primary, force_axfr, trace)
             except TransferFailed as exc:
                 errors.append(f"{primary.name}: {exc}")
                 last = (primary.name, exc.rcode)
                 self._note(state, primary, error=str(exc), rcode=exc.rcode)
-                log.info("xfr.in", zone=zone, primary=primary.name, result="failed", error=str(exc))
+                self._event(trace, zone=zone, primary=primary.name, serial_from=state.serial,
+                            result="failed", error=str(exc))
                 continue
             self._note(state, primary, success=True)
             break
@@ -334,7 +354,8 @@ class SecondaryManager:
         t.expire = clamp(expire, s.expire_min, s.expire_max)
 
     # -- one primary --------------------------------------------------------------------------
-    async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool) -> Outcome:
+    async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool,
+                            trace: dict[str, Any]) -> Outcome:
         zone = state.name
         their = await self._soa_serial(zone, primary)
         ours = state.serial
@@ -347,7 +368,7 @@ class SecondaryManager:
             try:
                 reader = await self._transfer(zone, primary, xfrin.Reader(
                     current.origin_key, ixfr_from=ours, base=current.nodes,
-                    base_cuts=current.cuts))
+                    base_cuts=current.cuts), trace)
                 if reader.result is None:
                     # Just our SOA in answer (the SOA query reached another copy of the
                     # primary): nothing to install, nor an empty journal entry to make.
@@ -358,11 +379,12 @@ class SecondaryManager:
             except TransferFailed as exc:
                 if exc.network:
                     raise
-                log.info("xfr.in", zone=zone.to_text(), primary=primary.name,
-                         result="ixfr-failed", error=str(exc), fallback="AXFR")
+                self._event(trace, zone=zone.to_text(), primary=primary.name, serial_from=ours,
+                            result="ixfr-failed", error=str(exc), fallback="AXFR")
+                trace.update(_trace(primary))
                 result = XfrOutcome.FALLBACK
         if got is None:
-            reader = await self._transfer(zone, primary, xfrin.Reader(name_key(zone)))
+            reader = await self._transfer(zone, primary, xfrin.Reader(name_key(zone)), trace)
             assert reader.result is not None
             got = reader.result
         if ours is not None and not force_axfr and not is_newer(got.serial, ours):
@@ -379,8 +401,8 @@ class SecondaryManager:
         assert soa is not None  # the reader checks every version has one
         self.timers_from_soa(state.timers, blob_rdatas(soa)[0])
         state.serial = got.serial
-        log.info("xfr.in", zone=zone.to_text(), primary=primary.name, type=result.value,
-                 serial_from=ours, serial=got.serial, records=got.records, result="ok")
+        self._event(trace, zone=zone.to_text(), primary=primary.name, type=result.value,
+                    serial_from=ours, serial=got.serial, records=got.records, result="ok")
         return Outcome(result, ours, got.serial, primary.name, records=got.records)
 
     async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> int:
@@ -408,9 +430,11 @@ class SecondaryManager:
         raise TransferFailed("the SOA answer has no SOA for the zone")
 
     async def _transfer(self, zone: dns.name.Name, primary: Primary,
-                        reader: xfrin.Reader) -> xfrin.Reader:
-        """AXFR, or IXFR when ``reader`` has a serial to start from, into ``reader``."""
+                        reader: xfrin.Reader, trace: dict[str, Any]) -> xfrin.Reader:
+        """AXFR, or IXFR when ``reader`` has a serial to start from, into ``reader``; what
+        was received is counted in ``trace``."""
         rdtype = dns.rdatatype.AXFR if reader.ixfr_from is None else dns.rdatatype.IXFR
+        trace["type"] = dns.rdatatype.to_text(rdtype)
         query = dns.message.make_query(zone, rdtype, use_edns=False)
         query.flags = 0
         if reader.ixfr_from is not None:
@@ -420,7 +444,7 @@ class SecondaryManager:
             query.use_tsig(primary.key)
         try:
             # In a worker thread: reading a large transfer must not stall the event loop.
-            await asyncio.to_thread(self._receive, primary, reader, query)
+            await asyncio.to_thread(self._receive, primary, reader, query, trace)
         except TransferFailed:
             raise
         except (TimeoutError, OSError, EOFError) as exc:
@@ -436,7 +460,8 @@ class SecondaryManager:
             raise TransferFailed(f"bad transfer: {exc or type(exc).__name__}") from None
         return reader
 
-    def _receive(self, primary: Primary, reader: xfrin.Reader, query: dns.message.Message) -> None:
+    def _receive(self, primary: Primary, reader: xfrin.Reader, query: dns.message.Message,
+                 trace: dict[str, Any]) -> None:
         """The transfer itself, over TCP (blocking: runs in a worker thread). Each message is
         checked against the limits, then parsed, verified and fed to ``reader``."""
         limits = self.settings
@@ -459,6 +484,8 @@ class SecondaryManager:
                 length = stream.length()
                 rwire = stream.body(length)
                 size += 2 + length
+                trace["msgs"] += 1
+                trace["bytes"] = size
                 if size > limits.max_bytes:
                     raise TransferFailed(f"the transfer is over the {limits.max_bytes}-byte limit")
                 # Counted from the header: duplicates the reader merges count too.

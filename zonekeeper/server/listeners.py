@@ -82,9 +82,12 @@ def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None) -> None:
+    def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None,
+                 counts: list[int] | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
+        # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
+        self.counts = counts
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -92,6 +95,8 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         resp = _respond(self.handler, self.xfr, data, tcp=False, addr=addr[0])
+        if self.counts is not None:
+            self.counts[resp[3] & 15 if resp else 16] += 1
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -133,6 +138,8 @@ class TcpServerState:
         self.accepting = True
         self.loop = asyncio.get_running_loop()
         self.refusals = Throttle(10.0)
+        self.counts: list[int] | None = None  # as UdpProtocol.counts, for TCP
+        self.on_refused: Callable[[str], None] | None = None  # a connection refused: reason
 
     def known(self, addr: str) -> bool:
         return self.xfr is not None and self.xfr.policy.known(addr)
@@ -168,6 +175,8 @@ class TcpServerState:
                 table.pop(key, None)
 
     def _refuse(self, addr: str, reason: str, limit: int) -> None:
+        if self.on_refused is not None:
+            self.on_refused(reason)
         held = self.refusals.due(reason)
         if held is not None:
             log.warning("dns.tcp_refused", client=addr, reason=reason, limit=limit,
@@ -502,6 +511,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     batch = 0
     transfer = False
     xfr = state.xfr
+    counts = state.counts
     turn = TURN_REQUESTS
     while end - pos >= 2 and not out.paused() and turn:
         turn -= 1
@@ -518,6 +528,8 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
                 break
         elif n:
             resp = _respond(state.handler, xfr, msg, tcp=True, addr=addr)
+            if counts is not None:
+                counts[resp[3] & 15 if resp else 16] += 1
             if resp is not None:
                 pending.append(len(resp).to_bytes(2, "big") + resp)
                 batch += len(resp) + 2
@@ -658,10 +670,11 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
-async def start_udp(handler: QueryHandler, sock: socket.socket,
-                    xfr: XfrServer | None = None) -> asyncio.DatagramTransport:
+async def start_udp(handler: QueryHandler, sock: socket.socket, xfr: XfrServer | None = None,
+                    counts: list[int] | None = None) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(handler, xfr), sock=sock)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: UdpProtocol(handler, xfr, counts), sock=sock)
     return transport
 
 

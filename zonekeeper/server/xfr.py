@@ -35,6 +35,7 @@ import dns.tsig
 import structlog
 
 from zonekeeper.logs import Throttle
+from zonekeeper.metrics import Metrics, refusal_reason
 from zonekeeper.policy.acl import AclAction, Policy, transfer_decision
 from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import key_to_name, name_key
@@ -438,6 +439,7 @@ class XfrServer:
         # and five lines per source and outcome every 10 s at most, with the count held back.
         self.notify_limit = NotifyLimit()
         self.notify_log = Throttle(10.0, burst=5)
+        self.metrics = Metrics(enabled=False)  # the process's, from the composition root
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
@@ -537,6 +539,13 @@ class XfrServer:
         return resp.to_wire()  # type: ignore[no-any-return]
 
     def _check_tsig(self, wire: bytes) -> dns.message.Message | _TsigRefusal:
+        """``_verify_tsig``, TSIG failures counted by kind."""
+        checked = self._verify_tsig(wire)
+        if isinstance(checked, _TsigRefusal) and checked.result != "formerr":
+            self.metrics.tsig_error(checked.result)
+        return checked
+
+    def _verify_tsig(self, wire: bytes) -> dns.message.Message | _TsigRefusal:
         """The request parsed and, when signed, verified in RFC 8945 §5.2's order: key
         (BADKEY), MAC size (§5.2.2.1: FORMERR) and MAC (BADSIG), time (BADTIME), truncation
         (BADTRUNC: a truncated MAC is refused, whole MACs only). Key and MAC errors are
@@ -645,6 +654,10 @@ class XfrServer:
 
     def _notify_log(self, what: object, /, **event: object) -> None:
         """A ``notify.received`` line, unless five for ``what`` went out in the last 10 s."""
+        result = str(event["result"])
+        self.metrics.notify_in(result)
+        if result != "accepted":
+            self.metrics.refused("notify", refusal_reason(str(event.get("reason") or "")))
         held = self.notify_log.due(what)
         if held is not None:
             log.info("notify.received", **event, **({"suppressed": held} if held else {}))
@@ -661,6 +674,7 @@ class XfrServer:
         BADTIME signed."""
         checked = self._check_tsig(wire)
         if isinstance(checked, _TsigRefusal):
+            self.metrics.refused("query", "tsig" if checked.result != "formerr" else "malformed")
             if checked.reason is not None:
                 log.info("dns.tsig_refused", key=checked.key, reason=checked.reason)
             return checked.answer
@@ -753,6 +767,8 @@ class XfrServer:
             checked = self._check_tsig(wire)
             if isinstance(checked, _TsigRefusal):
                 _send(out, checked.answer)
+                self.metrics.refused("transfer",
+                                     "tsig" if checked.result != "formerr" else "malformed")
                 if checked.reason is not None:
                     log.info("xfr.refused", client=addr, key=checked.key, reason=checked.reason)
                 return Outcome(checked.result)
@@ -791,6 +807,7 @@ class XfrServer:
             if query.edns >= 0 and ede is not None:
                 resp.use_edns(0, options=[dns.edns.EDEOption(ede, reason[:100])])
             _send(out, reply(resp))
+            self.metrics.refused("transfer", refusal_reason(reason, rcode))
             held = self.refused_log.due((zone, addr))
             if held is not None and self.refused_all.due() is not None:
                 log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
@@ -996,10 +1013,15 @@ class XfrServer:
         }
         if style:
             event["style"] = style
+            if style == "current":
+                event["serial_from"] = serial
+            elif style.startswith("incremental from "):
+                event["serial_from"] = int(style.rpartition(" ")[2])
             if kind == "IXFR":
                 # "incremental from N" and "current" (one SOA) are IXFR answers; only
                 # "axfr-style: …" sends the whole zone.
                 event["type"] = "AXFR-style IXFR" if style.startswith("axfr-style") else "IXFR"
-        log.info("xfr.out", **event)
+        self.metrics.transfer_out(event)
         if self.on_transfer is not None:
-            self.on_transfer(event)
+            self.on_transfer(event)  # may name the linked peer the client is (``peer``)
+        log.info("xfr.out", **event)

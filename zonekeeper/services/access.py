@@ -148,17 +148,23 @@ class AccessService:
         except keyfmt.KeyFormatError as exc:
             loc = ("name",) if isinstance(exc, keyfmt.KeyNameError) else ("body",)
             raise Invalid("the key cannot be created", [Reason(loc, str(exc))]) from None
-        return await self._write(lambda s: _insert_keys(s, [material])[0])  # type: ignore[no-any-return]
+        info = await self._write(lambda s: _insert_keys(s, [material])[0])
+        log.info("key.created", key=info["name"], algorithm=info["algorithm"],
+                 generated=secret is None)
+        return info  # type: ignore[no-any-return]
 
     async def import_keys(self, text: str) -> list[dict[str, Any]]:
         try:
             materials = keyfmt.parse_text(text)
         except keyfmt.KeyFormatError as exc:
             raise Invalid("the key text cannot be imported", [Reason(("body",), str(exc))]) from None
-        return await self._write(lambda s: _insert_keys(s, materials))  # type: ignore[no-any-return]
+        infos = await self._write(lambda s: _insert_keys(s, materials))
+        log.info("key.imported", keys=[i["name"] for i in infos])
+        return infos  # type: ignore[no-any-return]
 
     async def export_key(self, name: str, fmt: str) -> str:
         info = await self.get_key(name, with_secret=True)
+        log.info("key.exported", key=info["name"], format=fmt)
         return keyfmt.export(keyfmt.KeyMaterial(info["name"], info["algorithm"], info["secret"]), fmt)
 
     async def delete_key(self, name: str) -> None:

@@ -45,6 +45,9 @@ class StatusService:
         self.owed: dict[tuple[str, str], int] = {}
         self._owed_dirty: set[tuple[str, str]] = set()
         self._flush_task: asyncio.Task[None] | None = None
+        # The stale-secondary detector (events/watch.py), set by the composition root: its
+        # state per pair is shown with the rest.
+        self.watch: Any = None
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
         self.targets = targets
@@ -104,6 +107,9 @@ class StatusService:
                     "duration_ms": event["duration_ms"], "key": event.get("key"),
                     "result": event["result"], "style": event.get("style"),
                 }})
+                event["peer"] = t.name
+                if self.watch is not None:
+                    self.watch.transfer_served(zone, t.name, event["result"] == "ok")
                 return
 
     def _schedule_flush(self) -> None:
@@ -163,10 +169,9 @@ class StatusService:
         for link in links:
             row = self.rows.get((zone, link["peer"]), {})
             peer_serial = row.get("peer_serial")
-            lag = None
-            if serial is not None and peer_serial is not None:
-                lag = (serial - peer_serial) % MODULUS if is_newer(serial, peer_serial) else 0
+            lag = serial_lag(serial, peer_serial)
             notify = row.get("notify")
+            alert = self.watch.view(zone, link["peer"]) if self.watch is not None else None
             out.append({
                 "peer": link["peer"],
                 "role": link["role"],
@@ -180,6 +185,7 @@ class StatusService:
                 "state": _state(lag, notify, row.get("check_error")),
                 "last_transfer": row.get("last_transfer"),
                 "notify": notify,
+                **(alert.as_dict() if alert is not None else {}),
             })
         return out
 
@@ -207,6 +213,14 @@ class StatusService:
         if self._flush_task is not None and not self._flush_task.done():
             self._flush_task.cancel()
         await self.flush()
+
+
+def serial_lag(serial: int | None, peer_serial: int | None) -> int | None:
+    """How many serials ``peer_serial`` is behind ``serial`` (RFC 1982); 0 when it is not
+    behind, None when either is unknown."""
+    if serial is None or peer_serial is None:
+        return None
+    return (serial - peer_serial) % MODULUS if is_newer(serial, peer_serial) else 0
 
 
 def _state(lag: int | None, notify: dict[str, Any] | None, check_error: str | None) -> str:

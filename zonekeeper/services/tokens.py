@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 
 from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated
 from zonekeeper.services.usage import LastUsed
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ApiToken
+
+log = structlog.get_logger("zonekeeper.tokens")
 
 
 class Scope(enum.StrEnum):
@@ -96,6 +99,7 @@ class TokenService:
         )
         with self.db.write() as s:
             s.add(row)
+        log.info("token.created", id=token_id, name=name, scopes=row.scopes)
         return f"zk_{token_id}_{secret}", token_info(row)
 
     def ensure_bootstrap(self, token: str) -> bool:

@@ -145,6 +145,14 @@ class Database:
 
         return await asyncio.to_thread(work)
 
+    def ping(self) -> None:
+        """One cheap round trip to the database; raises when it cannot be reached. On SQLite
+        it reads the schema page of the file, on PostgreSQL it asks the server."""
+        query = "SELECT count(*) FROM sqlite_master" if self.is_sqlite else "SELECT 1"
+        with self.read_engine.connect() as conn:
+            conn.exec_driver_sql(query).scalar()
+            conn.rollback()
+
     def dispose(self) -> None:
         self.read_engine.dispose()
         self.write_engine.dispose()

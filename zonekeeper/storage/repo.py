@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -182,3 +182,12 @@ def read_journal(session: Session, zone_id: int) -> list[tuple[int, int, bytes, 
             .order_by(JournalEntry.id)
         )
     ]
+
+
+def journal_sizes(session: Session) -> dict[int, tuple[int, int]]:
+    """Every zone's journal: zone id -> (changes kept, bytes)."""
+    rows = session.execute(
+        select(JournalEntry.zone_id, func.count(), func.coalesce(func.sum(JournalEntry.size_bytes), 0))
+        .group_by(JournalEntry.zone_id)
+    )
+    return {zone_id: (int(n), int(size)) for zone_id, n, size in rows}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from zonekeeper.context import AppContext
@@ -43,6 +44,8 @@ async def current_session(request: Request) -> Session:
     if session is None:
         raise SignInRequired()
     request.state.session = session
+    # Every log line of this request (zone.changed among them) names the user.
+    structlog.contextvars.bind_contextvars(user=session.user)
     if request.method not in ("GET", "HEAD"):
         sent = request.headers.get("x-csrf-token")
         if sent is None:
