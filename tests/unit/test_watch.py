@@ -115,3 +115,27 @@ def test_failing_on_given_up_notify_or_failed_transfers() -> None:
         await watch.close()
 
     asyncio.run(run())
+
+
+def test_a_change_after_the_peer_caught_up_unseen_counts_from_the_change() -> None:
+    """The peer took serial 2 between two ticks (no tick saw it in sync): serial 3, published
+    later, is owed from its own publication, not from serial 2's."""
+    async def run() -> None:
+        watch, status, registry, clock, events = setup()
+        two = snapshot(2)
+        registry.publish(two)
+        watch.published(two)
+        clock.now += 50
+        status.update(ZONE, PEER, {"peer_serial": 2})  # caught up, no tick in between
+        three = snapshot(3)
+        registry.publish(three)
+        watch.published(three)
+        clock.now += 59  # 109 s after serial 2, 59 s after serial 3
+        watch.tick()
+        assert events == []
+        clock.now += 2
+        watch.tick()
+        assert [e["state"] for e in events] == ["behind"]
+        assert events[0]["peer_serial"] == 2 and events[0]["serial"] == 3
+
+    asyncio.run(run())

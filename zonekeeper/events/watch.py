@@ -30,6 +30,7 @@ import dns.name
 import structlog
 
 from zonekeeper.events.notify import Notifier
+from zonekeeper.proto.serial import is_newer
 from zonekeeper.services.status import StatusService, serial_lag
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 
@@ -43,6 +44,7 @@ class PairState:
     state: str = "in_sync"
     since: float = 0.0  # when it entered ``state`` (Unix time)
     pending_since: float | None = None  # when the zone got a serial the peer lacks
+    pending_serial: int | None = None  # that serial: once the peer serves it, a newer one restarts the count
     transfer_failures: int = 0  # transfers served to it that failed, in a row
     last_ok_at: float | None = None  # its last successful transfer
     reason: str | None = None
@@ -99,8 +101,14 @@ class SecondaryWatch:
         now = self.clock()
         for target in self.status.targets.get(zone, ()):
             pair = self._pair(zone, target.name, now)
-            if pair.pending_since is None:
-                pair.pending_since = now
+            served = self.status.rows.get((zone, target.name), {}).get("peer_serial")
+            caught_up = (served is not None and pair.pending_serial is not None
+                         and not is_newer(pair.pending_serial, served))
+            # The count starts at the oldest change the peer lacks: a peer that already
+            # serves the serial an earlier count was for owes only this change, from now
+            # (even if no tick has seen it in sync in between).
+            if pair.pending_since is None or caught_up:
+                pair.pending_since, pair.pending_serial = now, snap.serial
 
     def transfer_served(self, zone: str, peer: str, ok: bool) -> None:
         pair = self._pair(zone, peer, self.clock())
@@ -160,7 +168,7 @@ class SecondaryWatch:
     def _decide(self, pair: PairState, row: dict[str, Any], lag: int | None,
                 now: float) -> tuple[str, str | None]:
         if lag == 0:
-            pair.pending_since = None
+            pair.pending_since = pair.pending_serial = None
             pair.transfer_failures = 0
             return "in_sync", None
         if pair.pending_since is None:
