@@ -103,7 +103,7 @@ def test_stopped_knot_goes_behind_then_back_in_sync(zk_factory: type, tmp_path: 
             serial = int(r.json()["serial"])
 
             wait_for(lambda: receiver.bodies, timeout=20, what="a webhook POST")
-            assert time.monotonic() - changed >= BEHIND_AFTER
+            assert time.monotonic() - changed >= BEHIND_AFTER, receiver.bodies[0]
             event = receiver.bodies[0]
             assert event["zone"] == zone and event["peer"] == peer, event
             assert event["state"] == "behind" and event["previous"] == "in_sync", event

@@ -106,8 +106,9 @@ class SecondaryWatch:
                          and not is_newer(pair.pending_serial, served))
             # The count starts at the oldest change the peer lacks: a peer that already
             # serves the serial an earlier count was for owes only this change, from now
-            # (even if no tick has seen it in sync in between).
-            if pair.pending_since is None or caught_up:
+            # (even if no tick has seen it in sync in between); a count a tick started
+            # without a change (its serial unknown) restarts at this change.
+            if pair.pending_since is None or pair.pending_serial is None or caught_up:
                 pair.pending_since, pair.pending_serial = now, snap.serial
 
     def transfer_served(self, zone: str, peer: str, ok: bool) -> None:
