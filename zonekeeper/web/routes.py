@@ -113,8 +113,9 @@ async def _zone_rows(request: Request, q: str, cursor: str | None) -> tuple[list
 async def zones_page(request: Request, session: Viewer, q: str = "",
                      cursor: str | None = None) -> HTMLResponse:
     rows, nxt = await _zone_rows(request, q, cursor)
+    editor = session.role in ("editor", "admin")  # only they see the form that lists peers
     return page(request, "zones.html", zones=rows, q=q, next_cursor=nxt, form={}, errors={},
-                peers=await _peer_names(ctx_of(request)))
+                peers=await _peer_names(ctx_of(request)) if editor else [])
 
 
 @router.get("/zones/rows", response_class=HTMLResponse)
