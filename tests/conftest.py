@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -166,6 +167,41 @@ def pg_url(pg_server: PgServer) -> str:
     return pg_server.create_database()
 
 
+# Every secret the tests have seen (the bootstrap token, tokens and TSIG secrets the API
+# answered with, console passwords): no server log of the suite may hold one. Checked each
+# time a server stops (``ZkServer.stop``), so a leak fails the test that caused it.
+SECRETS: set[str] = {TOKEN}
+GENERATED_TOKEN = re.compile(r"zk_[0-9a-f]{12}_[A-Za-z0-9-]{40,}")
+
+
+def _collect_secrets(value: object) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in ("secret", "token") and isinstance(v, str) and len(v) >= 16:
+                SECRETS.add(v)
+            else:
+                _collect_secrets(v)
+    elif isinstance(value, list):
+        for v in value:
+            _collect_secrets(v)
+
+
+def _secrets_of_response(response: httpx2.Response) -> None:
+    if "json" in response.headers.get("content-type", ""):
+        response.read()
+        try:
+            _collect_secrets(response.json())
+        except ValueError:
+            pass
+
+
+def secrets_in_log(text: str) -> list[str]:
+    """The known secrets (shortened) and generated tokens found in a server log."""
+    found = [f"{s[:6]}..." for s in SECRETS if s in text]
+    found += [f"{m.group(0)[:9]}..." for m in GENERATED_TOKEN.finditer(text)]
+    return found
+
+
 class ZkServer:
     """A real ``zonekeeper serve`` process with its own ports and database: its own SQLite
     file unless ``database`` gives another URL (a PostgreSQL database from ``pg_url``)."""
@@ -232,6 +268,8 @@ class ZkServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        leaked = secrets_in_log(self.log())
+        assert not leaked, f"secrets in the server log {self.log_path}: {leaked}"
         return self.proc.returncode
 
     def log(self) -> str:
@@ -252,7 +290,8 @@ class ZkServer:
 
     def client(self, token: str | None = TOKEN) -> httpx2.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx2.Client(base_url=self.api_url + "/api/v1", headers=headers, timeout=60)
+        return httpx2.Client(base_url=self.api_url + "/api/v1", headers=headers, timeout=60,
+                             event_hooks={"response": [_secrets_of_response]})
 
     def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, **kw: object) -> dns.message.Message:
         q = dns.message.make_query(name, rdtype, **kw)  # type: ignore[arg-type]
@@ -280,6 +319,9 @@ def zk_factory(tmp_path: Path) -> Iterator[type]:
     for srv in started:
         if srv.proc is not None and srv.proc.poll() is None:
             srv.stop(signal.SIGKILL)
+        else:
+            leaked = secrets_in_log(srv.log())
+            assert not leaked, f"secrets in the server log {srv.log_path}: {leaked}"
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ZkServer, require_tool
+from tests.conftest import SECRETS, ZkServer, require_tool
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORDS = {"ada": "ada-password-1", "eve": "eve-password-1", "vic": "vic-password-1"}
 ROLES = {"ada": "admin", "eve": "editor", "vic": "viewer"}
+SECRETS.update(PASSWORDS.values())  # no server log may hold a password (tests/conftest.py)
 # As the probe of this machine ran it: no sandbox (root), no GPU, no background traffic.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
