@@ -95,6 +95,12 @@ class StorageUnavailable(ZonekeeperError):
     slug, title = "storage-unavailable", "Storage unavailable"
 
 
+class UpstreamFailed(ZonekeeperError):
+    """Another server we asked (a primary to import from) failed or refused: 502."""
+
+    slug, title = "upstream-failed", "The other server failed"
+
+
 class ShuttingDown(ZonekeeperError):
     """Work stopped because the server is stopping (nothing was changed)."""
 
@@ -113,6 +119,7 @@ HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     ZoneExpired: 409,
     StorageUnavailable: 503,
     ShuttingDown: 503,
+    UpstreamFailed: 502,
 }
 
 DNS_RCODE: dict[type[ZonekeeperError], dns.rcode.Rcode] = {

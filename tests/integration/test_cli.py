@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import TOKEN, ZkServer, wait_for
+from tests.conftest import TOKEN, ZkServer, free_port, wait_for
 
 
 def cli_env(zk: ZkServer | None, token: str | None) -> dict[str, str]:
@@ -308,3 +308,22 @@ def test_check_zone_offline(tmp_path: Path) -> None:
     r = zk_cli(None, "check-zone", "ex.test", str(bad), token=None)
     assert r.returncode == 1
     assert f"{bad}:5:" in r.stdout and "CNAME and other data" in r.stdout
+
+
+def test_zone_import_from_a_running_primary(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """Another zonekeeper (the demo allows AXFR to 127.0.0.0/8) is the running primary."""
+    upstream = zk_factory(demo=True).start()
+    here = zk_factory(demo=False).start()
+    zone = "example.test."
+    done = zk_cli(here, "-o", "json", "zone", "import-from", zone, "--address", "127.0.0.1",
+                  "--port", str(upstream.dns_port))
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["kind"] == "primary" and made["serial"] == upstream.serial(zone)
+    assert here.query(f"www.{zone}", "A").answer == upstream.query(f"www.{zone}", "A").answer
+    again = zk_cli(here, "zone", "import-from", zone, "--address", "127.0.0.1",
+                   "--port", str(upstream.dns_port))
+    assert again.returncode == 1 and "already exists" in again.stderr, again
+    nobody = zk_cli(here, "zone", "import-from", "other.test.", "--address", "127.0.0.1",
+                    "--port", str(free_port()))
+    assert nobody.returncode == 1 and "AXFR of other.test. from 127.0.0.1" in nobody.stderr, nobody

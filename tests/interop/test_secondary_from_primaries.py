@@ -302,3 +302,59 @@ def test_restart_then_expiry(zk: ZkServer, api: httpx2.Client, tmp_path: Path, k
         wait_for(lambda: served_serial(zk, zone) == 2, timeout=20, what=f"{zone} back")
     finally:
         p.stop()
+
+
+# -- import a zone from a running primary (issue 20) --------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_import_a_zone_from_a_running_primary(zk: ZkServer, api: httpx2.Client,
+                                              keys: dict[str, TsigKey],
+                                              primaries: dict[str, Primary], kind: str) -> None:
+    p = primaries[kind]
+    key = keys["good"]
+    zone = new_zone(kind, "-imp")
+    serve(p, PrimaryZone(zone, zone_text(7, bulk=3000), key=key.bare), serial=7)
+    r = api.post(f"/zones/{zone}/import-from",
+                 json={"address": p.listen, "port": p.port, "key": key.bare})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    # A primary zone here, with the primary's serial and every record it serves.
+    assert made["kind"] == "primary" and made["serial"] == 7, made
+    assert made["record_count"] == len(axfr_lines(p.listen, p.port, zone, key=key.dnspython(),
+                                                  source="127.0.0.1"))
+    assert r.headers["Location"] == f"/api/v1/zones/{zone}"
+    same_content(zk, p, zone, key)
+    assert zk.events("zone.imported_from_primary", zone=zone)[0]["serial"] == 7
+    # It takes edits as any primary zone does, from the imported serial on.
+    r = api.put(f"/zones/{zone}/rrsets/added/A", json={"records": [{"content": "192.0.2.99"}]})
+    assert r.status_code == 200, r.text
+    assert served_serial(zk, zone) == 8
+    # Once there, a second import is a conflict: nothing is transferred or changed.
+    r = api.post(f"/zones/{zone}/import-from", json={"address": p.listen, "port": p.port,
+                                                      "key": key.bare})
+    assert r.status_code == 409, r.text
+    assert served_serial(zk, zone) == 8
+
+
+def test_import_from_a_primary_that_refuses_or_cannot_be_asked_creates_nothing(
+        zk: ZkServer, api: httpx2.Client, keys: dict[str, TsigKey],
+        primaries: dict[str, Primary]) -> None:
+    p = primaries["knot"]
+    zone = new_zone("knot", "-noimp")
+    serve(p, PrimaryZone(zone, zone_text(3), key=keys["good"].bare), serial=3)
+    cases = [
+        # Unsigned: the primary refuses (REFUSED or NOTAUTH), said in the 502.
+        ({"address": p.listen, "port": p.port}, 502, ("REFUSED", "NOTAUTH")),
+        # Our copy of the key has another secret: the primary's answer does not verify.
+        ({"address": p.listen, "port": p.port, "key": keys["bad"].bare}, 502, ("TSIG",)),
+        # Nobody listens there.
+        ({"address": "127.0.0.1", "port": free_port()}, 502, ("network", "timed out", "refused")),
+        ({"address": p.listen, "port": p.port, "key": "no-such-key"}, 404, ("no-such-key",)),
+        ({"address": "not-an-address", "port": p.port}, 422, ("not an IPv4 or IPv6 address",)),
+    ]
+    for body, status, words in cases:
+        r = api.post(f"/zones/{zone}/import-from", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert any(w.lower() in r.text.lower() for w in words), (body, r.text)
+        assert api.get(f"/zones/{zone}").status_code == 404
+    assert zk.query(zone, "SOA").rcode() == dns.rcode.REFUSED

@@ -441,3 +441,31 @@ def test_editor_posts_without_the_csrf_token_are_refused(console: ZkServer, brow
         assert api.get(f"/zones/{zone}").json()["outgoing_enabled"] is True
         assert [r for r in api.get("/acls").json()["items"] if r["zone"] == zone] == []
     page.context.close()
+
+
+def test_import_a_zone_from_a_running_primary(console: ZkServer, browser: Any, zk_factory: Any) -> None:
+    upstream = zk_factory(demo=False).start()
+    zone = new_zone_name()
+    with upstream.client() as api:
+        make_zone(api, zone, rrsets=[{"name": "ns1", "type": "A", "records": [{"content": "192.0.2.1"}]},
+                                     {"name": "www", "type": "A", "records": [{"content": "192.0.2.80"}]}])
+    page = sign_in(browser, console, "eve")
+    page.get_by_label("Zone name").fill(zone)
+    page.get_by_label("Kind").select_option("import")
+    page.get_by_label("Import from address").fill("127.0.0.1")
+    page.get_by_label("Import from port").fill(str(upstream.dns_port))
+    # Nobody may transfer it yet: the refusal is shown at the address, nothing is made.
+    page.get_by_role("button", name="Create zone").click()
+    expect(page.locator("#address-error")).to_contain_text("REFUSED")
+    with console.client() as api:
+        assert api.get(f"/zones/{zone}").status_code == 404
+    with upstream.client() as api:
+        assert api.post("/acls", json={"zone": zone, "action": "transfer",
+                                       "network": "127.0.0.1/32"}).status_code == 201
+    expect(page.get_by_label("Kind")).to_have_value("import")
+    page.get_by_role("button", name="Create zone").click()
+    page.wait_for_url(f"**/ui/zones/{zone}")
+    expect(page.locator("#kind")).to_have_text("primary")
+    expect(page.locator("#serial")).to_have_text(str(serial_of(upstream, zone)))
+    assert answers(console, f"www.{zone}", "A") == ["192.0.2.80"]
+    page.context.close()

@@ -89,6 +89,16 @@ class ZoneCreate(_In):
     primaries: list[str] = Field(default_factory=list)
 
 
+class ImportFrom(_In):
+    """Where to AXFR a zone from, to make a primary zone of it here."""
+
+    address: str = Field(min_length=1, max_length=64, description="the primary's IPv4 or IPv6 address")
+    port: int = Field(53, ge=1, le=65535)
+    key: str | None = Field(None, max_length=255,
+                            description="a TSIG key stored here to sign the AXFR with")
+    serial_policy: SerialPolicy = SerialPolicy.INCREMENT
+
+
 class ZonePatch(_In):
     serial_policy: SerialPolicy | None = None
     outgoing_enabled: bool | None = None

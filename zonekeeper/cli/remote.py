@@ -514,6 +514,26 @@ def zone_import(api: Api, name: str, file: Path, dry_run: bool, force: bool) -> 
     click.echo(f"+{body['added']} -{body['removed']} records, {verb}; serial {body['serial']}")
 
 
+@zone.command("import-from")
+@click.argument("name")
+@click.option("--address", required=True, help="the running primary's IPv4 or IPv6 address")
+@click.option("--port", type=int, default=53, show_default=True, help="the primary's DNS port")
+@click.option("--key", help="a TSIG key stored here to sign the AXFR with")
+@click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]),
+              default="increment", show_default=True,
+              help="how the new zone's serial moves on each change from here on")
+@pass_api
+def zone_import_from(api: Api, name: str, address: str, port: int, key: str | None,
+                     serial_policy: str) -> None:
+    """Create a primary zone NAME from an AXFR of a running primary (its serial is kept);
+    exit 1 with the reason if the primary refuses or cannot be reached."""
+    body: dict[str, Any] = {"address": address, "port": port, "serial_policy": serial_policy}
+    if key:
+        body["key"] = key
+    made = api.call("POST", f"/zones/{name}/import-from", json=body).json()
+    api.show(made, ["name", "kind", "serial", "state", "record_count"])
+
+
 @zone.command("notify")
 @click.argument("name")
 @click.option("--peer", "peers", multiple=True,

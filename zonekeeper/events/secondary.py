@@ -258,6 +258,23 @@ class SecondaryManager:
         state.wake.set()
         return await fut
 
+    async def fetch(self, zone: dns.name.Name, primary: Primary) -> xfrin.Result:
+        """One AXFR of ``zone`` from ``primary``, under the same limits and checks as a
+        secondary zone's refresh, installed nowhere (importing a zone from a running
+        primary). Raises ``TransferFailed`` with the reason."""
+        trace = _trace(primary)
+        try:
+            reader = await self._transfer(zone, primary, xfrin.Reader(name_key(zone)), trace)
+        except TransferFailed as exc:
+            self._event(trace, zone=zone.to_text(), primary=f"{primary.address}#{primary.port}",
+                        result="failed", error=str(exc), purpose="import")
+            raise
+        assert reader.result is not None
+        got = reader.result
+        self._event(trace, zone=zone.to_text(), primary=f"{primary.address}#{primary.port}",
+                    serial=got.serial, records=got.records, result="ok", purpose="import")
+        return got
+
     # -- the per-zone loop --------------------------------------------------------------------
     async def _loop(self, state: ZoneState) -> None:
         while not self.closed:

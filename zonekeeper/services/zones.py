@@ -190,6 +190,9 @@ class ZoneSpec:
     rrsets: list[RRsetChange] = field(default_factory=list)
     serial_policy: SerialPolicy = SerialPolicy.INCREMENT
     zone_text: str | None = None
+    # The whole content, read elsewhere (an AXFR from a running primary); its SOA serial is
+    # kept and it gets the same checks as a zone text.
+    content: ZoneContent | None = None
 
 
 @dataclass
@@ -458,6 +461,15 @@ class ZoneService:
         return await asyncio.to_thread(work)
 
     # -- create and delete ----------------------------------------------------------------
+    async def absent(self, name: dns.name.Name) -> None:
+        """Conflict if the zone exists (before work that would be thrown away)."""
+        def work() -> bool:
+            with self.db.read() as s:
+                return repo.zone_by_name(s, name.to_text()) is not None
+
+        if await asyncio.to_thread(work):
+            raise Conflict(f"zone {name.to_text()} already exists")
+
     async def create(self, spec: ZoneSpec) -> dict[str, Any]:
         key = spec.name.to_text()
         async with self._lock(key):
@@ -471,6 +483,10 @@ class ZoneService:
         if spec.zone_text is not None:
             parsed = self._parse(spec.zone_text, origin)  # runs the zone checks too
             content = parsed.content
+        elif spec.content is not None:
+            content = spec.content
+            _raise_findings(check(content), lambda f: (
+                "content", f.name.to_text(), dns.rdatatype.to_text(f.rdtype) if f.rdtype else ""))
         else:
             content = self._default_content(spec)
             _raise_findings(check(content), lambda f: (
@@ -1155,6 +1171,11 @@ def _raise_findings(findings: list[Finding], loc: Callable[[Finding], tuple[Any,
 def _rrset_of(owner: dns.name.Name, blob: bytes) -> RRsetData:
     return RRsetData(owner, blob_type(blob), blob_ttl(blob),
                      [Record(rd) for rd in blob_to_rdatas(blob)])
+
+
+def content_of_nodes(origin: dns.name.Name, nodes: dict[bytes, Node]) -> ZoneContent:
+    """A zone's content from served nodes (a transfer's result), to create a zone from."""
+    return ZoneContent(origin, _rrsets_of_nodes(nodes))
 
 
 def _rrsets_of_nodes(nodes: dict[bytes, Node]) -> Iterable[RRsetData]:

@@ -17,7 +17,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated, ZonekeeperError
+from zonekeeper.errors import (
+    Invalid,
+    NotFound,
+    Reason,
+    Unauthenticated,
+    UpstreamFailed,
+    ZonekeeperError,
+)
+from zonekeeper.services.migrate import import_from_primary
 from zonekeeper.services.zones import ZoneSpec, make_change, parse_zone_name
 from zonekeeper.web.auth import COOKIE, Editor, Viewer, ctx_of
 from zonekeeper.web.zone_data import panels
@@ -115,7 +123,8 @@ async def zones_page(request: Request, session: Viewer, q: str = "",
     rows, nxt = await _zone_rows(request, q, cursor)
     editor = session.role in ("editor", "admin")  # only they see the form that lists peers
     return page(request, "zones.html", zones=rows, q=q, next_cursor=nxt, form={}, errors={},
-                peers=await _peer_names(ctx_of(request)) if editor else [])
+                peers=await _peer_names(ctx_of(request)) if editor else [],
+                keys=await _key_names(ctx_of(request)) if editor else [])
 
 
 @router.get("/zones/rows", response_class=HTMLResponse)
@@ -128,16 +137,27 @@ async def zones_rows(request: Request, session: Viewer, q: str = "",
 @router.post("/zones")
 async def create_zone(request: Request, session: Editor,
                       name: Annotated[str, Form(max_length=255)],
-                      kind: Annotated[str, Form(pattern="^(primary|secondary)$")] = "primary",
+                      kind: Annotated[str, Form(pattern="^(primary|secondary|import)$")] = "primary",
                       nameservers: Annotated[str, Form(max_length=4096)] = "",
-                      primaries: Annotated[str, Form(max_length=4096)] = "") -> Response:
-    """A primary zone (its nameservers) or a secondary zone (its primaries: peer names, in
-    the order they are tried), as POST /api/v1/zones makes them."""
+                      primaries: Annotated[str, Form(max_length=4096)] = "",
+                      address: Annotated[str, Form(max_length=64)] = "",
+                      port: Annotated[str, Form(max_length=5)] = "53",
+                      key: Annotated[str, Form(max_length=255)] = "") -> Response:
+    """A primary zone (its nameservers), a secondary zone (its primaries: peer names, in
+    the order they are tried), or a primary zone imported by AXFR from a running primary,
+    as POST /api/v1/zones and /zones/{zone}/import-from make them."""
     ctx = ctx_of(request)
-    form = {"name": name, "kind": kind, "nameservers": nameservers, "primaries": primaries}
+    form = {"name": name, "kind": kind, "nameservers": nameservers, "primaries": primaries,
+            "address": address, "port": port, "key": key}
     try:
         origin = parse_zone_name(name)
-        if kind == "secondary":
+        if kind == "import":
+            if not port.strip().isdigit():
+                raise Invalid("bad port", [Reason(("port",), "a port is a number, 1 to 65535")])
+            info = await import_from_primary(ctx.zones, ctx.secondaries, ctx.access, origin,
+                                             address=address, port=int(port),
+                                             key=key.strip() or None)
+        elif kind == "secondary":
             info = await ctx.zones.create_secondary(origin, primaries.replace(",", " ").split())
         else:
             ns = nameservers.replace(",", " ").split()
@@ -149,15 +169,21 @@ async def create_zone(request: Request, session: Editor,
         errors = errors_by_field(exc)
         if isinstance(exc, NotFound) and kind == "secondary":
             errors = {"primaries": [exc.detail]}
+        elif isinstance(exc, UpstreamFailed):
+            errors = {"address": [exc.detail]}
         rows, nxt = await _zone_rows(request, "", None)
         return page(request, "zones.html", 422, zones=rows, q="", next_cursor=nxt, form=form,
-                    errors=errors, peers=await _peer_names(ctx))
+                    errors=errors, peers=await _peer_names(ctx), keys=await _key_names(ctx))
     log.info("web.zone_created", user=session.user, zone=info["name"], kind=kind)
     return RedirectResponse(f"/ui/zones/{quote(info['name'])}", status_code=303)
 
 
 async def _peer_names(ctx: Any) -> list[str]:
     return [p["name"] for p in await ctx.peers.list()]
+
+
+async def _key_names(ctx: Any) -> list[str]:
+    return [k["name"] for k in await ctx.access.list_keys()]
 
 
 async def _zone_view(request: Request, zone: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
 from zonekeeper.api.pagination import Cursor, Limit
 from zonekeeper.api.schemas import (
+    ImportFrom,
     ImportOut,
     RRsetIn,
     RRsetList,
@@ -24,6 +25,7 @@ from zonekeeper.api.schemas import (
     ZonePatch,
 )
 from zonekeeper.errors import Invalid, Malformed, NotFound, Reason
+from zonekeeper.services.migrate import import_from_primary
 from zonekeeper.services.zones import (
     RRsetChange,
     SoaFields,
@@ -100,6 +102,19 @@ async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Resp
         zone_text=body.zone_text,
     )
     info = await ctx.zones.create(spec)
+    response.headers["ETag"] = _etag(info["serial"])
+    response.headers["Location"] = f"/api/v1/zones/{info['name']}"
+    return info
+
+
+@router.post("/{zone}/import-from", status_code=201, response_model=ZoneOut)
+async def import_from(zone: str, body: ImportFrom, ctx: Ctx, _p: WriteScope,
+                      response: Response) -> dict[str, object]:
+    """Create a primary zone from an AXFR of a running primary (its serial is kept). 409 if
+    the zone exists, 502 with the reason if the transfer fails; nothing is created then."""
+    info = await import_from_primary(ctx.zones, ctx.secondaries, ctx.access, parse_zone_name(zone),
+                                     address=body.address, port=body.port, key=body.key,
+                                     serial_policy=body.serial_policy)
     response.headers["ETag"] = _etag(info["serial"])
     response.headers["Location"] = f"/api/v1/zones/{info['name']}"
     return info
