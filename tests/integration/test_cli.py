@@ -96,6 +96,18 @@ def test_zone_create_secondary(zk: ZkServer, zk_factory: Any) -> None:
     assert secondary.serial("example.test") == zk.serial("example.test")
     r = zk_cli(secondary, "zone", "transfer", "example.test")
     assert r.returncode == 0 and json.loads(r.stdout)["result"] == "UPTODATE", r
+    # Promoted, it takes edits; demoted again, it follows "up" and refuses them.
+    serial = zk.serial("example.test")
+    r = zk_cli(secondary, "zone", "promote", "example.test")
+    assert r.returncode == 0 and json.loads(r.stdout)["kind"] == "primary", r
+    r = zk_cli(secondary, "rrset", "set", "example.test", "local", "TXT", '"here"')
+    assert r.returncode == 0, r.stderr
+    assert secondary.serial("example.test") == serial + 1
+    assert zk_cli(secondary, "zone", "promote", "example.test").returncode == 1
+    r = zk_cli(secondary, "zone", "demote", "example.test", "--primary", "up")
+    assert r.returncode == 0 and json.loads(r.stdout)["kind"] == "secondary", r
+    r = zk_cli(secondary, "rrset", "set", "example.test", "local2", "TXT", '"no"')
+    assert r.returncode == 1, r
 
 
 def test_rrset_set_reads_records_as_a_zone_file_does(zk: ZkServer, zone_name: str) -> None:

@@ -358,3 +358,52 @@ def test_import_from_a_primary_that_refuses_or_cannot_be_asked_creates_nothing(
         assert any(w.lower() in r.text.lower() for w in words), (body, r.text)
         assert api.get(f"/zones/{zone}").status_code == 404
     assert zk.query(zone, "SOA").rcode() == dns.rcode.REFUSED
+
+
+# -- promote a secondary, demote a primary (issue 20) -------------------------------------------
+def test_promote_a_secondary_whose_primary_is_stopped_then_demote_it(
+        zk: ZkServer, api: httpx2.Client, tmp_path: Path) -> None:
+    require_tool("knotd", "knot")
+    p = make_primary("knot", tmp_path / "knot", SOLO_ADDRS)
+    zone = new_zone("knot", "-promo")
+    p.serve_zones(PrimaryZone(zone, zone_text(5)), reload=False)
+    never = new_zone("knot", "-never")
+    try:
+        p.start().wait_ready()
+        p.wait_serial(zone, 5, timeout=20)
+        peer = follow(api, p, zone)
+        wait_for(lambda: installed(zk, zone, 5), what=f"{zone} at serial 5")
+        before = axfr_lines(zk.addr, zk.dns_port, zone)
+        # The primary is retired: promote, and the zone takes edits from its serial on.
+        p.stop()
+        r = api.post(f"/zones/{zone}/promote")
+        assert r.status_code == 200, r.text
+        assert r.json()["kind"] == "primary" and r.json()["serial"] == 5, r.json()
+        assert axfr_lines(zk.addr, zk.dns_port, zone) == before
+        assert [x for x in api.get(f"/zones/{zone}/peers").json() if x["role"] == "primary"] == []
+        r = api.put(f"/zones/{zone}/rrsets/promoted/TXT", json={"records": [{"content": '"mine now"'}]})
+        assert r.status_code == 200, r.text
+        assert served_serial(zk, zone) == 6
+        after = axfr_lines(zk.addr, zk.dns_port, zone)
+        assert set(before) - set(after) == {x for x in before if " soa " in x}
+        assert any(x.startswith(f"promoted.{zone} ") for x in after)
+        assert api.post(f"/zones/{zone}/promote").status_code == 409
+        # A secondary zone that never loaded has nothing to keep.
+        r = api.post("/zones", json={"name": never, "kind": "secondary", "primaries": [peer]})
+        assert r.status_code == 201, r.text
+        r = api.post(f"/zones/{never}/promote")
+        assert r.status_code == 409 and "never been transferred" in r.text, r.text
+        # Back to following the primary, now at serial 10: the edits here are replaced.
+        p.serve_zones(PrimaryZone(zone, zone_text(10)), reload=False)
+        p.start().wait_ready()
+        p.wait_serial(zone, 10, timeout=20)
+        r = api.post(f"/zones/{zone}/demote", json={"primaries": [peer]})
+        assert r.status_code == 200, r.text
+        assert r.json()["kind"] == "secondary" and r.json()["serial"] == 6
+        wait_for(lambda: installed(zk, zone, 10), what=f"{zone} at serial 10 after demotion")
+        same_content(zk, p, zone, None)
+        r = api.put(f"/zones/{zone}/rrsets/again/TXT", json={"records": [{"content": '"no"'}]})
+        assert r.status_code == 409, r.text
+        assert api.post(f"/zones/{zone}/demote", json={"primaries": [peer]}).status_code == 409
+    finally:
+        p.stop()

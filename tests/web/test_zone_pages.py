@@ -469,3 +469,43 @@ def test_import_a_zone_from_a_running_primary(console: ZkServer, browser: Any, z
     expect(page.locator("#serial")).to_have_text(str(serial_of(upstream, zone)))
     assert answers(console, f"www.{zone}", "A") == ["192.0.2.80"]
     page.context.close()
+
+
+def test_promote_a_secondary_then_make_it_a_secondary_again(
+        console: ZkServer, browser: Any, zk_factory: Any) -> None:
+    upstream = zk_factory(demo=False).start()
+    zone = new_zone_name()
+    peer = f"up{uuid.uuid4().hex[:8]}"
+    with upstream.client() as api:
+        make_zone(api, zone)
+        assert api.post("/acls", json={"zone": zone, "action": "transfer",
+                                       "network": "127.0.0.1/32"}).status_code == 201
+    with console.client() as api:
+        assert api.post("/peers", json={"name": peer, "address": "127.0.0.1",
+                                        "port": upstream.dns_port}).status_code == 201
+        assert api.post("/zones", json={"name": zone, "kind": "secondary",
+                                        "primaries": [peer]}).status_code == 201
+    first = serial_of(upstream, zone)
+    wait_for(lambda: serial_of(console, zone) == first, 30, "the first transfer in")
+    upstream.stop()
+    page = sign_in(browser, console, "eve")
+    page.goto(f"/ui/zones/{zone}")
+    assert page.get_by_role("button", name="Save").count() == 0
+    page.get_by_role("button", name=f"Promote {zone} to primary").click()
+    expect(page.locator("#kind")).to_have_text("primary")
+    expect(page.locator("#serial")).to_have_text(str(first))
+    page.get_by_label("Name", exact=True).fill("kept")
+    page.get_by_label("Type").fill("TXT")
+    page.get_by_label("Records, one per line").fill('"after promotion"')
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#serial")).to_have_text(str(first + 1))
+    # And back: an unknown peer is named next to the field, then the real one is followed.
+    page.get_by_label("Primaries: peer names").fill("nosuch-peer")
+    page.get_by_role("button", name=f"Make {zone} a secondary zone").click()
+    expect(page.locator("#demote-primaries-error")).to_contain_text("peer nosuch-peer does not exist")
+    expect(page.locator("#kind")).to_have_text("primary")
+    page.get_by_label("Primaries: peer names").fill(peer)
+    page.get_by_role("button", name=f"Make {zone} a secondary zone").click()
+    expect(page.locator("#kind")).to_have_text("secondary")
+    assert page.get_by_role("button", name="Save").count() == 0
+    page.context.close()

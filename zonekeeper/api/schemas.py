@@ -99,6 +99,11 @@ class ImportFrom(_In):
     serial_policy: SerialPolicy = SerialPolicy.INCREMENT
 
 
+class Demote(_In):
+    primaries: list[str] = Field(min_length=1, max_length=16,
+                                 description="peers to transfer from, in the order they are tried")
+
+
 class ZonePatch(_In):
     serial_policy: SerialPolicy | None = None
     outgoing_enabled: bool | None = None

@@ -534,6 +534,28 @@ def zone_import_from(api: Api, name: str, address: str, port: int, key: str | No
     api.show(made, ["name", "kind", "serial", "state", "record_count"])
 
 
+@zone.command("promote")
+@click.argument("name")
+@pass_api
+def zone_promote(api: Api, name: str) -> None:
+    """Make secondary zone NAME a primary zone: it keeps the version and serial it serves,
+    stops following its primaries and takes edits from now on."""
+    api.show(api.call("POST", f"/zones/{name}/promote").json(),
+             ["name", "kind", "serial", "state", "record_count"])
+
+
+@zone.command("demote")
+@click.argument("name")
+@click.option("--primary", "primaries", multiple=True, required=True, metavar="PEER",
+              help="a peer to transfer from (repeatable, tried in order)")
+@pass_api
+def zone_demote(api: Api, name: str, primaries: tuple[str, ...]) -> None:
+    """Make primary zone NAME a secondary zone of --primary: it serves what it has until the
+    first transfer replaces it, and its records can no longer be edited here."""
+    api.show(api.call("POST", f"/zones/{name}/demote", json={"primaries": list(primaries)}).json(),
+             ["name", "kind", "serial", "state", "record_count"])
+
+
 @zone.command("notify")
 @click.argument("name")
 @click.option("--peer", "peers", multiple=True,

@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from zonekeeper.errors import (
     Conflict,
@@ -599,6 +599,102 @@ class ZoneService:
             self.registry.publish(ZoneSnapshot.unloaded(name, zone_id=info.pop("zone_id"),
                                                         kind=ZoneKind.SECONDARY))
         log.info("zone.created", zone=name.to_text(), kind="secondary", primaries=primaries)
+        if self.on_secondaries_changed is not None:
+            await self.on_secondaries_changed()
+        return info
+
+    async def promote(self, name: dns.name.Name) -> dict[str, Any]:
+        """A secondary zone becomes a primary zone: it keeps the version it serves and its
+        serial, stops following its primaries (links dropped, timers gone) and takes edits
+        from now on. Its own secondaries and journal stay. An expired zone is served again
+        (promoting is how one retires a dead primary). 409 if it is a primary zone already
+        or has never been transferred (nothing to keep)."""
+        key = name.to_text()
+        async with self._lock(key):
+            prev = self.registry.get(name)
+            if prev is None:
+                raise NotFound(f"zone {key} does not exist")
+            if prev.kind is not ZoneKind.SECONDARY:
+                raise Conflict(f"zone {key} is a primary zone already")
+            if prev.state is ZoneState.UNLOADED:
+                raise Conflict(f"zone {key} has never been transferred: there is nothing to "
+                               "keep; delete it and create a primary zone instead")
+            content = ZoneContent(name, _rrsets_of_nodes(prev.nodes))
+            nodes, cuts = compile_nodes(name, content.served_rrsets())
+
+            def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
+                with self.db.write() as s:
+                    z = self._zone(s, name)
+                    dropped = [p.name for p in s.scalars(
+                        select(Peer).join(ZonePeer, ZonePeer.peer_id == Peer.id).where(
+                            ZonePeer.zone_id == z.id, ZonePeer.role == "primary"))]
+                    s.execute(delete(ZonePeer).where(ZonePeer.zone_id == z.id,
+                                                     ZonePeer.role == "primary"))
+                    s.execute(delete(Timer).where(Timer.zone_id == z.id))
+                    repo.drop_image(s, z.id)
+                    repo.replace_all(s, z.id, _rrset_rows(content), nodes)
+                    z.kind = ZoneKind.PRIMARY.value
+                    z.state = ZoneState.OK.value
+                    z.change_id += 1
+                    z.updated_at = datetime.now(UTC)
+                    s.flush()
+                    snap = _snapshot(z, prev.serial, nodes, cuts)
+                    return snap, zone_info(z, content.get(name, _SOA), self._records(z, snap)) | {
+                        "primaries_dropped": dropped}
+
+            snap, info = await asyncio.to_thread(work)
+            self.registry.publish(snap)
+        dropped = info.pop("primaries_dropped")
+        log.info("zone.promoted", zone=key, serial=snap.serial, primaries_dropped=dropped)
+        if self.on_secondaries_changed is not None:
+            await self.on_secondaries_changed()
+        return info
+
+    async def demote(self, name: dns.name.Name, primaries: list[str]) -> dict[str, Any]:
+        """A primary zone becomes a secondary zone of ``primaries`` (peer names, in order):
+        it keeps serving the version it has until the first transfer replaces it (an older
+        serial there is refused, as for any refresh); its RRsets are no longer editable."""
+        key = name.to_text()
+        if not primaries:
+            raise Invalid("a secondary zone needs primaries",
+                          [Reason(("primaries",), "name at least one peer to transfer from")])
+        async with self._lock(key):
+            prev = self.registry.get(name)
+            if prev is None:
+                raise NotFound(f"zone {key} does not exist")
+            if prev.kind is not ZoneKind.PRIMARY:
+                raise Conflict(f"zone {key} is a secondary zone already")
+
+            def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
+                with self.db.write() as s:
+                    z = self._zone(s, name)
+                    linked = {pid for (pid,) in s.execute(select(ZonePeer.peer_id).where(
+                        ZonePeer.zone_id == z.id))}
+                    peers = []
+                    for i, pname in enumerate(primaries):
+                        row = s.scalar(select(Peer).where(Peer.name == pname))
+                        if row is None:
+                            raise NotFound(f"peer {pname} does not exist (primaries[{i}]); "
+                                           "create it first")
+                        if row.id in linked:
+                            raise Conflict(f"peer {pname} is linked to {key} as a secondary; "
+                                           "unlink it first")
+                        peers.append(row)
+                    soa = self._soa(s, z)
+                    repo.drop_content(s, z.id)
+                    repo.save_image(s, z.id, prev.nodes)
+                    for pos, peer in enumerate(peers):
+                        s.add(ZonePeer(zone_id=z.id, peer_id=peer.id, role="primary", position=pos))
+                    z.kind = ZoneKind.SECONDARY.value
+                    z.change_id += 1
+                    z.updated_at = datetime.now(UTC)
+                    s.flush()
+                    snap = _snapshot(z, prev.serial, prev.nodes, prev.cuts)
+                    return snap, zone_info(z, soa, self._records(z, snap))
+
+            snap, info = await asyncio.to_thread(work)
+            self.registry.publish(snap)
+        log.info("zone.demoted", zone=key, serial=snap.serial, primaries=primaries)
         if self.on_secondaries_changed is not None:
             await self.on_secondaries_changed()
         return info

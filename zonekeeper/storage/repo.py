@@ -117,6 +117,18 @@ def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[
                         [(zone_id, i, c) for i, c in enumerate(pack_nodes(nodes))])
 
 
+def drop_image(session: Session, zone_id: int) -> None:
+    """Forget a secondary zone's stored served form (it became a primary zone)."""
+    session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
+
+
+def drop_content(session: Session, zone_id: int) -> None:
+    """Forget a primary zone's RRsets and nodes (it became a secondary zone: its image
+    holds the content from now on)."""
+    session.execute(delete(RRset).where(RRset.zone_id == zone_id))
+    session.execute(delete(Node).where(Node.zone_id == zone_id))
+
+
 def load_image(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]] | None:
     """A secondary zone's stored served form; None if it never loaded. ValueError if the
     stored image cannot be read."""

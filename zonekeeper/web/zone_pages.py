@@ -331,3 +331,32 @@ async def explain(request: Request, session: Viewer, zone: str, address: str = "
         decision = ctx.access.check(action, info["name"], address.strip(), key or None)
     return page(request, "_explain.html", zone=info, keys=keys, form=form, errors=errors,
                 decision=decision)
+
+
+# -- kind: promote a secondary, demote a primary --------------------------------------------------
+@router.post("/zones/{zone}/promote")
+async def promote(request: Request, session: Editor, zone: str) -> Response:
+    """The secondary zone becomes a primary zone with what it serves (the service's promote)."""
+    name = parse_zone_name(zone)
+    try:
+        info = await ctx_of(request).zones.promote(name)
+    except ZonekeeperError as exc:
+        return await _again(request, zone, {}, _scoped(exc, "promote"))
+    log.info("web.zone_promoted", user=session.user, zone=info["name"], serial=info["serial"])
+    return _back(info["name"])
+
+
+@router.post("/zones/{zone}/demote")
+async def demote(request: Request, session: Editor, zone: str,
+                 primaries: Annotated[str, Form(max_length=4096)] = "") -> Response:
+    """The primary zone becomes a secondary zone of the named peers (in order)."""
+    name = parse_zone_name(zone)
+    try:
+        info = await ctx_of(request).zones.demote(name, primaries.replace(",", " ").split())
+    except ZonekeeperError as exc:
+        errors = _scoped(exc, "demote")
+        if not any(errors.get(k) for k in ("demote-primaries",)):
+            errors = {"demote-primaries": [exc.detail]}
+        return await _again(request, zone, {"demote-primaries": primaries}, errors)
+    log.info("web.zone_demoted", user=session.user, zone=info["name"], primaries=primaries)
+    return _back(info["name"])

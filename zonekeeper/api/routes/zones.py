@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from zonekeeper.api.deps import Ctx, ReadScope, WriteScope
 from zonekeeper.api.pagination import Cursor, Limit
 from zonekeeper.api.schemas import (
+    Demote,
     ImportFrom,
     ImportOut,
     RRsetIn,
@@ -118,6 +119,22 @@ async def import_from(zone: str, body: ImportFrom, ctx: Ctx, _p: WriteScope,
     response.headers["ETag"] = _etag(info["serial"])
     response.headers["Location"] = f"/api/v1/zones/{info['name']}"
     return info
+
+
+@router.post("/{zone}/promote", response_model=ZoneOut)
+async def promote_zone(zone: str, ctx: Ctx, _p: WriteScope, response: Response) -> dict[str, object]:
+    """A secondary zone becomes a primary zone with the version and serial it serves; it
+    stops following its primaries and takes edits from now on."""
+    info = await ctx.zones.promote(parse_zone_name(zone))
+    response.headers["ETag"] = _etag(info["serial"])
+    return info
+
+
+@router.post("/{zone}/demote", response_model=ZoneOut)
+async def demote_zone(zone: str, body: Demote, ctx: Ctx, _p: WriteScope) -> dict[str, object]:
+    """A primary zone becomes a secondary zone of ``primaries``, serving what it has until
+    the first transfer replaces it."""
+    return await ctx.zones.demote(parse_zone_name(zone), body.primaries)
 
 
 @router.get("/{zone}", response_model=ZoneOut)
