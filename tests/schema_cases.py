@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from zonekeeper.proto.rrwire import encode_node, sort_key
-from zonekeeper.storage.db import Database
+from zonekeeper.storage.db import SCHEMA_HEAD, Database
 
 
 def at_0001_with_a_secondary(db: Database, nodes: dict[bytes, object]) -> None:
@@ -121,7 +121,7 @@ def ids_never_reused(db: Database) -> None:
         conn.execute(text("INSERT INTO zone_peers (zone_id, peer_id, role, position) "
                           "VALUES (1, :p, 'secondary', 0)"), {"p": peer_id})
     db.prepare(migrate=True)
-    assert db.current_revision() == "0007"
+    assert db.current_revision() == SCHEMA_HEAD  # 0008 after it keeps AUTOINCREMENT
     with db.read() as s:
         rules = list(s.scalars(select(AclRule).order_by(AclRule.id)))
         assert [r.network for r in rules] == ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"]

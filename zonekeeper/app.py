@@ -25,8 +25,10 @@ from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.server.notify_limit import NotifyLimit
+from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService, key_for, load_targets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
@@ -320,10 +322,19 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
         max_input=dns_cfg.tcp_max_input_bytes,
     )
+    zones = rt.zones
+
+    async def apply_update(origin: Any, prereqs: list[Any], updates: list[Any]) -> Any:
+        return await zones.apply_update(origin, [UpdateRR(*r) for r in prereqs],
+                                        [UpdateRR(*r) for r in updates])
+
+    update = UpdateServer(rt.xfr, rt.registry, apply_update)
+    rt.tcp_state.update = update
     monitor: Monitor = rt.ctx.state["monitor"]
     monitor.attach_tcp(rt.tcp_state)
     for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr, monitor.metrics.udp))
+        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr, monitor.metrics.udp,
+                                             update))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary

@@ -509,3 +509,43 @@ def test_promote_a_secondary_then_make_it_a_secondary_again(
     expect(page.locator("#kind")).to_have_text("secondary")
     assert page.get_by_role("button", name="Save").count() == 0
     page.context.close()
+
+
+def test_an_update_rule_made_on_the_page_lets_nsupdate_change_only_its_names(
+        console: ZkServer, browser: Any) -> None:
+    from tests.conftest import require_tool
+    from tests.integration.test_dns_update import Updater
+
+    exe = require_tool("nsupdate", "bind9-dnsutils")
+    zone = new_zone_name()
+    zone_with(console, zone)
+    key = f"acme-{uuid.uuid4().hex[:6]}"
+    with console.client() as api:
+        r = api.post("/tsig-keys", json={"name": key})
+        assert r.status_code == 201
+        secret = r.json()["secret"]
+    page = sign_in(browser, console, "eve")
+    page.goto(f"/ui/zones/{zone}")
+    page.get_by_label("Rule action").select_option("update")
+    page.get_by_label("Rule network").fill("127.0.0.0/8")
+    page.get_by_label("Rule key").select_option(f"{key}.")
+    page.get_by_label("Update rules: names").fill("_acme-challenge")
+    page.get_by_label("Update rules: record types").fill("TXT")
+    page.get_by_role("button", name="Add rule").click()
+    row = page.locator("table.rules tr", has_text=f"_acme-challenge.{zone}")
+    expect(row).to_contain_text("TXT")
+    up = Updater(exe, console, zone, (key, secret))
+    assert up(f"update add _acme-challenge.{zone} 60 TXT \"ok\"").returncode == 0
+    assert "REFUSED" in up(f"update add www.{zone} 60 TXT \"no\"").stderr
+    # The explain box says the same, naming the rule.
+    page.get_by_label("Address to explain").fill("127.0.0.1")
+    page.get_by_label("Key to explain").select_option(f"{key}.")
+    page.get_by_label("Request to explain").select_option("update")
+    page.get_by_label("Name to explain").fill("_acme-challenge")
+    page.get_by_label("Type to explain").fill("TXT")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#explain-result")).to_have_attribute("data-allowed", "yes")
+    page.get_by_label("Type to explain").fill("A")
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#explain-result")).to_have_attribute("data-allowed", "no")
+    page.context.close()

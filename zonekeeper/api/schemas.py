@@ -238,12 +238,19 @@ _FORCE_DOC = ("allow a rule for every address (0.0.0.0/0, ::/0), which is otherw
               "not stored, and logged as a warning")
 
 
+_NAMES_DOC = ("update rules: the owner names the rule covers, absolute or relative to its "
+              "zone; '*.name' covers every name below name. Absent or empty: the whole zone")
+_TYPES_DOC = "update rules: the record types the rule covers. Absent or empty: every type"
+
+
 class AclCreate(_In):
     zone: str | None = None
-    action: Literal["transfer", "notify"]
+    action: Literal["transfer", "notify", "update"]
     network: str | None = None
     key: str | None = None
     effect: Literal["allow", "deny"] = "allow"
+    names: list[str] | None = Field(None, max_length=100, description=_NAMES_DOC)
+    types: list[str] | None = Field(None, max_length=50, description=_TYPES_DOC)
     force: bool = Field(False, description=_FORCE_DOC)
 
 
@@ -251,10 +258,12 @@ class AclPatch(_In):
     """Fields to change; null clears zone, network or key (action and effect cannot be null)."""
 
     zone: str | None = None
-    action: Literal["transfer", "notify"] = None  # type: ignore[assignment]
+    action: Literal["transfer", "notify", "update"] = None  # type: ignore[assignment]
     network: str | None = None
     key: str | None = None
     effect: Literal["allow", "deny"] = None  # type: ignore[assignment]
+    names: list[str] | None = Field(None, max_length=100, description=_NAMES_DOC)
+    types: list[str] | None = Field(None, max_length=50, description=_TYPES_DOC)
     force: bool = Field(False, description=_FORCE_DOC)
 
 
@@ -265,6 +274,8 @@ class AclOut(BaseModel):
     network: str | None
     key: str | None
     effect: str
+    names: list[str] | None = None
+    types: list[str] | None = None
     created_at: str | None
 
 

@@ -920,23 +920,31 @@ def acl_list(api: Api) -> None:
 
 
 @acl.command("create")
-@click.option("--action", type=click.Choice(["transfer", "notify"]), required=True,
-              help="what the rule is about: transfers out, or NOTIFY in")
+@click.option("--action", type=click.Choice(["transfer", "notify", "update"]), required=True,
+              help="what the rule is about: transfers out, NOTIFY in, or dynamic UPDATE in")
 @click.option("--network", help="address or network the rule admits (name --key too)")
 @click.option("--key", help="TSIG key the request must be signed with (name --network too)")
 @click.option("--zone", "zone_name", help="only this zone (default: every zone)")
 @click.option("--deny", is_flag=True, help="a deny rule (default: allow)")
 @click.option("--force", is_flag=True,
               help="allow every address (0.0.0.0/0 or ::/0), refused without it")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="update rules: an owner name it covers (repeatable; relative to --zone; "
+                   "*.NAME for every name below NAME); default: the whole zone")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="update rules: a record type it covers (repeatable); default: every type")
 @pass_api
 def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None,
-               deny: bool, force: bool) -> None:
+               deny: bool, force: bool, names: tuple[str, ...], types: tuple[str, ...]) -> None:
     """An access rule. Give an allow rule both --network and --key: a signed request seen
     on the way verifies again for 300 s, so a key alone admits it from any address
-    (README, Security notes)."""
+    (README, Security notes). An update rule may narrow what its key changes:
+    --action update --zone example.com --key acme --name _acme-challenge --type TXT."""
     body = {"action": action, "network": network, "key": key, "zone": zone_name,
-            "effect": "deny" if deny else "allow", **({"force": True} if force else {})}
-    api.show(api.call("POST", "/acls", json=body).json(), ["id", "zone", "action", "network", "key", "effect"])
+            "effect": "deny" if deny else "allow", **({"force": True} if force else {}),
+            **({"names": list(names)} if names else {}), **({"types": list(types)} if types else {})}
+    api.show(api.call("POST", "/acls", json=body).json(),
+              ["id", "zone", "action", "network", "key", "effect", "names", "types"])
 
 
 @acl.command("delete")
@@ -954,12 +962,16 @@ def acl_delete(api: Api, rule_id: int, yes: bool) -> None:
 @click.option("--zone", "zone_name", required=True, help="the zone asked for")
 @click.option("--address", required=True, help="the client's address")
 @click.option("--key", help="the TSIG key the request is signed with")
-@click.option("--action", type=click.Choice(["transfer", "notify"]), default="transfer",
-              show_default=True, help="a transfer out, or a NOTIFY in")
+@click.option("--action", type=click.Choice(["transfer", "notify", "update"]), default="transfer",
+              show_default=True, help="a transfer out, a NOTIFY in, or an UPDATE in")
+@click.option("--name", help="update: the owner name changed (default: the apex)")
+@click.option("--type", "rdtype", help="update: the record type changed (default: every type)")
 @pass_api
-def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: str) -> None:
+def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: str,
+              name: str | None, rdtype: str | None) -> None:
     """Would ADDRESS (with KEY) be allowed, and which rule decides? Exit 1 if not."""
-    params = {"zone": zone_name, "address": address, "action": action, **({"key": key} if key else {})}
+    params = {"zone": zone_name, "address": address, "action": action, **({"key": key} if key else {}),
+              **({"name": name} if name else {}), **({"type": rdtype} if rdtype else {})}
     result = api.call("GET", "/acls/check", params=params).json()
     api.show(result)
     if not result["allowed"]:

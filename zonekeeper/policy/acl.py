@@ -17,6 +17,7 @@ from typing import Protocol
 
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.tsig
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -26,6 +27,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class AclAction(enum.StrEnum):
     TRANSFER = "transfer"
     NOTIFY = "notify"
+    UPDATE = "update"  # RFC 2136 dynamic UPDATE
 
 
 class Effect(enum.StrEnum):
@@ -80,6 +82,10 @@ class Rule:
     zone: str | None = None  # absolute, lower case; None = every zone
     network: IPNetwork | None = None
     key: str | None = None  # key name, absolute, lower case
+    # Update rules: the owner names ("*.name." for anything below name) and record types
+    # (numbers) they cover; empty: the whole zone, every type.
+    names: tuple[str, ...] = ()
+    types: tuple[int, ...] = ()
 
     def describe(self) -> str:
         parts = [f"acl {self.id}: {self.effect.value} {self.action.value}"]
@@ -88,7 +94,18 @@ class Rule:
             parts.append(f"from {self.network}")
         if self.key is not None:
             parts.append(f"key {self.key}")
+        if self.names:
+            parts.append("names " + ",".join(self.names))
+        if self.types:
+            parts.append("types " + ",".join(dns.rdatatype.to_text(t) for t in self.types))
         return " ".join(parts)
+
+    def covers(self, owner: str, rdtype: int) -> bool:
+        """Whether this update rule covers changing ``owner`` (absolute, lower case) and type
+        ``rdtype`` (ANY: every type at the name, which only a rule without types covers)."""
+        if self.types and rdtype not in self.types:
+            return False
+        return not self.names or any(name_covered(owner, n) for n in self.names)
 
     def matches(self, action: AclAction, zone: str, address: IPAddress, key: str | None) -> bool:
         if self.action != action or (self.zone is not None and self.zone != zone):
@@ -98,6 +115,14 @@ class Rule:
         ):
             return False
         return self.key is None or self.key == key
+
+
+def name_covered(owner: str, pattern: str) -> bool:
+    """``owner`` is ``pattern`` (absolute, lower case), or below ``name.`` for ``*.name.``."""
+    if pattern.startswith("*."):
+        suffix = pattern[1:]  # ".name."
+        return owner.endswith(suffix) and len(owner) > len(suffix)
+    return owner == pattern
 
 
 @dataclass(frozen=True)
@@ -175,7 +200,7 @@ class Policy:
             addr = parse_address(address)
         except ValueError:
             return False
-        role = _ROLE_FOR[action]
+        role = _ROLE_FOR.get(action)
         return any(g.role == role and g.matches(addr, g.key)
                    for g in self.peers.get(zone.lower(), ()))
 
@@ -234,11 +259,48 @@ class Policy:
             if rule.effect is Effect.ALLOW and rule.matches(action, zone, addr, key):
                 return Decision(True, rule.describe(), "allowed by rule")
         for grant in self.peers.get(zone, ()):
-            if grant.role == _ROLE_FOR[action] and grant.matches(addr, key):
+            if grant.role == _ROLE_FOR.get(action) and grant.matches(addr, key):
                 return Decision(True, f"peer {grant.peer}", f"linked {grant.role} peer")
         who = f"{addr}" + (f" with key {key}" if key else " without a key")
         return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}",
                         dns.rcode.REFUSED)
+
+
+def update_decision(policy: Policy, zone: str, address: str, key: str | None,
+                    changes: list[tuple[str, int]]) -> Decision:
+    """Whether an UPDATE of ``zone`` from ``address`` (signed with ``key``) that changes
+    ``changes`` ((owner, type) pairs, owners absolute and lower case, type ANY for "every
+    RRset at the name") may be applied: no deny rule may cover any of them, and for each an
+    allow rule must. Only update rules count (no peer link grants UPDATE)."""
+    try:
+        addr = parse_address(address)
+    except ValueError:
+        return Decision(False, None, f"{address!r} is not an IP address", dns.rcode.REFUSED)
+    zone = zone.lower()
+    key = key.lower() if key else None
+    rules = [r for r in policy.rules if r.matches(AclAction.UPDATE, zone, addr, key)]
+    who = f"{addr}" + (f" with key {key}" if key else " without a key")
+    allowing: list[str] = []
+    for owner, rdtype in changes:
+        what = f"{owner} {dns.rdatatype.to_text(rdtype)}"
+        for rule in rules:
+            if rule.effect is Effect.DENY and rule.covers(owner, rdtype):
+                return Decision(False, rule.describe(), f"denied by rule for {what}",
+                                dns.rcode.REFUSED)
+        rule = next((r for r in rules if r.effect is Effect.ALLOW and r.covers(owner, rdtype)),
+                    None)
+        if rule is None:
+            return Decision(False, None, f"no rule allows {who} to update {what} in {zone}",
+                            dns.rcode.REFUSED)
+        if rule.describe() not in allowing:
+            allowing.append(rule.describe())
+    if not allowing:  # an UPDATE that changes nothing still needs a rule for the zone
+        rule = next((r for r in rules if r.effect is Effect.ALLOW), None)
+        if rule is None:
+            return Decision(False, None, f"no rule allows {who} to update {zone}",
+                            dns.rcode.REFUSED)
+        allowing.append(rule.describe())
+    return Decision(True, "; ".join(allowing), "allowed by rule")
 
 
 class ServedZone(Protocol):

@@ -30,6 +30,7 @@ import structlog
 
 from zonekeeper.logs import Throttle
 from zonekeeper.server.handler import QueryHandler, header_only
+from zonekeeper.server.update import UpdateServer, is_update
 from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
 
 _XFR_TYPES = (252, 251)  # AXFR, IXFR
@@ -82,10 +83,14 @@ def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
+    MAX_UPDATES = 32  # UPDATEs being applied at once from UDP; more are dropped
+
     def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None,
-                 counts: list[int] | None = None) -> None:
+                 counts: list[int] | None = None, update: UpdateServer | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
+        self.update = update
+        self.updates: set[asyncio.Task[None]] = set()
         # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
         self.counts = counts
         self.transport: asyncio.DatagramTransport | None = None
@@ -94,9 +99,22 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.update is not None and is_update(data):
+            # Applied in a task (it writes to storage); answered when done.
+            if len(self.updates) < self.MAX_UPDATES:
+                task = asyncio.get_running_loop().create_task(self._update(data, addr))
+                self.updates.add(task)
+                task.add_done_callback(self.updates.discard)
+            return
         resp = _respond(self.handler, self.xfr, data, tcp=False, addr=addr[0])
         if self.counts is not None:
             self.counts[resp[3] & 15 if resp else 16] += 1
+        if resp is not None and self.transport is not None:
+            self.transport.sendto(resp, addr)
+
+    async def _update(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.update is not None
+        resp = await self.update.handle(data, addr[0])
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -122,6 +140,7 @@ class TcpServerState:
                  max_input: int = 131_072) -> None:
         self.handler = handler
         self.xfr = xfr
+        self.update: UpdateServer | None = None  # RFC 2136 UPDATE, served in a task
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.reserved = reserved
@@ -361,9 +380,15 @@ class TcpProtocol(asyncio.Protocol):
             self._flow()
 
     async def _transfer(self, msg: bytes) -> None:
+        """A request answered in a task: a transfer (streamed) or an UPDATE (one answer)."""
         assert self.state.xfr is not None
         try:
-            await self.state.xfr.serve(msg, self.peer, self)
+            if self.state.update is not None and is_update(msg):
+                resp = await self.state.update.handle(msg, self.peer[0])
+                if resp is not None:
+                    self.write(len(resp).to_bytes(2, "big") + resp)
+            else:
+                await self.state.xfr.serve(msg, self.peer, self)
         except (ConnectionError, asyncio.CancelledError):
             self.close()
         except Exception:  # noqa: BLE001 - a failed transfer must not take the server down
@@ -519,6 +544,12 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
         if end - pos - 2 < n:
             break
         msg = bytes(data[pos + 2 : pos + 2 + n])
+        if n and state.update is not None and is_update(msg):
+            if pending:
+                out.write(b"".join(pending))
+                pending = []
+            transfer = True  # in a task, as a transfer is
+            break
         if n and xfr is not None and is_xfr_request(msg):
             if pending:
                 out.write(b"".join(pending))
@@ -671,10 +702,11 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
 
 
 async def start_udp(handler: QueryHandler, sock: socket.socket, xfr: XfrServer | None = None,
-                    counts: list[int] | None = None) -> asyncio.DatagramTransport:
+                    counts: list[int] | None = None,
+                    update: UpdateServer | None = None) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpProtocol(handler, xfr, counts), sock=sock)
+        lambda: UdpProtocol(handler, xfr, counts, update), sock=sock)
     return transport
 
 

@@ -372,6 +372,9 @@ class _TsigRefusal(NamedTuple):
     key: str | None = None
 
 
+TsigRefusal = _TsigRefusal
+
+
 @functools.lru_cache(maxsize=16)
 def _mac_bounds(algorithm: dns.name.Name) -> tuple[int, int] | None:
     """The shortest and longest MAC (octets) a request signed with ``algorithm`` may carry
@@ -537,6 +540,10 @@ class XfrServer:
         resp.use_tsig(key, key.name, FUDGE, query.id, error, other, key.algorithm)
         resp.request_mac = query.tsig[0].mac  # type: ignore[index]
         return resp.to_wire()  # type: ignore[no-any-return]
+
+    def check_tsig(self, wire: bytes) -> dns.message.Message | TsigRefusal:
+        """A request parsed, its TSIG checked as for transfers (for the UPDATE path)."""
+        return self._check_tsig(wire)
 
     def _check_tsig(self, wire: bytes) -> dns.message.Message | _TsigRefusal:
         """``_verify_tsig``, TSIG failures counted by kind."""

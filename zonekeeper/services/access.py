@@ -6,12 +6,14 @@ path reads keys and rules from memory and sees a change from the next request on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
 import dns.exception
 import dns.name
+import dns.rdatatype
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +28,7 @@ from zonekeeper.policy.acl import (
     Rule,
     parse_network,
     transfer_decision,
+    update_decision,
 )
 from zonekeeper.storage.db import Database
 from zonekeeper.services.usage import LastUsed
@@ -65,6 +68,8 @@ def rule_info(row: AclRule, zones: dict[int, str], keys: dict[int, str]) -> dict
         "network": row.network,
         "key": keys.get(row.tsig_key_id) if row.tsig_key_id is not None else None,
         "effect": row.effect,
+        "names": json.loads(row.names) if row.names else None,
+        "types": json.loads(row.types) if row.types else None,
         "created_at": _iso(row.created_at),
     }
 
@@ -82,6 +87,9 @@ def build_policy(s: Session) -> Policy:
                 zone=zones.get(r.zone_id) if r.zone_id is not None else None,
                 network=parse_network(r.network) if r.network else None,
                 key=keys[r.tsig_key_id].name if r.tsig_key_id is not None else None,
+                names=tuple(json.loads(r.names)) if r.names else (),
+                types=tuple(dns.rdatatype.from_text(t) for t in json.loads(r.types))
+                if r.types else (),
             )
         )
     keyring = {
@@ -228,10 +236,21 @@ class AccessService:
     async def delete_rule(self, rule_id: int) -> None:
         await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
 
-    def check(self, action: str, zone: str, address: str, key: str | None) -> Decision:
+    def check(self, action: str, zone: str, address: str, key: str | None, *,
+              name: str | None = None, rdtype: str | None = None) -> Decision:
         """What the DNS side decides for such a request now. For a transfer that is the
         transfer path's own decision (``transfer_decision``: zone served, not expired,
-        access policy, outgoing switch), on the version served now."""
+        access policy, outgoing switch), on the version served now; for an UPDATE, the
+        update path's (``update_decision``) for a change of ``name`` and ``rdtype`` (default:
+        the apex, every type)."""
+        if AclAction(action) is AclAction.UPDATE:
+            zone_abs = zone.lower() if zone.endswith(".") else zone.lower() + "."
+            owner = _absolute(name, zone_abs) if name else zone_abs
+            try:
+                t = dns.rdatatype.from_text(rdtype) if rdtype else dns.rdatatype.ANY
+            except dns.exception.DNSException:
+                raise Invalid("bad type", [Reason(("type",), f"{rdtype!r} is not a record type")]) from None
+            return update_decision(self.policy, zone_abs, address, key, [(owner, int(t))])
         if AclAction(action) is AclAction.TRANSFER:
             try:
                 snap = self.registry.get(dns.name.from_text(zone))
@@ -239,6 +258,62 @@ class AccessService:
                 snap = None
             return transfer_decision(self.policy, zone, address, key, snap)
         return self.policy.allowed(AclAction(action), zone, address, key)
+
+
+def _absolute(name: str, zone: str) -> str:
+    """``name`` (absolute, or relative to ``zone``; ``@`` is the apex), lower case."""
+    name = name.strip().lower()
+    if name == "@":
+        return zone
+    return name if name.endswith(".") else f"{name}.{zone}"
+
+
+def _rule_names(values: list[str], zone: str | None) -> tuple[list[str], list[Reason]]:
+    """An update rule's owner names: exact, or ``*.name`` for anything below ``name``;
+    relative ones need the rule's zone, and every one must be in it."""
+    out: list[str] = []
+    reasons: list[Reason] = []
+    for i, raw in enumerate(values):
+        text = raw.strip().lower()
+        if not text.endswith(".") and text != "@" and zone is None:
+            reasons.append(Reason(("names", i), f"{raw!r} is relative: name the rule's zone, "
+                                               "or give an absolute name (ending in a dot)"))
+            continue
+        name = _absolute(text, zone or "")
+        try:
+            parsed = dns.name.from_text(name)
+        except dns.exception.DNSException as exc:
+            reasons.append(Reason(("names", i), f"{raw!r} is not a domain name: {exc}"))
+            continue
+        if "*" in name[2:] or ("*" in name and not name.startswith("*.")):
+            reasons.append(Reason(("names", i), f"{raw!r}: a wildcard stands only first, "
+                                               "as *.name (anything below name)"))
+            continue
+        if zone is not None and not parsed.is_subdomain(dns.name.from_text(zone)):
+            reasons.append(Reason(("names", i), f"{name} is outside zone {zone}"))
+            continue
+        if name not in out:
+            out.append(name)
+    return out, reasons
+
+
+def _rule_types(values: list[str], _zone: str | None) -> tuple[list[str], list[Reason]]:
+    out: list[str] = []
+    reasons: list[Reason] = []
+    for i, raw in enumerate(values):
+        try:
+            t = dns.rdatatype.from_text(raw.strip().upper())
+        except dns.exception.DNSException:
+            reasons.append(Reason(("types", i), f"{raw!r} is not a record type"))
+            continue
+        if t in (dns.rdatatype.ANY, dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT,
+                 dns.rdatatype.TSIG):
+            reasons.append(Reason(("types", i), f"{raw!r} is not a type one can update"))
+            continue
+        text = dns.rdatatype.to_text(t)
+        if text not in out:
+            out.append(text)
+    return out, reasons
 
 
 def _key_name(name: str) -> str:
@@ -327,6 +402,20 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
             row.tsig_key_id = None
         else:
             row.tsig_key_id = _key_row(s, _key_name(key)).id
+    for field_name, parse in (("names", _rule_names), ("types", _rule_types)):
+        if field_name in fields:
+            values = fields[field_name]
+            if not values:
+                setattr(row, field_name, None)
+                continue
+            zone_name = (s.get(Zone, row.zone_id).name  # type: ignore[union-attr]
+                         if row.zone_id is not None else None)
+            parsed, problems = parse(values, zone_name)
+            reasons += problems
+            setattr(row, field_name, json.dumps(parsed) if parsed else None)
+    if (row.names or row.types) and (row.action or fields.get("action")) != AclAction.UPDATE.value:
+        reasons.append(Reason(("names" if row.names else "types",),
+                              "names and types narrow update rules only (action: update)"))
     network_bad = any(r.loc == ("network",) for r in reasons)
     if (row.effect == Effect.ALLOW.value and row.network is None and row.tsig_key_id is None
             and not network_bad):

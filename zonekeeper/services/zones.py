@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dns.name
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -51,6 +52,7 @@ from zonekeeper.proto.rrwire import (
 )
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.services import paging
+from zonekeeper.services.dnsupdate import UpdateRR, apply_updates, check_prerequisites, prescan
 from zonekeeper.settings import ZoneSettings
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
@@ -858,6 +860,59 @@ class ZoneService:
             if not touched:
                 return None, z.serial
             return self._commit(s, z, content, touched)
+
+    async def apply_update(self, origin: dns.name.Name, prereqs: list[UpdateRR],
+                           updates: list[UpdateRR]) -> tuple[int, int | None, list[str]]:
+        """An RFC 2136 UPDATE of primary zone ``origin`` (the access decision is the
+        caller's): prerequisites and changes under the zone's lock, what changed committed
+        as one change set (one serial bump, journal, NOTIFY), as an API edit. Returns the
+        RCODE, the serial after (None if nothing was committed) and why updates were
+        ignored. NotFound: no such zone; Conflict: a secondary zone."""
+        rcode = prescan(origin, updates)
+        if rcode != dns.rcode.NOERROR:
+            return rcode, None, []
+        async with self._lock(origin.to_text()):
+            snap, serial, rcode, notes = await asyncio.to_thread(self._dns_update, origin,
+                                                                 prereqs, updates)
+            self._publish(snap)
+        return rcode, serial if snap is not None else None, notes
+
+    def _dns_update(self, origin: dns.name.Name, prereqs: list[UpdateRR], updates: list[UpdateRR],
+                ) -> tuple[ZoneSnapshot | None, int, int, list[str]]:
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            self._check_primary(z)
+            names = {rr.name for rr in prereqs} | {rr.name for rr in updates} | {origin}
+            content = _load(s, z, names)
+            rcode = check_prerequisites(content, prereqs)
+            if rcode != dns.rcode.NOERROR:
+                return None, z.serial, rcode, []
+
+            def state() -> dict[tuple[dns.name.Name, int], tuple[int, list[Record]]]:
+                return {(r.name, r.rdtype): (r.ttl, list(r.records))
+                        for n in names for r in content.at(n)}
+
+            before = state()
+            notes = apply_updates(content, updates)
+            after = state()
+            touched: dict[tuple[dns.name.Name, int], tuple[Any, RRsetData | None]] = {}
+            for k in before.keys() | after.keys():
+                if _state_key(before.get(k)) != _state_key(after.get(k)):
+                    touched[k] = (before.get(k), content.get(*k))
+            if not touched:
+                return None, z.serial, dns.rcode.NOERROR, notes
+            # The glue the checks look for: in-zone targets of the NS RRsets loaded.
+            targets = {r.rdata.target for rrset in list(content) if rrset.rdtype == _NS  # type: ignore[attr-defined]
+                       for r in rrset.records if r.rdata.target.is_subdomain(origin)}  # type: ignore[attr-defined]
+            for row in repo.rrsets_at(s, z.id, [t.to_text() for t in targets - names]):
+                content.put(RRsetData.from_row(row.name, row.type, row.ttl, row.records))
+            findings = [f for f in check(content, {k[0] for k in touched}) if f.error]
+            if findings:
+                # The change would break the zone (a CNAME loop, NS without glue, ...): none
+                # of it is applied.
+                return None, z.serial, dns.rcode.REFUSED, notes + [f.msg for f in findings]
+            snap, serial = self._commit(s, z, content, touched)
+            return snap, serial, dns.rcode.NOERROR, notes
 
     def _commit(
         self,

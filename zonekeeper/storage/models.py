@@ -154,6 +154,10 @@ class AclRule(Base):
     )
     effect: Mapped[str] = mapped_column(String(8))  # allow | deny
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Update rules only (0008): JSON lists of owner names ("*.name." for anything below)
+    # and record types it covers; NULL: the whole zone, every type.
+    names: Mapped[str | None] = mapped_column(Text, nullable=True)
+    types: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JournalEntry(Base):

@@ -278,18 +278,22 @@ async def notify_now(request: Request, session: Editor, zone: str) -> HTMLRespon
 
 @router.post("/zones/{zone}/rules")
 async def create_rule(request: Request, session: Editor, zone: str,
-                      action: Annotated[str, Form(pattern="^(transfer|notify)$")],
+                      action: Annotated[str, Form(pattern="^(transfer|notify|update)$")],
                       effect: Annotated[str, Form(pattern="^(allow|deny)$")] = "allow",
                       network: Annotated[str, Form(max_length=64)] = "",
-                      key: Annotated[str, Form(max_length=255)] = "") -> Response:
+                      key: Annotated[str, Form(max_length=255)] = "",
+                      names: Annotated[str, Form(max_length=4096)] = "",
+                      types: Annotated[str, Form(max_length=1024)] = "") -> Response:
     ctx = ctx_of(request)
     name = parse_zone_name(zone).to_text()
     form = {"rule-action": action, "rule-effect": effect, "rule-network": network,
-            "rule-key": key}
+            "rule-key": key, "rule-names": names, "rule-types": types}
     try:
         rule = await ctx.access.create_rule({
             "zone": name, "action": action, "effect": effect,
-            "network": network.strip() or None, "key": key or None})
+            "network": network.strip() or None, "key": key or None,
+            "names": names.replace(",", " ").split() or None,
+            "types": types.replace(",", " ").split() or None})
     except ZonekeeperError as exc:
         return await _again(request, zone, form, _scoped(exc, "rule"))
     log.info("web.rule_created", user=session.user, zone=name, rule=rule["id"],
@@ -312,23 +316,29 @@ async def delete_rule(request: Request, session: Editor, zone: str, rule_id: int
 
 @router.get("/zones/{zone}/explain", response_class=HTMLResponse)
 async def explain(request: Request, session: Viewer, zone: str, address: str = "",
-                  key: str = "", action: str = "transfer") -> HTMLResponse:
+                  key: str = "", action: str = "transfer", name: str = "",
+                  type: str = "") -> HTMLResponse:  # noqa: A002
     """Would ``address`` (with ``key``) be allowed? The decision and the rule that made it
     (the API's GET /acls/check), shown in place."""
     ctx = ctx_of(request)
     info = await ctx.zones.get(parse_zone_name(zone))
     keys = [k["name"] for k in await ctx.access.list_keys()]
-    form = {"explain-address": address, "explain-key": key, "explain-action": action}
+    form = {"explain-address": address, "explain-key": key, "explain-action": action,
+            "explain-name": name, "explain-type": type}
     errors: dict[str, list[str]] = {}
     decision = None
     try:
         parse_address(address.strip())
     except ValueError:
         errors["explain-address"] = [f"{address!r} is not an IP address: give an IPv4 or IPv6 address"]
-    if action not in ("transfer", "notify"):
-        errors["explain-action"] = ["transfer or notify"]
+    if action not in ("transfer", "notify", "update"):
+        errors["explain-action"] = ["transfer, notify or update"]
     if not errors:
-        decision = ctx.access.check(action, info["name"], address.strip(), key or None)
+        try:
+            decision = ctx.access.check(action, info["name"], address.strip(), key or None,
+                                        name=name.strip() or None, rdtype=type.strip() or None)
+        except Invalid as exc:
+            errors["explain-type"] = [r.msg for r in exc.reasons] or [exc.detail]
     return page(request, "_explain.html", zone=info, keys=keys, form=form, errors=errors,
                 decision=decision)
 

@@ -92,8 +92,10 @@ async def check_access(
     _p: ReadScope,
     zone: str,
     address: str,
-    action: Annotated[Literal["transfer", "notify"], Query()] = "transfer",
+    action: Annotated[Literal["transfer", "notify", "update"], Query()] = "transfer",
     key: str | None = None,
+    name: Annotated[str | None, Query(max_length=255, description="update: the owner changed")] = None,
+    type: Annotated[str | None, Query(max_length=16, description="update: the type changed")] = None,  # noqa: A002
 ) -> dict[str, object]:
     try:
         parse_address(address)
@@ -102,7 +104,7 @@ async def check_access(
                         [Reason(("query", "address"), "give an IPv4 or IPv6 address")]) from None
     zone_abs = zone.lower() if zone.endswith(".") else zone.lower() + "."
     key_abs = None if key is None else (key.lower() if key.endswith(".") else key.lower() + ".")
-    d = ctx.access.check(action, zone_abs, address, key_abs)
+    d = ctx.access.check(action, zone_abs, address, key_abs, name=name, rdtype=type)
     return {"allowed": d.allowed, "rule": d.rule, "reason": d.reason}
 
 
