@@ -328,7 +328,13 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         return await zones.apply_update(origin, [UpdateRR(*r) for r in prereqs],
                                         [UpdateRR(*r) for r in updates])
 
-    update = UpdateServer(rt.xfr, rt.registry, apply_update)
+    secondaries = rt.ctx.secondaries
+
+    def primaries_of(zone: str) -> list[tuple[str, int]]:
+        return [(p.address, p.port) for p in secondaries.primaries_of(zone)]
+
+    update = UpdateServer(rt.xfr, rt.registry, apply_update,
+                          primaries=primaries_of if settings.dns.update_forward else None)
     rt.tcp_state.update = update
     monitor: Monitor = rt.ctx.state["monitor"]
     monitor.attach_tcp(rt.tcp_state)

@@ -77,6 +77,10 @@ class DnsSettings(_Section):
     xfr_max_time: float = Field(7200, gt=0)
     udp_max_payload: int = Field(1232, ge=512, le=65535)
     response_cache_entries: int = Field(100_000, ge=0)
+    # An UPDATE for a secondary zone, allowed by an update rule here, is passed on to its
+    # first primary as it came (signature included) and the answer relayed (BIND's
+    # allow-update-forwarding); off: NOTIMP.
+    update_forward: bool = False
 
     @field_validator("listen")
     @classmethod

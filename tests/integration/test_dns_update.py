@@ -330,3 +330,40 @@ def test_a_knot_secondary_follows_every_update_by_ixfr(
         assert [rr.address for rr in r.answer[0]] == ["192.0.2.3"]
     finally:
         knot.stop()
+
+
+def test_an_update_for_a_secondary_zone_is_forwarded_when_asked(
+        zk_factory: Any, nsupdate_bin: str) -> None:
+    """With [dns] update_forward, an UPDATE that an update rule here allows goes to the
+    zone's primary as it came (signed for the primary too) and its answer comes back."""
+    primary = zk_factory(demo=False).start()
+    secondary = zk_factory(demo=False, env={"ZONEKEEPER_DNS__UPDATE_FORWARD": "true"}).start()
+    zone = new_zone()
+    key = f"fwd-{uuid.uuid4().hex[:6]}"
+    with primary.client() as api:
+        make_zone(api, zone)
+        secret = make_key(api, key)
+        rule(api, zone=zone, key=key, network="127.0.0.0/8")
+        assert api.post("/acls", json={"action": "transfer", "zone": zone,
+                                       "network": "127.0.0.1/32"}).status_code == 201
+    with secondary.client() as api:
+        assert api.post("/tsig-keys", json={"name": key, "secret": secret}).status_code == 201
+        assert api.post("/peers", json={"name": "up", "address": "127.0.0.1",
+                                        "port": primary.dns_port}).status_code == 201
+        assert api.post("/zones", json={"name": zone, "kind": "secondary",
+                                        "primaries": ["up"]}).status_code == 201
+    wait_for(lambda: secondary.query(zone, "SOA").answer, what="the secondary loaded")
+    up = Updater(nsupdate_bin, secondary, zone, (key, secret))
+    # Not allowed here: refused, not passed on.
+    assert "update failed: REFUSED" in up(f"update add fwd.{zone} 60 A 192.0.2.7").stderr
+    with secondary.client() as api:
+        rule(api, zone=zone, key=key, network="127.0.0.0/8")
+    serial = primary.serial(zone)
+    done = up(f"update add fwd.{zone} 60 A 192.0.2.7")
+    assert done.returncode == 0, done.stderr
+    assert primary.serial(zone) == serial + 1
+    assert primary.query(f"fwd.{zone}", "A").answer[0][0].address == "192.0.2.7"
+    assert secondary.events("dns.update", zone=zone, result="forwarded")
+    # A prerequisite that fails at the primary comes back as its answer.
+    failed = up(f"prereq nxdomain fwd.{zone}", f"update add other.{zone} 60 A 192.0.2.8")
+    assert "update failed: YXDOMAIN" in failed.stderr, failed.stderr

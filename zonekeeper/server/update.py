@@ -12,6 +12,7 @@ changes nothing. Every UPDATE is one ``dns.update`` log line.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import dns.message
@@ -56,11 +57,17 @@ def _records(section: list[dns.rrset.RRset]) -> list[UpdateRecord]:
     return out
 
 
+FORWARD_TIMEOUT = 10.0  # seconds for a forwarded UPDATE's answer
+
+
 class UpdateServer:
-    def __init__(self, xfr: XfrServer, registry: Registry, apply: Apply) -> None:
+    def __init__(self, xfr: XfrServer, registry: Registry, apply: Apply, *,
+                 primaries: Callable[[str], list[tuple[str, int]]] | None = None) -> None:
         self.xfr = xfr  # its policy, keys and TSIG check
         self.registry = registry
         self.apply = apply
+        # Set: UPDATEs for secondary zones go to the zone's first primary (address, port).
+        self.primaries = primaries
 
     async def handle(self, wire: bytes, addr: str) -> bytes | None:
         """The answer to one UPDATE from ``addr``; None to drop it (not a request)."""
@@ -90,7 +97,8 @@ class UpdateServer:
         snap = self.registry.zones.get(name_key(origin))
         if snap is None:
             return self._answer(msg, dns.rcode.NOTAUTH, addr, key, zone, "zone not served here")
-        if snap.kind is not ZoneKind.PRIMARY:
+        secondary = snap.kind is not ZoneKind.PRIMARY
+        if secondary and self.primaries is None:
             return self._answer(msg, dns.rcode.NOTIMP, addr, key, zone,
                                 "a secondary zone: send the UPDATE to its primary")
         changes = [(name.to_text().lower(), rdtype) for name, _c, rdtype, _t, _r in updates]
@@ -99,6 +107,8 @@ class UpdateServer:
             self.xfr.metrics.refused("update", "acl")
             return self._answer(msg, dns.rcode.REFUSED, addr, key, zone, decision.reason,
                                 rule=decision.rule)
+        if secondary:
+            return await self._forward(wire, msg, addr, key, zone, decision.rule)
         structlog.contextvars.bind_contextvars(update_key=key, update_client=addr)
         try:
             rcode, serial, notes = await self.apply(origin, prereqs, updates)
@@ -119,6 +129,38 @@ class UpdateServer:
             reason = "a prerequisite does not hold"
         return self._answer(msg, rcode, addr, key, zone, reason, rule=decision.rule,
                             serial=serial, notes=notes or None)
+
+    async def _forward(self, wire: bytes, msg: dns.message.Message, addr: str,
+                       key: str | None, zone: str, rule: str | None) -> bytes | None:
+        """The UPDATE, as it came, to the zone's first primary over TCP; its answer relayed
+        as it came (signed by the primary for the client when the request was signed)."""
+        assert self.primaries is not None
+        targets = self.primaries(zone)
+        if not targets:
+            return self._answer(msg, dns.rcode.SERVFAIL, addr, key, zone,
+                                "a secondary zone without primaries to forward to")
+        host, port = targets[0]
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                                    FORWARD_TIMEOUT)
+            try:
+                writer.write(len(wire).to_bytes(2, "big") + wire)
+                await writer.drain()
+                size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2),
+                                                             FORWARD_TIMEOUT), "big")
+                answer = await asyncio.wait_for(reader.readexactly(size), FORWARD_TIMEOUT)
+            finally:
+                writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            return self._answer(msg, dns.rcode.SERVFAIL, addr, key, zone,
+                                f"forwarding to {host}#{port} failed: {exc or type(exc).__name__}")
+        if len(answer) < 12 or answer[:2] != wire[:2]:
+            return self._answer(msg, dns.rcode.SERVFAIL, addr, key, zone,
+                                f"the answer from {host}#{port} does not match the UPDATE")
+        log.info("dns.update", zone=zone, client=addr, key=key, rule=rule,
+                 result="forwarded", primary=f"{host}#{port}",
+                 rcode=dns.rcode.to_text(dns.rcode.Rcode(answer[3] & 15)))
+        return answer
 
     def _answer(self, msg: dns.message.Message, rcode: int, addr: str, key: str | None,
                 zone: str | None, reason: str, **event: object) -> bytes | None:
