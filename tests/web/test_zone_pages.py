@@ -495,7 +495,7 @@ def test_promote_a_secondary_then_make_it_a_secondary_again(
     expect(page.locator("#kind")).to_have_text("primary")
     expect(page.locator("#serial")).to_have_text(str(first))
     page.get_by_label("Name", exact=True).fill("kept")
-    page.get_by_label("Type").fill("TXT")
+    page.get_by_label("Type", exact=True).fill("TXT")
     page.get_by_label("Records, one per line").fill('"after promotion"')
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#serial")).to_have_text(str(first + 1))
