@@ -22,12 +22,14 @@ from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.monitor import Monitor
 from zonekeeper.policy.acl import parse_address, parse_network
+from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService, key_for, load_targets
 from zonekeeper.services.status import StatusService
@@ -37,7 +39,7 @@ from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage.db import Database, shown_url
-from zonekeeper.zones.snapshot import Registry, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneState
 
 log = structlog.get_logger("zonekeeper")
 DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
@@ -59,6 +61,7 @@ class Runtime:
     xfr: XfrServer
     ctx: AppContext
     usage: LastUsed
+    cookies: CookieSecrets | None = None
     transports: list[Any] = field(default_factory=list)
     servers: list[TcpAcceptor] = field(default_factory=list)
     tcp_state: TcpServerState | None = None
@@ -76,10 +79,18 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     zones = ZoneService(db, registry, limits=settings.zones)
     usage = LastUsed(db, interval_seconds=settings.database.last_used_interval)
     tokens = TokenService(db, usage)
+    dns_cfg = settings.dns
+    cookies = CookieSecrets(db, rotate=dns_cfg.cookie_rotate,
+                            fixed=bytes.fromhex(dns_cfg.cookie_secret) if dns_cfg.cookie_secret else None)
+    edns_options = EdnsOptions(
+        nsid=dns_cfg.nsid.encode() if dns_cfg.nsid else None,
+        idle_timeout=dns_cfg.tcp_idle_timeout, secrets=cookies.current,
+        require_cookie=dns_cfg.require_cookie)
     handler = QueryHandler(
         registry,
         udp_max_payload=settings.dns.udp_max_payload,
         cache_entries=settings.dns.response_cache_entries,
+        edns_options=edns_options,
     )
     xfr = XfrServer(
         registry,
@@ -174,6 +185,19 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     ctx.state["monitor"] = monitor
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx, usage)
     rt.refresh = refresh
+    rt.cookies = cookies
+
+    def expire_of(snap: Any) -> int | None:
+        """EDNS EXPIRE (RFC 7314): a primary zone's SOA expire; for a secondary zone, the
+        seconds left before it expires (0 once expired)."""
+        if snap.kind is ZoneKind.PRIMARY:
+            return int(snap.soa_rrset()[0].expire)
+        state = secondaries.zones.get(snap.name.to_text())
+        if state is None or state.timers.next_expire is None:
+            return None
+        return 0 if state.timers.expired else int(state.timers.next_expire - time.time())
+
+    edns_options.expire_of = expire_of
     return rt
 
 
@@ -297,6 +321,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                f"{exc.strerror or exc}") from exc
 
     await asyncio.to_thread(rt.zones.load_all)
+    assert rt.cookies is not None
+    await asyncio.to_thread(rt.cookies.load)  # the COOKIE secret, before the first answer
     await asyncio.to_thread(rt.ctx.status.load_sync)
     await rt.ctx.state["sync_secondaries"]()  # also builds the access policy
     if settings.api.bootstrap_token:
@@ -347,6 +373,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # that takes one transfers at once).
     rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
     rt.usage.start()  # last_used_at of keys and tokens, written every interval
+    assert rt.cookies is not None
+    rt.cookies.start()  # the COOKIE secret: re-read, rotated when due
 
     # The web stack is imported only now: DNS already answers while it loads.
     import uvicorn
@@ -414,5 +442,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await monitor.close()
     await rt.ctx.status.close()
     await rt.usage.close()  # the uses noted since the last write
+    if rt.cookies is not None:
+        await rt.cookies.close()
     rt.db.dispose()
     log.info("shutdown.done")

@@ -81,6 +81,15 @@ class DnsSettings(_Section):
     # first primary as it came (signature included) and the answer relayed (BIND's
     # allow-update-forwarding); off: NOTIMP.
     update_forward: bool = False
+    # EDNS options (RFC 5001, 7873/9018, 7828). nsid: what NSID answers ("" = none; e.g.
+    # the host name). cookie_secret: 32 hex digits to fix the server cookie secret (every
+    # node the same); empty: one kept in the database, rotated every cookie_rotate seconds
+    # (the previous one is still accepted). require_cookie: UDP queries without a valid
+    # server cookie get BADCOOKIE (BIND's require-server-cookie).
+    nsid: str = Field("", max_length=128)
+    cookie_secret: str = Field("", pattern=r"^([0-9a-fA-F]{32})?$")
+    cookie_rotate: float = Field(30 * 86400, ge=60)
+    require_cookie: bool = False
 
     @field_validator("listen")
     @classmethod

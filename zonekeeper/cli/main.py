@@ -66,10 +66,12 @@ def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None
               help="the least important lines logged [info]")
 @click.option("--demo", is_flag=True, help="create the demo zone example.test. if it is missing")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema")
+@click.option("--nsid", default=None,
+              help='the NSID answered to queries that ask (RFC 5001), e.g. --nsid "$(hostname)"')
 @click.pass_context
 def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, ...],
           api_listen: str | None, database: str | None, log_format: str | None,
-          log_level: str | None, demo: bool, migrate: bool) -> None:
+          log_level: str | None, demo: bool, migrate: bool, nsid: str | None) -> None:
     """Serve DNS and the API until SIGINT or SIGTERM."""
     if config_flag is not None:
         ctx.obj["config"] = config_flag
@@ -81,6 +83,7 @@ def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, .
             ("database", "url"): database,
             ("log", "format"): log_format,
             ("log", "level"): log_level,
+            ("dns", "nsid"): nsid,
         },
     )
     import uvloop

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dns.asyncquery
+import dns.edns
 import dns.exception
 import dns.message
 import dns.name
@@ -181,6 +182,9 @@ class ZoneState:
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
     failures: int = 0  # refreshes failed in a row
     last: Outcome | None = None  # the last refresh's outcome (since start)
+    # EDNS EXPIRE (RFC 7314) the primary gave in its last SOA answer: the seconds its own
+    # copy has left (a secondary primary's), which our expiry may not outlive.
+    primary_expire: int | None = None
 
 
 Installer = Callable[[dns.name.Name, xfrin.Result, str], Awaitable[None]]
@@ -340,7 +344,8 @@ class SecondaryManager:
         else:
             state.failures = 0
             t.next_refresh = now + t.refresh
-            t.next_expire = now + t.expire
+            t.next_expire = now + (t.expire if state.primary_expire is None
+                                   else min(t.expire, state.primary_expire))
             if t.expired:
                 t.expired = False
                 self.set_expired(state.name, False)
@@ -374,7 +379,7 @@ class SecondaryManager:
     async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool,
                             trace: dict[str, Any]) -> Outcome:
         zone = state.name
-        their = await self._soa_serial(zone, primary)
+        their, state.primary_expire = await self._soa_serial(zone, primary)
         ours = state.serial
         if ours is not None and not force_axfr and not is_newer(their, ours):
             return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
@@ -422,8 +427,10 @@ class SecondaryManager:
                     serial_from=ours, serial=got.serial, records=got.records, result="ok")
         return Outcome(result, ours, got.serial, primary.name, records=got.records)
 
-    async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> int:
-        q = dns.message.make_query(zone, dns.rdatatype.SOA)
+    async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> tuple[int, int | None]:
+        """The primary's serial, and the EDNS EXPIRE value it answered with (None if none)."""
+        q = dns.message.make_query(zone, dns.rdatatype.SOA, use_edns=0,
+                                   options=[dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b"")])
         q.flags = 0
         if primary.key is not None:
             q.use_tsig(primary.key)
@@ -441,9 +448,11 @@ class SecondaryManager:
         if r.rcode() != dns.rcode.NOERROR:
             raise TransferFailed(f"SOA query answered {dns.rcode.to_text(r.rcode())}",
                                  rcode=dns.rcode.to_text(r.rcode()))
+        expire = next((int.from_bytes(o.to_wire(), "big") for o in r.options
+                       if o.otype == dns.edns.OptionType.EXPIRE and len(o.to_wire()) == 4), None)
         for rrset in r.answer:
             if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone:
-                return int(rrset[0].serial)
+                return int(rrset[0].serial), expire
         raise TransferFailed("the SOA answer has no SOA for the zone")
 
     async def _transfer(self, zone: dns.name.Name, primary: Primary,

@@ -20,6 +20,7 @@ import dns.rdatatype
 import structlog
 
 from zonekeeper.proto.answer import Answer, resolve, zone_for
+from zonekeeper.proto.edns import EdnsOptions, MalformedOption, option
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.dns")
@@ -32,12 +33,13 @@ BADVERS = 16
 
 
 class Edns:
-    __slots__ = ("payload", "do", "version")
+    __slots__ = ("payload", "do", "version", "options")
 
-    def __init__(self, payload: int, do: bool, version: int) -> None:
+    def __init__(self, payload: int, do: bool, version: int, options: bytes = b"") -> None:
         self.payload = payload
         self.do = do
         self.version = version
+        self.options = options  # the OPT RDATA: the query's options, as they came
 
 
 class Query:
@@ -96,8 +98,8 @@ def parse_fast(data: bytes) -> Query | None:
             version = data[pos + 6]
             do = bool(data[pos + 7] & 0x80)
             rdlen = int.from_bytes(data[pos + 9 : pos + 11], "big")
+            edns = Edns(payload, do, version, data[pos + 11 : pos + 11 + rdlen] if rdlen else b"")
             pos += 11 + rdlen
-            edns = Edns(payload, do, version)
         if pos != end:
             return None
     except IndexError:
@@ -113,7 +115,8 @@ def parse_slow(data: bytes) -> Query:
     q = msg.question[0]
     edns = None
     if msg.edns >= 0:
-        edns = Edns(msg.payload, bool(msg.ednsflags & dns.flags.DO), msg.edns)
+        edns = Edns(msg.payload, bool(msg.ednsflags & dns.flags.DO), msg.edns,
+                    b"".join(option(int(o.otype), o.to_wire()) for o in msg.options))
     return Query(
         data[0:2],
         data[2],
@@ -140,14 +143,16 @@ def header_only(data: bytes, rcode: int) -> bytes:
 
 
 class QueryHandler:
-    def __init__(self, registry: Registry, *, udp_max_payload: int, cache_entries: int) -> None:
+    def __init__(self, registry: Registry, *, udp_max_payload: int, cache_entries: int,
+                 edns_options: EdnsOptions | None = None) -> None:
         self.registry = registry
         self.udp_max_payload = udp_max_payload
         self.cache_entries = cache_entries
+        self.edns_options = edns_options  # NSID, EXPIRE, COOKIE, keepalive (proto/edns.py)
         self._cached_total = 0
 
     # -- the entry point ---------------------------------------------------------------
-    def handle(self, data: bytes, *, tcp: bool) -> bytes | None:
+    def handle(self, data: bytes, *, tcp: bool, addr: str = "") -> bytes | None:
         if len(data) < 12 or data[2] & 0x80:
             return None  # no header, or a response: never answered
         opcode = (data[2] >> 3) & 0x0F
@@ -159,7 +164,17 @@ class QueryHandler:
                 query = parse_slow(data)
             except Exception:  # noqa: BLE001 - any parse failure is FORMERR
                 return header_only(data, dns.rcode.FORMERR)
-            return self._answer(query, tcp=tcp, cache_key=None)
+            resp = self._answer(query, tcp=tcp, cache_key=None)
+            if query.edns is not None and query.edns.options:
+                return self._with_options(resp, query, tcp, addr)
+            return resp
+        if query.edns is not None and query.edns.options:
+            # Options are per client (cookies) or per moment (EXPIRE): the answer is looked
+            # up as for any query, and they are added to it.
+            return self._with_options(self._lookup(data, query, tcp), query, tcp, addr)
+        return self._lookup(data, query, tcp)
+
+    def _lookup(self, data: bytes, query: Query, tcp: bool) -> bytes:
         limit = self._limit(query, tcp)
         cache_key = (
             query.qkey
@@ -176,6 +191,30 @@ class QueryHandler:
                 qend = 12 + len(query.question)
                 return data[0:2] + hit[2:12] + data[12:qend] + hit[qend:]
         return self._answer(query, tcp=tcp, cache_key=cache_key, zone=zone)
+
+    def _with_options(self, resp: bytes, query: Query, tcp: bool, addr: str) -> bytes:
+        """``resp`` (its OPT last, without options) with our answers to the query's
+        options; FORMERR for a malformed option, BADCOOKIE (no answer, a fresh cookie) when
+        server cookies are required and the query has no valid one."""
+        edns = query.edns
+        if self.edns_options is None or edns is None or edns.version != 0 or resp[-11:-8] != b"\x00\x00\x29":
+            return resp
+        zone = zone_for(self.registry.zones, query.qkey)  # type: ignore[arg-type]
+        apex_soa = (zone is not None and query.qtype == int(dns.rdatatype.SOA)
+                    and query.qkey == zone.origin_key)  # type: ignore[attr-defined]
+        limit = self._limit(query, tcp)
+        try:
+            out, rcode = self.edns_options.answer(edns.options, tcp=tcp, address=addr,
+                                                  zone=zone, apex_soa=apex_soa)
+        except MalformedOption:
+            return self._render(query, Answer(rcode=dns.rcode.FORMERR, aa=False), limit)
+        if rcode:
+            resp = self._render(query, Answer(rcode=rcode, aa=False), limit)
+        if not out:
+            return resp
+        with_options = resp[:-2] + len(out).to_bytes(2, "big") + out
+        # Over UDP, an answer that would outgrow the client's limit goes without them.
+        return with_options if tcp or len(with_options) <= limit else resp
 
     # -- building answers --------------------------------------------------------------
     def _limit(self, query: Query, tcp: bool) -> int:

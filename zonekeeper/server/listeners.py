@@ -48,9 +48,9 @@ _LOWAT_UNLIMITED = (0xFFFFFFFF).to_bytes(4, sys.byteorder)  # as an unsigned int
 log = structlog.get_logger("zonekeeper.dns")
 
 
-def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool) -> bytes | None:
+def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool, addr: str = "") -> bytes | None:
     try:
-        return handler.handle(data, tcp=tcp)
+        return handler.handle(data, tcp=tcp, addr=addr)
     except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
         log.exception("dns.handler_error", tcp=tcp, size=len(data))
         if len(data) >= 12 and not data[2] & 0x80:
@@ -73,13 +73,13 @@ def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
         if at is not None:
             try:
                 return xfr.answer_signed(
-                    data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp),
+                    data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp, addr=addr),
                     udp_max_payload=None if tcp else handler.udp_max_payload,
                 )
             except Exception:  # noqa: BLE001 - as in _safe_handle: one SERVFAIL, not the listener
                 log.exception("dns.tsig_error", tcp=tcp, size=len(data))
                 return header_only(data, dns.rcode.SERVFAIL)
-    return _safe_handle(handler, data, tcp=tcp)
+    return _safe_handle(handler, data, tcp=tcp, addr=addr)
 
 
 class UdpProtocol(asyncio.DatagramProtocol):

@@ -250,3 +250,14 @@ class WebSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServerSecret(Base):
+    """A secret the nodes of one database share (0009): the DNS COOKIE secret."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    current: Mapped[bytes] = mapped_column(LargeBinary)
+    previous: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
