@@ -365,9 +365,10 @@ class Zonekeeper(Server):
 # -- the measurements -------------------------------------------------------------------------
 
 
-def run_dnsperf(addr: str, port: int, queries: Path, seconds: int, clients: int, outstanding: int) -> dict:
+def run_dnsperf(addr: str, port: int, queries: Path, seconds: int, clients: int, outstanding: int,
+                extra: tuple[str, ...] = ()) -> dict:
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", addr, "-p", str(port), "-d", str(queries),
-           "-l", str(seconds), "-c", str(clients), "-q", str(outstanding)]
+           "-l", str(seconds), "-c", str(clients), "-q", str(outstanding), *extra]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     out = res.stdout + res.stderr
 
