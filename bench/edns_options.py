@@ -63,8 +63,10 @@ def baseline_db(db: Path, rev_head: str = "0008") -> Path:
     if not out.exists():
         shutil.copyfile(db, out)
         with sqlite3.connect(out) as con:
-            con.execute("DROP TABLE IF EXISTS server_secrets")
-            con.execute("UPDATE alembic_version SET version_num = ?", (rev_head,))
+            (version,) = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            if version > rev_head:  # older ones the baseline's --migrate brings up itself
+                con.execute("DROP TABLE IF EXISTS server_secrets")
+                con.execute("UPDATE alembic_version SET version_num = ?", (rev_head,))
     return out
 
 
