@@ -367,3 +367,135 @@ def test_kill_9_during_edits_loses_no_acknowledged_edit(backend: str, zk_factory
               f"{time.monotonic() - t0:.1f}s")
     assert done == EDITS
     assert srv.stop() == 0
+
+
+# -- a secondary zone killed during its inbound transfer --------------------------------------
+BIG = 50_000  # records of the large zone: its transfer in takes a while
+
+
+def big_zone(version: int) -> str:
+    """Version ``version`` of the large zone: serial ``version``; every record says which
+    version it belongs to, and one name exists in this version only."""
+    head = (f"$TTL 300\n@ SOA ns1 hostmaster {version} 3600 600 1209600 300\n@ NS ns1\n"
+            f"ns1 A 192.0.2.1\nonly{version} A 192.0.2.{version % 250 + 1}\n")
+    return head + "".join(f'h{i} TXT "v{version} {i}"\n' for i in range(BIG))
+
+
+def served_serial(srv: ZkServer, zone: str) -> int | None:
+    """The serial served, or None (SERVFAIL before the first transfer)."""
+    r = srv.query(zone, "SOA")
+    return r.answer[0][0].serial if r.answer else None  # type: ignore[no-any-return]
+
+
+def whole_version(zone: str, lines: list[str]) -> int:
+    """The version an AXFR dump holds; fails unless every record is of that one version."""
+    soa = [ln for ln in lines if ln.split()[3] == "soa"]
+    assert len(soa) == 1, soa[:3]
+    v = int(soa[0].split()[6])
+    txt = [ln for ln in lines if ln.split()[3] == "txt"]
+    versions = {ln.split(None, 4)[4].split()[0].strip('"') for ln in txt}
+    assert versions == {f"v{v}"}, f"records of versions {sorted(versions)[:5]} under serial {v}"
+    assert len(txt) == BIG, (len(txt), BIG)
+    only = sorted(ln.split()[0] for ln in lines if ln.split()[0].startswith("only"))
+    assert only == [f"only{v}.{zone}"], only
+    return v
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_during_transfer_in_serves_old_or_new_whole(backend: str, zk_factory,  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    require_tool("knotd", "knot")
+    require_tool("dig", "bind9-dnsutils")
+    from tests.peers import dig_axfr_lines
+
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)
+    print(f"seed {seed}")
+    zone = f"big-{uuid.uuid4().hex[:6]}.test."
+    primary = KnotPrimary(tmp_path / "knot-primary", addr=PRIMARY_ADDR, port=free_port(PRIMARY_ADDR))
+    primary.serve_zones(PrimaryZone(zone, big_zone(1), ixfr=False), reload=False)
+    primary.start().wait_ready()
+    database = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    srv: ZkServer = zk_factory(demo=False, database=database).start()
+
+    def dump() -> list[str]:
+        return dig_axfr_lines(srv.addr, srv.dns_port, zone, canonical=False)
+
+    def edit(version: int) -> None:
+        primary.edit_zone(zone, big_zone(version))
+        wait_for(lambda: primary.serial(zone) == version, timeout=60, what="the primary reloaded")
+
+    def transfer(api: httpx2.Client, version: int) -> dict[str, object]:
+        r = api.post(f"/zones/{zone}/transfer", params={"timeout": 120})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["serial_after"] == version, out
+        return out  # type: ignore[no-any-return]
+
+    try:
+        with srv.client() as api:
+            r = api.post("/peers", json={"name": "up", "address": PRIMARY_ADDR, "port": primary.port})
+            assert r.status_code == 201, r.text
+            r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": ["up"]})
+            assert r.status_code == 201, r.text
+            r = api.post("/acls", json={"zone": zone, "action": "transfer", "network": "127.0.0.1/32"})
+            assert r.status_code == 201, r.text
+            wait_for(lambda: served_serial(srv, zone) == 1, timeout=120, what="version 1 transferred")
+        assert whole_version(zone, dump()) == 1
+        # How long a transfer takes: until the new version is served (read), and until it
+        # is stored (the outcome).
+        edit(2)
+        with srv.client() as api:
+            t0 = time.monotonic()
+            r = api.post(f"/zones/{zone}/transfer", params={"timeout": 0.05})
+            assert r.status_code == 202, r.text
+            wait_for(lambda: served_serial(srv, zone) == 2, timeout=120, what="version 2 served")
+            t_read = time.monotonic() - t0
+            wait_for(lambda: srv.events("zone.changed", zone=zone, serial=2), timeout=120,
+                     what="version 2 stored")
+            t_stored = time.monotonic() - t0
+        print(f"transfer: read {t_read:.2f}s, stored {t_stored:.2f}s")
+        old = 2
+        outcomes: list[tuple[str, str, float]] = []
+        t0 = time.monotonic()
+        for round_ in range(4):
+            new = old + 1
+            edit(new)
+            with srv.client() as api:
+                r = api.post(f"/zones/{zone}/transfer", params={"timeout": 0.01})
+                assert r.status_code == 202, r.text
+            if round_ % 2 == 0:  # while the transfer is read
+                time.sleep(rng.uniform(0.05, 0.95) * t_read)
+                phase = "read"
+            else:  # while the new version, served already, is written
+                wait_for(lambda: served_serial(srv, zone) == new, timeout=120, what="new version served")
+                time.sleep(rng.uniform(0, 1.6) * max(t_stored - t_read, 0.05))
+                phase = "write"
+            assert srv.proc is not None
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait()
+            # The primary is stopped while the secondary comes back, so what it serves is
+            # what it had stored, not a transfer made since.
+            assert primary.proc is not None
+            primary.proc.send_signal(signal.SIGSTOP)
+            try:
+                srv.start()
+                got = whole_version(zone, dump())
+                assert got in (old, new), (got, old, new)
+                with srv.client() as api:
+                    assert api.get(f"/zones/{zone}").json()["serial"] == got
+                assert srv.serial(zone) == got
+            finally:
+                primary.proc.send_signal(signal.SIGCONT)
+            outcomes.append((phase, "new" if got == new else "old", round(time.monotonic() - t0, 1)))
+            if got == old:
+                with srv.client() as api:
+                    transfer(api, new)
+                assert served_serial(srv, zone) == new
+            old = new
+        print(f"outcomes: {outcomes}")
+        assert srv.stop() == 0
+    finally:
+        primary.stop()
