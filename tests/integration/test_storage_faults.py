@@ -29,10 +29,7 @@ from pathlib import Path
 
 import dns.message
 import dns.opcode
-import dns.query
 import dns.rdatatype
-import dns.xfr
-import dns.zone
 import httpx2
 import pytest
 
