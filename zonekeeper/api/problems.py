@@ -35,6 +35,33 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+# What a failed database operation says to the client, by cause (``storage_fault``).
+STORAGE_FAULTS = {
+    "full": "the database's disk is full",
+    "read-only": "the database is read-only",
+    "io": "the database could not read or write its disk (I/O error)",
+    "busy": "the database is busy (another writer held it too long)",
+    "unreachable": "the database is unreachable",
+}
+
+
+def storage_fault(exc: OperationalError) -> str:
+    """Why a database operation failed, from the driver's message: SQLite's ("database or
+    disk is full", "attempt to write a readonly database", "disk I/O error", "database is
+    locked") and PostgreSQL's ("No space left on device", "read-only transaction", lock
+    timeout); anything else counts as unreachable."""
+    text = str(exc.orig).lower()
+    if "disk is full" in text or "no space left" in text or "disk full" in text:
+        return "full"
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return "read-only"
+    if "i/o error" in text:
+        return "io"
+    if "locked" in text or "lock timeout" in text or "busy" in text:
+        return "busy"
+    return "unreachable"
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> list[str | int]:
     return [x if isinstance(x, int) else str(x) for x in loc]
 
@@ -78,9 +105,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _storage(_request: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("api.storage_unavailable", error=str(exc.orig)[:200])
+        cause = storage_fault(exc)
+        log.warning("api.storage_unavailable", cause=cause, error=str(exc.orig)[:200])
         return problem(503, "storage-unavailable", "Storage unavailable",
-                       "the database is busy or unreachable; nothing was changed; retry shortly",
+                       f"{STORAGE_FAULTS[cause]}; nothing was changed; retry shortly",
                        headers={"Retry-After": "5"})
 
     @app.exception_handler(DataError)

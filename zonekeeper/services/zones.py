@@ -24,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 
 from zonekeeper.errors import (
     Conflict,
@@ -980,8 +980,10 @@ class ZoneService:
         if current is not None and current.axfr is not None:
             # Re-render only the changed owners' part of the AXFR image.
             snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
-        log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
-                 rrsets=len(touched) - 1)
+        # Logged once the transaction commits: a change the database refused never happened.
+        event.listen(s, "after_commit", lambda _s: log.info(
+            "zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
+            rrsets=len(touched) - 1), once=True)
         return snap, serial
 
     def _check_primary(self, z: Zone) -> None:

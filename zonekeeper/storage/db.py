@@ -12,6 +12,7 @@ advisory lock, so writers queue there too (see ``_postgres_engine``).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +58,20 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # A connection opened while the file was read-only stays read-only, and one that
+        # hit an I/O error may be unusable: drop the pool's connections, so that the next
+        # transaction opens the file again and writes work once the file is writable (or
+        # the disk is back) without a restart. The error itself still reaches the caller.
+        if _REOPEN_ON.search(str(context.original_exception).lower()):
+            context.is_disconnect = True
+
     return engine
+
+
+# SQLite errors after which its connections are opened again (see ``_sqlite_engine``).
+_REOPEN_ON = re.compile(r"readonly database|disk i/o error")
 
 
 # The key of the advisory lock every PostgreSQL write transaction holds ("zkWR").
