@@ -49,7 +49,8 @@ import structlog
 
 from zonekeeper.api import schemas
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
-from zonekeeper.errors import Invalid
+from zonekeeper.api.routes.zones import _changes
+from zonekeeper.errors import Invalid, Malformed
 from zonekeeper.events import secondary
 from zonekeeper.policy.acl import AclAction, Effect, Policy, Rule, parse_network
 from zonekeeper.proto import xfrin
@@ -60,7 +61,7 @@ from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.update import UpdateServer, is_update
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services import dnsupdate
-from zonekeeper.services.zones import _raise_parse_problems
+from zonekeeper.services.zones import _raise_parse_problems, parse_zone_name
 from zonekeeper.settings import ZoneSettings
 from zonekeeper.zones.model import ZoneContent
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState, compile_nodes
@@ -316,7 +317,8 @@ def check_answer(data: bytes, resp: bytes, *, tcp: bool, update: bool = False) -
     elif rcode not in allowed:
         raise Violation(f"RCODE {rcode} to {data.hex()}")
     req = _parse_request(data)
-    if rcode == dns.rcode.SERVFAIL and _zone_of(req) != EXPIRED:
+    qname = _zone_of(req)
+    if rcode == dns.rcode.SERVFAIL and (qname is None or not qname.is_subdomain(EXPIRED)):
         raise Violation(f"SERVFAIL for a zone that is served: {data.hex()}")
     limit = 65535
     if not tcp:
@@ -549,7 +551,7 @@ def target_zonefile(data: bytes) -> None:
 MODELS: list[type[pydantic.BaseModel]] = sorted(
     (m for m in vars(schemas).values()
      if isinstance(m, type) and issubclass(m, pydantic.BaseModel) and m.__module__ == schemas.__name__
-     and issubclass(m, schemas._In)),
+     and issubclass(m, schemas._In) and m is not schemas._In),
     key=lambda m: m.__name__,
 )
 
@@ -570,9 +572,29 @@ def target_schemas(data: bytes) -> None:
         except (ValueError, RecursionError):
             return
         try:
-            model.model_validate(obj)
+            body_model = model.model_validate(obj)
         except pydantic.ValidationError:
-            pass
+            return
+        try:
+            _convert(body_model)
+        except (Malformed, Invalid):
+            pass  # 400, 422
+
+
+def _convert(body: pydantic.BaseModel) -> None:
+    """What the routes do with a valid body before the services: zone names read, RRsets
+    turned into changes (``make_change``, every problem listed)."""
+    if isinstance(body, schemas.ZoneCreate):
+        origin = parse_zone_name(body.name)
+        _changes(body.rrsets, origin, "rrsets", ["REPLACE"] * len(body.rrsets))
+    elif isinstance(body, schemas.RRsetPatch):
+        _changes(list(body.rrsets), ORIGIN, "rrsets", [r.changetype for r in body.rrsets])
+    elif isinstance(body, schemas.RRsetIn):
+        _changes([body], ORIGIN, "rrsets", ["REPLACE"])
+    elif isinstance(body, schemas.RRsetPut):
+        item = schemas.RRsetIn.model_construct(name="www", type="TXT", ttl=body.ttl,
+                                               records=body.records)
+        _changes([item], ORIGIN, "body", ["REPLACE"])
 
 
 # -- seeds: real requests and answers, the start of each corpus ----------------------------------
