@@ -492,19 +492,16 @@ def target_xfrin(data: bytes) -> None:
     question = name_key(ORIGIN) + int(rdtype).to_bytes(2, "big") + b"\x00\x01"
     chain = xfrin.TsigChain(key, query.mac or b"")
     messages, _rest = _split(data[1:])
-    try:
-        with _no_logged_bug("xfrin", data):
-            try:
-                first = True
-                for rwire in messages:
-                    if reader.done:
-                        break
-                    secondary.take_message(reader, chain, rwire, query.id, question, first)
-                    first = False
-            except (secondary.TransferFailed, xfrin.XfrError, dns.exception.DNSException):
-                return
-    finally:
-        pass
+    with _no_logged_bug("xfrin", data):
+        try:
+            first = True
+            for rwire in messages:
+                if reader.done:
+                    break
+                secondary.take_message(reader, chain, rwire, query.id, question, first)
+                first = False
+        except (secondary.TransferFailed, xfrin.XfrError, dns.exception.DNSException):
+            return
     result = reader.result
     if not reader.done or result is None:
         return
