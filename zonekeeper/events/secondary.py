@@ -103,6 +103,27 @@ class TransferFailed(Exception):
 MESSAGE_TIMEOUT = 30.0  # seconds to wait for each message of a transfer
 
 
+def take_message(reader: xfrin.Reader, chain: xfrin.TsigChain, rwire: bytes, query_id: int,
+                 question: bytes, first: bool) -> None:
+    """One message of a transfer's answer: parsed, matched to the query, its TSIG checked
+    and its records fed to ``reader``. Raises TransferFailed, xfrin.XfrError or a dnspython
+    error (TSIG) for anything that is not part of a transfer we may install."""
+    msg = xfrin.parse(rwire, reader.origin)
+    if msg.id != query_id or not msg.flags & 0x8000 or (msg.flags >> 11) & 0xF:
+        raise TransferFailed("an answer that does not match the query")
+    if msg.question is not None and msg.question != question:
+        raise TransferFailed("an answer for another question")
+    if first and msg.question is None and msg.rcode == 0:
+        raise TransferFailed("the first message of the answer has no question")
+    if msg.rcode:
+        if msg.tsig is not None:
+            chain.check(rwire, msg)  # raises the TSIG error the primary sent
+        text = dns.rcode.to_text(msg.rcode)  # type: ignore[arg-type]
+        raise TransferFailed(f"the primary refused: {text}", rcode=text)
+    chain.check(rwire, msg)
+    reader.feed(msg.answers, msg.deep)
+
+
 class _Framed:
     """The length-prefixed messages of a TCP answer, read in large pieces (a transfer of a
     million records is ~2,600 messages: two small reads each would cost more than the data).
@@ -519,20 +540,7 @@ class SecondaryManager:
                 if records > limits.max_records:
                     raise TransferFailed(
                         f"the transfer is over the {limits.max_records}-record limit")
-                msg = xfrin.parse(rwire, reader.origin)
-                if msg.id != query.id or not msg.flags & 0x8000 or (msg.flags >> 11) & 0xF:
-                    raise TransferFailed("an answer that does not match the query")
-                if msg.question is not None and msg.question != question:
-                    raise TransferFailed("an answer for another question")
-                if first and msg.question is None and msg.rcode == 0:
-                    raise TransferFailed("the first message of the answer has no question")
-                if msg.rcode:
-                    if msg.tsig is not None:
-                        chain.check(rwire, msg)  # raises the TSIG error the primary sent
-                    text = dns.rcode.to_text(msg.rcode)  # type: ignore[arg-type]
-                    raise TransferFailed(f"the primary refused: {text}", rcode=text)
-                chain.check(rwire, msg)
-                reader.feed(msg.answers, msg.deep)
+                take_message(reader, chain, rwire, query.id, question, first)
                 first = False
             if not chain.last_signed:
                 raise TransferFailed("the last message of the answer is not signed")

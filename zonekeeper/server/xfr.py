@@ -584,10 +584,25 @@ class XfrServer:
             if msg.had_tsig and self.on_key_used is not None:
                 self.on_key_used(msg.keyname.to_text().lower())  # type: ignore[union-attr]
             return msg
-        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm,
+                dns.tsig.BadSignature, dns.tsig.BadTime) as exc:
+            try:
+                return self._tsig_refusal(wire, exc, key, tsig, at, bounds)
+            except Exception:  # noqa: BLE001 - malformed past its TSIG (octets after it): FORMERR
+                return _TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
+        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+            return _TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
+
+    def _tsig_refusal(self, wire: bytes, exc: Exception, key: dns.tsig.Key | None,
+                      tsig: dns.rdtypes.ANY.TSIG.TSIG | None, at: int | None,
+                      bounds: tuple[int, int] | None) -> _TsigRefusal:
+        """The answer to a request whose TSIG failed with ``exc`` (BADKEY, BADSIG, BADTIME or
+        BADTRUNC). Raises when the request does not parse without its TSIG checked (dnspython
+        checks the TSIG before it sees octets after it): the caller answers FORMERR."""
+        if isinstance(exc, (dns.message.UnknownTSIGKey, dns.tsig.BadKey, dns.tsig.BadAlgorithm)):
             return _TsigRefusal(self._tsig_failure(wire, dns.rcode.BADKEY), "badkey",
                                 "unknown TSIG key (BADKEY)")
-        except dns.tsig.BadSignature:
+        if isinstance(exc, dns.tsig.BadSignature):
             if (key is not None and tsig is not None and at is not None and bounds is not None
                     and len(tsig.mac) < bounds[1]
                     and _truncated_mac_verifies(wire, at, key, tsig)):
@@ -599,15 +614,12 @@ class XfrServer:
                                     "badtrunc", "truncated TSIG MAC (BADTRUNC)", name)
             return _TsigRefusal(self._tsig_failure(wire, dns.rcode.BADSIG), "badsig",
                                 "bad TSIG signature (BADSIG)")
-        except dns.tsig.BadTime:
-            if key is None:
-                q = dns.message.from_wire(wire, keyring=False)
-                key = policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
-            assert key is not None
-            return _TsigRefusal(self._signed_error(wire, key, dns.rcode.BADTIME), "badtime",
-                                "TSIG time outside fudge (BADTIME)", key.name.to_text())
-        except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-            return _TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
+        if key is None:  # BadTime
+            q = dns.message.from_wire(wire, keyring=False)
+            key = self.policy.keyring(q, q.tsig.name)  # type: ignore[union-attr]
+        assert key is not None
+        return _TsigRefusal(self._signed_error(wire, key, dns.rcode.BADTIME), "badtime",
+                            "TSIG time outside fudge (BADTIME)", key.name.to_text())
 
     # -- ordinary queries signed with TSIG (SOA checks of secondaries, signed dig) ---------
     def notify_in(self, wire: bytes, addr: str) -> bytes | None:
