@@ -55,6 +55,7 @@ from zonekeeper.events import secondary
 from zonekeeper.policy.acl import AclAction, Effect, Policy, Rule, parse_network
 from zonekeeper.proto import xfrin
 from zonekeeper.proto.rrwire import name_key
+from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpProtocol, TcpServerState, _respond, is_xfr_request
 from zonekeeper.server.notify_limit import NotifyLimit
@@ -242,7 +243,12 @@ class World:
                                         kind=ZoneKind.SECONDARY))
         self.registry.publish(_snapshot(EXPIRED, _other_zone(EXPIRED), zone_id=3,
                                         kind=ZoneKind.SECONDARY, state=ZoneState.EXPIRED))
-        self.handler = QueryHandler(self.registry, udp_max_payload=1232, cache_entries=5000)
+        # EDNS options answered as a server configured with all of them answers them.
+        self.handler = QueryHandler(self.registry, udp_max_payload=1232, cache_entries=5000,
+                                    edns_options=EdnsOptions(
+                                        nsid=b"fuzz", idle_timeout=10,
+                                        secrets=lambda: (b"k" * 16, b"p" * 16),
+                                        expire_of=lambda snap: 3600))
         self.xfr = XfrServer(self.registry, transfers_out=4, send_timeout=5, max_time=30)
         local = parse_network("127.0.0.0/8")
         self.xfr.set_policy(Policy(keys={"fuzz-key.": KEY}, rules=(
