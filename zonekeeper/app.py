@@ -23,7 +23,13 @@ from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.monitor import Monitor
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.server.listeners import (
+    TcpAcceptor,
+    TcpServerState,
+    make_socket,
+    start_tcp,
+    start_udp,
+)
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer

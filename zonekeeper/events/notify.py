@@ -22,7 +22,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import dns.asyncquery
@@ -40,6 +39,7 @@ import structlog
 
 from zonekeeper.policy.acl import IPAddress, parse_address
 from zonekeeper.proto.rrwire import ancestors, blob_to_rdatas, find_blob, name_key
+from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.notify")
@@ -51,7 +51,7 @@ _T_ADDRESS = (int(dns.rdatatype.A).to_bytes(2, "big"), int(dns.rdatatype.AAAA).t
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return utc_text()
 
 
 @dataclass(frozen=True)

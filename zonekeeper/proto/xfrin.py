@@ -158,16 +158,6 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
     return b"".join(parts)
 
 
-def in_zone(key: bytes, origin: bytes) -> bool:
-    """Whether lower-case name wire ``key`` is ``origin`` or below it (on a label boundary)."""
-    if not key.endswith(origin):
-        return False
-    stop = len(key) - len(origin)
-    pos = 0
-    while pos < stop:
-        pos += key[pos] + 1
-    return pos == stop
-
 
 @dataclass
 class Message:

@@ -26,8 +26,8 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
-import dns.rdataclass
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.rrset
@@ -58,7 +58,7 @@ KNOWN_ANSWERS_MAX = 256
 
 
 @dataclass
-class Outcome:
+class TransferResult:
     result: str
     messages: int = 0
     records: int = 0
@@ -744,17 +744,17 @@ class XfrServer:
                 return False
         if known.incremental and not self.ixfr_allowed(zone, addr):
             return False
-        outcome = Outcome("ok", known.messages, known.records, known.bytes)
+        outcome = TransferResult("ok", known.messages, known.records, known.bytes)
         try:
             out.write(wire[0:2].join(known.pieces))
         except ConnectionError:
             if not known.incremental:
                 return True  # as serve(): a one-SOA answer that could not go is not logged
-            outcome = Outcome("aborted")
+            outcome = TransferResult("aborted")
         self._log(zone, addr, None, "IXFR", snap.serial, outcome, started, known.style)
         return True
 
-    async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> Outcome:
+    async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> TransferResult:
         started = time.monotonic()
         addr = client[0]
         policy = self.policy
@@ -778,7 +778,7 @@ class XfrServer:
                                      "tsig" if checked.result != "formerr" else "malformed")
                 if checked.reason is not None:
                     log.info("xfr.refused", client=addr, key=checked.key, reason=checked.reason)
-                return Outcome(checked.result)
+                return TransferResult(checked.result)
             query = checked
         if query.had_tsig:
             key_name = query.keyname.to_text().lower()  # type: ignore[union-attr]
@@ -802,12 +802,12 @@ class XfrServer:
                 msg.request_mac = query.mac
             return msg.to_wire()  # type: ignore[no-any-return]
 
-        def refuse(rcode: int, reason: str, *, ede: int | None = None, rule: str | None = None) -> Outcome:
+        def refuse(rcode: int, reason: str, *, ede: int | None = None, rule: str | None = None) -> TransferResult:
             try:
                 query = complete()
             except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
                 _send(out, header_only(wire, dns.rcode.FORMERR))
-                return Outcome("formerr")
+                return TransferResult("formerr")
             resp = dns.message.make_response(query, our_payload=self.edns_payload)
             resp.flags &= ~dns.flags.AA
             resp.set_rcode(rcode)
@@ -820,7 +820,7 @@ class XfrServer:
                 log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
                          reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode),
                          suppressed=held)
-            return Outcome("refused")
+            return TransferResult("refused")
 
         if not light and query.edns > 0:
             return refuse(dns.rcode.BADVERS, f"EDNS version {query.edns} (only version 0 is known here)")
@@ -849,7 +849,7 @@ class XfrServer:
                     query = complete()
                 except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
                     _send(out, header_only(wire, dns.rcode.FORMERR))
-                    return Outcome("formerr")
+                    return TransferResult("formerr")
                 resp = dns.message.make_response(query, our_payload=self.edns_payload)
                 resp.flags |= dns.flags.AA
                 resp.answer.append(snap.soa_rrset())
@@ -861,8 +861,8 @@ class XfrServer:
                     snap.ixfr_cache[wire[2:]] = _Known(
                         [len(answer).to_bytes(2, "big"), answer[2:]], False, "current", 1, 1, 0)
                 _send(out, answer)
-                self._log(zone, addr, key_name, kind, snap.serial, Outcome("ok", 1, 1), started, "current")
-                return Outcome("ok", 1, 1)
+                self._log(zone, addr, key_name, kind, snap.serial, TransferResult("ok", 1, 1), started, "current")
+                return TransferResult("ok", 1, 1)
             incremental, style = await self._incremental(query, snap, client_serial, addr)
         # A request with EDNS gets an OPT in the first message of the answer (RFC 6891 §7,
         # RFC 5936 §2.2.5), as in every answer of ours to one.
@@ -876,7 +876,7 @@ class XfrServer:
             slot = await self._wait_slot(zone, addr, out, slot)
             if isinstance(slot, str):
                 return refuse(dns.rcode.REFUSED, slot)
-        outcome = Outcome("aborted")
+        outcome = TransferResult("aborted")
         try:
             if incremental is not None:
                 # Rendered already: sent at once, without a task of its own (wait_for would
@@ -887,12 +887,12 @@ class XfrServer:
                 outcome = await asyncio.wait_for(self._stream(query, wire, opt, snap, slot),
                                                  timeout=self.max_time)
         except TimeoutError:
-            outcome = Outcome("timeout")
+            outcome = TransferResult("timeout")
         except ConnectionError:
-            outcome = Outcome("aborted")
+            outcome = TransferResult("aborted")
         finally:
             if slot.preempted:
-                outcome = Outcome("preempted", outcome.messages, outcome.records, outcome.bytes)
+                outcome = TransferResult("preempted", outcome.messages, outcome.records, outcome.bytes)
             else:
                 self.slots.remove(slot)
             self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style)
@@ -927,7 +927,7 @@ class XfrServer:
 
     async def _stream_messages(self, query: dns.message.Message, wire: bytes,
                                msgs: list[tuple[bytes, int]], opt: bytes, slot: _Slot,
-                               deadline: float) -> Outcome:
+                               deadline: float) -> TransferResult:
         """Send cached messages: the request's ID and question (with its 0x20 case) patched
         in, ``opt`` (the OPT record, or nothing) added to the first, each signed in the
         multi-message chain when the request was."""
@@ -963,10 +963,10 @@ class XfrServer:
                 await slot.drain(min(self.send_timeout, left))
             sent += len(msg) + 2
             records += count
-        return Outcome("ok", len(msgs), records, sent)
+        return TransferResult("ok", len(msgs), records, sent)
 
     async def _stream(self, query: dns.message.Message, wire: bytes, opt: bytes,
-                      snap: ZoneSnapshot, slot: _Slot) -> Outcome:
+                      snap: ZoneSnapshot, slot: _Slot) -> TransferResult:
         """The AXFR image behind the request's ID and question, ``opt`` in the first message
         and each message signed when the request was."""
         image = await ensure_image(snap)
@@ -1009,10 +1009,10 @@ class XfrServer:
             msgs += 1
             records += count
             sent += size + 2
-        return Outcome("ok", msgs, records, sent)
+        return TransferResult("ok", msgs, records, sent)
 
     def _log(self, zone: str, addr: str, key: str | None, kind: str, serial: int,
-             outcome: Outcome, started: float, style: str | None) -> None:
+             outcome: TransferResult, started: float, style: str | None) -> None:
         event = {
             "zone": zone, "client": addr, "key": key, "type": kind, "serial": serial,
             "msgs": outcome.messages, "records": outcome.records, "bytes": outcome.bytes,

@@ -17,6 +17,7 @@ from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import secondary_config
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
+from zonekeeper.text import absolute
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -206,7 +207,7 @@ def _peer(s: Session, name: str) -> Peer:
 
 
 def _zone(s: Session, name: str) -> Zone:
-    zname = name.lower() if name.endswith(".") else name.lower() + "."
+    zname = absolute(name.lower())
     row = s.scalar(select(Zone).where(Zone.name == zname))
     if row is None:
         raise NotFound(f"zone {zname} does not exist")

@@ -57,6 +57,7 @@ from zonekeeper.settings import ZoneSettings
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, RRset, Timer, Zone, ZonePeer
+from zonekeeper.text import absolute, utc_text
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
     Registry,
@@ -86,7 +87,7 @@ def parse_zone_name(text: str) -> dns.name.Name:
     if not text or text == ".":
         raise Malformed("the zone name is empty", [Reason(("name",), "a zone name is required")])
     try:
-        name = dns.name.from_text(text if text.endswith(".") else text + ".")
+        name = dns.name.from_text(absolute(text))
     except Exception as exc:  # noqa: BLE001 - dnspython raises several kinds
         raise Malformed(
             f"{text!r} is not a valid domain name", [Reason(("name",), str(exc))]
@@ -241,12 +242,8 @@ def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str,
         "journal_max_count": zone.journal_max_count,
         "journal_max_bytes": zone.journal_max_bytes,
         "journal_max_age": zone.journal_max_age,
-        "created_at": zone.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        if zone.created_at.tzinfo
-        else zone.created_at.isoformat() + "Z",
-        "updated_at": zone.updated_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        if zone.updated_at.tzinfo
-        else zone.updated_at.isoformat() + "Z",
+        "created_at": utc_text(zone.created_at),
+        "updated_at": utc_text(zone.updated_at),
     }
     if soa is not None and soa.records:
         rd: dns.rdtypes.ANY.SOA.SOA = soa.records[0].rdata  # type: ignore[assignment]
@@ -300,7 +297,7 @@ class ZoneService:
             if held is not None:
                 log.warning("zone.text_refused", zone=origin.to_text(), line=parsed.limited.line,
                             reason=parsed.limited.msg, suppressed=held)
-        _raise_parse_problems(parsed)
+        raise_parse_problems(parsed)
         return parsed
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -526,7 +523,7 @@ class ZoneService:
         ns_records = []
         for i, ns in enumerate(spec.nameservers):
             try:
-                target = owner_name(ns if ns.endswith(".") else ns + ".", origin)
+                target = owner_name(absolute(ns), origin)
                 ns_records.append(Record(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, target.to_text())))
             except Exception as exc:  # noqa: BLE001
                 reasons.append(Reason(("nameservers", i), f"{ns!r} is not a valid name: {exc}"))
@@ -1162,7 +1159,7 @@ def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[by
 
 
 def _abs(name: str) -> str:
-    return name if name.endswith(".") else name + "."
+    return absolute(name)
 
 
 def _state_key(state: tuple[int, list[Record]] | None) -> Any:
@@ -1291,7 +1288,7 @@ def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, 
     return added, removed, changes, touched
 
 
-def _raise_parse_problems(parsed: ParseResult) -> None:
+def raise_parse_problems(parsed: ParseResult) -> None:
     # Content cut short by a limit is not checked: its findings would be about the cut.
     findings = check(parsed.content) if parsed.stopped_by is None else []
     reasons = [Reason(("line", p.line or 0), p.msg) for p in parsed.errors]

@@ -44,7 +44,6 @@ class ZoneKind(enum.StrEnum):
 
 class ZoneState(enum.StrEnum):
     OK = "ok"
-    REFRESHING = "refreshing"
     EXPIRED = "expired"
     UNLOADED = "unloaded"
 
