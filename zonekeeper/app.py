@@ -20,6 +20,7 @@ from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
+from zonekeeper.metrics import Metrics
 from zonekeeper.monitor import Monitor
 from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
@@ -30,7 +31,9 @@ from zonekeeper.server.listeners import (
     start_tcp,
     start_udp,
 )
+from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
+from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
@@ -63,6 +66,7 @@ class Runtime:
     access: AccessService
     handler: QueryHandler
     xfr: XfrServer
+    notify_in: NotifyIn
     ctx: AppContext
     usage: LastUsed
     transports: list[Any] = field(default_factory=list)
@@ -82,10 +86,14 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     zones = ZoneService(db, registry, limits=settings.zones)
     usage = LastUsed(db, interval_seconds=settings.database.last_used_interval)
     tokens = TokenService(db, usage)
+    metrics = Metrics(enabled=settings.metrics.enabled)
+    tsig = TsigCheck(metrics=metrics, on_key_used=usage.key_used)  # holds the access policy
     handler = QueryHandler(
         registry,
         udp_max_payload=settings.dns.udp_max_payload,
         cache_entries=settings.dns.response_cache_entries,
+        tsig=tsig,
+        metrics=metrics,
     )
     xfr = XfrServer(
         registry,
@@ -96,16 +104,13 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         send_timeout=settings.dns.xfr_send_timeout,
         max_time=settings.dns.xfr_max_time,
         edns_payload=settings.dns.udp_max_payload,
+        tsig=tsig,
+        metrics=metrics,
+        journal=zones.journal_sync,
     )
-    xfr.notify_limit = NotifyLimit(
-        rate=settings.notify.in_rate,
-        burst=settings.notify.in_burst,
-        stranger_rate=settings.notify.in_stranger_rate,
-        max_sources=settings.notify.in_sources,
-    )
-    access = AccessService(db, on_policy=xfr.set_policy, registry=registry, usage=usage)
-    xfr.on_key_used = usage.key_used
+    access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
     status = StatusService(db, registry)
+    xfr.on_transfer = status.transfer_served
     notifier = Notifier(
         registry,
         retries=settings.notify.retries,
@@ -135,7 +140,15 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
     )
-    xfr.on_notify = secondaries.notify
+    notify_in = NotifyIn(
+        registry, tsig, metrics=metrics, on_notify=secondaries.notify,
+        limit=NotifyLimit(
+            rate=settings.notify.in_rate,
+            burst=settings.notify.in_burst,
+            stranger_rate=settings.notify.in_stranger_rate,
+            max_sources=settings.notify.in_sources,
+        ),
+    )
 
     async def sync_secondaries() -> None:
         """Give the refresh engine every secondary zone with its current primaries (and
@@ -155,8 +168,6 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     peers = PeerService(db, on_change=sync_secondaries)
     zones.on_removed = lambda _name: refresh()
     zones.on_published = notifier.zone_changed
-    xfr.on_transfer = status.transfer_served
-    xfr.journal = zones.journal_sync
 
     def ixfr_allowed(zone: str, address: str) -> bool:
         try:
@@ -174,11 +185,12 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
-    monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier)
-    monitor.attach(xfr=xfr, notifier=notifier, secondaries=secondaries, zones=zones)
+    monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier,
+                      metrics=metrics)
+    monitor.attach(notifier=notifier, secondaries=secondaries, zones=zones)
     monitor.state = ctx.state
     ctx.state["monitor"] = monitor
-    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx, usage)
+    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, notify_in, ctx, usage)
     rt.refresh = refresh
     return rt
 
@@ -321,13 +333,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     log.info("zones.loaded", zones=len(served) - unloaded, unloaded=unloaded,
              seconds=round(time.monotonic() - started, 3))
 
-    dns_cfg = settings.dns
-    rt.tcp_state = TcpServerState(
-        rt.handler, rt.xfr, idle_timeout=dns_cfg.tcp_idle_timeout,
-        max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
-        per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
-        max_input=dns_cfg.tcp_max_input_bytes,
-    )
     zones = rt.zones
 
     async def apply_update(origin: Any, prereqs: list[Any], updates: list[Any]) -> Any:
@@ -341,12 +346,19 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
 
     update = UpdateServer(rt.xfr, rt.registry, apply_update,
                           primaries=primaries_of if settings.dns.update_forward else None)
-    rt.tcp_state.update = update
     monitor: Monitor = rt.ctx.state["monitor"]
-    monitor.attach_tcp(rt.tcp_state)
+    dns_cfg = settings.dns
+    rt.tcp_state = TcpServerState(
+        rt.handler, rt.xfr, idle_timeout=dns_cfg.tcp_idle_timeout,
+        max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
+        per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
+        max_input=dns_cfg.tcp_max_input_bytes, notify=rt.notify_in, update=update,
+        counts=monitor.metrics.tcp,
+        on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
+    )
     for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr, monitor.metrics.udp,
-                                             update))
+        rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
+                                             monitor.metrics.udp, update))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary

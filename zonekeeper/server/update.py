@@ -26,7 +26,8 @@ import structlog
 from zonekeeper.errors import Conflict, NotFound
 from zonekeeper.policy.acl import update_decision
 from zonekeeper.proto.rrwire import name_key
-from zonekeeper.server.xfr import TsigRefusal, XfrServer
+from zonekeeper.server.tsig import TsigRefusal
+from zonekeeper.server.xfr import XfrServer
 from zonekeeper.zones.snapshot import Registry, ZoneKind
 
 log = structlog.get_logger("zonekeeper.update")
