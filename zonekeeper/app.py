@@ -22,7 +22,6 @@ from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.metrics import Metrics
 from zonekeeper.monitor import Monitor
-from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import (
     TcpAcceptor,
@@ -38,7 +37,7 @@ from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.dnsupdate import UpdateRR
-from zonekeeper.services.peers import PeerService, key_for, load_targets
+from zonekeeper.services.peers import PeerService
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
@@ -95,6 +94,19 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         tsig=tsig,
         metrics=metrics,
     )
+    access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
+    status = StatusService(db, registry)
+    notifier = Notifier(
+        registry,
+        retries=settings.notify.retries,
+        retry_interval=settings.notify.retry_interval,
+        try_timeout=settings.notify.timeout,
+        ns_port=settings.notify.ns_port,
+        sources=notify_sources(settings),
+        keys=lambda name: access.policy.keys.get(name),
+        on_status=status.update,
+        on_owed=status.owe,
+    )
     xfr = XfrServer(
         registry,
         transfers_out=settings.dns.transfers_out,
@@ -107,30 +119,9 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         tsig=tsig,
         metrics=metrics,
         journal=zones.journal_sync,
+        ixfr_allowed=notifier.takes_ixfr,
+        on_transfer=status.transfer_served,
     )
-    access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
-    status = StatusService(db, registry)
-    xfr.on_transfer = status.transfer_served
-    notifier = Notifier(
-        registry,
-        retries=settings.notify.retries,
-        retry_interval=settings.notify.retry_interval,
-        try_timeout=settings.notify.timeout,
-        ns_port=settings.notify.ns_port,
-        sources=notify_sources(settings),
-        keys=lambda name: access.policy.keys.get(name),
-        on_status=status.update,
-        on_owed=status.owe,
-    )
-
-    def refresh() -> None:
-        """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
-        access.reload_sync()
-        with db.read() as s:
-            targets = load_targets(s)
-        notifier.set_targets(targets)
-        status.set_targets(targets)
-
     secondaries = SecondaryManager(
         settings.secondary,
         install=zones.install_transfer,
@@ -149,12 +140,25 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             max_sources=settings.notify.in_sources,
         ),
     )
+    peers = PeerService(db, on_change=lambda: sync_secondaries())
+
+    def refresh() -> None:
+        """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
+        access.reload_sync()
+        targets = peers.targets_sync()
+        notifier.set_targets(targets)
+        status.set_targets(targets)
+
+    def secondary_setup() -> tuple[list[dict[str, Any]], dict[str, list[Primary]]]:
+        """Secondary zones (stored timers) and their primaries, keys resolved (worker
+        thread)."""
+        return zones.secondary_rows(), peers.primaries_sync(access.policy.keys.get)
 
     async def sync_secondaries() -> None:
         """Give the refresh engine every secondary zone with its current primaries (and
         rebuild the access policy: linked primaries may NOTIFY us)."""
         await asyncio.to_thread(refresh)
-        rows, primaries = await asyncio.to_thread(_secondary_setup, zones, db, access)
+        rows, primaries = await asyncio.to_thread(secondary_setup)
         for row in rows:
             t = secondaries.zones.get(row["name"])
             timers = t.timers if t is not None else _timers(secondaries, row)
@@ -165,22 +169,8 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             secondaries.remove(dns.name.from_text(name))
 
     zones.on_secondaries_changed = sync_secondaries
-    peers = PeerService(db, on_change=sync_secondaries)
     zones.on_removed = lambda _name: refresh()
     zones.on_published = notifier.zone_changed
-
-    def ixfr_allowed(zone: str, address: str) -> bool:
-        try:
-            addr = parse_address(address)
-        except ValueError:
-            return True
-        for t in notifier.targets.get(zone, ()):
-            nets = [parse_network(n) for n in t.networks]
-            if any(addr.version == n.version and addr in n for n in nets):
-                return t.ixfr
-        return True
-
-    xfr.ixfr_allowed = ixfr_allowed
     users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
@@ -193,27 +183,6 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, notify_in, ctx, usage)
     rt.refresh = refresh
     return rt
-
-
-def _secondary_setup(zones: ZoneService, db: Database, access: AccessService) -> tuple[
-        list[dict[str, Any]], dict[str, list[Primary]]]:
-    """Secondary zones (stored timers) and their primaries, keys resolved (worker thread)."""
-    from sqlalchemy import select
-
-    from zonekeeper.storage.models import Peer, TsigKey, Zone, ZonePeer
-
-    rows = zones.secondary_rows()
-    primaries: dict[str, list[Primary]] = {}
-    with db.read() as s:
-        keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
-        q = (select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
-             .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
-             .order_by(ZonePeer.position))
-        for zone, p in s.execute(q):
-            name = key_for(p, "transfer", keys)
-            key = access.policy.keys.get(name) if name else None
-            primaries.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
-    return rows, primaries
 
 
 def _timers(manager: SecondaryManager, row: dict[str, Any]) -> ZoneTimers:

@@ -37,7 +37,7 @@ import dns.rrset
 import dns.tsig
 import structlog
 
-from zonekeeper.policy.acl import IPAddress, parse_address
+from zonekeeper.policy.acl import IPAddress, parse_address, parse_network
 from zonekeeper.proto.rrwire import ancestors, blob_to_rdatas, find_blob, name_key
 from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
@@ -115,6 +115,19 @@ class Notifier:
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
         self.targets = targets
+
+    def takes_ixfr(self, zone: str, address: str) -> bool:
+        """Whether a client at ``address`` takes IXFR of ``zone``: False only for a linked
+        secondary whose IXFR switch is off (transfers out then answer AXFR-style)."""
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return True
+        for t in self.targets.get(zone, ()):
+            nets = [parse_network(n) for n in t.networks]
+            if any(addr.version == n.version and addr in n for n in nets):
+                return t.ixfr
+        return True
 
     # -- triggers ---------------------------------------------------------------------------
     def zone_changed(self, snap: ZoneSnapshot) -> None:
