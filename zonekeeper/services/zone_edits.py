@@ -339,7 +339,14 @@ class ZoneEdits(ZoneStore):
     async def update(self, name: dns.name.Name, upd: ZoneUpdate, *, if_match: str | None = None) -> dict[str, Any]:
         key = name.to_text()
         async with self._lock(key):
-            snap, info, reopened = await asyncio.to_thread(self._update, name, upd, if_match)
+            snap, info, reopened, settings = await asyncio.to_thread(
+                self._update, name, upd, if_match)
+            current = self.registry.get(name)
+            if snap is None and current is not None and any(
+                    getattr(current, k) != v for k, v in settings.items()):
+                # Settings alone: the same version republished with them.
+                current = current.replaced(**settings)
+                self.registry.publish(current)
             self._publish(snap)
             current = self.registry.get(name)
             if reopened and snap is None and current is not None and self.on_published:
@@ -349,7 +356,8 @@ class ZoneEdits(ZoneStore):
             return info
 
     def _update(self, origin: dns.name.Name, upd: ZoneUpdate,
-                if_match: str | None) -> tuple[ZoneSnapshot | None, dict[str, Any], bool]:
+                if_match: str | None
+                ) -> tuple[ZoneSnapshot | None, dict[str, Any], bool, dict[str, Any]]:
         """The settings and SOA changed (a new version if the SOA did), the zone's info, and
         whether outgoing transfers were switched back on."""
         with self.db.write() as s:
@@ -401,13 +409,9 @@ class ZoneEdits(ZoneStore):
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
             info = zone_info(z, self._soa(s, z), self._records(z, snap))
-            outgoing, delay, ratio = z.outgoing_enabled, z.notify_delay, z.ixfr_max_ratio
-            notify_ns = z.notify_ns
-        current = snap or self.registry.get(origin)
-        if current is not None:
-            if current.ixfr_max_ratio != ratio:
-                # Answers rendered (or refused as too big) under the old ratio no longer hold.
-                current.ixfr_cache.clear()
-            current.outgoing, current.notify_delay, current.ixfr_max_ratio = outgoing, delay, ratio
-            current.notify_ns = notify_ns
-        return snap, info, outgoing and not was_outgoing
+            outgoing = z.outgoing_enabled
+            settings = {"outgoing": outgoing, "notify_delay": z.notify_delay,
+                        "ixfr_max_ratio": z.ixfr_max_ratio, "notify_ns": z.notify_ns}
+        if snap is not None:  # a new version, not published yet: it takes them as it is built
+            snap = snap.replaced(**settings)
+        return snap, info, outgoing and not was_outgoing, settings

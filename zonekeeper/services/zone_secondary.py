@@ -248,9 +248,8 @@ class SecondaryZones(ZoneStore):
     def set_state(self, name: dns.name.Name, state: ZoneState) -> None:
         """Mark a served zone expired or loaded again (on the loop; stored in the background)."""
         snap = self.registry.get(name)
-        if snap is not None and snap.state is not ZoneState.UNLOADED:
-            snap.state = state
-            snap.cache.clear()
+        if snap is not None and snap.state is not ZoneState.UNLOADED and snap.state is not state:
+            self.registry.publish(snap.replaced(state=state))
 
         def work(s: Any) -> None:
             z = repo.zone_by_name(s, name.to_text())
