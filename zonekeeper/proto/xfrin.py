@@ -140,7 +140,7 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
             rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, pos, end - pos)
         except dns.exception.DNSException as exc:
             raise XfrError(f"a malformed {dns.rdatatype.to_text(rdtype)} record: {exc}") from None
-        return rd.to_wire()  # type: ignore[no-any-return]
+        return rd.to_wire()
     parts = []
     p = pos
     for item in layout:
@@ -148,7 +148,7 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
             name, p = _name(wire, p, cache)
             parts.append(name)
         else:
-            n = item  # type: ignore[assignment]
+            n = item
             parts.append(wire[p : p + n])  # type: ignore[operator]
             p += n  # type: ignore[operator]
         if p > end:

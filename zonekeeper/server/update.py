@@ -171,7 +171,7 @@ class UpdateServer:
         resp = dns.message.make_response(msg)
         resp.set_rcode(rcode)
         try:
-            return resp.to_wire()  # type: ignore[no-any-return]  # signed if the request was
+            return resp.to_wire()  # signed if the request was
         except Exception:  # noqa: BLE001 - cannot be rendered or signed: no answer
             log.exception("dns.update_answer_error", zone=zone, client=addr)
             return None

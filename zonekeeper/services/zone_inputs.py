@@ -36,7 +36,7 @@ def parse_zone_name(text: str) -> dns.name.Name:
         raise Malformed(
             f"{text!r} is not a valid domain name", [Reason(("name",), str(exc))]
         ) from None
-    return name.canonicalize()  # type: ignore[no-any-return]
+    return name.canonicalize()
 
 
 def owner_name(text: str, origin: dns.name.Name) -> dns.name.Name:
@@ -45,8 +45,8 @@ def owner_name(text: str, origin: dns.name.Name) -> dns.name.Name:
     if text in ("@", ""):
         return origin
     if text.endswith("."):
-        return dns.name.from_text(text).canonicalize()  # type: ignore[no-any-return]
-    return dns.name.from_text(text, origin).canonicalize()  # type: ignore[no-any-return]
+        return dns.name.from_text(text).canonicalize()
+    return dns.name.from_text(text, origin).canonicalize()
 
 
 def parse_type(text: str | int) -> int:

@@ -363,7 +363,7 @@ def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, 
         o = old.get(*key)
         n = new.get(*key)
         if key == (origin, _SOA) and o is not None and n is not None:
-            same = o.ttl == n.ttl and o.records[0].rdata.replace(serial=0) == n.records[0].rdata.replace(serial=0)  # type: ignore[attr-defined]
+            same = o.ttl == n.ttl and o.records[0].rdata.replace(serial=0) == n.records[0].rdata.replace(serial=0)
             if same:
                 continue
         ostate = {(r.rdata, r.disabled) for r in o.records} if o else set()

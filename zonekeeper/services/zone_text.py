@@ -106,7 +106,7 @@ class ZoneText(ZoneStore):
             assert new_soa is not None
             old_serial = z.serial
             serial = next_serial(old_serial, SerialPolicy(z.serial_policy))
-            new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]  # type: ignore[attr-defined]
+            new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]
             removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
             old_soa = old.get(origin, _SOA)
             if old_soa is not None and (origin, _SOA) not in touched:
