@@ -141,6 +141,12 @@ def skip_name(wire: bytes, pos: int) -> int:
         pos += n + 1
 
 
+def question_of(wire: bytes) -> bytes:
+    """The first question of a request as it came (name in the client's case, type, class):
+    what every answer repeats."""
+    return wire[12 : skip_name(wire, 12) + 4]
+
+
 def tsig_start(wire: bytes) -> int | None:
     """Where a request's TSIG record starts, when its last additional record is one.
 

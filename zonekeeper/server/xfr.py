@@ -34,7 +34,15 @@ from zonekeeper.logs import Throttle
 from zonekeeper.metrics import Metrics, refusal_reason
 from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
-from zonekeeper.proto.request import PlainIxfr, Request, header_only, opt_rr, parse, plain_ixfr
+from zonekeeper.proto.request import (
+    PlainIxfr,
+    Request,
+    header_only,
+    opt_rr,
+    parse,
+    plain_ixfr,
+    question_of,
+)
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.server.gate import Answer, Ask, transfer_gate, zone_text
 from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, tsig_rr
@@ -567,10 +575,7 @@ class XfrServer:
         """Send cached messages: the request's ID and question (with its 0x20 case) patched
         in, ``opt`` (the OPT record, or nothing) added to the first, each signed in the
         multi-message chain when the request was."""
-        qlen = 12
-        while wire[qlen]:
-            qlen += wire[qlen] + 1
-        question = wire[12 : qlen + 5]
+        question = question_of(wire)
         key = query.keyring if query.had_tsig else None
         out = slot.out
         ctx = None
@@ -607,10 +612,7 @@ class XfrServer:
         and each message signed when the request was."""
         image = await ensure_image(snap)
         out = slot.out
-        qname_end = 12
-        while wire[qname_end]:
-            qname_end += wire[qname_end] + 1
-        question = wire[12 : qname_end + 5]
+        question = question_of(wire)
         qid = wire[0:2]
         key = query.keyring if query.had_tsig else None
         request_mac = query.mac if query.had_tsig else None
