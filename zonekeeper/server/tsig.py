@@ -100,7 +100,11 @@ class TsigCheck:
 
     def check(self, wire: bytes) -> dns.message.Message | TsigRefusal:
         """The request parsed and, when signed, verified; TSIG failures counted by kind."""
-        checked = self._verify(wire)
+        try:
+            checked = self._verify(wire)
+        except Exception:  # noqa: BLE001 - malformed past its TSIG (octets after it): the
+            # refusal's re-parse fails too (dnspython checks the TSIG before the rest): FORMERR
+            checked = TsigRefusal(header_only(wire, dns.rcode.FORMERR), "formerr", None)
         if isinstance(checked, TsigRefusal) and checked.result != "formerr":
             self.metrics.tsig_error(checked.result)
         return checked
