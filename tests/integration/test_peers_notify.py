@@ -397,7 +397,9 @@ def test_owed_notify_survives_a_restart(zk_factory, zone_name: str) -> None:  # 
             row = wait_for(lambda: (st := status_of(api, zone_name, "owed"))["state"] == "in sync"
                            and (st["notify"] or {}).get("state") == "acked" and st, timeout=20)
             assert row["notify"]["serial"] == serial
-        assert [n[0] for n in sec.notifies[before:]] == [serial]
+        # Sent again for that serial (a second try if the first answer came after the
+        # 0.3 s try timeout on a busy machine), and for nothing else.
+        assert {n[0] for n in sec.notifies[before:]} == {serial}
         assert srv.events("notify.resumed", zone=zone_name, peer="owed")
         assert srv.stop() == 0
         with sqlite3.connect(srv.db_path) as db:
