@@ -20,6 +20,8 @@ from zonekeeper.events.secondary import SecondaryManager
 from zonekeeper.events.watch import SecondaryWatch
 from zonekeeper.events.webhooks import Webhooks
 from zonekeeper.metrics import Metrics, MetricsCollector, Sources, make_registry
+from zonekeeper.server.listeners import TcpServerState
+from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
@@ -36,13 +38,11 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Monitor:
     def __init__(self, settings: Settings, *, db: Database, registry: Registry,
-                 status: StatusService, notifier: Notifier,
-                 metrics: Metrics | None = None) -> None:
+                 status: StatusService, notifier: Notifier) -> None:
         self.settings = settings
         self.db = db
         self.registry = registry
-        self.metrics = (metrics if metrics is not None
-                        else Metrics(enabled=settings.metrics.enabled))
+        self.metrics = Metrics(enabled=settings.metrics.enabled)
         self.webhooks = Webhooks(settings.alerts, self.metrics)
         self.watch = SecondaryWatch(registry, status, notifier,
                                     behind_after=settings.alerts.behind_after,
@@ -57,8 +57,9 @@ class Monitor:
         self._ping: asyncio.Task[None] | None = None
 
     # -- hooks ---------------------------------------------------------------------------
-    def attach(self, *, notifier: Notifier, secondaries: SecondaryManager,
+    def attach(self, *, xfr: XfrServer, notifier: Notifier, secondaries: SecondaryManager,
                zones: ZoneService) -> None:
+        xfr.metrics = self.metrics
         secondaries.on_transfer = self.metrics.transfer_in
         status_sink = notifier.on_status
 
@@ -78,6 +79,10 @@ class Monitor:
                 published(snap)
 
         zones.on_published = on_published
+
+    def attach_tcp(self, state: TcpServerState) -> None:
+        state.counts = self.metrics.tcp
+        state.on_refused = lambda _reason: self.metrics.refused("tcp", "quota")
 
     def start(self) -> None:
         self.watch.start()
