@@ -57,12 +57,16 @@ from zonekeeper.proto import xfrin
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.listeners import TcpProtocol, TcpServerState, _respond, is_xfr_request
+from zonekeeper.metrics import Metrics
+from zonekeeper.proto.request import parse as parse_request
+from zonekeeper.server.listeners import TcpProtocol, TcpServerState, _respond
+from zonekeeper.server.notify_in import NotifyIn
+from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.update import UpdateServer, is_update
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services import dnsupdate
-from zonekeeper.services.zones import _raise_parse_problems, parse_zone_name
+from zonekeeper.services.zones import parse_zone_name, raise_parse_problems
 from zonekeeper.settings import ZoneSettings
 from zonekeeper.zones.model import ZoneContent
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState, compile_nodes
@@ -243,30 +247,35 @@ class World:
                                         kind=ZoneKind.SECONDARY))
         self.registry.publish(_snapshot(EXPIRED, _other_zone(EXPIRED), zone_id=3,
                                         kind=ZoneKind.SECONDARY, state=ZoneState.EXPIRED))
-        # EDNS options answered as a server configured with all of them answers them.
-        self.handler = QueryHandler(self.registry, udp_max_payload=1232, cache_entries=5000,
-                                    edns_options=EdnsOptions(
-                                        nsid=b"fuzz", idle_timeout=10,
-                                        secrets=lambda: (b"k" * 16, b"p" * 16),
-                                        expire_of=lambda snap: 3600))
-        self.xfr = XfrServer(self.registry, transfers_out=4, send_timeout=5, max_time=30)
         local = parse_network("127.0.0.0/8")
-        self.xfr.set_policy(Policy(keys={"fuzz-key.": KEY}, rules=(
+        metrics = Metrics(enabled=False)
+        self.tsig = TsigCheck(metrics=metrics)
+        self.tsig.set_policy(Policy(keys={"fuzz-key.": KEY}, rules=(
             Rule(1, AclAction.TRANSFER, Effect.ALLOW, network=local),
             Rule(2, AclAction.NOTIFY, Effect.ALLOW, network=local),
             Rule(3, AclAction.UPDATE, Effect.ALLOW, zone=DEMO_ZONE, network=local),
             Rule(4, AclAction.UPDATE, Effect.ALLOW, zone=DEMO_ZONE, key="fuzz-key.",
                  names=("*.dyn.example.test.",), types=(1, 16)),
         )))
+        # EDNS options answered as a server configured with all of them answers them.
+        self.handler = QueryHandler(self.registry, udp_max_payload=1232, cache_entries=5000,
+                                    tsig=self.tsig, metrics=metrics,
+                                    edns_options=EdnsOptions(
+                                        nsid=b"fuzz", idle_timeout=10,
+                                        secrets=lambda: (b"k" * 16, b"p" * 16),
+                                        expire_of=lambda snap: 3600))
+        self.xfr = XfrServer(self.registry, transfers_out=4, send_timeout=5, max_time=30,
+                             tsig=self.tsig, metrics=metrics)
         # Every NOTIFY is looked at (the budget is tested elsewhere; here it would drop them).
-        self.xfr.notify_limit = NotifyLimit(rate=1e12, burst=10**12, stranger_rate=1e12)
-        self.xfr.on_notify = lambda _zone: None
+        self.notify = NotifyIn(self.registry, self.tsig, metrics=metrics,
+                               limit=NotifyLimit(rate=1e12, burst=10**12, stranger_rate=1e12),
+                               on_notify=lambda _zone: None)
         self.update = UpdateServer(self.xfr, self.registry, _apply)
         self.loop.run_until_complete(self._tcp_state())
 
     async def _tcp_state(self) -> None:
-        self.tcp = TcpServerState(self.handler, self.xfr, idle_timeout=3600, max_clients=100)
-        self.tcp.update = self.update
+        self.tcp = TcpServerState(self.handler, self.xfr, idle_timeout=3600, max_clients=100,
+                                  notify=self.notify, update=self.update)
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(asyncio.wait_for(coro, 10))
@@ -355,7 +364,10 @@ def respond(data: bytes, *, tcp: bool, addr: str) -> list[bytes]:
     if is_update(data):
         resp = w.run(w.update.handle(data, addr))
         return [] if resp is None else [resp]
-    if tcp and is_xfr_request(data):
+    req = parse_request(data)
+    if req is None:
+        return []
+    if tcp and req.is_transfer:
         out = _Out()
         w.run(w.xfr.serve(data, (addr, 53000), out))
         stream = b"".join(out.writes)
@@ -365,7 +377,7 @@ def respond(data: bytes, *, tcp: bool, addr: str) -> list[bytes]:
             msgs.append(stream[pos + 2 : pos + 2 + n])
             pos += 2 + n
         return msgs
-    resp = _respond(w.handler, w.xfr, data, tcp=tcp, addr=addr)
+    resp = _respond(w.handler, w.notify, req, tcp=tcp, addr=addr)
     return [] if resp is None else [resp]
 
 
@@ -449,7 +461,8 @@ def target_tcp(data: bytes) -> None:
     for req in requests:
         if len(req) < 12 or req[2] & 0x80:
             continue
-        if is_xfr_request(req) or is_update(req):
+        parsed = parse_request(req)
+        if (parsed is not None and parsed.is_transfer) or is_update(req):
             # A transfer: one or more messages (or a refusal) with the request's ID.
             if pos >= len(answers) or answers[pos][:2] != req[:2]:
                 raise Violation(f"no answer to a transfer request in {stream[:200].hex()}")
@@ -538,7 +551,7 @@ def target_zonefile(data: bytes) -> None:
     with _no_logged_bug("zonefile", data):
         parsed = parse_zone_text(text, ORIGIN, limits=ZONE_LIMITS)
         try:
-            _raise_parse_problems(parsed)
+            raise_parse_problems(parsed)
         except Invalid:
             return
         if parsed.stopped_by is not None:

@@ -20,18 +20,26 @@ from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
+from zonekeeper.metrics import Metrics
 from zonekeeper.monitor import Monitor
-from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.listeners import TcpAcceptor, TcpServerState, make_socket, start_tcp, start_udp
+from zonekeeper.server.listeners import (
+    TcpAcceptor,
+    TcpServerState,
+    make_socket,
+    start_tcp,
+    start_udp,
+)
+from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
+from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.dnsupdate import UpdateRR
-from zonekeeper.services.peers import PeerService, key_for, load_targets
+from zonekeeper.services.peers import PeerService
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
@@ -59,6 +67,7 @@ class Runtime:
     access: AccessService
     handler: QueryHandler
     xfr: XfrServer
+    notify_in: NotifyIn
     ctx: AppContext
     usage: LastUsed
     cookies: CookieSecrets | None = None
@@ -86,30 +95,17 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         nsid=dns_cfg.nsid.encode() if dns_cfg.nsid else None,
         idle_timeout=dns_cfg.tcp_idle_timeout, secrets=cookies.current,
         require_cookie=dns_cfg.require_cookie)
+    metrics = Metrics(enabled=settings.metrics.enabled)
+    tsig = TsigCheck(metrics=metrics, on_key_used=usage.key_used)  # holds the access policy
     handler = QueryHandler(
         registry,
         udp_max_payload=settings.dns.udp_max_payload,
         cache_entries=settings.dns.response_cache_entries,
         edns_options=edns_options,
+        tsig=tsig,
+        metrics=metrics,
     )
-    xfr = XfrServer(
-        registry,
-        transfers_out=settings.dns.transfers_out,
-        reserved=settings.dns.transfers_out_reserved,
-        per_ip=settings.dns.transfers_out_per_ip,
-        stall_preempt=settings.dns.xfr_stall_preempt,
-        send_timeout=settings.dns.xfr_send_timeout,
-        max_time=settings.dns.xfr_max_time,
-        edns_payload=settings.dns.udp_max_payload,
-    )
-    xfr.notify_limit = NotifyLimit(
-        rate=settings.notify.in_rate,
-        burst=settings.notify.in_burst,
-        stranger_rate=settings.notify.in_stranger_rate,
-        max_sources=settings.notify.in_sources,
-    )
-    access = AccessService(db, on_policy=xfr.set_policy, registry=registry, usage=usage)
-    xfr.on_key_used = usage.key_used
+    access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
     status = StatusService(db, registry)
     notifier = Notifier(
         registry,
@@ -122,15 +118,21 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         on_status=status.update,
         on_owed=status.owe,
     )
-
-    def refresh() -> None:
-        """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
-        access.reload_sync()
-        with db.read() as s:
-            targets = load_targets(s)
-        notifier.set_targets(targets)
-        status.set_targets(targets)
-
+    xfr = XfrServer(
+        registry,
+        transfers_out=settings.dns.transfers_out,
+        reserved=settings.dns.transfers_out_reserved,
+        per_ip=settings.dns.transfers_out_per_ip,
+        stall_preempt=settings.dns.xfr_stall_preempt,
+        send_timeout=settings.dns.xfr_send_timeout,
+        max_time=settings.dns.xfr_max_time,
+        edns_payload=settings.dns.udp_max_payload,
+        tsig=tsig,
+        metrics=metrics,
+        journal=zones.journal_sync,
+        ixfr_allowed=notifier.takes_ixfr,
+        on_transfer=status.transfer_served,
+    )
     secondaries = SecondaryManager(
         settings.secondary,
         install=zones.install_transfer,
@@ -140,13 +142,34 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
     )
-    xfr.on_notify = secondaries.notify
+    notify_in = NotifyIn(
+        registry, tsig, metrics=metrics, on_notify=secondaries.notify,
+        limit=NotifyLimit(
+            rate=settings.notify.in_rate,
+            burst=settings.notify.in_burst,
+            stranger_rate=settings.notify.in_stranger_rate,
+            max_sources=settings.notify.in_sources,
+        ),
+    )
+    peers = PeerService(db, on_change=lambda: sync_secondaries())
+
+    def refresh() -> None:
+        """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
+        access.reload_sync()
+        targets = peers.targets_sync()
+        notifier.set_targets(targets)
+        status.set_targets(targets)
+
+    def secondary_setup() -> tuple[list[dict[str, Any]], dict[str, list[Primary]]]:
+        """Secondary zones (stored timers) and their primaries, keys resolved (worker
+        thread)."""
+        return zones.secondary_rows(), peers.primaries_sync(access.policy.keys.get)
 
     async def sync_secondaries() -> None:
         """Give the refresh engine every secondary zone with its current primaries (and
         rebuild the access policy: linked primaries may NOTIFY us)."""
         await asyncio.to_thread(refresh)
-        rows, primaries = await asyncio.to_thread(_secondary_setup, zones, db, access)
+        rows, primaries = await asyncio.to_thread(secondary_setup)
         for row in rows:
             t = secondaries.zones.get(row["name"])
             timers = t.timers if t is not None else _timers(secondaries, row)
@@ -157,33 +180,18 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             secondaries.remove(dns.name.from_text(name))
 
     zones.on_secondaries_changed = sync_secondaries
-    peers = PeerService(db, on_change=sync_secondaries)
     zones.on_removed = lambda _name: refresh()
     zones.on_published = notifier.zone_changed
-    xfr.on_transfer = status.transfer_served
-    xfr.journal = zones.journal_sync
-
-    def ixfr_allowed(zone: str, address: str) -> bool:
-        try:
-            addr = parse_address(address)
-        except ValueError:
-            return True
-        for t in notifier.targets.get(zone, ()):
-            nets = [parse_network(n) for n in t.networks]
-            if any(addr.version == n.version and addr in n for n in nets):
-                return t.ixfr
-        return True
-
-    xfr.ixfr_allowed = ixfr_allowed
     users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
-    monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier)
-    monitor.attach(xfr=xfr, notifier=notifier, secondaries=secondaries, zones=zones)
+    monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier,
+                      metrics=metrics)
+    monitor.attach(notifier=notifier, secondaries=secondaries, zones=zones)
     monitor.state = ctx.state
     ctx.state["monitor"] = monitor
-    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, ctx, usage)
+    rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, notify_in, ctx, usage)
     rt.refresh = refresh
     rt.cookies = cookies
 
@@ -199,27 +207,6 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
 
     edns_options.expire_of = expire_of
     return rt
-
-
-def _secondary_setup(zones: ZoneService, db: Database, access: AccessService) -> tuple[
-        list[dict[str, Any]], dict[str, list[Primary]]]:
-    """Secondary zones (stored timers) and their primaries, keys resolved (worker thread)."""
-    from sqlalchemy import select
-
-    from zonekeeper.storage.models import Peer, TsigKey, Zone, ZonePeer
-
-    rows = zones.secondary_rows()
-    primaries: dict[str, list[Primary]] = {}
-    with db.read() as s:
-        keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
-        q = (select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
-             .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
-             .order_by(ZonePeer.position))
-        for zone, p in s.execute(q):
-            name = key_for(p, "transfer", keys)
-            key = access.policy.keys.get(name) if name else None
-            primaries.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
-    return rows, primaries
 
 
 def _timers(manager: SecondaryManager, row: dict[str, Any]) -> ZoneTimers:
@@ -341,13 +328,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     log.info("zones.loaded", zones=len(served) - unloaded, unloaded=unloaded,
              seconds=round(time.monotonic() - started, 3))
 
-    dns_cfg = settings.dns
-    rt.tcp_state = TcpServerState(
-        rt.handler, rt.xfr, idle_timeout=dns_cfg.tcp_idle_timeout,
-        max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
-        per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
-        max_input=dns_cfg.tcp_max_input_bytes,
-    )
     zones = rt.zones
 
     async def apply_update(origin: Any, prereqs: list[Any], updates: list[Any]) -> Any:
@@ -361,12 +341,19 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
 
     update = UpdateServer(rt.xfr, rt.registry, apply_update,
                           primaries=primaries_of if settings.dns.update_forward else None)
-    rt.tcp_state.update = update
     monitor: Monitor = rt.ctx.state["monitor"]
-    monitor.attach_tcp(rt.tcp_state)
+    dns_cfg = settings.dns
+    rt.tcp_state = TcpServerState(
+        rt.handler, rt.xfr, idle_timeout=dns_cfg.tcp_idle_timeout,
+        max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
+        per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
+        max_input=dns_cfg.tcp_max_input_bytes, notify=rt.notify_in, update=update,
+        counts=monitor.metrics.tcp,
+        on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
+    )
     for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp, rt.xfr, monitor.metrics.udp,
-                                             update))
+        rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
+                                             monitor.metrics.udp, update))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary

@@ -1,10 +1,9 @@
-"""The root exception, the shared subclasses, and their RCODE and HTTP mappings."""
+"""The root exception, the shared subclasses, and their HTTP mapping (DNS refusals map to
+RCODEs in ``proto.gate``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import dns.rcode
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,6 @@ class Malformed(ZonekeeperError):
     slug, title = "malformed", "Malformed request"
 
 
-class Unsupported(ZonekeeperError):
-    slug, title = "unsupported", "Not implemented"
-
-
 class Invalid(ZonekeeperError):
     slug, title = "invalid", "Validation failed"
 
@@ -75,26 +70,6 @@ class Forbidden(ZonekeeperError):
     slug, title = "forbidden", "Insufficient scope"
 
 
-class NotHosted(ZonekeeperError):
-    slug, title = "not-hosted", "Zone not hosted"
-
-
-class TransferDenied(ZonekeeperError):
-    slug, title = "transfer-denied", "Transfer denied"
-
-
-class NotAuthoritative(ZonekeeperError):
-    slug, title = "not-authoritative", "Not authoritative"
-
-
-class ZoneExpired(ZonekeeperError):
-    slug, title = "expired", "Zone expired"
-
-
-class StorageUnavailable(ZonekeeperError):
-    slug, title = "storage-unavailable", "Storage unavailable"
-
-
 class UpstreamFailed(ZonekeeperError):
     """Another server we asked (a primary to import from) failed or refused: 502."""
 
@@ -115,33 +90,15 @@ HTTP_STATUS: dict[type[ZonekeeperError], int] = {
     Stale: 412,
     Unauthenticated: 401,
     Forbidden: 403,
-    NotHosted: 404,
-    ZoneExpired: 409,
-    StorageUnavailable: 503,
     ShuttingDown: 503,
     UpstreamFailed: 502,
-}
-
-DNS_RCODE: dict[type[ZonekeeperError], dns.rcode.Rcode] = {
-    Malformed: dns.rcode.FORMERR,
-    Unsupported: dns.rcode.NOTIMP,
-    NotHosted: dns.rcode.REFUSED,
-    TransferDenied: dns.rcode.REFUSED,
-    NotAuthoritative: dns.rcode.NOTAUTH,
-    ZoneExpired: dns.rcode.SERVFAIL,
-    StorageUnavailable: dns.rcode.SERVFAIL,
 }
 
 
 def http_status(exc: ZonekeeperError) -> int:
     for cls in type(exc).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+        status = HTTP_STATUS.get(cls)
+        if status is not None:
+            return status
     return 500
 
-
-def dns_rcode(exc: ZonekeeperError) -> dns.rcode.Rcode:
-    for cls in type(exc).__mro__:
-        if cls in DNS_RCODE:
-            return DNS_RCODE[cls]  # type: ignore[index]
-    return dns.rcode.SERVFAIL

@@ -20,8 +20,6 @@ from zonekeeper.events.secondary import SecondaryManager
 from zonekeeper.events.watch import SecondaryWatch
 from zonekeeper.events.webhooks import Webhooks
 from zonekeeper.metrics import Metrics, MetricsCollector, Sources, make_registry
-from zonekeeper.server.listeners import TcpServerState
-from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
@@ -38,11 +36,13 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Monitor:
     def __init__(self, settings: Settings, *, db: Database, registry: Registry,
-                 status: StatusService, notifier: Notifier) -> None:
+                 status: StatusService, notifier: Notifier,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.db = db
         self.registry = registry
-        self.metrics = Metrics(enabled=settings.metrics.enabled)
+        self.metrics = (metrics if metrics is not None
+                        else Metrics(enabled=settings.metrics.enabled))
         self.webhooks = Webhooks(settings.alerts, self.metrics)
         self.watch = SecondaryWatch(registry, status, notifier,
                                     behind_after=settings.alerts.behind_after,
@@ -57,9 +57,8 @@ class Monitor:
         self._ping: asyncio.Task[None] | None = None
 
     # -- hooks ---------------------------------------------------------------------------
-    def attach(self, *, xfr: XfrServer, notifier: Notifier, secondaries: SecondaryManager,
+    def attach(self, *, notifier: Notifier, secondaries: SecondaryManager,
                zones: ZoneService) -> None:
-        xfr.metrics = self.metrics
         secondaries.on_transfer = self.metrics.transfer_in
         status_sink = notifier.on_status
 
@@ -79,10 +78,6 @@ class Monitor:
                 published(snap)
 
         zones.on_published = on_published
-
-    def attach_tcp(self, state: TcpServerState) -> None:
-        state.counts = self.metrics.tcp
-        state.on_refused = lambda _reason: self.metrics.refused("tcp", "quota")
 
     def start(self) -> None:
         self.watch.start()

@@ -51,7 +51,7 @@ def test_a_logged_bug_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_a: object, **_k: object) -> bytes:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(targets.world().handler, "handle", broken)
+    monkeypatch.setattr(targets.world().handler, "answer", broken)
     query = b"\x00" + dns.message.make_query("example.test.", "A").to_wire()
     with pytest.raises(targets.Violation, match="logged dns.handler_error"):
         targets.target_handler(query)
@@ -60,11 +60,11 @@ def test_a_logged_bug_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_wrong_answer_is_a_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     query = dns.message.make_query("example.test.", "A").to_wire()
-    monkeypatch.setattr(targets.world().handler, "handle",
-                        lambda data, tcp, addr="": data[:2] + b"\x80\x02" + data[4:])  # SERVFAIL
+    monkeypatch.setattr(targets.world().handler, "answer",
+                        lambda req, tcp, addr="": req.wire[:2] + b"\x80\x02" + req.wire[4:])  # SERVFAIL
     with pytest.raises(targets.Violation, match="SERVFAIL for a zone that is served"):
         targets.target_handler(b"\x00" + query)
-    monkeypatch.setattr(targets.world().handler, "handle", lambda data, tcp, addr="": b"\x00" * 12)
+    monkeypatch.setattr(targets.world().handler, "answer", lambda req, tcp, addr="": b"\x00" * 12)
     with pytest.raises(targets.Violation, match="not a response"):
         targets.target_handler(b"\x00" + query)
 

@@ -14,7 +14,9 @@ import dns.tsig
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zonekeeper.server.xfr import _PlainRequest, _skip_name, plain_ixfr
+from zonekeeper.proto.request import plain_ixfr
+from zonekeeper.proto.request import skip_name as _skip_name
+from zonekeeper.server.xfr import _PlainRequest
 
 ZONE = "Plain.Example."
 

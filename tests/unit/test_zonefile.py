@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from zonekeeper.errors import Invalid, Reason
-from zonekeeper.services.zones import _raise_parse_problems
+from zonekeeper.services.zones import raise_parse_problems
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.zonefile import export_text, parse_zone_text, read_records
 
@@ -161,7 +161,7 @@ def test_parse_never_raises(lines: list[str]) -> None:
     for problem in result.errors + result.warnings:
         assert problem.line is None or 1 <= problem.line <= n_lines, (text, problem)
     try:
-        _raise_parse_problems(result)
+        raise_parse_problems(result)
     except Invalid as exc:
         assert exc.reasons
 
@@ -215,7 +215,7 @@ def problems_text(line5: str) -> str:
 def reasons_of(text: str) -> list[Reason]:
     parsed = parse_zone_text(text, ORIGIN)
     with pytest.raises(Invalid) as info:
-        _raise_parse_problems(parsed)
+        raise_parse_problems(parsed)
     reasons = info.value.reasons
     assert all(isinstance(r, Reason) and r.loc[0] == "line" and isinstance(r.loc[1], int)
                for r in reasons), reasons
@@ -313,7 +313,7 @@ def test_duplicate_identical_record_is_a_warning_not_an_error() -> None:
         "ns1 IN A 192.0.2.1\n"
     )
     parsed = parse_zone_text(text, ORIGIN)
-    _raise_parse_problems(parsed)
+    raise_parse_problems(parsed)
     assert [w.line for w in parsed.warnings] == [6]
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from zonekeeper import __version__
 from zonekeeper.cli.remote import DEFAULT_API_URL, EXIT_STATUS, NOUNS, Api, token_remote
+from zonekeeper.text import absolute
 
 
 def _settings(ctx: click.Context, flags: dict[tuple[str, str], Any] | None = None) -> Any:
@@ -112,16 +113,10 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, database: str | None) -> None:
     """Create or upgrade the database schema."""
-    from zonekeeper.storage.db import Database
+    from zonekeeper.local import upgrade_schema
 
     settings = _settings(ctx, {("database", "url"): database})
-    store = Database(settings.database.url)
-    try:
-        store.prepare(migrate=True)
-        current, _ = store.schema_state()
-    finally:
-        store.dispose()
-    click.echo(f"schema at {current}")
+    click.echo(f"schema at {upgrade_schema(settings.database.url)}")
 
 
 @cli.group()
@@ -151,18 +146,13 @@ def token_create(ctx: click.Context, name: str, scopes: tuple[str, ...], bootstr
         click.echo(body["token"])
         click.echo(f"token {body['id']} ({' '.join(body['scopes'])}); it is shown only now", err=True)
         return
-    from zonekeeper.services.tokens import TokenService
-    from zonekeeper.storage.db import Database
+    from zonekeeper.local import create_token
 
     settings = _settings(ctx, {("database", "url"): database})
-    store = Database(settings.database.url)
     try:
-        store.prepare(migrate=False)
-        secret, info = TokenService(store).create_sync(name, list(scopes))
+        secret, info = create_token(settings.database.url, name, list(scopes))
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(str(exc)) from None
-    finally:
-        store.dispose()
     click.echo(secret)
     click.echo(f"token {info['id']} ({' '.join(info['scopes'])}); it is shown only now", err=True)
 
@@ -194,21 +184,16 @@ def user_create(ctx: click.Context, name: str, role: str, password_stdin: bool,
     else:
         raise click.UsageError("not a terminal: give the password with --password-stdin")
     from zonekeeper.errors import ZonekeeperError
-    from zonekeeper.services.users import UserService
-    from zonekeeper.storage.db import Database
+    from zonekeeper.local import create_user
 
     settings = _settings(ctx, {("database", "url"): database})
-    store = Database(settings.database.url)
     try:
-        store.prepare(migrate=False)
-        info = UserService(store).create_sync(name, role, password)
+        info = create_user(settings.database.url, name, role, password)
     except ZonekeeperError as exc:
         reasons = "; ".join(f"{r.loc[-1]}: {r.msg}" for r in exc.reasons)
         raise click.ClickException(f"{exc.detail}{': ' + reasons if reasons else ''}") from None
     except Exception as exc:  # noqa: BLE001
         raise click.ClickException(str(exc)) from None
-    finally:
-        store.dispose()
     click.echo(f"user {info['name']} ({info['role']}) created", err=True)
 
 
@@ -221,7 +206,7 @@ _SECRET_FIELDS = {("api", "bootstrap_token")}
 
 
 def _masked(settings: Any) -> dict[str, Any]:
-    from zonekeeper.storage.db import shown_url
+    from zonekeeper.local import shown_url
 
     data = settings.model_dump(mode="json")
     for section, key in _SECRET_FIELDS:
@@ -263,14 +248,14 @@ def config_init(ctx: click.Context) -> None:
 def check_zone(origin: str, file: Any, output: str) -> None:
     """Check a zone file offline, named-checkzone style; exit 1 on errors."""
     from zonekeeper.errors import Invalid
-    from zonekeeper.services.zones import _raise_parse_problems
+    from zonekeeper.services.zones import raise_parse_problems
     from zonekeeper.zones.zonefile import parse_zone_text
 
-    name = dns.name.from_text(origin if origin.endswith(".") else origin + ".")
+    name = dns.name.from_text(absolute(origin))
     parsed = parse_zone_text(file.read(), name)
     where = getattr(file, "name", "-")
     try:
-        _raise_parse_problems(parsed)
+        raise_parse_problems(parsed)
         errors = []
     except Invalid as exc:
         errors = [(r.loc[1], r.msg) for r in exc.reasons]

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from zonekeeper.text import absolute as with_dot
+
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 
 EXIT_FAILED = 1
@@ -114,7 +116,7 @@ def _cell(value: Any) -> str:
 
 def absolute(name: str, zone: str | None) -> str:
     """An owner as the API prints it: relative names (``www``, ``@``) completed with the zone."""
-    zone_abs = None if zone is None else zone.lower() if zone.endswith(".") else zone.lower() + "."
+    zone_abs = None if zone is None else with_dot(zone.lower())
     if name in ("@", ""):
         return zone_abs or name
     if name.endswith(".") or zone_abs is None:
@@ -326,7 +328,7 @@ def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
         except ValueError:
             raise click.BadParameter(f"{value!r}: {address.strip()!r} is not an IPv4 or IPv6 "
                                      "address", param_hint="--ns") from None
-        owner = name if name.endswith(".") else name + "."
+        owner = with_dot(name)
         addresses.setdefault((owner, "A" if ip.version == 4 else "AAAA"), []).append(str(ip))
     rrsets = [{"name": owner, "type": rdtype, "records": [{"content": a} for a in addrs]}
               for (owner, rdtype), addrs in addresses.items()]

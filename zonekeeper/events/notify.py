@@ -22,7 +22,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import dns.asyncquery
@@ -38,8 +37,9 @@ import dns.rrset
 import dns.tsig
 import structlog
 
-from zonekeeper.policy.acl import IPAddress, parse_address
+from zonekeeper.policy.acl import IPAddress, parse_address, parse_network
 from zonekeeper.proto.rrwire import ancestors, blob_to_rdatas, find_blob, name_key
+from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.notify")
@@ -51,7 +51,7 @@ _T_ADDRESS = (int(dns.rdatatype.A).to_bytes(2, "big"), int(dns.rdatatype.AAAA).t
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return utc_text()
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,19 @@ class Notifier:
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
         self.targets = targets
+
+    def takes_ixfr(self, zone: str, address: str) -> bool:
+        """Whether a client at ``address`` takes IXFR of ``zone``: False only for a linked
+        secondary whose IXFR switch is off (transfers out then answer AXFR-style)."""
+        try:
+            addr = parse_address(address)
+        except ValueError:
+            return True
+        for t in self.targets.get(zone, ()):
+            nets = [parse_network(n) for n in t.networks]
+            if any(addr.version == n.version and addr in n for n in nets):
+                return t.ixfr
+        return True
 
     # -- triggers ---------------------------------------------------------------------------
     def zone_changed(self, snap: ZoneSnapshot) -> None:

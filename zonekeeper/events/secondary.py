@@ -24,7 +24,6 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import dns.asyncquery
@@ -34,15 +33,16 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.tsig
 import dns.rrset
+import dns.tsig
 import structlog
 
 from zonekeeper.proto import xfrin
 from zonekeeper.proto.rrwire import blob_rdatas, find_blob, name_key
 from zonekeeper.proto.serial import is_newer
-from zonekeeper.zones.snapshot import ZoneSnapshot
 from zonekeeper.settings import SecondarySettings
+from zonekeeper.text import utc_text
+from zonekeeper.zones.snapshot import ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.secondary")
 
@@ -65,7 +65,7 @@ class Primary:
 
 
 @dataclass
-class Outcome:
+class RefreshOutcome:
     result: XfrOutcome
     serial_before: int | None
     serial_after: int | None
@@ -187,22 +187,22 @@ def clamp(value: int, low: int, high: int) -> int:
 def utc(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(ts)
 
 
 @dataclass
-class ZoneState:
+class SecondaryZone:
     name: dns.name.Name
     serial: int | None
     timers: ZoneTimers
     primaries: list[Primary] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pending: list[tuple[bool, asyncio.Future[Outcome]]] = field(default_factory=list)
+    pending: list[tuple[bool, asyncio.Future[RefreshOutcome]]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
     failures: int = 0  # refreshes failed in a row
-    last: Outcome | None = None  # the last refresh's outcome (since start)
+    last: RefreshOutcome | None = None  # the last refresh's outcome (since start)
     # EDNS EXPIRE (RFC 7314) the primary gave in its last SOA answer: the seconds its own
     # copy has left (a secondary primary's), which our expiry may not outlive.
     primary_expire: int | None = None
@@ -232,7 +232,7 @@ class SecondaryManager:
         self.set_expired = set_expired
         self.source_for = source_for
         self.clock = clock
-        self.zones: dict[str, ZoneState] = {}
+        self.zones: dict[str, SecondaryZone] = {}
         self.closed = False
         # Each inbound transfer's event (as logged), for the metrics.
         self.on_transfer: Callable[[dict[str, Any]], None] | None = None
@@ -252,7 +252,7 @@ class SecondaryManager:
         key = name.to_text()
         state = self.zones.get(key)
         if state is None:
-            state = self.zones[key] = ZoneState(name, serial, timers, primaries)
+            state = self.zones[key] = SecondaryZone(name, serial, timers, primaries)
             state.task = asyncio.get_running_loop().create_task(self._loop(state))
         else:
             state.primaries = primaries
@@ -276,9 +276,9 @@ class SecondaryManager:
         state.timers.next_refresh = self.clock()
         state.wake.set()
 
-    async def transfer_now(self, zone: str, *, axfr: bool = False) -> Outcome:
+    async def transfer_now(self, zone: str, *, axfr: bool = False) -> RefreshOutcome:
         state = self.zones[zone]
-        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[RefreshOutcome] = asyncio.get_running_loop().create_future()
         state.pending.append((axfr, fut))
         state.wake.set()
         return await fut
@@ -301,7 +301,7 @@ class SecondaryManager:
         return got
 
     # -- the per-zone loop --------------------------------------------------------------------
-    async def _loop(self, state: ZoneState) -> None:
+    async def _loop(self, state: SecondaryZone) -> None:
         while not self.closed:
             now = self.clock()
             t = state.timers
@@ -329,11 +329,11 @@ class SecondaryManager:
             except TimeoutError:
                 pass
 
-    async def refresh(self, state: ZoneState, *, force_axfr: bool = False) -> Outcome:
+    async def refresh(self, state: SecondaryZone, *, force_axfr: bool = False) -> RefreshOutcome:
         started = time.monotonic()
         zone = state.name.to_text()
         errors = []
-        outcome: Outcome | None = None
+        outcome: RefreshOutcome | None = None
         last: tuple[str, str | None] | None = None  # the last failure: primary, rcode
         for primary in state.primaries:
             trace = _trace(primary)
@@ -351,7 +351,7 @@ class SecondaryManager:
         t = state.timers
         now = self.clock()
         if outcome is None:
-            outcome = Outcome(XfrOutcome.FAILED, state.serial, state.serial,
+            outcome = RefreshOutcome(XfrOutcome.FAILED, state.serial, state.serial,
                               primary=last[0] if last else None, rcode=last[1] if last else None,
                               error="; ".join(errors) or "no primaries configured")
             state.failures += 1
@@ -378,7 +378,7 @@ class SecondaryManager:
             log.error("timers.store_failed", zone=zone, error=str(exc))
         return outcome
 
-    def _note(self, state: ZoneState, primary: Primary, *, success: bool = False,
+    def _note(self, state: SecondaryZone, primary: Primary, *, success: bool = False,
               error: str | None = None, rcode: str | None = None) -> None:
         row = state.status.setdefault(primary.name, {})
         now = utc(self.clock())
@@ -397,13 +397,13 @@ class SecondaryManager:
         t.expire = clamp(expire, s.expire_min, s.expire_max)
 
     # -- one primary --------------------------------------------------------------------------
-    async def _from_primary(self, state: ZoneState, primary: Primary, force_axfr: bool,
-                            trace: dict[str, Any]) -> Outcome:
+    async def _from_primary(self, state: SecondaryZone, primary: Primary, force_axfr: bool,
+                            trace: dict[str, Any]) -> RefreshOutcome:
         zone = state.name
         their, state.primary_expire = await self._soa_serial(zone, primary)
         ours = state.serial
         if ours is not None and not force_axfr and not is_newer(their, ours):
-            return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+            return RefreshOutcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
         result = XfrOutcome.AXFR
         got: xfrin.Result | None = None
         current = self.current(zone) if ours is not None else None
@@ -415,7 +415,7 @@ class SecondaryManager:
                 if reader.result is None:
                     # Just our SOA in answer (the SOA query reached another copy of the
                     # primary): nothing to install, nor an empty journal entry to make.
-                    return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+                    return RefreshOutcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
                 got = reader.result
                 # A whole zone in answer to our IXFR (no history there): a fallback too.
                 result = XfrOutcome.FALLBACK if got.full else XfrOutcome.IXFR
@@ -432,7 +432,7 @@ class SecondaryManager:
             got = reader.result
         if ours is not None and not force_axfr and not is_newer(got.serial, ours):
             if got.serial == ours and got.full:
-                return Outcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
+                return RefreshOutcome(XfrOutcome.UPTODATE, ours, ours, primary.name)
             raise TransferFailed(f"the transfer holds serial {got.serial}, not newer than ours "
                                  f"({ours}); kept ours (a forced full transfer installs it)")
         try:
@@ -446,7 +446,7 @@ class SecondaryManager:
         state.serial = got.serial
         self._event(trace, zone=zone.to_text(), primary=primary.name, type=result.value,
                     serial_from=ours, serial=got.serial, records=got.records, result="ok")
-        return Outcome(result, ours, got.serial, primary.name, records=got.records)
+        return RefreshOutcome(result, ours, got.serial, primary.name, records=got.records)
 
     async def _soa_serial(self, zone: dns.name.Name, primary: Primary) -> tuple[int, int | None]:
         """The primary's serial, and the EDNS EXPIRE value it answered with (None if none)."""

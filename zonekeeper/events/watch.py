@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dns.name
@@ -32,6 +32,7 @@ import structlog
 from zonekeeper.events.notify import Notifier
 from zonekeeper.proto.serial import is_newer
 from zonekeeper.services.status import StatusService, serial_lag
+from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.watch")
@@ -69,7 +70,7 @@ class PairView:
 
 
 def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(ts)
 
 
 def _parse(text: object) -> float | None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import dns.name
 import dns.tsig
 
+from zonekeeper.text import absolute
+
 # Algorithm name (as operators write it) → (dnspython name, secret bytes when generated).
 ALGORITHMS: dict[str, tuple[dns.name.Name, int]] = {
     "hmac-md5": (dns.tsig.HMAC_MD5, 16),
@@ -68,7 +70,7 @@ def normalize_name(text: str) -> str:
     if not raw:
         raise KeyNameError("a key name is required")
     try:
-        name = dns.name.from_text(raw if raw.endswith(".") else raw + ".")
+        name = dns.name.from_text(absolute(raw))
     except Exception as exc:  # noqa: BLE001 - dnspython raises several kinds
         raise KeyNameError(f"{raw!r} is not a valid key name: {exc}") from None
     return name.to_text().lower()

@@ -9,7 +9,7 @@ additional-section processing except glue on referrals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import dns.rcode
 import dns.rdatatype
@@ -109,6 +109,9 @@ def _label_offsets(key: bytes, stop: int) -> list[int]:
 def _add(ans_list: list[bytes], blob: bytes, owner: bytes) -> int:
     ans_list.append(with_owner(blob, owner))
     return blob_count(blob)
+
+
+Z = TypeVar("Z", bound=ServedZone)
 
 
 def _negative(zone: ServedZone, names: _Names, ans: Answer, rcode: int) -> Answer:
@@ -211,7 +214,7 @@ def resolve(zone: ServedZone, qkey: bytes, qtype: int) -> Answer:
     return ans
 
 
-def zone_for(zones: dict[bytes, ServedZone], qkey: bytes) -> ServedZone | None:
+def zone_for(zones: dict[bytes, Z], qkey: bytes) -> Z | None:
     """The zone whose apex is the longest suffix of qkey (label-aligned)."""
     pos = 0
     while True:

@@ -38,10 +38,6 @@ class AxfrImage:
     records: int  # RRs in buckets (SOA excluded)
     size: int  # bytes in buckets
 
-    @property
-    def total_records(self) -> int:
-        return self.records + 2
-
 
 def _bucket_of(key: bytes, n: int) -> int:
     return zlib.crc32(key) % n

@@ -160,7 +160,7 @@ def make_node(blobs: Iterable[bytes]) -> Node:
 def encode_node(node: Node) -> bytes:
     if type(node) is bytes:
         return node
-    return _MULTI + b"".join(len(b).to_bytes(4, "big") + b for b in node)  # type: ignore[union-attr]
+    return _MULTI + b"".join(len(b).to_bytes(4, "big") + b for b in node)
 
 
 def decode_node(data: bytes) -> Node:

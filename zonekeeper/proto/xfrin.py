@@ -140,7 +140,7 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
             rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, pos, end - pos)
         except dns.exception.DNSException as exc:
             raise XfrError(f"a malformed {dns.rdatatype.to_text(rdtype)} record: {exc}") from None
-        return rd.to_wire()  # type: ignore[no-any-return]
+        return rd.to_wire()
     parts = []
     p = pos
     for item in layout:
@@ -148,7 +148,7 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
             name, p = _name(wire, p, cache)
             parts.append(name)
         else:
-            n = item  # type: ignore[assignment]
+            n = item
             parts.append(wire[p : p + n])  # type: ignore[operator]
             p += n  # type: ignore[operator]
         if p > end:
@@ -157,16 +157,6 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
         raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record with trailing octets")
     return b"".join(parts)
 
-
-def in_zone(key: bytes, origin: bytes) -> bool:
-    """Whether lower-case name wire ``key`` is ``origin`` or below it (on a label boundary)."""
-    if not key.endswith(origin):
-        return False
-    stop = len(key) - len(origin)
-    pos = 0
-    while pos < stop:
-        pos += key[pos] + 1
-    return pos == stop
 
 
 @dataclass

@@ -29,11 +29,12 @@ import dns.rcode
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.server.handler import QueryHandler, header_only
-from zonekeeper.server.update import UpdateServer, is_update
-from zonekeeper.server.xfr import XfrServer, qtype_of, tsig_start
+from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_UPDATE, Request, header_only, parse
+from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.notify_in import NotifyIn
+from zonekeeper.server.update import UpdateServer
+from zonekeeper.server.xfr import XfrServer
 
-_XFR_TYPES = (252, 251)  # AXFR, IXFR
 BATCH_BYTES = 16384  # query answers written together at most, before looking at flow control
 TURN_REQUESTS = 64  # requests of one connection answered in one loop turn at most
 # Answers to queries waiting in the kernel, unsent because the client does not read, at
@@ -48,47 +49,31 @@ _LOWAT_UNLIMITED = (0xFFFFFFFF).to_bytes(4, sys.byteorder)  # as an unsigned int
 log = structlog.get_logger("zonekeeper.dns")
 
 
-def _safe_handle(handler: QueryHandler, data: bytes, *, tcp: bool, addr: str = "") -> bytes | None:
-    try:
-        return handler.handle(data, tcp=tcp, addr=addr)
-    except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
-        log.exception("dns.handler_error", tcp=tcp, size=len(data))
-        if len(data) >= 12 and not data[2] & 0x80:
-            return header_only(data, dns.rcode.SERVFAIL)
-        return None
-
-
-def _respond(handler: QueryHandler, xfr: XfrServer | None, data: bytes, *,
+def _respond(handler: QueryHandler, notify: NotifyIn | None, req: Request, *,
              tcp: bool, addr: str = "") -> bytes | None:
-    """The answer to one request; a TSIG-signed query (opcode QUERY) is checked and its
-    answer signed by the transfer server, which holds the keys; so is a NOTIFY."""
-    if xfr is not None and len(data) >= 12 and data[2] & 0xF8 == 0x20:  # QR=0, opcode NOTIFY
+    """The answer to one request that is not a transfer or UPDATE: a NOTIFY goes to the
+    NOTIFY handler (when there is one), anything else to the query handler. A bug costs one
+    SERVFAIL, never the listener."""
+    if req.opcode == OPCODE_NOTIFY and notify is not None:
         try:
-            return xfr.notify_in(data, addr)
+            return notify.handle(req.wire, addr)
         except Exception:  # noqa: BLE001 - one SERVFAIL, not the listener
-            log.exception("notify.error", size=len(data))
-            return header_only(data, dns.rcode.SERVFAIL)
-    if xfr is not None and len(data) >= 12 and not data[2] & 0xF8:  # QR=0, opcode QUERY
-        at = tsig_start(data)
-        if at is not None:
-            try:
-                return xfr.answer_signed(
-                    data, at, lambda inner: _safe_handle(handler, inner, tcp=tcp, addr=addr),
-                    udp_max_payload=None if tcp else handler.udp_max_payload,
-                )
-            except Exception:  # noqa: BLE001 - as in _safe_handle: one SERVFAIL, not the listener
-                log.exception("dns.tsig_error", tcp=tcp, size=len(data))
-                return header_only(data, dns.rcode.SERVFAIL)
-    return _safe_handle(handler, data, tcp=tcp, addr=addr)
+            log.exception("notify.error", size=len(req.wire))
+            return header_only(req.wire, dns.rcode.SERVFAIL)
+    try:
+        return handler.answer(req, tcp=tcp, addr=addr)
+    except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
+        log.exception("dns.handler_error", tcp=tcp, size=len(req.wire))
+        return header_only(req.wire, dns.rcode.SERVFAIL)
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
     MAX_UPDATES = 32  # UPDATEs being applied at once from UDP; more are dropped
 
-    def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None,
+    def __init__(self, handler: QueryHandler, notify: NotifyIn | None = None,
                  counts: list[int] | None = None, update: UpdateServer | None = None) -> None:
         self.handler = handler
-        self.xfr = xfr
+        self.notify = notify
         self.update = update
         self.updates: set[asyncio.Task[None]] = set()
         # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
@@ -99,14 +84,18 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.update is not None and is_update(data):
+        req = parse(data)
+        if req is None:
+            resp = None
+        elif req.opcode == OPCODE_UPDATE and self.update is not None:
             # Applied in a task (it writes to storage); answered when done.
             if len(self.updates) < self.MAX_UPDATES:
                 task = asyncio.get_running_loop().create_task(self._update(data, addr))
                 self.updates.add(task)
                 task.add_done_callback(self.updates.discard)
             return
-        resp = _respond(self.handler, self.xfr, data, tcp=False, addr=addr[0])
+        else:
+            resp = _respond(self.handler, self.notify, req, tcp=False, addr=addr[0])
         if self.counts is not None:
             self.counts[resp[3] & 15 if resp else 16] += 1
         if resp is not None and self.transport is not None:
@@ -137,10 +126,13 @@ class TcpServerState:
     def __init__(self, handler: QueryHandler, xfr: XfrServer | None = None, *,
                  idle_timeout: float, max_clients: int, reserved: int = 0,
                  per_ip: int | None = None, per_prefix: int | None = None,
-                 max_input: int = 131_072) -> None:
+                 max_input: int = 131_072, notify: NotifyIn | None = None,
+                 update: UpdateServer | None = None, counts: list[int] | None = None,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
-        self.update: UpdateServer | None = None  # RFC 2136 UPDATE, served in a task
+        self.notify = notify
+        self.update = update  # RFC 2136 UPDATE, served in a task
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.reserved = reserved
@@ -157,8 +149,8 @@ class TcpServerState:
         self.accepting = True
         self.loop = asyncio.get_running_loop()
         self.refusals = Throttle(10.0)
-        self.counts: list[int] | None = None  # as UdpProtocol.counts, for TCP
-        self.on_refused: Callable[[str], None] | None = None  # a connection refused: reason
+        self.counts = counts  # as UdpProtocol.counts, for TCP
+        self.on_refused = on_refused  # a connection refused: reason
 
     def known(self, addr: str) -> bool:
         return self.xfr is not None and self.xfr.policy.known(addr)
@@ -383,7 +375,7 @@ class TcpProtocol(asyncio.Protocol):
         """A request answered in a task: a transfer (streamed) or an UPDATE (one answer)."""
         assert self.state.xfr is not None
         try:
-            if self.state.update is not None and is_update(msg):
+            if self.state.update is not None and len(msg) >= 12 and msg[2] & 0xF8 == 0x28:
                 resp = await self.state.update.handle(msg, self.peer[0])
                 if resp is not None:
                     self.write(len(resp).to_bytes(2, "big") + resp)
@@ -510,11 +502,6 @@ class _EarlyOut:
         return bool(self.unsent)
 
 
-def is_xfr_request(msg: bytes) -> bool:
-    """A query (QR clear, opcode QUERY) for AXFR or IXFR: the transfer server's."""
-    return len(msg) > 2 and not msg[2] & 0xF8 and qtype_of(msg) in _XFR_TYPES
-
-
 class _Writer:
     """What answer_ready writes through: the connection's write, and whether it is paused."""
 
@@ -536,6 +523,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     batch = 0
     transfer = False
     xfr = state.xfr
+    notify = state.notify
     counts = state.counts
     turn = TURN_REQUESTS
     while end - pos >= 2 and not out.paused() and turn:
@@ -543,22 +531,23 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
         n = int.from_bytes(data[pos : pos + 2], "big")
         if end - pos - 2 < n:
             break
-        msg = bytes(data[pos + 2 : pos + 2 + n])
-        if n and state.update is not None and is_update(msg):
+        req = parse(bytes(data[pos + 2 : pos + 2 + n])) if n else None
+        if req is not None and req.opcode == OPCODE_UPDATE and state.update is not None:
             if pending:
                 out.write(b"".join(pending))
                 pending = []
             transfer = True  # in a task, as a transfer is
             break
-        if n and xfr is not None and is_xfr_request(msg):
+        if req is not None and xfr is not None and req.is_transfer:
             if pending:
                 out.write(b"".join(pending))
                 pending = []
-            if not xfr.answer_now(msg, addr, out):
+            if not xfr.answer_now(req, addr, out):
                 transfer = True
                 break
         elif n:
-            resp = _respond(state.handler, xfr, msg, tcp=True, addr=addr)
+            resp = None if req is None else _respond(state.handler, notify, req, tcp=True,
+                                                     addr=addr)
             if counts is not None:
                 counts[resp[3] & 15 if resp else 16] += 1
             if resp is not None:
@@ -701,12 +690,12 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
     return sock
 
 
-async def start_udp(handler: QueryHandler, sock: socket.socket, xfr: XfrServer | None = None,
+async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn | None = None,
                     counts: list[int] | None = None,
                     update: UpdateServer | None = None) -> asyncio.DatagramTransport:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: UdpProtocol(handler, xfr, counts, update), sock=sock)
+        lambda: UdpProtocol(handler, notify, counts, update), sock=sock)
     return transport
 
 

@@ -26,7 +26,8 @@ import structlog
 from zonekeeper.errors import Conflict, NotFound
 from zonekeeper.policy.acl import update_decision
 from zonekeeper.proto.rrwire import name_key
-from zonekeeper.server.xfr import TsigRefusal, XfrServer
+from zonekeeper.server.tsig import TsigRefusal
+from zonekeeper.server.xfr import XfrServer
 from zonekeeper.zones.snapshot import Registry, ZoneKind
 
 log = structlog.get_logger("zonekeeper.update")
@@ -170,7 +171,7 @@ class UpdateServer:
         resp = dns.message.make_response(msg)
         resp.set_rcode(rcode)
         try:
-            return resp.to_wire()  # type: ignore[no-any-return]  # signed if the request was
+            return resp.to_wire()  # signed if the request was
         except Exception:  # noqa: BLE001 - cannot be rendered or signed: no answer
             log.exception("dns.update_answer_error", zone=zone, client=addr)
             return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 import dns.exception
@@ -30,20 +29,17 @@ from zonekeeper.policy.acl import (
     transfer_decision,
     update_decision,
 )
-from zonekeeper.storage.db import Database
 from zonekeeper.services.usage import LastUsed
+from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
+from zonekeeper.text import absolute, utc_text
 from zonekeeper.zones.snapshot import Registry
 
 log = structlog.get_logger("zonekeeper.access")
 
 
 def _iso(dt: Any) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")  # type: ignore[no-any-return]
+    return None if dt is None else utc_text(dt)
 
 
 def key_info(row: TsigKey, *, with_secret: bool = False,
@@ -244,7 +240,7 @@ class AccessService:
         update path's (``update_decision``) for a change of ``name`` and ``rdtype`` (default:
         the apex, every type)."""
         if AclAction(action) is AclAction.UPDATE:
-            zone_abs = zone.lower() if zone.endswith(".") else zone.lower() + "."
+            zone_abs = absolute(zone.lower())
             owner = _absolute(name, zone_abs) if name else zone_abs
             try:
                 t = dns.rdatatype.from_text(rdtype) if rdtype else dns.rdatatype.ANY
@@ -378,7 +374,7 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
         if zone is None:
             row.zone_id = None
         else:
-            name = zone.lower() if zone.endswith(".") else zone.lower() + "."
+            name = absolute(zone.lower())
             z = s.scalar(select(Zone).where(Zone.name == name))
             if z is None:
                 raise NotFound(f"zone {name} does not exist")

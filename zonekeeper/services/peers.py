@@ -7,16 +7,19 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dns.tsig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
 from zonekeeper.events.notify import PeerTarget
+from zonekeeper.events.secondary import Primary
 from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import secondary_config
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
+from zonekeeper.text import absolute
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -96,6 +99,27 @@ class PeerService:
 
     async def _read(self, fn: Callable[[Session], Any]) -> Any:
         return await self.db.run_read(fn)
+
+    def targets_sync(self) -> dict[str, tuple[PeerTarget, ...]]:
+        """Zone → its secondary peers (NOTIFY targets), in link order (worker thread)."""
+        with self.db.read() as s:
+            return load_targets(s)
+
+    def primaries_sync(self, key_of: Callable[[str], dns.tsig.Key | None]
+                       ) -> dict[str, list[Primary]]:
+        """Zone → the primaries a secondary zone transfers from, in order, their keys
+        resolved by ``key_of`` (worker thread)."""
+        out: dict[str, list[Primary]] = {}
+        with self.db.read() as s:
+            keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+            q = (select(Zone.name, Peer).join(ZonePeer, ZonePeer.zone_id == Zone.id)
+                 .join(Peer, Peer.id == ZonePeer.peer_id).where(ZonePeer.role == "primary")
+                 .order_by(ZonePeer.position))
+            for zone, p in s.execute(q):
+                name = key_for(p, "transfer", keys)
+                key = key_of(name) if name else None
+                out.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
+        return out
 
     async def list(self) -> list[dict[str, Any]]:
         def fn(s: Session) -> list[dict[str, Any]]:
@@ -206,7 +230,7 @@ def _peer(s: Session, name: str) -> Peer:
 
 
 def _zone(s: Session, name: str) -> Zone:
-    zname = name.lower() if name.endswith(".") else name.lower() + "."
+    zname = absolute(name.lower())
     row = s.scalar(select(Zone).where(Zone.name == zname))
     if row is None:
         raise NotFound(f"zone {zname} does not exist")

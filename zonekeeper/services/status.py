@@ -23,6 +23,7 @@ from zonekeeper.policy.acl import parse_address, parse_network
 from zonekeeper.proto.serial import MODULUS, is_newer
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import NotifyOwed, Peer, TransferStatus, Zone
+from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import Registry
 
 log = structlog.get_logger("zonekeeper.status")
@@ -62,8 +63,7 @@ class StatusService:
             for zone, peer, st in rows:
                 self.rows[(zone, peer)] = {
                     "peer_serial": st.peer_serial,
-                    "checked_at": st.checked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-                    if st.checked_at else None,
+                    "checked_at": utc_text(st.checked_at) if st.checked_at else None,
                     "last_transfer": json.loads(st.last_transfer) if st.last_transfer else None,
                     "notify": json.loads(st.notify) if st.notify else None,
                 }
@@ -102,7 +102,7 @@ class StatusService:
             if any(addr.version == n.version and addr in n for n in nets):
                 self.update(zone, t.name, {"last_transfer": {
                     "type": event["type"], "serial": event["serial"],
-                    "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "at": utc_text(),
                     "bytes": event["bytes"], "messages": event["msgs"], "records": event["records"],
                     "duration_ms": event["duration_ms"], "key": event.get("key"),
                     "result": event["result"], "style": event.get("style"),

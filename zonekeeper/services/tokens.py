@@ -18,6 +18,7 @@ from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated
 from zonekeeper.services.usage import LastUsed
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ApiToken
+from zonekeeper.text import utc_text
 
 log = structlog.get_logger("zonekeeper.tokens")
 
@@ -55,11 +56,7 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if dt is None else utc_text(dt)
 
 
 def token_info(row: ApiToken, usage: LastUsed | None = None) -> dict[str, Any]:

@@ -64,10 +64,6 @@ def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[byte
         return {bytes(owner): decode_node(bytes(data)) for owner, data in cur}
 
 
-def node_data(session: Session, zone_id: int, owner: bytes) -> bytes | None:
-    return session.scalar(select(Node.data).where(Node.zone_id == zone_id, Node.owner == owner))
-
-
 def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
     sk = sort_key(owner)
     row = session.scalar(

@@ -28,7 +28,7 @@ class Record:
 
     @property
     def sort_key(self) -> bytes:
-        return self.rdata.to_digestable()  # type: ignore[no-any-return]
+        return self.rdata.to_digestable()
 
     def as_dict(self) -> dict[str, object]:
         return {"content": self.rdata.to_text(), "disabled": self.disabled}

@@ -44,7 +44,6 @@ class ZoneKind(enum.StrEnum):
 
 class ZoneState(enum.StrEnum):
     OK = "ok"
-    REFRESHING = "refreshing"
     EXPIRED = "expired"
     UNLOADED = "unloaded"
 
@@ -57,7 +56,9 @@ def negative_soa(soa_blob: bytes) -> bytes:
 
 
 class ZoneSnapshot:
-    """One committed, immutable version of a served zone."""
+    """One committed version of a served zone, never changed once published (its caches
+    aside: responses, the AXFR image, IXFR answers); a change of state or settings is a
+    new snapshot (``replaced``)."""
 
     __slots__ = (
         "name",
@@ -105,7 +106,8 @@ class ZoneSnapshot:
         self.nodes = nodes
         self.cuts = cuts
         self.zone_id = zone_id
-        # Per-zone setting, not content: changed in place without a new version.
+        # Per-zone settings, not content: a change publishes a copy (``replaced``), the
+        # same version with the new settings.
         self.outgoing = outgoing
         self.notify_ns = notify_ns  # NOTIFY the apex NS targets too (BIND's "notify yes")
         self.notify_delay = notify_delay
@@ -130,6 +132,27 @@ class ZoneSnapshot:
     def unloaded(cls, name: dns.name.Name, *, zone_id: int, kind: ZoneKind) -> ZoneSnapshot:
         """A zone we serve but hold no data for yet (a new secondary): SERVFAIL."""
         return cls(name, 0, {}, frozenset(), kind=kind, state=ZoneState.UNLOADED, zone_id=zone_id)
+
+    def replaced(self, **changes: Any) -> ZoneSnapshot:
+        """This version with some of its settings (``outgoing``, ``notify_ns``,
+        ``notify_delay``, ``ixfr_max_ratio``) or its ``state`` changed: a new snapshot to
+        publish, sharing the content, the AXFR image and (unless the IXFR ratio changed,
+        which voids them) the IXFR answers; its response cache starts empty. Readers of
+        this one keep it as it is."""
+        unknown = set(changes) - {"outgoing", "notify_ns", "notify_delay", "ixfr_max_ratio",
+                                  "state"}
+        if unknown:
+            raise TypeError(f"not a snapshot setting: {', '.join(sorted(unknown))}")
+        new = ZoneSnapshot.__new__(ZoneSnapshot)
+        for slot in ZoneSnapshot.__slots__:
+            setattr(new, slot, getattr(self, slot))
+        for name, value in changes.items():
+            setattr(new, name, value)
+        new.cache = {}
+        new.retired = False
+        if new.ixfr_max_ratio != self.ixfr_max_ratio:
+            new.ixfr_cache = {}
+        return new
 
     def soa_rrset(self) -> dns.rrset.RRset:
         """The apex SOA as a dnspython RRset (for NOTIFY and one-SOA IXFR answers)."""

@@ -24,6 +24,7 @@ from zonekeeper.api.schemas import (
 from zonekeeper.errors import Malformed, Reason
 from zonekeeper.policy.acl import parse_address
 from zonekeeper.services import paging
+from zonekeeper.text import absolute
 
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -102,8 +103,8 @@ async def check_access(
     except ValueError:
         raise Malformed(f"{address!r} is not an IP address",
                         [Reason(("query", "address"), "give an IPv4 or IPv6 address")]) from None
-    zone_abs = zone.lower() if zone.endswith(".") else zone.lower() + "."
-    key_abs = None if key is None else (key.lower() if key.endswith(".") else key.lower() + ".")
+    zone_abs = absolute(zone.lower())
+    key_abs = None if key is None else absolute(key.lower())
     d = ctx.access.check(action, zone_abs, address, key_abs, name=name, rdtype=type)
     return {"allowed": d.allowed, "rule": d.rule, "reason": d.reason}
 

@@ -214,7 +214,7 @@ async def get_rrset(zone: str, name: str, type: str, ctx: Ctx, _p: ReadScope, re
     owner, rdtype = _name_type(origin, name, type)
     serial, items, _ = await ctx.zones.rrsets(origin, owner=owner, rdtype=rdtype, limit=1)
     if not items:
-        raise NotFound(f"no {type.upper()} RRset at {owner} in zone {origin}")  # type: ignore[union-attr]
+        raise NotFound(f"no {type.upper()} RRset at {owner} in zone {origin}")
     response.headers["ETag"] = _etag(serial)
     return items[0]
 
@@ -243,7 +243,7 @@ async def delete_rrset(
     owner, rdtype = _name_type(origin, name, type)
     _, items, _ = await ctx.zones.rrsets(origin, owner=owner, rdtype=rdtype, limit=1)
     if not items:
-        raise NotFound(f"no {type.upper()} RRset at {owner} in zone {origin}")  # type: ignore[union-attr]
+        raise NotFound(f"no {type.upper()} RRset at {owner} in zone {origin}")
     change = RRsetChange(owner, rdtype, "DELETE")  # type: ignore[arg-type]
     serial = await ctx.zones.patch_rrsets(origin, [change], if_match=if_match)
     return Response(status_code=204, headers={"ETag": _etag(serial)})

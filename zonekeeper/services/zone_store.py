@@ -1,0 +1,460 @@
+"""The zone service's ground floor: loading zones from storage, locks, publishing,
+and the helpers that turn stored rows into served snapshots and back (shared by every
+zone operation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import structlog
+from sqlalchemy import select
+
+from zonekeeper.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Reason,
+    Stale,
+)
+from zonekeeper.logs import Throttle
+from zonekeeper.proto.rrwire import (
+    Node,
+    ancestors,
+    blob_to_rdatas,
+    blob_ttl,
+    blob_type,
+    find_blob,
+    find_cuts,
+    key_to_name,
+    name_key,
+    node_blobs,
+    sort_key,
+)
+from zonekeeper.proto.serial import SerialPolicy
+from zonekeeper.services import paging
+from zonekeeper.services.zone_inputs import RRsetChange
+from zonekeeper.settings import ZoneSettings
+from zonekeeper.storage import repo
+from zonekeeper.storage.db import Database
+from zonekeeper.storage.models import RRset, Zone
+from zonekeeper.text import absolute, utc_text
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.snapshot import (
+    Registry,
+    ZoneKind,
+    ZoneSnapshot,
+    ZoneState,
+)
+from zonekeeper.zones.validate import Finding, check
+from zonekeeper.zones.zonefile import ParseResult, Problem, parse_zone_text
+
+log = structlog.get_logger("zonekeeper.zones")
+
+_SOA = int(dns.rdatatype.SOA)
+_NS = int(dns.rdatatype.NS)
+_T_NS = _NS.to_bytes(2, "big")
+_T_SOA = _SOA.to_bytes(2, "big")
+IMPORT_SAFE_SHARE = 0.30
+JOURNAL_MAX_COUNT = 1000
+JOURNAL_MAX_AGE_SECONDS = 30 * 86400
+# What PATCH /zones/{zone} with null sets (the model's defaults for its NOT NULL columns).
+_SETTING_DEFAULTS: dict[str, Any] = {
+    "serial_policy": SerialPolicy.INCREMENT, "outgoing_enabled": True, "notify_ns": False,
+    "notify_delay": 0.0, "ixfr_max_ratio": 1.0,
+}
+
+
+class ZoneStore:
+    """State and helpers every zone operation shares."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        *,
+        on_published: Callable[[ZoneSnapshot], None] | None = None,
+        limits: ZoneSettings | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.limits = limits or ZoneSettings()
+        # Set when the server stops: zone text still being parsed in a worker thread gives
+        # up (ShuttingDown) instead of holding the process for minutes.
+        self.stopping = threading.Event()
+        self._refusals = Throttle()
+        self.on_published = on_published
+        self.on_removed: Callable[[dns.name.Name], None] | None = None
+        self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def stop(self) -> None:
+        """Make work in worker threads give up (called first thing on shutdown)."""
+        self.stopping.set()
+
+    def _parse(self, text: str, origin: dns.name.Name) -> ParseResult:
+        """Parse zone text within ``[zones]`` limits; every problem raised (Invalid)."""
+        parsed = parse_zone_text(text, origin, limits=self.limits, cancel=self.stopping)
+        if parsed.limited is not None:
+            held = self._refusals.due(origin)
+            if held is not None:
+                log.warning("zone.text_refused", zone=origin.to_text(), line=parsed.limited.line,
+                            reason=parsed.limited.msg, suppressed=held)
+        raise_parse_problems(parsed)
+        return parsed
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    def _publish(self, snap: ZoneSnapshot | None) -> None:
+        if snap is None:
+            return
+        self.registry.publish(snap)
+        if self.on_published is not None:
+            self.on_published(snap)
+
+    def _zone(self, s: Any, name: dns.name.Name) -> Zone:
+        z = repo.zone_by_name(s, name.to_text())
+        if z is None:
+            raise NotFound(f"zone {name.to_text()} does not exist")
+        return z
+
+    def _records(self, z: Zone, snap: ZoneSnapshot | None = None) -> int:
+        """The records (RRs) of the zone's version served (``snap`` if given, else the
+        registry's): counted once per version, in memory, with no SQL. Disabled records
+        are not served, so not counted; a zone not loaded holds none."""
+        if snap is None:
+            snap = self.registry.get(dns.name.from_text(z.name))
+        return snap.record_count if snap is not None else 0
+
+    def _soa(self, s: Any, z: Zone) -> RRsetData | None:
+        if z.kind == ZoneKind.SECONDARY.value:
+            snap = self.registry.get(dns.name.from_text(z.name))
+            if snap is None or snap.state is ZoneState.UNLOADED:
+                return None
+            blob = find_blob(snap.nodes[snap.origin_key], _T_SOA)
+            return _rrset_of(snap.name, blob) if blob else None
+        rows = repo.rrsets_at(s, z.id, [z.name])
+        for r in rows:
+            if r.type == _SOA:
+                return RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+        return None
+
+    def _check_primary(self, z: Zone) -> None:
+        if z.kind != ZoneKind.PRIMARY.value:
+            raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
+
+    # -- start-up -------------------------------------------------------------------------
+    def load_all(self) -> list[ZoneSnapshot]:
+        """Load every zone's served form from storage (no text parsing)."""
+        snaps = []
+        with self.db.read() as s:
+            zones = list(s.scalars(select(Zone)))
+            for z in zones:
+                origin = dns.name.from_text(z.name)
+                if z.kind == ZoneKind.SECONDARY.value:
+                    snaps.append(self._load_secondary(s, z, origin))
+                    continue
+                nodes = repo.load_nodes(s, z.id)
+                if not nodes:
+                    # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
+                    snaps.append(ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind)))
+                    continue
+                cuts = frozenset(
+                    name_key(dns.name.from_text(n))
+                    for n in s.scalars(
+                        select(RRset.name).where(
+                            RRset.zone_id == z.id, RRset.type == _NS, RRset.name != z.name
+                        )
+                    )
+                )
+                cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
+                snaps.append(_snapshot(z, z.serial, nodes, cuts))
+        for snap in snaps:
+            self.registry.publish(snap)
+        return snaps
+
+    def _load_secondary(self, s: Any, z: Zone, origin: dns.name.Name) -> ZoneSnapshot:
+        try:
+            nodes = repo.load_image(s, z.id)
+        except ValueError as exc:
+            log.error("zone.unreadable", zone=z.name, error=str(exc), action="transfer it again")
+            nodes = None
+        if not nodes:
+            # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
+            return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)
+        # The image holds the empty non-terminals; the cuts are found again.
+        return _snapshot(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
+
+
+def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str, Any]:
+    """A zone as the API shows it. ``record_count`` counts records (RRs, the SOA once), not
+    RRsets: what the version served holds, as an AXFR would send it."""
+    info: dict[str, Any] = {
+        "name": zone.name,
+        "kind": zone.kind,
+        "serial": zone.serial,
+        "serial_policy": zone.serial_policy,
+        "state": zone.state,
+        "outgoing_enabled": zone.outgoing_enabled,
+        "notify_ns": zone.notify_ns,
+        "notify_delay": zone.notify_delay,
+        "ixfr_max_ratio": zone.ixfr_max_ratio,
+        "journal_max_count": zone.journal_max_count,
+        "journal_max_bytes": zone.journal_max_bytes,
+        "journal_max_age": zone.journal_max_age,
+        "created_at": utc_text(zone.created_at),
+        "updated_at": utc_text(zone.updated_at),
+    }
+    if soa is not None and soa.records:
+        rd: dns.rdtypes.ANY.SOA.SOA = soa.records[0].rdata  # type: ignore[assignment]
+        info["soa"] = {
+            "mname": rd.mname.to_text(),
+            "rname": rd.rname.to_text(),
+            "serial": rd.serial,
+            "refresh": rd.refresh,
+            "retry": rd.retry,
+            "expire": rd.expire,
+            "minimum": rd.minimum,
+            "ttl": soa.ttl,
+        }
+    info["record_count"] = record_count
+    return info
+
+
+def _journal_limits(z: Zone) -> dict[str, int | None]:
+    """The zone's journal limits, with the defaults (1000 changes, 30 days, no byte cap)."""
+    return {
+        "max_count": z.journal_max_count or JOURNAL_MAX_COUNT,
+        "max_bytes": z.journal_max_bytes,
+        "max_age_seconds": z.journal_max_age or JOURNAL_MAX_AGE_SECONDS,
+    }
+
+
+def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes]) -> ZoneSnapshot:
+    """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
+    return ZoneSnapshot(
+        dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
+        state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
+        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0,
+        ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
+    )
+
+
+def _abs(name: str) -> str:
+    return absolute(name)
+
+
+def _state_key(state: tuple[int, list[Record]] | None) -> Any:
+    if state is None or not state[1]:
+        return None
+    return (state[0], sorted((r.sort_key, r.disabled) for r in state[1]))
+
+
+def _check_if_match(z: Zone, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    tags = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
+    if str(z.serial) not in tags:
+        raise Stale(f"zone {z.name} is at serial {z.serial}, not {if_match}; re-read it and retry")
+
+
+def _load(s: Any, z: Zone, names: Iterable[dns.name.Name]) -> ZoneContent:
+    rows = repo.rrsets_at(s, z.id, [n.to_text() for n in names])
+    return ZoneContent(dns.name.from_text(z.name), (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
+
+
+def _apply_changes(content: ZoneContent, changes: list[RRsetChange]) -> None:
+    for ch in changes:
+        if ch.changetype == "DELETE" or not ch.records:
+            content.delete(ch.name, ch.rdtype)
+        else:
+            existing = content.get(ch.name, ch.rdtype)
+            ttl = ch.ttl if ch.ttl is not None else (existing.ttl if existing else 3600)
+            content.put(RRsetData(ch.name, ch.rdtype, ttl, list(ch.records)))
+
+
+def _rrset_rows(content: ZoneContent) -> list[dict[str, object]]:
+    return [
+        {"name": r.name.to_text(), "type": r.rdtype, "ttl": r.ttl, "records": r.records_json()}
+        for r in content
+        if r.records
+    ]
+
+
+def _rr_wire(owner: dns.name.Name, rdtype: int, ttl: int, records: Iterable[Record]) -> list[bytes]:
+    head = owner.to_wire() + rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")  # type: ignore[operator]
+    out = []
+    for r in records:
+        if r.disabled:
+            continue
+        rd = r.rdata.to_wire()
+        out.append(head + len(rd).to_bytes(2, "big") + rd)
+    return out
+
+
+def _sync_nodes(
+    s: Any, zone_id: int, content: ZoneContent, owners: set[dns.name.Name], current: dict[bytes, Node]
+) -> dict[bytes, Node | None]:
+    """Write the served nodes of ``owners`` and keep empty non-terminals right."""
+    origin_key = name_key(content.origin)
+    changes: dict[bytes, Node | None] = {}
+
+    def value(k: bytes) -> Node | None:
+        return changes[k] if k in changes else current.get(k)
+
+    emptied = []
+    for owner in owners:
+        k = name_key(owner)
+        node = content.node_for(owner)
+        if node:
+            changes[k] = node
+            repo.put_node(s, zone_id, k, node)
+            for anc in ancestors(k, origin_key):
+                if value(anc) is not None:
+                    break
+                changes[anc] = b""
+                repo.put_node(s, zone_id, anc, b"")
+        else:
+            emptied.append(k)
+    for k in emptied:
+        if k == origin_key:
+            continue
+        repo.delete_node(s, zone_id, k)
+        s.flush()
+        if repo.has_descendants(s, zone_id, k):
+            changes[k] = b""
+            repo.put_node(s, zone_id, k, b"")
+            continue
+        changes[k] = None
+        for anc in ancestors(k, origin_key):
+            if value(anc) != b"":
+                break
+            s.flush()
+            if repo.has_descendants(s, zone_id, anc):
+                break
+            repo.delete_node(s, zone_id, anc)
+            changes[anc] = None
+    return changes
+
+
+def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, Any]], dict[Any, Any]]:
+    """Records added and removed (SOA serial ignored), a change list, and touched RRsets."""
+    origin = old.origin
+    added = removed = 0
+    changes: list[dict[str, Any]] = []
+    touched: dict[Any, Any] = {}
+    keys = {(r.name, r.rdtype) for r in old} | {(r.name, r.rdtype) for r in new}
+    for key in sorted(keys):
+        o = old.get(*key)
+        n = new.get(*key)
+        if key == (origin, _SOA) and o is not None and n is not None:
+            same = o.ttl == n.ttl and o.records[0].rdata.replace(serial=0) == n.records[0].rdata.replace(serial=0)
+            if same:
+                continue
+        ostate = {(r.rdata, r.disabled) for r in o.records} if o else set()
+        nstate = {(r.rdata, r.disabled) for r in n.records} if n else set()
+        if o is not None and n is not None and o.ttl != n.ttl:
+            gone, new_recs = ostate, nstate
+        else:
+            gone, new_recs = ostate - nstate, nstate - ostate
+        if not gone and not new_recs:
+            continue
+        touched[key] = ((o.ttl, list(o.records)) if o else None, n)
+        tname = dns.rdatatype.to_text(key[1])  # type: ignore[arg-type]
+        for rd, _d in sorted(gone, key=lambda x: x[0].to_digestable()):
+            removed += 1
+            changes.append({"op": "remove", "name": key[0].to_text(), "type": tname, "ttl": o.ttl if o else None, "content": rd.to_text()})
+        for rd, _d in sorted(new_recs, key=lambda x: x[0].to_digestable()):
+            added += 1
+            changes.append({"op": "add", "name": key[0].to_text(), "type": tname, "ttl": n.ttl if n else None, "content": rd.to_text()})
+    return added, removed, changes, touched
+
+
+def raise_parse_problems(parsed: ParseResult) -> None:
+    # Content cut short by a limit is not checked: its findings would be about the cut.
+    findings = check(parsed.content) if parsed.stopped_by is None else []
+    reasons = [Reason(("line", p.line or 0), p.msg) for p in parsed.errors]
+    for f in findings:
+        if f.error:
+            line = parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None
+            reasons.append(Reason(("line", line or 0), f.msg))
+    if reasons:
+        reasons.sort(key=lambda r: r.loc[1] if isinstance(r.loc[1], int) else 0)
+        # The parser kept the first problems and counted the rest.
+        dropped = parsed.errors.dropped
+        raise Invalid(f"the zone text has {len(reasons) + dropped} problem(s)", reasons,
+                      more=dropped)
+    parsed.warnings.extend(
+        Problem(parsed.lines.get((f.name, f.rdtype)) if f.rdtype is not None else None, f.msg)
+        for f in findings
+        if not f.error
+    )
+
+
+def _raise_findings(findings: list[Finding], loc: Callable[[Finding], tuple[Any, ...]]) -> None:
+    errors = [Reason(loc(f), f.msg) for f in findings if f.error]
+    if errors:
+        raise Invalid(f"{len(errors)} problem(s) in the change", errors)
+
+
+# -- secondary zones: content read from the served form ----------------------------------------
+def _rrset_of(owner: dns.name.Name, blob: bytes) -> RRsetData:
+    return RRsetData(owner, blob_type(blob), blob_ttl(blob),
+                     [Record(rd) for rd in blob_to_rdatas(blob)])
+
+
+def content_of_nodes(origin: dns.name.Name, nodes: dict[bytes, Node]) -> ZoneContent:
+    """A zone's content from served nodes (a transfer's result), to create a zone from."""
+    return ZoneContent(origin, _rrsets_of_nodes(nodes))
+
+
+def _rrsets_of_nodes(nodes: dict[bytes, Node]) -> Iterable[RRsetData]:
+    for key, node in nodes.items():
+        if node:
+            owner = key_to_name(key)
+            for blob in node_blobs(node):
+                yield _rrset_of(owner, blob)
+
+
+def _node_page(snap: ZoneSnapshot | None, *, owner: dns.name.Name | None, rdtype: int | None,
+               limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a secondary zone's RRsets (from the version served) in DNSSEC name order,
+    then type. The cursor is the last item's sort key and type, in hex."""
+    after = paging.node_after(cursor)
+    if snap is None or snap.state is ZoneState.UNLOADED:
+        return [], None
+    if owner is not None:
+        key = name_key(owner)
+        keys = [(sort_key(key), key)] if key in snap.nodes else []
+        start = 0
+    else:
+        keys = snap.sorted_keys()
+        start = bisect.bisect_left(keys, (after[0], b"")) if after else 0
+    items: list[dict[str, Any]] = []
+    last: tuple[bytes, int] | None = None
+    for sk, key in itertools.islice(keys, start, None):
+        for blob in node_blobs(snap.nodes[key]):
+            t = blob_type(blob)
+            if (rdtype is not None and t != rdtype) or (after is not None and (sk, t) <= after):
+                continue
+            if len(items) == limit:
+                assert last is not None
+                return items, f"{last[0].hex()}.{last[1]:x}"
+            items.append(_rrset_of(key_to_name(key), blob).as_dict())
+            last = (sk, t)
+    return items, None

@@ -1,0 +1,136 @@
+"""Zone text in and out: import (checked, dry run, force for large changes) and export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import structlog
+
+from zonekeeper.errors import (
+    Conflict,
+    ShuttingDown,
+)
+from zonekeeper.proto.serial import SerialPolicy, next_serial
+from zonekeeper.services.zone_inputs import ImportResult
+from zonekeeper.services.zone_store import (
+    _NS,
+    _SOA,
+    IMPORT_SAFE_SHARE,
+    ZoneStore,
+    _check_if_match,
+    _diff,
+    _journal_limits,
+    _rr_wire,
+    _rrset_rows,
+    _rrsets_of_nodes,
+    _snapshot,
+)
+from zonekeeper.storage import repo
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.snapshot import (
+    ZoneKind,
+    ZoneSnapshot,
+    compile_nodes,
+)
+from zonekeeper.zones.zonefile import export_text
+
+log = structlog.get_logger("zonekeeper.zones")
+
+
+class ZoneText(ZoneStore):
+    async def export(self, name: dns.name.Name) -> tuple[int, str]:
+        def work() -> tuple[int, str]:
+            with self.db.read() as s:
+                z = self._zone(s, name)
+                if z.kind == ZoneKind.SECONDARY.value:
+                    snap = self.registry.get(name)
+                    rrsets = _rrsets_of_nodes(snap.nodes if snap is not None else {})
+                else:
+                    rrsets = (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+                              for r in repo.iter_rrsets(s, z.id))
+                return z.serial, export_text(ZoneContent(name, rrsets))
+
+        return await asyncio.to_thread(work)
+
+    async def import_text(
+        self, name: dns.name.Name, text: str, *, dry_run: bool, force: bool, if_match: str | None = None
+    ) -> ImportResult:
+        key = name.to_text()
+        async with self._lock(key):
+            snap, result = await asyncio.to_thread(self._import, name, text, dry_run, force, if_match)
+            self._publish(snap)
+            return result
+
+    def _import(self, origin: dns.name.Name, text: str, dry_run: bool, force: bool,
+                if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult]:
+        parsed = self._parse(text, origin)
+        new = parsed.content
+        warnings = [str(w) for w in parsed.warnings]
+        if parsed.warnings.dropped:
+            warnings.append(f"{parsed.warnings.dropped} more warning(s) not listed")
+        if self.stopping.is_set():
+            raise ShuttingDown("the server is stopping; nothing was changed")
+        with self.db.write() as s:
+            z = self._zone(s, origin)
+            self._check_primary(z)
+            _check_if_match(z, if_match)
+            old = ZoneContent(origin, (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in repo.iter_rrsets(s, z.id)))
+            diff_added, diff_removed, changes, touched = _diff(old, new)
+            old_total = max(old.record_count(), 1)
+            apex_ns_changed = (origin, _NS) in touched
+            # The SOA's serial is ours to set: compare everything else.
+            result = ImportResult(z.serial, False, diff_added, diff_removed, changes[:1000], warnings)
+            if dry_run:
+                return None, result
+            if not touched:
+                return None, result
+            share = (diff_added + diff_removed) / old_total
+            if not force and (share > IMPORT_SAFE_SHARE or apex_ns_changed):
+                why = []
+                if share > IMPORT_SAFE_SHARE:
+                    why.append(f"it changes {share:.0%} of the zone's records (over {IMPORT_SAFE_SHARE:.0%})")
+                if apex_ns_changed:
+                    why.append("it changes the apex NS records")
+                raise Conflict(
+                    "unsafe import: " + " and ".join(why) + "; check it with ?dry_run=true, then repeat with ?force=true"
+                )
+            new_soa = new.get(origin, _SOA)
+            assert new_soa is not None
+            old_serial = z.serial
+            serial = next_serial(old_serial, SerialPolicy(z.serial_policy))
+            new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]
+            removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
+            old_soa = old.get(origin, _SOA)
+            if old_soa is not None and (origin, _SOA) not in touched:
+                removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
+            nodes, cuts = compile_nodes(origin, new.served_rrsets())
+            repo.replace_all(s, z.id, _rrset_rows(new), nodes)
+            added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
+            added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
+            repo.add_journal(s, z.id, old_serial, serial, removed, added, **_journal_limits(z))
+            z.serial = serial
+            z.change_id += 1
+            z.updated_at = datetime.now(UTC)
+        result.serial = serial
+        result.applied = True
+        log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
+                 added=diff_added, removed=diff_removed, via="import")
+        return _snapshot(z, serial, nodes, cuts), result
+
+    # -- create and delete ----------------------------------------------------------------
+    async def absent(self, name: dns.name.Name) -> None:
+        """Conflict if the zone exists (before work that would be thrown away)."""
+        def work() -> bool:
+            with self.db.read() as s:
+                return repo.zone_by_name(s, name.to_text()) is not None
+
+        if await asyncio.to_thread(work):
+            raise Conflict(f"zone {name.to_text()} already exists")
