@@ -17,7 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from zonekeeper.errors import (
     Conflict,
@@ -332,8 +332,10 @@ class ZoneEdits(ZoneStore):
         if current is not None and current.axfr is not None:
             # Re-render only the changed owners' part of the AXFR image.
             snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
-        log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
-                 rrsets=len(touched) - 1)
+        # Logged once the transaction commits: a change the database refused never happened.
+        event.listen(s, "after_commit", lambda _s: log.info(
+            "zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
+            rrsets=len(touched) - 1), once=True)
         return snap, serial
 
     async def update(self, name: dns.name.Name, upd: ZoneUpdate, *, if_match: str | None = None) -> dict[str, Any]:
