@@ -258,14 +258,13 @@ class World:
                  names=("*.dyn.example.test.",), types=(1, 16)),
         )))
         # EDNS options answered as a server configured with all of them answers them.
+        edns_options = EdnsOptions(nsid=b"fuzz", idle_timeout=10,
+                                   secrets=lambda: (b"k" * 16, b"p" * 16),
+                                   expire_of=lambda snap: 3600)
         self.handler = QueryHandler(self.registry, udp_max_payload=1232, cache_entries=5000,
-                                    tsig=self.tsig, metrics=metrics,
-                                    edns_options=EdnsOptions(
-                                        nsid=b"fuzz", idle_timeout=10,
-                                        secrets=lambda: (b"k" * 16, b"p" * 16),
-                                        expire_of=lambda snap: 3600))
+                                    tsig=self.tsig, metrics=metrics, edns_options=edns_options)
         self.xfr = XfrServer(self.registry, transfers_out=4, send_timeout=5, max_time=30,
-                             tsig=self.tsig, metrics=metrics)
+                             tsig=self.tsig, metrics=metrics, edns_options=edns_options)
         # Every NOTIFY is looked at (the budget is tested elsewhere; here it would drop them).
         self.notify = NotifyIn(self.registry, self.tsig, metrics=metrics,
                                limit=NotifyLimit(rate=1e12, burst=10**12, stranger_rate=1e12),

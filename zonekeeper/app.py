@@ -132,6 +132,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         journal=zones.journal_sync,
         ixfr_allowed=notifier.takes_ixfr,
         on_transfer=status.transfer_served,
+        edns_options=edns_options,
     )
     secondaries = SecondaryManager(
         settings.secondary,

@@ -6,6 +6,7 @@ restart) and TCP keepalive (RFC 7828)."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from typing import Any
@@ -14,9 +15,12 @@ import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
 
-from tests.conftest import ZkServer, require_tool, wait_for
+from tests.conftest import ZkServer, free_port, require_tool, wait_for
+from tests.peers import BindSecondary, SecondaryZone
 from zonekeeper.proto.edns import server_cookie
 
 SECRET = "00112233445566778899aabbccddeeff"
@@ -95,6 +99,71 @@ def test_expire_of_a_primary_and_of_secondaries_down_a_chain(
     got = int(re.search(r"; EXPIRE: (\d+)", run(dig, second, "example.test", "SOA", "+expire")).group(1))  # type: ignore[union-attr]
     assert got <= expire - 3, (got, expire)  # not a fresh full expire: the first one's left
     assert got >= expire - 20
+    # In its transfers too (RFC 7314 section 4).
+    first_axfr = xfr_first_message(first, "AXFR", dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b""))
+    in_axfr = int.from_bytes(first_axfr.options[0].to_wire(), "big")
+    assert expire - 30 <= in_axfr <= expire - 3, (in_axfr, expire)
+    # BIND 9.18 as the third server (request-expire is on by default): it asks the first
+    # secondary for EXPIRE on its SOA checks and takes the time that copy has left (BIND
+    # 9.18 sends its AXFR requests without EDNS, and only ever moves its expiry later).
+    require_tool("named", "bind9")
+    bind = BindSecondary(first.workdir / "bind", source="127.0.0.1", port=free_port(),
+                         ctl_port=free_port(), log_severity="debug 1")
+    bind.add_zones(SecondaryZone("example.test", ("127.0.0.1", first.dns_port)), reload=False)
+    bind.start()
+    try:
+        bind.wait_ready()
+        bind.wait_serial("example.test", node.serial("example.test"))
+        bind.refresh("example.test")
+        got_by_bind = wait_for(lambda: re.findall(r"example.test/IN: got EDNS EXPIRE of (\d+)",
+                                                  bind.log_path.read_text()),
+                               what="BIND logging the EXPIRE it got from the first secondary")
+        assert expire - 30 <= int(got_by_bind[-1]) <= expire - 3, (got_by_bind, expire)
+        out = subprocess.run([dig, "@127.0.0.1", "-p", str(bind.port), "example.test", "SOA",
+                              "+expire"], capture_output=True, text=True, timeout=30).stdout
+        assert int(re.search(r"; EXPIRE: (\d+)", out).group(1)) <= expire  # type: ignore[union-attr]
+    finally:
+        bind.stop()
+
+
+def xfr_first_message(srv: ZkServer, rdtype: str, *opts: dns.edns.Option,
+                      serial: int | None = None) -> dns.message.Message:
+    """The first message of a transfer asked with ``opts`` in its OPT record."""
+    q = dns.message.make_query("example.test", rdtype, use_edns=0, options=list(opts))
+    if serial is not None:
+        q.authority.append(dns.rrset.from_text(
+            "example.test.", 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+    with socket.create_connection((srv.addr, srv.dns_port), timeout=10) as sock:
+        dns.query.send_tcp(sock, q)
+        r, _ = dns.query.receive_tcp(sock, time.time() + 10)
+    assert r.rcode() == dns.rcode.NOERROR, r
+    return r
+
+
+def test_expire_nsid_and_cookie_in_transfer_answers(node: ZkServer, zk_factory: Any) -> None:
+    """RFC 7314 gives EXPIRE in AXFR and IXFR answers too: in the first message's OPT, with
+    the other options asked; a transfer without options gets an OPT without any."""
+    soa = node.query("example.test", "SOA").answer[0][0]
+    serial = node.serial("example.test")
+    expire = dns.edns.GenericOption(dns.edns.OptionType.EXPIRE, b"")
+    nsid = dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")
+    cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, bytes.fromhex(CLIENT))
+    for rdtype, at in (("AXFR", None), ("IXFR", serial - 1), ("IXFR", serial)):
+        r = xfr_first_message(node, rdtype, expire, nsid, cookie, serial=at)
+        got = {int(o.otype): o.to_wire() for o in r.options}
+        assert int.from_bytes(got[dns.edns.OptionType.EXPIRE], "big") == soa.expire, (rdtype, at)
+        assert got[dns.edns.OptionType.NSID] == b"node-a"
+        assert got[dns.edns.OptionType.COOKIE][:8].hex() == CLIENT
+        assert len(got[dns.edns.OptionType.COOKIE]) == 24
+        assert r.answer[0].rdtype == dns.rdatatype.SOA
+    assert not xfr_first_message(node, "AXFR").options
+    # A malformed option (a 5-octet COOKIE) is FORMERR, as for queries.
+    bad = dns.message.make_query("example.test", "AXFR", use_edns=0, options=[
+        dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"12345")])
+    with socket.create_connection((node.addr, node.dns_port), timeout=10) as sock:
+        dns.query.send_tcp(sock, bad)
+        r, _ = dns.query.receive_tcp(sock, time.time() + 10)
+    assert r.rcode() == dns.rcode.FORMERR
 
 
 def test_cookies_good_bad_stale_and_fresh(node: ZkServer, dig: str) -> None:

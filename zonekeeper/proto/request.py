@@ -178,6 +178,7 @@ def tsig_start(wire: bytes) -> int | None:
 class PlainIxfr(NamedTuple):
     serial: int  # the client's
     edns: bool | None  # None: no OPT in the request; else its DO bit
+    options: bytes = b""  # the OPT RDATA (the request's EDNS options), as it came
 
 
 def plain_ixfr(wire: bytes) -> PlainIxfr | None:
@@ -204,6 +205,7 @@ def plain_ixfr(wire: bytes) -> PlainIxfr | None:
             return None
         serial = int.from_bytes(wire[serial_at : serial_at + 4], "big")
         edns = None
+        options = b""
         if ar:
             # OPT: root owner, TYPE 41, payload, extended RCODE, version, flags (DO first),
             # then its options (code, length, data) filling RDLEN.
@@ -217,18 +219,19 @@ def plain_ixfr(wire: bytes) -> PlainIxfr | None:
                 pos += 4 + int.from_bytes(wire[pos + 2 : pos + 4], "big")
             if pos != opt_end:
                 return None
+            options = wire[end + 11 : opt_end]
             end = opt_end
-        return PlainIxfr(serial, edns) if end == len(wire) else None
+        return PlainIxfr(serial, edns, options) if end == len(wire) else None
     except (IndexError, struct.error):
         return None
 
 
-def opt_rr(payload: int, do: bool, rcode: int = 0) -> bytes:
+def opt_rr(payload: int, do: bool, rcode: int = 0, options: bytes = b"") -> bytes:
     """The OPT record of an answer to a request that had one (RFC 6891 §6.1): root owner,
     our UDP payload size, the upper bits of an extended RCODE, EDNS version 0, the DO bit
-    echoed, no options."""
+    echoed, and ``options`` (already encoded, see proto/edns.py) as its RDATA."""
     return (b"\x00\x00\x29" + payload.to_bytes(2, "big") + bytes([rcode >> 4, 0])
-            + (b"\x80\x00" if do else b"\x00\x00") + b"\x00\x00")
+            + (b"\x80\x00" if do else b"\x00\x00") + len(options).to_bytes(2, "big") + options)
 
 
 def header_only(data: bytes, rcode: int) -> bytes:

@@ -34,6 +34,7 @@ from zonekeeper.logs import Throttle
 from zonekeeper.metrics import Metrics, refusal_reason
 from zonekeeper.policy.acl import AclAction, Policy
 from zonekeeper.proto import axfr, ixfr
+from zonekeeper.proto.edns import EdnsOptions, MalformedOption, option, options
 from zonekeeper.proto.request import (
     PlainIxfr,
     Request,
@@ -248,8 +249,10 @@ class XfrServer:
         journal: Callable[[int], list[tuple[int, int, bytes, bytes]]] | None = None,
         ixfr_allowed: Callable[[str, str], bool] | None = None,
         on_transfer: Callable[[dict[str, object]], None] | None = None,
+        edns_options: EdnsOptions | None = None,
     ) -> None:
         self.registry = registry
+        self.edns_options = edns_options  # EXPIRE, NSID, COOKIE, keepalive in first messages
         self.tsig = tsig if tsig is not None else TsigCheck()  # holds the policy too
         self.edns_payload = edns_payload  # in the OPT of answers to requests with EDNS
         self.transfers_out = transfers_out
@@ -363,7 +366,7 @@ class XfrServer:
             return False
         wire = req.wire
         plain = plain_ixfr(wire)
-        if plain is None:
+        if plain is None or plain.options:  # options are answered per client: serve()'s
             return False
         ask = Ask(req.qkey, _IXFR, req.qclass, addr, None, -1 if plain.edns is None else 0,
                   plain.serial)
@@ -485,6 +488,12 @@ class XfrServer:
         snap = verdict.snap
         if not verdict.allowed or snap is None:
             return refuse(verdict.rcode, verdict.reason, ede=verdict.ede, rule=verdict.rule)
+        try:
+            ours = self._options(plain.options if light and plain is not None else query,
+                                 edns_version, addr, snap)
+        except MalformedOption:
+            _send(out, header_only(wire, dns.rcode.FORMERR))
+            return TransferResult("formerr")
         style: str | None = None
         incremental: list[tuple[bytes, int]] | None = None
         if verdict.answer is Answer.CURRENT:
@@ -496,8 +505,11 @@ class XfrServer:
             resp = dns.message.make_response(query, our_payload=self.edns_payload)
             resp.flags |= dns.flags.AA
             resp.answer.append(snap.soa_rrset())
+            if ours:
+                resp.use_edns(0, resp.ednsflags, self.edns_payload, options=[
+                    dns.edns.GenericOption(code, data) for code, data in options(ours)])
             answer = reply(resp)
-            if plain is not None and not query.had_tsig and (
+            if plain is not None and not query.had_tsig and not ours and (
                     len(snap.ixfr_cache) < KNOWN_ANSWERS_MAX):
                 # The same request (ID aside) gets the same bytes from this version:
                 # answer_now() sends them next time.
@@ -517,7 +529,7 @@ class XfrServer:
             edns_do = plain.edns
         else:
             edns_do = None if query.edns < 0 else bool(query.ednsflags & dns.flags.DO)
-        opt = b"" if edns_do is None else opt_rr(self.edns_payload, edns_do)
+        opt = b"" if edns_do is None else opt_rr(self.edns_payload, edns_do, options=ours)
         slot = self._take_slot(zone, addr, out)
         if isinstance(slot, str):
             slot = await self._wait_slot(zone, addr, out, slot)
@@ -544,6 +556,22 @@ class XfrServer:
                 self.slots.remove(slot)
             self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style)
         return outcome
+
+    def _options(self, request: bytes | dns.message.Message, edns_version: int, addr: str,
+                 snap: ZoneSnapshot) -> bytes:
+        """Our EDNS options for the first message of the answer (proto/edns.py): EXPIRE
+        (RFC 7314 gives it in AXFR and IXFR answers too), NSID, COOKIE, keepalive. The
+        request's options come as OPT RDATA bytes, or as a parsed message's list.
+        MalformedOption: answer FORMERR."""
+        if self.edns_options is None or edns_version != 0:
+            return b""
+        if isinstance(request, dns.message.Message):
+            request = b"".join(option(int(o.otype), o.to_wire() or b"") for o in request.options)
+        if not request:
+            return b""
+        ours, _rcode = self.edns_options.answer(request, tcp=True, address=addr, zone=snap,
+                                                apex_soa=True)
+        return ours
 
     async def _incremental(
         self, snap: ZoneSnapshot, client_serial: int
