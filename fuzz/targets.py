@@ -269,7 +269,7 @@ class World:
         self.notify = NotifyIn(self.registry, self.tsig, metrics=metrics,
                                limit=NotifyLimit(rate=1e12, burst=10**12, stranger_rate=1e12),
                                on_notify=lambda _zone: None)
-        self.update = UpdateServer(self.xfr, self.registry, _apply)
+        self.update = UpdateServer(self.tsig, self.registry, _apply)
         self.loop.run_until_complete(self._tcp_state())
 
     async def _tcp_state(self) -> None:

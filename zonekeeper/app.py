@@ -340,7 +340,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     def primaries_of(zone: str) -> list[tuple[str, int]]:
         return [(p.address, p.port) for p in secondaries.primaries_of(zone)]
 
-    update = UpdateServer(rt.xfr, rt.registry, apply_update,
+    update = UpdateServer(rt.xfr.tsig, rt.registry, apply_update,
                           primaries=primaries_of if settings.dns.update_forward else None)
     monitor: Monitor = rt.ctx.state["monitor"]
     dns_cfg = settings.dns

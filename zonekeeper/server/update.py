@@ -26,8 +26,7 @@ import structlog
 from zonekeeper.errors import Conflict, NotFound
 from zonekeeper.policy.acl import update_decision
 from zonekeeper.proto.rrwire import name_key
-from zonekeeper.server.tsig import TsigRefusal
-from zonekeeper.server.xfr import XfrServer
+from zonekeeper.server.tsig import TsigCheck, TsigRefusal
 from zonekeeper.zones.snapshot import Registry, ZoneKind
 
 log = structlog.get_logger("zonekeeper.update")
@@ -62,9 +61,9 @@ FORWARD_TIMEOUT = 10.0  # seconds for a forwarded UPDATE's answer
 
 
 class UpdateServer:
-    def __init__(self, xfr: XfrServer, registry: Registry, apply: Apply, *,
+    def __init__(self, tsig: TsigCheck, registry: Registry, apply: Apply, *,
                  primaries: Callable[[str], list[tuple[str, int]]] | None = None) -> None:
-        self.xfr = xfr  # its policy, keys and TSIG check
+        self.tsig = tsig  # the TSIG check; holds the access policy and the metrics
         self.registry = registry
         self.apply = apply
         # Set: UPDATEs for secondary zones go to the zone's first primary (address, port).
@@ -74,9 +73,9 @@ class UpdateServer:
         """The answer to one UPDATE from ``addr``; None to drop it (not a request)."""
         if not is_update(wire):
             return None
-        checked = self.xfr.check_tsig(wire)
+        checked = self.tsig.check(wire)
         if isinstance(checked, TsigRefusal):
-            self.xfr.metrics.refused("update", "tsig" if checked.result != "formerr" else "malformed")
+            self.tsig.metrics.refused("update", "tsig" if checked.result != "formerr" else "malformed")
             if checked.reason is not None:
                 log.info("dns.update", client=addr, key=checked.key, result="refused",
                          reason=checked.reason)
@@ -103,9 +102,9 @@ class UpdateServer:
             return self._answer(msg, dns.rcode.NOTIMP, addr, key, zone,
                                 "a secondary zone: send the UPDATE to its primary")
         changes = [(name.to_text().lower(), rdtype) for name, _c, rdtype, _t, _r in updates]
-        decision = update_decision(self.xfr.policy, zone, addr, key, changes)
+        decision = update_decision(self.tsig.policy, zone, addr, key, changes)
         if not decision.allowed:
-            self.xfr.metrics.refused("update", "acl")
+            self.tsig.metrics.refused("update", "acl")
             return self._answer(msg, dns.rcode.REFUSED, addr, key, zone, decision.reason,
                                 rule=decision.rule)
         if secondary:

@@ -281,10 +281,6 @@ class XfrServer:
     def set_policy(self, policy: Policy) -> None:
         self.tsig.set_policy(policy)
 
-    def check_tsig(self, wire: bytes) -> dns.message.Message | TsigRefusal:
-        """A request parsed, its TSIG checked (for the UPDATE path)."""
-        return self.tsig.check(wire)
-
     # -- transfer slots ------------------------------------------------------------------------
     @property
     def active(self) -> int:
