@@ -59,7 +59,8 @@ from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.metrics import Metrics
 from zonekeeper.proto.request import parse as parse_request
-from zonekeeper.server.listeners import TcpProtocol, TcpServerState, _respond
+from zonekeeper.server.listeners import TcpProtocol, TcpServerState
+from zonekeeper.server.router import Route
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.notify_limit import NotifyLimit
@@ -357,27 +358,25 @@ def _check_stream(data: bytes, stream: bytes, *, update: bool = False) -> None:
 
 # -- the targets ----------------------------------------------------------------------------------
 def respond(data: bytes, *, tcp: bool, addr: str) -> list[bytes]:
-    """The answers to one request as the listeners give them: UPDATE through the UPDATE
-    server, a transfer over TCP through the transfer server, anything else ``_respond``."""
+    """The answers to one request as the listeners give them, through the router: queries
+    and NOTIFY at once, an UPDATE (and, over TCP, a transfer) as its task writes them."""
     w = world()
-    if is_update(data):
-        resp = w.run(w.update.handle(data, addr))
-        return [] if resp is None else [resp]
+    router = w.tcp.router
     req = parse_request(data)
     if req is None:
         return []
-    if tcp and req.is_transfer:
-        out = _Out()
-        w.run(w.xfr.serve(data, (addr, 53000), out))
-        stream = b"".join(out.writes)
-        msgs, pos = [], 0
-        while pos < len(stream):
-            n = int.from_bytes(stream[pos : pos + 2], "big")
-            msgs.append(stream[pos + 2 : pos + 2 + n])
-            pos += 2 + n
-        return msgs
-    resp = _respond(w.handler, w.notify, req, tcp=tcp, addr=addr)
-    return [] if resp is None else [resp]
+    if router.route(req, tcp=tcp) is Route.ANSWER:
+        resp = router.answer(req, tcp=tcp, addr=addr)
+        return [] if resp is None else [resp]
+    out = _Out()
+    w.run(router.serve(data, (addr, 53000), out))
+    stream = b"".join(out.writes)
+    msgs, pos = [], 0
+    while pos < len(stream):
+        n = int.from_bytes(stream[pos : pos + 2], "big")
+        msgs.append(stream[pos + 2 : pos + 2 + n])
+        pos += 2 + n
+    return msgs
 
 
 def target_handler(data: bytes) -> None:

@@ -29,9 +29,10 @@ import dns.rcode
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_UPDATE, Request, header_only, parse
+from zonekeeper.proto.request import header_only, parse
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.notify_in import NotifyIn
+from zonekeeper.server.router import Route, Router
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 
@@ -49,32 +50,12 @@ _LOWAT_UNLIMITED = (0xFFFFFFFF).to_bytes(4, sys.byteorder)  # as an unsigned int
 log = structlog.get_logger("zonekeeper.dns")
 
 
-def _respond(handler: QueryHandler, notify: NotifyIn | None, req: Request, *,
-             tcp: bool, addr: str = "") -> bytes | None:
-    """The answer to one request that is not a transfer or UPDATE: a NOTIFY goes to the
-    NOTIFY handler (when there is one), anything else to the query handler. A bug costs one
-    SERVFAIL, never the listener."""
-    if req.opcode == OPCODE_NOTIFY and notify is not None:
-        try:
-            return notify.handle(req.wire, addr)
-        except Exception:  # noqa: BLE001 - one SERVFAIL, not the listener
-            log.exception("notify.error", size=len(req.wire))
-            return header_only(req.wire, dns.rcode.SERVFAIL)
-    try:
-        return handler.answer(req, tcp=tcp, addr=addr)
-    except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
-        log.exception("dns.handler_error", tcp=tcp, size=len(req.wire))
-        return header_only(req.wire, dns.rcode.SERVFAIL)
-
-
 class UdpProtocol(asyncio.DatagramProtocol):
     MAX_UPDATES = 32  # UPDATEs being applied at once from UDP; more are dropped
 
     def __init__(self, handler: QueryHandler, notify: NotifyIn | None = None,
                  counts: list[int] | None = None, update: UpdateServer | None = None) -> None:
-        self.handler = handler
-        self.notify = notify
-        self.update = update
+        self.router = Router(handler, notify=notify, update=update)
         self.updates: set[asyncio.Task[None]] = set()
         # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
         self.counts = counts
@@ -87,7 +68,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         req = parse(data)
         if req is None:
             resp = None
-        elif req.opcode == OPCODE_UPDATE and self.update is not None:
+        elif self.router.route(req, tcp=False) is Route.UPDATE:
             # Applied in a task (it writes to storage); answered when done.
             if len(self.updates) < self.MAX_UPDATES:
                 task = asyncio.get_running_loop().create_task(self._update(data, addr))
@@ -95,15 +76,15 @@ class UdpProtocol(asyncio.DatagramProtocol):
                 task.add_done_callback(self.updates.discard)
             return
         else:
-            resp = _respond(self.handler, self.notify, req, tcp=False, addr=addr[0])
+            resp = self.router.answer(req, tcp=False, addr=addr[0])
         if self.counts is not None:
             self.counts[resp[3] & 15 if resp else 16] += 1
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
     async def _update(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.update is not None
-        resp = await self.update.handle(data, addr[0])
+        assert self.router.update is not None
+        resp = await self.router.update.handle(data, addr[0])
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -131,8 +112,7 @@ class TcpServerState:
                  on_refused: Callable[[str], None] | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
-        self.notify = notify
-        self.update = update  # RFC 2136 UPDATE, served in a task
+        self.router = Router(handler, notify=notify, xfr=xfr, update=update)
         self.idle_timeout = idle_timeout
         self.max_clients = max_clients
         self.reserved = reserved
@@ -373,14 +353,8 @@ class TcpProtocol(asyncio.Protocol):
 
     async def _transfer(self, msg: bytes) -> None:
         """A request answered in a task: a transfer (streamed) or an UPDATE (one answer)."""
-        assert self.state.xfr is not None
         try:
-            if self.state.update is not None and len(msg) >= 12 and msg[2] & 0xF8 == 0x28:
-                resp = await self.state.update.handle(msg, self.peer[0])
-                if resp is not None:
-                    self.write(len(resp).to_bytes(2, "big") + resp)
-            else:
-                await self.state.xfr.serve(msg, self.peer, self)
+            await self.state.router.serve(msg, self.peer, self)
         except (ConnectionError, asyncio.CancelledError):
             self.close()
         except Exception:  # noqa: BLE001 - a failed transfer must not take the server down
@@ -522,8 +496,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     pending: list[bytes] = []
     batch = 0
     transfer = False
-    xfr = state.xfr
-    notify = state.notify
+    router = state.router
     counts = state.counts
     turn = TURN_REQUESTS
     while end - pos >= 2 and not out.paused() and turn:
@@ -532,22 +505,18 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
         if end - pos - 2 < n:
             break
         req = parse(bytes(data[pos + 2 : pos + 2 + n])) if n else None
-        if req is not None and req.opcode == OPCODE_UPDATE and state.update is not None:
+        route = Route.ANSWER if req is None else router.route(req, tcp=True)
+        if route is not Route.ANSWER:
             if pending:
                 out.write(b"".join(pending))
                 pending = []
-            transfer = True  # in a task, as a transfer is
-            break
-        if req is not None and xfr is not None and req.is_transfer:
-            if pending:
-                out.write(b"".join(pending))
-                pending = []
-            if not xfr.answer_now(req, addr, out):
+            assert req is not None
+            # An UPDATE always goes to a task; a transfer unless its answer is known.
+            if route is Route.UPDATE or not router.answer_now(req, addr, out):
                 transfer = True
                 break
         elif n:
-            resp = None if req is None else _respond(state.handler, notify, req, tcp=True,
-                                                     addr=addr)
+            resp = None if req is None else router.answer(req, tcp=True, addr=addr)
             if counts is not None:
                 counts[resp[3] & 15 if resp else 16] += 1
             if resp is not None:
