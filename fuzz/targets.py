@@ -48,22 +48,22 @@ import pydantic
 import structlog
 
 from zonekeeper.api import schemas
-from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.api.routes.zones import _changes
+from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Invalid, Malformed
 from zonekeeper.events import secondary
+from zonekeeper.metrics import Metrics
 from zonekeeper.policy.acl import AclAction, Effect, Policy, Rule, parse_network
 from zonekeeper.proto import xfrin
-from zonekeeper.proto.rrwire import name_key
 from zonekeeper.proto.edns import EdnsOptions
-from zonekeeper.server.handler import QueryHandler
-from zonekeeper.metrics import Metrics
 from zonekeeper.proto.request import parse as parse_request
+from zonekeeper.proto.rrwire import name_key
+from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import TcpProtocol, TcpServerState
-from zonekeeper.server.router import Route
 from zonekeeper.server.notify_in import NotifyIn
-from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.notify_limit import NotifyLimit
+from zonekeeper.server.router import Route
+from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer, is_update
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services import dnsupdate

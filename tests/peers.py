@@ -18,6 +18,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ import dns.rdata
 import dns.rdatatype
 import dns.tsig
 import dns.xfr
+
+from tests.conftest import free_port, require_tool
 
 DUMP_SOURCE = "127.0.0.1"
 # Secret of the rndc control channel of the BIND secondary: throwaway, loopback only.
@@ -535,3 +539,42 @@ class NsdSecondary(Secondary):
 
     def refresh(self, zone: str) -> None:
         self.nsd_control("transfer", _bare(zone))  # SOA check, then IXFR/AXFR if newer
+
+
+def make_secondary(kind: str, workdir: Path, addr: str, *,
+                   bind_log_severity: str = "info") -> Secondary:
+    """A secondary of ``kind`` ("bind", "knot", "nsd") seen by the primary from ``addr``:
+    BIND listens on 127.0.0.1 and transfers from ``addr``; Knot and NSD listen on it."""
+    if kind == "bind":
+        return BindSecondary(workdir, source=addr, port=free_port(), ctl_port=free_port(),
+                             log_severity=bind_log_severity)
+    if kind == "knot":
+        return KnotSecondary(workdir, addr=addr, port=free_port(addr))
+    if kind == "nsd":
+        return NsdSecondary(workdir, addr=addr, port=free_port(addr))
+    raise ValueError(f"unknown secondary kind {kind!r}")
+
+
+@contextmanager
+def running_secondaries(base: Path, sources: dict[str, str], *,
+                        bind_log_severity: str = "info") -> Iterator[dict[str, Secondary]]:
+    """One secondary per kind in ``sources`` (kind -> the address it is seen from), started
+    together, ready, and stopped (by PID) on the way out. Fails with what to install when a
+    server is missing."""
+    tools = {"bind": (("named", "bind9"), ("rndc", "bind9")),
+             "knot": (("knotd", "knot"), ("knotc", "knot")),
+             "nsd": (("nsd", "nsd"), ("nsd-control", "nsd"))}
+    for kind in sources:
+        for tool, pkg in tools[kind]:
+            require_tool(tool, pkg)
+    peers = {kind: make_secondary(kind, base / kind, addr, bind_log_severity=bind_log_severity)
+             for kind, addr in sources.items()}
+    try:
+        for p in peers.values():
+            p.start()
+        for p in peers.values():
+            p.wait_ready()
+        yield peers
+    finally:
+        for p in peers.values():
+            p.stop()

@@ -27,16 +27,14 @@ import dns.tsig
 import httpx2
 import pytest
 
-from tests.conftest import ZkServer, free_port, make_zone, require_tool
+from tests.conftest import ZkServer, make_zone, require_tool
 from tests.peers import (
-    BindSecondary,
-    KnotSecondary,
-    NsdSecondary,
     Secondary,
     SecondaryZone,
     TsigKey,
     axfr_lines,
     dig_axfr_lines,
+    running_secondaries,
 )
 
 pytestmark = pytest.mark.interop
@@ -80,43 +78,10 @@ deep.a.b.c  IN TXT   "deep"
 
 # -- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
-    srv = ZkServer(tmp_path_factory.mktemp("zk"), demo=False).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(zk: ZkServer) -> Iterator[httpx2.Client]:
-    with zk.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def secondaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Secondary]]:
     """One BIND, Knot and NSD secondary for the module, started together."""
-    require_tool("named", "bind9")
-    require_tool("rndc", "bind9")
-    require_tool("knotd", "knot")
-    require_tool("knotc", "knot")
-    require_tool("nsd", "nsd")
-    require_tool("nsd-control", "nsd")
-    base = tmp_path_factory.mktemp("secondaries")
-    peers: dict[str, Secondary] = {
-        "bind": BindSecondary(base / "bind", source=SOURCES["bind"], port=free_port(),
-                              ctl_port=free_port()),
-        "knot": KnotSecondary(base / "knot", addr=SOURCES["knot"], port=free_port(SOURCES["knot"])),
-        "nsd": NsdSecondary(base / "nsd", addr=SOURCES["nsd"], port=free_port(SOURCES["nsd"])),
-    }
-    try:
-        for p in peers.values():
-            p.start()
-        for p in peers.values():
-            p.wait_ready()
+    with running_secondaries(tmp_path_factory.mktemp("secondaries"), SOURCES) as peers:
         yield peers
-    finally:
-        for p in peers.values():
-            p.stop()
 
 
 @pytest.fixture(params=KINDS)

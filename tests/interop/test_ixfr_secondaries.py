@@ -39,15 +39,13 @@ import dns.rdatatype
 import httpx2
 import pytest
 
-from tests.conftest import ZkServer, free_port, make_zone, require_tool
+from tests.conftest import ZkServer, make_zone
 from tests.peers import (
-    BindSecondary,
-    KnotSecondary,
-    NsdSecondary,
     Secondary,
     SecondaryZone,
     TsigKey,
     axfr_lines,
+    running_secondaries,
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("ixfr-secondaries")]
@@ -70,33 +68,11 @@ _sip._tcp IN SRV 10 20 5060 www
 
 # -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
-    srv = ZkServer(tmp_path_factory.mktemp("zk"), demo=False).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
 def secondaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Secondary]]:
-    for tool, pkg in (("named", "bind9"), ("rndc", "bind9"), ("knotd", "knot"), ("knotc", "knot"),
-                      ("nsd", "nsd"), ("nsd-control", "nsd")):
-        require_tool(tool, pkg)
-    base = tmp_path_factory.mktemp("ixfr-secondaries")
-    peers: dict[str, Secondary] = {
-        "bind": BindSecondary(base / "bind", source=SOURCES["bind"], port=free_port(),
-                              ctl_port=free_port(), log_severity="debug 3"),
-        "knot": KnotSecondary(base / "knot", addr=SOURCES["knot"], port=free_port(SOURCES["knot"])),
-        "nsd": NsdSecondary(base / "nsd", addr=SOURCES["nsd"], port=free_port(SOURCES["nsd"])),
-    }
-    try:
-        for p in peers.values():
-            p.start()
-        for p in peers.values():
-            p.wait_ready()
+    # BIND's "debug 3" adds xfer-in's "requesting IXFR" and "got incremental response".
+    with running_secondaries(tmp_path_factory.mktemp("ixfr-secondaries"), SOURCES,
+                             bind_log_severity="debug 3") as peers:
         yield peers
-    finally:
-        for p in peers.values():
-            p.stop()
 
 
 # -- zonekeeper side -----------------------------------------------------------------------

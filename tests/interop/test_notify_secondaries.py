@@ -34,15 +34,14 @@ import dns.tsig
 import httpx2
 import pytest
 
-from tests.conftest import ZkServer, free_port, make_zone, require_tool
+from tests.conftest import ZkServer, free_port, make_zone
 from tests.peers import (
     DUMP_SOURCE,
-    BindSecondary,
-    KnotSecondary,
-    NsdSecondary,
     Secondary,
     SecondaryZone,
     TsigKey,
+    make_secondary,
+    running_secondaries,
 )
 
 pytestmark = pytest.mark.interop
@@ -65,43 +64,10 @@ www IN A 192.0.2.2
 
 
 @pytest.fixture(scope="module")
-def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
-    srv = ZkServer(tmp_path_factory.mktemp("zk"), demo=False).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(zk: ZkServer) -> Iterator[httpx2.Client]:
-    with zk.client() as c:
-        yield c
-
-
-def make_secondary(kind: str, workdir: Path, addr: str) -> Secondary:
-    """BIND listens on 127.0.0.1 and transfers from ``addr``; Knot and NSD listen on ``addr``."""
-    if kind == "bind":
-        return BindSecondary(workdir, source=addr, port=free_port(), ctl_port=free_port())
-    if kind == "knot":
-        return KnotSecondary(workdir, addr=addr, port=free_port(addr))
-    return NsdSecondary(workdir, addr=addr, port=free_port(addr))
-
-
-@pytest.fixture(scope="module")
 def secondaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Secondary]]:
-    for tool, pkg in (("named", "bind9"), ("rndc", "bind9"), ("knotd", "knot"), ("knotc", "knot"),
-                      ("nsd", "nsd"), ("nsd-control", "nsd")):
-        require_tool(tool, pkg)
-    base = tmp_path_factory.mktemp("notify-secondaries")
-    peers = {kind: make_secondary(kind, base / kind, SOURCES[kind]) for kind in KINDS}
-    try:
-        for p in peers.values():
-            p.start()
-        for p in peers.values():
-            p.wait_ready()
+    with running_secondaries(tmp_path_factory.mktemp("notify-secondaries"),
+                             {kind: SOURCES[kind] for kind in KINDS}) as peers:
         yield peers
-    finally:
-        for p in peers.values():
-            p.stop()
 
 
 # -- helpers ---------------------------------------------------------------------------------

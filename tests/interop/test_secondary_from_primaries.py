@@ -83,12 +83,6 @@ def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
 
 
 @pytest.fixture(scope="module")
-def api(zk: ZkServer) -> Iterator[httpx2.Client]:
-    with zk.client() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def keys(api: httpx2.Client) -> dict[str, TsigKey]:
     """``good``: the same secret here and on the primaries. ``bad``: the primaries hold
     ``bad``, zonekeeper a key of the same name with another secret."""
