@@ -436,11 +436,19 @@ class XfrServer:
         zone = zone_text(qkey)
         kind = "AXFR" if rdtype == _AXFR else "IXFR"
 
-        def complete() -> dns.message.Message:
-            """The request fully parsed (EDNS and all), for answers built from it."""
+        def formerr() -> TransferResult:
+            _send(out, header_only(wire, dns.rcode.FORMERR))
+            return TransferResult("formerr")
+
+        def complete() -> dns.message.Message | None:
+            """The request fully parsed (EDNS and all), for answers built from it; None when
+            it does not parse (answer FORMERR)."""
             nonlocal query, light
             if light:
-                query = dns.message.from_wire(wire, keyring=policy.keyring)
+                try:
+                    query = dns.message.from_wire(wire, keyring=policy.keyring)
+                except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
+                    return None
                 light = False
             return query
 
@@ -452,11 +460,9 @@ class XfrServer:
             return bytes(msg.to_wire())
 
         def refuse(rcode: int, reason: str, *, ede: int | None = None, rule: str | None = None) -> TransferResult:
-            try:
-                query = complete()
-            except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-                _send(out, header_only(wire, dns.rcode.FORMERR))
-                return TransferResult("formerr")
+            query = complete()
+            if query is None:
+                return formerr()
             resp = dns.message.make_response(query, our_payload=self.edns_payload)
             resp.flags &= ~dns.flags.AA
             resp.set_rcode(rcode)
@@ -488,16 +494,12 @@ class XfrServer:
             ours = self._options(plain.options if light and plain is not None else query,
                                  edns_version, addr, snap)
         except MalformedOption:
-            _send(out, header_only(wire, dns.rcode.FORMERR))
-            return TransferResult("formerr")
+            return formerr()
         style: str | None = None
         incremental: list[tuple[bytes, int]] | None = None
         if verdict.answer is Answer.CURRENT:
-            try:
-                query = complete()
-            except Exception:  # noqa: BLE001 - anything unparseable is FORMERR
-                _send(out, header_only(wire, dns.rcode.FORMERR))
-                return TransferResult("formerr")
+            if complete() is None:
+                return formerr()
             resp = dns.message.make_response(query, our_payload=self.edns_payload)
             resp.flags |= dns.flags.AA
             resp.answer.append(snap.soa_rrset())
