@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 import struct
 import sys
 from collections import OrderedDict
@@ -249,8 +250,11 @@ class TcpProtocol(asyncio.Protocol):
     idle timeout a connection is closed, or reset if the client left answers unread."""
 
     def __init__(self, state: TcpServerState, peer: tuple[str, int], unread: bytes = b"",
-                 unsent: bytes = b"", known: bool = False) -> None:
+                 unsent: bytes = b"", known: bool = False, tls: bool = False) -> None:
         self.state = state
+        # Whether the connection came over TLS (DoT/XoT, ``TlsAcceptor``): the one place
+        # the transport is known, read by the transfer gate (``xfr.over_tls``).
+        self.tls = tls
         self.known = known  # may use the reserved slots, and is never cut for a newcomer
         self.transport: asyncio.Transport | None = None
         self.peer = peer
@@ -478,6 +482,7 @@ class _EarlyOut:
     written here after it (``paused``)."""
 
     __slots__ = ("sock", "unsent", "writes")
+    tls = False  # only cleartext connections are answered before their transport exists
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -507,6 +512,7 @@ class _Writer:
 
     write: Callable[[bytes], None]
     paused: Callable[[], bool]
+    tls: bool
 
 
 def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
@@ -670,6 +676,35 @@ class TcpAcceptor:
         waiting.add_done_callback(lambda _done: self._hand_over(step, proto, sock))
 
 
+class TlsAcceptor(TcpAcceptor):
+    """Accepts the connections of a DNS-over-TLS listening socket (DoT, XoT): admitted by
+    the same ``TcpServerState`` counts as TCP, then the TLS handshake (bounded by the idle
+    timeout) and the same ``TcpProtocol`` over the TLS transport, which knows it is TLS.
+    Nothing is answered before the handshake: what came with it is encrypted. ``context``
+    gives the server context of the moment, so a reloaded certificate serves the
+    connections accepted after it."""
+
+    def __init__(self, state: TcpServerState, sock: socket.socket,
+                 context: Callable[[], ssl.SSLContext]) -> None:
+        super().__init__(state, sock)
+        self.context = context
+
+    def _start(self, fd: int, peer: tuple[str, int], known: bool) -> None:
+        sock = socket.socket(self.family, self.type, 0, fileno=fd)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, QUERY_NOTSENT_LOWAT)
+        except OSError:
+            self._drop(sock, peer)
+            return
+        self.state.opening += 1
+        proto = TcpProtocol(self.state, peer, known=known, tls=True)
+        timeout = self.state.idle_timeout
+        self._hand_over(self.loop.connect_accepted_socket(
+            lambda: proto, sock, ssl=self.context(), ssl_handshake_timeout=timeout,
+            ssl_shutdown_timeout=timeout), proto, sock)
+
+
 def make_socket(host: str, port: int, kind: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
@@ -701,3 +736,8 @@ async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn
 
 def start_tcp(state: TcpServerState, sock: socket.socket) -> TcpAcceptor:
     return TcpAcceptor(state, sock)
+
+
+def start_tls(state: TcpServerState, sock: socket.socket,
+              context: Callable[[], ssl.SSLContext]) -> TlsAcceptor:
+    return TlsAcceptor(state, sock, context)
