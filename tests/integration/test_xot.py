@@ -18,6 +18,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rrset
 import httpx2
 import pytest
 
@@ -179,6 +180,79 @@ def test_same_tcp_connection_limits_apply(tmp_path: Path, certs: Cert) -> None:
             conn.close()
     finally:
         srv.stop()
+
+
+def _xfr_rcode(srv: ZkServer, zone: str, rdtype: str = "AXFR", serial: int | None = None) -> int:
+    """The RCODE of a cleartext transfer request's first answer (dnspython over TCP)."""
+    q = dns.message.make_query(zone, rdtype)
+    if serial is not None:
+        q.authority.append(dns.rrset.from_text(zone, 0, "IN", "SOA", f". . {serial} 0 0 0 0"))
+    return dns.query.tcp(q, "127.0.0.1", port=srv.dns_port, timeout=5).rcode()
+
+
+def test_tls_only_peer_refused_in_cleartext_served_over_tls(
+        zkt: TlsServer, tapi: httpx2.Client, zone_name: str) -> None:
+    serial = make_zone(tapi, zone_name)["serial"]
+    peer = "p" + zone_name.split(".")[0]
+    r = tapi.post("/peers", json={"name": peer, "address": "127.0.0.1", "tls_only": True,
+                                  "notify": False})
+    assert r.status_code == 201 and r.json()["tls_only"] is True, r.text
+    tapi.put(f"/zones/{zone_name}/peers/{peer}", json={"role": "secondary"}).raise_for_status()
+    assert _xfr_rcode(zkt, zone_name) == dns.rcode.REFUSED
+    refused = wait_for(lambda: zkt.events("xfr.refused", zone=zone_name), what="xfr.refused")
+    assert "over TLS only" in str(refused[-1]["reason"]) and refused[-1]["transport"] == "tcp"
+    assert refused[-1]["rule"] == f"peer {peer}"
+    ok = kdig("+tls", "-p", str(zkt.tls_port), "@127.0.0.1", zone_name, "AXFR")
+    assert ok.returncode == 0 and "192.0.2.1" in ok.stdout, ok.stdout + ok.stderr
+    tapi.patch(f"/zones/{zone_name}/rrsets", json={"rrsets": [
+        {"name": "www", "type": "A", "changetype": "REPLACE", "ttl": 300,
+         "records": [{"content": "192.0.2.78"}]}]}).raise_for_status()
+    # The IXFR over TLS is answered (and its answer kept); the same IXFR in cleartext,
+    # which the kept answer would serve without a task, is still refused.
+    ixfr = kdig("+tls", "-p", str(zkt.tls_port), "@127.0.0.1", zone_name, f"IXFR={serial}")
+    assert "192.0.2.78" in ixfr.stdout, ixfr.stdout + ixfr.stderr
+    assert _xfr_rcode(zkt, zone_name, "IXFR", serial) == dns.rcode.REFUSED
+    # The API's explanation says the same, per transport.
+    check = {"zone": zone_name, "address": "127.0.0.1"}
+    assert tapi.get("/acls/check", params=check).json()["allowed"] is False
+    assert tapi.get("/acls/check", params={**check, "tls": "true"}).json() == {
+        "allowed": True, "rule": f"peer {peer}", "reason": "linked secondary peer"}
+    # Switched off, cleartext is served again.
+    tapi.patch(f"/peers/{peer}", json={"tls_only": False}).raise_for_status()
+    assert _xfr_rcode(zkt, zone_name) == dns.rcode.NOERROR
+
+
+def test_tls_only_rule(zkt: TlsServer, tapi: httpx2.Client, zone_name: str) -> None:
+    make_zone(tapi, zone_name)
+    r = tapi.post("/acls", json={"zone": zone_name, "action": "transfer",
+                                 "network": "127.0.0.1", "tls_only": True})
+    assert r.status_code == 201 and r.json()["tls_only"] is True, r.text
+    assert _xfr_rcode(zkt, zone_name) == dns.rcode.REFUSED
+    refused = wait_for(lambda: zkt.events("xfr.refused", zone=zone_name), what="xfr.refused")
+    assert "over TLS only" in str(refused[-1]["reason"])
+    assert "over TLS only" in str(refused[-1]["rule"])  # the rule's description says so
+    ok = kdig("+tls", "-p", str(zkt.tls_port), "@127.0.0.1", zone_name, "AXFR")
+    assert ok.returncode == 0 and "192.0.2.1" in ok.stdout, ok.stdout + ok.stderr
+    # A second rule that allows cleartext for the same client admits it in cleartext.
+    rid = tapi.post("/acls", json={"zone": zone_name, "action": "transfer",
+                                   "network": "127.0.0.1"}).json()["id"]
+    assert _xfr_rcode(zkt, zone_name) == dns.rcode.NOERROR
+    tapi.delete(f"/acls/{rid}").raise_for_status()
+    assert _xfr_rcode(zkt, zone_name) == dns.rcode.REFUSED
+
+
+def test_tls_fields_are_checked(tapi: httpx2.Client, zone_name: str) -> None:
+    make_zone(tapi, zone_name)
+    r = tapi.post("/acls", json={"zone": zone_name, "action": "notify",
+                                 "network": "127.0.0.1", "tls_only": True})
+    assert r.status_code == 422 and "tls_only" in r.text, r.text
+    name = "v" + zone_name.split(".")[0]
+    for body, field in (({"tls_verify": "primary.test"}, "tls"),
+                        ({"tls": True, "tls_spki": "not-a-pin"}, "tls_spki"),
+                        ({"tls": True, "tls_verify": "bad name"}, "tls_verify")):
+        r = tapi.post("/peers", json={"name": name, "address": "127.0.0.9", **body})
+        assert r.status_code == 422 and field in r.text, r.text
+    assert tapi.get(f"/peers/{name}").status_code == 404
 
 
 # -- the certificate -----------------------------------------------------------------------------

@@ -62,6 +62,11 @@ class Primary:
     port: int
     key: dns.tsig.Key | None
     ixfr: bool
+    # Reached over TLS (XoT, RFC 9103): the SOA query and the transfers, on ``port``; the
+    # certificate verified by name (``tls_verify``) and/or the key pinned (``tls_spki``).
+    tls: bool = False
+    tls_verify: str | None = None
+    tls_spki: str | None = None
 
 
 @dataclass
