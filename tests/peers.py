@@ -55,6 +55,7 @@ class SecondaryZone:
     name: str  # absolute or not; stored without the trailing dot
     primary: tuple[str, int]
     key: str | None = None  # a key added with add_key
+    tls: str | None = None  # BIND: transfer over TLS with this "tls" block (add_config_text)
 
 
 def _tool(cmd: str) -> str:
@@ -140,6 +141,10 @@ class Secondary:
         self.proc: subprocess.Popen[bytes] | None = None
         # Raw text appended to the generated config (e.g. a snippet zonekeeper generated).
         self.extra_config = ""
+        # BIND: raw text written before "options" (e.g. a "tls" block its listen-on names),
+        # and lines added inside "options" (e.g. "listen-on port P tls NAME { ... };").
+        self.pre_config = ""
+        self.extra_options: list[str] = []
         self.log_path = workdir / "server.log"
         self.out_path = workdir / "stdout.log"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +302,9 @@ class BindSecondary(Secondary):
     def write_config(self) -> None:
         run = self.workdir
         out = [
+            *([self.pre_config] if self.pre_config else []),
             "options {",
+            *self.extra_options,
             f'    directory "{run}";',
             f'    pid-file "{run}/named.pid";',
             f'    session-keyfile "{run}/session.key";',
@@ -327,8 +334,9 @@ class BindSecondary(Secondary):
         for name, z in self.zones.items():
             addr, port = z.primary
             keypart = f" key \"{self.keys[z.key.rstrip('.').lower()].bare}\"" if z.key else ""
+            tlspart = f" tls {z.tls}" if z.tls else ""
             out.append(f'zone "{name}" {{ type secondary;'
-                       f" primaries {{ {addr} port {port}{keypart}; }}; }};")
+                       f" primaries {{ {addr} port {port}{keypart}{tlspart}; }}; }};")
         self.config_path.write_text("\n".join(out) + "\n" + self.extra_config)
         (self.workdir / "rndc.conf").write_text(
             f'key "rndc-key" {{ algorithm hmac-sha256; secret "{RNDC_SECRET}"; }};\n'

@@ -1,6 +1,7 @@
-"""Self-signed certificates for the TLS tests, made with the ``openssl`` CLI into a test's
-directory: a P-256 key and a certificate for a name (subjectAltName too), which also serves
-as its own CA file for clients that verify it."""
+"""TLS test helpers: a zonekeeper with a TLS listener (``TlsServer``), and self-signed
+certificates made with the ``openssl`` CLI into a test's directory: a P-256 key and a
+certificate for a name (subjectAltName too), which also serves as its own CA file for
+clients that verify it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import require_tool
+from tests.conftest import ZkServer, free_port, require_tool
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,14 @@ def spki_pin_openssl(cert: Path) -> str:
     der = subprocess.run([openssl, "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
                          capture_output=True, timeout=30).stdout
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+class TlsServer(ZkServer):
+    """A zonekeeper serving DNS over TLS too, on a port of its own."""
+
+    def __init__(self, workdir: Path, cert: Cert, **kw: object) -> None:
+        self.tls_port = free_port()
+        self.cert = cert
+        super().__init__(workdir, extra_args=[
+            "--tls-listen", f"127.0.0.1:{self.tls_port}", "--tls-cert", str(cert.cert),
+            "--tls-key", str(cert.key)], **kw)  # type: ignore[arg-type]

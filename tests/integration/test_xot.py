@@ -23,18 +23,7 @@ import httpx2
 import pytest
 
 from tests.conftest import TOKEN, ZkServer, free_port, make_zone, require_tool, wait_for
-from tests.tls_certs import Cert, make_cert, spki_pin_openssl
-
-
-class TlsServer(ZkServer):
-    """A zonekeeper serving DNS over TLS too, on a port of its own."""
-
-    def __init__(self, workdir: Path, cert: Cert, **kw: object) -> None:
-        self.tls_port = free_port()
-        self.cert = cert
-        super().__init__(workdir, extra_args=[
-            "--tls-listen", f"127.0.0.1:{self.tls_port}", "--tls-cert", str(cert.cert),
-            "--tls-key", str(cert.key)], **kw)  # type: ignore[arg-type]
+from tests.tls_certs import Cert, TlsServer, make_cert, spki_pin_openssl
 
 
 @pytest.fixture(scope="module")
