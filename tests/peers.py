@@ -55,7 +55,6 @@ class SecondaryZone:
     name: str  # absolute or not; stored without the trailing dot
     primary: tuple[str, int]
     key: str | None = None  # a key added with add_key
-    tls: str | None = None  # BIND: transfer over TLS with this "tls" block (add_config_text)
 
 
 def _tool(cmd: str) -> str:
@@ -334,9 +333,8 @@ class BindSecondary(Secondary):
         for name, z in self.zones.items():
             addr, port = z.primary
             keypart = f" key \"{self.keys[z.key.rstrip('.').lower()].bare}\"" if z.key else ""
-            tlspart = f" tls {z.tls}" if z.tls else ""
             out.append(f'zone "{name}" {{ type secondary;'
-                       f" primaries {{ {addr} port {port}{keypart}{tlspart}; }}; }};")
+                       f" primaries {{ {addr} port {port}{keypart}; }}; }};")
         self.config_path.write_text("\n".join(out) + "\n" + self.extra_config)
         (self.workdir / "rndc.conf").write_text(
             f'key "rndc-key" {{ algorithm hmac-sha256; secret "{RNDC_SECRET}"; }};\n'

@@ -107,6 +107,17 @@ def spki_pin(cert_der: bytes) -> str:
     return base64.b64encode(hashlib.sha256(spki_of(cert_der)).digest()).decode()
 
 
+def cert_pin(path: str) -> str | None:
+    """The pin of the first certificate in a PEM file, or None if it cannot be read."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            pem = f.read()
+        end = pem.index(ssl.PEM_FOOTER) + len(ssl.PEM_FOOTER)
+        return spki_pin(ssl.PEM_cert_to_DER_cert(pem[pem.index(ssl.PEM_HEADER):end]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def client_context(verify_name: str | None, ca_file: str | None = None,
                    min_version: str = "1.3") -> ssl.SSLContext:
     """A client context: the primary's certificate checked against ``verify_name`` (chain

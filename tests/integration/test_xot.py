@@ -244,6 +244,36 @@ def test_tls_fields_are_checked(tapi: httpx2.Client, zone_name: str) -> None:
     assert tapi.get(f"/peers/{name}").status_code == 404
 
 
+def test_config_snippets_for_a_tls_only_peer(zkt: TlsServer, tapi: httpx2.Client,
+                                              zone_name: str) -> None:
+    make_zone(tapi, zone_name)
+    tag = zone_name.split(".")[0]
+    for name, tls_only in ((f"tlsonly-{tag}", True), (f"plain-{tag}", False)):
+        tapi.post("/peers", json={"name": name, "address": "127.0.0.44",
+                                  "tls_only": tls_only}).raise_for_status()
+        tapi.put(f"/zones/{zone_name}/peers/{name}", json={"role": "secondary"}).raise_for_status()
+    bare = zone_name.rstrip(".")
+
+    def snippet(peer: str, fmt: str) -> str:
+        r = tapi.get(f"/peers/{peer}/config", params={"zone": zone_name, "format": fmt})
+        assert r.status_code == 200, r.text
+        return r.text
+
+    bind = snippet(f"tlsonly-{tag}", "bind")
+    assert f"tls zonekeeper-{bare}-tls {{" in bind
+    assert f"primaries {{ 127.0.0.1 port {zkt.tls_port} tls zonekeeper-{bare}-tls; }};" in bind
+    knot = snippet(f"tlsonly-{tag}", "knot")
+    assert f"address: 127.0.0.1@{zkt.tls_port}" in knot and "    tls: on" in knot
+    # The pin of our key, as openssl computes it from the certificate file.
+    assert f"    cert-key: {zkt.cert.pin}" in knot
+    # NOTIFY still comes from the DNS address, so the notify ACL is unchanged.
+    assert "address: 127.0.0.1\n    action: notify" in knot
+    assert "--no-tls-only" in snippet(f"tlsonly-{tag}", "pdns")
+    for fmt in ("bind", "knot"):
+        plain = snippet(f"plain-{tag}", fmt)
+        assert "tls" not in plain and str(zkt.dns_port) in plain
+
+
 # -- the certificate -----------------------------------------------------------------------------
 def test_sighup_serves_the_new_certificate(tmp_path: Path) -> None:
     first = make_cert(tmp_path / "a", "one.test")

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import ZkServer, free_port, require_tool
 from tests.conftest import wait_for as conftest_wait_for
-from tests.peers import BindSecondary, SecondaryZone, axfr_lines
+from tests.peers import BindSecondary, axfr_lines
 from tests.primaries import BindPrimary, PrimaryZone
 from tests.tls_certs import Cert, TlsServer, make_cert
 
@@ -83,7 +83,7 @@ def bind_secondary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindSec
     assert (major, minor) >= (9, 18), f"{version}: XoT needs BIND 9.18 or later"
     sec = BindSecondary(tmp_path_factory.mktemp("bind-sec"), port=free_port(),
                         ctl_port=free_port())
-    sec.pre_config = "tls zk-xot { };"  # TLS without verifying the primary (BIND 9.18)
+    (sec.workdir / "secondary").mkdir()  # where zonekeeper's snippet keeps the zone file
     sec.start().wait_ready()
     yield sec
     sec.stop()
@@ -101,7 +101,11 @@ def test_bind_secondary_transfers_over_tls(zk: TlsServer, api: httpx2.Client,
                                  "tls_only": True, "transfer_from": [BIND_SOURCE]})
     assert r.status_code == 201, r.text
     api.put(f"/zones/{zone}/peers/{peer}", json={"role": "secondary"}).raise_for_status()
-    bind_secondary.add_zones(SecondaryZone(zone, (zk.addr, zk.tls_port), tls="zk-xot"))
+    # zonekeeper's own snippet for this peer, pasted as is: a "tls" block, and the primary
+    # at our TLS listener's address and port with "tls NAME".
+    snippet = api.get(f"/peers/{peer}/config", params={"zone": zone, "format": "bind"}).text
+    assert f"port {zk.tls_port} tls " in snippet, snippet
+    bind_secondary.add_config_text(snippet)
     bind_secondary.wait_serial(zone, 1)
     assert bind_secondary.dump(zone) == axfr_lines(zk.addr, zk.dns_port, zone)
     first = zk.events("xfr.out", zone=zone, client=BIND_SOURCE, result="ok")

@@ -19,10 +19,11 @@ from zonekeeper.events.notify import PeerTarget
 from zonekeeper.events.secondary import Primary
 from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
-from zonekeeper.policy.snippets import secondary_config
+from zonekeeper.policy.snippets import TlsPrimary, secondary_config
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
+from zonekeeper.tls import DOT_PORT
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -217,13 +218,17 @@ class PeerService:
 
         await self._write(fn)
 
-    async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int) -> str:
+    async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int,
+                     tls: TlsPrimary | None = None) -> str:
+        """The snippet; ``tls``: our TLS listener, used when the peer is TLS-only."""
         def fn(s: Session) -> str:
             p = _peer(s, peer)
             z = _zone(s, zone)
             key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
-            return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key,
-                                    key_use=p.key_use, ixfr=p.ixfr, peer=p.name)
+            return secondary_config(
+                fmt, zone=z.name, primary=primary, port=port, key=key, key_use=p.key_use,
+                ixfr=p.ixfr, peer=p.name,
+                tls=(tls or TlsPrimary(None, DOT_PORT, None)) if p.tls_only else None)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 
