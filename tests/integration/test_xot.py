@@ -151,9 +151,16 @@ def test_kdig_tls_axfr_and_ixfr(zkt: TlsServer, tapi: httpx2.Client, zone_name: 
 
 
 def test_same_tcp_connection_limits_apply(tmp_path: Path, certs: Cert) -> None:
-    """The per-address limit counts TLS connections too (the same TcpServerState)."""
-    srv = TlsServer(tmp_path, certs, env={"ZONEKEEPER_DNS__TCP_MAX_CLIENTS_PER_IP": "2"}).start()
+    """The per-address limit counts TLS connections too (the same TcpServerState); and
+    tls_min_version = "1.2" lets a TLS 1.2 client in."""
+    srv = TlsServer(tmp_path, certs, env={"ZONEKEEPER_DNS__TCP_MAX_CLIENTS_PER_IP": "2",
+                                          "ZONEKEEPER_DNS__TCP_IDLE_TIMEOUT": "1",
+                                          "ZONEKEEPER_DNS__TLS_MIN_VERSION": "1.2"}).start()
     try:
+        with tls_client(srv, max_version=ssl.TLSVersion.TLSv1_2, alpn=["dot"]) as old:
+            assert old.version() == "TLSv1.2" and old.selected_alpn_protocol() == "dot"
+            assert tls_query(old, dns.message.make_query("example.test.", "SOA")).answer
+        time.sleep(0.3)
         held = [tls_client(srv), tls_client(srv)]
         for conn in held:
             assert tls_query(conn, dns.message.make_query("example.test.", "SOA")).answer
@@ -161,12 +168,22 @@ def test_same_tcp_connection_limits_apply(tmp_path: Path, certs: Cert) -> None:
             third = tls_client(srv)
             tls_query(third, dns.message.make_query("example.test.", "SOA"))
         assert srv.events("dns.tcp_refused", reason="per-address limit")
-        held[0].close()
+        for conn in held:
+            conn.close()
         time.sleep(0.3)
+        # Connections that never finish their handshake hold their slots only until the
+        # idle timeout (the handshake's bound), then are dropped and counted out.
+        silent = [socket.create_connection(("127.0.0.1", srv.tls_port), timeout=5)
+                  for _ in range(2)]
+        time.sleep(0.2)
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            tls_client(srv).close()
+        for sock in silent:
+            sock.settimeout(5)
+            assert sock.recv(100) == b""  # closed by the server at the handshake timeout
+            sock.close()
         with tls_client(srv) as again:
             assert tls_query(again, dns.message.make_query("example.test.", "SOA")).answer
-        for conn in held[1:]:
-            conn.close()
     finally:
         srv.stop()
 
