@@ -114,6 +114,7 @@ def main() -> None:
     records = args.records + 1  # the SOA comes twice
     os.sched_setaffinity(0, {1})
     wait_for_quiet()
+    loads = [os.getloadavg()[0]]
     zk = Zonekeeper(db, WORK)
     zk.start(env_extra={"ZONEKEEPER_DNS__TLS_LISTEN": f'["{TLS_HOST}:{TLS_PORT}"]',
                         "ZONEKEEPER_DNS__TLS_CERT": str(cert),
@@ -132,6 +133,7 @@ def main() -> None:
                 times.append(timed_axfr(records, tls=ctx))
                 time.sleep(0.2)  # the server's last writes and the close, counted too
                 cpu[name].append(_cpu_seconds(pid) - before)
+            loads.append(os.getloadavg()[0])
             log(f"cleartext {plain[-1]:.3f}s (server CPU {cpu['plain'][-1]:.2f}s), "
                 f"TLS {over_tls[-1]:.3f}s (server CPU {cpu['tls'][-1]:.2f}s)")
     finally:
@@ -149,6 +151,8 @@ def main() -> None:
         f"server CPU per AXFR (median, s, clock ticks of 10 ms): cleartext "
         f"{statistics.median(cpu['plain']):.2f}, TLS {statistics.median(cpu['tls']):.2f}",
         f"first AXFR after start (image build, cleartext): {first:.3f}s",
+        f"1-minute load average during the runs: {min(loads):.2f} to {max(loads):.2f} "
+        f"on {os.cpu_count()} CPUs",
     ]
     print(head)
     print("\n".join(table))
