@@ -373,7 +373,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
         per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
         max_input=dns_cfg.tcp_max_input_bytes, notify=rt.notify_in, update=update,
-        counts=monitor.metrics.tcp,
+        counts=monitor.metrics.tcp, tls_counts=monitor.metrics.tls,
         on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
     )
     for host, port, udp, tcp in sockets:

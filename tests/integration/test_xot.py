@@ -91,6 +91,12 @@ def test_kdig_tls_query_is_answered(zkt: TlsServer) -> None:
     assert "TLS1.3" in r.stdout, r.stdout  # ";; TLS session (TLS1.3)-..."
     assert "status: NOERROR" in r.stdout and "SOA" in r.stdout
     assert "hostmaster.example.test." in r.stdout
+    # Counted as DoT in the metrics, apart from TCP.
+    text = httpx2.get(zkt.api_url + "/metrics", timeout=10).text
+    tls = [ln for ln in text.splitlines()
+           if ln.startswith('zonekeeper_dns_responses_total{') and 'transport="tls"' in ln
+           and 'rcode="noerror"' in ln]
+    assert tls and float(tls[0].split()[-1]) >= 1, text[:2000]
 
 
 def test_kdig_verifies_the_certificate_by_name(zkt: TlsServer) -> None:

@@ -129,7 +129,8 @@ class TcpServerState:
                  per_ip: int | None = None, per_prefix: int | None = None,
                  max_input: int = 131_072, notify: NotifyIn | None = None,
                  update: UpdateServer | None = None, counts: list[int] | None = None,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 tls_counts: list[int] | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
         self.notify = notify
@@ -151,6 +152,7 @@ class TcpServerState:
         self.loop = asyncio.get_running_loop()
         self.refusals = Throttle(10.0)
         self.counts = counts  # as UdpProtocol.counts, for TCP
+        self.tls_counts = tls_counts  # the same, for connections over TLS
         self.on_refused = on_refused  # a connection refused: reason
 
     def known(self, addr: str) -> bool:
@@ -255,6 +257,7 @@ class TcpProtocol(asyncio.Protocol):
         # Whether the connection came over TLS (DoT/XoT, ``TlsAcceptor``): the one place
         # the transport is known, read by the transfer gate (``xfr.over_tls``).
         self.tls = tls
+        self.counts = state.tls_counts if tls else state.counts  # what answer_ready counts in
         self.known = known  # may use the reserved slots, and is never cut for a newcomer
         self.transport: asyncio.Transport | None = None
         self.peer = peer
@@ -481,11 +484,12 @@ class _EarlyOut:
     socket. What the socket does not take is kept for the transport, and nothing more is
     written here after it (``paused``)."""
 
-    __slots__ = ("sock", "unsent", "writes")
+    __slots__ = ("sock", "unsent", "writes", "counts")
     tls = False  # only cleartext connections are answered before their transport exists
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, counts: list[int] | None = None) -> None:
         self.sock = sock
+        self.counts = counts
         self.unsent = b""
         self.writes = 0
 
@@ -513,6 +517,7 @@ class _Writer:
     write: Callable[[bytes], None]
     paused: Callable[[], bool]
     tls: bool
+    counts: list[int] | None  # requests by the RCODE of their answer (TcpServerState.counts)
 
 
 def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
@@ -530,7 +535,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     transfer = False
     xfr = state.xfr
     notify = state.notify
-    counts = state.counts
+    counts = getattr(out, "counts", state.counts)  # TLS connections count apart
     turn = TURN_REQUESTS
     while end - pos >= 2 and not out.paused() and turn:
         turn -= 1
@@ -638,7 +643,7 @@ class TcpAcceptor:
             if not unread:
                 self._drop(sock, peer)  # closed without a word
                 return
-        out = _EarlyOut(sock)
+        out = _EarlyOut(sock, self.state.counts)
         if unread:
             try:
                 used, _transfer = answer_ready(self.state, unread, peer[0], out)
