@@ -297,6 +297,35 @@ def test_config_snippets_for_a_tls_only_peer(zkt: TlsServer, tapi: httpx2.Client
         assert "tls" not in plain and str(zkt.dns_port) in plain
 
 
+def test_cli_tls_options(zkt: TlsServer, tapi: httpx2.Client, zone_name: str) -> None:
+    from tests.integration.test_cli import zk_cli
+
+    make_zone(tapi, zone_name)
+    tag = zone_name.split(".")[0]
+    r = zk_cli(zkt, "-o", "json", "acl", "create", "--action", "transfer", "--zone", zone_name,
+               "--network", "127.0.0.1", "--tls-only")
+    assert r.returncode == 0 and json.loads(r.stdout)["tls_only"] is True, r.stderr
+    r = zk_cli(zkt, "-o", "json", "acl", "check", "--zone", zone_name, "--address", "127.0.0.1")
+    assert r.returncode == 1 and "over TLS only" in r.stdout, r.stdout + r.stderr
+    r = zk_cli(zkt, "-o", "json", "acl", "check", "--zone", zone_name, "--address", "127.0.0.1",
+               "--tls")
+    assert r.returncode == 0 and json.loads(r.stdout)["allowed"] is True, r.stdout + r.stderr
+    r = zk_cli(zkt, "-o", "json", "peer", "create", f"cli-{tag}", "--address", "127.0.0.5",
+               "--tls-only")
+    assert r.returncode == 0 and json.loads(r.stdout)["tls_only"] is True, r.stderr
+    pin = zkt.cert.pin
+    r = zk_cli(zkt, "-o", "json", "peer", "set", f"cli-{tag}", "--no-tls-only", "--tls",
+               "--port", "853", "--tls-verify", "ns.example", "--tls-spki", pin)
+    out = json.loads(r.stdout)
+    assert (out["tls_only"], out["tls"], out["tls_verify"], out["tls_spki"]) == (
+        False, True, "ns.example", pin), r.stderr
+    r = zk_cli(zkt, "-o", "json", "peer", "set", f"cli-{tag}", "--tls-verify", "",
+               "--tls-spki", "")
+    assert json.loads(r.stdout)["tls_verify"] is None and json.loads(r.stdout)["tls_spki"] is None
+    r = zk_cli(zkt, "peer", "set", f"cli-{tag}", "--tls-spki", "short")
+    assert r.returncode == 1 and "--tls-spki: a pin is" in r.stderr, r.stderr
+
+
 # -- the certificate -----------------------------------------------------------------------------
 def test_sighup_serves_the_new_certificate(tmp_path: Path) -> None:
     first = make_cert(tmp_path / "a", "one.test")
