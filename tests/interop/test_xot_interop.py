@@ -74,7 +74,7 @@ def named_version() -> str:
                           text=True, timeout=10).stdout.strip()
 
 
-# -- zonekeeper → BIND secondary over TLS -----------------------------------------------------------
+# -- zonekeeper → BIND secondary over TLS ----------------------------------------------------
 @pytest.fixture(scope="module")
 def bind_secondary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BindSecondary]:
     require_tool("rndc", "bind9")
