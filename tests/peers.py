@@ -144,6 +144,10 @@ class Secondary:
         self.proc: subprocess.Popen[bytes] | None = None
         # Raw text appended to the generated config (e.g. a snippet zonekeeper generated).
         self.extra_config = ""
+        # BIND: raw text written before "options" (e.g. a "tls" block its listen-on names),
+        # and lines added inside "options" (e.g. "listen-on port P tls NAME { ... };").
+        self.pre_config = ""
+        self.extra_options: list[str] = []
         self.log_path = workdir / "server.log"
         self.out_path = workdir / "stdout.log"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -301,7 +305,9 @@ class BindSecondary(Secondary):
     def write_config(self) -> None:
         run = self.workdir
         out = [
+            *([self.pre_config] if self.pre_config else []),
             "options {",
+            *self.extra_options,
             f'    directory "{run}";',
             f'    pid-file "{run}/named.pid";',
             f'    session-keyfile "{run}/session.key";',

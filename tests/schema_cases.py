@@ -161,3 +161,35 @@ def ids_never_reused(db: Database) -> None:
         s.add(z3)
         s.flush()
         assert z3.id > z2.id, (z3.id, z2.id)
+
+
+def xot_flags_added(db: Database) -> None:
+    """Schema 0012 on a database at 0009 holding a peer and a transfer rule: both stay
+    cleartext (tls_only false; the peer not reached over TLS) and keep their rows; new ones
+    may be TLS only, and a primary may be reached over TLS with a name and a pin."""
+    from sqlalchemy import select
+
+    from zonekeeper.storage.models import AclRule, Peer
+
+    at(db, "0009")
+    with db.write_engine.begin() as conn:
+        conn.execute(text("INSERT INTO peers (name, address, port, notify, ixfr, transfer_from,"
+                          " key_use) VALUES ('old', '192.0.2.53', 53, :t, :t, '[]', 'both')"),
+                     {"t": True})
+        conn.execute(text("INSERT INTO acl_rules (zone_id, action, network, effect, created_at)"
+                          " VALUES (1, 'transfer', '192.0.2.0/24', 'allow', '2026-01-01')"))
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD
+    with db.write() as s:
+        s.add(Peer(name="new", address="192.0.2.54", port=853, notify=True, ixfr=True,
+                   transfer_from="[]", key_use="both", tls_only=True, tls=True,
+                   tls_verify="ns.example", tls_spki="A" * 43 + "="))
+        s.add(AclRule(zone_id=1, action="transfer", network="198.51.100.0/24",
+                      effect="allow", tls_only=True))
+    with db.read() as s:
+        peers = {p.name: (p.tls_only, p.tls, p.tls_verify, p.tls_spki)
+                 for p in s.scalars(select(Peer))}
+        assert peers == {"old": (False, False, None, None),
+                         "new": (True, True, "ns.example", "A" * 43 + "=")}
+        rules = {r.network: r.tls_only for r in s.scalars(select(AclRule))}
+        assert rules == {"192.0.2.0/24": False, "198.51.100.0/24": True}

@@ -29,6 +29,7 @@ from zonekeeper.server.listeners import (
     TcpServerState,
     make_socket,
     start_tcp,
+    start_tls,
     start_udp,
 )
 from zonekeeper.server.notify_in import NotifyIn
@@ -47,6 +48,7 @@ from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage.db import Database, shown_url
+from zonekeeper.tls import ServerTls, TlsConfigError
 from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneState
 
 log = structlog.get_logger("zonekeeper")
@@ -257,6 +259,28 @@ def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.
     return bound
 
 
+def _bind_tls(settings: Settings) -> tuple[ServerTls | None, list[tuple[str, int, socket.socket]]]:
+    """The TLS listener's context and sockets ([dns] tls_listen), or none: a certificate or
+    key that cannot be read, or an address that cannot be bound, stops start-up."""
+    cfg = settings.dns
+    if not cfg.tls_listen:
+        return None, []
+    try:
+        tls = ServerTls(cfg.tls_cert, cfg.tls_key, cfg.tls_min_version)
+    except TlsConfigError as exc:
+        raise StartupError(f"TLS listener: {exc}") from None
+    bound: list[tuple[str, int, socket.socket]] = []
+    for item in cfg.tls_listen:
+        host, port = parse_hostport(item)
+        try:
+            bound.append((host, port, make_socket(host, port, socket.SOCK_STREAM)))
+        except OSError as exc:
+            for _h, _p, sock in bound:
+                sock.close()
+            raise StartupError(f"cannot listen on {item} (TLS): {exc.strerror or exc}") from exc
+    return tls, bound
+
+
 async def ensure_demo(rt: Runtime) -> None:
     origin = dns.name.from_text(DEMO_ZONE)
     if rt.registry.get(origin) is not None:
@@ -294,6 +318,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         loop.add_signal_handler(sig, on_signal)
 
     sockets = _bind_all(settings)
+    server_tls, tls_sockets = _bind_tls(settings)
     api_host, api_port = parse_hostport(settings.api.listen)
     try:
         api_sock = make_socket(api_host, api_port, socket.SOCK_STREAM)
@@ -349,7 +374,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         max_clients=dns_cfg.tcp_max_clients, reserved=dns_cfg.tcp_reserved_clients,
         per_ip=dns_cfg.tcp_max_clients_per_ip, per_prefix=dns_cfg.tcp_max_clients_per_prefix,
         max_input=dns_cfg.tcp_max_input_bytes, notify=rt.notify_in, update=update,
-        counts=monitor.metrics.tcp,
+        counts=monitor.metrics.tcp, tls_counts=monitor.metrics.tls,
         on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
     )
     for host, port, udp, tcp in sockets:
@@ -357,6 +382,23 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                              monitor.metrics.udp, update))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port)
+    if server_tls is not None:
+        for host, port, sock in tls_sockets:
+            rt.servers.append(start_tls(rt.tcp_state, sock, server_tls))
+            log.info("dns.listening", address=host, port=port, transport="tls")
+
+        def reload_tls() -> None:
+            """SIGHUP: read the certificate and key again; connections accepted from now
+            on get them. A file that cannot be used keeps the ones in use."""
+            assert server_tls is not None
+            try:
+                server_tls.reload()
+            except TlsConfigError as exc:
+                log.error("tls.reload_failed", error=str(exc))
+            else:
+                log.info("tls.reloaded", cert=server_tls.cert)
+
+        loop.add_signal_handler(signal.SIGHUP, reload_tls)
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
     # that takes one transfers at once).
     rt.ctx.notifier.resume(dict(rt.ctx.status.owed))

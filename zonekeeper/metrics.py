@@ -119,7 +119,7 @@ def refusal_reason(reason: str, rcode: int | None = None) -> str:
 
 
 class Metrics:
-    """Every counter of one process. Listeners get the lists ``udp`` and ``tcp`` (None while
+    """Every counter of one process. Listeners get the lists ``udp``, ``tcp`` and ``tls`` (None while
     metrics are switched off, so that they count nothing); the rest is counted always, off
     the per-packet path."""
 
@@ -127,6 +127,7 @@ class Metrics:
         self.enabled = enabled
         self.udp: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None
         self.tcp: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None
+        self.tls: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None  # DoT
         self.xfr_out = TransferStats()
         self.xfr_in = TransferStats()
         self.notify_sent: dict[str, int] = {}
@@ -233,7 +234,7 @@ class MetricsCollector(Collector):
                                       labels=["transport"])
         responses = CounterMetricFamily(PREFIX + "dns_responses", "DNS responses sent, by RCODE",
                                         labels=["transport", "rcode"])
-        for transport, counts in (("udp", m.udp), ("tcp", m.tcp)):
+        for transport, counts in (("udp", m.udp), ("tcp", m.tcp), ("tls", m.tls)):
             if counts is None:
                 continue
             snapshot = list(counts)

@@ -90,8 +90,15 @@ class DnsSettings(_Section):
     cookie_secret: str = Field("", pattern=r"^([0-9a-fA-F]{32})?$")
     cookie_rotate: float = Field(30 * 86400, ge=60)
     require_cookie: bool = False
+    # DNS over TLS (RFC 7858) and zone transfers over TLS (RFC 9103): ADDR:PORT to listen on
+    # (853 is the standard port; none by default), the certificate chain and key (PEM files,
+    # read again on SIGHUP), and the oldest TLS version accepted (RFC 9103 wants 1.3).
+    tls_listen: list[str] = Field(default_factory=list)
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_min_version: Literal["1.2", "1.3"] = "1.3"
 
-    @field_validator("listen")
+    @field_validator("listen", "tls_listen")
     @classmethod
     def _check_listen(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -104,6 +111,9 @@ class DnsSettings(_Section):
             raise ValueError("tcp_reserved_clients must be below tcp_max_clients")
         if self.transfers_out_reserved >= self.transfers_out:
             raise ValueError("transfers_out_reserved must be below transfers_out")
+        if self.tls_listen and not (self.tls_cert and self.tls_key):
+            raise ValueError("tls_listen needs tls_cert and tls_key (the certificate and key "
+                             "files, PEM)")
         return self
 
 
@@ -186,6 +196,9 @@ class SecondarySettings(_Section):
     max_records: int = Field(5_000_000, ge=1)
     max_bytes: int = Field(1_073_741_824, ge=1)
     transfer_timeout: float = Field(3600, gt=0)
+    # Primaries reached over TLS whose certificate is verified by name (a peer's
+    # tls_verify): the CA certificates (PEM) to verify with; empty: the system's store.
+    tls_ca_file: str = ""
 
 
 class MetricsSettings(_Section):

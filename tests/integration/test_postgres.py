@@ -28,6 +28,7 @@ from tests.schema_cases import (
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
+    xot_flags_added,
 )
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
 from zonekeeper.storage.models import Zone
@@ -264,6 +265,16 @@ def test_0007_ids_are_never_reused(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         ids_never_reused(db)
+    finally:
+        db.dispose()
+
+
+def test_0012_peers_and_rules_stay_cleartext(pg_url: str) -> None:
+    """Schema 0012 by Alembic from 0009 on PostgreSQL: the TLS flags, false for rows that
+    were there."""
+    db = Database(pg_url)
+    try:
+        xot_flags_added(db)
     finally:
         db.dispose()
 

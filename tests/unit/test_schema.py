@@ -12,6 +12,7 @@ from tests.schema_cases import (
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
+    xot_flags_added,
 )
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
 
@@ -92,5 +93,13 @@ def test_0007_ids_are_never_reused(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'g.db'}")
     try:
         ids_never_reused(db)
+    finally:
+        db.dispose()
+
+
+def test_0012_peers_and_rules_stay_cleartext(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        xot_flags_added(db)
     finally:
         db.dispose()

@@ -171,7 +171,8 @@ def test_create_a_peer_with_a_key_and_paste_its_configuration(
     page.wait_for_url(f"**/ui/peers/{peer}")
     assert peer_of(console, peer) == {
         "name": peer, "address": "127.0.0.42", "port": 5353, "key": f"{key}.", "notify": True,
-        "ixfr": False, "transfer_from": ["127.0.0.0/24"], "key_use": "both"}
+        "ixfr": False, "transfer_from": ["127.0.0.0/24"], "key_use": "both",
+        "tls_only": False, "tls": False, "tls_verify": None, "tls_spki": None}
     assert console.events("web.peer_created", user="ada", peer=peer)
     # Its configuration for a zone, in each tool's form: the service's own text.
     page.get_by_label("Zone").fill(zone)
@@ -205,9 +206,13 @@ def test_create_a_peer_with_a_key_and_paste_its_configuration(
 def test_edit_and_delete_a_peer_and_bad_input_changes_nothing(console: ZkServer, browser: Any) -> None:
     peer, zone = new_name("ed-"), f"{new_name('del')}.test."
     with console.client() as api:
-        assert api.post("/peers", json={"name": peer, "address": "127.0.0.43"}).status_code == 201
+        # TLS settings the form does not show: an edit on the page keeps them.
+        assert api.post("/peers", json={
+            "name": peer, "address": "127.0.0.43", "tls": True, "tls_verify": "ns.example",
+            "tls_spki": "A" * 43 + "="}).status_code == 201
         make_zone(api, zone)
     before = peer_of(console, peer)
+    assert before["tls_verify"] == "ns.example"
     page = sign_in(browser, console, "ada")
     page.goto(f"/ui/peers/{peer}")
     page.get_by_label("Address").fill("not-an-address")

@@ -243,6 +243,10 @@ _NAMES_DOC = ("update rules: the owner names the rule covers, absolute or relati
 _TYPES_DOC = "update rules: the record types the rule covers. Absent or empty: every type"
 
 
+_TLS_ONLY_DOC = ("transfer rules: what this rule allows, it allows only over TLS (XoT, the "
+                 "[dns] tls_listen port); a cleartext AXFR/IXFR it would admit is REFUSED")
+
+
 class AclCreate(_In):
     zone: str | None = None
     action: Literal["transfer", "notify", "update"]
@@ -251,6 +255,7 @@ class AclCreate(_In):
     effect: Literal["allow", "deny"] = "allow"
     names: list[str] | None = Field(None, max_length=100, description=_NAMES_DOC)
     types: list[str] | None = Field(None, max_length=50, description=_TYPES_DOC)
+    tls_only: bool = Field(False, description=_TLS_ONLY_DOC)
     force: bool = Field(False, description=_FORCE_DOC)
 
 
@@ -264,6 +269,7 @@ class AclPatch(_In):
     effect: Literal["allow", "deny"] = None  # type: ignore[assignment]
     names: list[str] | None = Field(None, max_length=100, description=_NAMES_DOC)
     types: list[str] | None = Field(None, max_length=50, description=_TYPES_DOC)
+    tls_only: bool | None = Field(None, description=_TLS_ONLY_DOC)
     force: bool = Field(False, description=_FORCE_DOC)
 
 
@@ -276,6 +282,7 @@ class AclOut(BaseModel):
     effect: str
     names: list[str] | None = None
     types: list[str] | None = None
+    tls_only: bool = False
     created_at: str | None
 
 
@@ -295,6 +302,17 @@ _KEY_USE_DOC = ("what the peer's key signs: NOTIFY and transfers (both), NOTIFY 
                 "transfers are allowed by address), or transfers only (NOTIFY unsigned)")
 
 
+_PEER_TLS_ONLY_DOC = ("as a secondary: its transfers are allowed only over TLS (XoT); a "
+                      "cleartext AXFR/IXFR from it is REFUSED")
+_PEER_TLS_DOC = ("as a primary: reached over TLS (XoT) on its port (853 is the standard one): "
+                 "SOA queries and transfers")
+_PEER_TLS_VERIFY_DOC = ("as a primary over TLS: the name its certificate must be valid for "
+                        "(chain checked against [secondary] tls_ca_file, else the system's "
+                        "CAs); null: not checked by name")
+_PEER_TLS_SPKI_DOC = ("as a primary over TLS: its key's pin, the base64 SHA-256 of the "
+                      "certificate's SubjectPublicKeyInfo; null: no pin")
+
+
 class PeerCreate(_In):
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     address: str
@@ -304,6 +322,10 @@ class PeerCreate(_In):
     notify: bool = True
     ixfr: bool = True
     transfer_from: list[str] = Field(default_factory=list)
+    tls_only: bool = Field(False, description=_PEER_TLS_ONLY_DOC)
+    tls: bool = Field(False, description=_PEER_TLS_DOC)
+    tls_verify: str | None = Field(None, max_length=255, description=_PEER_TLS_VERIFY_DOC)
+    tls_spki: str | None = Field(None, max_length=64, description=_PEER_TLS_SPKI_DOC)
 
 
 class PeerPatch(_In):
@@ -314,6 +336,10 @@ class PeerPatch(_In):
     notify: bool | None = None
     ixfr: bool | None = None
     transfer_from: list[str] | None = None
+    tls_only: bool | None = Field(None, description=_PEER_TLS_ONLY_DOC)
+    tls: bool | None = Field(None, description=_PEER_TLS_DOC)
+    tls_verify: str | None = Field(None, max_length=255, description=_PEER_TLS_VERIFY_DOC)
+    tls_spki: str | None = Field(None, max_length=64, description=_PEER_TLS_SPKI_DOC)
 
 
 class PeerOut(BaseModel):
@@ -325,6 +351,10 @@ class PeerOut(BaseModel):
     notify: bool
     ixfr: bool
     transfer_from: list[str]
+    tls_only: bool = False
+    tls: bool = False
+    tls_verify: str | None = None
+    tls_spki: str | None = None
 
 
 class PeerList(BaseModel):

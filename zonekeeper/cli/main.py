@@ -59,6 +59,11 @@ def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None
 @click.option("--config", "config_flag", type=click.Path(path_type=Path), default=None,
               help="TOML config file")
 @click.option("--dns-listen", multiple=True, help="ADDR:PORT for DNS over UDP and TCP (repeatable)")
+@click.option("--tls-listen", multiple=True,
+              help="ADDR:PORT for DNS over TLS and zone transfers over TLS (repeatable; "
+                   "853 is the standard port)")
+@click.option("--tls-cert", default=None, help="certificate chain for the TLS listener (PEM file)")
+@click.option("--tls-key", default=None, help="private key for the TLS listener (PEM file)")
 @click.option("--api-listen", default=None, help="ADDR:PORT for the HTTP API")
 @click.option("--database", default=None, help="database URL (sqlite:///PATH or postgresql+psycopg://…)")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
@@ -71,15 +76,19 @@ def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None
               help='the NSID answered to queries that ask (RFC 5001), e.g. --nsid "$(hostname)"')
 @click.pass_context
 def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, ...],
+          tls_listen: tuple[str, ...], tls_cert: str | None, tls_key: str | None,
           api_listen: str | None, database: str | None, log_format: str | None,
           log_level: str | None, demo: bool, migrate: bool, nsid: str | None) -> None:
-    """Serve DNS and the API until SIGINT or SIGTERM."""
+    """Serve DNS and the API until SIGINT or SIGTERM (SIGHUP reloads the TLS certificate)."""
     if config_flag is not None:
         ctx.obj["config"] = config_flag
     settings = _settings(
         ctx,
         {
             ("dns", "listen"): dns_listen,
+            ("dns", "tls_listen"): tls_listen,
+            ("dns", "tls_cert"): tls_cert,
+            ("dns", "tls_key"): tls_key,
             ("api", "listen"): api_listen,
             ("database", "url"): database,
             ("log", "format"): log_format,

@@ -774,9 +774,12 @@ def peer_show(api: Api, name: str) -> None:
 
 
 def _peer_body(address: str | None, port: int | None, key: str | None, notify: bool | None, ixfr: bool | None,
-               transfer_from: Iterable[str]) -> dict[str, Any]:
+               transfer_from: Iterable[str], tls_only: bool | None = None, tls: bool | None = None,
+               tls_verify: str | None = None, tls_spki: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    for k, v in (("address", address), ("port", port), ("key", key), ("notify", notify), ("ixfr", ixfr)):
+    for k, v in (("address", address), ("port", port), ("key", key), ("notify", notify), ("ixfr", ixfr),
+                 ("tls_only", tls_only), ("tls", tls), ("tls_verify", tls_verify),
+                 ("tls_spki", tls_spki)):
         if v is not None:
             body[k] = v
     nets = list(transfer_from)
@@ -792,6 +795,10 @@ _PEER_HELP = {
     "notify": "send it NOTIFY when a linked zone changes [on]",
     "ixfr": "answer its IXFR with differences (else with the whole zone) [on]",
     "transfer_from": "a network it transfers from (repeatable; default: its address)",
+    "tls_only": "as a secondary: allow its transfers only over TLS (XoT); cleartext is refused",
+    "tls": "as a primary: reach it over TLS (XoT) on --port (853 is the standard port)",
+    "tls_verify": "as a primary over TLS: the name its certificate must be valid for",
+    "tls_spki": "as a primary over TLS: pin its key (base64 SHA-256 of the SubjectPublicKeyInfo)",
 }
 
 
@@ -803,6 +810,10 @@ _PEER_HELP = {
 @click.option("--notify/--no-notify", default=None, help=_PEER_HELP["notify"])
 @click.option("--ixfr/--no-ixfr", default=None, help=_PEER_HELP["ixfr"])
 @click.option("--transfer-from", multiple=True, help=_PEER_HELP["transfer_from"])
+@click.option("--tls-only/--no-tls-only", default=None, help=_PEER_HELP["tls_only"])
+@click.option("--tls/--no-tls", default=None, help=_PEER_HELP["tls"])
+@click.option("--tls-verify", metavar="NAME", help=_PEER_HELP["tls_verify"])
+@click.option("--tls-spki", metavar="PIN", help=_PEER_HELP["tls_spki"])
 @pass_api
 def peer_create(api: Api, name: str, **kw: Any) -> None:
     """Create a peer: a secondary to notify and serve, or a primary to transfer from."""
@@ -819,6 +830,10 @@ def peer_create(api: Api, name: str, **kw: Any) -> None:
 @click.option("--ixfr/--no-ixfr", default=None, help=_PEER_HELP["ixfr"])
 @click.option("--transfer-from", multiple=True,
               help="a network it transfers from (repeatable; replaces the list)")
+@click.option("--tls-only/--no-tls-only", default=None, help=_PEER_HELP["tls_only"])
+@click.option("--tls/--no-tls", default=None, help=_PEER_HELP["tls"])
+@click.option("--tls-verify", metavar="NAME", help=_PEER_HELP["tls_verify"] + " ('' clears it)")
+@click.option("--tls-spki", metavar="PIN", help=_PEER_HELP["tls_spki"] + " ('' clears it)")
 @pass_api
 def peer_set(api: Api, name: str, **kw: Any) -> None:
     """Change a peer; options not given stay as they are."""
@@ -918,7 +933,8 @@ acl = remote_group("acl", "Access rules: list, create, delete, check.")
 @pass_api
 def acl_list(api: Api) -> None:
     """List the access rules."""
-    api.show(_items(api.call("GET", "/acls")), ["id", "zone", "action", "network", "key", "effect"])
+    api.show(_items(api.call("GET", "/acls")),
+             ["id", "zone", "action", "network", "key", "effect", "tls_only"])
 
 
 @acl.command("create")
@@ -935,18 +951,22 @@ def acl_list(api: Api) -> None:
                    "*.NAME for every name below NAME); default: the whole zone")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="update rules: a record type it covers (repeatable); default: every type")
+@click.option("--tls-only", is_flag=True,
+              help="transfer rules: allow only over TLS (XoT); a cleartext request is refused")
 @pass_api
 def acl_create(api: Api, action: str, network: str | None, key: str | None, zone_name: str | None,
-               deny: bool, force: bool, names: tuple[str, ...], types: tuple[str, ...]) -> None:
+               deny: bool, force: bool, names: tuple[str, ...], types: tuple[str, ...],
+               tls_only: bool) -> None:
     """An access rule. Give an allow rule both --network and --key: a signed request seen
     on the way verifies again for 300 s, so a key alone admits it from any address
     (README, Security notes). An update rule may narrow what its key changes:
     --action update --zone example.com --key acme --name _acme-challenge --type TXT."""
     body = {"action": action, "network": network, "key": key, "zone": zone_name,
             "effect": "deny" if deny else "allow", **({"force": True} if force else {}),
-            **({"names": list(names)} if names else {}), **({"types": list(types)} if types else {})}
+            **({"names": list(names)} if names else {}), **({"types": list(types)} if types else {}),
+            **({"tls_only": True} if tls_only else {})}
     api.show(api.call("POST", "/acls", json=body).json(),
-              ["id", "zone", "action", "network", "key", "effect", "names", "types"])
+              ["id", "zone", "action", "network", "key", "effect", "names", "types", "tls_only"])
 
 
 @acl.command("delete")
@@ -968,11 +988,13 @@ def acl_delete(api: Api, rule_id: int, yes: bool) -> None:
               show_default=True, help="a transfer out, a NOTIFY in, or an UPDATE in")
 @click.option("--name", help="update: the owner name changed (default: the apex)")
 @click.option("--type", "rdtype", help="update: the record type changed (default: every type)")
+@click.option("--tls", is_flag=True, help="transfer: the request comes over TLS (XoT)")
 @pass_api
 def acl_check(api: Api, zone_name: str, address: str, key: str | None, action: str,
-              name: str | None, rdtype: str | None) -> None:
+              name: str | None, rdtype: str | None, tls: bool) -> None:
     """Would ADDRESS (with KEY) be allowed, and which rule decides? Exit 1 if not."""
     params = {"zone": zone_name, "address": address, "action": action, **({"key": key} if key else {}),
+              **({"tls": "true"} if tls else {}),
               **({"name": name} if name else {}), **({"type": rdtype} if rdtype else {})}
     result = api.call("GET", "/acls/check", params=params).json()
     api.show(result)

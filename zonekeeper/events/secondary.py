@@ -28,6 +28,7 @@ from typing import Any
 
 import dns.asyncquery
 import dns.edns
+import dns.query
 import dns.exception
 import dns.message
 import dns.name
@@ -40,6 +41,7 @@ import structlog
 from zonekeeper.proto import xfrin
 from zonekeeper.proto.rrwire import blob_rdatas, find_blob, name_key
 from zonekeeper.proto.serial import is_newer
+from zonekeeper import tls as xot
 from zonekeeper.settings import SecondarySettings
 from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import ZoneSnapshot
@@ -62,6 +64,11 @@ class Primary:
     port: int
     key: dns.tsig.Key | None
     ixfr: bool
+    # Reached over TLS (XoT, RFC 9103): the SOA query and the transfers, on ``port``; the
+    # certificate verified by name (``tls_verify``) and/or the key pinned (``tls_spki``).
+    tls: bool = False
+    tls_verify: str | None = None
+    tls_spki: str | None = None
 
 
 @dataclass
@@ -177,7 +184,8 @@ class _Framed:
 def _trace(primary: Primary) -> dict[str, Any]:
     """What one ``xfr.in`` event counts, from the start of the attempt."""
     return {"type": None, "msgs": 0, "bytes": 0, "started": time.monotonic(),
-            "key": primary.key.name.to_text() if primary.key is not None else None}
+            "key": primary.key.name.to_text() if primary.key is not None else None,
+            "transport": "tls" if primary.tls else "tcp"}
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -234,6 +242,8 @@ class SecondaryManager:
         self.clock = clock
         self.zones: dict[str, SecondaryZone] = {}
         self.closed = False
+        # TLS client contexts for primaries over TLS, by the name verified (None: none).
+        self._tls: dict[str | None, Any] = {}
         # Each inbound transfer's event (as logged), for the metrics.
         self.on_transfer: Callable[[dict[str, Any]], None] | None = None
 
@@ -241,7 +251,7 @@ class SecondaryManager:
         """One ``xfr.in`` line per transfer (and per primary that failed), with what ``trace``
         counted: the type tried (on success, the outcome: AXFR, IXFR, FALLBACK), messages and bytes received, the key, the time taken."""
         event = {"type": trace["type"], **event, "msgs": trace["msgs"], "bytes": trace["bytes"],
-                 "key": trace["key"],
+                 "key": trace["key"], "transport": trace["transport"],
                  "duration_ms": round((time.monotonic() - trace["started"]) * 1000, 1)}
         log.info("xfr.in", **event)
         if self.on_transfer is not None:
@@ -456,9 +466,16 @@ class SecondaryManager:
         if primary.key is not None:
             q.use_tsig(primary.key)
         try:
-            r = await dns.asyncquery.udp_with_fallback(
-                q, primary.address, timeout=5, port=primary.port, source=self.source_for(primary.address))
-            r = r[0]
+            if primary.tls:
+                # Over TLS too: a primary reached over TLS may answer nothing else (BIND's
+                # "listen-on tls"), and its serial is no one else's business either.
+                r = await asyncio.to_thread(self._soa_over_tls, primary, q)
+            else:
+                r = (await dns.asyncquery.udp_with_fallback(
+                    q, primary.address, timeout=5, port=primary.port,
+                    source=self.source_for(primary.address)))[0]
+        except TransferFailed:
+            raise
         except (dns.exception.Timeout, TimeoutError, OSError) as exc:
             raise TransferFailed(f"SOA query timed out or failed: {exc or 'timeout'}", network=True) from None
         except dns.tsig.PeerError as exc:
@@ -507,6 +524,41 @@ class SecondaryManager:
             raise TransferFailed(f"bad transfer: {exc or type(exc).__name__}") from None
         return reader
 
+    def _tls_context(self, primary: Primary) -> Any:
+        ctx = self._tls.get(primary.tls_verify)
+        if ctx is None:
+            try:
+                ctx = xot.client_context(primary.tls_verify, self.settings.tls_ca_file or None)
+            except xot.TlsConfigError as exc:
+                raise TransferFailed(f"TLS: {exc}", network=True) from None
+            self._tls[primary.tls_verify] = ctx
+        return ctx
+
+    def _connect(self, primary: Primary, timeout: float) -> socket.socket:
+        """A connection to ``primary`` (blocking; worker thread): TCP from our source
+        address, and over TLS when the primary says so, its certificate and pin checked
+        (a failed check is a TransferFailed naming what did not match; no AXFR after it)."""
+        family = socket.AF_INET6 if ":" in primary.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            source = self.source_for(primary.address)
+            if source:
+                sock.bind((source, 0))
+            sock.connect((primary.address, primary.port))
+            if not primary.tls:
+                return sock
+            return xot.connect(sock, self._tls_context(primary), verify_name=primary.tls_verify,
+                               pin=primary.tls_spki,
+                               fail=lambda why: TransferFailed(why, network=True))
+        except BaseException:
+            sock.close()
+            raise
+
+    def _soa_over_tls(self, primary: Primary, q: dns.message.Message) -> dns.message.Message:
+        with self._connect(primary, 5) as sock:
+            return dns.query.tls(q, primary.address, timeout=5, port=primary.port, sock=sock)  # type: ignore[arg-type]
+
     def _receive(self, primary: Primary, reader: xfrin.Reader, query: dns.message.Message,
                  trace: dict[str, Any]) -> None:
         """The transfer itself, over TCP (blocking: runs in a worker thread). Each message is
@@ -516,14 +568,8 @@ class SecondaryManager:
         wire = query.to_wire()  # signs it: query.mac is what the first answer must cover
         question = reader.origin + struct.pack("!HH", query.question[0].rdtype, 1)
         chain = xfrin.TsigChain(primary.key, query.mac or b"")
-        family = socket.AF_INET6 if ":" in primary.address else socket.AF_INET
-        source = self.source_for(primary.address)
         records = size = 0
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(min(MESSAGE_TIMEOUT, limits.transfer_timeout))
-            if source:
-                sock.bind((source, 0))
-            sock.connect((primary.address, primary.port))
+        with self._connect(primary, min(MESSAGE_TIMEOUT, limits.transfer_timeout)) as sock:
             sock.sendall(len(wire).to_bytes(2, "big") + wire)
             stream = _Framed(sock, deadline, limits.transfer_timeout)
             first = True

@@ -86,6 +86,9 @@ class Rule:
     # (numbers) they cover; empty: the whole zone, every type.
     names: tuple[str, ...] = ()
     types: tuple[int, ...] = ()
+    # Transfer rules: what this rule allows, it allows only over TLS (XoT); a cleartext
+    # request it would admit is refused. A deny rule denies over any transport.
+    tls_only: bool = False
 
     def describe(self) -> str:
         parts = [f"acl {self.id}: {self.effect.value} {self.action.value}"]
@@ -98,6 +101,8 @@ class Rule:
             parts.append("names " + ",".join(self.names))
         if self.types:
             parts.append("types " + ",".join(dns.rdatatype.to_text(t) for t in self.types))
+        if self.tls_only:
+            parts.append("over TLS only")
         return " ".join(parts)
 
     def covers(self, owner: str, rdtype: int) -> bool:
@@ -134,6 +139,7 @@ class PeerGrant:
     role: str  # "secondary" | "primary"
     networks: tuple[IPNetwork, ...]
     key: str | None = None
+    tls_only: bool = False  # a secondary whose transfers are allowed only over TLS (XoT)
 
     def matches(self, address: IPAddress, key: str | None) -> bool:
         if not any(address.version == n.version and address in n for n in self.networks):
@@ -172,7 +178,7 @@ class Policy:
     keys: dict[str, dns.tsig.Key] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     peers: dict[str, tuple[PeerGrant, ...]] = field(default_factory=dict)  # zone → grants
-    _decisions: dict[tuple[AclAction, str, str, str | None], Decision] = field(
+    _decisions: dict[tuple[AclAction, str, str, str | None, bool], Decision] = field(
         default_factory=dict, init=False, repr=False, compare=False)
     _known: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
     _notifiers: dict[str, bool] = field(default_factory=dict, init=False, repr=False,
@@ -182,11 +188,14 @@ class Policy:
         """A dnspython keyring callable."""
         return self.keys.get(keyname.to_text().lower())
 
-    def allowed(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
-        asked = (action, zone, address, key)
+    def allowed(self, action: AclAction, zone: str, address: str, key: str | None,
+                tls: bool = False) -> Decision:
+        """The decision on ``action``; ``tls``: the request came over TLS (a "TLS only"
+        rule or peer admits only such requests)."""
+        asked = (action, zone, address, key, tls)
         decision = self._decisions.get(asked)
         if decision is None:
-            decision = self._decide(action, zone, address, key)
+            decision = self._decide(action, zone, address, key, tls)
             if len(self._decisions) >= _MAX_DECISIONS:
                 self._decisions.clear()
             self._decisions[asked] = decision
@@ -245,7 +254,8 @@ class Policy:
         return any(grant.role == "primary" and grant.matches(addr, grant.key)
                    for grants in self.peers.values() for grant in grants)
 
-    def _decide(self, action: AclAction, zone: str, address: str, key: str | None) -> Decision:
+    def _decide(self, action: AclAction, zone: str, address: str, key: str | None,
+                 tls: bool = False) -> Decision:
         try:
             addr = parse_address(address)
         except ValueError:
@@ -255,12 +265,28 @@ class Policy:
         for rule in self.rules:
             if rule.effect is Effect.DENY and rule.matches(action, zone, addr, key):
                 return Decision(False, rule.describe(), "denied by rule", dns.rcode.REFUSED)
+        # A grant that is "TLS only" admits only requests over TLS; a cleartext request it
+        # would have admitted is refused with that reason, unless another grant admits it.
+        tls_needed: Decision | None = None
         for rule in self.rules:
             if rule.effect is Effect.ALLOW and rule.matches(action, zone, addr, key):
+                if rule.tls_only and not tls:
+                    tls_needed = tls_needed or Decision(
+                        False, rule.describe(), "allowed over TLS only; this request came "
+                        "over cleartext TCP", dns.rcode.REFUSED)
+                    continue
                 return Decision(True, rule.describe(), "allowed by rule")
         for grant in self.peers.get(zone, ()):
             if grant.role == _ROLE_FOR.get(action) and grant.matches(addr, key):
+                if grant.tls_only and not tls:
+                    tls_needed = tls_needed or Decision(
+                        False, f"peer {grant.peer}", f"linked {grant.role} peer {grant.peer} "
+                        "transfers over TLS only; this request came over cleartext TCP",
+                        dns.rcode.REFUSED)
+                    continue
                 return Decision(True, f"peer {grant.peer}", f"linked {grant.role} peer")
+        if tls_needed is not None:
+            return tls_needed
         who = f"{addr}" + (f" with key {key}" if key else " without a key")
         return Decision(False, None, f"no rule allows {action.value} of {zone} from {who}",
                         dns.rcode.REFUSED)
@@ -318,7 +344,7 @@ _UNSERVED_STATES = ("expired", "unloaded")
 
 
 def transfer_decision(policy: Policy, zone: str, address: str, key: str | None,
-                      snap: ServedZone | None) -> Decision:
+                      snap: ServedZone | None, *, tls: bool = False) -> Decision:
     """Whether a transfer of ``zone`` to ``address`` (signed with ``key``) goes ahead, and why
     not: the zone is served here, is not expired, the access policy allows it, and the zone's
     outgoing switch is on, checked in this order. The transfer path (``XfrServer``) and the
@@ -328,7 +354,7 @@ def transfer_decision(policy: Policy, zone: str, address: str, key: str | None,
         return Decision(False, None, f"{zone} is not a zone served here", dns.rcode.NOTAUTH)
     if snap.state in _UNSERVED_STATES:
         return Decision(False, None, f"{zone} is {snap.state}", dns.rcode.SERVFAIL)
-    decision = policy.allowed(AclAction.TRANSFER, zone, address, key)
+    decision = policy.allowed(AclAction.TRANSFER, zone, address, key, tls)
     if not decision.allowed:
         return decision
     if not snap.outgoing:

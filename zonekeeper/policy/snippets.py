@@ -5,15 +5,32 @@ in it name the primary's address and the key together: a signed request captured
 way verifies again for 300 s (RFC 8945 keeps no replay cache), so a key alone would admit
 it from anywhere (README, Security notes). A peer without a key gets a note saying how to
 give it one.
+
+A peer that transfers over TLS only (``tls``: our TLS listener's address and port, and the
+pin of our certificate's key when it is known) gets the TLS form: BIND 9.18's ``tls`` block
+named on ``primaries``, Knot's (3.4+) ``tls: on`` remote with ``cert-key``; NOTIFY stays on
+the DNS port in cleartext (RFC 9103 leaves it so). NSD and PowerDNS get a note instead.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 FORMATS = ("bind", "knot", "nsd", "pdns")
 
 
+class TlsPrimary(NamedTuple):
+    """Where a TLS-only peer transfers from: our TLS listener, and the pin (base64 SHA-256
+    of the SubjectPublicKeyInfo) of our certificate's key, or None when not known."""
+
+    address: str | None  # None: no TLS listener configured
+    port: int
+    pin: str | None
+
+
 def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
-                     ixfr: bool = True, key_use: str = "both", peer: str | None = None) -> str:
+                     ixfr: bool = True, key_use: str = "both", peer: str | None = None,
+                     tls: TlsPrimary | None = None) -> str:
     """The snippet for ``fmt``. ``key_use`` says what the key signs: "both", "notify" (our
     NOTIFYs; the secondary transfers unsigned) or "transfer" (its transfer requests and SOA
     queries; our NOTIFYs come unsigned)."""
@@ -28,16 +45,31 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
         f"{comment}   zonekeeper key generate {bare}-xfr && "
         f"zonekeeper peer set {peer or 'PEER'} --key {bare}-xfr",
     ]
+    if tls is not None:
+        unkeyed += [f"{comment} This peer transfers over TLS only (RFC 9103): zonekeeper "
+                    "refuses its cleartext AXFR/IXFR."]
+        if tls.address is None:
+            unkeyed += [f"{comment} zonekeeper has no TLS listener yet: set [dns] tls_listen, "
+                        "tls_cert and tls_key (port 853 assumed below)."]
+        xfr_addr, xfr_port = tls.address or primary, tls.port
+    else:
+        xfr_addr, xfr_port = primary, port
     if fmt == "bind":
         # named takes NOTIFY from its primaries' addresses and verifies a signed one with the
         # key it was given (added first): the key on "primaries" is for transfers only.
         key_part = f' key "{xfr_key}"' if xfr_key else ""
+        tls_name = f"zonekeeper-{bare}-tls"
+        tls_part = f" tls {tls_name}" if tls is not None else ""
         lines = [
             f"// Add the key first: zonekeeper key export {keyname} --format bind" if keyname else None,
+            *([f"tls {tls_name} {{",
+               "    // To verify zonekeeper's certificate (BIND 9.18 \"Strict TLS\"):",
+               '    // ca-file "CA-OF-ZONEKEEPER.pem"; remote-hostname "ITS-NAME";',
+               "};"] if tls is not None else []),
             f'zone "{bare}" {{',
             "    type secondary;",
             f'    file "secondary/{bare}.db";',
-            f"    primaries {{ {primary} port {port}{key_part}; }};",
+            f"    primaries {{ {xfr_addr} port {xfr_port}{key_part}{tls_part}; }};",
             f"    request-ixfr {'yes' if ixfr else 'no'};",
             "};",
         ]
@@ -47,12 +79,19 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
         # Identifiers are per zone: Knot refuses a config that defines one twice, and each
         # zone's snippet must paste on its own.
         rid = f"zonekeeper-{bare}"
+        tls_lines: list[str | None] = []
+        if tls is not None:
+            tls_lines = ["    tls: on",  # Knot 3.4 and later
+                         f"    cert-key: {tls.pin}" if tls.pin else
+                         "    # cert-key: PIN of zonekeeper's key (kdig +tls shows it)"]
         lines = [
             f"# Add the key first: zonekeeper key export {keyname} --format knot" if keyname else None,
+            "# Knot 3.4 or later transfers over TLS." if tls is not None else None,
             "remote:",
             f"  - id: {rid}",
-            f"    address: {primary}@{port}",
+            f"    address: {xfr_addr}@{xfr_port}",
             key_line,
+            *tls_lines,
             "acl:",
             f"  - id: {rid}-notify",
             f"    address: {primary}",
@@ -66,6 +105,9 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
     elif fmt == "nsd":
         xfr = "" if ixfr else "AXFR "
         lines = [
+            *(["# NSD 4.7 or later transfers over TLS: add a tls-auth clause and name it after",
+               f"# the key on request-xfr ({xfr_addr}@{xfr_port}); NSD 4.6 cannot (zonekeeper "
+               f"peer set {peer or 'PEER'} --no-tls-only)."] if tls is not None else []),
             f"# Add the key first: zonekeeper key export {keyname} --format nsd" if keyname else None,
             "zone:",
             f'\tname: "{bare}"',
@@ -76,6 +118,8 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
     elif fmt == "pdns":
         lines = [
             f"# Import the key first: zonekeeper key export {keyname} --format pdns" if keyname else None,
+            ("# PowerDNS does not transfer over TLS: this peer needs cleartext "
+             f"(zonekeeper peer set {peer or 'PEER'} --no-tls-only)") if tls is not None else None,
             # PowerDNS has no per-zone NOTIFY setting: it takes a NOTIFY from the zone's
             # primary when it runs as a secondary and allow-notify-from admits the address.
             f"# In pdns.conf: secondary=yes; allow-notify-from (if set) must admit {primary}",

@@ -1,7 +1,8 @@
 """The transfer gate: whether a transfer request goes ahead, decided once, without I/O.
 
 Order (as in Knot): TSIG (checked before, by ``server.tsig``: its key name comes in) →
-EDNS version → zone → zone state → access → outgoing switch → quota → IXFR choice, so
+EDNS version → zone → zone state → access (with the transport: a "TLS only" grant admits
+only a request that came over TLS) → outgoing switch → quota → IXFR choice, so
 requests nobody allowed never take a transfer slot. Both ways a transfer is served ask
 this one function: ``XfrServer.answer_now`` (answers known at accept) and
 ``XfrServer.serve`` (the task). A refusal is a ``Refusal``; ``REFUSAL_RCODE`` is the one
@@ -68,6 +69,7 @@ class Ask(NamedTuple):
     key: str | None  # the TSIG key it verified with (absolute, lower case), or None
     edns_version: int = -1  # -1: no OPT
     client_serial: int | None = None  # an IXFR's SOA serial (None: absent)
+    tls: bool = False  # the request came over TLS (XoT): what "TLS only" grants need
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ def transfer_gate(ask: Ask, policy: Policy, registry: Registry, *,
         return Verdict(Refusal.EDNS_VERSION,
                        f"EDNS version {ask.edns_version} (only version 0 is known here)", zone)
     snap = registry.zones.get(ask.qkey) if ask.qclass == _CLASS_IN else None
-    decision = transfer_decision(policy, zone, ask.addr, ask.key, snap)
+    decision = transfer_decision(policy, zone, ask.addr, ask.key, snap, tls=ask.tls)
     if not decision.allowed:
         return Verdict(_BY_DECISION_RCODE[decision.rcode], decision.reason, zone, decision.rule)
     assert snap is not None

@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 import struct
 import sys
 from collections import OrderedDict
@@ -109,7 +110,8 @@ class TcpServerState:
                  per_ip: int | None = None, per_prefix: int | None = None,
                  max_input: int = 131_072, notify: NotifyIn | None = None,
                  update: UpdateServer | None = None, counts: list[int] | None = None,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 tls_counts: list[int] | None = None) -> None:
         self.handler = handler
         self.xfr = xfr
         self.router = Router(handler, notify=notify, xfr=xfr, update=update)
@@ -130,6 +132,7 @@ class TcpServerState:
         self.loop = asyncio.get_running_loop()
         self.refusals = Throttle(10.0)
         self.counts = counts  # as UdpProtocol.counts, for TCP
+        self.tls_counts = tls_counts  # the same, for connections over TLS
         self.on_refused = on_refused  # a connection refused: reason
 
     def known(self, addr: str) -> bool:
@@ -229,8 +232,12 @@ class TcpProtocol(asyncio.Protocol):
     idle timeout a connection is closed, or reset if the client left answers unread."""
 
     def __init__(self, state: TcpServerState, peer: tuple[str, int], unread: bytes = b"",
-                 unsent: bytes = b"", known: bool = False) -> None:
+                 unsent: bytes = b"", known: bool = False, tls: bool = False) -> None:
         self.state = state
+        # Whether the connection came over TLS (DoT/XoT, ``TlsAcceptor``): the one place
+        # the transport is known, read by the transfer gate (``xfr.over_tls``).
+        self.tls = tls
+        self.counts = state.tls_counts if tls else state.counts  # what answer_ready counts in
         self.known = known  # may use the reserved slots, and is never cut for a newcomer
         self.transport: asyncio.Transport | None = None
         self.peer = peer
@@ -451,10 +458,12 @@ class _EarlyOut:
     socket. What the socket does not take is kept for the transport, and nothing more is
     written here after it (``paused``)."""
 
-    __slots__ = ("sock", "unsent", "writes")
+    __slots__ = ("sock", "unsent", "writes", "counts")
+    tls = False  # only cleartext connections are answered before their transport exists
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, counts: list[int] | None = None) -> None:
         self.sock = sock
+        self.counts = counts
         self.unsent = b""
         self.writes = 0
 
@@ -481,6 +490,8 @@ class _Writer:
 
     write: Callable[[bytes], None]
     paused: Callable[[], bool]
+    tls: bool
+    counts: list[int] | None  # requests by the RCODE of their answer (TcpServerState.counts)
 
 
 def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
@@ -497,7 +508,7 @@ def answer_ready(state: TcpServerState, data: bytes | bytearray, addr: str,
     batch = 0
     transfer = False
     router = state.router
-    counts = state.counts
+    counts = getattr(out, "counts", state.counts)  # TLS connections count apart
     turn = TURN_REQUESTS
     while end - pos >= 2 and not out.paused() and turn:
         turn -= 1
@@ -601,7 +612,7 @@ class TcpAcceptor:
             if not unread:
                 self._drop(sock, peer)  # closed without a word
                 return
-        out = _EarlyOut(sock)
+        out = _EarlyOut(sock, self.state.counts)
         if unread:
             try:
                 used, _transfer = answer_ready(self.state, unread, peer[0], out)
@@ -639,6 +650,35 @@ class TcpAcceptor:
         waiting.add_done_callback(lambda _done: self._hand_over(step, proto, sock))
 
 
+class TlsAcceptor(TcpAcceptor):
+    """Accepts the connections of a DNS-over-TLS listening socket (DoT, XoT): admitted by
+    the same ``TcpServerState`` counts as TCP, then the TLS handshake (bounded by the idle
+    timeout) and the same ``TcpProtocol`` over the TLS transport, which knows it is TLS.
+    Nothing is answered before the handshake: what came with it is encrypted. ``context``
+    gives the server context of the moment, so a reloaded certificate serves the
+    connections accepted after it."""
+
+    def __init__(self, state: TcpServerState, sock: socket.socket,
+                 context: Callable[[], ssl.SSLContext]) -> None:
+        super().__init__(state, sock)
+        self.context = context
+
+    def _start(self, fd: int, peer: tuple[str, int], known: bool) -> None:
+        sock = socket.socket(self.family, self.type, 0, fileno=fd)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, QUERY_NOTSENT_LOWAT)
+        except OSError:
+            self._drop(sock, peer)
+            return
+        self.state.opening += 1
+        proto = TcpProtocol(self.state, peer, known=known, tls=True)
+        timeout = self.state.idle_timeout
+        self._hand_over(self.loop.connect_accepted_socket(
+            lambda: proto, sock, ssl=self.context(), ssl_handshake_timeout=timeout,
+            ssl_shutdown_timeout=timeout), proto, sock)
+
+
 def make_socket(host: str, port: int, kind: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
@@ -670,3 +710,8 @@ async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn
 
 def start_tcp(state: TcpServerState, sock: socket.socket) -> TcpAcceptor:
     return TcpAcceptor(state, sock)
+
+
+def start_tls(state: TcpServerState, sock: socket.socket,
+              context: Callable[[], ssl.SSLContext]) -> TlsAcceptor:
+    return TlsAcceptor(state, sock, context)

@@ -75,6 +75,13 @@ class Sender:
     drain: Callable[[], Awaitable[None]]
     paused: Callable[[], bool]
     abort: Callable[[], None]  # reset now: the transfer's drain then fails
+    tls: bool  # the connection came over TLS (XoT)
+
+
+def over_tls(out: object) -> bool:
+    """Whether the connection a transfer answers on came over TLS: what the connection says
+    (``TcpProtocol.tls``); writers that say nothing are cleartext."""
+    return getattr(out, "tls", False) is True
 
 
 class _Slot:
@@ -365,7 +372,7 @@ class XfrServer:
         if plain is None or plain.options:  # options are answered per client: serve()'s
             return False
         ask = Ask(req.qkey, _IXFR, req.qclass, addr, None, -1 if plain.edns is None else 0,
-                  plain.serial)
+                  plain.serial, over_tls(out))
         verdict = transfer_gate(ask, self.policy, self.registry, no_slot=self._full,
                                 ixfr_allowed=self.ixfr_allowed)
         snap = verdict.snap
@@ -385,7 +392,8 @@ class XfrServer:
             if not known.incremental:
                 return True  # as serve(): a one-SOA answer that could not go is not logged
             outcome = TransferResult("aborted")
-        self._log(verdict.zone, addr, None, "IXFR", snap.serial, outcome, started, known.style)
+        self._log(verdict.zone, addr, None, "IXFR", snap.serial, outcome, started, known.style,
+                  over_tls(out))
         return True
 
     def _full(self, _zone: str, _addr: str) -> str | None:
@@ -406,6 +414,7 @@ class XfrServer:
     async def serve(self, wire: bytes, client: tuple[str, int], out: Sender) -> TransferResult:
         started = time.monotonic()
         addr = client[0]
+        tls = over_tls(out)
         policy = self.policy
         key_name: str | None = None
         # An unsigned IXFR of the usual shape (what secondaries send) is read without
@@ -474,7 +483,7 @@ class XfrServer:
             if held is not None and self.refused_all.due() is not None:
                 log.info("xfr.refused", zone=zone, client=addr, key=key_name, type=kind,
                          reason=reason, rule=rule, rcode=dns.rcode.to_text(rcode),
-                         suppressed=held)
+                         transport="tls" if tls else "tcp", suppressed=held)
             return TransferResult("refused")
 
         if light and plain is not None:
@@ -485,7 +494,7 @@ class XfrServer:
             client_serial = next((rr.serial for rrset in query.authority for rr in rrset
                                   if rrset.rdtype == dns.rdatatype.SOA), None)
         verdict = transfer_gate(
-            Ask(qkey, rdtype, int(q.rdclass), addr, key_name, edns_version, client_serial),
+            Ask(qkey, rdtype, int(q.rdclass), addr, key_name, edns_version, client_serial, tls),
             policy, self.registry, no_slot=self._quota, ixfr_allowed=self.ixfr_allowed)
         snap = verdict.snap
         if not verdict.allowed or snap is None:
@@ -514,7 +523,8 @@ class XfrServer:
                 snap.ixfr_cache[wire[2:]] = _Known(
                     [len(answer).to_bytes(2, "big"), answer[2:]], False, "current", 1, 1, 0)
             _send(out, answer)
-            self._log(zone, addr, key_name, kind, snap.serial, TransferResult("ok", 1, 1), started, "current")
+            self._log(zone, addr, key_name, kind, snap.serial, TransferResult("ok", 1, 1), started,
+                      "current", tls)
             return TransferResult("ok", 1, 1)
         if verdict.answer is Answer.AXFR_STYLE:
             style = "axfr-style: IXFR is off for this peer"
@@ -552,7 +562,7 @@ class XfrServer:
                 outcome = TransferResult("preempted", outcome.messages, outcome.records, outcome.bytes)
             else:
                 self.slots.remove(slot)
-            self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style)
+            self._log(zone, addr, key_name, kind, snap.serial, outcome, started, style, tls)
         return outcome
 
     def _options(self, request: bytes | dns.message.Message, edns_version: int, addr: str,
@@ -676,9 +686,11 @@ class XfrServer:
         return TransferResult("ok", msgs, records, sent)
 
     def _log(self, zone: str, addr: str, key: str | None, kind: str, serial: int,
-             outcome: TransferResult, started: float, style: str | None) -> None:
+             outcome: TransferResult, started: float, style: str | None,
+             tls: bool = False) -> None:
         event = {
             "zone": zone, "client": addr, "key": key, "type": kind, "serial": serial,
+            "transport": "tls" if tls else "tcp",
             "msgs": outcome.messages, "records": outcome.records, "bytes": outcome.bytes,
             "duration_ms": round((time.monotonic() - started) * 1000, 1), "result": outcome.result,
         }

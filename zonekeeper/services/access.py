@@ -66,6 +66,7 @@ def rule_info(row: AclRule, zones: dict[int, str], keys: dict[int, str]) -> dict
         "effect": row.effect,
         "names": json.loads(row.names) if row.names else None,
         "types": json.loads(row.types) if row.types else None,
+        "tls_only": bool(row.tls_only),
         "created_at": _iso(row.created_at),
     }
 
@@ -86,6 +87,7 @@ def build_policy(s: Session) -> Policy:
                 names=tuple(json.loads(r.names)) if r.names else (),
                 types=tuple(dns.rdatatype.from_text(t) for t in json.loads(r.types))
                 if r.types else (),
+                tls_only=bool(r.tls_only),
             )
         )
     keyring = {
@@ -233,7 +235,7 @@ class AccessService:
         await self._write(lambda s: s.delete(_rule_row(s, rule_id)))
 
     def check(self, action: str, zone: str, address: str, key: str | None, *,
-              name: str | None = None, rdtype: str | None = None) -> Decision:
+              name: str | None = None, rdtype: str | None = None, tls: bool = False) -> Decision:
         """What the DNS side decides for such a request now. For a transfer that is the
         transfer path's own decision (``transfer_decision``: zone served, not expired,
         access policy, outgoing switch), on the version served now; for an UPDATE, the
@@ -252,7 +254,7 @@ class AccessService:
                 snap = self.registry.get(dns.name.from_text(zone))
             except dns.exception.DNSException:
                 snap = None
-            return transfer_decision(self.policy, zone, address, key, snap)
+            return transfer_decision(self.policy, zone, address, key, snap, tls=tls)
         return self.policy.allowed(AclAction(action), zone, address, key)
 
 
@@ -409,6 +411,11 @@ def _set_rule(s: Session, row: AclRule, fields: dict[str, Any], *, creating: boo
             parsed, problems = parse(values, zone_name)
             reasons += problems
             setattr(row, field_name, json.dumps(parsed) if parsed else None)
+    if fields.get("tls_only") is not None:
+        row.tls_only = bool(fields["tls_only"])
+    if row.tls_only and (row.action or fields.get("action")) != AclAction.TRANSFER.value:
+        reasons.append(Reason(("tls_only",), "tls_only is for transfer rules (action: "
+                              "transfer): NOTIFY and UPDATE do not come over TLS"))
     if (row.names or row.types) and (row.action or fields.get("action")) != AclAction.UPDATE.value:
         reasons.append(Reason(("names" if row.names else "types",),
                               "names and types narrow update rules only (action: update)"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +19,11 @@ from zonekeeper.events.notify import PeerTarget
 from zonekeeper.events.secondary import Primary
 from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
-from zonekeeper.policy.snippets import secondary_config
+from zonekeeper.policy.snippets import TlsPrimary, secondary_config
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
+from zonekeeper.tls import DOT_PORT
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -49,6 +53,10 @@ def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
         "notify": row.notify,
         "ixfr": row.ixfr,
         "transfer_from": json.loads(row.transfer_from or "[]"),
+        "tls_only": bool(row.tls_only),
+        "tls": bool(row.tls),
+        "tls_verify": row.tls_verify,
+        "tls_spki": row.tls_spki,
     }
 
 
@@ -67,7 +75,8 @@ def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
         else:
             networks = tuple(parse_network(n) for n in _networks(peer))
             key = key_for(peer, "transfer", keys)
-        out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key))
+        out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key,
+                                                  tls_only=bool(peer.tls_only)))
     return {z: tuple(g) for z, g in out.items()}
 
 
@@ -118,7 +127,9 @@ class PeerService:
             for zone, p in s.execute(q):
                 name = key_for(p, "transfer", keys)
                 key = key_of(name) if name else None
-                out.setdefault(zone, []).append(Primary(p.name, p.address, p.port, key, p.ixfr))
+                out.setdefault(zone, []).append(Primary(
+                    p.name, p.address, p.port, key, p.ixfr, tls=bool(p.tls),
+                    tls_verify=p.tls_verify, tls_spki=p.tls_spki))
         return out
 
     async def list(self) -> list[dict[str, Any]]:
@@ -136,7 +147,7 @@ class PeerService:
             if s.scalar(select(Peer).where(Peer.name == fields["name"])) is not None:
                 raise Conflict(f"peer {fields['name']} already exists")
             row = Peer(name=fields["name"], port=53, notify=True, ixfr=True, transfer_from="[]",
-                       key_use="both")
+                       key_use="both", tls_only=False, tls=False)
             _apply(s, row, fields)
             s.add(row)
             s.flush()
@@ -207,15 +218,30 @@ class PeerService:
 
         await self._write(fn)
 
-    async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int) -> str:
+    async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int,
+                     tls: TlsPrimary | None = None) -> str:
+        """The snippet; ``tls``: our TLS listener, used when the peer is TLS-only."""
         def fn(s: Session) -> str:
             p = _peer(s, peer)
             z = _zone(s, zone)
             key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
-            return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key,
-                                    key_use=p.key_use, ixfr=p.ixfr, peer=p.name)
+            return secondary_config(
+                fmt, zone=z.name, primary=primary, port=port, key=key, key_use=p.key_use,
+                ixfr=p.ixfr, peer=p.name,
+                tls=(tls or TlsPrimary(None, DOT_PORT, None)) if p.tls_only else None)
 
         return await self._read(fn)  # type: ignore[no-any-return]
+
+
+_TLS_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_*]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                       r"(\.[A-Za-z0-9_]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def _is_pin(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 def _key_names(s: Session) -> dict[int, str]:
@@ -251,7 +277,7 @@ def _apply(s: Session, row: Peer, fields: dict[str, Any]) -> None:
             row.key_use = fields["key_use"]
         else:
             reasons.append(Reason(("key_use",), f"key_use must be one of {', '.join(KEY_USES)}"))
-    for flag in ("notify", "ixfr"):
+    for flag in ("notify", "ixfr", "tls_only", "tls"):
         if flag in fields and fields[flag] is not None:
             setattr(row, flag, bool(fields[flag]))
     if "transfer_from" in fields and fields["transfer_from"] is not None:
@@ -262,6 +288,22 @@ def _apply(s: Session, row: Peer, fields: dict[str, Any]) -> None:
             except ValueError as exc:
                 reasons.append(Reason(("transfer_from", i), f"{n!r} is not a network: {exc}"))
         row.transfer_from = json.dumps(nets)
+    if "tls_verify" in fields:
+        name = (fields["tls_verify"] or "").strip().rstrip(".")
+        if name and not _TLS_NAME.fullmatch(name):
+            reasons.append(Reason(("tls_verify",), f"{fields['tls_verify']!r} is not a host "
+                                  "name a certificate could be for"))
+        row.tls_verify = name or None
+    if "tls_spki" in fields:
+        pin = (fields["tls_spki"] or "").strip()
+        if pin and not _is_pin(pin):
+            reasons.append(Reason(("tls_spki",), "a pin is the base64 SHA-256 of the "
+                                  "certificate's SubjectPublicKeyInfo: 44 characters ending "
+                                  "in '='"))
+        row.tls_spki = pin or None
+    if (row.tls_verify or row.tls_spki) and not row.tls:
+        reasons.append(Reason(("tls",), "tls_verify and tls_spki check a primary reached "
+                              "over TLS: set tls: true too"))
     if "key" in fields:
         if fields["key"] is None:
             row.tsig_key_id = None

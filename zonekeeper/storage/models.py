@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -124,6 +125,13 @@ class Peer(Base):
     # What the key signs: "both", "notify" (NOTIFY, and the SOA checks that follow it) or
     # "transfer" (transfer requests; for a primary, also its SOA checks).
     key_use: Mapped[str] = mapped_column(String(16), default="both", server_default="both")
+    # Zone transfers over TLS (0012). As a secondary: its transfers are allowed only over
+    # TLS. As a primary: reached over TLS, its certificate verified by name (tls_verify) or
+    # its key pinned (tls_spki, base64 SHA-256 of the SubjectPublicKeyInfo), or neither.
+    tls_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tls_verify: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    tls_spki: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ZonePeer(Base):
@@ -158,6 +166,8 @@ class AclRule(Base):
     # and record types it covers; NULL: the whole zone, every type.
     names: Mapped[str | None] = mapped_column(Text, nullable=True)
     types: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Transfer rules (0012): what it allows, only over TLS.
+    tls_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JournalEntry(Base):

@@ -222,7 +222,8 @@ async def update_peer(request: Request, session: Admin, name: str,
     ctx = ctx_of(request)
     try:
         body = checked(PeerPatch, _peer_fields(form))
-        peer = await ctx.peers.update(name, body.model_dump())
+        # Only what the form holds: fields it does not show (the TLS ones) stay as they are.
+        peer = await ctx.peers.update(name, body.model_dump(exclude_unset=True))
     except ZonekeeperError as exc:
         try:
             return await _peer_page(request, name, http_status(exc), form=form,

@@ -97,6 +97,7 @@ async def check_access(
     key: str | None = None,
     name: Annotated[str | None, Query(max_length=255, description="update: the owner changed")] = None,
     type: Annotated[str | None, Query(max_length=16, description="update: the type changed")] = None,  # noqa: A002
+    tls: Annotated[bool, Query(description="transfer: the request comes over TLS (XoT)")] = False,
 ) -> dict[str, object]:
     try:
         parse_address(address)
@@ -105,7 +106,7 @@ async def check_access(
                         [Reason(("query", "address"), "give an IPv4 or IPv6 address")]) from None
     zone_abs = absolute(zone.lower())
     key_abs = None if key is None else absolute(key.lower())
-    d = ctx.access.check(action, zone_abs, address, key_abs, name=name, rdtype=type)
+    d = ctx.access.check(action, zone_abs, address, key_abs, name=name, rdtype=type, tls=tls)
     return {"allowed": d.allowed, "rule": d.rule, "reason": d.reason}
 
 

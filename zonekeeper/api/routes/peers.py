@@ -24,9 +24,11 @@ from zonekeeper.api.schemas import (
     ZoneLinkOut,
 )
 from zonekeeper.errors import Conflict, NotFound
+from zonekeeper.policy.snippets import TlsPrimary
 from zonekeeper.services import paging
 from zonekeeper.services.zones import parse_zone_name
 from zonekeeper.settings import parse_hostport
+from zonekeeper.tls import cert_pin
 
 peers = APIRouter(prefix="/peers", tags=["peers"])
 zone_peers = APIRouter(prefix="/zones/{zone}", tags=["peers"])
@@ -64,7 +66,8 @@ async def peer_config(
     format: Literal["bind", "knot", "nsd", "pdns"] = "bind",  # noqa: A002
 ) -> PlainTextResponse:
     host, port = _primary_address(ctx)
-    return PlainTextResponse(await ctx.peers.config(peer, zone, format, primary=host, port=port))
+    return PlainTextResponse(await ctx.peers.config(peer, zone, format, primary=host, port=port,
+                                                    tls=_tls_address(ctx)))
 
 
 def _primary_address(ctx: Ctx) -> tuple[str, int]:
@@ -74,6 +77,16 @@ def _primary_address(ctx: Ctx) -> tuple[str, int]:
         if ":" not in host:
             return host, port
     return parse_hostport(listen[0])
+
+
+def _tls_address(ctx: Ctx) -> TlsPrimary | None:
+    """Our TLS listener (the first IPv4 one) and our certificate's key pin, or None."""
+    dns_cfg = ctx.settings.dns
+    if not dns_cfg.tls_listen:
+        return None
+    hostports = [parse_hostport(item) for item in dns_cfg.tls_listen]
+    host, port = next((hp for hp in hostports if ":" not in hp[0]), hostports[0])
+    return TlsPrimary(host, port, cert_pin(dns_cfg.tls_cert))
 
 
 @zone_peers.get("/peers", response_model=list[ZoneLinkOut])
