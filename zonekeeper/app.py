@@ -18,7 +18,7 @@ from zonekeeper import __version__
 from zonekeeper.context import AppContext
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
-from zonekeeper.events.cluster import Cluster, Hooks
+from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.metrics import Metrics

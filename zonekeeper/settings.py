@@ -108,7 +108,7 @@ class DnsSettings(_Section):
 
 
 class ServerSettings(_Section):
-    """This node among several sharing one PostgreSQL database (events/cluster.py)."""
+    """This node among several sharing one PostgreSQL database (services/cluster.py)."""
 
     # all: DNS and the API; dns: DNS only (the HTTP listener answers /healthz, /readyz and
     # /metrics alone); api: the API only (no DNS listener; never leads).

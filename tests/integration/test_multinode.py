@@ -255,7 +255,7 @@ def test_node_cut_off_or_restarted_during_edits_catches_up(zk_factory, db: str, 
     name_b = ready(b)["node"]["name"]
     stream = EditStream(a, zone, 200).start()
     wait_for(lambda: len(stream.acked) >= 50, timeout=60)
-    # Cut every connection B holds to the database (its LISTEN connection and its pools).
+    # Cut B's own connection to the database (it listens and would lead on it).
     with pg_server.connect() as conn:
         cut = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

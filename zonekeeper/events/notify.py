@@ -112,8 +112,8 @@ class Notifier:
         self._ns_tasks: dict[str, asyncio.Task[None]] = {}  # zone → finding its NS targets
         self._ns_again: set[str] = set()  # zones changed again while that ran
         self.closed = False
-        # Only the leading node of several sharing a database sends NOTIFY (events/cluster.py);
-        # the others publish versions without announcing them.
+        # Only the leading node of several sharing a database sends NOTIFY
+        # (services/cluster.py); the others publish versions without announcing them.
         self.active = True
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:

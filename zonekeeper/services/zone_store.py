@@ -102,7 +102,7 @@ class ZoneStore:
         self.on_removed: Callable[[dns.name.Name], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         # Called inside a write that only the leading node may do (installing a transfer
-        # in): raises when this node does not lead (events/cluster.py); None on one node.
+        # in): raises when this node does not lead (services/cluster.py); None on one node.
         self.fence: Callable[[Any], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -194,7 +194,7 @@ class ZoneStore:
         cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
         return _snapshot(z, z.serial, nodes, cuts)
 
-    # -- changes committed by other nodes sharing the database (events/cluster.py) --------
+    # -- changes committed by other nodes sharing the database (services/cluster.py) --------
     async def sync_zone(self, name: dns.name.Name) -> str:
         """Serve what the database holds for zone ``name`` now (another node changed it,
         or this one missed changes): under the zone's lock, as a local write; the new

@@ -228,7 +228,8 @@ class Cluster:
                 try:
                     await self.zones.sync_zone(dns.name.from_text(zone))
                 except Exception as exc:  # noqa: BLE001 - served as it was; resync retries
-                    log.warning("cluster.sync_failed", zone=zone, error=str(exc) or type(exc).__name__)
+                    log.warning("cluster.sync_failed", zone=zone,
+                                error=str(exc) or type(exc).__name__)
                 if "zone " + zone not in self._again:
                     return
         finally:
