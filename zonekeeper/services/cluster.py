@@ -167,6 +167,8 @@ class Cluster:
 
     async def _set_leading(self, leading: bool) -> None:
         self.leading = leading
+        if self._closed:
+            return  # shutting down: the lock goes with the connection
         if leading:
             log.info("cluster.leading", node=self.name, epoch=self.epoch)
         else:
