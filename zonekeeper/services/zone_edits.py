@@ -307,9 +307,17 @@ class ZoneEdits(ZoneStore):
         current = self.registry.get(origin)
         if current is None or current.serial != old_serial or current.zone_id != z.id:
             # Another node sharing the database committed a change this one has not applied
-            # yet: work from the stored nodes (read under the write lock), not a stale copy.
-            stored = repo.load_nodes(s, z.id)
-            current = _snapshot(z, old_serial, stored, find_cuts(stored, name_key(origin)))
+            # yet: work from the stored version (read under the write lock, before this
+            # change's nodes are written), not a stale copy: caught up from the journal, as
+            # the announcement will, or read whole.
+            caught_up = None
+            if current is not None and current.zone_id == z.id and (
+                    current.state is not ZoneState.UNLOADED):
+                caught_up = self._from_journal(s, z, current)
+            if caught_up is None:
+                stored = repo.load_nodes(s, z.id)
+                caught_up = _snapshot(z, old_serial, stored, find_cuts(stored, name_key(origin)))
+            current = caught_up
         node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current.nodes)
         repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added), **_journal_limits(z))
         z.serial = serial
