@@ -211,6 +211,46 @@ def test_concurrent_edits_on_two_nodes_lose_nothing(zk_factory, db: str) -> None
     assert ixfr_lines(a, zone, start) == ixfr_lines(b, zone, start)
 
 
+def test_secondary_zone_refreshed_by_the_leader_alone_and_served_by_all(zk_factory, db: str) -> None:  # type: ignore[no-untyped-def]
+    """A secondary zone: the leader transfers it, the other node serves what was installed;
+    a NOTIFY the other node receives is passed to the leader; "transfer now" there is 409."""
+    primary = zk_factory().start()  # SQLite, the demo zone, transfers from loopback
+    zone = "example.test."
+    a = node(zk_factory, db).start()
+    wait_for(lambda: ready(a)["leading"])
+    b = node(zk_factory, db).start()
+    with b.client() as api:
+        r = api.post("/peers", json={"name": "up", "address": "127.0.0.1",
+                                     "port": primary.dns_port})
+        assert r.status_code == 201, r.text
+        r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": ["up"]})
+        assert r.status_code == 201, r.text
+    first = primary.serial(zone)
+    wait_for(lambda: served_serial(b, zone) == first, what="B serves what A transferred")
+    assert served_serial(a, zone) == first
+    with primary.client() as p:
+        r = p.post("/peers", json={"name": "follower", "address": "127.0.0.1",
+                                   "port": b.dns_port})
+        assert r.status_code == 201, r.text
+        assert p.put(f"/zones/{zone}/peers/follower", json={"role": "secondary"}).status_code == 200
+        r = p.put(f"/zones/{zone}/rrsets/fresh/A", json={"records": [{"content": "192.0.2.77"}]})
+        serial = r.json()["serial"]
+    # The SOA refresh is an hour: only the NOTIFY sent to B, passed to A, brings it.
+    wait_for(lambda: served_serial(b, zone) == serial, what="B serves the primary's edit")
+    assert b.query(f"fresh.{zone}", "A").answer[0][0].address == "192.0.2.77"
+    assert a.events("cluster.refresh_asked", zone=zone)
+    assert a.events("xfr.in", result="ok", serial=serial)
+    assert not b.events("xfr.in")  # never transferred twice
+    with b.client() as api:
+        r = api.post(f"/zones/{zone}/transfer")
+        assert r.status_code == 409 and "does not lead" in r.text, r.text
+        r = api.post("/acls", json={"zone": zone, "action": "transfer", "network": "127.0.0.0/8"})
+        assert r.status_code == 201, r.text
+    wanted = axfr(primary, zone)
+    wait_for(lambda: axfr_or_none(a, zone) == wanted, what="A's copy transferred out")
+    assert axfr(b, zone) == wanted
+
+
 @pytest.fixture(scope="module")
 def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotSecondary]:
     require_tool("knotd", "knot")

@@ -194,6 +194,7 @@ class Cluster:
         elif what == "peers":
             self._once("peers", self.hooks.peers_changed)
         elif what == "refresh" and arg and self.leading:
+            log.info("cluster.refresh_asked", zone=arg, by=node)  # a NOTIFY another node took
             self.hooks.refresh(arg)
 
     def _once(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
