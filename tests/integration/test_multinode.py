@@ -341,6 +341,27 @@ def test_node_cut_off_or_restarted_during_edits_catches_up(zk_factory, db: str, 
     assert len(resynced) >= 2, resynced  # after the cut, and at the restart
 
 
+def test_leader_cut_off_hands_over_and_follows(zk_factory, db: str, pg_server) -> None:  # type: ignore[no-untyped-def]
+    """The leader's own connection cut (pg_terminate_backend): another node leads within
+    seconds; the cut node reconnects, resynchronises and follows."""
+    a = node(zk_factory, db).start()
+    wait_for(lambda: ready(a)["leading"])
+    b = node(zk_factory, db).start()
+    zone = new_zone(b)
+    with pg_server.connect() as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = %s", (f"zonekeeper {ready(a)['node']['name']}",))
+    cut = time.monotonic()
+    wait_for(lambda: ready(b)["leading"], timeout=5, what="B leads")
+    assert time.monotonic() - cut < 5
+    with b.client() as api:
+        serial = put_a(api, zone, "after-cut", "192.0.2.5")
+    wait_for(lambda: served_serial(a, zone) == serial, what="A follows again")
+    body = ready(a)
+    assert not body["leading"] and body["leader"]["name"] == ready(b)["node"]["name"]
+    assert a.events("cluster.not_leading") and len(a.events("cluster.resynced")) >= 2
+
+
 def test_api_only_node_edits_and_dns_only_node_serves(zk_factory, db: str) -> None:  # type: ignore[no-untyped-def]
     api_node = node(zk_factory, db, "--role", "api").start()
     dns_node = node(zk_factory, db, "--role", "dns").start()
