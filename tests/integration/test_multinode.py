@@ -27,6 +27,7 @@ import httpx2
 import pytest
 
 from tests.conftest import ZkServer, free_port, require_tool
+from tests.integration.test_cli import zk_cli
 from tests.conftest import wait_for as conftest_wait_for
 from tests.peers import KnotSecondary, SecondaryZone, axfr_lines
 
@@ -181,6 +182,11 @@ def test_an_edit_on_one_node_is_served_by_the_others(zk_factory, db: str) -> Non
     with b.client() as api:
         served = api.get(f"/zones/{zone}/served").json()
     assert served["serial"] == served["stored_serial"] == serial and not served["leading"]
+    out = zk_cli(b, "zone", "status", zone)
+    assert out.returncode == 0, out.stderr
+    name_a, name_b = ready(a)["node"]["name"], ready(b)["node"]["name"]
+    assert (f"node {name_b} (role all) serves serial {serial} (stored {serial}); "
+            f"leader: {name_a}") in out.stderr
     # A zone deleted on A is gone from B.
     with a.client() as api:
         assert api.delete(f"/zones/{zone}").status_code == 204
