@@ -18,7 +18,6 @@ from zonekeeper import __version__
 from zonekeeper.context import AppContext
 from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
-from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.metrics import Metrics
@@ -38,6 +37,7 @@ from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService
@@ -149,6 +149,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
     )
+
     def notify_accepted(zone: str) -> None:
         """A NOTIFY for a secondary zone: refresh it now, or ask the leader to."""
         if cluster.leading:
@@ -269,17 +270,18 @@ def notify_sources(settings: Settings) -> dict[int, str]:
     return out
 
 
-def _sqlite_single_node(rt: Runtime) -> Any:
+def _sqlite_single_node(settings: Settings) -> Any:
     """On SQLite, one ``zonekeeper serve`` per database file: an exclusive lock on
-    ``FILE.serve.lock`` beside it, held as long as the process runs (the kernel drops it when
-    the process ends, however it ends). None on PostgreSQL, where nodes share the database."""
-    if not rt.db.is_sqlite:
+    ``FILE.serve.lock`` beside it, taken before the database is opened (or migrated) and
+    held as long as the process runs (the kernel drops it when the process ends, however it
+    ends). None on PostgreSQL, where nodes share the database."""
+    if not settings.database.url.startswith("sqlite"):
         return None
     import fcntl
 
     from sqlalchemy import make_url
 
-    path = make_url(rt.settings.database.url).database
+    path = make_url(settings.database.url).database
     if not path or path == ":memory:":
         return None
     lock_path = f"{path}.serve.lock"
@@ -288,7 +290,6 @@ def _sqlite_single_node(rt: Runtime) -> Any:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
-        rt.db.dispose()
         raise StartupError(
             f"database {path} is in use by another zonekeeper serve (it holds {lock_path}); "
             "SQLite serves one node: run several nodes on one PostgreSQL database") from exc
@@ -341,6 +342,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown."""
     started = time.monotonic()
+    lock = _sqlite_single_node(settings)
     rt = build(settings, migrate=migrate)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -358,7 +360,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
-    lock = _sqlite_single_node(rt)
     role = settings.server.role
     sockets = _bind_all(settings) if role != "api" else []
     api_host, api_port = parse_hostport(settings.api.listen)
