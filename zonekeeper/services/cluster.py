@@ -51,6 +51,13 @@ LEADER_KEY = 0x7A6B4C44
 POLL = 1.0
 # Seconds to wait before connecting again after the connection was lost.
 RECONNECT = 1.0
+# Seconds a heartbeat (or a try for the lock) may take before the connection counts as lost.
+HEARTBEAT_TIMEOUT = 5.0
+# Set on the server side of the connection: a node cut off by the network (no FIN, no RST)
+# loses its session, and so its lead, within about 10 s instead of the server's default of
+# hours of TCP keepalive.
+SESSION_SETTINGS = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2",
+                    "SET tcp_keepalives_count = 2", "SET tcp_user_timeout = 10000")
 
 
 class NotLeader(Conflict):
@@ -134,6 +141,8 @@ class Cluster:
                 await asyncio.sleep(RECONNECT)
 
     async def _session(self, conn: Any) -> None:
+        for setting in SESSION_SETTINGS:
+            await conn.execute(setting)
         await conn.execute(f"LISTEN {CHANNEL}")
         self.connected = True
         log.info("cluster.listening", node=self.name, role=self.role)
@@ -142,12 +151,16 @@ class Cluster:
         await self.resync()
         while not self._closed:
             if self.can_lead and not self.leading:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_KEY,))
+                cur = await asyncio.wait_for(
+                    conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_KEY,)),
+                    HEARTBEAT_TIMEOUT)
                 row = await cur.fetchone()
                 if row is not None and row[0]:
                     await self._take_lead(conn)
             else:
-                await conn.execute("SELECT 1")  # a connection lost shows here
+                # A connection lost shows here (a network that drops everything, by the
+                # timeout): the lead is given up before the server ends the session.
+                await asyncio.wait_for(conn.execute("SELECT 1"), HEARTBEAT_TIMEOUT)
             async for note in conn.notifies(timeout=POLL):
                 self._dispatch(note.payload)
 
