@@ -347,6 +347,34 @@ def test_node_cut_off_or_restarted_during_edits_catches_up(zk_factory, db: str, 
     assert len(resynced) >= 2, resynced  # after the cut, and at the restart
 
 
+def test_a_deposed_leader_cannot_install_a_transfer(zk_factory, db: str, pg_server) -> None:  # type: ignore[no-untyped-def]
+    """The install of a transferred zone checks the leader's term in its own transaction:
+    once another term is stored, this node's refresh fails and nothing is installed."""
+    primary = zk_factory().start()  # SQLite, the demo zone, transfers from loopback
+    zone = "example.test."
+    a = node(zk_factory, db).start()
+    wait_for(lambda: ready(a)["leading"])
+    with a.client() as api:
+        assert api.post("/peers", json={"name": "up", "address": "127.0.0.1",
+                                        "port": primary.dns_port}).status_code == 201
+        r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": ["up"]})
+        assert r.status_code == 201, r.text
+    first = primary.serial(zone)
+    wait_for(lambda: served_serial(a, zone) == first)
+    with primary.client() as p:
+        put_a(p, zone, "fresh", "192.0.2.78")
+    # Another term begins (as when another node takes the lead) while A still believes it
+    # leads.
+    with pg_server.connect(db.rsplit("/", 1)[1]) as conn:
+        conn.execute("UPDATE cluster_leader SET epoch = epoch + 1")
+    with a.client() as api:
+        out = api.post(f"/zones/{zone}/transfer").json()
+    assert out["result"] == "FAILED" and "does not lead" in out["error"], out
+    assert served_serial(a, zone) == first
+    with a.client() as api:
+        assert api.get(f"/zones/{zone}").json()["serial"] == first
+
+
 def test_leader_cut_off_hands_over_and_follows(zk_factory, db: str, pg_server) -> None:  # type: ignore[no-untyped-def]
     """The leader's own connection cut (pg_terminate_backend): another node leads within
     seconds; the cut node reconnects, resynchronises and follows."""
