@@ -217,6 +217,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             owed = await asyncio.to_thread(status.stored_owed_sync)
             await sync_secondaries()
             notifier.resume(owed)
+            notifier.took_over()
         else:
             notifier.pause()
             await sync_secondaries()

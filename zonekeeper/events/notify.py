@@ -261,6 +261,14 @@ class Notifier:
         for zone in ns_zones:
             self._notify_ns(zone)
 
+    def took_over(self) -> None:
+        """This node now leads: the apex NS targets of every zone with ``notify_ns`` get a
+        NOTIFY of the serial served (what is owed to them is not stored per change, so a
+        leader that died may have left one unsent; as BIND notifies at start)."""
+        for snap in list(self.registry.zones.values()):
+            if snap.outgoing and snap.notify_ns and snap.state is not ZoneState.UNLOADED:
+                self._notify_ns(snap.name.to_text())
+
     def _schedule(self, zone: str, target: PeerTarget, serial: int) -> None:
         key = (zone, target.name)
         self._wanted[key] = serial
