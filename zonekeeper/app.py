@@ -38,6 +38,7 @@ from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
+from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService
@@ -88,6 +89,11 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         raise StartupError(f"database {shown_url(settings.database.url)}: {exc}") from exc
     registry = Registry()
     zones = ZoneService(db, registry, limits=settings.zones)
+    role = settings.server.role
+    node_name = settings.server.name or (
+        f"{socket.gethostname()}:{parse_hostport(settings.api.listen)[1]}")
+    cluster = Cluster(db, zones, role=role, name=node_name, can_lead=role != "api")
+    zones.fence = cluster.fence  # only the leader installs transfers in
     usage = LastUsed(db, interval_seconds=settings.database.last_used_interval)
     tokens = TokenService(db, usage)
     dns_cfg = settings.dns
@@ -120,6 +126,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         on_status=status.update,
         on_owed=status.owe,
     )
+    notifier.active = cluster.leading  # several nodes: the leader alone sends NOTIFY
     xfr = XfrServer(
         registry,
         transfers_out=settings.dns.transfers_out,
@@ -145,8 +152,16 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
     )
+
+    def notify_accepted(zone: str) -> None:
+        """A NOTIFY for a secondary zone: refresh it now, or ask the leader to."""
+        if cluster.leading:
+            secondaries.notify(zone)
+        else:
+            asyncio.get_running_loop().create_task(cluster.announce("refresh", zone))
+
     notify_in = NotifyIn(
-        registry, tsig, metrics=metrics, on_notify=secondaries.notify,
+        registry, tsig, metrics=metrics, on_notify=notify_accepted,
         limit=NotifyLimit(
             rate=settings.notify.in_rate,
             burst=settings.notify.in_burst,
@@ -170,8 +185,13 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
 
     async def sync_secondaries() -> None:
         """Give the refresh engine every secondary zone with its current primaries (and
-        rebuild the access policy: linked primaries may NOTIFY us)."""
+        rebuild the access policy: linked primaries may NOTIFY us). Only the leading node
+        refreshes secondary zones."""
         await asyncio.to_thread(refresh)
+        if not cluster.leading:
+            for name in list(secondaries.zones):
+                secondaries.remove(dns.name.from_text(name))
+            return
         rows, primaries = await asyncio.to_thread(secondary_setup)
         for row in rows:
             t = secondaries.zones.get(row["name"])
@@ -189,6 +209,28 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
     ctx.state["sync_secondaries"] = sync_secondaries
+    ctx.state["cluster"] = cluster
+
+    async def leading(lead: bool) -> None:
+        """This node took the lead: send the NOTIFYs owed (stored with every change, so
+        those its predecessor had not sent too) and refresh the secondary zones. Lost it:
+        stop both."""
+        if lead:
+            notifier.active = True
+            owed = await asyncio.to_thread(status.stored_owed_sync)
+            await sync_secondaries()
+            notifier.resume(owed)
+            notifier.took_over()
+        else:
+            notifier.pause()
+            await sync_secondaries()
+
+    async def access_changed() -> None:
+        await asyncio.to_thread(refresh)
+
+    ctx.state["cluster_hooks"] = Hooks(access_changed=access_changed,
+                                       peers_changed=sync_secondaries, leading=leading,
+                                       refresh=secondaries.notify)
     monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier,
                       metrics=metrics)
     monitor.attach(notifier=notifier, secondaries=secondaries, zones=zones)
@@ -230,6 +272,32 @@ def notify_sources(settings: Settings) -> dict[int, str]:
         host, _ = parse_hostport(item)
         out.setdefault(6 if ":" in host else 4, host)
     return out
+
+
+def _sqlite_single_node(settings: Settings) -> Any:
+    """On SQLite, one ``zonekeeper serve`` per database file: an exclusive lock on
+    ``FILE.serve.lock`` beside it, taken before the database is opened (or migrated) and
+    held as long as the process runs (the kernel drops it when the process ends, however it
+    ends). None on PostgreSQL, where nodes share the database."""
+    if not settings.database.url.startswith("sqlite"):
+        return None
+    import fcntl
+
+    from sqlalchemy import make_url
+
+    path = make_url(settings.database.url).database
+    if not path or path == ":memory:":
+        return None
+    lock_path = f"{path}.serve.lock"
+    handle = open(lock_path, "a+b")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        raise StartupError(
+            f"database {path} is in use by another zonekeeper serve (it holds {lock_path}); "
+            "SQLite serves one node: run several nodes on one PostgreSQL database") from exc
+    return handle
 
 
 def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.socket]]:
@@ -300,6 +368,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown."""
     started = time.monotonic()
+    lock = _sqlite_single_node(settings)
     rt = build(settings, migrate=migrate)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -317,8 +386,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
 
-    sockets = _bind_all(settings)
-    server_tls, tls_sockets = _bind_tls(settings)
+    role = settings.server.role
+    sockets = _bind_all(settings) if role != "api" else []
+    server_tls, tls_sockets = _bind_tls(settings) if role != "api" else (None, [])
     api_host, api_port = parse_hostport(settings.api.listen)
     try:
         api_sock = make_socket(api_host, api_port, socket.SOCK_STREAM)
@@ -402,6 +472,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
     # that takes one transfers at once).
     rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
+    cluster: Cluster = rt.ctx.state["cluster"]
+    # Several nodes on PostgreSQL: listen for the others' changes, resynchronise, and try
+    # to lead (on SQLite this node leads and nothing runs).
+    cluster.start(rt.ctx.state["cluster_hooks"])
     rt.usage.start()  # last_used_at of keys and tokens, written every interval
     assert rt.cookies is not None
     rt.cookies.start()  # the COOKIE secret: re-read, rotated when due
@@ -448,6 +522,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # the process alive: asyncio waits for its threads), stop accepting, close connections,
     # stop the API, close storage.
     rt.zones.stop()
+    await cluster.close()  # the lead, if held, passes to another node now
     rt.tcp_state.accepting = False
     for server in rt.servers:
         server.close()
@@ -475,4 +550,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     if rt.cookies is not None:
         await rt.cookies.close()
     rt.db.dispose()
+    if lock is not None:
+        lock.close()
     log.info("shutdown.done")

@@ -117,6 +117,16 @@ class DnsSettings(_Section):
         return self
 
 
+class ServerSettings(_Section):
+    """This node among several sharing one PostgreSQL database (services/cluster.py)."""
+
+    # all: DNS and the API; dns: DNS only (the HTTP listener answers /healthz, /readyz and
+    # /metrics alone); api: the API only (no DNS listener; never leads).
+    role: Literal["all", "dns", "api"] = "all"
+    # How the node is shown (/readyz, zone status, the leader): default host:API port.
+    name: str | None = None
+
+
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8080"
     max_body_bytes: int = Field(10_485_760, ge=1024)
@@ -247,6 +257,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    server: ServerSettings = Field(default_factory=ServerSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     web: WebSettings = Field(default_factory=WebSettings)

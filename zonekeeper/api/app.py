@@ -66,13 +66,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestGuard, ctx=ctx, public=frozenset({app.openapi_url}))
 
-    for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
-                   peers.zone_peers):
-        app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
+    if ctx.settings.server.role != "dns":  # a DNS-only node answers health checks alone
+        for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
+                       peers.zone_peers):
+            app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
-    from zonekeeper.web import mount
+        from zonekeeper.web import mount
 
-    mount(app)
+        mount(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -81,8 +82,10 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> Response:
-        """200 when the DNS and API listeners are bound, every zone is loaded and the
-        database answers; else 503 with the reasons."""
+        """200 when the DNS and API listeners are bound, every zone is loaded, the
+        database answers and (several nodes on PostgreSQL) this node hears the others'
+        changes; else 503 with the reasons. Also: this node's role, whether it leads, the
+        node that leads, and the serial this node serves per zone."""
         state = ctx.state
         reasons = await state["monitor"].readiness()
         body = {
@@ -91,8 +94,12 @@ def create_app(ctx: AppContext) -> FastAPI:
             "listening": bool(state.get("listening")),
             "zones_loaded": bool(state.get("zones_loaded")),
             "zones": len(ctx.zones.registry.zones),
-            "role": "leader",
+            **await state["cluster"].status(),
         }
+        if body["node"]["started"] and not body["node"]["connected"]:
+            reasons.append("not hearing the other nodes' changes (reconnecting to the "
+                           "database); serving the versions held")
+            body["status"] = "not ready"
         return JSONResponse(body, status_code=200 if not reasons else 503)
 
     if ctx.settings.metrics.enabled and not ctx.settings.metrics.listen:

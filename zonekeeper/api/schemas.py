@@ -403,6 +403,18 @@ class XfrStatusRow(BaseModel):
     alert_reason: str | None = None
 
 
+class ServedOut(BaseModel):
+    """A zone as this node serves it, among the nodes sharing the database."""
+
+    zone: str
+    serial: int | None  # the version this node serves (None: not served here)
+    stored_serial: int  # the version committed in the database
+    role: str  # this node's role: all, dns or api
+    leading: bool
+    node: dict[str, object]
+    leader: dict[str, object] | None
+
+
 class TransferRequest(_In):
     axfr: bool = False
 

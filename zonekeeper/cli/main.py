@@ -74,11 +74,14 @@ def cli(ctx: click.Context, config: Path | None, api_url: str, token: str | None
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema")
 @click.option("--nsid", default=None,
               help='the NSID answered to queries that ask (RFC 5001), e.g. --nsid "$(hostname)"')
+@click.option("--role", type=click.Choice(["all", "dns", "api"]), default=None,
+              help="what this node serves: DNS and the API, DNS only, or the API only [all]")
 @click.pass_context
 def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, ...],
           tls_listen: tuple[str, ...], tls_cert: str | None, tls_key: str | None,
           api_listen: str | None, database: str | None, log_format: str | None,
-          log_level: str | None, demo: bool, migrate: bool, nsid: str | None) -> None:
+          log_level: str | None, demo: bool, migrate: bool, nsid: str | None,
+          role: str | None) -> None:
     """Serve DNS and the API until SIGINT or SIGTERM (SIGHUP reloads the TLS certificate)."""
     if config_flag is not None:
         ctx.obj["config"] = config_flag
@@ -94,6 +97,7 @@ def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, .
             ("log", "format"): log_format,
             ("log", "level"): log_level,
             ("dns", "nsid"): nsid,
+            ("server", "role"): role,
         },
     )
     import uvloop

@@ -602,10 +602,19 @@ def zone_transfer(api: Api, name: str, axfr: bool, timeout: float) -> None:
 @click.argument("name")
 @pass_api
 def zone_status(api: Api, name: str) -> None:
-    """Per linked peer: its serial, lag, last NOTIFY and last transfer."""
+    """Per linked peer: its serial, lag, last NOTIFY and last transfer; then the node
+    answering (its role, the serial it serves) and the node that leads."""
     api.show(api.call("GET", f"/zones/{name}/xfr-status").json(),
              ["peer", "address", "serial", "peer_serial", "serial_lag", "state", "alert", "notify",
               "last_transfer"])
+    served = api.call("GET", f"/zones/{name}/served").json()
+    leader = served.get("leader") or {}
+    node = served["node"]
+    click.echo(f"node {node['name']} (role {served['role']}"
+               f"{', leading' if served['leading'] else ''}) serves serial {served['serial']}"
+               f" (stored {served['stored_serial']}); leader: "
+               f"{leader.get('name') or 'none'}"
+               f"{'' if not leader or leader.get('held') else ' (lock not held)'}", err=True)
 
 
 @zone.command("link")

@@ -112,6 +112,9 @@ class Notifier:
         self._ns_tasks: dict[str, asyncio.Task[None]] = {}  # zone → finding its NS targets
         self._ns_again: set[str] = set()  # zones changed again while that ran
         self.closed = False
+        # Only the leading node of several sharing a database sends NOTIFY
+        # (services/cluster.py); the others publish versions without announcing them.
+        self.active = True
 
     def set_targets(self, targets: dict[str, tuple[PeerTarget, ...]]) -> None:
         self.targets = targets
@@ -133,7 +136,7 @@ class Notifier:
     def zone_changed(self, snap: ZoneSnapshot) -> None:
         """Called on the loop when a new version is published, and when a zone's outgoing
         transfers are switched back on (its secondaries may have missed versions)."""
-        if self.closed:
+        if self.closed or not self.active:
             return
         zone = snap.name.to_text()
         if not snap.outgoing:
@@ -240,6 +243,8 @@ class Notifier:
         """Send again, at the serial served now, the NOTIFYs still owed when the server last
         stopped; forget those whose zone or target is gone or whose zone has outgoing
         transfers off (switching them on notifies every secondary anyway)."""
+        if not self.active:
+            return
         ns_zones = set()
         for (zone, name), serial in owed.items():
             snap = self.registry.get(dns.name.from_text(zone))
@@ -255,6 +260,14 @@ class Notifier:
                 ns_zones.add(zone)
         for zone in ns_zones:
             self._notify_ns(zone)
+
+    def took_over(self) -> None:
+        """This node now leads: the apex NS targets of every zone with ``notify_ns`` get a
+        NOTIFY of the serial served (what is owed to them is not stored per change, so a
+        leader that died may have left one unsent; as BIND notifies at start)."""
+        for snap in list(self.registry.zones.values()):
+            if snap.outgoing and snap.notify_ns and snap.state is not ZoneState.UNLOADED:
+                self._notify_ns(snap.name.to_text())
 
     def _schedule(self, zone: str, target: PeerTarget, serial: int) -> None:
         key = (zone, target.name)
@@ -434,6 +447,15 @@ class Notifier:
             got = await self.check_serial(zone, target)
             if got == serial:
                 return
+
+    def pause(self) -> None:
+        """Stop sending (this node no longer leads): the NOTIFYs being tried are dropped,
+        still owed in storage for the node that leads now."""
+        self.active = False
+        self._wanted.clear()
+        for t in (*self._tasks.values(), *self._polls.values(), *self._ns_tasks.values()):
+            if not t.done():
+                t.cancel()
 
     async def close(self) -> None:
         self.closed = True

@@ -142,6 +142,8 @@ class SecondaryWatch:
             await asyncio.sleep(self.interval)
 
     def tick(self) -> None:
+        if not self.notifier.active:
+            return  # several nodes: the leader, which sends NOTIFY, watches (and alerts)
         now = self.clock()
         seen: set[tuple[str, str]] = set()
         for zone, targets in self.status.targets.items():

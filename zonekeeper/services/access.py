@@ -30,6 +30,7 @@ from zonekeeper.policy.acl import (
     update_decision,
 )
 from zonekeeper.services.usage import LastUsed
+from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import AclRule, Peer, TsigKey, Zone
 from zonekeeper.text import absolute, utc_text
@@ -120,6 +121,7 @@ class AccessService:
         def work(s: Session) -> tuple[Any, Policy]:
             result = fn(s)
             s.flush()
+            repo.announce(s, "access")
             return result, build_policy(s)
 
         result, policy = await self.db.run_write(work)

@@ -20,6 +20,7 @@ from zonekeeper.events.secondary import Primary
 from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import TlsPrimary, secondary_config
+from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
@@ -102,7 +103,12 @@ class PeerService:
         self.on_change = on_change
 
     async def _write(self, fn: Callable[[Session], Any]) -> Any:
-        result = await self.db.run_write(fn)
+        def work(s: Session) -> Any:
+            result = fn(s)
+            repo.announce(s, "peers")
+            return result
+
+        result = await self.db.run_write(work)
         await self.on_change()
         return result
 

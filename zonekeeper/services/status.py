@@ -45,6 +45,9 @@ class StatusService:
         # (zone, NOTIFY target) → the serial owed to it; loaded at start, then as it changes.
         self.owed: dict[tuple[str, str], int] = {}
         self._owed_dirty: set[tuple[str, str]] = set()
+        # (zone, target) → the serial whose NOTIFY was settled: its stored row goes unless a
+        # newer change (on any node sharing the database) has put a newer serial there.
+        self._settled: dict[tuple[str, str], int] = {}
         self._flush_task: asyncio.Task[None] | None = None
         # The stale-secondary detector (events/watch.py), set by the composition root: its
         # state per pair is shown with the rest.
@@ -67,9 +70,13 @@ class StatusService:
                     "last_transfer": json.loads(st.last_transfer) if st.last_transfer else None,
                     "notify": json.loads(st.notify) if st.notify else None,
                 }
-            for zone, owed in s.execute(select(Zone.name, NotifyOwed)
-                                        .join(NotifyOwed, NotifyOwed.zone_id == Zone.id)):
-                self.owed[(zone, owed.target)] = owed.serial
+        self.owed.update(self.stored_owed_sync())
+
+    def stored_owed_sync(self) -> dict[tuple[str, str], int]:
+        """The NOTIFYs owed as stored (by this node, or with the changes of any node)."""
+        with self.db.read() as s:
+            return {(zone, owed.target): owed.serial for zone, owed in s.execute(
+                select(Zone.name, NotifyOwed).join(NotifyOwed, NotifyOwed.zone_id == Zone.id))}
 
     # -- updates (on the loop) ---------------------------------------------------------------
     def update(self, zone: str, peer: str, fields: dict[str, Any]) -> None:
@@ -81,8 +88,10 @@ class StatusService:
     def owe(self, zone: str, target: str, serial: int | None) -> None:
         """A NOTIFY of ``serial`` is owed to ``target`` (None: it is not any more)."""
         if serial is None:
-            if self.owed.pop((zone, target), None) is None:
+            settled = self.owed.pop((zone, target), None)
+            if settled is None:
                 return
+            self._settled[(zone, target)] = settled
         elif self.owed.get((zone, target)) == serial:
             return
         else:
@@ -127,14 +136,18 @@ class StatusService:
             return
         snapshot = {k: dict(self.rows.get(k, {})) for k in dirty}
         owed = {k: self.owed.get(k) for k in owed_dirty}
+        settled = {k: self._settled.pop(k) for k in owed_dirty if k in self._settled}
         try:
-            await asyncio.to_thread(self._write, snapshot, owed)
+            await asyncio.to_thread(self._write, snapshot, owed, settled)
         except Exception:  # noqa: BLE001 - status is best effort; it is rewritten on the next change
             self._owed_dirty |= owed_dirty  # what is owed is written with the next change
+            for k, v in settled.items():
+                self._settled.setdefault(k, v)
             log.exception("status.write_failed")
 
     def _write(self, rows: dict[tuple[str, str], dict[str, Any]],
-               owed: dict[tuple[str, str], int | None]) -> None:
+               owed: dict[tuple[str, str], int | None],
+               settled: dict[tuple[str, str], int] | None = None) -> None:
         with self.db.write() as s:
             zones = {z.name: z.id for z in s.scalars(select(Zone))}
             peers = {p.name: p.id for p in s.scalars(select(Peer))}
@@ -143,7 +156,8 @@ class StatusService:
                     continue
                 row = s.get(NotifyOwed, (zones[zone], target))
                 if serial is None:
-                    if row is not None:
+                    done = (settled or {}).get((zone, target))
+                    if row is not None and (done is None or not is_newer(row.serial, done)):
                         s.delete(row)
                 elif row is None:
                     s.add(NotifyOwed(zone_id=zones[zone], target=target, serial=serial))

@@ -24,12 +24,7 @@ from zonekeeper.errors import (
     Invalid,
     Reason,
 )
-from zonekeeper.proto import axfr
-from zonekeeper.proto.rrwire import (
-    Node,
-    find_blob,
-    name_key,
-)
+from zonekeeper.proto.rrwire import find_cuts, name_key
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.services.dnsupdate import UpdateRR, apply_updates, check_prerequisites, prescan
 from zonekeeper.services.zone_inputs import RRsetChange, ZoneSpec, ZoneUpdate, owner_name
@@ -37,13 +32,13 @@ from zonekeeper.services.zone_store import (
     _NS,
     _SETTING_DEFAULTS,
     _SOA,
-    _T_NS,
     ZoneStore,
     _abs,
     _apply_changes,
     _check_if_match,
     _journal_limits,
     _load,
+    _next_snapshot,
     _raise_findings,
     _rr_wire,
     _rrset_rows,
@@ -107,6 +102,7 @@ class ZoneEdits(ZoneStore):
             s.flush()
             nodes, cuts = compile_nodes(origin, content.served_rrsets())
             repo.replace_all(s, z.id, _rrset_rows(content), nodes)
+            repo.announce(s, "zone", z.name)
         snap = _snapshot(z, serial, nodes, cuts)
         return snap, zone_info(z, soa, self._records(z, snap))
 
@@ -156,6 +152,7 @@ class ZoneEdits(ZoneStore):
                 with self.db.write() as s:
                     z = self._zone(s, name)
                     s.delete(z)
+                    repo.announce(s, "zone", z.name)
 
             await asyncio.to_thread(work)
             self.registry.remove(name)
@@ -308,30 +305,30 @@ class ZoneEdits(ZoneStore):
                 row.records = new.records_json()
         s.flush()
         current = self.registry.get(origin)
-        current_nodes: dict[bytes, Node] = current.nodes if current is not None else {}
-        node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current_nodes)
+        if current is None or current.serial != old_serial or current.zone_id != z.id:
+            # Another node sharing the database committed a change this one has not applied
+            # yet: work from the stored version (read under the write lock, before this
+            # change's nodes are written), not a stale copy: caught up from the journal, as
+            # the announcement will, or read whole.
+            caught_up = None
+            if current is not None and current.zone_id == z.id and (
+                    current.state is not ZoneState.UNLOADED):
+                caught_up = self._from_journal(s, z, current)
+            if caught_up is None:
+                stored = repo.load_nodes(s, z.id)
+                caught_up = _snapshot(z, old_serial, stored, find_cuts(stored, name_key(origin)))
+            current = caught_up
+        node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current.nodes)
         repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added), **_journal_limits(z))
         z.serial = serial
         z.change_id += 1
         z.updated_at = datetime.now(UTC)
+        repo.owe_notify(s, z, serial)
+        repo.announce(s, "zone", z.name)
         s.flush()
-        nodes = dict(current_nodes)
-        cuts = set(current.cuts) if current is not None else set()
-        origin_key = name_key(origin)
-        for k, v in node_changes.items():
-            if v is None:
-                nodes.pop(k, None)
-                cuts.discard(k)
-            else:
-                nodes[k] = v
-                if k != origin_key and find_blob(v, _T_NS) is not None:
-                    cuts.add(k)
-                else:
-                    cuts.discard(k)
-        snap = _snapshot(z, serial, nodes, frozenset(cuts))
-        if current is not None and current.axfr is not None:
-            # Re-render only the changed owners' part of the AXFR image.
-            snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
+        # The nodes copied with the changed owners replaced, the AXFR image re-rendered for
+        # them only.
+        snap = _next_snapshot(z, current, node_changes)
         # Logged once the transaction commits: a change the database refused never happened.
         event.listen(s, "after_commit", lambda _s: log.info(
             "zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
@@ -410,6 +407,7 @@ class ZoneEdits(ZoneStore):
                 snap, _ = self._commit(s, z, content, {}, new_serial=new_serial,
                                        soa_update=lambda rd: rd.replace(**values))
             s.flush()
+            repo.announce(s, "zone", z.name)
             info = zone_info(z, self._soa(s, z), self._records(z, snap))
             outgoing = z.outgoing_enabled
             settings = {"outgoing": outgoing, "notify_delay": z.notify_delay,

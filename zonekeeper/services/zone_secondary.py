@@ -73,6 +73,7 @@ class SecondaryZones(ZoneStore):
             for pos, peer in enumerate(peers):
                 s.add(ZonePeer(zone_id=z.id, peer_id=peer.id, role="primary", position=pos))
             s.flush()
+            repo.announce(s, "zone", z.name)
             return zone_info(z, None, 0) | {"zone_id": z.id}
 
         async with self._lock(name.to_text()):
@@ -118,6 +119,7 @@ class SecondaryZones(ZoneStore):
                     z.state = ZoneState.OK.value
                     z.change_id += 1
                     z.updated_at = datetime.now(UTC)
+                    repo.announce(s, "zone", z.name)
                     s.flush()
                     snap = _snapshot(z, prev.serial, nodes, cuts)
                     return snap, zone_info(z, content.get(name, _SOA), self._records(z, snap)) | {
@@ -169,6 +171,7 @@ class SecondaryZones(ZoneStore):
                     z.kind = ZoneKind.SECONDARY.value
                     z.change_id += 1
                     z.updated_at = datetime.now(UTC)
+                    repo.announce(s, "zone", z.name)
                     s.flush()
                     snap = _snapshot(z, prev.serial, prev.nodes, prev.cuts)
                     return snap, zone_info(z, soa, self._records(z, snap))
@@ -234,6 +237,8 @@ class SecondaryZones(ZoneStore):
         else:
             removed, added = got.removed, got.added
         with self.db.write() as s:
+            if self.fence is not None:
+                self.fence(s)  # only the leader installs (a deposed one is refused here)
             z = self._zone(s, origin)
             repo.save_image(s, z.id, got.nodes)
             if base is not None:
@@ -242,6 +247,8 @@ class SecondaryZones(ZoneStore):
             z.state = ZoneState.OK.value
             z.change_id += 1
             z.updated_at = datetime.now(UTC)
+            repo.owe_notify(s, z, got.serial)
+            repo.announce(s, "zone", z.name)
         log.info("zone.changed", zone=origin.to_text(), serial=got.serial, via=kind,
                  records=got.records)
 
@@ -255,6 +262,7 @@ class SecondaryZones(ZoneStore):
             z = repo.zone_by_name(s, name.to_text())
             if z is not None and z.state != ZoneState.UNLOADED.value:
                 z.state = state.value
+                repo.announce(s, "zone", z.name)
 
         asyncio.get_running_loop().create_task(self.db.run_write(work))
 

@@ -42,6 +42,7 @@ from zonekeeper.proto.rrwire import (
     node_blobs,
     sort_key,
 )
+from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services import paging
 from zonekeeper.services.zone_inputs import RRsetChange
@@ -69,6 +70,9 @@ _T_SOA = _SOA.to_bytes(2, "big")
 IMPORT_SAFE_SHARE = 0.30
 JOURNAL_MAX_COUNT = 1000
 JOURNAL_MAX_AGE_SECONDS = 30 * 86400
+# How many journal rows a node reads back to catch up with a zone changed by another node;
+# further behind, it reads the zone's nodes whole.
+JOURNAL_CATCH_UP = 64
 # What PATCH /zones/{zone} with null sets (the model's defaults for its NOT NULL columns).
 _SETTING_DEFAULTS: dict[str, Any] = {
     "serial_policy": SerialPolicy.INCREMENT, "outgoing_enabled": True, "notify_ns": False,
@@ -97,6 +101,9 @@ class ZoneStore:
         self.on_published = on_published
         self.on_removed: Callable[[dns.name.Name], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
+        # Called inside a write that only the leading node may do (installing a transfer
+        # in): raises when this node does not lead (services/cluster.py); None on one node.
+        self.fence: Callable[[Any], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     def stop(self) -> None:
@@ -161,32 +168,114 @@ class ZoneStore:
     # -- start-up -------------------------------------------------------------------------
     def load_all(self) -> list[ZoneSnapshot]:
         """Load every zone's served form from storage (no text parsing)."""
-        snaps = []
         with self.db.read() as s:
-            zones = list(s.scalars(select(Zone)))
-            for z in zones:
-                origin = dns.name.from_text(z.name)
-                if z.kind == ZoneKind.SECONDARY.value:
-                    snaps.append(self._load_secondary(s, z, origin))
-                    continue
-                nodes = repo.load_nodes(s, z.id)
-                if not nodes:
-                    # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
-                    snaps.append(ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind)))
-                    continue
-                cuts = frozenset(
-                    name_key(dns.name.from_text(n))
-                    for n in s.scalars(
-                        select(RRset.name).where(
-                            RRset.zone_id == z.id, RRset.type == _NS, RRset.name != z.name
-                        )
-                    )
-                )
-                cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
-                snaps.append(_snapshot(z, z.serial, nodes, cuts))
+            snaps = [self._load_zone(s, z) for z in s.scalars(select(Zone))]
         for snap in snaps:
             self.registry.publish(snap)
         return snaps
+
+    def _load_zone(self, s: Any, z: Zone) -> ZoneSnapshot:
+        """One zone's served form as stored (no text parsing)."""
+        origin = dns.name.from_text(z.name)
+        if z.kind == ZoneKind.SECONDARY.value:
+            return self._load_secondary(s, z, origin)
+        nodes = repo.load_nodes(s, z.id)
+        if not nodes:
+            # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
+            return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind))
+        cuts = frozenset(
+            name_key(dns.name.from_text(n))
+            for n in s.scalars(
+                select(RRset.name).where(
+                    RRset.zone_id == z.id, RRset.type == _NS, RRset.name != z.name
+                )
+            )
+        )
+        cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
+        return _snapshot(z, z.serial, nodes, cuts)
+
+    # -- changes committed by other nodes sharing the database (services/cluster.py) --------
+    async def sync_zone(self, name: dns.name.Name) -> str:
+        """Serve what the database holds for zone ``name`` now (another node changed it,
+        or this one missed changes): under the zone's lock, as a local write; the new
+        version is published as a local write publishes it (``_publish``: the registry,
+        then NOTIFY where this node leads). Returns what was done: ``same``, ``settings``,
+        ``changed`` (from the journal rows and the touched owners' nodes), ``loaded``
+        (read whole) or ``removed``."""
+        key = name.to_text()
+        async with self._lock(key):
+            current = self.registry.get(name)
+            what, found = await asyncio.to_thread(self._read_stored, name, current)
+            if what == "same":
+                return what
+            if what == "removed":
+                if current is None:
+                    return "same"
+                self.registry.remove(name)
+                if self.on_removed is not None:
+                    await asyncio.to_thread(self.on_removed, name)
+            elif what == "settings":
+                assert current is not None
+                snap = current.replaced(**found)
+                self.registry.publish(snap)
+                if found["outgoing"] and not current.outgoing and self.on_published is not None:
+                    self.on_published(snap)  # switched back on: announce what was missed
+            else:
+                self._publish(found)
+            log.info("zone.synced", zone=key, how=what,
+                     serial=found.serial if isinstance(found, ZoneSnapshot) else None)
+        kinds = {current.kind if current else None,
+                 found.kind if isinstance(found, ZoneSnapshot) else None}
+        if ZoneKind.SECONDARY in kinds and what != "settings" and self.on_secondaries_changed:
+            await self.on_secondaries_changed()
+        return what
+
+    def _read_stored(self, name: dns.name.Name, current: ZoneSnapshot | None) -> tuple[str, Any]:
+        """What zone ``name`` is in storage compared with ``current`` (worker thread, one
+        read snapshot): gone, the same, other settings, or a new version built."""
+        with self.db.read() as s:
+            z = repo.zone_by_name(s, name.to_text())
+            if z is None:
+                return "removed", None
+            settings = {"outgoing": z.outgoing_enabled, "notify_ns": z.notify_ns,
+                        "notify_delay": z.notify_delay or 0.0,
+                        "ixfr_max_ratio": z.ixfr_max_ratio or 1.0, "state": ZoneState(z.state)}
+            same_zone = (current is not None and current.zone_id == z.id
+                         and current.kind.value == z.kind)
+            if same_zone and current is not None and current.serial == z.serial and (
+                    (current.state is ZoneState.UNLOADED) == (z.state == ZoneState.UNLOADED.value)):
+                if all(getattr(current, k) == v for k, v in settings.items()):
+                    return "same", None
+                return "settings", settings
+            if same_zone and current is not None and z.kind == ZoneKind.PRIMARY.value and (
+                    current.state is not ZoneState.UNLOADED):
+                snap = self._from_journal(s, z, current)
+                if snap is not None:
+                    return "changed", snap
+            return "loaded", self._load_zone(s, z)
+
+    def _from_journal(self, s: Any, z: Zone, current: ZoneSnapshot) -> ZoneSnapshot | None:
+        """The version stored for ``z``, from ``current``: the journal rows from its serial
+        name the owners touched; their stored nodes (and their ancestors', empty
+        non-terminals included) replace the served ones. None when the journal does not
+        lead there (trimmed, or too many changes behind): the caller reads it whole."""
+        path = None
+        for limit in (4, JOURNAL_CATCH_UP):  # nearly always one row behind: read few first
+            rows = repo.recent_journal(s, z.id, limit)
+            path = ixfr.chain([ixfr.JournalEntry(*r) for r in rows], current.serial, z.serial)
+            if path is not None or len(rows) < limit:
+                break
+        if path is None:
+            return None
+        origin_key = current.origin_key
+        keys: set[bytes] = set()
+        for entry in path:
+            for rr in ixfr.split_rrs(entry.removed + entry.added):
+                k = name_key(dns.name.from_wire(rr, 0)[0])
+                keys.add(k)
+                keys.update(ancestors(k, origin_key))
+        stored = repo.nodes_at(s, z.id, keys)
+        return _next_snapshot(z, current, {k: stored.get(k) for k in keys})
 
     def _load_secondary(self, s: Any, z: Zone, origin: dns.name.Name) -> ZoneSnapshot:
         try:
@@ -243,6 +332,31 @@ def _journal_limits(z: Zone) -> dict[str, int | None]:
         "max_bytes": z.journal_max_bytes,
         "max_age_seconds": z.journal_max_age or JOURNAL_MAX_AGE_SECONDS,
     }
+
+
+def _next_snapshot(z: Zone, current: ZoneSnapshot | None,
+                   node_changes: dict[bytes, Node | None]) -> ZoneSnapshot:
+    """The version of zone row ``z`` after ``current`` with ``node_changes`` applied (None:
+    the owner is gone): the node dict copied with those owners replaced, the cuts kept
+    right, the AXFR image re-rendered for those owners only. What the writing node
+    publishes, and what another node sharing the database builds from the stored rows."""
+    nodes = dict(current.nodes) if current is not None else {}
+    cuts = set(current.cuts) if current is not None else set()
+    origin_key = name_key(dns.name.from_text(z.name))
+    for k, v in node_changes.items():
+        if v is None:
+            nodes.pop(k, None)
+            cuts.discard(k)
+        else:
+            nodes[k] = v
+            if k != origin_key and find_blob(v, _T_NS) is not None:
+                cuts.add(k)
+            else:
+                cuts.discard(k)
+    snap = _snapshot(z, z.serial, nodes, frozenset(cuts))
+    if current is not None and current.axfr is not None:
+        snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
+    return snap
 
 
 def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes]) -> ZoneSnapshot:

@@ -119,6 +119,8 @@ class ZoneText(ZoneStore):
             z.serial = serial
             z.change_id += 1
             z.updated_at = datetime.now(UTC)
+            repo.owe_notify(s, z, serial)
+            repo.announce(s, "zone", z.name)
         result.serial = serial
         result.applied = True
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,

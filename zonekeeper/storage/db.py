@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +122,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # This process among the nodes sharing the database: what it announces to the
+        # others (``repo.announce``) carries it, so that it skips its own announcements.
+        self.node = uuid.uuid4().hex[:12]
         if self.is_sqlite:
             self.read_engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
@@ -128,7 +132,8 @@ class Database:
             self.read_engine = _postgres_engine(url, writer=False)
             self.write_engine = _postgres_engine(url, writer=True)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
-        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False,
+                                   info={"node": self.node})
 
     @contextmanager
     def read(self) -> Iterator[Session]:

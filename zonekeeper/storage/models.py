@@ -271,3 +271,16 @@ class ServerSecret(Base):
     current: Mapped[bytes] = mapped_column(LargeBinary)
     previous: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClusterLeader(Base):
+    """The node that leads the nodes sharing one PostgreSQL database (0010): one row, id 1,
+    written when a node takes the leader's advisory lock; ``epoch`` counts the terms."""
+
+    __tablename__ = "cluster_leader"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

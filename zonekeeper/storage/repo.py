@@ -7,12 +7,53 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from zonekeeper.proto.rrwire import decode_node, encode_node, pack_nodes, sort_key, unpack_nodes
-from zonekeeper.storage.models import JournalEntry, Node, RRset, Zone, ZoneImage
+from zonekeeper.storage.models import (
+    JournalEntry,
+    Node,
+    NotifyOwed,
+    Peer,
+    RRset,
+    Zone,
+    ZoneImage,
+    ZonePeer,
+)
+
+# The PostgreSQL channel on which nodes sharing a database announce their changes.
+CHANNEL = "zonekeeper"
+
+
+def announce(session: Session, what: str, name: str = "") -> None:
+    """Tell the other nodes sharing this database that ``what`` changed (``zone`` with the
+    zone's name, ``access``, ``peers``): a PostgreSQL NOTIFY inside the writing transaction,
+    so it is delivered by the commit and dropped by a rollback, never ahead of the data.
+    The payload is ``NODE WHAT [NAME]``. Nothing on SQLite (one node only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    node = session.info.get("node", "-")
+    session.execute(text("SELECT pg_notify(:c, :p)"),
+                    {"c": CHANNEL, "p": f"{node} {what} {name}".rstrip()})
+
+
+def owe_notify(session: Session, zone: Zone, serial: int) -> None:
+    """Record, with the change itself, a NOTIFY of ``serial`` owed to each linked secondary
+    of ``zone`` that takes NOTIFY: whichever node leads sends it, and one that takes over
+    from a leader that died finds it here. (Nothing while outgoing transfers are off.)"""
+    if not zone.outgoing_enabled:
+        return
+    names = session.scalars(
+        select(Peer.name).join(ZonePeer, ZonePeer.peer_id == Peer.id).where(
+            ZonePeer.zone_id == zone.id, ZonePeer.role == "secondary", Peer.notify.is_(True)))
+    for name in list(names):
+        row = session.get(NotifyOwed, (zone.id, name))
+        if row is None:
+            session.add(NotifyOwed(zone_id=zone.id, target=name, serial=serial))
+        else:
+            row.serial = serial
 
 
 def zone_by_name(session: Session, name: str) -> Zone | None:
@@ -199,3 +240,28 @@ def journal_sizes(session: Session) -> dict[int, tuple[int, int]]:
         .group_by(JournalEntry.zone_id)
     )
     return {zone_id: (int(n), int(size)) for zone_id, n, size in rows}
+
+
+def recent_journal(session: Session, zone_id: int, limit: int) -> list[tuple[int, int, bytes, bytes]]:
+    """The zone's newest ``limit`` journal rows (a node catching up reads only these)."""
+    rows = session.execute(
+        select(JournalEntry.serial_from, JournalEntry.serial_to, JournalEntry.removed,
+               JournalEntry.added)
+        .where(JournalEntry.zone_id == zone_id)
+        .order_by(JournalEntry.id.desc()).limit(limit)
+    )
+    return [(a, b, bytes(c), bytes(d)) for a, b, c, d in rows]
+
+
+def nodes_at(session: Session, zone_id: int, owners: Iterable[bytes]
+             ) -> dict[bytes, bytes | tuple[bytes, ...]]:
+    """The stored served nodes of ``owners`` (those that exist)."""
+    keys = sorted(set(owners))
+    out: dict[bytes, bytes | tuple[bytes, ...]] = {}
+    for i in range(0, len(keys), 500):
+        with _cursor(session) as (cur, ph):
+            chunk = keys[i : i + 500]
+            cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph} AND owner IN "
+                        f"({', '.join([ph] * len(chunk))})", (zone_id, *chunk))
+            out.update((bytes(o), decode_node(bytes(d))) for o, d in cur)
+    return out

@@ -17,6 +17,7 @@ from zonekeeper.api.schemas import (
     PeerList,
     PeerOut,
     PeerPatch,
+    ServedOut,
     TransferOutcome,
     TransferRequest,
     XfrStatusRow,
@@ -117,6 +118,18 @@ async def xfr_status(zone: str, ctx: Ctx, _p: ReadScope) -> list[dict[str, objec
     return rows
 
 
+@zone_peers.get("/served", response_model=ServedOut)
+async def served(zone: str, ctx: Ctx, _p: ReadScope) -> dict[str, object]:
+    """The serial this node serves and the one stored, this node's role, who leads."""
+    name = parse_zone_name(zone)
+    info = await ctx.zones.get(name)  # 404 for an unknown zone
+    snap = ctx.zones.registry.get(name)
+    status = await ctx.state["cluster"].status()
+    status.pop("serials")
+    return {"zone": info["name"], "serial": snap.serial if snap is not None else None,
+            "stored_serial": info["serial"], **status}
+
+
 @zone_peers.post("/notify", response_model=list[NotifyResultOut])
 async def notify_now(zone: str, ctx: Ctx, _p: WriteScope, body: NotifyRequest | None = None) -> list[dict[str, object]]:
     name = parse_zone_name(zone).to_text()
@@ -142,6 +155,9 @@ async def transfer_now(
     info = await ctx.zones.get(parse_zone_name(zone))
     if info["kind"] != "secondary":
         raise Conflict(f"zone {info['name']} is a {info['kind']} zone; only secondary zones transfer in")
+    if info["name"] not in ctx.secondaries.zones:
+        raise Conflict("this node does not lead the nodes sharing the database; ask the "
+                       "leading node (GET /readyz names it)")
     task = asyncio.ensure_future(ctx.secondaries.transfer_now(info["name"], axfr=bool(body and body.axfr)))
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:
