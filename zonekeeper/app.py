@@ -198,7 +198,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     def expire_of(snap: Any) -> int | None:
         """EDNS EXPIRE (RFC 7314): a primary zone's SOA expire; for a secondary zone, the
         seconds left before it expires (0 once expired)."""
-        if snap.kind is ZoneKind.PRIMARY:
+        if snap.kind.local:
             return int(snap.soa_rrset()[0].expire)
         state = secondaries.zones.get(snap.name.to_text())
         if state is None or state.timers.next_expire is None:

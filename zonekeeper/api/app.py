@@ -14,7 +14,7 @@ from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
 from zonekeeper.api.guard import RequestGuard
-from zonekeeper.api.routes import access, peers, tokens, zones
+from zonekeeper.api.routes import access, catalogs, peers, tokens, zones
 from zonekeeper.api.schemas import Problem
 from zonekeeper.monitor import METRICS_CONTENT_TYPE, Monitor
 
@@ -66,8 +66,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     problems.install(app)
     app.add_middleware(RequestGuard, ctx=ctx, public=frozenset({app.openapi_url}))
 
-    for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
-                   peers.zone_peers):
+    for router in (zones.router, catalogs.router, tokens.router, access.keys, access.acls,
+                   peers.peers, peers.zone_peers):
         app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 
     from zonekeeper.web import mount

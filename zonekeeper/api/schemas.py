@@ -80,7 +80,10 @@ class SoaOut(BaseModel):
 
 class ZoneCreate(_In):
     name: str = Field(min_length=1, max_length=255)
-    kind: Literal["primary", "secondary"] = "primary"
+    kind: Literal["primary", "secondary", "catalog"] = Field(
+        "primary", description="primary: content kept here; secondary: transferred from "
+        "primaries; catalog: an RFC 9432 catalog whose records are the member zones linked "
+        "to it (PUT /zones/{catalog}/members/{zone})")
     nameservers: list[str] = Field(default_factory=list)
     soa: SoaIn | None = None
     rrsets: list[RRsetIn] = Field(default_factory=list)
@@ -329,6 +332,34 @@ class PeerOut(BaseModel):
 
 class PeerList(BaseModel):
     items: list[PeerOut]
+    next_cursor: str | None = None
+
+
+class CatalogMemberIn(_In):
+    """A member's properties (RFC 9432 §4.4): each left out or null for none."""
+
+    group: str | None = Field(None, min_length=1, max_length=255,
+                              description="the group property (§4.4.2): a consumer applies "
+                                          "the configuration it keeps for this group")
+    coo: str | None = Field(None, min_length=1, max_length=255,
+                            description="change of ownership (§4.4.1): the catalog the member "
+                                        "may move to")
+
+
+class CatalogMemberOut(BaseModel):
+    zone: str
+    id: str = Field(description="the member's unique id label: <id>.zones.<catalog>")
+    group: str | None
+    coo: str | None
+
+
+class CatalogMemberLinked(CatalogMemberOut):
+    catalog: str
+    serial: int = Field(description="the catalog's serial after the change")
+
+
+class CatalogMemberList(BaseModel):
+    items: list[CatalogMemberOut]
     next_cursor: str | None = None
 
 

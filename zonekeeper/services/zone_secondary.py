@@ -96,7 +96,7 @@ class SecondaryZones(ZoneStore):
             if prev is None:
                 raise NotFound(f"zone {key} does not exist")
             if prev.kind is not ZoneKind.SECONDARY:
-                raise Conflict(f"zone {key} is a primary zone already")
+                raise Conflict(f"zone {key} is a {prev.kind.value} zone already")
             if prev.state is ZoneState.UNLOADED:
                 raise Conflict(f"zone {key} has never been transferred: there is nothing to "
                                "keep; delete it and create a primary zone instead")
@@ -144,7 +144,8 @@ class SecondaryZones(ZoneStore):
             if prev is None:
                 raise NotFound(f"zone {key} does not exist")
             if prev.kind is not ZoneKind.PRIMARY:
-                raise Conflict(f"zone {key} is a secondary zone already")
+                raise Conflict(f"zone {key} is a {prev.kind.value} zone: only a primary zone "
+                               "can become a secondary")
 
             def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
                 with self.db.write() as s:

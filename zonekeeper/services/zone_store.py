@@ -154,8 +154,14 @@ class ZoneStore:
                 return RRsetData.from_row(r.name, r.type, r.ttl, r.records)
         return None
 
-    def _check_primary(self, z: Zone) -> None:
-        if z.kind != ZoneKind.PRIMARY.value:
+    def _check_primary(self, z: Zone, *, catalog: bool = False) -> None:
+        """409 unless ``z`` is a primary zone (or, with ``catalog``, a catalog zone: its SOA
+        and settings may change, its records only through its members)."""
+        if z.kind == ZoneKind.CATALOG.value and not catalog:
+            raise Conflict(f"zone {z.name} is a catalog zone; its records are its member zones: "
+                           f"link and unlink them with PUT and DELETE /zones/{z.name}/members/"
+                           "{zone}, not by editing records")
+        if z.kind == ZoneKind.SECONDARY.value:
             raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
 
     # -- start-up -------------------------------------------------------------------------

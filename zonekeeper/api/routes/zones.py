@@ -27,6 +27,7 @@ from zonekeeper.api.schemas import (
 )
 from zonekeeper.errors import Invalid, Malformed, NotFound, Reason
 from zonekeeper.services.migrate import import_from_primary
+from zonekeeper.zones.snapshot import ZoneKind
 from zonekeeper.services.zones import (
     RRsetChange,
     SoaFields,
@@ -78,7 +79,7 @@ def _soa_fields(soa: object | None) -> SoaFields:
 async def list_zones(
     ctx: Ctx,
     _p: ReadScope,
-    kind: Annotated[str | None, Query(pattern="^(primary|secondary)$")] = None,
+    kind: Annotated[str | None, Query(pattern="^(primary|secondary|catalog)$")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, object]:
@@ -101,6 +102,7 @@ async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Resp
         rrsets=changes,
         serial_policy=body.serial_policy,
         zone_text=body.zone_text,
+        kind=ZoneKind(body.kind),
     )
     info = await ctx.zones.create(spec)
     response.headers["ETag"] = _etag(info["serial"])

@@ -1,0 +1,163 @@
+"""Catalog zones (RFC 9432, schema version 2), the producer side: a zone of kind
+``catalog`` whose records (``zones/catalog.py``) list member zones, kept only by linking
+and unlinking members.
+
+A catalog is a primary zone in every other way (stored RRsets, journal, IXFR, NOTIFY, TSIG,
+access rules). The member's unique id is derived from its name (``member_id``): stable for
+as long as the zone exists, and found again from the name alone, so there is no table beside
+the catalog's own records (the catalog's RRsets are the membership). Linking, unlinking and
+a member's deletion are each one change of the catalog: one transaction (the member zone's
+deletion in the same one), one serial, one journal entry, NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import dns.name
+import structlog
+from sqlalchemy import select
+
+from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
+from zonekeeper.services.zone_edits import ZoneEdits
+from zonekeeper.services.zone_inputs import RRsetChange
+from zonekeeper.storage import repo
+from zonekeeper.storage.models import Zone
+from zonekeeper.zones.catalog import (
+    PTR,
+    TTL,
+    TXT,
+    group_problem,
+    member_id,
+    member_owner,
+    property_owner,
+    ptr,
+    read_catalog,
+    txt,
+)
+from zonekeeper.zones.model import Record, RRsetData
+from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot
+
+log = structlog.get_logger("zonekeeper.zones")
+
+
+class CatalogZones(ZoneEdits):
+    """Members of catalog zones: list, link (with properties), unlink."""
+
+    def _catalog(self, s: Any, name: dns.name.Name) -> Zone:
+        z = self._zone(s, name)
+        if z.kind != ZoneKind.CATALOG.value:
+            raise Conflict(f"zone {z.name} is a {z.kind} zone, not a catalog: create one with "
+                           'kind "catalog"')
+        return z
+
+    async def members(self, catalog: dns.name.Name) -> list[dict[str, Any]]:
+        def work() -> list[dict[str, Any]]:
+            with self.db.read() as s:
+                z = self._catalog(s, catalog)
+                view = read_catalog(catalog, (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
+                                              for r in repo.iter_rrsets(s, z.id)))
+                return [m.as_dict() for m in sorted(view.members.values(),
+                                                    key=lambda m: m.zone)]
+
+        return await asyncio.to_thread(work)
+
+    async def link_member(self, catalog: dns.name.Name, member: dns.name.Name, *,
+                          group: str | None = None, coo: str | None = None) -> dict[str, Any]:
+        """Add ``member`` to ``catalog`` (or set its properties: ``group``, ``coo``, each
+        None for none). Returns the member as listed and the catalog's serial."""
+        why = group_problem(group)
+        reasons = [Reason(("group",), why)] if why else []
+        coo_name = None
+        if coo is not None:
+            try:
+                coo_name = dns.name.from_text(coo.strip().rstrip(".") + ".").canonicalize()
+            except Exception as exc:  # noqa: BLE001
+                reasons.append(Reason(("coo",), f"{coo!r} is not a valid name: {exc}"))
+            else:
+                if coo_name == catalog:
+                    reasons.append(Reason(("coo",), "coo names the catalog the member would "
+                                                    "move to, not this one"))
+        if reasons:
+            raise Invalid("the member's properties are invalid", reasons)
+        async with self._lock(catalog.to_text()):
+            snap, serial, item = await asyncio.to_thread(
+                self._link, catalog, member, group, coo_name)
+            self._publish(snap)
+        if snap is not None:
+            log.info("catalog.member_linked", catalog=catalog.to_text(), zone=member.to_text(),
+                     id=item["id"], group=group, coo=coo_name.to_text() if coo_name else None,
+                     serial=serial)
+        return {**item, "catalog": catalog.to_text(), "serial": serial}
+
+    def _link(self, catalog: dns.name.Name, member: dns.name.Name, group: str | None,
+              coo: dns.name.Name | None) -> tuple[ZoneSnapshot | None, int, dict[str, Any]]:
+        with self.db.write() as s:
+            z = self._catalog(s, catalog)
+            m = repo.zone_by_name(s, member.to_text())
+            if m is None:
+                raise NotFound(f"zone {member.to_text()} does not exist: create it first, "
+                               "then link it")
+            if m.kind == ZoneKind.CATALOG.value:
+                raise Invalid("a catalog cannot be a member",
+                              [Reason(("zone",), f"{member.to_text()} is a catalog zone")])
+            owner = member_owner(catalog, member)
+            group_owner = property_owner("group", owner)
+            coo_owner = property_owner("coo", owner)
+            changes = [RRsetChange(owner, PTR, "REPLACE", TTL, [Record(ptr(member))])]
+            changes.append(RRsetChange(group_owner, TXT, "REPLACE", TTL, [Record(txt(group))])
+                           if group is not None else RRsetChange(group_owner, TXT, "DELETE"))
+            changes.append(RRsetChange(coo_owner, PTR, "REPLACE", TTL, [Record(ptr(coo))])
+                           if coo is not None else RRsetChange(coo_owner, PTR, "DELETE"))
+            snap, serial = self._change_in(s, z, changes)
+        item = {"zone": member.to_text(), "id": member_id(member), "group": group,
+                "coo": coo.to_text() if coo is not None else None}
+        return snap, serial, item
+
+    async def unlink_member(self, catalog: dns.name.Name, member: dns.name.Name) -> int:
+        """Remove ``member`` (and its properties) from ``catalog``; 404 if it is not listed.
+        Returns the catalog's serial."""
+        async with self._lock(catalog.to_text()):
+            def work() -> tuple[ZoneSnapshot | None, int]:
+                with self.db.write() as s:
+                    z = self._catalog(s, catalog)
+                    snap_serial = self._unlink_in(s, z, member)
+                    if snap_serial is None:
+                        raise NotFound(f"zone {member.to_text()} is not a member of catalog "
+                                       f"{catalog.to_text()}")
+                    return snap_serial
+
+            snap, serial = await asyncio.to_thread(work)
+            self._publish(snap)
+        log.info("catalog.member_unlinked", catalog=catalog.to_text(), zone=member.to_text(),
+                 serial=serial)
+        return serial
+
+    def _unlink_in(self, s: Any, z: Zone, member: dns.name.Name
+                   ) -> tuple[ZoneSnapshot | None, int] | None:
+        """Remove ``member`` from catalog row ``z`` in session ``s``; None if not listed."""
+        catalog = dns.name.from_text(z.name)
+        owner = member_owner(catalog, member)
+        if not repo.rrsets_at(s, z.id, [owner.to_text()]):
+            return None
+        changes = [RRsetChange(owner, PTR, "DELETE"),
+                   RRsetChange(property_owner("group", owner), TXT, "DELETE"),
+                   RRsetChange(property_owner("coo", owner), PTR, "DELETE")]
+        return self._change_in(s, z, changes)
+
+    def _unlink_everywhere(self, s: Any, member: dns.name.Name) -> list[ZoneSnapshot]:
+        """Remove ``member`` from every catalog listing it, in session ``s`` (the member's
+        deletion): the new catalog versions, to publish after the commit."""
+        snaps = []
+        for z in s.scalars(select(Zone).where(Zone.kind == ZoneKind.CATALOG.value)):
+            done = self._unlink_in(s, z, member)
+            if done is not None and done[0] is not None:
+                snaps.append(done[0])
+        return snaps
+
+    def catalog_names(self) -> list[str]:
+        """The catalogs served (from the registry, no SQL): whose locks a member's deletion
+        takes."""
+        return sorted(snap.name.to_text() for snap in list(self.registry.zones.values())
+                      if snap.kind is ZoneKind.CATALOG)
