@@ -181,6 +181,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
 
     zones.on_secondaries_changed = sync_secondaries
     zones.on_removed = lambda _name: refresh()
+    zones.on_members_changed = refresh
     zones.on_published = notifier.zone_changed
     users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dns.name
 import dns.tsig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,8 +19,11 @@ from zonekeeper.policy.acl import PeerGrant, parse_network
 from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import secondary_config
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
+from zonekeeper.storage.models import Peer, RRset, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
+from zonekeeper.zones.catalog import PTR, read_catalog
+from zonekeeper.zones.model import RRsetData
+from zonekeeper.zones.snapshot import ZoneKind
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -52,6 +56,33 @@ def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
     }
 
 
+def catalog_members(s: Session) -> dict[str, list[str]]:
+    """Catalog zone → the member zones it lists (RFC 9432), from its stored records."""
+    out: dict[str, list[str]] = {}
+    for z in s.scalars(select(Zone).where(Zone.kind == ZoneKind.CATALOG.value)):
+        rows = s.scalars(select(RRset).where(RRset.zone_id == z.id,
+                                             RRset.type == PTR))
+        view = read_catalog(dns.name.from_text(z.name), (
+            RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
+        out[z.name] = [m.to_text() for m in view.members]
+    return out
+
+
+def _inherit(out: dict[str, list[Any]], members: dict[str, list[str]],
+             name_of: Callable[[Any], str]) -> None:
+    """A catalog's secondaries are its members' too (in the catalog's order, after the
+    member's own links): consumers that follow the catalog transfer every member from us
+    and take its NOTIFYs, with no link per member."""
+    for catalog, zones in members.items():
+        inherited = out.get(catalog)
+        if not inherited:
+            continue
+        for zone in zones:
+            own = out.setdefault(zone, [])
+            have = {name_of(x) for x in own}
+            own.extend(x for x in inherited if name_of(x) not in have)
+
+
 def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
     keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
     out: dict[str, list[PeerGrant]] = {}
@@ -68,6 +99,14 @@ def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
             networks = tuple(parse_network(n) for n in _networks(peer))
             key = key_for(peer, "transfer", keys)
         out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key))
+    # A catalog's secondaries may transfer its members (a catalog's primaries, on a
+    # consumer, are not its members' primaries by a link: they get their own).
+    grants = {z: [g for g in gs if g.role == "secondary"] for z, gs in out.items()}
+    inherited = {z: list(gs) for z, gs in grants.items()}
+    _inherit(inherited, catalog_members(s), lambda g: g.peer)
+    for zone, gs in inherited.items():
+        mine = out.setdefault(zone, [])
+        mine.extend(g for g in gs if g not in mine)
     return {z: tuple(g) for z, g in out.items()}
 
 
@@ -84,6 +123,7 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
         out.setdefault(zone, []).append(PeerTarget(
             p.name, p.address, p.port, key_for(p, "notify", keys), p.notify, p.ixfr,
             tuple(_networks(p))))
+    _inherit(out, catalog_members(s), lambda t: t.name)
     return {z: tuple(t) for z, t in out.items()}
 
 
@@ -213,7 +253,8 @@ class PeerService:
             z = _zone(s, zone)
             key = _key_names(s).get(p.tsig_key_id) if p.tsig_key_id is not None else None
             return secondary_config(fmt, zone=z.name, primary=primary, port=port, key=key,
-                                    key_use=p.key_use, ixfr=p.ixfr, peer=p.name)
+                                    key_use=p.key_use, ixfr=p.ixfr, peer=p.name,
+                                    catalog=z.kind == ZoneKind.CATALOG.value)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 

@@ -84,7 +84,7 @@ class CatalogZones(ZoneEdits):
         async with self._lock(catalog.to_text()):
             snap, serial, item = await asyncio.to_thread(
                 self._link, catalog, member, group, coo_name)
-            self._publish(snap)
+            await self._members_changed(snap)
         if snap is not None:
             log.info("catalog.member_linked", catalog=catalog.to_text(), zone=member.to_text(),
                      id=item["id"], group=group, coo=coo_name.to_text() if coo_name else None,
@@ -129,10 +129,19 @@ class CatalogZones(ZoneEdits):
                     return snap_serial
 
             snap, serial = await asyncio.to_thread(work)
-            self._publish(snap)
+            await self._members_changed(snap)
         log.info("catalog.member_unlinked", catalog=catalog.to_text(), zone=member.to_text(),
                  serial=serial)
         return serial
+
+    async def _members_changed(self, snap: ZoneSnapshot | None) -> None:
+        """After a commit that changed a catalog: its secondaries' rights over the members
+        first (a consumer told of a new member must be let transfer it), then the version."""
+        if snap is None:
+            return
+        if self.on_members_changed is not None:
+            await asyncio.to_thread(self.on_members_changed)
+        self._publish(snap)
 
     def _unlink_in(self, s: Any, z: Zone, member: dns.name.Name
                    ) -> tuple[ZoneSnapshot | None, int] | None:

@@ -189,12 +189,12 @@ class ZoneEdits(ZoneStore):
 
             catalogs = await asyncio.to_thread(work)
             self.registry.remove(name)
+            if self.on_removed is not None:
+                await asyncio.to_thread(self.on_removed, name)
             for snap in catalogs:
                 self._publish(snap)
                 log.info("catalog.member_unlinked", catalog=snap.name.to_text(), zone=key,
                          serial=snap.serial, reason="zone deleted")
-            if self.on_removed is not None:
-                await asyncio.to_thread(self.on_removed, name)
             if self.on_secondaries_changed is not None:
                 await self.on_secondaries_changed()
             log.info("zone.deleted", zone=key)

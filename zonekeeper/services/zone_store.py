@@ -96,6 +96,9 @@ class ZoneStore:
         self._refusals = Throttle()
         self.on_published = on_published
         self.on_removed: Callable[[dns.name.Name], None] | None = None
+        # A catalog's members changed: its secondaries' rights over them are rebuilt (worker
+        # thread) before the catalog's new version is published (and announced).
+        self.on_members_changed: Callable[[], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
