@@ -169,3 +169,95 @@ def test_a_secondary_follows_the_catalog(zk: ZkServer, api: httpx2.Client, kind:
         assert zk.events("xfr.out", zone=catalog, client=source, type="IXFR", result="ok")
     finally:
         sec.stop()
+
+
+# -- zonekeeper as the consumer of a BIND catalog ------------------------------------------------
+def catalog_text(serial: int, members: dict[str, str], *, version: str = "2",
+                 group: dict[str, str] | None = None) -> str:
+    """A catalog zone file as a producer writes one (BIND serves it as a plain zone)."""
+    lines = ["$TTL 0", f"@ IN SOA invalid. invalid. {serial} 3600 600 2147483646 0",
+             "@ IN NS invalid.", f'version IN TXT "{version}"']
+    lines += [f"{uid}.zones IN PTR {zone}" for zone, uid in members.items()]
+    lines += [f'group.{members[zone]}.zones IN TXT "{g}"' for zone, g in (group or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def member_text(serial: int) -> str:
+    return ZONE_TEXT.replace("hostmaster 1 ", f"hostmaster {serial} ").replace(
+        "192.0.2.2", f"192.0.2.{serial + 1}")
+
+
+def test_zonekeeper_consumes_a_bind_catalog(zk: ZkServer, api: httpx2.Client,
+                                            tmp_path: Path) -> None:
+    """BIND serves a catalog (a plain zone it NOTIFYs us of) and its members. A secondary zone
+    created here with ``catalog: true`` makes its members secondary zones of the same primary;
+    members added, removed or with a new unique id follow the catalog; a member's own edits
+    follow by NOTIFY; a catalog of another version is not acted on; a zone made here by hand
+    is left alone."""
+    from tests.primaries import BindPrimary, PrimaryZone
+
+    require_tool("named", "bind9")
+    tag = uuid.uuid4().hex[:8]
+    catalog = f"ccat{tag}.test."
+    m = [f"c{i}{tag}.test." for i in range(4)]
+    ids = {zone: f"id{i}" for i, zone in enumerate(m)}
+    prim = BindPrimary(tmp_path / "bind", port=free_port(), ctl_port=free_port())
+    notify = (zk.addr, zk.dns_port)
+    prim.serve_zones(PrimaryZone(catalog, catalog_text(1, {m[0]: ids[m[0]], m[1]: ids[m[1]]},
+                                                       group={m[0]: "g1"}), notify=notify),
+                     *(PrimaryZone(z, member_text(1), notify=notify) for z in m), reload=False)
+    try:
+        prim.start()
+        prim.wait_ready()
+        peer = f"catprim-{tag}"
+        assert api.post("/peers", json={"name": peer, "address": prim.listen,
+                                        "port": prim.port}).status_code == 201
+        r = api.post("/zones", json={"name": catalog, "kind": "secondary", "primaries": [peer],
+                                     "catalog": True})
+        assert r.status_code == 201, r.text
+        assert r.json()["catalog_consumer"] is True
+
+        def served(zone: str) -> int | None:
+            r = zk.query(zone, "SOA")
+            return int(r.answer[0][0].serial) if r.rcode() == 0 and r.answer else None
+
+        wait_for(lambda: served(m[0]) == 1 and served(m[1]) == 1, WAIT, "members served")
+        info = api.get(f"/zones/{m[0]}").json()
+        assert info["kind"] == "secondary" and info["member_of"] == catalog, info
+        assert [p["peer"] for p in api.get(f"/zones/{m[0]}/peers").json()] == [peer]
+        listed = api.get(f"/zones/{catalog}/members").json()["items"]
+        assert [(x["zone"], x["id"], x["group"], x["provisioned"]) for x in listed] == [
+            (m[0], "id0", "g1", True), (m[1], "id1", None, True)]
+        assert served(m[2]) is None
+
+        # A member's edit follows by NOTIFY (BIND notifies us; the link came from the catalog).
+        prim.edit_zone(m[1], member_text(2))
+        wait_for(lambda: served(m[1]) == 2, WAIT, "member edit followed")
+
+        # A zone made here by hand is not taken over by the catalog.
+        make_zone(api, m[3])
+        # The catalog changes: m0 removed, m2 and m3 added.
+        prim.edit_zone(catalog, catalog_text(2, {m[1]: ids[m[1]], m[2]: ids[m[2]],
+                                                 m[3]: ids[m[3]]}))
+        wait_for(lambda: served(m[2]) == 1, WAIT, "new member served")
+        wait_for(lambda: api.get(f"/zones/{m[0]}").status_code == 404, WAIT, "member removed")
+        assert api.get(f"/zones/{m[3]}").json()["kind"] == "primary"
+        assert zk.events("catalog.member_conflict", zone=m[3])
+
+        # A new unique id resets the member: made again, transferred again.
+        before = api.get(f"/zones/{m[1]}").json()["created_at"]
+        prim.edit_zone(catalog, catalog_text(3, {m[1]: "reset1", m[2]: ids[m[2]]}))
+        wait_for(lambda: api.get(f"/zones/{m[1]}").json().get("created_at", before) != before,
+                 WAIT, "member reset")
+        wait_for(lambda: served(m[1]) == 2, WAIT, "reset member transferred again")
+
+        # A catalog of another version is not acted on: nothing is removed.
+        prim.edit_zone(catalog, catalog_text(4, {}, version="1"))
+        wait_for(lambda: zk.events("catalog.refused", catalog=catalog), WAIT, "catalog refused")
+        assert served(m[1]) == 2 and served(m[2]) == 1
+
+        # Deleting the consumed catalog keeps its members as plain secondary zones.
+        assert api.delete(f"/zones/{catalog}").status_code == 204
+        assert api.get(f"/zones/{m[2]}").json()["member_of"] is None
+    finally:
+        prim.stop()

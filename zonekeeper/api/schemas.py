@@ -90,6 +90,9 @@ class ZoneCreate(_In):
     serial_policy: SerialPolicy = SerialPolicy.INCREMENT
     zone_text: str | None = Field(None, description="zone file text to create the zone from")
     primaries: list[str] = Field(default_factory=list)
+    catalog: bool = Field(False, description="with kind secondary: the zone is an RFC 9432 "
+                          "catalog to consume; after each transfer its member zones are "
+                          "created (as secondary zones of the same primaries) and removed here")
 
 
 class ImportFrom(_In):
@@ -133,6 +136,9 @@ class ZoneOut(BaseModel):
     journal_max_count: int | None
     journal_max_bytes: int | None
     journal_max_age: int | None
+    catalog_consumer: bool = Field(False, description="a secondary zone consumed as a catalog")
+    member_of: str | None = Field(None, description="the consumed catalog that created this "
+                                  "secondary zone, if one did")
     created_at: str
     updated_at: str
     soa: SoaOut | None = None
@@ -353,13 +359,18 @@ class CatalogMemberOut(BaseModel):
     coo: str | None
 
 
+class CatalogMemberListed(CatalogMemberOut):
+    provisioned: bool | None = Field(None, description="only for a consumed catalog's "
+                                     "member: whether it is a secondary zone here by it")
+
+
 class CatalogMemberLinked(CatalogMemberOut):
     catalog: str
     serial: int = Field(description="the catalog's serial after the change")
 
 
 class CatalogMemberList(BaseModel):
-    items: list[CatalogMemberOut]
+    items: list[CatalogMemberListed]
     next_cursor: str | None = None
 
 

@@ -23,9 +23,11 @@ from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
 from zonekeeper.services.zone_edits import ZoneEdits
 from zonekeeper.services.zone_inputs import RRsetChange
 from zonekeeper.storage import repo
-from zonekeeper.storage.models import Zone
+from zonekeeper.services.zone_store import content_of_nodes
+from zonekeeper.storage.models import Zone, ZonePeer
 from zonekeeper.zones.catalog import (
     PTR,
+    CatalogView,
     TTL,
     TXT,
     group_problem,
@@ -37,7 +39,7 @@ from zonekeeper.zones.catalog import (
     txt,
 )
 from zonekeeper.zones.model import Record, RRsetData
-from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot
+from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.zones")
 
@@ -55,6 +57,16 @@ class CatalogZones(ZoneEdits):
     async def members(self, catalog: dns.name.Name) -> list[dict[str, Any]]:
         def work() -> list[dict[str, Any]]:
             with self.db.read() as s:
+                z = self._zone(s, catalog)
+                if z.catalog_consumer:
+                    snap = self.registry.get(catalog)
+                    if snap is None or snap.state is ZoneState.UNLOADED:
+                        return []
+                    here = {m.name for m in s.scalars(select(Zone).where(
+                        Zone.member_of == z.name))}
+                    consumed = read_catalog(catalog, content_of_nodes(catalog, snap.nodes))
+                    return [m.as_dict() | {"provisioned": m.zone.to_text() in here}
+                            for m in sorted(consumed.members.values(), key=lambda m: m.zone)]
                 z = self._catalog(s, catalog)
                 view = read_catalog(catalog, (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
                                               for r in repo.iter_rrsets(s, z.id)))
@@ -170,3 +182,133 @@ class CatalogZones(ZoneEdits):
         takes."""
         return sorted(snap.name.to_text() for snap in list(self.registry.zones.values())
                       if snap.kind is ZoneKind.CATALOG)
+
+    # -- consumer -------------------------------------------------------------------------
+    async def consume_catalog(self, name: dns.name.Name) -> None:
+        """After a transfer of consumed catalog ``name``: its members become secondary zones
+        here (transferred from the catalog's primaries), zones it no longer lists go, and a
+        member whose unique id changed is reset (deleted and created again, RFC 9432 §5.4).
+        A member listed here but kept by another consumed catalog moves only if that catalog
+        says so with ``coo`` naming this one (§5.6); a zone made here by other means is left
+        alone. A catalog with the wrong version, or listing a zone twice, is not acted on.
+        One change at a time per catalog; a zone's creation or removal failing is logged and
+        retried at the next transfer."""
+        key = name.to_text()
+        async with self._lock("catalog-consumer:" + key):
+            snap = self.registry.get(name)
+            if snap is None or snap.state is ZoneState.UNLOADED:
+                return
+            view, moves = await asyncio.to_thread(self._read_consumed, name, snap)
+            if view.problem is not None:
+                log.warning("catalog.refused", catalog=key, serial=snap.serial,
+                            reason=view.problem, action="members left as they are")
+                return
+            plan = await asyncio.to_thread(self._consumer_plan, name, view, moves)
+            if plan is None:
+                return
+            created, removed, conflicts, moved = plan
+            for zone in removed:
+                try:
+                    await self.delete(dns.name.from_text(zone))
+                except NotFound:
+                    pass
+            if created or moved:
+                made = await asyncio.to_thread(self._create_members, name, created, moved)
+                for zone_name, zone_id in made:
+                    self.registry.publish(ZoneSnapshot.unloaded(
+                        dns.name.from_text(zone_name), zone_id=zone_id, kind=ZoneKind.SECONDARY))
+                if made and self.on_secondaries_changed is not None:
+                    await self.on_secondaries_changed()
+            for zone, why in conflicts:
+                log.warning("catalog.member_conflict", catalog=key, zone=zone, reason=why)
+            if created or removed or moved:
+                log.info("catalog.consumed", catalog=key, serial=snap.serial,
+                         members=len(view.members), created=len(created), removed=len(removed),
+                         moved=len(moved))
+
+    def _read_consumed(self, catalog: dns.name.Name, snap: ZoneSnapshot
+                       ) -> tuple[CatalogView, dict[dns.name.Name, str]]:
+        """The catalog as served, and for each zone another consumed catalog lets move to
+        it (``coo`` naming it), that catalog (worker thread: no SQL, the served versions)."""
+        view = read_catalog(catalog, content_of_nodes(catalog, snap.nodes))
+        out: dict[dns.name.Name, str] = {}
+        for other in sorted(self.consumers):
+            if other == catalog.to_text():
+                continue
+            snap = self.registry.get(dns.name.from_text(other))
+            if snap is None or snap.state is ZoneState.UNLOADED:
+                continue
+            view = read_catalog(snap.name, content_of_nodes(snap.name, snap.nodes))
+            for zone, member in view.members.items():
+                if member.coo == catalog:
+                    out[zone] = other
+        return view, out
+
+    def _consumer_plan(self, catalog: dns.name.Name, view: CatalogView,
+                       moves: dict[dns.name.Name, str]
+                       ) -> tuple[dict[str, str], list[str], list[tuple[str, str]],
+                                  dict[str, str]] | None:
+        """What to create (zone → unique id), remove, leave (with why) and move here."""
+        with self.db.read() as s:
+            z = repo.zone_by_name(s, catalog.to_text())
+            if z is None or not z.catalog_consumer:
+                return None
+            ours = {m.name: m.member_id for m in s.scalars(
+                select(Zone).where(Zone.member_of == z.name))}
+            wanted = {m.zone.to_text(): m.id for m in view.members.values()}
+            created: dict[str, str] = {}
+            removed = [n for n, uid in ours.items() if wanted.get(n) != uid]
+            conflicts: list[tuple[str, str]] = []
+            moved: dict[str, str] = {}
+            for zone, uid in wanted.items():
+                if zone == catalog.to_text():
+                    conflicts.append((zone, "the catalog itself"))
+                    continue
+                if ours.get(zone) == uid:
+                    continue
+                if zone in ours:  # a new unique id: reset (removed above, made again)
+                    created[zone] = uid
+                    continue
+                row = repo.zone_by_name(s, zone)
+                if row is None:
+                    created[zone] = uid
+                elif row.member_of is not None and moves.get(dns.name.from_text(zone)) == row.member_of:
+                    moved[zone] = uid
+                elif row.member_of is not None:
+                    conflicts.append((zone, f"a member of consumed catalog {row.member_of}, "
+                                            "which does not let it move here (coo)"))
+                else:
+                    conflicts.append((zone, f"a {row.kind} zone made here, not by a catalog"))
+            return created, removed, conflicts, moved
+
+    def _create_members(self, catalog: dns.name.Name, created: dict[str, str],
+                        moved: dict[str, str]) -> list[tuple[str, int]]:
+        """One transaction: the new members as secondary zones of the catalog's primaries,
+        the moved ones now the catalog's. Returns the zones created (name, id)."""
+        made: list[tuple[Zone, str]] = []
+        with self.db.write() as s:
+            cat = repo.zone_by_name(s, catalog.to_text())
+            if cat is None:
+                return []
+            primaries = list(s.scalars(select(ZonePeer).where(
+                ZonePeer.zone_id == cat.id, ZonePeer.role == "primary").order_by(ZonePeer.position)))
+            for zone, uid in moved.items():
+                row = repo.zone_by_name(s, zone)
+                if row is not None:
+                    log.info("catalog.member_moved", zone=zone, catalog=cat.name,
+                             previous=row.member_of)
+                    row.member_of, row.member_id = cat.name, uid
+            for zone, uid in created.items():
+                if repo.zone_by_name(s, zone) is not None:
+                    continue
+                z = Zone(name=zone, kind=ZoneKind.SECONDARY.value, serial=0,
+                         serial_policy="increment", state=ZoneState.UNLOADED.value,
+                         change_id=0, member_of=cat.name, member_id=uid)
+                s.add(z)
+                s.flush()
+                for link in primaries:
+                    s.add(ZonePeer(zone_id=z.id, peer_id=link.peer_id, role="primary",
+                                   position=link.position))
+                made.append((z, zone))
+            s.flush()
+            return [(zone, z.id) for z, zone in made]

@@ -18,7 +18,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from zonekeeper.errors import (
     Conflict,
@@ -184,11 +184,16 @@ class ZoneEdits(ZoneStore):
                     z = self._zone(s, name)
                     catalogs = ([] if z.kind == ZoneKind.CATALOG.value
                                 else self._unlink_everywhere(s, name))
+                    if z.catalog_consumer:
+                        # Its members stay, as secondary zones of their own.
+                        s.execute(update(Zone).where(Zone.member_of == z.name)
+                                  .values(member_of=None, member_id=None))
                     s.delete(z)
                 return catalogs
 
             catalogs = await asyncio.to_thread(work)
             self.registry.remove(name)
+            self.consumers.discard(key)
             if self.on_removed is not None:
                 await asyncio.to_thread(self.on_removed, name)
             for snap in catalogs:

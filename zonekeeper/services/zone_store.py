@@ -101,6 +101,8 @@ class ZoneStore:
         self.on_members_changed: Callable[[], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        # Secondary zones read as catalogs after each transfer (catalog consumer).
+        self.consumers: set[str] = set()
 
     def stop(self) -> None:
         """Make work in worker threads give up (called first thing on shutdown)."""
@@ -175,6 +177,8 @@ class ZoneStore:
             zones = list(s.scalars(select(Zone)))
             for z in zones:
                 origin = dns.name.from_text(z.name)
+                if z.catalog_consumer:
+                    self.consumers.add(z.name)
                 if z.kind == ZoneKind.SECONDARY.value:
                     snaps.append(self._load_secondary(s, z, origin))
                     continue
@@ -226,6 +230,8 @@ def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str,
         "journal_max_count": zone.journal_max_count,
         "journal_max_bytes": zone.journal_max_bytes,
         "journal_max_age": zone.journal_max_age,
+        "catalog_consumer": bool(zone.catalog_consumer),
+        "member_of": zone.member_of,
         "created_at": utc_text(zone.created_at),
         "updated_at": utc_text(zone.updated_at),
     }

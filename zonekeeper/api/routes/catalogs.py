@@ -13,11 +13,13 @@ from zonekeeper.services.zones import parse_zone_name
 router = APIRouter(prefix="/zones/{catalog}/members", tags=["catalogs"])
 
 
-@router.get("", response_model=CatalogMemberList)
+@router.get("", response_model=CatalogMemberList, response_model_exclude_unset=True)
 async def list_members(catalog: str, ctx: Ctx, _p: ReadScope, limit: Limit = 100,
                        cursor: Cursor = None) -> dict[str, object]:
-    """The zones the catalog lists, by name, with their unique id and properties. 409 if
-    the zone is not a catalog."""
+    """The zones the catalog lists, by name, with their unique id and properties; for a
+    consumed catalog (a secondary zone with ``catalog: true``), what it was last
+    transferred with, and whether each member is a zone here by it. 409 if the zone is
+    neither."""
     items = await ctx.zones.members(parse_zone_name(catalog))
     return page(items, lambda m: m["zone"], limit, paging.name_after(cursor))
 

@@ -90,8 +90,12 @@ async def list_zones(
 @router.post("", status_code=201, response_model=ZoneOut)
 async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Response) -> dict[str, object]:
     origin = parse_zone_name(body.name)
+    if body.catalog and body.kind != "secondary":
+        raise Invalid("catalog is for a secondary zone",
+                      [Reason(("catalog",), 'a consumed catalog is kind "secondary"; a catalog '
+                                            'published here is kind "catalog"')])
     if body.kind == "secondary":
-        info = await ctx.zones.create_secondary(origin, body.primaries)
+        info = await ctx.zones.create_secondary(origin, body.primaries, catalog=body.catalog)
         response.headers["Location"] = f"/api/v1/zones/{info['name']}"
         return info
     changes = _changes(body.rrsets, origin, "rrsets", ["REPLACE"] * len(body.rrsets))
