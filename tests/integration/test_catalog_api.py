@@ -215,3 +215,5 @@ def test_cli_creates_a_catalog_and_manages_members(zk: ZkServer, api: httpx2.Cli
     assert r.returncode == 2 and "not for a catalog" in r.stderr
     r = run("zone", "member", "add", cat, "nope-" + zone_name)
     assert r.returncode == 1 and "does not exist" in r.stderr
+    r = run("zone", "create", "y-" + cat, "--catalog")
+    assert r.returncode == 2 and "--kind secondary" in r.stderr

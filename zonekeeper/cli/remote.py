@@ -351,13 +351,21 @@ def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
               help="create a primary zone from this zone file (its SOA serial is kept)")
 @click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]),
               default=None, help="how a primary zone's serial moves on each change [increment]")
+@click.option("--catalog", "consume", is_flag=True,
+              help="with --kind secondary: consume the zone as an RFC 9432 catalog (its "
+                   "members become secondary zones here)")
 @pass_api
 def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
                 nameservers: tuple[str, ...], zone_file: Path | None,
-                serial_policy: str | None) -> None:
+                serial_policy: str | None, consume: bool) -> None:
     """Create a zone: a primary with --ns (or --file), a secondary with --primary, or a
     catalog (no records to give: its members are linked with 'zone member add')."""
     body: dict[str, Any] = {"name": name, "kind": kind}
+    if consume and kind != "secondary":
+        raise click.UsageError("--catalog consumes a catalog as a secondary zone: add --kind "
+                               "secondary --primary PEER (--kind catalog publishes one)")
+    if consume:
+        body["catalog"] = True
     if kind == "catalog":
         given = [o for o, v in (("--ns", nameservers), ("--file", zone_file),
                                 ("--primary", primaries)) if v]
