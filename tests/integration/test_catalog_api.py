@@ -217,3 +217,18 @@ def test_cli_creates_a_catalog_and_manages_members(zk: ZkServer, api: httpx2.Cli
     assert r.returncode == 1 and "does not exist" in r.stderr
     r = run("zone", "create", "y-" + cat, "--catalog")
     assert r.returncode == 2 and "--kind secondary" in r.stderr
+
+
+def test_catalog_on_postgresql(zk_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The same link, unlink and member deletion on PostgreSQL (schema 0011 there too)."""
+    zk = zk_factory(database=pg_url, demo=False).start()
+    with zk.client() as api:
+        cat, member = "cat.pg.test.", "m.pg.test."
+        serial = make_catalog(api, cat)["serial"]
+        make_zone(api, member)
+        assert api.put(f"/zones/{cat}/members/{member}", json={"group": "g"}).json()["serial"] == serial + 1
+        assert rdata_texts(zk, f"group.{member_id(member)}.zones.{cat}", "TXT") == ['"g"']
+        assert api.delete(f"/zones/{member}").status_code == 204
+        assert api.get(f"/zones/{cat}/members").json()["items"] == []
+        assert zk.serial(cat) == serial + 2
+    zk.stop()
