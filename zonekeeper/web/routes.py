@@ -192,7 +192,17 @@ async def _zone_view(request: Request, zone: str) -> dict[str, Any]:
     info = await ctx.zones.get(origin)
     _serial, rrsets, _nxt = await ctx.zones.rrsets(origin, limit=1000)
     links = await ctx.peers.links(info["name"])
-    return {"zone": info, "rrsets": rrsets,
+    catalog: dict[str, Any] = {}
+    if info["kind"] == "catalog" or info.get("catalog_consumer"):
+        members = await ctx.zones.members(origin)
+        listed = {m["zone"] for m in members}
+        candidates: list[str] = []
+        if info["kind"] == "catalog":
+            zones, _ = await ctx.zones.list(kind=None, limit=1000, cursor=None)
+            candidates = [z["name"] for z in zones
+                          if z["kind"] != "catalog" and z["name"] not in listed]
+        catalog = {"members": members, "member_candidates": candidates}
+    return {"zone": info, "rrsets": rrsets, **catalog,
             "status": ctx.status.rows_for(info["name"], links), **await panels(ctx, info, links)}
 
 
