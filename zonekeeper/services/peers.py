@@ -7,7 +7,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import dns.name
 import dns.tsig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,8 +20,7 @@ from zonekeeper.policy.snippets import secondary_config
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Peer, RRset, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
-from zonekeeper.zones.catalog import PTR, read_catalog
-from zonekeeper.zones.model import RRsetData
+from zonekeeper.zones.catalog import PTR
 from zonekeeper.zones.snapshot import ZoneKind
 
 ROLES = ("secondary", "primary")
@@ -59,12 +57,21 @@ def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
 def catalog_members(s: Session) -> dict[str, list[str]]:
     """Catalog zone → the member zones it lists (RFC 9432), from its stored records."""
     out: dict[str, list[str]] = {}
-    for z in s.scalars(select(Zone).where(Zone.kind == ZoneKind.CATALOG.value)):
-        rows = s.scalars(select(RRset).where(RRset.zone_id == z.id,
-                                             RRset.type == PTR))
-        view = read_catalog(dns.name.from_text(z.name), (
-            RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
-        out[z.name] = [m.to_text() for m in view.members]
+    catalogs = dict(s.execute(select(Zone.id, Zone.name).where(
+        Zone.kind == ZoneKind.CATALOG.value)).all())
+    if not catalogs:
+        return out
+    # Read as stored, without dnspython: rebuilt on every link, for every catalog (names in
+    # rows are absolute and lower case; a member is the PTR right under "zones").
+    rows = s.execute(select(RRset.zone_id, RRset.name, RRset.records).where(
+        RRset.zone_id.in_(catalogs), RRset.type == PTR))
+    for zone_id, name, records in rows:
+        catalog = catalogs[zone_id]
+        label, dot, rest = name.partition(".")
+        if dot and rest == "zones." + catalog:
+            out.setdefault(catalog, []).extend(
+                absolute(r["content"].lower()) for r in json.loads(records)
+                if not r.get("disabled"))
     return out
 
 
