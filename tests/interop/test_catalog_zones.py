@@ -15,6 +15,7 @@ waits are generous.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,73 @@ def test_zonekeeper_consumes_a_bind_catalog(zk: ZkServer, api: httpx2.Client,
         assert api.get(f"/zones/{m[2]}").json()["member_of"] is None
     finally:
         prim.stop()
+
+
+def test_a_member_moves_between_catalogs_with_coo_on_bind(zk: ZkServer, api: httpx2.Client,
+                                                          tmp_path: Path) -> None:
+    """RFC 9432 §5.6 with BIND 9.18 consuming two catalogs: ``coo`` set on the member in the
+    old catalog, the member added to the new one, then removed from the old; BIND serves the
+    zone and names the new catalog as its owner before the old catalog drops it."""
+    tag = uuid.uuid4().hex[:8]
+    old, new = f"old{tag}.test.", f"new{tag}.test."
+    member = f"mv{tag}.test."
+    sec = make_secondary("bind", tmp_path / "bind")
+    peer = f"coo-{tag}"
+    assert api.post("/peers", json={"name": peer, "address": sec.listen, "port": sec.port,
+                                    "transfer_from": [f"{sec.source}/32"]}).status_code == 201
+    clauses = []
+    for cat in (old, new):
+        assert api.post("/zones", json={"name": cat, "kind": "catalog"}).status_code == 201
+        assert api.put(f"/zones/{cat}/peers/{peer}", json={"role": "secondary"}).status_code == 200
+        snippet = api.get(f"/peers/{peer}/config", params={"zone": cat, "format": "bind"}).text
+        inside, marker, rest = snippet.partition("// At the top level")
+        # One catalog-zones statement, a zone clause per catalog, as the snippet says.
+        clauses += [ln for ln in inside.splitlines() if ln.strip().startswith("zone ")]
+        sec.add_config_text(marker + rest, reload=False)
+    sec.options_text = "catalog-zones {\n" + "\n".join(clauses) + "\n};\n"
+    stay = f"st{tag}.test."  # the control: listed in both catalogs, no coo
+    for zone in (member, stay):
+        make_zone(api, zone, zone_text=ZONE_TEXT)
+        assert api.put(f"/zones/{old}/members/{zone}").status_code == 200
+    (sec.workdir / "secondary").mkdir()
+    try:
+        sec.start()
+        sec.wait_ready()
+        sec.wait_serial(member, 1, timeout=WAIT)
+        sec.wait_serial(stay, 1, timeout=WAIT)
+
+        def moved(zone: str) -> bool:
+            """BIND 9.18 logs a move by coo as "deleting zone 'Z' from catalog 'old'" (while
+            the old catalog still lists it), then "adding zone 'Z' from catalog 'new'"."""
+            line = f"deleting zone '{zone.rstrip('.')}' from catalog '{old.rstrip('.')}'"
+            return line in sec.log_path.read_text(errors="replace")
+
+        # Without coo, a zone listed in the new catalog too stays with the old one.
+        r = api.put(f"/zones/{new}/members/{stay}")
+        assert r.status_code == 200, r.text
+        seen = f"updating catalog zone '{new.rstrip('.')}' with serial {r.json()['serial']}"
+        wait_for(lambda: seen in sec.log_path.read_text(errors="replace"), WAIT,
+                 f"BIND to read {new}:\n{sec.diagnostics()}")
+        refused = f"zone '{stay.rstrip('.')}' will not be added because another catalog zone"
+        wait_for(lambda: refused in sec.log_path.read_text(errors="replace"), WAIT,
+                 f"BIND to keep {stay} in {old}:\n{sec.diagnostics()}")
+        assert not moved(stay), sec.diagnostics()
+
+        r = api.put(f"/zones/{old}/members/{member}", json={"coo": new})
+        assert r.status_code == 200 and r.json()["coo"] == new, r.text
+        sec.wait_serial(old, r.json()["serial"], timeout=WAIT)
+        r = api.put(f"/zones/{new}/members/{member}")
+        assert r.status_code == 200, r.text
+        sec.wait_serial(new, r.json()["serial"], timeout=WAIT)
+        # Moved while the old catalog still lists it.
+        wait_for(lambda: moved(member), WAIT, f"BIND to move {member}:\n{sec.diagnostics()}")
+        assert sec.serial(member) == 1
+        r = api.delete(f"/zones/{old}/members/{member}")
+        assert r.status_code == 204
+        # BIND serves the zone all along: poll through its next catalog updates.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            assert sec.serial(member) == 1, sec.diagnostics()
+            time.sleep(0.2)
+    finally:
+        sec.stop()
