@@ -313,6 +313,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await asyncio.to_thread(rt.cookies.load)  # the COOKIE secret, before the first answer
     await asyncio.to_thread(rt.ctx.status.load_sync)
     await rt.ctx.state["sync_secondaries"]()  # also builds the access policy
+    # Consumed catalogs are read once as stored: what a stop between a catalog's transfer
+    # and its members' creation left undone is done now, not at the catalog's next change.
+    for name in sorted(rt.zones.consumers):
+        await rt.zones.consume_catalog(dns.name.from_text(name))
     if settings.api.bootstrap_token:
         try:
             created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)

@@ -252,9 +252,26 @@ def test_zonekeeper_consumes_a_bind_catalog(zk: ZkServer, api: httpx2.Client,
                  WAIT, "member reset")
         wait_for(lambda: served(m[1]) == 2, WAIT, "reset member transferred again")
 
+        # The root and names inside the catalog are never made zones.
+        prim.edit_zone(catalog, catalog_text(4, {m[1]: "reset1", m[2]: ids[m[2]],
+                                                 ".": "root", f"x.{catalog}": "inner"}))
+        wait_for(lambda: zk.events("catalog.member_conflict", zone=f"x.{catalog}"), WAIT,
+                 "a name inside the catalog refused")
+        assert zk.events("catalog.member_conflict", zone=".")
+        assert api.get(f"/zones/x.{catalog}").status_code == 404
+        assert served(m[1]) == 2 and served(m[2]) == 1
+
         # A catalog of another version is not acted on: nothing is removed.
-        prim.edit_zone(catalog, catalog_text(4, {}, version="1"))
+        prim.edit_zone(catalog, catalog_text(5, {}, version="1"))
         wait_for(lambda: zk.events("catalog.refused", catalog=catalog), WAIT, "catalog refused")
+        assert served(m[1]) == 2 and served(m[2]) == 1
+
+        # After a restart the zone is still consumed as a catalog.
+        zk.stop()
+        zk.start()
+        prim.edit_zone(catalog, catalog_text(6, {m[1]: "reset1", m[2]: ids[m[2]],
+                                                 m[0]: "again0"}))
+        wait_for(lambda: served(m[0]) == 1, WAIT, "a member added after a restart")
         assert served(m[1]) == 2 and served(m[2]) == 1
 
         # Deleting the consumed catalog keeps its members as plain secondary zones.

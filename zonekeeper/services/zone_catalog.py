@@ -261,8 +261,9 @@ class CatalogZones(ZoneEdits):
             conflicts: list[tuple[str, str]] = []
             moved: dict[str, str] = {}
             for zone, uid in wanted.items():
-                if zone == catalog.to_text():
-                    conflicts.append((zone, "the catalog itself"))
+                member = dns.name.from_text(zone)
+                if member == dns.name.root or member.is_subdomain(catalog):
+                    conflicts.append((zone, "the root, the catalog or a name inside it"))
                     continue
                 if ours.get(zone) == uid:
                     continue

@@ -228,7 +228,13 @@ class SecondaryZones(ZoneStore):
             if self.on_published is not None:
                 self.on_published(snap)
         if name.to_text() in self.consumers:
-            await self.consume_catalog(name)
+            try:
+                await self.consume_catalog(name)
+            except Exception as exc:  # noqa: BLE001 - the transfer itself succeeded
+                # Storage failing, say: the members are compared again at the next transfer
+                # (or start); the catalog's refresh is not reported as failed.
+                log.error("catalog.consume_failed", catalog=name.to_text(), error=str(exc),
+                          action="retried at the catalog's next transfer or at start")
 
     async def consume_catalog(self, name: dns.name.Name) -> None:
         """A consumed catalog was transferred (services/zone_catalog.py acts on it)."""
