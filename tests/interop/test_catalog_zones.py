@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.rcode
 import httpx2
 import pytest
 
@@ -103,9 +104,14 @@ def paste(sec: Secondary, snippet: str) -> None:
         sec.add_config_text(snippet, reload=False)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "keyed"), [("bind", False), ("knot", False), ("bind", True),
+                                              ("knot", True)],
+                         ids=["bind", "knot", "bind-tsig", "knot-tsig"])
 def test_a_secondary_follows_the_catalog(zk: ZkServer, api: httpx2.Client, kind: str,
-                                         tmp_path: Path) -> None:
+                                         keyed: bool, tmp_path: Path) -> None:
+    """With ``keyed``, the peer has a TSIG key: the catalog's and every member's transfers
+    and NOTIFYs are signed with it (the key export pasted first, as the snippet says), and
+    an unsigned AXFR of a member from the secondary's address is refused."""
     tag = uuid.uuid4().hex[:8]
     catalog = f"cat{tag}.test."
     members = [f"m{i}{tag}.test." for i in range(3)]
@@ -117,8 +123,15 @@ def test_a_secondary_follows_the_catalog(zk: ZkServer, api: httpx2.Client, kind:
     # 127.0.0.1, from 127.0.0.1 (the snippet sets no source).
     source = sec.source if kind == "bind" else "127.0.0.1"
     peer = f"cat-{kind}-{tag}"
-    r = api.post("/peers", json={"name": peer, "address": sec.listen, "port": sec.port,
-                                 "transfer_from": [f"{source}/32"]})
+    body: dict[str, object] = {"name": peer, "address": sec.listen, "port": sec.port,
+                               "transfer_from": [f"{source}/32"]}
+    if keyed:
+        made = api.post("/tsig-keys", json={"name": f"cat-{tag}"}).json()
+        body["key"] = made["name"]
+        exported = api.get(f"/tsig-keys/{made['name']}/export", params={"format": kind})
+        assert exported.status_code == 200, exported.text
+        sec.add_config_text(exported.text, reload=False)
+    r = api.post("/peers", json={**body})
     assert r.status_code == 201, r.text
     assert api.put(f"/zones/{catalog}/peers/{peer}", json={"role": "secondary"}).status_code == 200
     r = api.get(f"/peers/{peer}/config", params={"zone": catalog, "format": kind})
@@ -151,6 +164,12 @@ def test_a_secondary_follows_the_catalog(zk: ZkServer, api: httpx2.Client, kind:
             assert answer(sec, f"www.{members[0]}") == [f"192.0.2.{10 + i}"]
         ixfrs = zk.events("xfr.out", zone=members[0], client=source, type="IXFR", result="ok")
         assert ixfrs and ixfrs[-1]["serial"] == serial, zk.events("xfr.out", zone=members[0])
+        if keyed:
+            assert {e["key"] for e in zk.events("xfr.out", zone=members[0], client=source)} == {
+                made["name"]}
+            unsigned = dns.query.tcp(dns.message.make_query(members[0], "AXFR"), zk.addr,
+                                     port=zk.dns_port, timeout=5, source=source)
+            assert unsigned.rcode() == dns.rcode.REFUSED
 
         # A second member with a group, a third: both served.
         r = api.put(f"/zones/{catalog}/members/{members[1]}", json={"group": "standard"})
