@@ -232,3 +232,47 @@ def test_catalog_on_postgresql(zk_factory, pg_url: str) -> None:  # type: ignore
         assert api.get(f"/zones/{cat}/members").json()["items"] == []
         assert zk.serial(cat) == serial + 2
     zk.stop()
+
+
+def test_zonekeeper_follows_a_zonekeeper_catalog(zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """Both halves together: one zonekeeper publishes a catalog, another consumes it. The
+    consumer is linked to the catalog only; members linked, edited, unlinked and deleted on
+    the producer are created, followed (NOTIFY), and deleted on the consumer."""
+    from tests.conftest import wait_for
+
+    producer = zk_factory(demo=False).start()
+    consumer = zk_factory(demo=False).start()
+    cat, m1, m2 = "cat.both.test.", "m1.both.test.", "m2.both.test."
+    with producer.client() as p, consumer.client() as c:
+        make_catalog(p, cat)
+        for m in (m1, m2):
+            make_zone(p, m)
+        # The consumer's NOTIFYs and transfers come from 127.0.0.1.
+        p.post("/peers", json={"name": "consumer", "address": "127.0.0.1",
+                               "port": consumer.dns_port}).raise_for_status()
+        p.put(f"/zones/{cat}/peers/consumer", json={"role": "secondary"}).raise_for_status()
+        c.post("/peers", json={"name": "producer", "address": "127.0.0.1",
+                               "port": producer.dns_port}).raise_for_status()
+        r = c.post("/zones", json={"name": cat, "kind": "secondary", "primaries": ["producer"],
+                                   "catalog": True})
+        assert r.status_code == 201, r.text
+
+        def serial(zone: str) -> int | None:
+            r = consumer.query(zone, "SOA")
+            return int(r.answer[0][0].serial) if r.rcode() == 0 and r.answer else None
+
+        p.put(f"/zones/{cat}/members/{m1}").raise_for_status()
+        wait_for(lambda: serial(m1) == producer.serial(m1), 20, "member created and served")
+        assert c.get(f"/zones/{m1}").json()["member_of"] == cat
+        new = p.put(f"/zones/{m1}/rrsets/www/A",
+                    json={"records": [{"content": "192.0.2.80"}]}).json()["serial"]
+        wait_for(lambda: serial(m1) == new, 20, "member edit followed by NOTIFY")
+        p.put(f"/zones/{cat}/members/{m2}").raise_for_status()
+        wait_for(lambda: serial(m2) is not None, 20, "second member")
+        p.delete(f"/zones/{cat}/members/{m1}").raise_for_status()
+        wait_for(lambda: c.get(f"/zones/{m1}").status_code == 404, 20, "unlinked member gone")
+        p.delete(f"/zones/{m2}").raise_for_status()
+        wait_for(lambda: c.get(f"/zones/{m2}").status_code == 404, 20, "deleted member gone")
+        assert c.get(f"/zones/{cat}/members").json()["items"] == []
+    consumer.stop()
+    producer.stop()
