@@ -301,6 +301,8 @@ class BindSecondary(Secondary):
         # "debug 3" adds xfer-in's "requesting IXFR for serial N" and "got incremental /
         # nonincremental response": BIND 9.18 names the transfer type only at debug level.
         self.log_severity = log_severity
+        # Raw text pasted inside options { } (a catalog-zones statement).
+        self.options_text = ""
 
     def write_config(self) -> None:
         run = self.workdir
@@ -320,6 +322,7 @@ class BindSecondary(Secondary):
             f"    allow-transfer {{ {DUMP_SOURCE}; }};",
             f"    transfer-source {self.source};",
             f"    notify-source {self.source};",
+            *self.options_text.splitlines(),
             "};",
             f'key "rndc-key" {{ algorithm hmac-sha256; secret "{RNDC_SECRET}"; }};',
             f"controls {{ inet 127.0.0.1 port {self.ctl_port} allow {{ 127.0.0.1; }}"

@@ -39,9 +39,9 @@ from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.cluster import Cluster, Hooks
-from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService
+from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
@@ -50,7 +50,7 @@ from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage.db import Database, shown_url
 from zonekeeper.tls import ServerTls, TlsConfigError
-from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneState
 
 log = structlog.get_logger("zonekeeper")
 DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
@@ -204,6 +204,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
 
     zones.on_secondaries_changed = sync_secondaries
     zones.on_removed = lambda _name: refresh()
+    zones.on_members_changed = refresh
     zones.on_published = notifier.zone_changed
     users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
@@ -243,7 +244,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     def expire_of(snap: Any) -> int | None:
         """EDNS EXPIRE (RFC 7314): a primary zone's SOA expire; for a secondary zone, the
         seconds left before it expires (0 once expired)."""
-        if snap.kind is ZoneKind.PRIMARY:
+        if snap.kind.local:
             return int(snap.soa_rrset()[0].expire)
         state = secondaries.zones.get(snap.name.to_text())
         if state is None or state.timers.next_expire is None:
@@ -408,6 +409,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await asyncio.to_thread(rt.cookies.load)  # the COOKIE secret, before the first answer
     await asyncio.to_thread(rt.ctx.status.load_sync)
     await rt.ctx.state["sync_secondaries"]()  # also builds the access policy
+    # Consumed catalogs are read once as stored: what a stop between a catalog's transfer
+    # and its members' creation left undone is done now, not at the catalog's next change.
+    for name in sorted(rt.zones.consumers):
+        await rt.zones.consume_catalog(dns.name.from_text(name))
     if settings.api.bootstrap_token:
         try:
             created = await asyncio.to_thread(rt.tokens.ensure_bootstrap, settings.api.bootstrap_token)

@@ -270,7 +270,7 @@ class MetricsCollector(Collector):
         kinds: dict[str, int] = {}
         for snap in zones:
             kinds[snap.kind.value] = kinds.get(snap.kind.value, 0) + 1
-        for kind in ("primary", "secondary"):
+        for kind in ("primary", "secondary", "catalog"):
             count.add_metric([kind], kinds.get(kind, 0))
         yield count
         watch = src.watch

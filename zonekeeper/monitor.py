@@ -25,7 +25,7 @@ from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
-from zonekeeper.zones.snapshot import Registry, ZoneKind, ZoneSnapshot, ZoneState
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.monitor")
 
@@ -117,7 +117,7 @@ class Monitor:
         if not self.state.get("zones_loaded"):
             reasons.append("zones are still loading")
         unloaded = [s.name.to_text() for s in self.registry.zones.values()
-                    if s.kind is ZoneKind.PRIMARY and s.state is ZoneState.UNLOADED]
+                    if s.kind.local and s.state is ZoneState.UNLOADED]
         if unloaded:
             reasons.append(f"{len(unloaded)} zone(s) not loaded: {', '.join(sorted(unloaded)[:5])}")
         try:

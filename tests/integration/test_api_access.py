@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 
-import dns.message
 import httpx2
 
 from tests.conftest import ZkServer, wait_for

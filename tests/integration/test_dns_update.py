@@ -118,7 +118,7 @@ def test_every_prerequisite_kind_and_refusals_change_nothing(
                           (f"prereq yxrrset www.{zone} TXT", "NXRRSET"),
                           (f"prereq nxrrset www.{zone} A", "YXRRSET"),
                           (f"prereq yxrrset www.{zone} A 192.0.2.99", "NXRRSET"),
-                          (f"prereq yxdomain www.other.test.", "NOTZONE")):
+                          ("prereq yxdomain www.other.test.", "NOTZONE")):
         failed = up(prereq, f"update add bad.{zone} 300 A 192.0.2.66")
         assert failed.returncode != 0 and f"update failed: {rcode}" in failed.stderr, (prereq, failed.stderr)
     # Refused by policy: no key, a key nobody allowed; a wrong secret is NOTAUTH.

@@ -27,8 +27,8 @@ import httpx2
 import pytest
 
 from tests.conftest import ZkServer, free_port, require_tool
-from tests.integration.test_cli import zk_cli
 from tests.conftest import wait_for as conftest_wait_for
+from tests.integration.test_cli import zk_cli
 from tests.peers import KnotSecondary, SecondaryZone, axfr_lines
 
 pytestmark = [pytest.mark.xdist_group("multinode")]

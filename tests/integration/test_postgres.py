@@ -33,7 +33,6 @@ from tests.schema_cases import (
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
 from zonekeeper.storage.models import Zone
 
-
 # Conditions here get 15 s unless a call says otherwise.
 wait_for = partial(conftest_wait_for, timeout=15.0)
 

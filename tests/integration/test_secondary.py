@@ -11,8 +11,6 @@ import pytest
 from tests.conftest import ZkServer, wait_for
 
 
-
-
 @pytest.fixture
 def pair(zk_factory):  # type: ignore[no-untyped-def]
     env = {"ZONEKEEPER_SECONDARY__EXPIRE_MIN": "2", "ZONEKEEPER_SECONDARY__RETRY_MIN": "1",

@@ -18,8 +18,8 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
-import dns.rrset
 import dns.rdatatype
+import dns.rrset
 import dns.tsig
 import dns.zone
 import httpx2

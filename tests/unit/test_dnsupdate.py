@@ -12,7 +12,15 @@ import dns.rdata
 import dns.rdatatype
 
 from zonekeeper.policy.acl import AclAction, Effect, Policy, Rule, update_decision
-from zonekeeper.services.dnsupdate import ANY, IN, NONE, UpdateRR, apply_updates, check_prerequisites, prescan
+from zonekeeper.services.dnsupdate import (
+    ANY,
+    IN,
+    NONE,
+    UpdateRR,
+    apply_updates,
+    check_prerequisites,
+    prescan,
+)
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 
 Z = dns.name.from_text("z.test.")

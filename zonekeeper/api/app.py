@@ -14,7 +14,7 @@ from zonekeeper import __version__
 from zonekeeper.api import problems
 from zonekeeper.api.deps import AppContext
 from zonekeeper.api.guard import RequestGuard
-from zonekeeper.api.routes import access, peers, tokens, zones
+from zonekeeper.api.routes import access, catalogs, peers, tokens, zones
 from zonekeeper.api.schemas import Problem
 from zonekeeper.monitor import METRICS_CONTENT_TYPE, Monitor
 
@@ -67,7 +67,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(RequestGuard, ctx=ctx, public=frozenset({app.openapi_url}))
 
     if ctx.settings.server.role != "dns":  # a DNS-only node answers health checks alone
-        for router in (zones.router, tokens.router, access.keys, access.acls, peers.peers,
+        for router in (zones.router, catalogs.router, tokens.router, access.keys, access.acls, peers.peers,
                        peers.zone_peers):
             app.include_router(router, prefix="/api/v1", responses=ERROR_RESPONSES)
 

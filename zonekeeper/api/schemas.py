@@ -80,13 +80,19 @@ class SoaOut(BaseModel):
 
 class ZoneCreate(_In):
     name: str = Field(min_length=1, max_length=255)
-    kind: Literal["primary", "secondary"] = "primary"
+    kind: Literal["primary", "secondary", "catalog"] = Field(
+        "primary", description="primary: content kept here; secondary: transferred from "
+        "primaries; catalog: an RFC 9432 catalog whose records are the member zones linked "
+        "to it (PUT /zones/{catalog}/members/{zone})")
     nameservers: list[str] = Field(default_factory=list)
     soa: SoaIn | None = None
     rrsets: list[RRsetIn] = Field(default_factory=list)
     serial_policy: SerialPolicy = SerialPolicy.INCREMENT
     zone_text: str | None = Field(None, description="zone file text to create the zone from")
     primaries: list[str] = Field(default_factory=list)
+    catalog: bool = Field(False, description="with kind secondary: the zone is an RFC 9432 "
+                          "catalog to consume; after each transfer its member zones are "
+                          "created (as secondary zones of the same primaries) and removed here")
 
 
 class ImportFrom(_In):
@@ -130,6 +136,9 @@ class ZoneOut(BaseModel):
     journal_max_count: int | None
     journal_max_bytes: int | None
     journal_max_age: int | None
+    catalog_consumer: bool = Field(False, description="a secondary zone consumed as a catalog")
+    member_of: str | None = Field(None, description="the consumed catalog that created this "
+                                  "secondary zone, if one did")
     created_at: str
     updated_at: str
     soa: SoaOut | None = None
@@ -359,6 +368,39 @@ class PeerOut(BaseModel):
 
 class PeerList(BaseModel):
     items: list[PeerOut]
+    next_cursor: str | None = None
+
+
+class CatalogMemberIn(_In):
+    """A member's properties (RFC 9432 §4.4): each left out or null for none."""
+
+    group: str | None = Field(None, min_length=1, max_length=255,
+                              description="the group property (§4.4.2): a consumer applies "
+                                          "the configuration it keeps for this group")
+    coo: str | None = Field(None, min_length=1, max_length=255,
+                            description="change of ownership (§4.4.1): the catalog the member "
+                                        "may move to")
+
+
+class CatalogMemberOut(BaseModel):
+    zone: str
+    id: str = Field(description="the member's unique id label: <id>.zones.<catalog>")
+    group: str | None
+    coo: str | None
+
+
+class CatalogMemberListed(CatalogMemberOut):
+    provisioned: bool | None = Field(None, description="only for a consumed catalog's "
+                                     "member: whether it is a secondary zone here by it")
+
+
+class CatalogMemberLinked(CatalogMemberOut):
+    catalog: str
+    serial: int = Field(description="the catalog's serial after the change")
+
+
+class CatalogMemberList(BaseModel):
+    items: list[CatalogMemberListed]
     next_cursor: str | None = None
 
 

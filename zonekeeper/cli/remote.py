@@ -289,12 +289,13 @@ def _all(api: Api, path: str, params: dict[str, Any] | None = None) -> list[dict
 
 
 # -- zone ------------------------------------------------------------------------------------
-zone = remote_group("zone", "Zones: list, show, create, set, delete, import, export, notify, "
+zone = remote_group("zone", "Zones: list, show, create, set, delete, import, export, notify, member, "
                                     "transfer, status, link, unlink.")
 
 
 @zone.command("list")
-@click.option("--kind", type=click.Choice(["primary", "secondary"]), help="only zones of this kind")
+@click.option("--kind", type=click.Choice(["primary", "secondary", "catalog"]),
+              help="only zones of this kind")
 @pass_api
 def zone_list(api: Api, kind: str | None) -> None:
     """List the zones with their kind, serial and state."""
@@ -337,9 +338,10 @@ def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
 
 @zone.command("create")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["primary", "secondary"]), default="primary",
+@click.option("--kind", type=click.Choice(["primary", "secondary", "catalog"]), default="primary",
               show_default=True,
-              help="primary: its content is kept here; secondary: transferred from --primary")
+              help="primary: its content is kept here; secondary: transferred from --primary; "
+                   "catalog: an RFC 9432 catalog listing the zones linked with 'zone member add'")
 @click.option("--primary", "primaries", multiple=True, metavar="PEER",
               help="a peer to transfer a secondary zone from (repeatable, tried in order)")
 @click.option("--ns", "nameservers", multiple=True, metavar="NAME[=ADDRESS]",
@@ -349,13 +351,30 @@ def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
               help="create a primary zone from this zone file (its SOA serial is kept)")
 @click.option("--serial-policy", type=click.Choice(["increment", "unixtime", "dateserial"]),
               default=None, help="how a primary zone's serial moves on each change [increment]")
+@click.option("--catalog", "consume", is_flag=True,
+              help="with --kind secondary: consume the zone as an RFC 9432 catalog (its "
+                   "members become secondary zones here)")
 @pass_api
 def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
                 nameservers: tuple[str, ...], zone_file: Path | None,
-                serial_policy: str | None) -> None:
-    """Create a zone: a primary with --ns (or --file), or a secondary with --primary."""
+                serial_policy: str | None, consume: bool) -> None:
+    """Create a zone: a primary with --ns (or --file), a secondary with --primary, or a
+    catalog (no records to give: its members are linked with 'zone member add')."""
     body: dict[str, Any] = {"name": name, "kind": kind}
-    if kind == "secondary":
+    if consume and kind != "secondary":
+        raise click.UsageError("--catalog consumes a catalog as a secondary zone: add --kind "
+                               "secondary --primary PEER (--kind catalog publishes one)")
+    if consume:
+        body["catalog"] = True
+    if kind == "catalog":
+        given = [o for o, v in (("--ns", nameservers), ("--file", zone_file),
+                                ("--primary", primaries)) if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: not for a catalog zone, whose records "
+                                   "are its members ('zonekeeper zone member add')")
+        if serial_policy:
+            body["serial_policy"] = serial_policy
+    elif kind == "secondary":
         given = [o for o, v in (("--ns", nameservers), ("--file", zone_file),
                                 ("--serial-policy", serial_policy)) if v]
         if given:
@@ -640,6 +659,45 @@ def zone_unlink(api: Api, name: str, peer: str, yes: bool) -> None:
     confirm(f"unlink peer {peer} from {name}", yes)
     api.call("DELETE", f"/zones/{name}/peers/{peer}")
     click.echo(f"peer {peer} unlinked from {name}", err=True)
+
+
+@zone.group("member")
+def zone_member() -> None:
+    """Members of a catalog zone (RFC 9432): list, add, remove."""
+
+
+@zone_member.command("list")
+@click.argument("catalog")
+@pass_api
+def zone_member_list(api: Api, catalog: str) -> None:
+    """List the zones catalog CATALOG lists, with their id and properties."""
+    api.show(_all(api, f"/zones/{catalog}/members"), ["zone", "id", "group", "coo"])
+
+
+@zone_member.command("add")
+@click.argument("catalog")
+@click.argument("zone_name", metavar="ZONE")
+@click.option("--group", help="the member's group property (consumers apply the settings "
+                              "they keep for it)")
+@click.option("--coo", metavar="CATALOG",
+              help="change of ownership: the catalog ZONE may move to")
+@pass_api
+def zone_member_add(api: Api, catalog: str, zone_name: str, group: str | None,
+                    coo: str | None) -> None:
+    """List ZONE in catalog CATALOG, or set its properties (those not given are removed)."""
+    body = {k: v for k, v in (("group", group), ("coo", coo)) if v is not None}
+    api.show(api.call("PUT", f"/zones/{catalog}/members/{zone_name}", json=body).json(),
+             ["catalog", "zone", "id", "group", "coo", "serial"])
+
+
+@zone_member.command("remove")
+@click.argument("catalog")
+@click.argument("zone_name", metavar="ZONE")
+@pass_api
+def zone_member_remove(api: Api, catalog: str, zone_name: str) -> None:
+    """Remove ZONE from catalog CATALOG (the zone itself stays; consumers drop it)."""
+    api.call("DELETE", f"/zones/{catalog}/members/{zone_name}")
+    click.echo(f"{zone_name} removed from catalog {catalog}", err=True)
 
 
 # -- rrset -----------------------------------------------------------------------------------

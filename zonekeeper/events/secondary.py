@@ -28,20 +28,20 @@ from typing import Any
 
 import dns.asyncquery
 import dns.edns
-import dns.query
 import dns.exception
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import structlog
 
+from zonekeeper import tls as xot
 from zonekeeper.proto import xfrin
 from zonekeeper.proto.rrwire import blob_rdatas, find_blob, name_key
 from zonekeeper.proto.serial import is_newer
-from zonekeeper import tls as xot
 from zonekeeper.settings import SecondarySettings
 from zonekeeper.text import utc_text
 from zonekeeper.zones.snapshot import ZoneSnapshot

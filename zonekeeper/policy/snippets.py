@@ -30,10 +30,15 @@ class TlsPrimary(NamedTuple):
 
 def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
                      ixfr: bool = True, key_use: str = "both", peer: str | None = None,
-                     tls: TlsPrimary | None = None) -> str:
+                     tls: TlsPrimary | None = None, catalog: bool = False) -> str:
     """The snippet for ``fmt``. ``key_use`` says what the key signs: "both", "notify" (our
     NOTIFYs; the secondary transfers unsigned) or "transfer" (its transfer requests and SOA
-    queries; our NOTIFYs come unsigned)."""
+    queries; our NOTIFYs come unsigned). With ``catalog`` (``zone`` is a catalog zone), the
+    consumer's side of RFC 9432: the catalog as a secondary zone whose members the
+    secondary creates and deletes itself, each transferred from the same primary."""
+    if catalog:
+        return _consumer_config(fmt, zone=zone, primary=primary, port=port, key=key,
+                                ixfr=ixfr, key_use=key_use, peer=peer)
     bare = zone.rstrip(".")
     keyname = key.rstrip(".") if key else None
     xfr_key = keyname if key_use in ("both", "transfer") else None
@@ -131,3 +136,64 @@ def secondary_config(fmt: str, *, zone: str, primary: str, port: int, key: str |
     else:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     return "\n".join(line for line in [*unkeyed, *lines] if line is not None) + "\n"
+
+
+def _consumer_config(fmt: str, *, zone: str, primary: str, port: int, key: str | None,
+                     ixfr: bool, key_use: str, peer: str | None) -> str:
+    """A catalog consumer: the catalog zone itself is a secondary zone as any other (the
+    plain snippet), plus what makes the secondary act on its members."""
+    bare = zone.rstrip(".")
+    keyname = key.rstrip(".") if key else None
+    xfr_key = keyname if key_use in ("both", "transfer") else None
+    notify_key = keyname if key_use in ("both", "notify") else None
+    plain = secondary_config(fmt, zone=zone, primary=primary, port=port, key=key, ixfr=ixfr,
+                             key_use=key_use, peer=peer)
+    if fmt == "bind":
+        key_part = f' key "{xfr_key}"' if xfr_key else ""
+        lines = [
+            f"// Catalog zone {bare} (RFC 9432): named creates and deletes a secondary zone "
+            "for each member it lists,",
+            f"// transferred from {primary} port {port}. Inside options {{ }} (or the view): "
+            "named takes one",
+            "// catalog-zones statement; if there is one already, add this zone clause to it.",
+            "catalog-zones {",
+            f'    zone "{bare}" default-primaries {{ {primary} port {port}{key_part}; }};',
+            "};",
+            "// At the top level: the catalog zone itself.",
+        ]
+        return "\n".join(lines) + "\n" + plain
+    if fmt == "knot":
+        rid = f"zonekeeper-{bare}"
+        # A member zone takes its settings from this template alone (not from "default"):
+        # no zone file, its content kept in the journal (the database storage).
+        template = [
+            f"# Catalog zone {bare} (RFC 9432): knotd creates and deletes a zone for each "
+            f"member it lists, with template {rid}-members.",
+            "template:",
+            f"  - id: {rid}-members",
+            f"    master: {rid}",
+            f"    acl: {rid}-notify",
+            "    zonefile-load: none",
+            "    zonefile-sync: -1",
+            "    journal-content: all",
+        ]
+        head, sep, zone_part = plain.partition("zone:\n")
+        return (head + "\n".join(template) + "\n" + sep + zone_part
+                + "    catalog-role: interpret\n"
+                f"    catalog-template: {rid}-members\n")
+    if fmt == "nsd":
+        pattern = f"zonekeeper-{bare}-members"
+        lines = [
+            f"# Catalog zone {bare} (RFC 9432), for NSD 4.9 and later: members are added "
+            f"with pattern {pattern}.",
+            "pattern:",
+            f'\tname: "{pattern}"',
+            f"\tallow-notify: {primary} {notify_key or 'NOKEY'}",
+            f"\trequest-xfr: {'' if ixfr else 'AXFR '}{primary}@{port} {xfr_key or 'NOKEY'}",
+        ]
+        return (plain + "\tcatalog: consumer\n"
+                f'\tcatalog-member-pattern: "{pattern}"\n' + "\n".join(lines) + "\n")
+    if fmt == "pdns":
+        return (plain + f"# PowerDNS 4.7 and later consume catalog zones: make {bare} one\n"
+                f"pdnsutil set-kind {bare} consumer\n")
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -97,7 +97,7 @@ class UpdateServer:
         snap = self.registry.zones.get(name_key(origin))
         if snap is None:
             return self._answer(msg, dns.rcode.NOTAUTH, addr, key, zone, "zone not served here")
-        secondary = snap.kind is not ZoneKind.PRIMARY
+        secondary = snap.kind is ZoneKind.SECONDARY
         if secondary and self.primaries is None:
             return self._answer(msg, dns.rcode.NOTIMP, addr, key, zone,
                                 "a secondary zone: send the UPDATE to its primary")
@@ -109,6 +109,10 @@ class UpdateServer:
                                 rule=decision.rule)
         if secondary:
             return await self._forward(wire, msg, addr, key, zone, decision.rule)
+        if snap.kind is ZoneKind.CATALOG:
+            return self._answer(msg, dns.rcode.REFUSED, addr, key, zone,
+                                "a catalog zone: its members are linked through the API",
+                                rule=decision.rule)
         structlog.contextvars.bind_contextvars(update_key=key, update_client=addr)
         try:
             rcode, serial, notes = await self.apply(origin, prereqs, updates)

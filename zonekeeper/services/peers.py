@@ -22,9 +22,11 @@ from zonekeeper.policy.keys import KeyFormatError, normalize_name
 from zonekeeper.policy.snippets import TlsPrimary, secondary_config
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import Peer, TransferStatus, TsigKey, Zone, ZonePeer
+from zonekeeper.storage.models import Peer, RRset, TransferStatus, TsigKey, Zone, ZonePeer
 from zonekeeper.text import absolute
 from zonekeeper.tls import DOT_PORT
+from zonekeeper.zones.catalog import PTR
+from zonekeeper.zones.snapshot import ZoneKind
 
 ROLES = ("secondary", "primary")
 KEY_USES = ("both", "notify", "transfer")
@@ -61,6 +63,42 @@ def peer_info(row: Peer, keys: dict[int, str]) -> dict[str, Any]:
     }
 
 
+def catalog_members(s: Session) -> dict[str, list[str]]:
+    """Catalog zone → the member zones it lists (RFC 9432), from its stored records."""
+    out: dict[str, list[str]] = {}
+    catalogs = dict(s.execute(select(Zone.id, Zone.name).where(
+        Zone.kind == ZoneKind.CATALOG.value)).all())
+    if not catalogs:
+        return out
+    # Read as stored, without dnspython: rebuilt on every link, for every catalog (names in
+    # rows are absolute and lower case; a member is the PTR right under "zones").
+    rows = s.execute(select(RRset.zone_id, RRset.name, RRset.records).where(
+        RRset.zone_id.in_(catalogs), RRset.type == PTR))
+    for zone_id, name, records in rows:
+        catalog = catalogs[zone_id]
+        label, dot, rest = name.partition(".")
+        if dot and rest == "zones." + catalog:
+            out.setdefault(catalog, []).extend(
+                absolute(r["content"].lower()) for r in json.loads(records)
+                if not r.get("disabled"))
+    return out
+
+
+def _inherit(out: dict[str, list[Any]], members: dict[str, list[str]],
+             name_of: Callable[[Any], str]) -> None:
+    """A catalog's secondaries are its members' too (in the catalog's order, after the
+    member's own links): consumers that follow the catalog transfer every member from us
+    and take its NOTIFYs, with no link per member."""
+    for catalog, zones in members.items():
+        inherited = out.get(catalog)
+        if not inherited:
+            continue
+        for zone in zones:
+            own = out.setdefault(zone, [])
+            have = {name_of(x) for x in own}
+            own.extend(x for x in inherited if name_of(x) not in have)
+
+
 def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
     keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
     out: dict[str, list[PeerGrant]] = {}
@@ -78,6 +116,14 @@ def load_grants(s: Session) -> dict[str, tuple[PeerGrant, ...]]:
             key = key_for(peer, "transfer", keys)
         out.setdefault(zone, []).append(PeerGrant(peer.name, role, networks, key,
                                                   tls_only=bool(peer.tls_only)))
+    # A catalog's secondaries may transfer its members (a catalog's primaries, on a
+    # consumer, are not its members' primaries by a link: they get their own).
+    grants = {z: [g for g in gs if g.role == "secondary"] for z, gs in out.items()}
+    inherited = {z: list(gs) for z, gs in grants.items()}
+    _inherit(inherited, catalog_members(s), lambda g: g.peer)
+    for zone, gs in inherited.items():
+        mine = out.setdefault(zone, [])
+        mine.extend(g for g in gs if g not in mine)
     return {z: tuple(g) for z, g in out.items()}
 
 
@@ -94,6 +140,7 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
         out.setdefault(zone, []).append(PeerTarget(
             p.name, p.address, p.port, key_for(p, "notify", keys), p.notify, p.ixfr,
             tuple(_networks(p))))
+    _inherit(out, catalog_members(s), lambda t: t.name)
     return {z: tuple(t) for z, t in out.items()}
 
 
@@ -234,7 +281,8 @@ class PeerService:
             return secondary_config(
                 fmt, zone=z.name, primary=primary, port=port, key=key, key_use=p.key_use,
                 ixfr=p.ixfr, peer=p.name,
-                tls=(tls or TlsPrimary(None, DOT_PORT, None)) if p.tls_only else None)
+                tls=(tls or TlsPrimary(None, DOT_PORT, None)) if p.tls_only else None,
+                catalog=z.kind == ZoneKind.CATALOG.value)
 
         return await self._read(fn)  # type: ignore[no-any-return]
 

@@ -6,6 +6,7 @@ then published.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from zonekeeper.errors import (
     Conflict,
@@ -50,6 +51,7 @@ from zonekeeper.services.zone_store import (
 from zonekeeper.storage import repo
 from zonekeeper.storage.models import RRset, Zone
 from zonekeeper.text import absolute
+from zonekeeper.zones.catalog import new_catalog
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
     ZoneKind,
@@ -76,6 +78,8 @@ class ZoneEdits(ZoneStore):
         if spec.zone_text is not None:
             parsed = self._parse(spec.zone_text, origin)  # runs the zone checks too
             content = parsed.content
+        elif spec.kind is ZoneKind.CATALOG:
+            content = self._catalog_content(spec)
         elif spec.content is not None:
             content = spec.content
             _raise_findings(check(content), lambda f: (
@@ -92,7 +96,7 @@ class ZoneEdits(ZoneStore):
                 raise Conflict(f"zone {origin.to_text()} already exists")
             z = Zone(
                 name=origin.to_text(),
-                kind=ZoneKind.PRIMARY.value,
+                kind=spec.kind.value,
                 serial=serial,
                 serial_policy=spec.serial_policy.value,
                 state=ZoneState.OK.value,
@@ -105,6 +109,20 @@ class ZoneEdits(ZoneStore):
             repo.announce(s, "zone", z.name)
         snap = _snapshot(z, serial, nodes, cuts)
         return snap, zone_info(z, soa, self._records(z, snap))
+
+    def _catalog_content(self, spec: ZoneSpec) -> ZoneContent:
+        given = [(f, "members are linked with PUT /zones/{catalog}/members/{zone}")
+                 for f, v in (("nameservers", spec.nameservers), ("rrsets", spec.rrsets),
+                              ("zone_text", spec.zone_text)) if v]
+        if given:
+            raise Invalid("a catalog zone is made empty: its records are its members",
+                          [Reason((f,), why) for f, why in given])
+        soa = spec.soa
+        if soa.mname or soa.rname:
+            raise Invalid("a catalog zone's SOA names are invalid.",
+                          [Reason(("soa",), "leave mname and rname out")])
+        return new_catalog(spec.name, next_serial(0, spec.serial_policy), refresh=soa.refresh,
+                           retry=soa.retry, expire=soa.expire, minimum=soa.minimum, ttl=soa.ttl)
 
     def _default_content(self, spec: ZoneSpec) -> ZoneContent:
         origin = spec.name
@@ -145,22 +163,54 @@ class ZoneEdits(ZoneStore):
         return content
 
     async def delete(self, name: dns.name.Name) -> None:
+        """Delete the zone; a member of catalogs leaves them in the same transaction (each
+        catalog's new version published after the commit, under its lock)."""
         key = name.to_text()
-        async with self._lock(key):
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self._lock(key))
+            # A catalog is never a member, so its deletion takes no other lock; a member's
+            # takes its own, then the catalogs' in name order (linking takes only one).
+            if not self._is_catalog(name):
+                for cat in self.catalog_names():
+                    if cat != key:
+                        await stack.enter_async_context(self._lock(cat))
 
-            def work() -> None:
+            def work() -> list[ZoneSnapshot]:
                 with self.db.write() as s:
                     z = self._zone(s, name)
+                    catalogs = ([] if z.kind == ZoneKind.CATALOG.value
+                                else self._unlink_everywhere(s, name))
+                    if z.catalog_consumer:
+                        # Its members stay, as secondary zones of their own.
+                        s.execute(update(Zone).where(Zone.member_of == z.name)
+                                  .values(member_of=None, member_id=None))
                     s.delete(z)
                     repo.announce(s, "zone", z.name)
+                return catalogs
 
-            await asyncio.to_thread(work)
+            catalogs = await asyncio.to_thread(work)
             self.registry.remove(name)
+            self.consumers.discard(key)
             if self.on_removed is not None:
                 await asyncio.to_thread(self.on_removed, name)
+            for snap in catalogs:
+                self._publish(snap)
+                log.info("catalog.member_unlinked", catalog=snap.name.to_text(), zone=key,
+                         serial=snap.serial, reason="zone deleted")
             if self.on_secondaries_changed is not None:
                 await self.on_secondaries_changed()
             log.info("zone.deleted", zone=key)
+
+    # Catalog membership (services/zone_catalog.py overrides these).
+    def _is_catalog(self, name: dns.name.Name) -> bool:
+        snap = self.registry.get(name)
+        return snap is not None and snap.kind is ZoneKind.CATALOG
+
+    def catalog_names(self) -> list[str]:
+        return []
+
+    def _unlink_everywhere(self, s: Any, member: dns.name.Name) -> list[ZoneSnapshot]:
+        return []
 
     # -- edits ----------------------------------------------------------------------------
     async def patch_rrsets(
@@ -187,28 +237,35 @@ class ZoneEdits(ZoneStore):
             z = self._zone(s, origin)
             self._check_primary(z)
             _check_if_match(z, if_match)
-            names = {ch.name for ch in changes} | {origin}
-            for ch in changes:
-                if ch.rdtype == _NS:
-                    names |= {r.rdata.target for r in ch.records if r.rdata.target.is_subdomain(origin)}  # type: ignore[attr-defined]
-            content = _load(s, z, names)
-            before = {(ch.name, ch.rdtype): content.get(ch.name, ch.rdtype) for ch in changes}
-            before = {k: (v.ttl, list(v.records)) if v else None for k, v in before.items()}
-            _apply_changes(content, changes)
-            index = {(ch.name, ch.rdtype): i for i, ch in enumerate(changes)}
-            _raise_findings(
-                check(content, {ch.name for ch in changes}),
-                lambda f: ("rrsets", index[(f.name, f.rdtype)]) if (f.name, f.rdtype) in index else ("rrsets",),
-            )
-            touched = {}
-            for k, old in before.items():
-                new = content.get(*k)
-                new_state = (new.ttl, list(new.records)) if new else None
-                if _state_key(old) != _state_key(new_state):
-                    touched[k] = (old, new)
-            if not touched:
-                return None, z.serial
-            return self._commit(s, z, content, touched)
+            return self._change_in(s, z, changes)
+
+    def _change_in(self, s: Any, z: Zone, changes: list[RRsetChange]
+                   ) -> tuple[ZoneSnapshot | None, int]:
+        """Apply ``changes`` to zone row ``z`` in write session ``s``: load, apply, check,
+        commit what changed (a new version), or nothing (None, the serial as it is)."""
+        origin = dns.name.from_text(z.name)
+        names = {ch.name for ch in changes} | {origin}
+        for ch in changes:
+            if ch.rdtype == _NS:
+                names |= {r.rdata.target for r in ch.records if r.rdata.target.is_subdomain(origin)}  # type: ignore[attr-defined]
+        content = _load(s, z, names)
+        before = {(ch.name, ch.rdtype): content.get(ch.name, ch.rdtype) for ch in changes}
+        before = {k: (v.ttl, list(v.records)) if v else None for k, v in before.items()}
+        _apply_changes(content, changes)
+        index = {(ch.name, ch.rdtype): i for i, ch in enumerate(changes)}
+        _raise_findings(
+            check(content, {ch.name for ch in changes}),
+            lambda f: ("rrsets", index[(f.name, f.rdtype)]) if (f.name, f.rdtype) in index else ("rrsets",),
+        )
+        touched = {}
+        for k, old in before.items():
+            new = content.get(*k)
+            new_state = (new.ttl, list(new.records)) if new else None
+            if _state_key(old) != _state_key(new_state):
+                touched[k] = (old, new)
+        if not touched:
+            return None, z.serial
+        return self._commit(s, z, content, touched)
 
     async def apply_update(self, origin: dns.name.Name, prereqs: list[UpdateRR],
                            updates: list[UpdateRR]) -> tuple[int, int | None, list[str]]:
@@ -376,7 +433,7 @@ class ZoneEdits(ZoneStore):
             soa_changes = {k: v for k, v in vars(soa_f).items() if v is not None}
             snap = None
             if soa_changes or upd.serial is not None:
-                self._check_primary(z)
+                self._check_primary(z, catalog=True)
                 reasons: list[Reason] = []
                 if upd.serial is not None:
                     why = check_explicit(upd.serial, z.serial)

@@ -21,6 +21,7 @@ from zonekeeper.errors import (
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.text import absolute
 from zonekeeper.zones.model import Record, ZoneContent
+from zonekeeper.zones.snapshot import ZoneKind
 
 MAX_TTL = 2**31 - 1
 
@@ -137,6 +138,8 @@ class ZoneSpec:
     # The whole content, read elsewhere (an AXFR from a running primary); its SOA serial is
     # kept and it gets the same checks as a zone text.
     content: ZoneContent | None = None
+    # PRIMARY, or CATALOG (RFC 9432: SOA and NS invalid., version "2", members linked later).
+    kind: ZoneKind = ZoneKind.PRIMARY
 
 
 @dataclass

@@ -49,9 +49,11 @@ log = structlog.get_logger("zonekeeper.zones")
 
 class SecondaryZones(ZoneStore):
     # -- secondary zones ------------------------------------------------------------------
-    async def create_secondary(self, name: dns.name.Name, primaries: list[str]) -> dict[str, Any]:
+    async def create_secondary(self, name: dns.name.Name, primaries: list[str], *,
+                               catalog: bool = False) -> dict[str, Any]:
         """A secondary zone following ``primaries`` (peer names, in order); no data until
-        the first transfer, so it answers SERVFAIL until then."""
+        the first transfer, so it answers SERVFAIL until then. With ``catalog``, a catalog
+        consumer: after each transfer its members become secondary zones here."""
         if not primaries:
             raise Invalid("a secondary zone needs primaries",
                           [Reason(("primaries",), "name at least one peer to transfer from")])
@@ -67,7 +69,7 @@ class SecondaryZones(ZoneStore):
                 peers.append(row)
             z = Zone(name=name.to_text(), kind=ZoneKind.SECONDARY.value, serial=0,
                      serial_policy=SerialPolicy.INCREMENT.value, state=ZoneState.UNLOADED.value,
-                     change_id=0)
+                     change_id=0, catalog_consumer=catalog)
             s.add(z)
             s.flush()
             for pos, peer in enumerate(peers):
@@ -80,7 +82,10 @@ class SecondaryZones(ZoneStore):
             info = await self.db.run_write(work)
             self.registry.publish(ZoneSnapshot.unloaded(name, zone_id=info.pop("zone_id"),
                                                         kind=ZoneKind.SECONDARY))
-        log.info("zone.created", zone=name.to_text(), kind="secondary", primaries=primaries)
+            if catalog:
+                self.consumers.add(name.to_text())
+        log.info("zone.created", zone=name.to_text(), kind="secondary", primaries=primaries,
+                 catalog_consumer=catalog or None)
         if self.on_secondaries_changed is not None:
             await self.on_secondaries_changed()
         return info
@@ -97,7 +102,7 @@ class SecondaryZones(ZoneStore):
             if prev is None:
                 raise NotFound(f"zone {key} does not exist")
             if prev.kind is not ZoneKind.SECONDARY:
-                raise Conflict(f"zone {key} is a primary zone already")
+                raise Conflict(f"zone {key} is a {prev.kind.value} zone already")
             if prev.state is ZoneState.UNLOADED:
                 raise Conflict(f"zone {key} has never been transferred: there is nothing to "
                                "keep; delete it and create a primary zone instead")
@@ -146,7 +151,8 @@ class SecondaryZones(ZoneStore):
             if prev is None:
                 raise NotFound(f"zone {key} does not exist")
             if prev.kind is not ZoneKind.PRIMARY:
-                raise Conflict(f"zone {key} is a secondary zone already")
+                raise Conflict(f"zone {key} is a {prev.kind.value} zone: only a primary zone "
+                               "can become a secondary")
 
             def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
                 with self.db.write() as s:
@@ -224,6 +230,17 @@ class SecondaryZones(ZoneStore):
             snap.ixfr_cache.clear()
             if self.on_published is not None:
                 self.on_published(snap)
+        if name.to_text() in self.consumers:
+            try:
+                await self.consume_catalog(name)
+            except Exception as exc:  # noqa: BLE001 - the transfer itself succeeded
+                # Storage failing, say: the members are compared again at the next transfer
+                # (or start); the catalog's refresh is not reported as failed.
+                log.error("catalog.consume_failed", catalog=name.to_text(), error=str(exc),
+                          action="retried at the catalog's next transfer or at start")
+
+    async def consume_catalog(self, name: dns.name.Name) -> None:
+        """A consumed catalog was transferred (services/zone_catalog.py acts on it)."""
 
     def _install(self, origin: dns.name.Name, got: xfrin.Result, base: ZoneSnapshot | None,
                  kind: str) -> None:

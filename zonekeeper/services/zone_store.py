@@ -29,6 +29,7 @@ from zonekeeper.errors import (
     Stale,
 )
 from zonekeeper.logs import Throttle
+from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.rrwire import (
     Node,
     ancestors,
@@ -42,7 +43,6 @@ from zonekeeper.proto.rrwire import (
     node_blobs,
     sort_key,
 )
-from zonekeeper.proto import axfr, ixfr
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services import paging
 from zonekeeper.services.zone_inputs import RRsetChange
@@ -100,11 +100,16 @@ class ZoneStore:
         self._refusals = Throttle()
         self.on_published = on_published
         self.on_removed: Callable[[dns.name.Name], None] | None = None
+        # A catalog's members changed: its secondaries' rights over them are rebuilt (worker
+        # thread) before the catalog's new version is published (and announced).
+        self.on_members_changed: Callable[[], None] | None = None
         self.on_secondaries_changed: Callable[[], Awaitable[None]] | None = None
         # Called inside a write that only the leading node may do (installing a transfer
         # in): raises when this node does not lead (services/cluster.py); None on one node.
         self.fence: Callable[[Any], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        # Secondary zones read as catalogs after each transfer (catalog consumer).
+        self.consumers: set[str] = set()
 
     def stop(self) -> None:
         """Make work in worker threads give up (called first thing on shutdown)."""
@@ -161,15 +166,25 @@ class ZoneStore:
                 return RRsetData.from_row(r.name, r.type, r.ttl, r.records)
         return None
 
-    def _check_primary(self, z: Zone) -> None:
-        if z.kind != ZoneKind.PRIMARY.value:
+    def _check_primary(self, z: Zone, *, catalog: bool = False) -> None:
+        """409 unless ``z`` is a primary zone (or, with ``catalog``, a catalog zone: its SOA
+        and settings may change, its records only through its members)."""
+        if z.kind == ZoneKind.CATALOG.value and not catalog:
+            raise Conflict(f"zone {z.name} is a catalog zone; its records are its member zones: "
+                           f"link and unlink them with PUT and DELETE /zones/{z.name}/members/"
+                           "{zone}, not by editing records")
+        if z.kind == ZoneKind.SECONDARY.value:
             raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
 
     # -- start-up -------------------------------------------------------------------------
     def load_all(self) -> list[ZoneSnapshot]:
         """Load every zone's served form from storage (no text parsing)."""
+        snaps: list[ZoneSnapshot] = []
         with self.db.read() as s:
-            snaps = [self._load_zone(s, z) for z in s.scalars(select(Zone))]
+            for z in s.scalars(select(Zone)):
+                if z.catalog_consumer:
+                    self.consumers.add(z.name)
+                snaps.append(self._load_zone(s, z))
         for snap in snaps:
             self.registry.publish(snap)
         return snaps
@@ -306,6 +321,8 @@ def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str,
         "journal_max_count": zone.journal_max_count,
         "journal_max_bytes": zone.journal_max_bytes,
         "journal_max_age": zone.journal_max_age,
+        "catalog_consumer": bool(zone.catalog_consumer),
+        "member_of": zone.member_of,
         "created_at": utc_text(zone.created_at),
         "updated_at": utc_text(zone.updated_at),
     }

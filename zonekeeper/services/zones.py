@@ -13,13 +13,14 @@ the API call returns. A failure before the commit leaves no trace.
 - ``zone_listing``: listing and reading zones and RRsets;
 - ``zone_edits``: create, delete, RRset edits (API and DNS UPDATE), settings;
 - ``zone_text``: import and export of zone text;
-- ``zone_secondary``: secondary zones, transfers in installed, promote and demote.
+- ``zone_secondary``: secondary zones, transfers in installed, promote and demote;
+- ``zone_catalog``: catalog zones (RFC 9432): members linked, unlinked, listed.
 """
 
 from __future__ import annotations
 
 from zonekeeper.proto.serial import SerialPolicy
-from zonekeeper.services.zone_edits import ZoneEdits
+from zonekeeper.services.zone_catalog import CatalogZones
 from zonekeeper.services.zone_inputs import (
     ImportResult,
     RRsetChange,
@@ -49,5 +50,5 @@ __all__ = [
 ]
 
 
-class ZoneService(ZoneEdits, ZoneText, SecondaryZones, ZoneListing):
+class ZoneService(CatalogZones, ZoneText, SecondaryZones, ZoneListing):
     """Every zone operation: see the modules above, one per concept."""

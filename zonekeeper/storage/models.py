@@ -54,6 +54,11 @@ class Zone(Base):
     journal_max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Catalog consumer (schema 0011): a secondary zone read as an RFC 9432 catalog, whose
+    # members are made secondary zones here; a member names its catalog and unique id.
+    catalog_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    member_of: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RRset(Base):

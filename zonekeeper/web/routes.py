@@ -29,6 +29,7 @@ from zonekeeper.services.migrate import import_from_primary
 from zonekeeper.services.zones import ZoneSpec, make_change, parse_zone_name
 from zonekeeper.web.auth import COOKIE, Editor, Viewer, ctx_of
 from zonekeeper.web.zone_data import panels
+from zonekeeper.zones.snapshot import ZoneKind
 
 log = structlog.get_logger("zonekeeper.web")
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -137,7 +138,7 @@ async def zones_rows(request: Request, session: Viewer, q: str = "",
 @router.post("/zones")
 async def create_zone(request: Request, session: Editor,
                       name: Annotated[str, Form(max_length=255)],
-                      kind: Annotated[str, Form(pattern="^(primary|secondary|import)$")] = "primary",
+                      kind: Annotated[str, Form(pattern="^(primary|secondary|import|catalog|consumer)$")] = "primary",
                       nameservers: Annotated[str, Form(max_length=4096)] = "",
                       primaries: Annotated[str, Form(max_length=4096)] = "",
                       address: Annotated[str, Form(max_length=64)] = "",
@@ -157,8 +158,11 @@ async def create_zone(request: Request, session: Editor,
             info = await import_from_primary(ctx.zones, ctx.secondaries, ctx.access, origin,
                                              address=address, port=int(port),
                                              key=key.strip() or None)
-        elif kind == "secondary":
-            info = await ctx.zones.create_secondary(origin, primaries.replace(",", " ").split())
+        elif kind in ("secondary", "consumer"):
+            info = await ctx.zones.create_secondary(origin, primaries.replace(",", " ").split(),
+                                                    catalog=kind == "consumer")
+        elif kind == "catalog":
+            info = await ctx.zones.create(ZoneSpec(name=origin, kind=ZoneKind.CATALOG))
         else:
             ns = nameservers.replace(",", " ").split()
             if not ns:
@@ -167,7 +171,7 @@ async def create_zone(request: Request, session: Editor,
             info = await ctx.zones.create(ZoneSpec(name=origin, nameservers=ns))
     except ZonekeeperError as exc:
         errors = errors_by_field(exc)
-        if isinstance(exc, NotFound) and kind == "secondary":
+        if isinstance(exc, NotFound) and kind in ("secondary", "consumer"):
             errors = {"primaries": [exc.detail]}
         elif isinstance(exc, UpstreamFailed):
             errors = {"address": [exc.detail]}
@@ -192,7 +196,17 @@ async def _zone_view(request: Request, zone: str) -> dict[str, Any]:
     info = await ctx.zones.get(origin)
     _serial, rrsets, _nxt = await ctx.zones.rrsets(origin, limit=1000)
     links = await ctx.peers.links(info["name"])
-    return {"zone": info, "rrsets": rrsets,
+    catalog: dict[str, Any] = {}
+    if info["kind"] == "catalog" or info.get("catalog_consumer"):
+        members = await ctx.zones.members(origin)
+        listed = {m["zone"] for m in members}
+        candidates: list[str] = []
+        if info["kind"] == "catalog":
+            zones, _ = await ctx.zones.list(kind=None, limit=1000, cursor=None)
+            candidates = [z["name"] for z in zones
+                          if z["kind"] != "catalog" and z["name"] not in listed]
+        catalog = {"members": members, "member_candidates": candidates}
+    return {"zone": info, "rrsets": rrsets, **catalog,
             "status": ctx.status.rows_for(info["name"], links), **await panels(ctx, info, links)}
 
 

@@ -343,6 +343,41 @@ async def explain(request: Request, session: Viewer, zone: str, address: str = "
                 decision=decision)
 
 
+# -- a catalog's members ------------------------------------------------------------------------
+@router.post("/zones/{zone}/members")
+async def add_member(request: Request, session: Editor, zone: str,
+                     member: Annotated[str, Form(max_length=255)],
+                     group: Annotated[str, Form(max_length=255)] = "",
+                     coo: Annotated[str, Form(max_length=255)] = "") -> Response:
+    """List a zone in the catalog, or set its properties (the API's PUT
+    /zones/{catalog}/members/{zone})."""
+    ctx = ctx_of(request)
+    catalog = parse_zone_name(zone)
+    form = {"member-member": member, "member-group": group, "member-coo": coo}
+    try:
+        item = await ctx.zones.link_member(catalog, parse_zone_name(member),
+                                           group=group.strip() or None, coo=coo.strip() or None)
+    except ZonekeeperError as exc:
+        errors = _scoped(exc, "member")
+        # The zone named (unknown, a catalog) is the "Zone to add" field's problem.
+        for k in ("member-", "member-zone"):
+            errors.setdefault("member-member", []).extend(errors.pop(k, []))
+        return await _again(request, zone, form, errors)
+    log.info("web.member_added", user=session.user, catalog=catalog.to_text(),
+             zone=item["zone"], serial=item["serial"])
+    return _back(catalog.to_text(), "#members")
+
+
+@router.post("/zones/{zone}/members/{member}/remove")
+async def remove_member(request: Request, session: Editor, zone: str, member: str) -> Response:
+    ctx = ctx_of(request)
+    catalog = parse_zone_name(zone)
+    serial = await ctx.zones.unlink_member(catalog, parse_zone_name(member))
+    log.info("web.member_removed", user=session.user, catalog=catalog.to_text(), zone=member,
+             serial=serial)
+    return _back(catalog.to_text(), "#members")
+
+
 # -- kind: promote a secondary, demote a primary --------------------------------------------------
 @router.post("/zones/{zone}/promote")
 async def promote(request: Request, session: Editor, zone: str) -> Response:

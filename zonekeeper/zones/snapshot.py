@@ -40,6 +40,14 @@ _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
 class ZoneKind(enum.StrEnum):
     PRIMARY = "primary"
     SECONDARY = "secondary"
+    # A primary zone whose records list member zones (RFC 9432): edited through its
+    # members only, served and transferred like any primary zone.
+    CATALOG = "catalog"
+
+    @property
+    def local(self) -> bool:
+        """Content kept here (primary or catalog), not transferred in."""
+        return self is not ZoneKind.SECONDARY
 
 
 class ZoneState(enum.StrEnum):

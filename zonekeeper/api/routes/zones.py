@@ -37,6 +37,7 @@ from zonekeeper.services.zones import (
     parse_type,
     parse_zone_name,
 )
+from zonekeeper.zones.snapshot import ZoneKind
 
 router = APIRouter(prefix="/zones", tags=["zones"])
 
@@ -78,7 +79,7 @@ def _soa_fields(soa: object | None) -> SoaFields:
 async def list_zones(
     ctx: Ctx,
     _p: ReadScope,
-    kind: Annotated[str | None, Query(pattern="^(primary|secondary)$")] = None,
+    kind: Annotated[str | None, Query(pattern="^(primary|secondary|catalog)$")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, object]:
@@ -89,8 +90,12 @@ async def list_zones(
 @router.post("", status_code=201, response_model=ZoneOut)
 async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Response) -> dict[str, object]:
     origin = parse_zone_name(body.name)
+    if body.catalog and body.kind != "secondary":
+        raise Invalid("catalog is for a secondary zone",
+                      [Reason(("catalog",), 'a consumed catalog is kind "secondary"; a catalog '
+                                            'published here is kind "catalog"')])
     if body.kind == "secondary":
-        info = await ctx.zones.create_secondary(origin, body.primaries)
+        info = await ctx.zones.create_secondary(origin, body.primaries, catalog=body.catalog)
         response.headers["Location"] = f"/api/v1/zones/{info['name']}"
         return info
     changes = _changes(body.rrsets, origin, "rrsets", ["REPLACE"] * len(body.rrsets))
@@ -101,6 +106,7 @@ async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Resp
         rrsets=changes,
         serial_policy=body.serial_policy,
         zone_text=body.zone_text,
+        kind=ZoneKind(body.kind),
     )
     info = await ctx.zones.create(spec)
     response.headers["ETag"] = _etag(info["serial"])

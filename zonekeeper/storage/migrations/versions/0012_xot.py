@@ -1,7 +1,7 @@
 """Zone transfers over TLS (RFC 9103): per peer and per access rule
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 08:30:00
 
 peers.tls_only: a secondary whose transfers are allowed only over TLS (a cleartext AXFR or
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
