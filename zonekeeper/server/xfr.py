@@ -26,7 +26,6 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rdtypes.ANY.TSIG
 import dns.tsig
 import structlog
 
@@ -45,7 +44,7 @@ from zonekeeper.proto.request import (
 )
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.server.gate import Answer, Ask, transfer_gate, zone_text
-from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, tsig_rr
+from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, mac_rr
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 
 log = structlog.get_logger("zonekeeper.xfr")
@@ -161,6 +160,10 @@ def _render_ixfr(origin: dns.name.Name, steps: list[ixfr.JournalEntry],
     if diff.records > limit:
         return f"axfr-style: the difference ({diff.records} RRs) is over ixfr_max_ratio"
     return ixfr.render_wire(origin.to_wire(), diff, tsig=True)  # type: ignore[arg-type]
+
+
+# An AXFR is written in batches of about this many bytes of messages.
+BATCH_BYTES = 256 * 1024
 
 
 def _send(out: Sender, msg: bytes) -> None:
@@ -591,11 +594,7 @@ class XfrServer:
             else:
                 mac, ctx = _mac(key, ctx, (head[2:], question, rest), query.id, now,
                                 query.mac if i == 0 else None)
-                tsig = dns.rdtypes.ANY.TSIG.TSIG(
-                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
-                    query.id, 0, b"",
-                )
-                msg = _add_additional(head + question + rest, tsig_rr(key.name, tsig))
+                msg = _add_additional(head + question + rest, mac_rr(key, now, mac, query.id))
             _send(out, msg)
             if out.paused():
                 left = deadline - time.monotonic()
@@ -621,32 +620,38 @@ class XfrServer:
         sent = msgs = records = 0
         reserve = (axfr.TSIG_RESERVE if key is not None else 0) + len(opt)
         flags = bytes([0x84, 0x00])  # QR, opcode QUERY, AA
+        # Messages are ~16-24 KiB (a compression pointer reaches 16 KiB): they are written
+        # in batches of about BATCH_BYTES, one write and one flow-control check a batch.
+        batch: list[bytes] = []
+        batched = 0
         for data, count in axfr.messages(image, len(question), reserve=reserve):
             head = qid + flags + b"\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00"
             extra = opt if msgs == 0 else b""
             ar = 1 if extra else 0
             if key is None:
                 size = 12 + len(question) + len(data) + len(extra)
-                out.write(b"".join((size.to_bytes(2, "big"), head, ar.to_bytes(2, "big"), question,
-                                    data, extra)))
+                batch += (size.to_bytes(2, "big"), head, ar.to_bytes(2, "big"), question, data, extra)
             else:
                 mac, ctx = _mac(key, ctx, (head[2:], ar.to_bytes(2, "big"), question, data, extra),
                                 query.id, now, request_mac if msgs == 0 else None)
-                tsig = dns.rdtypes.ANY.TSIG.TSIG(
-                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
-                    query.id, 0, b"",
-                )
-                rr = tsig_rr(key.name, tsig)
+                rr = mac_rr(key, now, mac, query.id)
                 size = 12 + len(question) + len(data) + len(extra) + len(rr)
-                out.write(b"".join((size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"),
-                                    question, data, extra, rr)))
-            if out.paused():
-                await slot.drain(self.send_timeout)
-            elif msgs % 16 == 15:
-                await asyncio.sleep(0)  # let queries in between every ~1 MiB sent
+                batch += (size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"), question,
+                          data, extra, rr)
             msgs += 1
             records += count
             sent += size + 2
+            batched += size + 2
+            if batched >= BATCH_BYTES:
+                out.write(b"".join(batch))
+                batch = []
+                batched = 0
+                if out.paused():
+                    await slot.drain(self.send_timeout)
+                else:
+                    await asyncio.sleep(0)  # let queries in between every batch sent
+        if batch:
+            out.write(b"".join(batch))
         return TransferResult("ok", msgs, records, sent)
 
     def _log(self, zone: str, addr: str, key: str | None, kind: str, serial: int,
