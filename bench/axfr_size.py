@@ -11,7 +11,7 @@ the same database (made once through the API), times the first AXFR after the zo
 its SOA (launch to first SOA answer too), then ``--runs`` warm ones. Prints a Markdown table
 of medians and ratios and writes it to bench/results/axfr_size-N.md with --write.
 
-    PATH=/work/main/.venv/bin:$PATH python bench/axfr_size.py --records 100000 \
+    PATH=.venv/bin:$PATH python bench/axfr_size.py --records 100000 \
         --src before=/tmp/before --src after=. --runs 5 --write
 
 Servers are pinned to CPU 0, the reader to CPU 1; traffic stays on 127.0.0.0/8.
@@ -39,8 +39,10 @@ from common import (
     log,
     peer,
     rawxfr_full,
+    release_quiet,
     soa_serial,
     tsig_xfr,
+    wait_for_quiet,
     zone_records,
     zonekeeper_db,
 )
@@ -108,13 +110,17 @@ def main() -> int:
     srcs = [tuple(s.split("=", 1)) for s in a.src] or [("this tree", str(ROOT))]
     zone = ensure_zone_file(a.records)
     records = zone_records(zone) + 1
-    db = zonekeeper_db(a.records, zone)
-    log(f"NSD on {zone.name}")
-    nsd = measure_nsd(zone, records, a.runs)
-    zks = {}
-    for label, d in srcs:
-        log(f"zonekeeper ({label}: {d})")
-        zks[label] = measure_zk(Path(d), db, records, a.runs, a.starts)
+    wait_for_quiet()  # our turn among the benchmarks on this machine (same ports)
+    try:
+        db = zonekeeper_db(a.records, zone)
+        log(f"NSD on {zone.name}")
+        nsd = measure_nsd(zone, records, a.runs)
+        zks = {}
+        for label, d in srcs:
+            log(f"zonekeeper ({label}: {d})")
+            zks[label] = measure_zk(Path(d), db, records, a.runs, a.starts)
+    finally:
+        release_quiet()
     lines = [
         f"# AXFR size and first AXFR after a start: {a.records:,} records",
         "",

@@ -13,6 +13,7 @@ through ``answer_now`` straight from the listener, after the same gate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from zonekeeper.proto.request import (
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.server.gate import Answer, Ask, transfer_gate, zone_text
 from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, mac_rr
-from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
 
@@ -228,10 +229,62 @@ async def ensure_image(snap: ZoneSnapshot) -> axfr.AxfrImage:
         return snap.axfr
     if snap.axfr_future is None:
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         snap.axfr_future = loop.run_in_executor(None, axfr.build, snap.nodes, snap.origin_key)
-    image = await snap.axfr_future
+        image = await snap.axfr_future
+        log.info("xfr.image_built", zone=snap.name.to_text(), serial=snap.serial,
+                 records=image.records + 1, bytes=image.size,
+                 seconds=round(time.monotonic() - started, 3))
+    else:
+        image = await snap.axfr_future
     snap.axfr = image
     return image
+
+
+class ImageWarmer:
+    """Builds the AXFR image of each served version that has none, one zone at a time in a
+    worker thread, in the background: after the start (every zone loaded) and after a
+    version is published without one (a zone created or imported, a transfer received; an
+    edit patches the image it had). The first AXFR after a start then finds the image built
+    rather than building it (2-4 s at a million records), or waits only for the rest of a
+    build under way (``ensure_image`` shares it). Bounded: one pending version per zone."""
+
+    def __init__(self) -> None:
+        self._pending: dict[bytes, ZoneSnapshot] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def warm(self, snap: ZoneSnapshot) -> None:
+        if snap.axfr is None and snap.state is not ZoneState.UNLOADED:
+            self._pending[snap.origin_key] = snap  # a newer version replaces an older one
+            self._wake.set()
+
+    def start(self, snaps: list[ZoneSnapshot]) -> None:
+        for snap in snaps:
+            self.warm(snap)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                snap = self._pending.pop(key)
+                if snap.retired or snap.axfr is not None:
+                    continue
+                try:
+                    # Shielded: a shutdown cancelling this task leaves the build (which a
+                    # transfer may be waiting for too) to finish.
+                    await asyncio.shield(ensure_image(snap))
+                except Exception as exc:  # noqa: BLE001 - the transfer will report it
+                    log.warning("xfr.image_failed", zone=snap.name.to_text(), error=str(exc))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class XfrServer:
