@@ -36,7 +36,7 @@ from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
-from zonekeeper.server.xfr import XfrServer
+from zonekeeper.server.xfr import ImageWarmer, XfrServer
 from zonekeeper.services.access import AccessService
 from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.services.dnsupdate import UpdateRR
@@ -78,6 +78,7 @@ class Runtime:
     servers: list[TcpAcceptor] = field(default_factory=list)
     tcp_state: TcpServerState | None = None
     refresh: Any = None
+    images: ImageWarmer = field(default_factory=ImageWarmer)
 
 
 def build(settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -205,7 +206,13 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     zones.on_secondaries_changed = sync_secondaries
     zones.on_removed = lambda _name: refresh()
     zones.on_members_changed = refresh
-    zones.on_published = notifier.zone_changed
+    images = ImageWarmer()
+
+    def published(snap: Any) -> None:
+        notifier.zone_changed(snap)
+        images.warm(snap)  # a version without an AXFR image gets one, in the background
+
+    zones.on_published = published
     users = UserService(db, idle=settings.web.session_idle, max_age=settings.web.session_max_age)
     ctx = AppContext(settings=settings, zones=zones, tokens=tokens, access=access, peers=peers,
                      status=status, notifier=notifier, secondaries=secondaries, users=users)
@@ -240,6 +247,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     rt = Runtime(settings, db, registry, zones, tokens, access, handler, xfr, notify_in, ctx, usage)
     rt.refresh = refresh
     rt.cookies = cookies
+    rt.images = images
 
     def expire_of(snap: Any) -> int | None:
         """EDNS EXPIRE (RFC 7314): a primary zone's SOA expire; for a secondary zone, the
@@ -518,6 +526,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.ctx.state["listening"] = True
     log.info("api.listening", address=api_host, port=api_port, version=__version__)
     log.info("ready", seconds=round(time.monotonic() - started, 3))
+    # Every zone served has its AXFR image built now, one at a time, off the query path.
+    rt.images.start(list(rt.registry.zones.values()))
 
     stop_task = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -528,6 +538,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # stop the API, close storage.
     rt.zones.stop()
     await cluster.close()  # the lead, if held, passes to another node now
+    await rt.images.close()
     rt.tcp_state.accepting = False
     for server in rt.servers:
         server.close()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.edns
 import dns.flags
@@ -24,7 +25,7 @@ import dns.tsig
 import dns.zone
 import httpx2
 
-from tests.conftest import ZkServer, make_zone, require_tool
+from tests.conftest import ZkServer, make_zone, require_tool, wait_for
 
 
 def big_zone(api: httpx2.Client, name: str, records: int = 3000) -> None:
@@ -52,7 +53,11 @@ def test_signed_multi_message_axfr_verifies(zk: ZkServer, api: httpx2.Client, zo
 
 
 def _signed_query(zone: str, key: dns.tsig.Key) -> dns.message.QueryMessage:
-    q = dns.message.make_query(zone, "AXFR")
+    # With the options dig and BIND send (COOKIE, EXPIRE, keepalive, NSID), answered in
+    # the first message beside the TSIG.
+    opts = [dns.edns.GenericOption(10, b"clientck"), dns.edns.GenericOption(9, b""),
+            dns.edns.GenericOption(11, b""), dns.edns.GenericOption(3, b"")]
+    q = dns.message.make_query(zone, "AXFR", use_edns=0, options=opts)
     q.use_tsig(key)
     return q
 
@@ -573,3 +578,27 @@ def test_big_answer_at_accept_to_a_small_window(zk: ZkServer, api: httpx2.Client
     events = _xfr_events(zk, zone_name, 2)
     assert [(e["bytes"], e["result"], e["style"]) for e in events] == [
         (len(known) + 2, "ok", f"incremental from {start}")] * 2
+
+
+def test_axfr_image_is_built_in_the_background_after_a_start(tmp_path: Path) -> None:
+    """Every zone served gets its AXFR image after a start, with no transfer asked for (and
+    after a zone is created): the first AXFR finds it built. The transfer is still whole."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    try:
+        with zk.client() as api:
+            big_zone(api, "warm.test.", 500)
+            api.post("/acls", json={"zone": "warm.test.", "action": "transfer", "network": "127.0.0.0/8"})
+        serial = zk.serial("warm.test.")
+        wait_for(lambda: zk.events("xfr.image_built", zone="warm.test.", serial=serial),
+                 what="the image of a new zone built without a transfer")
+        zk.stop()
+        zk.start()
+        wait_for(lambda: len(zk.events("xfr.image_built", zone="warm.test.", serial=serial)) == 2,
+                 what="the image built again after the start, without a transfer")
+        assert not zk.events("xfr.out")
+        zone = dns.zone.Zone("warm.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert len(zone.nodes) == 502 and zone.get_soa().serial == serial
+        assert len(zk.events("xfr.image_built", zone="warm.test.")) == 2  # not built again
+    finally:
+        zk.stop()

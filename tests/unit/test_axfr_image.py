@@ -5,6 +5,7 @@ from __future__ import annotations
 import dns.message
 import dns.name
 import dns.rdatatype
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,8 @@ def content_of(text: str) -> ZoneContent:
 
 
 def transfer(image: axfr.AxfrImage, *, reserve: int = 0) -> list[str]:
-    """Render the image into messages and parse them back with dnspython."""
+    """Render the image into messages and parse them back with dnspython (which refuses a
+    compression pointer that does not point back)."""
     q = dns.message.make_query(ORIGIN, "AXFR")
     qw = q.to_wire()
     question = qw[12:]
@@ -43,7 +45,7 @@ def transfer(image: axfr.AxfrImage, *, reserve: int = 0) -> list[str]:
     msgs = list(axfr.messages(image, len(question), reserve=reserve))
     for data, count in msgs:
         wire = qw[:2] + b"\x84\x00\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00\x00\x00" + question + data
-        assert len(wire) <= 65535
+        assert len(wire) + reserve <= 65535
         m = dns.message.from_wire(wire, one_rr_per_rrset=True)
         for rrset in m.answer:
             out += rrset.to_text().splitlines()
@@ -72,8 +74,9 @@ def test_large_zone_spans_many_messages_and_splits_big_buckets() -> None:
         content.put(RRsetData(dns.name.from_text(f"h{i}", ORIGIN), 16, 60,
                               [Record(dns.rdata.from_text("IN", "TXT", f'"{i:05d}' + "x" * 150 + '"'))]))
     nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
-    image = axfr.build(nodes, name_key(ORIGIN), bucket_count=3)  # ~180 kB buckets: must be split
-    got = transfer(image, reserve=512)
+    image = axfr.build(nodes, name_key(ORIGIN), bucket_owners=2000)
+    assert len(image.buckets) > 3  # a bucket ends where its message's names reach 16 KiB
+    got = transfer(image, reserve=512 + 11)
     assert len(got) == content.record_count() + 1
     assert sorted(got[1:-1] + [got[0]]) == sorted(expected(content))
 
@@ -87,7 +90,7 @@ addrs = st.integers(1, 254).map(lambda i: f"192.0.2.{i}")
 def test_patched_image_equals_rebuilt_image(edits: list[tuple[str, str | None]]) -> None:
     content = content_of(BASE)
     nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
-    image = axfr.build(nodes, name_key(ORIGIN), bucket_count=4)
+    image = axfr.build(nodes, name_key(ORIGIN), bucket_owners=3)
     changed = set()
     for name, addr in edits:
         owner = dns.name.from_text(name, ORIGIN)
@@ -98,6 +101,80 @@ def test_patched_image_equals_rebuilt_image(edits: list[tuple[str, str | None]])
         changed.add(name_key(owner))
     new_nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
     patched = axfr.patch(image, new_nodes, name_key(ORIGIN), changed)
-    rebuilt = axfr.build(new_nodes, name_key(ORIGIN), bucket_count=4)
+    rebuilt = axfr.build(new_nodes, name_key(ORIGIN), bucket_owners=3)
     assert sorted(transfer(patched)) == sorted(transfer(rebuilt))
-    assert patched.records == rebuilt.records and patched.size == rebuilt.size
+    assert patched.records == rebuilt.records
+    assert patched.size == sum(len(d) for b in patched.buckets for d, _ in b.chunks)
+    assert all(len(o) <= 3 for o in patched.owners)  # a bucket that grew was split
+
+
+def wire_size(image: axfr.AxfrImage) -> int:
+    question = dns.message.make_query(ORIGIN, "AXFR").to_wire()[12:]
+    return sum(12 + len(question) + len(data) for data, _ in axfr.messages(image, len(question)))
+
+
+@pytest.mark.parametrize("soa", ["ns1.example.net. hostmaster.example.net.", "invalid. invalid.",
+                                 "ns1 ns1"])
+def test_soa_names_sharing_a_suffix_outside_the_apex(soa: str) -> None:
+    """The SOA is written first and last, at offsets unknown when it is rendered: its RNAME
+    must not point into its MNAME (a catalog's SOA is "invalid. invalid.")."""
+    content = content_of(BASE.replace("@ SOA ns1 host", f"@ SOA {soa}"))
+    nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    got = transfer(axfr.build(nodes, name_key(ORIGIN)), reserve=axfr.TSIG_RESERVE)
+    assert sorted(got[1:-1] + [got[0]]) == sorted(expected(content))
+
+
+def test_names_are_compressed_against_earlier_names_in_the_message() -> None:
+    """Owners, their repeats and the names in NS/MX/CNAME RDATA point back to names written
+    before them; the stream is smaller than one with owners compressed against the apex only."""
+    content = content_of(BASE)
+    for i in range(400):
+        owner = dns.name.from_text(f"host{i:04d}.dept{i % 7}", ORIGIN)
+        content.put(RRsetData(owner, 1, 60, [Record(dns.rdata.from_text("IN", "A", f"10.0.{i // 250}.{i % 250}"))]))
+        content.put(RRsetData(owner, 28, 60, [Record(dns.rdata.from_text("IN", "AAAA", f"2001:db8::{i:x}"))]))
+        content.put(RRsetData(owner, 15, 60, [Record(dns.rdata.from_text("IN", "MX", "10 mail.example.net."))]))
+        content.put(RRsetData(dns.name.from_text(f"alias{i:04d}", ORIGIN), 5, 60,
+                              [Record(dns.rdata.from_text("IN", "CNAME", f"host{i:04d}.dept{i % 7}.img.test."))]))
+    nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    image = axfr.build(nodes, name_key(ORIGIN))
+    got = transfer(image)
+    assert sorted(got[1:-1] + [got[0]]) == sorted(expected(content))
+    # Uncompressed beyond the apex: every owner's labels, every RDATA name in full.
+    flat = sum(len(name_key(r.name)) - len(name_key(ORIGIN)) + 2 + 10 + len(rec.rdata.to_wire())
+               for r in content for rec in r.records)
+    assert image.size < 0.7 * flat
+
+
+def test_an_owner_too_big_for_one_message_is_carried_over() -> None:
+    content = content_of(BASE)
+    big = dns.name.from_text("big", ORIGIN)
+    content.put(RRsetData(big, 16, 60, [Record(dns.rdata.from_text("IN", "TXT", f'"{i:05d}' + "y" * 200 + '"'))
+                                        for i in range(700)]))
+    content.put(RRsetData(big, 1, 60, [Record(dns.rdata.from_text("IN", "A", "192.0.2.9"))]))
+    nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    image = axfr.build(nodes, name_key(ORIGIN))
+    assert sum(len(b.chunks) for b in image.buckets) >= 3
+    got = transfer(image, reserve=512 + 11)
+    assert sorted(got[1:-1] + [got[0]]) == sorted(expected(content))
+
+
+def test_a_changed_soa_length_re_renders_the_first_message() -> None:
+    content = content_of(BASE)
+    nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    image = axfr.build(nodes, name_key(ORIGIN))
+    content.put(RRsetData(ORIGIN, 6, 300, [Record(dns.rdata.from_text(
+        "IN", "SOA", "a-much-longer-primary.example.net. host.img.test. 8 3600 900 1209600 300"))]))
+    new_nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    patched = axfr.patch(image, new_nodes, name_key(ORIGIN), [name_key(ORIGIN)])
+    got = transfer(patched)
+    assert "a-much-longer-primary.example.net." in got[0]
+    assert sorted(got[1:-1] + [got[0]]) == sorted(expected(content))
+    assert wire_size(patched) == wire_size(axfr.build(new_nodes, name_key(ORIGIN)))
+
+
+def test_a_question_of_another_length_is_refused() -> None:
+    content = content_of(BASE)
+    nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
+    image = axfr.build(nodes, name_key(ORIGIN))
+    with pytest.raises(ValueError):
+        list(axfr.messages(image, len(name_key(ORIGIN)) + 5))

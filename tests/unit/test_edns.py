@@ -10,8 +10,11 @@ import pytest
 
 from zonekeeper.proto.edns import (
     COOKIE,
+    EXPIRE,
     KEEPALIVE,
     NSID,
+    NSID_MAX,
+    OPTIONS_MAX,
     EdnsOptions,
     MalformedOption,
     cookie_valid,
@@ -55,6 +58,18 @@ def test_options_are_parsed_within_the_opt_record() -> None:
     assert out == option(NSID, b"n") and rcode == 0  # no keepalive over UDP
     out, _ = ops.answer(option(KEEPALIVE, b""), tcp=True, address="192.0.2.1", zone=None, apex_soa=False)
     assert out == option(KEEPALIVE, (100).to_bytes(2, "big"))
+
+
+def test_each_option_answered_once_within_options_max() -> None:
+    """An option asked many times is answered once, so what an answer carries is bounded by
+    OPTIONS_MAX (the room an AXFR's first message keeps beside a TSIG)."""
+    ops = EdnsOptions(nsid=b"\xff" * NSID_MAX, idle_timeout=10, secrets=lambda: (b"s" * 16,),
+                      expire_of=lambda _zone: 600, clock=lambda: 7)
+    one = (option(NSID, b"") + option(COOKIE, b"c" * 8 + b"x" * 32) + option(EXPIRE, b"")
+           + option(KEEPALIVE, b""))
+    out, _ = ops.answer(one * 50, tcp=True, address="192.0.2.1", zone=object(), apex_soa=True)
+    assert [code for code, _ in options(out)] == [NSID, COOKIE, EXPIRE, KEEPALIVE]
+    assert len(out) == OPTIONS_MAX
 
 
 def test_cookie_secret_is_kept_and_rotated_in_the_database(tmp_path: Path) -> None:

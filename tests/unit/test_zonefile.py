@@ -350,3 +350,140 @@ def test_read_records_one_after_another(rdtype: str, text: str, records: list[st
 def test_read_records_refuses_what_is_not_records(rdtype: str, text: str) -> None:
     with pytest.raises(dns.exception.DNSException):
         read_records(rdtype, text, dns.name.from_text("ex.test"))
+
+
+# -- the fast reader and dnspython's reader agree -------------------------------------------
+# Zone texts in the common syntax (the fast reader reads them) and unusual ones (it leaves
+# them to dnspython's reader): both readers must give the same records, TTLs, lines,
+# warnings and problems.
+
+COMMON_TEXTS = {
+    "plain": """$ORIGIN fast.test.
+$TTL 3600
+@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+@ IN NS ns1
+@ NS ns2.example.net.
+ns1 A 192.0.2.1
+ns1 AAAA 2001:db8::1
+www 300 IN A 192.0.2.2
+www IN 300 A 192.0.2.3
+    AAAA 2001:DB8::2
+mail MX 10 mail
+@ MX 20 mx.Example.NET.
+alias CNAME www
+ptr PTR www.fast.test.
+txt TXT "v=spf1 -all" "two; strings"
+txt TXT plain-word ; a comment
+srv._tcp SRV 0 5 5060 sip
+caa CAA 0 issue "ca.example.net"
+sub NS ns.sub
+ns.sub A 192.0.2.53
+*.wild A 192.0.2.9
+""",
+    "no $TTL: the SOA's minimum, then the last TTL stated": """$ORIGIN fast.test.
+@ SOA ns1 hostmaster ( 1 ; serial
+      7200 3600 1209600 300 )
+@ NS ns1
+ns1 1h A 192.0.2.1
+a A 192.0.2.2
+b 1D IN A 192.0.2.3
+c A 192.0.2.4
+""",
+    "$ORIGIN changes, relative and absolute names, upper case": """$TTL 60
+$ORIGIN fast.test.
+@ SOA NS1.FAST.TEST. host.fast.test. 5 1 1 1 1
+@ NS ns1
+$ORIGIN sub.fast.test.
+x A 10.0.0.1
+$origin deeper.sub.fast.test.
+y TXT "in deeper"
+@ TXT "at deeper"
+Mixed.Case A 10.0.0.2
+""",
+    "duplicates and TTL differences give the same warnings": """$ORIGIN fast.test.
+$TTL 300
+@ SOA ns1 host 1 2 3 4 5
+@ NS ns1
+a A 192.0.2.1
+a A 192.0.2.1
+a 600 A 192.0.2.2
+c CNAME a
+c CNAME b
+""",
+}
+
+UNUSUAL_TEXTS = {
+    "$GENERATE": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n$GENERATE 1-5 h$ A 10.0.0.$\n",
+    "escapes": '$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\na\\.b A 10.0.0.1\nt TXT "q\\"x"\n',
+    "unknown type": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\na FOO 1\n",
+    "generic syntax": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\na TYPE65280 \\# 1 00\n",
+    "other class": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\na CH A 10.0.0.1\n",
+    "bad records, each reported by line": """$ORIGIN fast.test.
+$TTL 60
+@ SOA ns1 h 1 2 3 4 5
+@ NS ns1
+a A 300.1.2.3
+b AAAA nope
+c MX x y
+d A 10.0.0.1 extra
+e CNAME a..b
+""",
+    "no TTL at all": "$ORIGIN fast.test.\na A 10.0.0.1\n@ SOA ns1 h 1 2 3 4 5\n",
+    "unbalanced parenthesis": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h ( 1 2 3 4 5\n",
+    "$INCLUDE": "$ORIGIN fast.test.\n$TTL 60\n$INCLUDE other.zone\n@ SOA ns1 h 1 2 3 4 5\n",
+    "string over two lines": '$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nt TXT "a\nb"\n',
+}
+
+
+def _outcome(text: str, *, fast: bool) -> tuple[object, ...]:
+    r = parse_zone_text(text, dns.name.from_text("fast.test."), fast=fast)
+    rrsets = sorted((s.name.to_text(), s.rdtype, s.ttl, [rec.rdata.to_text() for rec in s.records])
+                    for s in r.content)
+    lines = sorted((n.to_text(), t, line) for (n, t), line in r.lines.items())
+    return rrsets, lines, [str(p) for p in r.warnings], [str(p) for p in r.errors]
+
+
+@pytest.mark.parametrize("name", sorted(COMMON_TEXTS))
+def test_fast_reader_reads_the_common_syntax_as_dnspython_does(name: str) -> None:
+    from zonekeeper.zones.zonefile import _fast_records
+
+    text = COMMON_TEXTS[name]
+    # The fast reader takes it (else this would compare dnspython with itself)...
+    _fast_records(text, dns.name.from_text("fast.test."), max_records=10**6, cancel=None)
+    # ...and gives what dnspython's reader gives.
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+@pytest.mark.parametrize("name", sorted(UNUSUAL_TEXTS))
+def test_fast_reader_leaves_the_unusual_to_dnspython(name: str) -> None:
+    from zonekeeper.zones.zonefile import _fast_records, _Unusual
+
+    text = UNUSUAL_TEXTS[name]
+    with pytest.raises(_Unusual):
+        _fast_records(text, dns.name.from_text("fast.test."), max_records=10**6, cancel=None)
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+def test_fast_reader_stops_at_max_records_like_dnspython() -> None:
+    from zonekeeper.settings import ZoneSettings
+
+    text = COMMON_TEXTS["plain"]
+    limits = ZoneSettings(max_records=5)
+    a = parse_zone_text(text, dns.name.from_text("fast.test."), limits=limits)
+    b = parse_zone_text(text, dns.name.from_text("fast.test."), limits=limits, fast=False)
+    assert a.stopped_by == b.stopped_by == "zones.max_records"
+    assert [str(p) for p in a.errors] == [str(p) for p in b.errors]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b.c", "@", " ", "Mixed", "x.y.fast.test."]),
+                          st.sampled_from(["", "60 ", "1h ", "IN ", "60 IN ", "IN 60 "]),
+                          st.sampled_from(["A 192.0.2.1", "A 192.0.2.2", "AAAA 2001:db8::1",
+                                           "TXT \"t;x\" y", "MX 5 a", "CNAME b.c",
+                                           "NS ns.example.", "A 999.1.1.1", "SRV 1 2 3 t"])),
+                max_size=12))
+def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]) -> None:
+    text = "$ORIGIN fast.test.\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(
+        f"{owner if owner != ' ' else ''} {ttl}{rdata}\n" if owner == " " else f"{owner} {ttl}{rdata}\n"
+        for owner, ttl, rdata in lines)
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)

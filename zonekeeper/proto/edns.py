@@ -25,6 +25,11 @@ COOKIE_VERSION = 1  # RFC 9018: SipHash-2-4 server cookies
 COOKIE_PAST = 3600  # a server cookie older than this is stale (RFC 9018 section 4.3)
 COOKIE_FUTURE = 300  # ... and one from further in the future than this is bad
 
+NSID_MAX = 512  # octets of our NSID (settings: 128 characters of UTF-8)
+# The most our options take in one answer (each answered once): what an AXFR's first
+# message keeps room for.
+OPTIONS_MAX = (4 + NSID_MAX) + (4 + 8 + 16) + (4 + 4) + (4 + 2)
+
 
 class MalformedOption(Exception):
     """An option the RFCs say to answer with FORMERR (e.g. a COOKIE of a bad length)."""
@@ -94,7 +99,11 @@ class EdnsOptions:
         at its apex (EXPIRE is given there). MalformedOption: answer FORMERR."""
         out = b""
         rcode = 0
+        seen: set[int] = set()
         for code, data in options(rdata):
+            if code in seen:
+                continue  # an option asked twice is answered once
+            seen.add(code)
             if code == NSID:  # asked with an empty payload; a non-empty one is not refused
                 if self.nsid is not None:
                     out += option(NSID, self.nsid)

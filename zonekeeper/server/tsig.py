@@ -41,6 +41,17 @@ def tsig_rr(keyname: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
     return owner + struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rd)) + rd
 
 
+def mac_rr(key: dns.tsig.Key, now: int, mac: bytes, original_id: int) -> bytes:
+    """``tsig_rr`` of a TSIG with no error and no other data (what signs a transfer's
+    messages), written straight from its fields: building the rdata object cost ~16 us a
+    message, a third of a signed AXFR's time beside the HMAC."""
+    rd = (key.algorithm.to_wire() + struct.pack("!HIHH", (now >> 32) & 0xFFFF, now & 0xFFFFFFFF,  # type: ignore[operator]
+                                                FUDGE, len(mac))
+          + mac + struct.pack("!HHH", original_id, 0, 0))
+    owner: bytes = key.name.to_wire()  # type: ignore[assignment]
+    return owner + struct.pack("!HHIH", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rd)) + rd
+
+
 class TsigRefusal(NamedTuple):
     """A request refused by its TSIG (RFC 8945 §5.2): what to answer, the outcome, and for
     the log the reason (stable text; None for a request that does not parse) and key."""

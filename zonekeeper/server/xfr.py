@@ -13,6 +13,7 @@ through ``answer_now`` straight from the listener, after the same gate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,6 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rdtypes.ANY.TSIG
 import dns.tsig
 import structlog
 
@@ -46,8 +46,8 @@ from zonekeeper.proto.request import (
 )
 from zonekeeper.proto.rrwire import name_key
 from zonekeeper.server.gate import Answer, Ask, transfer_gate, zone_text
-from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, tsig_rr
-from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
+from zonekeeper.server.tsig import FUDGE, TsigCheck, TsigRefusal, mac_rr
+from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
 
@@ -171,6 +171,10 @@ def _render_ixfr(origin: dns.name.Name, steps: list[ixfr.JournalEntry],
     return ixfr.render_wire(origin.to_wire(), diff, tsig=True)  # type: ignore[arg-type]
 
 
+# An AXFR is written in batches of about this many bytes of messages.
+BATCH_BYTES = 256 * 1024
+
+
 def _send(out: Sender, msg: bytes) -> None:
     out.write(len(msg).to_bytes(2, "big") + msg)
 
@@ -233,10 +237,62 @@ async def ensure_image(snap: ZoneSnapshot) -> axfr.AxfrImage:
         return snap.axfr
     if snap.axfr_future is None:
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         snap.axfr_future = loop.run_in_executor(None, axfr.build, snap.nodes, snap.origin_key)
-    image = await snap.axfr_future
+        image = await snap.axfr_future
+        log.info("xfr.image_built", zone=snap.name.to_text(), serial=snap.serial,
+                 records=image.records + 1, bytes=image.size,
+                 seconds=round(time.monotonic() - started, 3))
+    else:
+        image = await snap.axfr_future
     snap.axfr = image
     return image
+
+
+class ImageWarmer:
+    """Builds the AXFR image of each served version that has none, one zone at a time in a
+    worker thread, in the background: after the start (every zone loaded) and after a
+    version is published without one (a zone created or imported, a transfer received; an
+    edit patches the image it had). The first AXFR after a start then finds the image built
+    rather than building it (2-4 s at a million records), or waits only for the rest of a
+    build under way (``ensure_image`` shares it). Bounded: one pending version per zone."""
+
+    def __init__(self) -> None:
+        self._pending: dict[bytes, ZoneSnapshot] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def warm(self, snap: ZoneSnapshot) -> None:
+        if snap.axfr is None and snap.state is not ZoneState.UNLOADED:
+            self._pending[snap.origin_key] = snap  # a newer version replaces an older one
+            self._wake.set()
+
+    def start(self, snaps: list[ZoneSnapshot]) -> None:
+        for snap in snaps:
+            self.warm(snap)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                snap = self._pending.pop(key)
+                if snap.retired or snap.axfr is not None:
+                    continue
+                try:
+                    # Shielded: a shutdown cancelling this task leaves the build (which a
+                    # transfer may be waiting for too) to finish.
+                    await asyncio.shield(ensure_image(snap))
+                except Exception as exc:  # noqa: BLE001 - the transfer will report it
+                    log.warning("xfr.image_failed", zone=snap.name.to_text(), error=str(exc))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class XfrServer:
@@ -627,11 +683,7 @@ class XfrServer:
             else:
                 mac, ctx = _mac(key, ctx, (head[2:], question, rest), query.id, now,
                                 query.mac if i == 0 else None)
-                tsig = dns.rdtypes.ANY.TSIG.TSIG(
-                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
-                    query.id, 0, b"",
-                )
-                msg = _add_additional(head + question + rest, tsig_rr(key.name, tsig))
+                msg = _add_additional(head + question + rest, mac_rr(key, now, mac, query.id))
             _send(out, msg)
             if out.paused():
                 left = deadline - time.monotonic()
@@ -657,32 +709,38 @@ class XfrServer:
         sent = msgs = records = 0
         reserve = (axfr.TSIG_RESERVE if key is not None else 0) + len(opt)
         flags = bytes([0x84, 0x00])  # QR, opcode QUERY, AA
+        # Messages are ~16-24 KiB (a compression pointer reaches 16 KiB): they are written
+        # in batches of about BATCH_BYTES, one write and one flow-control check a batch.
+        batch: list[bytes] = []
+        batched = 0
         for data, count in axfr.messages(image, len(question), reserve=reserve):
             head = qid + flags + b"\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00"
             extra = opt if msgs == 0 else b""
             ar = 1 if extra else 0
             if key is None:
                 size = 12 + len(question) + len(data) + len(extra)
-                out.write(b"".join((size.to_bytes(2, "big"), head, ar.to_bytes(2, "big"), question,
-                                    data, extra)))
+                batch += (size.to_bytes(2, "big"), head, ar.to_bytes(2, "big"), question, data, extra)
             else:
                 mac, ctx = _mac(key, ctx, (head[2:], ar.to_bytes(2, "big"), question, data, extra),
                                 query.id, now, request_mac if msgs == 0 else None)
-                tsig = dns.rdtypes.ANY.TSIG.TSIG(
-                    dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, FUDGE, mac,
-                    query.id, 0, b"",
-                )
-                rr = tsig_rr(key.name, tsig)
+                rr = mac_rr(key, now, mac, query.id)
                 size = 12 + len(question) + len(data) + len(extra) + len(rr)
-                out.write(b"".join((size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"),
-                                    question, data, extra, rr)))
-            if out.paused():
-                await slot.drain(self.send_timeout)
-            elif msgs % 16 == 15:
-                await asyncio.sleep(0)  # let queries in between every ~1 MiB sent
+                batch += (size.to_bytes(2, "big"), head, (ar + 1).to_bytes(2, "big"), question,
+                          data, extra, rr)
             msgs += 1
             records += count
             sent += size + 2
+            batched += size + 2
+            if batched >= BATCH_BYTES:
+                out.write(b"".join(batch))
+                batch = []
+                batched = 0
+                if out.paused():
+                    await slot.drain(self.send_timeout)
+                else:
+                    await asyncio.sleep(0)  # let queries in between every batch sent
+        if batch:
+            out.write(b"".join(batch))
         return TransferResult("ok", msgs, records, sent)
 
     def _log(self, zone: str, addr: str, key: str | None, kind: str, serial: int,

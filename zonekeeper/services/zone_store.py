@@ -42,6 +42,7 @@ from zonekeeper.proto.rrwire import (
     name_key,
     node_blobs,
     sort_key,
+    unpack_nodes,
 )
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services import paging
@@ -49,7 +50,7 @@ from zonekeeper.services.zone_inputs import RRsetChange
 from zonekeeper.settings import ZoneSettings
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
-from zonekeeper.storage.models import RRset, Zone
+from zonekeeper.storage.models import Zone
 from zonekeeper.text import absolute, utc_text
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
@@ -178,36 +179,39 @@ class ZoneStore:
 
     # -- start-up -------------------------------------------------------------------------
     def load_all(self) -> list[ZoneSnapshot]:
-        """Load every zone's served form from storage (no text parsing)."""
-        snaps: list[ZoneSnapshot] = []
+        """Load every zone's served form from storage (no text parsing): three queries
+        whatever the number of zones (the zones, every node, every secondary's image); the
+        cuts are found in the nodes."""
+        snaps = []
         with self.db.read() as s:
-            for z in s.scalars(select(Zone)):
-                if z.catalog_consumer:
-                    self.consumers.add(z.name)
-                snaps.append(self._load_zone(s, z))
+            zones = list(s.scalars(select(Zone)))
+            all_nodes = repo.load_all_nodes(s)
+            images = (repo.load_all_images(s)
+                      if any(z.kind == ZoneKind.SECONDARY.value for z in zones) else {})
+        for z in zones:
+            if z.catalog_consumer:
+                self.consumers.add(z.name)
+            snaps.append(self._from_stored(z, all_nodes.pop(z.id, None), images.get(z.id)))
         for snap in snaps:
             self.registry.publish(snap)
         return snaps
 
     def _load_zone(self, s: Any, z: Zone) -> ZoneSnapshot:
         """One zone's served form as stored (no text parsing)."""
+        if z.kind == ZoneKind.SECONDARY.value:
+            return self._from_stored(z, None, repo.load_image_chunks(s, z.id))
+        return self._from_stored(z, repo.load_nodes(s, z.id), None)
+
+    def _from_stored(self, z: Zone, nodes: dict[bytes, Any] | None,
+                     chunks: list[bytes] | None) -> ZoneSnapshot:
+        """A zone's snapshot from its stored nodes (primary) or image chunks (secondary)."""
         origin = dns.name.from_text(z.name)
         if z.kind == ZoneKind.SECONDARY.value:
-            return self._load_secondary(s, z, origin)
-        nodes = repo.load_nodes(s, z.id)
+            return self._load_secondary(z, origin, chunks)
         if not nodes:
             # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
             return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind))
-        cuts = frozenset(
-            name_key(dns.name.from_text(n))
-            for n in s.scalars(
-                select(RRset.name).where(
-                    RRset.zone_id == z.id, RRset.type == _NS, RRset.name != z.name
-                )
-            )
-        )
-        cuts = frozenset(k for k in cuts if k in nodes and find_blob(nodes[k], _T_NS))
-        return _snapshot(z, z.serial, nodes, cuts)
+        return _snapshot(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
 
     # -- changes committed by other nodes sharing the database (services/cluster.py) --------
     async def sync_zone(self, name: dns.name.Name) -> str:
@@ -292,12 +296,14 @@ class ZoneStore:
         stored = repo.nodes_at(s, z.id, keys)
         return _next_snapshot(z, current, {k: stored.get(k) for k in keys})
 
-    def _load_secondary(self, s: Any, z: Zone, origin: dns.name.Name) -> ZoneSnapshot:
-        try:
-            nodes = repo.load_image(s, z.id)
-        except ValueError as exc:
-            log.error("zone.unreadable", zone=z.name, error=str(exc), action="transfer it again")
-            nodes = None
+    def _load_secondary(self, z: Zone, origin: dns.name.Name,
+                        chunks: list[bytes] | None) -> ZoneSnapshot:
+        nodes = None
+        if chunks:
+            try:
+                nodes = unpack_nodes(chunks)
+            except ValueError as exc:
+                log.error("zone.unreadable", zone=z.name, error=str(exc), action="transfer it again")
         if not nodes:
             # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
             return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)

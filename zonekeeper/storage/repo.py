@@ -105,6 +105,32 @@ def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[byte
         return {bytes(owner): decode_node(bytes(data)) for owner, data in cur}
 
 
+def load_all_nodes(session: Session) -> dict[int, dict[bytes, bytes | tuple[bytes, ...]]]:
+    """Every served node of every zone, by zone id: one query for all of them (a query per
+    zone cost more than the rows at 10,000 small zones)."""
+    out: dict[int, dict[bytes, bytes | tuple[bytes, ...]]] = {}
+    nodes: dict[bytes, bytes | tuple[bytes, ...]] = {}
+    current = None
+    with _cursor(session) as (cur, _ph):
+        cur.execute("SELECT zone_id, owner, data FROM nodes ORDER BY zone_id")
+        for zone_id, owner, data in cur:
+            if zone_id != current:
+                current = zone_id
+                nodes = out.setdefault(zone_id, {})
+            nodes[bytes(owner)] = decode_node(bytes(data))
+    return out
+
+
+def load_all_images(session: Session) -> dict[int, list[bytes]]:
+    """Every secondary zone's stored chunks (``load_image``'s rows), by zone id, in order."""
+    out: dict[int, list[bytes]] = {}
+    with _cursor(session) as (cur, _ph):
+        cur.execute("SELECT zone_id, data FROM zone_images ORDER BY zone_id, chunk")
+        for zone_id, data in cur:
+            out.setdefault(zone_id, []).append(bytes(data))
+    return out
+
+
 def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
     sk = sort_key(owner)
     row = session.scalar(
@@ -166,12 +192,17 @@ def drop_content(session: Session, zone_id: int) -> None:
     session.execute(delete(Node).where(Node.zone_id == zone_id))
 
 
+def load_image_chunks(session: Session, zone_id: int) -> list[bytes]:
+    """A secondary zone's stored image, as its chunks in order (empty: never loaded)."""
+    with _cursor(session) as (cur, ph):
+        cur.execute(f"SELECT data FROM zone_images WHERE zone_id = {ph} ORDER BY chunk", (zone_id,))
+        return [bytes(d) for (d,) in cur]
+
+
 def load_image(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]] | None:
     """A secondary zone's stored served form; None if it never loaded. ValueError if the
     stored image cannot be read."""
-    with _cursor(session) as (cur, ph):
-        cur.execute(f"SELECT data FROM zone_images WHERE zone_id = {ph} ORDER BY chunk", (zone_id,))
-        chunks = [bytes(d) for (d,) in cur]
+    chunks = load_image_chunks(session, zone_id)
     return unpack_nodes(chunks) if chunks else None
 
 
