@@ -373,6 +373,15 @@ async def ensure_demo(rt: Runtime) -> None:
     log.info("demo.created", zone=DEMO_ZONE)
 
 
+def _web_app(ctx: AppContext) -> tuple[Any, Any]:
+    """uvicorn and the API's ASGI app (worker thread: imports and route building)."""
+    import uvicorn
+
+    from zonekeeper.api.app import create_app
+
+    return uvicorn, create_app(ctx)
+
+
 async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False,
                 stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown."""
@@ -493,10 +502,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     assert rt.cookies is not None
     rt.cookies.start()  # the COOKIE secret: re-read, rotated when due
 
-    # The web stack is imported only now: DNS already answers while it loads.
-    import uvicorn
-
-    from zonekeeper.api.app import create_app
+    # The web stack (~0.4 s of imports and route building) is loaded only now, in a worker
+    # thread: DNS answers meanwhile (an import on the loop would hold every query back).
+    uvicorn, app = await asyncio.to_thread(_web_app, rt.ctx)
 
     class _EmbeddedServer(uvicorn.Server):
         """uvicorn inside our loop: signals are ours, so it only learns to exit."""
@@ -504,7 +512,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         def capture_signals(self):  # type: ignore[no-untyped-def, override]
             return contextlib.nullcontext()
 
-    app = create_app(rt.ctx)
     # What exists now (modules, the zones loaded) lives as long as the process: keep it out
     # of the cyclic collector's full passes, which otherwise rescan it all while a big
     # transfer allocates (refcounting still frees whatever is dropped later).

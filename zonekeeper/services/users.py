@@ -10,6 +10,7 @@ Roles map onto the API's scopes, so the console and the API decide rights alike.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import re
 import secrets
@@ -34,9 +35,14 @@ MIN_PASSWORD = 10
 _TOUCH_EVERY = 60.0
 
 _hasher = PasswordHasher()
-# Verifying against this when the user does not exist costs what a real check costs, so the
-# answer's timing does not tell which names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this when the user does not exist costs what a real check costs,
+    so the answer's timing does not tell which names exist. Made at the first sign-in, not
+    at import (an argon2 hash is ~0.1 s of every start-up)."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ class UserService:
         with self.db.write() as s:
             row = s.scalar(select(User).where(User.name == name))
             try:
-                _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+                _hasher.verify(row.password_hash if row is not None else _dummy_hash(), password)
             except (VerificationError, InvalidHashError):
                 row = None
             if row is None:
