@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -125,6 +126,7 @@ class Database:
         # This process among the nodes sharing the database: what it announces to the
         # others (``repo.announce``) carries it, so that it skips its own announcements.
         self.node = uuid.uuid4().hex[:12]
+        self._write_queue: threading.Lock | None = threading.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             self.read_engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
@@ -142,8 +144,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction: commits on success, rolls back on any exception."""
-        with self._write() as session, session.begin():
+        """One transaction: commits on success, rolls back on any exception.
+
+        On SQLite the writers of this process queue on a lock before ``BEGIN IMMEDIATE``:
+        SQLite's own wait for the write lock is a sleep-and-retry (up to 100 ms a retry),
+        which with a few concurrent writers wasted most of the time the lock was free and
+        made latency spiky. Its busy timeout still covers other processes (the CLI)."""
+        if self._write_queue is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._write_queue, self._write() as session, session.begin():
             yield session
 
     async def run_read(self, fn: Callable[[Session], T]) -> T:
