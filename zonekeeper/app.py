@@ -491,6 +491,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                 log.info("tls.reloaded", cert=server_tls.cert)
 
         loop.add_signal_handler(signal.SIGHUP, reload_tls)
+    # Every zone served has its AXFR image built from now on, one at a time, off the query
+    # path, while the web stack loads: the first transfer after a start finds it built.
+    rt.images.start(list(rt.registry.zones.values()))
     # Answering now: NOTIFYs owed when the server last stopped go out again (a secondary
     # that takes one transfers at once).
     rt.ctx.notifier.resume(dict(rt.ctx.status.owed))
@@ -533,8 +536,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.ctx.state["listening"] = True
     log.info("api.listening", address=api_host, port=api_port, version=__version__)
     log.info("ready", seconds=round(time.monotonic() - started, 3))
-    # Every zone served has its AXFR image built now, one at a time, off the query path.
-    rt.images.start(list(rt.registry.zones.values()))
 
     stop_task = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
