@@ -28,6 +28,7 @@ line) is waited for; a measurement that another benchmark overlapped anyway is t
     bench/compare --quick          # 100k records, under 5 minutes
     bench/compare                  # 1M records, 15-25 minutes
     bench/compare --servers knot,zonekeeper --runs 3
+    bench/compare --quick --many-zones 1000 --many-zones 10000
 
 Generated zones, databases and logs go to bench/work/ (bench/work/compare/ for this
 script's copies). Only processes this run started are stopped, by PID. Loopback only.
@@ -478,6 +479,21 @@ def check_tools(servers: list[str]) -> None:
         raise SystemExit("compare: needs 2 CPUs (the server on CPU 0, the clients on CPU 1)")
 
 
+def many_zones(counts: list[int], peers: list[str]) -> str:
+    """bench/many_zones.py's table for ``counts`` zones against ``peers`` (its own run: it
+    takes its turn on the machine as the other measures do)."""
+    cmd = [sys.executable, str(ROOT / "bench" / "many_zones.py"), "--servers", ",".join(peers)]
+    for n in counts:
+        cmd += ["--zones", str(n)]
+    release_quiet()  # the child takes its own turn
+    log(f"compare: many zones ({', '.join(f'{n:,}' for n in counts)})")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    if out.returncode != 0:
+        return f"Many zones: failed ({out.stderr.strip().splitlines()[-1:]})\n"
+    table = out.stdout[out.stdout.find("# Many zones"):]
+    return table.replace("# Many zones", "## Many zones", 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -529,6 +545,14 @@ def main() -> int:
     )
     ap.add_argument(
         "--out-dir", default=str(RESULTS), help="where the .md and .json go (bench/results)"
+    )
+    ap.add_argument(
+        "--many-zones",
+        type=int,
+        action="append",
+        default=[],
+        help="also N zones of 100 records (repeatable): launch to the last SOA, memory and API "
+        "creation rate against NSD and Knot, by bench/many_zones.py; its table is appended",
     )
     args = ap.parse_args()
     args.records = args.records or (100_000 if args.quick else 1_000_000)
@@ -624,6 +648,8 @@ def main() -> int:
     meta["elapsed_s"] = round(time.monotonic() - t_start, 1)
 
     text, derived = report(raw, servers, meta)
+    if args.many_zones and "zonekeeper" in servers:
+        text += "\n" + many_zones(args.many_zones, [k for k in ("nsd", "knot") if k in servers])
     print(text, flush=True)  # noqa: T201 - the table is the output
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
