@@ -169,7 +169,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             max_sources=settings.notify.in_sources,
         ),
     )
-    peers = PeerService(db, on_change=lambda: sync_secondaries())
+    peers = PeerService(db, on_change=lambda: sync_secondaries(), catalogs=zones)
 
     def refresh() -> None:
         """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""
