@@ -218,6 +218,27 @@ def test_cli_creates_a_catalog_and_manages_members(zk: ZkServer, api: httpx2.Cli
     assert r.returncode == 1 and "does not exist" in r.stderr
     r = run("zone", "create", "y-" + cat, "--catalog")
     assert r.returncode == 2 and "--kind secondary" in r.stderr
+    # The member peer: set, followed by a link, listed as automatic, cleared.
+    peer = "cli-" + zone_name.split(".")[0]
+    api.post("/peers", json={"name": peer, "address": "127.0.0.1", "notify": False}
+             ).raise_for_status()
+    r = run("zone", "set", cat, "--member-peer", peer)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] == peer
+    assert run("zone", "link", zone_name, peer).returncode == 0
+    members = json.loads(run("zone", "member", "list", cat).stdout)
+    assert [(m["zone"], m["automatic"]) for m in members] == [(zone_name, True)]
+    r = run("zone", "set", cat, "--no-member-peer")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] is None
+    assert json.loads(run("zone", "member", "list", cat).stdout) == []
+    r = run("zone", "set", cat, "--member-peer", "nope-" + peer)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    r = run("zone", "create", "z-" + cat, "--member-peer", peer)
+    assert r.returncode == 2 and "--kind catalog" in r.stderr
+    r = run("zone", "create", "w-" + cat, "--kind", "catalog", "--member-peer", peer)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] == peer
 
 
 def _axfr_members(zk: ZkServer, cat: str) -> list[str]:
