@@ -151,6 +151,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             name, t.next_refresh, t.next_expire, t.expired, primary),
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
+        tls_min_version=settings.dns.tls_min_version,
     )
 
     def notify_accepted(zone: str) -> None:
