@@ -193,3 +193,31 @@ def xot_flags_added(db: Database) -> None:
                          "new": (True, True, "ns.example", "A" * 43 + "=")}
         rules = {r.network: r.tls_only for r in s.scalars(select(AclRule))}
         assert rules == {"192.0.2.0/24": False, "198.51.100.0/24": True}
+
+
+def catalog_member_peer_added(db: Database) -> None:
+    """Schema 0013 on a database at 0012 holding a catalog: it has no member peer (its
+    members stay hand ones); the automatic-member rows go with either zone."""
+    from sqlalchemy import delete, select
+
+    from zonekeeper.storage.models import CatalogAuto, Zone
+
+    at(db, "0012")
+    with db.write_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
+            " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
+            " updated_at) VALUES (2, 'cat.test.', 'catalog', 1, 'increment', 'ok', 1, :t, :f,"
+            " 0, 1.0, '2026-01-01', '2026-01-01')"), {"t": True, "f": False})
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD
+    with db.write() as s:
+        assert s.get(Zone, 2).member_peer is None  # type: ignore[union-attr]
+        s.get(Zone, 2).member_peer = "consumer"  # type: ignore[union-attr]
+        s.add(CatalogAuto(catalog_id=2, zone_id=1))
+    with db.write() as s:
+        assert [(a.catalog_id, a.zone_id) for a in s.scalars(select(CatalogAuto))] == [(2, 1)]
+        s.execute(delete(Zone).where(Zone.id == 1))
+    with db.read() as s:
+        assert list(s.scalars(select(CatalogAuto))) == []
+        assert s.get(Zone, 2).member_peer == "consumer"  # type: ignore[union-attr]

@@ -152,6 +152,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             name, t.next_refresh, t.next_expire, t.expired, primary),
         set_expired=lambda name, flag: zones.set_state(name, ZoneState.EXPIRED if flag else ZoneState.OK),
         source_for=lambda addr: notify_sources(settings).get(6 if ":" in addr else 4),
+        tls_min_version=settings.dns.tls_min_version,
     )
 
     def notify_accepted(zone: str) -> None:
@@ -170,7 +171,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
             max_sources=settings.notify.in_sources,
         ),
     )
-    peers = PeerService(db, on_change=lambda: sync_secondaries())
+    peers = PeerService(db, on_change=lambda: sync_secondaries(), catalogs=zones)
 
     def refresh() -> None:
         """Rebuild the access policy and the NOTIFY targets from storage (worker thread)."""

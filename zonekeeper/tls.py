@@ -145,7 +145,8 @@ class PinMismatch(ssl.SSLError):
 
 
 def connect(sock: socket.socket, ctx: ssl.SSLContext, *, verify_name: str | None,
-            pin: str | None, fail: Callable[[str], Exception]) -> ssl.SSLSocket:
+            pin: str | None, fail: Callable[[str], Exception],
+            min_version: str = "1.3") -> ssl.SSLSocket:
     """``sock`` (connected, blocking) wrapped in TLS, the handshake done and the primary
     checked: its name (by the context) and its SPKI pin. A failed check raises
     ``fail(reason)``: the reason names what did not match."""
@@ -155,7 +156,12 @@ def connect(sock: socket.socket, ctx: ssl.SSLContext, *, verify_name: str | None
         raise fail(f"TLS: the primary's certificate does not verify "
                    f"({exc.verify_message or exc.reason})") from None
     except ssl.SSLError as exc:
-        raise fail(f"TLS handshake failed: {exc.reason or exc}") from None
+        why = f"TLS handshake failed: {exc.reason or exc}"
+        if min_version != "1.2":
+            # A primary that speaks TLS 1.2 alone often just closes (no alert to tell).
+            why += (f" (we offer TLS {min_version} only; a primary speaking TLS 1.2 alone "
+                    'needs [dns] tls_min_version = "1.2")')
+        raise fail(why) from None
     if pin:
         der = tls.getpeercert(binary_form=True)
         got = spki_pin(der) if der else "(no certificate)"

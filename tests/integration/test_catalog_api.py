@@ -101,7 +101,8 @@ def test_link_and_unlink_change_the_catalog_with_journal_and_ixfr(
     assert rdata_texts(zk, f"group.{uid}.zones.{cat}", "TXT") == ['"signed \\"fast\\""']
     assert rdata_texts(zk, f"coo.{uid}.zones.{cat}", "PTR") == ["other-" + cat]
     assert api.get(f"/zones/{cat}/members").json()["items"] == [
-        {"zone": zone_name, "id": uid, "group": 'signed "fast"', "coo": "other-" + cat}]
+        {"zone": zone_name, "id": uid, "group": 'signed "fast"', "coo": "other-" + cat,
+         "automatic": False}]
     assert api.put(f"/zones/{cat}/members/{zone_name}", json={}).json()["serial"] == serial0 + 3
     assert zk.query(f"group.{uid}.zones.{cat}", "TXT").rcode() == dns.rcode.NXDOMAIN
     # Unlinked: the PTR goes, the zone stays.
@@ -217,6 +218,171 @@ def test_cli_creates_a_catalog_and_manages_members(zk: ZkServer, api: httpx2.Cli
     assert r.returncode == 1 and "does not exist" in r.stderr
     r = run("zone", "create", "y-" + cat, "--catalog")
     assert r.returncode == 2 and "--kind secondary" in r.stderr
+    # The member peer: set, followed by a link, listed as automatic, cleared.
+    peer = "cli-" + zone_name.split(".")[0]
+    api.post("/peers", json={"name": peer, "address": "127.0.0.1", "notify": False}
+             ).raise_for_status()
+    r = run("zone", "set", cat, "--member-peer", peer)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] == peer
+    assert run("zone", "link", zone_name, peer).returncode == 0
+    members = json.loads(run("zone", "member", "list", cat).stdout)
+    assert [(m["zone"], m["automatic"]) for m in members] == [(zone_name, True)]
+    r = run("zone", "set", cat, "--no-member-peer")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] is None
+    assert json.loads(run("zone", "member", "list", cat).stdout) == []
+    r = run("zone", "set", cat, "--member-peer", "nope-" + peer)
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    r = run("zone", "create", "z-" + cat, "--member-peer", peer)
+    assert r.returncode == 2 and "--kind catalog" in r.stderr
+    r = run("zone", "create", "w-" + cat, "--kind", "catalog", "--member-peer", peer)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["member_peer"] == peer
+
+
+def _axfr_members(zk: ZkServer, cat: str) -> list[str]:
+    """The member zones the catalog's AXFR lists (the PTRs right under zones.<cat>)."""
+    q = dns.message.make_query(cat, "AXFR")
+    r = dns.query.tcp(q, zk.addr, port=zk.dns_port, timeout=5)
+    assert r.rcode() == dns.rcode.NOERROR, r
+    zones = dns.name.from_text("zones." + cat)
+    return sorted(rd.target.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.PTR
+                  and rrset.name.parent() == zones for rd in rrset)
+
+
+def test_zones_linked_to_the_member_peer_are_members(zk: ZkServer, api: httpx2.Client,
+                                                     zone_name: str) -> None:
+    """A catalog naming a peer takes every primary zone linked to it as a secondary: the
+    link adds it (one change: serial, journal, served and transferred), the unlink removes
+    it, a member linked by hand stays; a secondary zone or the catalog is never added."""
+    peer = "cons-" + zone_name.split(".")[0]
+    api.post("/peers", json={"name": peer, "address": "127.0.0.1", "notify": False}
+             ).raise_for_status()
+    cat = "auto-" + zone_name
+    r = api.post("/zones", json={"name": cat, "kind": "catalog", "member_peer": peer})
+    assert r.status_code == 201, r.text
+    assert r.json()["member_peer"] == peer
+    serial0 = r.json()["serial"]
+    assert api.get(f"/zones/{cat}").json()["member_peer"] == peer
+    # The peer may transfer the catalog (its address is granted by the link).
+    api.put(f"/zones/{cat}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 and _axfr_members(zk, cat) == []
+
+    a, b, hand = "a-" + zone_name, "b-" + zone_name, "h-" + zone_name
+    for z in (a, b, hand):
+        make_zone(api, z)
+    r = api.put(f"/zones/{a}/peers/{peer}")
+    assert r.status_code == 200, r.text
+    assert zk.serial(cat) == serial0 + 1 and journal_count(zk, cat) == 1
+    assert rdata_texts(zk, f"{member_id(a)}.zones.{cat}", "PTR") == [a]
+    assert _axfr_members(zk, cat) == [a]
+    items = api.get(f"/zones/{cat}/members").json()["items"]
+    assert items == [{"zone": a, "id": member_id(a), "group": None, "coo": None,
+                      "automatic": True}]
+    assert zk.events("catalog.member_linked", catalog=cat, zone=a, reason="member peer")
+    # Linking again as it is: nothing changes.
+    api.put(f"/zones/{a}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 + 1
+    # A member linked by hand, then linked to the peer, stays a hand member.
+    api.put(f"/zones/{cat}/members/{hand}").raise_for_status()
+    api.put(f"/zones/{hand}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 + 2
+    api.put(f"/zones/{b}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 + 3 and _axfr_members(zk, cat) == sorted([a, b, hand])
+    auto = {m["zone"]: m["automatic"] for m in api.get(f"/zones/{cat}/members").json()["items"]}
+    assert auto == {a: True, b: True, hand: False}
+    # Unlinked: the automatic member goes (one change), the hand one stays.
+    assert api.delete(f"/zones/{a}/peers/{peer}").status_code == 204
+    assert zk.serial(cat) == serial0 + 4 and journal_count(zk, cat) == 4
+    assert zk.query(f"{member_id(a)}.zones.{cat}", "PTR").rcode() == dns.rcode.NXDOMAIN
+    assert api.delete(f"/zones/{hand}/peers/{peer}").status_code == 204
+    assert zk.serial(cat) == serial0 + 4 and _axfr_members(zk, cat) == sorted([b, hand])
+    # Relinked as its primary: no longer a secondary of the peer, so no longer a member.
+    api.put(f"/zones/{b}/peers/{peer}", json={"role": "primary"}).raise_for_status()
+    assert zk.serial(cat) == serial0 + 5 and _axfr_members(zk, cat) == [hand]
+    # Only primary zones: a secondary zone linked to the peer (by its creation) is not added.
+    sec = "s-" + zone_name
+    r = api.post("/zones", json={"name": sec, "kind": "secondary", "primaries": [peer]})
+    assert r.status_code == 201, r.text
+    api.put(f"/zones/{sec}/peers/{peer}", json={"role": "secondary"}).raise_for_status()
+    assert zk.serial(cat) == serial0 + 5
+    # A linked zone's deletion removes it (as any member's does).
+    api.put(f"/zones/{a}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 + 6
+    assert api.delete(f"/zones/{a}").status_code == 204
+    assert zk.serial(cat) == serial0 + 7 and _axfr_members(zk, cat) == [hand]
+    # The peer cannot go while a catalog names it (even with no zone linked to it).
+    for z in (cat, b, sec):
+        assert api.delete(f"/zones/{z}/peers/{peer}").status_code == 204
+    body = problem(api.delete(f"/peers/{peer}"), 409)
+    assert "member peer" in body["detail"]
+
+
+def test_setting_and_clearing_the_member_peer(zk: ZkServer, api: httpx2.Client,
+                                              zone_name: str) -> None:
+    """Naming a peer on an existing catalog adds the zones linked to it in one change;
+    clearing it removes those in one change and keeps the hand members; a catalog created
+    with a peer has the linked zones from its first version."""
+    peer = "p-" + zone_name.split(".")[0]
+    api.post("/peers", json={"name": peer, "address": "127.0.0.1", "notify": False}
+             ).raise_for_status()
+    zones = [f"{i}-{zone_name}" for i in "abc"]
+    for z in zones:
+        make_zone(api, z)
+        api.put(f"/zones/{z}/peers/{peer}").raise_for_status()
+    hand = "h-" + zone_name
+    make_zone(api, hand)
+    cat = "set-" + zone_name
+    serial0 = make_catalog(api, cat)["serial"]
+    api.put(f"/zones/{cat}/members/{hand}").raise_for_status()
+    api.put(f"/zones/{cat}/peers/{peer}").raise_for_status()  # the catalog: not a member
+    r = api.patch(f"/zones/{cat}", json={"member_peer": peer})
+    assert r.status_code == 200, r.text
+    assert r.json()["member_peer"] == peer and r.json()["serial"] == serial0 + 2
+    assert r.headers["ETag"] == f'"{serial0 + 2}"'
+    assert zk.serial(cat) == serial0 + 2 and journal_count(zk, cat) == 2
+    assert _axfr_members(zk, cat) == sorted([*zones, hand])
+    # Set again as it is: nothing.
+    assert api.patch(f"/zones/{cat}", json={"member_peer": peer}).json()["serial"] == serial0 + 2
+    # Cleared: the three automatic members go, in one change.
+    r = api.patch(f"/zones/{cat}", json={"member_peer": None})
+    assert r.status_code == 200, r.text
+    assert r.json()["member_peer"] is None and r.json()["serial"] == serial0 + 3
+    assert _axfr_members(zk, cat) == [hand] and journal_count(zk, cat) == 3
+    # No longer followed: a new link changes nothing.
+    d = "d-" + zone_name
+    make_zone(api, d)
+    api.put(f"/zones/{d}/peers/{peer}").raise_for_status()
+    assert zk.serial(cat) == serial0 + 3
+    # Created with the peer: the four linked zones in its first version.
+    cat2 = "new-" + zone_name
+    r = api.post("/zones", json={"name": cat2, "kind": "catalog", "member_peer": peer})
+    assert r.status_code == 201, r.text
+    api.put(f"/zones/{cat2}/peers/{peer}").raise_for_status()
+    assert _axfr_members(zk, cat2) == sorted([*zones, d])
+    assert journal_count(zk, cat2) == 0
+    assert all(m["automatic"] for m in api.get(f"/zones/{cat2}/members").json()["items"])
+
+
+def test_a_bad_member_peer_is_refused_with_nothing_changed(zk: ZkServer, api: httpx2.Client,
+                                                           zone_name: str) -> None:
+    cat = "bad-" + zone_name
+    serial = make_catalog(api, cat)["serial"]
+    make_zone(api, zone_name)
+    body = problem(api.patch(f"/zones/{cat}", json={"member_peer": "nope-peer"}), 422)
+    assert "nope-peer does not exist" in json.dumps(body)
+    body = problem(api.post("/zones", json={"name": "c-" + cat, "kind": "catalog",
+                                            "member_peer": "nope-peer"}), 422)
+    assert "nope-peer does not exist" in json.dumps(body)
+    assert api.get(f"/zones/c-{cat}").status_code == 404
+    body = problem(api.patch(f"/zones/{zone_name}", json={"member_peer": "nope-peer"}), 422)
+    assert "catalog" in json.dumps(body)
+    problem(api.post("/zones", json={"name": "p-" + zone_name, "member_peer": "x",
+                                     "nameservers": ["ns1.example."]}), 422)
+    problem(api.patch(f"/zones/{cat}", json={"member_peer": ""}), 422)
+    assert zk.serial(cat) == serial and journal_count(zk, cat) == 0
+    assert api.get(f"/zones/{cat}").json()["member_peer"] is None
 
 
 def test_catalog_on_postgresql(zk_factory, pg_url: str) -> None:  # type: ignore[no-untyped-def]

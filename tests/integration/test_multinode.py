@@ -417,6 +417,38 @@ def test_api_only_node_edits_and_dns_only_node_serves(zk_factory, db: str) -> No
     assert ready(api_node)["leader"]["name"] == body["node"]["name"]
 
 
+def test_a_link_to_a_catalogs_member_peer_is_served_by_every_node(zk_factory, db: str) -> None:  # type: ignore[no-untyped-def]
+    """A zone linked on one node to a catalog's member peer: the catalog's new version (the
+    member's PTR, one serial more) is served by the other node too, and so is its removal."""
+    a = node(zk_factory, db).start()
+    b = node(zk_factory, db).start()
+    zone = new_zone(a)
+    tag = zone.split(".")[0]
+    catalog = f"cat-{tag}.test."
+    with a.client() as api:
+        api.post("/peers", json={"name": "mp-" + tag, "address": "127.0.0.1",
+                                 "notify": False}).raise_for_status()
+        r = api.post("/zones", json={"name": catalog, "kind": "catalog", "member_peer": "mp-" + tag})
+        assert r.status_code == 201, r.text
+        serial = r.json()["serial"]
+    wait_for(lambda: served_serial(b, catalog) == serial, what="node b serves the catalog")
+    with b.client() as api:
+        api.put(f"/zones/{zone}/peers/mp-{tag}").raise_for_status()
+        member = [m["id"] for m in api.get(f"/zones/{catalog}/members").json()["items"]]
+    assert len(member) == 1
+    owner = f"{member[0]}.zones.{catalog}"
+    for srv in (a, b):
+        wait_for(lambda srv=srv: served_serial(srv, catalog) == serial + 1,  # type: ignore[misc]
+                 what=f"{srv.workdir.name} serves the catalog with the member")
+        assert [rd.to_text() for rd in srv.query(owner, "PTR").answer[0]] == [zone]
+    with a.client() as api:
+        assert api.delete(f"/zones/{zone}/peers/mp-{tag}").status_code == 204
+    for srv in (a, b):
+        wait_for(lambda srv=srv: served_serial(srv, catalog) == serial + 2,  # type: ignore[misc]
+                 what=f"{srv.workdir.name} serves the catalog without the member")
+        assert srv.query(owner, "PTR").rcode() == dns.rcode.NXDOMAIN
+
+
 def test_a_second_node_on_one_sqlite_file_is_refused(zk_factory) -> None:  # type: ignore[no-untyped-def]
     first = zk_factory(demo=False).start()
     second = zk_factory(demo=False, database=first.database)

@@ -25,6 +25,7 @@ from tests.conftest import ZkServer, make_zone
 from tests.conftest import wait_for as conftest_wait_for
 from tests.schema_cases import (
     at_0001_with_a_secondary,
+    catalog_member_peer_added,
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
@@ -274,6 +275,16 @@ def test_0012_peers_and_rules_stay_cleartext(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         xot_flags_added(db)
+    finally:
+        db.dispose()
+
+
+def test_0013_catalogs_have_no_member_peer(pg_url: str) -> None:
+    """Schema 0013 by Alembic from 0012 on PostgreSQL: the member peer column and the
+    automatic-member rows, cascading with either zone."""
+    db = Database(pg_url)
+    try:
+        catalog_member_peer_added(db)
     finally:
         db.dispose()
 

@@ -191,6 +191,42 @@ def test_a_secondary_follows_the_catalog(zk: ZkServer, api: httpx2.Client, kind:
         sec.stop()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_zone_linked_to_the_member_peer_reaches_the_secondary(
+        zk: ZkServer, api: httpx2.Client, kind: str, tmp_path: Path) -> None:
+    """Automatic membership: the catalog names the peer as its member peer; a zone linked to
+    that peer (and nothing else: no member link) is listed, so the secondary, configured
+    with the catalog only, creates and serves it; unlinked from the peer, it is dropped."""
+    tag = uuid.uuid4().hex[:8]
+    catalog, member = f"auto{tag}.test.", f"linked{tag}.test."
+    sec = make_secondary(kind, tmp_path / kind)
+    source = sec.source if kind == "bind" else "127.0.0.1"
+    peer = f"auto-{kind}-{tag}"
+    r = api.post("/peers", json={"name": peer, "address": sec.listen, "port": sec.port,
+                                 "transfer_from": [f"{source}/32"]})
+    assert r.status_code == 201, r.text
+    r = api.post("/zones", json={"name": catalog, "kind": "catalog", "member_peer": peer})
+    assert r.status_code == 201, r.text
+    assert api.put(f"/zones/{catalog}/peers/{peer}").status_code == 200
+    paste(sec, api.get(f"/peers/{peer}/config", params={"zone": catalog, "format": kind}).text)
+    if kind == "bind":
+        (sec.workdir / "secondary").mkdir()
+    try:
+        sec.start()
+        sec.wait_ready()
+        wait_catalog(sec, catalog, zk.serial(catalog))
+        make_zone(api, member, zone_text=ZONE_TEXT)
+        assert api.put(f"/zones/{member}/peers/{peer}").status_code == 200
+        wait_catalog(sec, catalog, zk.serial(catalog))
+        sec.wait_serial(member, 1, timeout=WAIT)
+        assert answer(sec, f"www.{member}") == ["192.0.2.2"]
+        assert api.delete(f"/zones/{member}/peers/{peer}").status_code == 204
+        wait_gone(sec, member)
+        assert api.get(f"/zones/{member}").status_code == 200
+    finally:
+        sec.stop()
+
+
 # -- zonekeeper as the consumer of a BIND catalog ------------------------------------------------
 def catalog_text(serial: int, members: dict[str, str], *, version: str = "2",
                  group: dict[str, str] | None = None) -> str:

@@ -132,17 +132,25 @@ def bind_primary(tmp_path_factory: pytest.TempPathFactory,
     prim = BindPrimary(tmp_path_factory.mktemp("bind-prim"), port=free_port(),
                        ctl_port=free_port())
     prim.tls_port = free_port()  # type: ignore[attr-defined]
+    # A second TLS listener that speaks TLS 1.2 only (what RFC 9103 does not allow).
+    prim.tls12_port = free_port()  # type: ignore[attr-defined]
     cert = certs["bind"]
-    prim.pre_config = f'tls bind-tls {{ cert-file "{cert.cert}"; key-file "{cert.key}"; }};'
-    prim.extra_options = [f"    listen-on port {prim.tls_port} tls bind-tls {{ 127.0.0.1; }};"]  # type: ignore[attr-defined]
+    prim.pre_config = (
+        f'tls bind-tls {{ cert-file "{cert.cert}"; key-file "{cert.key}"; }};\n'
+        f'tls bind-tls12 {{ cert-file "{cert.cert}"; key-file "{cert.key}";'
+        f" protocols {{ TLSv1.2; }}; }};")
+    prim.extra_options = [f"    listen-on port {prim.tls_port} tls bind-tls {{ 127.0.0.1; }};",  # type: ignore[attr-defined]
+                          f"    listen-on port {prim.tls12_port} tls bind-tls12 {{ 127.0.0.1; }};"]  # type: ignore[attr-defined]
     prim.start().wait_ready()
     yield prim
     prim.stop()
 
 
-def _pull(api: httpx2.Client, prim: BindPrimary, zone: str, **tls: object) -> str:
+def _pull(api: httpx2.Client, prim: BindPrimary, zone: str, port: int | None = None,
+          **tls: object) -> str:
     peer = f"bp-{zone.split('.')[0]}"
-    body = {"name": peer, "address": "127.0.0.1", "port": prim.tls_port,  # type: ignore[attr-defined]
+    body = {"name": peer, "address": "127.0.0.1",
+            "port": port or prim.tls_port,  # type: ignore[attr-defined]
             "tls": True, **tls}
     assert (r := api.post("/peers", json=body)).status_code == 201, r.text
     r = api.post("/zones", json={"name": zone, "kind": "secondary", "primaries": [peer]})
@@ -210,3 +218,34 @@ def test_bad_certificate_fails_the_transfer(zk: TlsServer, api: httpx2.Client,
     api.patch(f"/peers/{peer}", json=fix).raise_for_status()
     out = api.post(f"/zones/{zone}/transfer", json={}).json()
     assert out["result"] == "AXFR" and out["serial_after"] == 1, out
+
+
+def test_a_tls_12_primary_is_refused_unless_allowed(zk: TlsServer, api: httpx2.Client,
+                                                    bind_primary: BindPrimary,
+                                                    zk_factory) -> None:  # type: ignore[no-untyped-def]
+    """Pulls take TLS 1.3 only by default (RFC 9103): a primary speaking TLS 1.2 alone fails
+    the transfer, saying so; a zonekeeper with [dns] tls_min_version = "1.2" transfers from
+    it over TLS 1.2, and still over TLS 1.3 from a primary that offers it."""
+    zone = f"tls12-{uuid.uuid4().hex[:8]}.test."
+    _serve(bind_primary, zk, zone)
+    old = bind_primary.tls12_port  # type: ignore[attr-defined]
+    _pull(api, bind_primary, zone, port=old)
+    out = api.post(f"/zones/{zone}/transfer", json={}).json()
+    assert out["result"] == "FAILED" and out["serial_after"] is None, out
+    assert "TLS handshake failed" in out["error"] and 'tls_min_version = "1.2"' in out["error"], out
+    assert zk.query(zone, "SOA").rcode() == dns.rcode.SERVFAIL
+
+    allowing = zk_factory(demo=False, env={"ZONEKEEPER_DNS__TLS_MIN_VERSION": "1.2"}).start()
+    with allowing.client() as api12:
+        _pull(api12, bind_primary, zone, port=old)
+        wait_for(lambda: served(allowing, zone) == 1, what=f"{zone} at serial 1 over TLS 1.2")
+        ok = allowing.events("xfr.in", zone=zone, result="ok")
+        assert ok[-1]["type"] == "AXFR" and ok[-1]["transport"] == "tls", ok
+        assert ok[-1]["tls_version"] == "TLSv1.2", ok
+        other = f"tls13-{uuid.uuid4().hex[:8]}.test."
+        _serve(bind_primary, allowing, other)
+        _pull(api12, bind_primary, other)
+        wait_for(lambda: served(allowing, other) == 1, what=f"{other} over TLS 1.3")
+        ok = allowing.events("xfr.in", zone=other, result="ok")
+        assert ok[-1]["tls_version"] == "TLSv1.3", ok
+    allowing.stop()

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from tests.schema_cases import (
     at_0001_with_a_secondary,
+    catalog_member_peer_added,
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
@@ -101,5 +102,13 @@ def test_0012_peers_and_rules_stay_cleartext(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     try:
         xot_flags_added(db)
+    finally:
+        db.dispose()
+
+
+def test_0013_catalogs_have_no_member_peer(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        catalog_member_peer_added(db)
     finally:
         db.dispose()

@@ -252,6 +252,57 @@ def test_edit_and_delete_a_peer_and_bad_input_changes_nothing(console: ZkServer,
     page.context.close()
 
 
+def test_a_peers_tls_settings_on_the_create_and_edit_forms(console: ZkServer, browser: Any) -> None:
+    """TLS only, reached over TLS, a name to verify and a key pin: set on the create form,
+    shown, refused next to their fields when wrong (nothing changed), cleared on edit."""
+    peer = new_name("tls-")
+    pin = base64.b64encode(bytes(range(32))).decode()
+    page = sign_in(browser, console, "ada")
+    page.goto("/ui/peers")
+    page.get_by_label("Peer name").fill(peer)
+    page.get_by_label("Address").fill("127.0.0.46")
+    page.get_by_label("Port").fill("853")
+    page.get_by_label("As a secondary: its transfers only over TLS").check()
+    # A name to verify without "reach it over TLS": refused, said next to the TLS box.
+    page.get_by_label("Verify its certificate for the name").fill("ns.tls.test")
+    page.get_by_role("button", name="Create peer").click()
+    expect(page.locator("#tls-error")).to_contain_text("set tls: true too")
+    expect(page.get_by_label("Verify its certificate for the name")).to_have_value("ns.tls.test")
+    with console.client() as api:
+        assert api.get(f"/peers/{peer}").status_code == 404
+    page.get_by_label("As a primary: reach it over TLS").check()
+    page.get_by_label("Pin its key (SPKI pin)").fill(pin)
+    shot(page, "peer-tls")
+    page.get_by_role("button", name="Create peer").click()
+    page.wait_for_url(f"**/ui/peers/{peer}")
+    made = peer_of(console, peer)
+    assert (made["tls_only"], made["tls"], made["tls_verify"], made["tls_spki"]) == (
+        True, True, "ns.tls.test", pin)
+    expect(page.locator("#peer-tls-facts")).to_contain_text("only over TLS")
+    expect(page.locator("#peer-tls-facts")).to_contain_text("verified for ns.tls.test")
+    expect(page.locator("#peer-tls-facts")).to_contain_text(pin)
+    assert console.events("web.peer_created", user="ada", peer=peer, tls_only=True, tls=True)
+    # The edit form holds them; a pin that is not one is refused, nothing changed.
+    expect(page.get_by_label("As a primary: reach it over TLS")).to_be_checked()
+    expect(page.get_by_label("Pin its key (SPKI pin)")).to_have_value(pin)
+    page.get_by_label("Pin its key (SPKI pin)").fill("not-a-pin")
+    page.get_by_role("button", name="Save peer").click()
+    expect(page.locator("#tls_spki-error")).to_contain_text("base64 SHA-256")
+    assert peer_of(console, peer) == made
+    # Cleared: cleartext again, nothing checked.
+    page.get_by_label("Pin its key (SPKI pin)").fill("")
+    page.get_by_label("Verify its certificate for the name").fill("")
+    page.get_by_label("As a primary: reach it over TLS").uncheck()
+    page.get_by_label("As a secondary: its transfers only over TLS").uncheck()
+    page.get_by_role("button", name="Save peer").click()
+    expect(page.locator("#peer-tls-facts")).to_contain_text("reached over TCP")
+    assert peer_of(console, peer) == {**made, "tls_only": False, "tls": False,
+                                      "tls_verify": None, "tls_spki": None}
+    page.goto("/ui/peers")
+    expect(page.locator(f'tr[data-peer="{peer}"]')).to_contain_text("–")
+    page.context.close()
+
+
 def test_editors_and_viewers_see_peers_but_change_nothing(console: ZkServer, browser: Any) -> None:
     peer, zone = new_name("ro-"), f"{new_name('ro')}.test."
     with console.client() as api:

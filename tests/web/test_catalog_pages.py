@@ -72,3 +72,52 @@ def test_catalog_members_added_and_removed(console: ZkServer, browser: Any) -> N
     expect(page.get_by_role("button", name="Add member")).to_have_count(0)
     expect(page.get_by_role("button", name=f"Remove {second}")).to_have_count(0)
     page.context.close()
+
+
+def test_catalog_member_peer_set_and_cleared(console: ZkServer, browser: Any) -> None:
+    """The member peer chosen on the catalog's page: a zone linked to it is listed as added
+    by the peer; a peer gone meanwhile is said next to the field; "none" clears it."""
+    catalog, linked = new_zone_name(), new_zone_name()
+    peer, gone = "mp-" + linked.split(".")[0], "gone-" + linked.split(".")[0]
+    with console.client() as api:
+        api.post("/zones", json={"name": catalog, "kind": "catalog"}).raise_for_status()
+        make_zone(api, linked)
+        for p in (peer, gone):
+            api.post("/peers", json={"name": p, "address": "127.0.0.1", "notify": False}
+                     ).raise_for_status()
+        api.put(f"/zones/{linked}/peers/{peer}").raise_for_status()
+    before = serial_of(console, catalog)
+    page = sign_in(browser, console, "eve")
+    page.goto(f"/ui/zones/{catalog}")
+    expect(page.locator("#member-peer")).to_contain_text("none")
+    page.get_by_label("Member peer: its linked primary zones are members").select_option(peer)
+    page.get_by_role("button", name="Set member peer").click()
+    expect(page.locator("#member-peer")).to_contain_text(peer)
+    row = page.locator(f'table.members tr[data-member="{linked}"]')
+    expect(row).to_contain_text("by the member peer")
+    assert serial_of(console, catalog) == before + 1
+    assert answers(console, f"{member_id(linked)}.zones.{catalog}", "PTR") == [linked]
+
+    # A peer deleted after the page was drawn: refused next to the field, nothing changed.
+    with console.client() as api:
+        assert api.delete(f"/peers/{gone}").status_code == 204
+    page.get_by_label("Member peer: its linked primary zones are members").select_option(gone)
+    page.get_by_role("button", name="Set member peer").click()
+    expect(page.locator("#memberpeer-member_peer-error")).to_contain_text("does not exist")
+    assert serial_of(console, catalog) == before + 1
+
+    # None: the member the peer added leaves.
+    page.goto(f"/ui/zones/{catalog}")
+    page.get_by_label("Member peer: its linked primary zones are members").select_option("")
+    page.get_by_role("button", name="Set member peer").click()
+    expect(page.locator("#member-peer")).to_contain_text("none")
+    expect(page.locator(f'table.members tr[data-member="{linked}"]')).to_have_count(0)
+    assert serial_of(console, catalog) == before + 2
+    page.context.close()
+
+    # A viewer sees the peer, and no form.
+    page = sign_in(browser, console, "vic")
+    page.goto(f"/ui/zones/{catalog}")
+    expect(page.locator("#member-peer")).to_be_visible()
+    expect(page.get_by_role("button", name="Set member peer")).to_have_count(0)
+    page.context.close()

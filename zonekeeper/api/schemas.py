@@ -93,6 +93,9 @@ class ZoneCreate(_In):
     catalog: bool = Field(False, description="with kind secondary: the zone is an RFC 9432 "
                           "catalog to consume; after each transfer its member zones are "
                           "created (as secondary zones of the same primaries) and removed here")
+    member_peer: str | None = Field(None, min_length=1, max_length=255,
+                                    description="with kind catalog: a peer whose primary zones "
+                                    "linked to it as a secondary are members automatically")
 
 
 class ImportFrom(_In):
@@ -121,6 +124,10 @@ class ZonePatch(_In):
     journal_max_age: int | None = Field(None, ge=1)
     soa: SoaIn | None = None
     serial: int | None = Field(None, ge=0, le=2**32 - 1)
+    member_peer: str | None = Field(None, min_length=1, max_length=255,
+                                    description="a catalog's member peer (null: none): the "
+                                    "primary zones linked to it as a secondary become members, "
+                                    "the ones a former peer added leave")
 
 
 class ZoneOut(BaseModel):
@@ -139,6 +146,8 @@ class ZoneOut(BaseModel):
     catalog_consumer: bool = Field(False, description="a secondary zone consumed as a catalog")
     member_of: str | None = Field(None, description="the consumed catalog that created this "
                                   "secondary zone, if one did")
+    member_peer: str | None = Field(None, description="a catalog's member peer: its primary "
+                                    "zones linked to it as a secondary are members")
     created_at: str
     updated_at: str
     soa: SoaOut | None = None
@@ -392,6 +401,9 @@ class CatalogMemberOut(BaseModel):
 class CatalogMemberListed(CatalogMemberOut):
     provisioned: bool | None = Field(None, description="only for a consumed catalog's "
                                      "member: whether it is a secondary zone here by it")
+    automatic: bool | None = Field(None, description="only for a catalog kept here: the "
+                                   "member was added because it is linked to the catalog's "
+                                   "member peer (it leaves when unlinked), not by hand")
 
 
 class CatalogMemberLinked(CatalogMemberOut):

@@ -354,10 +354,13 @@ def _glue(nameservers: Iterable[str]) -> tuple[list[str], list[dict[str, Any]]]:
 @click.option("--catalog", "consume", is_flag=True,
               help="with --kind secondary: consume the zone as an RFC 9432 catalog (its "
                    "members become secondary zones here)")
+@click.option("--member-peer", metavar="PEER",
+              help="with --kind catalog: every primary zone linked to PEER as a secondary "
+                   "is a member automatically")
 @pass_api
 def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
                 nameservers: tuple[str, ...], zone_file: Path | None,
-                serial_policy: str | None, consume: bool) -> None:
+                serial_policy: str | None, consume: bool, member_peer: str | None) -> None:
     """Create a zone: a primary with --ns (or --file), a secondary with --primary, or a
     catalog (no records to give: its members are linked with 'zone member add')."""
     body: dict[str, Any] = {"name": name, "kind": kind}
@@ -366,6 +369,10 @@ def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
                                "secondary --primary PEER (--kind catalog publishes one)")
     if consume:
         body["catalog"] = True
+    if member_peer is not None and kind != "catalog":
+        raise click.UsageError("--member-peer is for a catalog: add --kind catalog")
+    if member_peer is not None:
+        body["member_peer"] = member_peer
     if kind == "catalog":
         given = [o for o, v in (("--ns", nameservers), ("--file", zone_file),
                                 ("--primary", primaries)) if v]
@@ -412,11 +419,21 @@ def zone_create(api: Api, name: str, kind: str, primaries: tuple[str, ...],
 @click.option("--retry", type=int, help="SOA retry, seconds")
 @click.option("--expire", type=int, help="SOA expire, seconds")
 @click.option("--minimum", type=int, help="SOA minimum (negative-answer TTL), seconds")
+@click.option("--member-peer", metavar="PEER",
+              help="a catalog's member peer: the primary zones linked to PEER as a secondary "
+                   "become members")
+@click.option("--no-member-peer", is_flag=True,
+              help="a catalog follows no peer: the members its peer added leave")
 @pass_api
 def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | None, notify_ns: bool | None,
-             serial: int | None, **soa: Any) -> None:
+             serial: int | None, member_peer: str | None, no_member_peer: bool,
+             **soa: Any) -> None:
     """Change a zone's settings or SOA fields (one serial bump)."""
     body: dict[str, Any] = {}
+    if member_peer is not None and no_member_peer:
+        raise click.UsageError("--member-peer and --no-member-peer: give one")
+    if member_peer is not None or no_member_peer:
+        body["member_peer"] = member_peer
     if serial_policy:
         body["serial_policy"] = serial_policy
     if outgoing is not None:
@@ -430,7 +447,10 @@ def zone_set(api: Api, name: str, serial_policy: str | None, outgoing: bool | No
         body["soa"] = soa
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), ["name", "serial", "outgoing_enabled", "record_count"])
+    columns = ["name", "serial", "outgoing_enabled", "record_count"]
+    if "member_peer" in body:
+        columns.append("member_peer")
+    api.show(api.call("PATCH", f"/zones/{name}", json=body).json(), columns)
 
 
 def _link_notes(zone_name: str, links: list[dict[str, Any]]) -> list[str]:
@@ -671,7 +691,7 @@ def zone_member() -> None:
 @pass_api
 def zone_member_list(api: Api, catalog: str) -> None:
     """List the zones catalog CATALOG lists, with their id and properties."""
-    api.show(_all(api, f"/zones/{catalog}/members"), ["zone", "id", "group", "coo"])
+    api.show(_all(api, f"/zones/{catalog}/members"), ["zone", "id", "group", "coo", "automatic"])
 
 
 @zone_member.command("add")

@@ -232,8 +232,12 @@ class SecondaryManager:
         set_expired: Callable[[dns.name.Name, bool], None],
         source_for: Callable[[str], str | None] = lambda _addr: None,
         clock: Callable[[], float] = time.time,
+        tls_min_version: str = "1.3",
     ) -> None:
         self.settings = settings
+        # The oldest TLS version a primary reached over TLS may use ([dns] tls_min_version,
+        # as for the listener: RFC 9103 wants 1.3).
+        self.tls_min_version = tls_min_version
         self.install = install
         self.current = current
         self.save_timers = save_timers
@@ -252,6 +256,7 @@ class SecondaryManager:
         counted: the type tried (on success, the outcome: AXFR, IXFR, FALLBACK), messages and bytes received, the key, the time taken."""
         event = {"type": trace["type"], **event, "msgs": trace["msgs"], "bytes": trace["bytes"],
                  "key": trace["key"], "transport": trace["transport"],
+                 **({"tls_version": trace["tls_version"]} if trace.get("tls_version") else {}),
                  "duration_ms": round((time.monotonic() - trace["started"]) * 1000, 1)}
         log.info("xfr.in", **event)
         if self.on_transfer is not None:
@@ -528,7 +533,8 @@ class SecondaryManager:
         ctx = self._tls.get(primary.tls_verify)
         if ctx is None:
             try:
-                ctx = xot.client_context(primary.tls_verify, self.settings.tls_ca_file or None)
+                ctx = xot.client_context(primary.tls_verify, self.settings.tls_ca_file or None,
+                                         min_version=self.tls_min_version)
             except xot.TlsConfigError as exc:
                 raise TransferFailed(f"TLS: {exc}", network=True) from None
             self._tls[primary.tls_verify] = ctx
@@ -549,7 +555,7 @@ class SecondaryManager:
             if not primary.tls:
                 return sock
             return xot.connect(sock, self._tls_context(primary), verify_name=primary.tls_verify,
-                               pin=primary.tls_spki,
+                               pin=primary.tls_spki, min_version=self.tls_min_version,
                                fail=lambda why: TransferFailed(why, network=True))
         except BaseException:
             sock.close()
@@ -570,6 +576,8 @@ class SecondaryManager:
         chain = xfrin.TsigChain(primary.key, query.mac or b"")
         records = size = 0
         with self._connect(primary, min(MESSAGE_TIMEOUT, limits.transfer_timeout)) as sock:
+            if primary.tls:
+                trace["tls_version"] = sock.version()  # type: ignore[attr-defined]
             sock.sendall(len(wire).to_bytes(2, "big") + wire)
             stream = _Framed(sock, deadline, limits.transfer_timeout)
             first = True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import dns.tsig
 from sqlalchemy import select
@@ -144,10 +146,29 @@ def load_targets(s: Session) -> dict[str, tuple[PeerTarget, ...]]:
     return {z: tuple(t) for z, t in out.items()}
 
 
+class CatalogLinks(Protocol):
+    """What a link does to catalogs that take a peer's zones as members (the zone service,
+    services/zone_catalog.py): changes made in the link's transaction, published after."""
+
+    def catalog_locks(self) -> AbstractAsyncContextManager[None]: ...
+
+    def zone_linked(self, s: Session, zone: Zone, peer: Peer, role: str) -> list[Any]: ...
+
+    def zone_unlinked(self, s: Session, zone: Zone, peer: Peer) -> list[Any]: ...
+
+    async def catalogs_changed(self, snaps: list[Any], zone: str, why: str) -> None: ...
+
+
 class PeerService:
-    def __init__(self, db: Database, *, on_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, db: Database, *, on_change: Callable[[], Awaitable[None]],
+                 catalogs: CatalogLinks | None = None) -> None:
         self.db = db
         self.on_change = on_change
+        self.catalogs = catalogs
+
+    def _catalog_locks(self) -> AbstractAsyncContextManager[None]:
+        return (self.catalogs.catalog_locks() if self.catalogs is not None
+                else contextlib.nullcontext())
 
     async def _write(self, fn: Callable[[Session], Any]) -> Any:
         def work(s: Session) -> Any:
@@ -224,6 +245,11 @@ class PeerService:
                 select(Zone.name).join(ZonePeer, ZonePeer.zone_id == Zone.id).where(ZonePeer.peer_id == row.id))]
             if zones:
                 raise Conflict(f"peer {name} is linked to {', '.join(zones)}; unlink it first")
+            catalogs = list(s.scalars(select(Zone.name).where(Zone.member_peer == row.name)))
+            if catalogs:
+                raise Conflict(f"peer {name} is the member peer of catalog "
+                               f"{', '.join(catalogs)}; clear it first (PATCH /zones/"
+                               "{catalog} with member_peer null)")
             s.delete(row)
 
         await self._write(fn)
@@ -243,6 +269,9 @@ class PeerService:
         if role not in ROLES:
             raise Invalid("bad role", [Reason(("role",), "role must be 'secondary' or 'primary'")])
 
+        snaps: list[Any] = []
+        zname: list[str] = []
+
         def fn(s: Session) -> dict[str, Any]:
             z = _zone(s, zone)
             p = _peer(s, peer)
@@ -253,11 +282,25 @@ class PeerService:
                 s.add(row)
             else:
                 row.role = role
+            s.flush()
+            if self.catalogs is not None:
+                snaps[:] = self.catalogs.zone_linked(s, z, p, role)
+                zname[:] = [z.name]
             return {"peer": p.name, "role": role}
 
-        return await self._write(fn)  # type: ignore[no-any-return]
+        # A catalog whose member peer this is changes in the link's transaction; the
+        # catalogs' locks are held until their new versions are published.
+        async with self._catalog_locks():
+            result = await self._write(fn)
+            if snaps and self.catalogs is not None:
+                await self.catalogs.catalogs_changed(
+                    snaps, zname[0], "linked" if role == "secondary" else "unlinked")
+        return result  # type: ignore[no-any-return]
 
     async def unlink(self, zone: str, peer: str) -> None:
+        snaps: list[Any] = []
+        zname: list[str] = []
+
         def fn(s: Session) -> None:
             z = _zone(s, zone)
             p = _peer(s, peer)
@@ -268,8 +311,15 @@ class PeerService:
             st = s.get(TransferStatus, (z.id, p.id))
             if st is not None:
                 s.delete(st)
+            s.flush()
+            if self.catalogs is not None:
+                snaps[:] = self.catalogs.zone_unlinked(s, z, p)
+                zname[:] = [z.name]
 
-        await self._write(fn)
+        async with self._catalog_locks():
+            await self._write(fn)
+            if snaps and self.catalogs is not None:
+                await self.catalogs.catalogs_changed(snaps, zname[0], "unlinked")
 
     async def config(self, peer: str, zone: str, fmt: str, *, primary: str, port: int,
                      tls: TlsPrimary | None = None) -> str:

@@ -8,23 +8,33 @@ as long as the zone exists, and found again from the name alone, so there is no 
 the catalog's own records (the catalog's RRsets are the membership). Linking, unlinking and
 a member's deletion are each one change of the catalog: one transaction (the member zone's
 deletion in the same one), one serial, one journal entry, NOTIFY.
+
+Automatic membership: a catalog may name a peer (``member_peer``); every primary zone linked
+to that peer as a secondary is then a member. Linking such a zone adds it, in the link's
+transaction (``zone_linked``, called by the peer service); unlinking it, or relinking it as
+a primary, removes it if it was added that way; naming the peer adds every zone linked to it
+and clearing it removes the members it added, each one change of the catalog. How a member
+was added is the one thing kept beside the records: a ``catalog_auto`` row per automatic
+member; a member linked by hand has none and stays whatever happens to the links.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import dns.name
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from zonekeeper.errors import Conflict, Invalid, NotFound, Reason
 from zonekeeper.services.zone_edits import ZoneEdits
 from zonekeeper.services.zone_inputs import RRsetChange
-from zonekeeper.services.zone_store import content_of_nodes
+from zonekeeper.services.zone_store import _check_if_match, content_of_nodes
 from zonekeeper.storage import repo
-from zonekeeper.storage.models import Zone, ZonePeer
+from zonekeeper.storage.models import CatalogAuto, Peer, Zone, ZonePeer
 from zonekeeper.zones.catalog import (
     PTR,
     TTL,
@@ -38,7 +48,7 @@ from zonekeeper.zones.catalog import (
     read_catalog,
     txt,
 )
-from zonekeeper.zones.model import Record, RRsetData
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.zones")
@@ -70,8 +80,11 @@ class CatalogZones(ZoneEdits):
                 z = self._catalog(s, catalog)
                 view = read_catalog(catalog, (RRsetData.from_row(r.name, r.type, r.ttl, r.records)
                                               for r in repo.iter_rrsets(s, z.id)))
-                return [m.as_dict() for m in sorted(view.members.values(),
-                                                    key=lambda m: m.zone)]
+                auto = set(s.scalars(select(Zone.name).join(
+                    CatalogAuto, CatalogAuto.zone_id == Zone.id).where(
+                    CatalogAuto.catalog_id == z.id)))
+                return [m.as_dict() | {"automatic": m.zone.to_text() in auto}
+                        for m in sorted(view.members.values(), key=lambda m: m.zone)]
 
         return await asyncio.to_thread(work)
 
@@ -162,10 +175,11 @@ class CatalogZones(ZoneEdits):
         owner = member_owner(catalog, member)
         if not repo.rrsets_at(s, z.id, [owner.to_text()]):
             return None
-        changes = [RRsetChange(owner, PTR, "DELETE"),
-                   RRsetChange(property_owner("group", owner), TXT, "DELETE"),
-                   RRsetChange(property_owner("coo", owner), PTR, "DELETE")]
-        return self._change_in(s, z, changes)
+        m = repo.zone_by_name(s, member.to_text())
+        if m is not None:
+            s.execute(delete(CatalogAuto).where(CatalogAuto.catalog_id == z.id,
+                                                CatalogAuto.zone_id == m.id))
+        return self._change_in(s, z, _removal(catalog, member))
 
     def _unlink_everywhere(self, s: Any, member: dns.name.Name) -> list[ZoneSnapshot]:
         """Remove ``member`` from every catalog listing it, in session ``s`` (the member's
@@ -176,6 +190,152 @@ class CatalogZones(ZoneEdits):
             if done is not None and done[0] is not None:
                 snaps.append(done[0])
         return snaps
+
+    # -- automatic members (the catalog's member peer) ------------------------------------
+    def _member_peer(self, s: Any, peer: str) -> Peer:
+        row = s.scalar(select(Peer).where(Peer.name == peer))
+        if row is None:
+            raise Invalid("the member peer does not exist",
+                          [Reason(("member_peer",), f"peer {peer} does not exist: create it "
+                                                    "first (POST /peers, zonekeeper peer create)")])
+        return row  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _peer_zones(s: Any, peer: str) -> list[Zone]:
+        """The primary zones linked to ``peer`` as a secondary, by name."""
+        return list(s.scalars(
+            select(Zone).join(ZonePeer, ZonePeer.zone_id == Zone.id)
+            .join(Peer, Peer.id == ZonePeer.peer_id)
+            .where(Peer.name == peer, ZonePeer.role == "secondary",
+                   Zone.kind == ZoneKind.PRIMARY.value).order_by(Zone.name)))
+
+    def _adopt_peer_zones(self, s: Any, z: Zone, content: ZoneContent, peer: str) -> None:
+        """A catalog being created with ``member_peer``: the zones linked to the peer are in
+        its first version (each marked automatic)."""
+        if z.kind != ZoneKind.CATALOG.value:
+            super()._adopt_peer_zones(s, z, content, peer)
+        self._member_peer(s, peer)
+        z.member_peer = peer
+        origin = dns.name.from_text(z.name)
+        for m in self._peer_zones(s, peer):
+            member = dns.name.from_text(m.name)
+            content.put(RRsetData(member_owner(origin, member), PTR, TTL, [Record(ptr(member))]))
+            s.add(CatalogAuto(catalog_id=z.id, zone_id=m.id))
+
+    async def set_member_peer(self, catalog: dns.name.Name, peer: str | None, *,
+                              if_match: str | None = None) -> dict[str, Any]:
+        """Name the catalog's member peer (None: none): the zones linked to it now are
+        added, the members a former peer added and the new one does not keep are removed,
+        in one change of the catalog (none if the members stay). Returns the zone."""
+        key = catalog.to_text()
+        async with self._lock(key):
+            snap, added, removed = await asyncio.to_thread(
+                self._set_member_peer, catalog, peer, if_match)
+            await self._members_changed(snap)
+        log.info("catalog.member_peer_set", catalog=key, peer=peer, added=added,
+                 removed=removed, serial=snap.serial if snap is not None else None)
+        return await self.get(catalog)  # type: ignore[attr-defined,no-any-return]
+
+    def _set_member_peer(self, catalog: dns.name.Name, peer: str | None,
+                         if_match: str | None) -> tuple[ZoneSnapshot | None, int, int]:
+        with self.db.write() as s:
+            z = self._zone(s, catalog)
+            if z.kind != ZoneKind.CATALOG.value:
+                raise Invalid("member_peer is for a catalog zone",
+                              [Reason(("member_peer",), f"zone {z.name} is a {z.kind} zone, "
+                                                        'not of kind "catalog"')])
+            _check_if_match(z, if_match)
+            if peer is not None:
+                self._member_peer(s, peer)
+            if z.member_peer == peer:
+                return None, 0, 0
+            z.member_peer = peer
+            auto = {a.zone_id: a for a in s.scalars(
+                select(CatalogAuto).where(CatalogAuto.catalog_id == z.id))}
+            wanted = {m.id: m for m in self._peer_zones(s, peer)} if peer is not None else {}
+            changes: list[RRsetChange] = []
+            removed = 0
+            for zone_id, row in auto.items():
+                if zone_id in wanted:
+                    continue
+                m = s.get(Zone, zone_id)
+                if m is not None:
+                    changes.extend(_removal(catalog, dns.name.from_text(m.name)))
+                    removed += 1
+                s.delete(row)
+            added = 0
+            for zone_id, m in wanted.items():
+                member = dns.name.from_text(m.name)
+                if zone_id in auto or self._listed(s, z, member):
+                    continue
+                changes.append(_addition(catalog, member))
+                s.add(CatalogAuto(catalog_id=z.id, zone_id=zone_id))
+                added += 1
+            s.flush()
+            snap = self._change_in(s, z, changes)[0] if changes else None
+            return snap, added, removed
+
+    @staticmethod
+    def _listed(s: Any, z: Zone, member: dns.name.Name) -> bool:
+        owner = member_owner(dns.name.from_text(z.name), member)
+        return bool(repo.rrsets_at(s, z.id, [owner.to_text()]))
+
+    def _auto_catalogs(self, s: Any, peer: Peer) -> list[Zone]:
+        return list(s.scalars(select(Zone).where(
+            Zone.kind == ZoneKind.CATALOG.value, Zone.member_peer == peer.name)
+            .order_by(Zone.name)))
+
+    def zone_linked(self, s: Any, zone: Zone, peer: Peer, role: str) -> list[ZoneSnapshot]:
+        """``zone`` was linked to ``peer`` with ``role`` in session ``s``: a primary zone
+        linked as a secondary joins the catalogs naming the peer (unless listed already);
+        linked as a primary, it leaves those it joined that way. The catalogs' new
+        versions, to publish after the commit (``catalogs_changed``)."""
+        if zone.kind != ZoneKind.PRIMARY.value:
+            return []
+        if role != "secondary":
+            return self.zone_unlinked(s, zone, peer)
+        member = dns.name.from_text(zone.name)
+        snaps = []
+        for cat in self._auto_catalogs(s, peer):
+            if self._listed(s, cat, member):
+                continue
+            s.add(CatalogAuto(catalog_id=cat.id, zone_id=zone.id))
+            snap, _ = self._change_in(s, cat, [_addition(dns.name.from_text(cat.name), member)])
+            if snap is not None:
+                snaps.append(snap)
+        return snaps
+
+    def zone_unlinked(self, s: Any, zone: Zone, peer: Peer) -> list[ZoneSnapshot]:
+        """``zone`` was unlinked from ``peer`` in session ``s``: it leaves the catalogs it
+        joined automatically by that peer (a member linked by hand stays)."""
+        member = dns.name.from_text(zone.name)
+        snaps = []
+        for cat in self._auto_catalogs(s, peer):
+            row = s.get(CatalogAuto, (cat.id, zone.id))
+            if row is None:
+                continue
+            s.delete(row)
+            snap, _ = self._change_in(s, cat, _removal(dns.name.from_text(cat.name), member))
+            if snap is not None:
+                snaps.append(snap)
+        return snaps
+
+    @contextlib.asynccontextmanager
+    async def catalog_locks(self) -> AsyncIterator[None]:
+        """Every catalog's lock, in name order (what a member's deletion takes after its
+        own): held by a link or unlink while the catalogs it changes commit and publish."""
+        async with contextlib.AsyncExitStack() as stack:
+            for cat in self.catalog_names():
+                await stack.enter_async_context(self._lock(cat))
+            yield
+
+    async def catalogs_changed(self, snaps: list[ZoneSnapshot], zone: str, why: str) -> None:
+        """After a link's commit (the access policy already rebuilt): the catalogs' new
+        versions served and announced."""
+        for snap in snaps:
+            self._publish(snap)
+            log.info("catalog.member_" + why, catalog=snap.name.to_text(), zone=zone,
+                     serial=snap.serial, reason="member peer")
 
     def catalog_names(self) -> list[str]:
         """The catalogs served (from the registry, no SQL): whose locks a member's deletion
@@ -313,3 +473,16 @@ class CatalogZones(ZoneEdits):
                 made.append((z, zone))
             s.flush()
             return [(zone, z.id) for z, zone in made]
+
+
+def _addition(catalog: dns.name.Name, member: dns.name.Name) -> RRsetChange:
+    """A member listed, without properties."""
+    return RRsetChange(member_owner(catalog, member), PTR, "REPLACE", TTL, [Record(ptr(member))])
+
+
+def _removal(catalog: dns.name.Name, member: dns.name.Name) -> list[RRsetChange]:
+    """A member and its properties removed."""
+    owner = member_owner(catalog, member)
+    return [RRsetChange(owner, PTR, "DELETE"),
+            RRsetChange(property_owner("group", owner), TXT, "DELETE"),
+            RRsetChange(property_owner("coo", owner), PTR, "DELETE")]

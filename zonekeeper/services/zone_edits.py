@@ -104,6 +104,8 @@ class ZoneEdits(ZoneStore):
             )
             s.add(z)
             s.flush()
+            if spec.member_peer is not None:
+                self._adopt_peer_zones(s, z, content, spec.member_peer)
             nodes, cuts = compile_nodes(origin, content.served_rrsets())
             repo.replace_all(s, z.id, _rrset_rows(content), nodes)
             repo.announce(s, "zone", z.name)
@@ -211,6 +213,10 @@ class ZoneEdits(ZoneStore):
 
     def _unlink_everywhere(self, s: Any, member: dns.name.Name) -> list[ZoneSnapshot]:
         return []
+
+    def _adopt_peer_zones(self, s: Any, z: Zone, content: ZoneContent, peer: str) -> None:
+        raise Invalid("member_peer is for a catalog zone",
+                      [Reason(("member_peer",), 'only a zone of kind "catalog" has one')])
 
     # -- edits ----------------------------------------------------------------------------
     async def patch_rrsets(

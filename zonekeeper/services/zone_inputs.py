@@ -140,6 +140,8 @@ class ZoneSpec:
     content: ZoneContent | None = None
     # PRIMARY, or CATALOG (RFC 9432: SOA and NS invalid., version "2", members linked later).
     kind: ZoneKind = ZoneKind.PRIMARY
+    # CATALOG only: the peer whose linked primary zones are members automatically.
+    member_peer: str | None = None
 
 
 @dataclass

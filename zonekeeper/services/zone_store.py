@@ -329,6 +329,7 @@ def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str,
         "journal_max_age": zone.journal_max_age,
         "catalog_consumer": bool(zone.catalog_consumer),
         "member_of": zone.member_of,
+        "member_peer": zone.member_peer,
         "created_at": utc_text(zone.created_at),
         "updated_at": utc_text(zone.updated_at),
     }

@@ -59,6 +59,24 @@ class Zone(Base):
     catalog_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     member_of: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Catalog producer (schema 0013): on a catalog, the peer whose linked primary zones
+    # are its members automatically (a peer name: peers are never renamed).
+    member_peer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class CatalogAuto(Base):
+    """A catalog member added because the zone is linked to the catalog's member peer
+    (0013): unlinking it, or clearing the peer, removes it; a member linked by hand has no
+    row here and stays."""
+
+    __tablename__ = "catalog_auto"
+
+    catalog_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_id: Mapped[int] = mapped_column(
+        ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class RRset(Base):

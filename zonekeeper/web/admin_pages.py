@@ -127,20 +127,25 @@ async def delete_key(request: Request, session: Admin,
 
 # -- peers -----------------------------------------------------------------------------------
 PEER_DEFAULTS = {"name": "", "address": "", "port": "53", "key": "", "key_use": "both",
-                 "notify": True, "ixfr": True, "transfer_from": ""}
+                 "notify": True, "ixfr": True, "transfer_from": "", "tls_only": False,
+                 "tls": False, "tls_verify": "", "tls_spki": ""}
 
 
 def _peer_form(peer: dict[str, Any]) -> dict[str, Any]:
     """A peer as its form shows it."""
     return {**peer, "port": str(peer["port"]), "key": peer["key"] or "",
-            "transfer_from": " ".join(peer["transfer_from"])}
+            "transfer_from": " ".join(peer["transfer_from"]),
+            "tls_verify": peer["tls_verify"] or "", "tls_spki": peer["tls_spki"] or ""}
 
 
 def _peer_fields(form: dict[str, Any]) -> dict[str, Any]:
     """The form's fields as the API's peer schema takes them."""
     return {"address": form["address"].strip(), "port": form["port"].strip(),
             "key": form["key"] or None, "key_use": form["key_use"], "notify": form["notify"],
-            "ixfr": form["ixfr"], "transfer_from": form["transfer_from"].replace(",", " ").split()}
+            "ixfr": form["ixfr"], "transfer_from": form["transfer_from"].replace(",", " ").split(),
+            "tls_only": form["tls_only"], "tls": form["tls"],
+            "tls_verify": form["tls_verify"].strip() or None,
+            "tls_spki": form["tls_spki"].strip() or None}
 
 
 async def _peers_page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
@@ -185,9 +190,14 @@ async def create_peer(request: Request, session: Admin,
                       key_use: Annotated[str, Form(max_length=16)] = "both",
                       notify: Annotated[bool, Form()] = False,
                       ixfr: Annotated[bool, Form()] = False,
-                      transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
+                      transfer_from: Annotated[str, Form(max_length=4096)] = "",
+                      tls_only: Annotated[bool, Form()] = False,
+                      tls: Annotated[bool, Form()] = False,
+                      tls_verify: Annotated[str, Form(max_length=255)] = "",
+                      tls_spki: Annotated[str, Form(max_length=64)] = "") -> Response:
     form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
-            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use}
+            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use,
+            "tls_only": tls_only, "tls": tls, "tls_verify": tls_verify, "tls_spki": tls_spki}
     try:
         body = checked(PeerCreate, {"name": name.strip(), **_peer_fields(form)})
         peer = await ctx_of(request).peers.create(body.model_dump())
@@ -196,7 +206,8 @@ async def create_peer(request: Request, session: Admin,
         return await _peers_page(request, http_status(exc), form=form,
                                  errors=errors_for(exc, unplaced))
     log.info("web.peer_created", user=session.user, peer=peer["name"], address=peer["address"],
-             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"])
+             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"],
+             tls_only=peer["tls_only"], tls=peer["tls"])
     return RedirectResponse(f"/ui/peers/{peer['name']}", status_code=303)
 
 
@@ -216,13 +227,17 @@ async def update_peer(request: Request, session: Admin, name: str,
                       key_use: Annotated[str, Form(max_length=16)] = "both",
                       notify: Annotated[bool, Form()] = False,
                       ixfr: Annotated[bool, Form()] = False,
-                      transfer_from: Annotated[str, Form(max_length=4096)] = "") -> Response:
+                      transfer_from: Annotated[str, Form(max_length=4096)] = "",
+                      tls_only: Annotated[bool, Form()] = False,
+                      tls: Annotated[bool, Form()] = False,
+                      tls_verify: Annotated[str, Form(max_length=255)] = "",
+                      tls_spki: Annotated[str, Form(max_length=64)] = "") -> Response:
     form = {"name": name, "address": address, "port": port, "key": key, "notify": notify,
-            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use}
+            "ixfr": ixfr, "transfer_from": transfer_from, "key_use": key_use,
+            "tls_only": tls_only, "tls": tls, "tls_verify": tls_verify, "tls_spki": tls_spki}
     ctx = ctx_of(request)
     try:
         body = checked(PeerPatch, _peer_fields(form))
-        # Only what the form holds: fields it does not show (the TLS ones) stay as they are.
         peer = await ctx.peers.update(name, body.model_dump(exclude_unset=True))
     except ZonekeeperError as exc:
         try:
@@ -231,7 +246,8 @@ async def update_peer(request: Request, session: Admin, name: str,
         except NotFound as gone:
             return page(request, "error.html", 404, message=gone.detail)
     log.info("web.peer_updated", user=session.user, peer=peer["name"], address=peer["address"],
-             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"])
+             port=peer["port"], key=peer["key"], notify=peer["notify"], ixfr=peer["ixfr"],
+             tls_only=peer["tls_only"], tls=peer["tls"])
     return RedirectResponse(f"/ui/peers/{peer['name']}", status_code=303)
 
 

@@ -205,7 +205,9 @@ async def _zone_view(request: Request, zone: str) -> dict[str, Any]:
             zones, _ = await ctx.zones.list(kind=None, limit=1000, cursor=None)
             candidates = [z["name"] for z in zones
                           if z["kind"] != "catalog" and z["name"] not in listed]
-        catalog = {"members": members, "member_candidates": candidates}
+        catalog = {"members": members, "member_candidates": candidates,
+                   "member_peer_choices": (await _peer_names(ctx)
+                                           if info["kind"] == "catalog" else [])}
     return {"zone": info, "rrsets": rrsets, **catalog,
             "status": ctx.status.rows_for(info["name"], links), **await panels(ctx, info, links)}
 

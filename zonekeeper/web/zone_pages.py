@@ -368,6 +368,24 @@ async def add_member(request: Request, session: Editor, zone: str,
     return _back(catalog.to_text(), "#members")
 
 
+@router.post("/zones/{zone}/member-peer")
+async def set_member_peer(request: Request, session: Editor, zone: str,
+                          peer: Annotated[str, Form(max_length=255)] = "") -> Response:
+    """Name the catalog's member peer, or none (the API's PATCH /zones/{catalog}
+    {member_peer})."""
+    ctx = ctx_of(request)
+    catalog = parse_zone_name(zone)
+    try:
+        info = await ctx.zones.set_member_peer(catalog, peer.strip() or None)
+    except ZonekeeperError as exc:
+        errors = _scoped(exc, "memberpeer")
+        errors.setdefault("memberpeer-member_peer", []).extend(errors.pop("memberpeer-", []))
+        return await _again(request, zone, {"memberpeer-member_peer": peer}, errors)
+    log.info("web.member_peer_set", user=session.user, catalog=catalog.to_text(),
+             peer=info["member_peer"], serial=info["serial"])
+    return _back(catalog.to_text(), "#members")
+
+
 @router.post("/zones/{zone}/members/{member}/remove")
 async def remove_member(request: Request, session: Editor, zone: str, member: str) -> Response:
     ctx = ctx_of(request)

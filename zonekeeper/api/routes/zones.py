@@ -94,6 +94,10 @@ async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Resp
         raise Invalid("catalog is for a secondary zone",
                       [Reason(("catalog",), 'a consumed catalog is kind "secondary"; a catalog '
                                             'published here is kind "catalog"')])
+    if body.member_peer is not None and body.kind != "catalog":
+        raise Invalid("member_peer is for a catalog zone",
+                      [Reason(("member_peer",), 'only a zone of kind "catalog" takes the zones '
+                                                "linked to a peer as members")])
     if body.kind == "secondary":
         info = await ctx.zones.create_secondary(origin, body.primaries, catalog=body.catalog)
         response.headers["Location"] = f"/api/v1/zones/{info['name']}"
@@ -107,6 +111,7 @@ async def create_zone(body: ZoneCreate, ctx: Ctx, _p: WriteScope, response: Resp
         serial_policy=body.serial_policy,
         zone_text=body.zone_text,
         kind=ZoneKind(body.kind),
+        member_peer=body.member_peer,
     )
     info = await ctx.zones.create(spec)
     response.headers["ETag"] = _etag(info["serial"])
@@ -154,13 +159,22 @@ async def get_zone(zone: str, ctx: Ctx, _p: ReadScope, response: Response) -> di
 async def patch_zone(
     zone: str, body: ZonePatch, ctx: Ctx, _p: WriteScope, response: Response, if_match: IfMatch = None
 ) -> dict[str, object]:
-    fields = body.model_fields_set
-    upd = ZoneUpdate(
-        **{k: getattr(body, k) for k in fields if k not in ("soa",)},
-        soa=_soa_fields(body.soa),
-        fields_set=set(fields),
-    )
-    info = await ctx.zones.update(parse_zone_name(zone), upd, if_match=if_match)
+    fields = set(body.model_fields_set)
+    origin = parse_zone_name(zone)
+    info = None
+    if "member_peer" in fields:
+        # A change of the catalog's members of its own (its serial moves if they do): the
+        # other settings after it, If-Match checked against the zone as it was sent.
+        fields.discard("member_peer")
+        info = await ctx.zones.set_member_peer(origin, body.member_peer, if_match=if_match)
+        if_match = None
+    if fields or info is None:
+        upd = ZoneUpdate(
+            **{k: getattr(body, k) for k in fields if k not in ("soa",)},
+            soa=_soa_fields(body.soa),
+            fields_set=fields,
+        )
+        info = await ctx.zones.update(origin, upd, if_match=if_match)
     response.headers["ETag"] = _etag(info["serial"])
     return info
 
