@@ -186,7 +186,7 @@ def test_full_disk_refuses_writes_serves_dns_and_recovers(zk_factory, disk: Path
     serial = setup_zone(srv, listener)
     base = axfr_lines(srv.addr, srv.dns_port, ZONE)
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
         try:
             while True:
                 f.write(b"\0" * 65536)
