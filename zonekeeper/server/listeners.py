@@ -30,7 +30,7 @@ import dns.rcode
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.proto.request import header_only, parse
+from zonekeeper.proto.request import OPCODE_QUERY, header_only, parse
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.router import Route, Router
@@ -57,6 +57,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, handler: QueryHandler, notify: NotifyIn | None = None,
                  counts: list[int] | None = None, update: UpdateServer | None = None) -> None:
         self.router = Router(handler, notify=notify, update=update)
+        self.handler = handler
         self.updates: set[asyncio.Task[None]] = set()
         # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
         self.counts = counts
@@ -69,6 +70,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
         req = parse(data)
         if req is None:
             resp = None
+        elif req.opcode == OPCODE_QUERY:
+            # Over UDP a query's route is always the query handler (``Router.answer``'s,
+            # asked straight: two calls a query less, ~8% of the UDP path).
+            try:
+                resp = self.handler.answer(req, tcp=False, addr=addr[0])
+            except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
+                log.exception("dns.handler_error", tcp=False, size=len(data))
+                resp = header_only(data, dns.rcode.SERVFAIL)
         elif self.router.route(req, tcp=False) is Route.UPDATE:
             # Applied in a task (it writes to storage); answered when done.
             if len(self.updates) < self.MAX_UPDATES:
