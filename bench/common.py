@@ -437,6 +437,10 @@ def zonekeeper_db(records: int, base: Path) -> Path:
     """A SQLite database holding the generated zone, made once through the API and reused."""
     db = WORK / f"zonekeeper-{records}.db"
     if db.exists():
+        # Made by an older zonekeeper maybe: its schema brought up to this one's.
+        exe = shutil.which("zonekeeper", path=str(ROOT / ".venv" / "bin")) or "zonekeeper"
+        subprocess.run([exe, "db", "upgrade", "--database", f"sqlite:///{db}"],
+                       check=True, capture_output=True, timeout=300)
         return db
     tmp = WORK / f"zonekeeper-{records}.db.tmp"
     for suffix in ("", "-wal", "-shm"):
