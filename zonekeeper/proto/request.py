@@ -50,18 +50,20 @@ class Request:
                  "edns", "question", "tsig_at", "simple")
 
     def __init__(self, wire: bytes, qname: bytes, qtype: int, qclass: int, edns: Edns | None,
-                 tsig_at: int | None, simple: bool) -> None:
+                 tsig_at: int | None, simple: bool, question: bytes | None = None) -> None:
         self.wire = wire
         self.qid = wire[0:2]
-        self.b2 = wire[2]
+        b2 = self.b2 = wire[2]
         self.b3 = wire[3]
-        self.opcode = (self.b2 >> 3) & 0x0F
+        self.opcode = (b2 >> 3) & 0x0F
         self.qname = qname
         self.qkey = qname.lower()
         self.qtype = qtype
         self.qclass = qclass
         self.edns = edns
-        self.question = qname + qtype.to_bytes(2, "big") + qclass.to_bytes(2, "big")
+        # ``question``: the question's bytes as they came, when the caller has them
+        self.question = (question if question is not None
+                         else qname + qtype.to_bytes(2, "big") + qclass.to_bytes(2, "big"))
         self.tsig_at = tsig_at
         self.simple = simple
 
@@ -88,22 +90,21 @@ def parse(wire: bytes) -> Request | None:
                     return _general(wire)
                 pos += n + 1
             qname_end = pos + 1
-            if qname_end - 12 <= 255:
-                qtype = int.from_bytes(wire[qname_end : qname_end + 2], "big")
-                qclass = int.from_bytes(wire[qname_end + 2 : qname_end + 4], "big")
-                pos = qname_end + 4
+            pos = qname_end + 4
+            if qname_end - 12 <= 255 and pos <= end:
+                qtype = (wire[qname_end] << 8) | wire[qname_end + 1]
+                qclass = (wire[qname_end + 2] << 8) | wire[qname_end + 3]
                 edns = None
-                if pos <= end:
-                    if wire[11] == 1:
-                        if wire[pos : pos + 3] != b"\x00\x00\x29" or pos + 11 > end:
-                            return _general(wire)
-                        rdlen = int.from_bytes(wire[pos + 9 : pos + 11], "big")
-                        edns = Edns(int.from_bytes(wire[pos + 3 : pos + 5], "big"),
-                                    bool(wire[pos + 7] & 0x80), wire[pos + 6],
-                                    wire[pos + 11 : pos + 11 + rdlen] if rdlen else b"")
-                        pos += 11 + rdlen
-                    if pos == end:
-                        return Request(wire, wire[12:qname_end], qtype, qclass, edns, None, True)
+                if wire[11] == 1:
+                    if wire[pos : pos + 3] != b"\x00\x00\x29" or pos + 11 > end:
+                        return _general(wire)
+                    rdlen = (wire[pos + 9] << 8) | wire[pos + 10]
+                    edns = Edns((wire[pos + 3] << 8) | wire[pos + 4], bool(wire[pos + 7] & 0x80),
+                                wire[pos + 6], wire[pos + 11 : pos + 11 + rdlen] if rdlen else b"")
+                    pos += 11 + rdlen
+                if pos == end:
+                    return Request(wire, wire[12:qname_end], qtype, qclass, edns, None, True,
+                                   wire[12 : qname_end + 4])
         except IndexError:
             pass
     return _general(wire)

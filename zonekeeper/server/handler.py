@@ -103,20 +103,20 @@ class QueryHandler:
     def _lookup(self, req: Request, tcp: bool) -> bytes:
         """A simple query's answer: from the zone's response cache, or made and cached."""
         data = req.wire
+        edns = req.edns
+        # What the answer depends on besides the zone: the question (its name in lower
+        # case), RD and CD, the transport, DO and the EDNS version, the size limit.
         limit = self._limit(req, tcp)
-        qlen = len(req.qname)
-        cache_key = (
-            req.qkey
-            + data[qlen + 12 : qlen + 16]
-            + bytes([data[2] & 0x01, data[3] & 0x10, 1 if tcp else 0])
-            + (b"" if req.edns is None else bytes([req.edns.do, req.edns.version]))
-            + limit.to_bytes(3, "big")
-        )
+        if edns is None:
+            flags = bytes((data[2] & 0x01, data[3] & 0x10, tcp, 2, 0))
+        else:
+            flags = bytes((data[2] & 0x01, data[3] & 0x10, tcp, edns.do, edns.version))
+        qend = 12 + len(req.question)
+        cache_key = req.qkey + data[qend - 4 : qend] + flags + limit.to_bytes(3, "big")
         zone = zone_for(self.registry.zones, req.qkey)
         if zone is not None:
             hit = zone.cache.get(cache_key)
             if hit is not None:
-                qend = 12 + len(req.question)
                 return data[0:2] + hit[2:12] + data[12:qend] + hit[qend:]
         return self._answer(req, tcp=tcp, cache_key=cache_key, zone=zone)
 
