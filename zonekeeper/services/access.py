@@ -74,7 +74,7 @@ def rule_info(row: AclRule, zones: dict[int, str], keys: dict[int, str]) -> dict
 
 def build_policy(s: Session) -> Policy:
     keys = {k.id: k for k in s.scalars(select(TsigKey))}
-    zones = {z.id: z.name for z in s.scalars(select(Zone))}
+    zones: dict[int, str] = dict(s.execute(select(Zone.id, Zone.name)).tuples().all())
     rules = []
     for r in s.scalars(select(AclRule).order_by(AclRule.id)):
         rules.append(
@@ -338,8 +338,8 @@ def _rule_row(s: Session, rule_id: int) -> AclRule:
 
 
 def _names(s: Session) -> tuple[dict[int, str], dict[int, str]]:
-    zones = {z.id: z.name for z in s.scalars(select(Zone))}
-    keys = {k.id: k.name for k in s.scalars(select(TsigKey))}
+    zones: dict[int, str] = dict(s.execute(select(Zone.id, Zone.name)).tuples().all())
+    keys: dict[int, str] = dict(s.execute(select(TsigKey.id, TsigKey.name)).tuples().all())
     return zones, keys
 
 

@@ -149,8 +149,8 @@ class StatusService:
                owed: dict[tuple[str, str], int | None],
                settled: dict[tuple[str, str], int] | None = None) -> None:
         with self.db.write() as s:
-            zones = {z.name: z.id for z in s.scalars(select(Zone))}
-            peers = {p.name: p.id for p in s.scalars(select(Peer))}
+            zones: dict[str, int] = dict(s.execute(select(Zone.name, Zone.id)).tuples().all())
+            peers: dict[str, int] = dict(s.execute(select(Peer.name, Peer.id)).tuples().all())
             for (zone, target), serial in owed.items():
                 if zone not in zones:
                     continue
