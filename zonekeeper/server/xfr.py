@@ -364,22 +364,30 @@ class XfrServer:
             return f"transfers_out_per_ip limit ({self.per_ip}) reached for {addr}"
         return None
 
-    def _stall_wait(self) -> float | None:
-        """Seconds until the longest-stalled transfer may be preempted; None if none stalls."""
-        stalls = [slot.stalled_since for slot in self.slots if slot.stalled_since is not None]
-        if not stalls:
-            return None
-        return max(0.0, min(stalls) + self.stall_preempt - time.monotonic())
+    def _stalls(self, why: str, addr: str) -> list[_Slot]:
+        """The stalled transfers that may be cut for a request refused for ``why``: any
+        client's, or for the per-address limit only ``addr``'s own."""
+        same_addr = why.startswith("transfers_out_per_ip")
+        return [slot for slot in self.slots if slot.stalled_since is not None
+                and (not same_addr or slot.addr == addr)]
 
     async def _wait_slot(self, zone: str, addr: str, out: Sender, why: str) -> _Slot | str:
-        """When _take_slot found no slot (``why``) but a transfer stalls, wait (up to
-        ``stall_preempt`` seconds) for that stall to be long enough to cut, rather than
-        refuse a request that would come back only at the secondary's next retry."""
-        wait = self._stall_wait()
-        if wait is None:
-            return why
-        await asyncio.sleep(wait + 0.01)
-        return self._take_slot(zone, addr, out)
+        """When _take_slot found no slot (``why``) but transfers stall, wait for a stall to
+        be long enough to cut (``stall_preempt``), rather than refuse a request that would
+        come back only at the secondary's next retry. Several requests may wait for the same
+        stalls, so each tries again at the next one, for at most twice ``stall_preempt``."""
+        deadline = time.monotonic() + 2 * self.stall_preempt
+        while stalls := self._stalls(why, addr):
+            due = min(slot.stalled_since or 0.0 for slot in stalls) + self.stall_preempt
+            now = time.monotonic()
+            if due > deadline or now > deadline:
+                break
+            await asyncio.sleep(max(due - now, 0.0) + 0.01)
+            slot = self._take_slot(zone, addr, out)
+            if not isinstance(slot, str):
+                return slot
+            why = slot
+        return why
 
     def _take_slot(self, zone: str, addr: str, out: Sender) -> _Slot | str:
         """A slot for a transfer to ``addr``, or why there is none. When every slot the
@@ -389,11 +397,8 @@ class XfrServer:
         linked = self.policy.linked(AclAction.TRANSFER, zone, addr)
         while (why := self._no_slot(linked, addr)) is not None:
             now = time.monotonic()
-            same_addr = why.startswith("transfers_out_per_ip")
-            stalled = [slot for slot in self.slots
-                       if slot.stalled_since is not None
-                       and now - slot.stalled_since >= self.stall_preempt
-                       and (not same_addr or slot.addr == addr)]
+            stalled = [slot for slot in self._stalls(why, addr)
+                       if now - (slot.stalled_since or now) >= self.stall_preempt]
             if not stalled:
                 return why
             victim = min(stalled, key=lambda slot: (slot.linked, slot.stalled_since or now))
