@@ -22,6 +22,11 @@ if [ "$want_test" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || DEBS+=(chromium)
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then DEBS+=(python3-venv); fi
+# The UDP receive loop is a C extension built by the install: a compiler and Python's headers.
+command -v cc >/dev/null 2>&1 || DEBS+=(gcc)
+"${PYTHON:-python3}" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || DEBS+=(python3-dev)
 if [ "${#DEBS[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${DEBS[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -38,7 +43,7 @@ fi
 # entry points) or the package's files (the editable install maps them by name). The stamp
 # in .venv records what was installed; an install with the test extras serves both uses.
 STAMP=.venv/.zonekeeper-installed
-sources=$( { sha256sum pyproject.toml; find zonekeeper -type f ! -name '*.pyc' | LC_ALL=C sort; } \
+sources=$( { sha256sum pyproject.toml; find zonekeeper -type f ! -name '*.pyc' ! -name '*.so' | LC_ALL=C sort; } \
            | sha256sum | cut -d' ' -f1)
 extras=run; [ "$want_test" = 1 ] && extras=test
 if [ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$sources" ] \

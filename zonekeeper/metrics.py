@@ -128,6 +128,9 @@ class Metrics:
         self.udp: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None
         self.tcp: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None
         self.tls: list[int] | None = [0] * (NO_ANSWER + 1) if enabled else None  # DoT
+        # The C UDP receive loops (server/udpfast.py): their ``counts()`` (answers sent
+        # without Python, by RCODE) and ``stats()`` (hits, misses, entries).
+        self.udp_fast: list[Any] = []
         self.xfr_out = TransferStats()
         self.xfr_in = TransferStats()
         self.notify_sent: dict[str, int] = {}
@@ -238,12 +241,27 @@ class MetricsCollector(Collector):
             if counts is None:
                 continue
             snapshot = list(counts)
+            if transport == "udp":
+                for fast in m.udp_fast:
+                    snapshot = [a + b for a, b in zip(snapshot, fast.counts(), strict=False)]
             queries.add_metric([transport], sum(snapshot))
             for rcode, n in enumerate(snapshot[:NO_ANSWER]):
                 if n:
                     responses.add_metric([transport, _RCODES[rcode]], n)
         yield queries
         yield responses
+        if m.udp_fast:
+            table = CounterMetricFamily(
+                PREFIX + "dns_udp_table_lookups",
+                "UDP queries looked up in the C receive loop's table of answers: answered from "
+                "it (hit) or by Python (miss)", labels=["result"])
+            stats = [fast.stats() for fast in m.udp_fast]
+            table.add_metric(["hit"], sum(s["hits"] for s in stats))
+            table.add_metric(["miss"], sum(s["misses"] for s in stats))
+            yield table
+            yield GaugeMetricFamily(PREFIX + "dns_udp_table_entries",
+                                    "Answers held by the C receive loops' tables",
+                                    value=sum(s["entries"] for s in stats))
 
     def _transfers(self, direction: str, stats: TransferStats, what: str) -> Iterator[Metric]:
         name = f"{PREFIX}xfr_{direction}"

@@ -77,6 +77,10 @@ class DnsSettings(_Section):
     xfr_max_time: float = Field(7200, gt=0)
     udp_max_payload: int = Field(1232, ge=512, le=65535)
     response_cache_entries: int = Field(100_000, ge=0)
+    # UDP queries taken in batches by a receive loop in C that answers those it answered
+    # before (server/udpfast.py); false: the asyncio endpoint answers every one. Unset: on
+    # with SQLite (one node), off with PostgreSQL (see docs/interface.md on why).
+    udp_fast_path: bool | None = None
     # An UPDATE for a secondary zone, allowed by an update rule here, is passed on to its
     # first primary as it came (signature included) and the answer relayed (BIND's
     # allow-update-forwarding); off: NOTIMP.

@@ -47,9 +47,10 @@ def udp_exchange(zk: ZkServer, data: bytes) -> list[bytes]:
                     f"{zk.proc is not None and zk.proc.poll() is None}"
                 ) from None
             if reply[0:2] == probe_wire[0:2] and reply[12:].startswith(probe_wire[12:]):
-                if not before and len(data) >= 12 and (data[2] >> 3) & 0x0F == 5:
-                    # An UPDATE is applied in a task (it may write to storage): its answer
-                    # can come after the probe's.
+                if not before and len(data) >= 12 and (data[2] >> 3) & 0x0F in (4, 5):
+                    # A NOTIFY or an UPDATE is answered on the event loop (an UPDATE in a
+                    # task: it may write to storage), queries by the UDP receive loop: its
+                    # answer can come after the probe's.
                     try:
                         before.append(s.recvfrom(65535)[0])
                     except TimeoutError:

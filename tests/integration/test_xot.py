@@ -186,7 +186,10 @@ def test_same_tcp_connection_limits_apply(tmp_path: Path, certs: Cert) -> None:
             tls_client(srv).close()
         for sock in silent:
             sock.settimeout(5)
-            assert sock.recv(100) == b""  # closed by the server at the handshake timeout
+            try:  # closed by the server at the handshake timeout (a FIN, or a reset)
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass
             sock.close()
         with tls_client(srv) as again:
             assert tls_query(again, dns.message.make_query("example.test.", "SOA")).answer

@@ -215,7 +215,7 @@ class QueryHandler:
         wire = self._render(query, ans, limit)
         if cache_key is not None and self.cache_entries and not snap.retired:
             if self._cached_total >= self.cache_entries:
-                for z in self.registry.zones.values():
+                for z in list(self.registry.zones.values()):  # (UDP asks from another thread)
                     z.cache.clear()
                 self._cached_total = 0
             snap.cache[cache_key] = wire

@@ -10,7 +10,7 @@ version.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dns.name
@@ -211,6 +211,9 @@ class Registry:
 
     def __init__(self) -> None:
         self.zones: dict[bytes, ZoneSnapshot] = {}
+        # Called after every change, once it is visible: caches of answers kept outside the
+        # snapshots (the C UDP loop's, server/udpfast.py) forget what they hold.
+        self.on_change: list[Callable[[], None]] = []
 
     def publish(self, snap: ZoneSnapshot) -> None:
         old = self.zones.get(snap.origin_key)
@@ -218,12 +221,16 @@ class Registry:
         if old is not None and old is not snap:
             old.retired = True
             old.cache.clear()
+        for changed in self.on_change:
+            changed()
 
     def remove(self, name: dns.name.Name) -> None:
         old = self.zones.pop(name_key(name), None)
         if old is not None:
             old.retired = True
             old.cache.clear()
+        for changed in self.on_change:
+            changed()
 
     def get(self, name: dns.name.Name) -> ZoneSnapshot | None:
         return self.zones.get(name_key(name))

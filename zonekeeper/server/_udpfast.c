@@ -1,0 +1,478 @@
+/*
+ * The UDP receive loop, in C: zonekeeper/server/udpfast.py explains the design.
+ *
+ * One Listener owns one UDP socket. run() loops in the calling thread with the GIL
+ * released: it takes a batch of datagrams with recvmmsg, answers the ones whose answer it
+ * holds (the same question, flags and EDNS record as a query Python answered before: the
+ * ID and the question's case are the new query's), hands the others to a Python callback
+ * (GIL held, one batch of them at a time), and sends every answer of the batch with
+ * sendmmsg. The callback returns (answer or None, cacheable); a cacheable answer to a query
+ * of the shape this file can key is kept for the next identical query.
+ *
+ * The table belongs to the thread in run(): nothing else reads or writes it. Other threads
+ * only call invalidate(), which bumps a generation; the loop empties the table when it
+ * sees a new generation right after each receive, so a query that reached the socket after
+ * invalidate() returned never gets an older answer. An answer computed while the
+ * generation moved is not kept.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define BATCH 64              /* datagrams taken per recvmmsg */
+#define DGRAM_MAX 65536       /* a UDP payload fits */
+#define KEY_MAX (255 + 4 + 2 + 2 + 4)  /* qname, type, class, header flags, payload, OPT TTL */
+#define POLL_MS 200           /* how often a stop() is noticed */
+#define RCODE_SLOTS 17        /* answers by RCODE 0-15; slot 16: none sent */
+
+typedef struct Entry {
+    uint64_t hash;
+    uint16_t keylen;
+    uint16_t anslen;
+    unsigned char data[];     /* key, then the answer */
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    PyObject *callback;
+    Entry **slots;
+    size_t mask;              /* slots - 1 (a power of two) */
+    size_t count;
+    size_t max_entries;
+    uint64_t table_gen;       /* the generation the table's entries were made in */
+    uint64_t gen;             /* bumped by invalidate(), read by the loop */
+    int stop;
+    int running;
+    unsigned long long hits[RCODE_SLOTS];
+    unsigned long long misses;
+    unsigned char *inbuf;     /* BATCH datagrams received */
+    unsigned char *outbuf;    /* BATCH answers */
+} Listener;
+
+static uint64_t hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a, then a final mix */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+static void table_clear(Listener *self) {
+    if (self->slots == NULL)
+        return;
+    for (size_t i = 0; i <= self->mask; i++) {
+        free(self->slots[i]);
+        self->slots[i] = NULL;
+    }
+    self->count = 0;
+}
+
+static Entry *table_find(Listener *self, const unsigned char *key, size_t keylen, uint64_t h) {
+    size_t i = h & self->mask;
+    for (;;) {
+        Entry *e = self->slots[i];
+        if (e == NULL)
+            return NULL;
+        if (e->hash == h && e->keylen == keylen && memcmp(e->data, key, keylen) == 0)
+            return e;
+        i = (i + 1) & self->mask;
+    }
+}
+
+static void table_put(Listener *self, const unsigned char *key, size_t keylen, uint64_t h,
+                      const unsigned char *ans, size_t anslen) {
+    if (self->max_entries == 0 || anslen > 0xFFFF)
+        return;
+    if (self->count >= self->max_entries)
+        table_clear(self);  /* full: start again, as the Python cache does */
+    size_t i = h & self->mask;
+    for (;;) {
+        Entry *e = self->slots[i];
+        if (e == NULL)
+            break;
+        if (e->hash == h && e->keylen == keylen && memcmp(e->data, key, keylen) == 0) {
+            free(e);
+            self->slots[i] = NULL;
+            self->count--;
+            break;
+        }
+        i = (i + 1) & self->mask;
+    }
+    Entry *e = malloc(sizeof(Entry) + keylen + anslen);
+    if (e == NULL)
+        return;
+    e->hash = h;
+    e->keylen = (uint16_t)keylen;
+    e->anslen = (uint16_t)anslen;
+    memcpy(e->data, key, keylen);
+    memcpy(e->data + keylen, ans, anslen);
+    self->slots[i] = e;
+    self->count++;
+}
+
+/* The key of a query this file can answer from the table, or 0: the header (ID aside),
+ * one question with an uncompressed name, no other record than an OPT record without
+ * options ending the datagram. The name goes in lower case (the answer's question is
+ * the query's own); *qend is where the question ends. */
+static size_t query_key(const unsigned char *q, size_t n, unsigned char *key, size_t *qend) {
+    if (n < 17 || n > 512)
+        return 0;
+    if ((q[2] & 0xF8) != 0)                 /* a query (QR clear), opcode QUERY */
+        return 0;
+    if (q[4] != 0 || q[5] != 1 || q[6] | q[7] | q[8] | q[9] || q[10] != 0 || q[11] > 1)
+        return 0;
+    size_t p = 12, k = 0;
+    for (;;) {
+        if (p >= n)
+            return 0;
+        unsigned len = q[p];
+        if (len > 63 || p + 1 + len > n || k + 1 + len > 255)
+            return 0;                        /* a pointer, an odd label type, too long, cut short */
+        key[k++] = (unsigned char)len;
+        p++;
+        if (len == 0)
+            break;
+        for (unsigned j = 0; j < len; j++) {
+            unsigned char c = q[p + j];
+            key[k++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        }
+        p += len;
+    }
+    if (p + 4 > n)
+        return 0;
+    memcpy(key + k, q + p, 4);               /* type, class */
+    k += 4;
+    p += 4;
+    *qend = p;
+    key[k++] = q[2];
+    key[k++] = q[3];
+    if (q[11] == 0) {
+        if (p != n)
+            return 0;
+        key[k++] = 0;                        /* no OPT */
+        return k;
+    }
+    /* OPT: root owner, type 41, class (payload), TTL (ext. RCODE, version, flags), no data */
+    if (p + 11 != n || q[p] != 0 || q[p + 1] != 0 || q[p + 2] != 41 || q[p + 9] | q[p + 10])
+        return 0;
+    key[k++] = 1;
+    memcpy(key + k, q + p + 3, 6);           /* payload size and the TTL field */
+    k += 6;
+    return k;
+}
+
+static PyObject *address_of(const struct sockaddr_storage *sa) {
+    char text[INET6_ADDRSTRLEN];
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &a->sin_addr, text, sizeof text) == NULL)
+            return NULL;
+        return Py_BuildValue("(si)", text, ntohs(a->sin_port));
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text) == NULL)
+            return NULL;
+        return Py_BuildValue("(siII)", text, ntohs(a->sin6_port), ntohl(a->sin6_flowinfo),
+                             a->sin6_scope_id);
+    }
+    return NULL;
+}
+
+static void send_all(int fd, struct mmsghdr *out, int n) {
+    int done = 0, tries = 0;
+    while (done < n) {
+        int r = sendmmsg(fd, out + done, (unsigned)(n - done), 0);
+        if (r > 0) {
+            done += r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && tries++ < 3) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            poll(&pfd, 1, 20);
+            continue;
+        }
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            done++;  /* this one cannot go (a bad address): drop it, send the rest */
+            continue;
+        }
+        return;      /* the socket stays full: drop what is left, as a kernel would */
+    }
+}
+
+static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the listener is running already");
+        return NULL;
+    }
+    self->running = 1;
+    struct mmsghdr in[BATCH], out[BATCH];
+    struct iovec iin[BATCH], iout[BATCH];
+    struct sockaddr_storage addrs[BATCH];
+    size_t keylens[BATCH], qends[BATCH];
+    unsigned char keys[BATCH][KEY_MAX + 8];
+    uint64_t hashes[BATCH];
+    int pending[BATCH];
+    int fd = self->fd;
+
+    for (int i = 0; i < BATCH; i++) {
+        iin[i].iov_base = self->inbuf + (size_t)i * DGRAM_MAX;
+        iin[i].iov_len = DGRAM_MAX;
+    }
+    PyThreadState *ts = PyEval_SaveThread();
+    while (!__atomic_load_n(&self->stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, POLL_MS);
+        if (pr <= 0)
+            continue;
+        if (pfd.revents & (POLLNVAL))
+            break;
+        memset(in, 0, sizeof in);
+        for (int i = 0; i < BATCH; i++) {
+            in[i].msg_hdr.msg_iov = &iin[i];
+            in[i].msg_hdr.msg_iovlen = 1;
+            in[i].msg_hdr.msg_name = &addrs[i];
+            in[i].msg_hdr.msg_namelen = sizeof addrs[i];
+        }
+        int n = recvmmsg(fd, in, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (n < 0 && errno == EBADF)
+                break;
+            continue;
+        }
+        /* Seen after the datagrams arrived: a change made before they were sent is in. */
+        uint64_t gen = __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE);
+        if (gen != self->table_gen) {
+            table_clear(self);
+            self->table_gen = gen;
+        }
+        /* Answers go out in the order the queries came: slot i of outbuf is datagram i's. */
+        size_t outlen[BATCH];
+        int npending = 0;
+        for (int i = 0; i < n; i++) {
+            const unsigned char *q = iin[i].iov_base;
+            size_t len = in[i].msg_len;
+            keylens[i] = 0;
+            outlen[i] = 0;
+            if (in[i].msg_hdr.msg_flags & MSG_TRUNC)
+                continue;  /* longer than any DNS message: nothing to answer */
+            keylens[i] = query_key(q, len, keys[i], &qends[i]);
+            if (keylens[i]) {
+                hashes[i] = hash_bytes(keys[i], keylens[i]);
+                Entry *e = table_find(self, keys[i], keylens[i], hashes[i]);
+                if (e != NULL) {
+                    const unsigned char *a = e->data + e->keylen;
+                    unsigned char *o = self->outbuf + (size_t)i * DGRAM_MAX;
+                    size_t qend = qends[i];
+                    o[0] = q[0];
+                    o[1] = q[1];
+                    memcpy(o + 2, a + 2, 10);
+                    memcpy(o + 12, q + 12, qend - 12);
+                    memcpy(o + qend, a + qend, e->anslen - qend);
+                    outlen[i] = e->anslen;
+                    self->hits[a[3] & 15]++;
+                    continue;
+                }
+            }
+            pending[npending++] = i;
+        }
+        if (npending) {
+            PyEval_RestoreThread(ts);
+            for (int j = 0; j < npending; j++) {
+                int i = pending[j];
+                self->misses++;
+                uint64_t before = __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE);
+                PyObject *addr = address_of(&addrs[i]);
+                PyObject *data = PyBytes_FromStringAndSize(iin[i].iov_base, in[i].msg_len);
+                PyObject *res = NULL;
+                if (addr != NULL && data != NULL)
+                    res = PyObject_CallFunctionObjArgs(self->callback, data, addr, NULL);
+                Py_XDECREF(addr);
+                Py_XDECREF(data);
+                if (res == NULL) {
+                    PyErr_WriteUnraisable(self->callback);
+                    continue;
+                }
+                PyObject *ans = NULL;
+                int cacheable = 0;
+                if (PyTuple_Check(res) && PyTuple_GET_SIZE(res) == 2) {
+                    ans = PyTuple_GET_ITEM(res, 0);
+                    cacheable = PyObject_IsTrue(PyTuple_GET_ITEM(res, 1)) == 1;
+                }
+                if (ans != NULL && PyBytes_Check(ans) && PyBytes_GET_SIZE(ans) >= 12
+                    && PyBytes_GET_SIZE(ans) < DGRAM_MAX) {
+                    size_t alen = (size_t)PyBytes_GET_SIZE(ans);
+                    unsigned char *o = self->outbuf + (size_t)i * DGRAM_MAX;
+                    memcpy(o, PyBytes_AS_STRING(ans), alen);
+                    outlen[i] = alen;
+                    /* Kept only when it carries the query's question where a hit puts the
+                     * next query's: one question, the same bytes. */
+                    if (cacheable && keylens[i] && alen >= qends[i] && o[4] == 0 && o[5] == 1
+                        && memcmp(o + 12, (const unsigned char *)iin[i].iov_base + 12,
+                                  qends[i] - 12) == 0
+                        && before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
+                        && before == self->table_gen)
+                        table_put(self, keys[i], keylens[i], hashes[i], o, alen);
+                }
+                Py_DECREF(res);
+            }
+            ts = PyEval_SaveThread();
+        }
+        int nout = 0;
+        for (int i = 0; i < n; i++) {
+            if (outlen[i] == 0)
+                continue;
+            iout[nout].iov_base = self->outbuf + (size_t)i * DGRAM_MAX;
+            iout[nout].iov_len = outlen[i];
+            memset(&out[nout], 0, sizeof out[nout]);
+            out[nout].msg_hdr.msg_iov = &iout[nout];
+            out[nout].msg_hdr.msg_iovlen = 1;
+            out[nout].msg_hdr.msg_name = &addrs[i];
+            out[nout].msg_hdr.msg_namelen = in[i].msg_hdr.msg_namelen;
+            nout++;
+        }
+        if (nout)
+            send_all(fd, out, nout);
+    }
+    PyEval_RestoreThread(ts);
+    self->running = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Listener_stop(Listener *self, PyObject *Py_UNUSED(ignored)) {
+    __atomic_store_n(&self->stop, 1, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Listener_invalidate(Listener *self, PyObject *Py_UNUSED(ignored)) {
+    __atomic_add_fetch(&self->gen, 1, __ATOMIC_ACQ_REL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *t = PyTuple_New(RCODE_SLOTS);
+    if (t == NULL)
+        return NULL;
+    for (int i = 0; i < RCODE_SLOTS; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(self->hits[i]);
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+static PyObject *Listener_stats(Listener *self, PyObject *Py_UNUSED(ignored)) {
+    unsigned long long hits = 0;
+    for (int i = 0; i < RCODE_SLOTS; i++)
+        hits += self->hits[i];
+    return Py_BuildValue("{sKsKsn}", "hits", hits, "misses", self->misses, "entries",
+                         (Py_ssize_t)self->count);
+}
+
+static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
+    static char *names[] = {"fd", "callback", "max_entries", NULL};
+    int fd;
+    PyObject *callback;
+    Py_ssize_t max_entries;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iOn", names, &fd, &callback, &max_entries))
+        return -1;
+    if (!PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable");
+        return -1;
+    }
+    if (max_entries < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_entries must be >= 0");
+        return -1;
+    }
+    if (self->slots != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a listener is set up once");
+        return -1;
+    }
+    size_t size = 16;
+    while (size < (size_t)max_entries * 2)
+        size <<= 1;
+    self->slots = calloc(size, sizeof(Entry *));
+    self->inbuf = malloc((size_t)BATCH * DGRAM_MAX);
+    self->outbuf = malloc((size_t)BATCH * DGRAM_MAX);
+    if (self->slots == NULL || self->inbuf == NULL || self->outbuf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = size - 1;
+    self->max_entries = (size_t)max_entries;
+    self->fd = fd;
+    Py_INCREF(callback);
+    self->callback = callback;
+    return 0;
+}
+
+static void Listener_dealloc(Listener *self) {
+    table_clear(self);
+    free(self->slots);
+    free(self->inbuf);
+    free(self->outbuf);
+    Py_XDECREF(self->callback);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Listener_methods[] = {
+    {"run", (PyCFunction)Listener_run, METH_NOARGS,
+     "Receive and answer until stop(); call it from a thread of its own."},
+    {"stop", (PyCFunction)Listener_stop, METH_NOARGS, "Make run() return (within 0.2 s)."},
+    {"invalidate", (PyCFunction)Listener_invalidate, METH_NOARGS,
+     "Forget every kept answer (call it after the data they came from changed)."},
+    {"counts", (PyCFunction)Listener_counts, METH_NOARGS,
+     "Answers sent from the table, by RCODE (17 slots, the last always 0)."},
+    {"stats", (PyCFunction)Listener_stats, METH_NOARGS, "hits, misses and entries."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ListenerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "zonekeeper.server._udpfast.Listener",
+    .tp_basicsize = sizeof(Listener),
+    .tp_dealloc = (destructor)Listener_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A UDP socket's receive loop with a table of answers (see udpfast.py).",
+    .tp_methods = Listener_methods,
+    .tp_init = (initproc)Listener_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_udpfast", "The UDP receive loop in C (see udpfast.py).", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__udpfast(void) {
+    if (PyType_Ready(&ListenerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&ListenerType);
+    if (PyModule_AddObject(m, "Listener", (PyObject *)&ListenerType) < 0) {
+        Py_DECREF(&ListenerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,132 @@
+"""UDP queries answered by a receive loop in C (``_udpfast.c``), Python answering the rest.
+
+Why: on the asyncio datagram endpoint, each query costs a trip through the event loop,
+a ``recvfrom`` and a ``sendto`` and the Python that looks its answer up: about 10 µs, a
+third of NSD's and Knot's rate on one core. Most queries on an authoritative server ask
+what was asked before; the C loop takes them in batches (``recvmmsg``), answers those it
+has an answer for without Python and sends them in batches (``sendmmsg``).
+
+How the answers stay right:
+- Python makes every answer. The loop keeps only what the query handler returned for a
+  query of one plain shape (opcode QUERY, one question with an uncompressed name, no
+  record but an OPT record without options), and only when the handler said it may
+  (``UdpProtocol.query``: not a SERVFAIL that stands for a bug). Its key is every byte of
+  the query but the ID, the name in lower case; an answer given from it carries the new
+  query's ID and question, so the case of the name is echoed as the handler would.
+  Those queries' answers depend on nothing else than the zones (not on the client's
+  address, the time or options such as cookies: queries with options, signed queries,
+  NOTIFY and UPDATE always go to Python).
+- Each change of the zone registry (``Registry.on_change``, called once the change is
+  visible) tells the loop to forget everything; the loop checks right after each
+  receive, so a query sent after an API write returned is answered from the new data.
+- NOTIFY and UPDATE are handed to the event loop's thread and answered by
+  ``UdpProtocol`` as on the asyncio endpoint (so their answers may come after those of
+  queries sent later); queries the loop cannot answer, and other opcodes (NOTIMP), are
+  answered in the loop's own thread, in order (the handler reads immutable zone
+  snapshots, so it needs nothing from the event loop).
+
+``[dns] udp_fast_path = false`` keeps the asyncio endpoint; so does a build without a C
+compiler (a warning says so at start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_QUERY, parse
+from zonekeeper.server.router import Route
+from zonekeeper.zones.snapshot import Registry
+
+try:
+    from zonekeeper.server._udpfast import Listener
+except ImportError:  # built without a C compiler: the asyncio endpoint answers
+    Listener = None
+
+if TYPE_CHECKING:
+    from zonekeeper.server.listeners import UdpProtocol
+
+log = structlog.get_logger("zonekeeper.dns")
+
+
+def available() -> bool:
+    return Listener is not None
+
+
+def log_unavailable() -> None:
+    log.warning("dns.udp_fast_path_unavailable",
+                reason="zonekeeper.server._udpfast is not built (install with a C compiler "
+                       "and the Python headers: apt-get install gcc python3-dev); UDP is "
+                       "answered on the asyncio endpoint")
+
+
+class _Sender:
+    """What ``UdpProtocol`` sends its event-loop answers (NOTIFY, UPDATE) through."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:  # a full buffer or a bad address: UDP drops it
+            log.debug("dns.udp_error", error=str(exc))
+
+
+class FastUdp:
+    """The C loop on one socket, run in a thread of its own; closed like a transport."""
+
+    def __init__(self, sock: socket.socket, protocol: UdpProtocol, registry: Registry,
+                 max_entries: int) -> None:
+        assert Listener is not None
+        self.sock = sock
+        self.protocol = protocol
+        self.loop = asyncio.get_running_loop()
+        protocol.transport = _Sender(sock)  # type: ignore[assignment]
+        self.listener = Listener(sock.fileno(), self._answer, max_entries)
+        self.registry = registry
+        self._invalidate = self.listener.invalidate
+        registry.on_change.append(self._invalidate)
+        self.thread = threading.Thread(target=self.listener.run, name="zonekeeper-udp",
+                                       daemon=True)
+        self.thread.start()
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> tuple[bytes | None, bool]:
+        """A request the C loop has no answer for: (the answer or None, may it be kept)."""
+        req = parse(data)
+        protocol = self.protocol
+        if req is None:  # not a request: dropped
+            protocol.count(None)
+            return None, False
+        if req.opcode == OPCODE_QUERY:
+            return protocol.query(req, addr)
+        if req.opcode == OPCODE_NOTIFY or protocol.router.route(req, tcp=False) is Route.UPDATE:
+            # NOTIFY and UPDATE act on the event loop (refreshes, writes): answered there.
+            self.loop.call_soon_threadsafe(protocol.datagram_received, data, addr)
+            return None, False
+        resp = protocol.router.answer(req, tcp=False, addr=addr[0])  # NOTIMP and the like
+        protocol.count(resp)
+        return resp, False
+
+    def counts(self) -> Sequence[int]:
+        return self.listener.counts()  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, int]:
+        return self.listener.stats()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.listener.stop()
+        self.thread.join(timeout=2)
+        try:
+            self.registry.on_change.remove(self._invalidate)
+        except ValueError:
+            pass
+        self.sock.close()
+
+    def is_closing(self) -> bool:
+        return not self.thread.is_alive()
