@@ -23,6 +23,7 @@ import dns.rdatatype
 import pytest
 
 from tests.conftest import ZkServer, make_zone
+from tests.integration.test_dns_protocol import raw_udp as udp
 from tests.integration.test_metrics import moved, scrape
 
 ZONE = "fast.test"
@@ -68,16 +69,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZkServer, Z
     finally:
         fast.stop()
         slow.stop()
-
-
-def udp(srv: ZkServer, data: bytes, timeout: float = 2.0) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(data, (srv.addr, srv.dns_port))
-        try:
-            return s.recv(65535)
-        except TimeoutError:
-            return None
 
 
 def query(name: str, rdtype: str, *, qid: int = 4660, flags: int = 0x0100,
