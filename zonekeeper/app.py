@@ -126,6 +126,7 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
         keys=lambda name: access.policy.keys.get(name),
         on_status=status.update,
         on_owed=status.owe,
+        settle=0.0 if db.is_sqlite else settings.notify.cluster_settle,
     )
     notifier.active = cluster.leading  # several nodes: the leader alone sends NOTIFY
     xfr = XfrServer(
@@ -470,16 +471,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         counts=monitor.metrics.tcp, tls_counts=monitor.metrics.tls,
         on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
     )
-    # Several nodes: the leader NOTIFYs a secondary as soon as it has read a change, and a
-    # node answering from the C loop's table tells that secondary the serial it had before
-    # reading the change too; until the leader waits for the other nodes, PostgreSQL
-    # deployments keep the asyncio endpoint unless told otherwise.
-    udp_fast = (dns_cfg.udp_fast_path if dns_cfg.udp_fast_path is not None
-                else settings.database.url.startswith("sqlite"))
     for host, port, udp, tcp in sockets:
         rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
                                              monitor.metrics.udp, update,
-                                             fast=udp_fast,
+                                             fast=dns_cfg.udp_fast_path,
                                              fast_loops=monitor.metrics.udp_fast))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port,

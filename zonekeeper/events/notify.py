@@ -94,7 +94,11 @@ class Notifier:
         try_timeout: float = 5.0,
         ns_port: int = 53,
         poll_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0),
+        settle: float = 0.0,
     ) -> None:
+        # The least wait between a change and its NOTIFY (several nodes: time for the
+        # others to read the change; ``[notify] cluster_settle``).
+        self.settle = settle
         self.registry = registry
         self.retries = retries
         self.retry_interval = retry_interval
@@ -288,9 +292,10 @@ class Notifier:
                 self._wanted.pop(key, None)
                 self.on_owed(zone, target.name, None)
                 return
-            if snap.notify_delay > 0:
+            delay = max(snap.notify_delay, self.settle)
+            if delay > 0:
                 # Coalesce a burst of edits: send only the newest serial after the delay.
-                await asyncio.sleep(snap.notify_delay)
+                await asyncio.sleep(delay)
                 serial = self._wanted.get(key, serial)
                 snap = self.registry.get(dns.name.from_text(zone)) or snap
             await self.send(snap, target, retries=self.retries, supersede=key)
