@@ -239,13 +239,13 @@ def test_a_tls_12_primary_is_refused_unless_allowed(zk: TlsServer, api: httpx2.C
     with allowing.client() as api12:
         _pull(api12, bind_primary, zone, port=old)
         wait_for(lambda: served(allowing, zone) == 1, what=f"{zone} at serial 1 over TLS 1.2")
-        ok = allowing.events("xfr.in", zone=zone, result="ok")
+        ok = wait_for(lambda: allowing.events("xfr.in", zone=zone, result="ok"), what="xfr.in ok")
         assert ok[-1]["type"] == "AXFR" and ok[-1]["transport"] == "tls", ok
         assert ok[-1]["tls_version"] == "TLSv1.2", ok
         other = f"tls13-{uuid.uuid4().hex[:8]}.test."
         _serve(bind_primary, allowing, other)
         _pull(api12, bind_primary, other)
         wait_for(lambda: served(allowing, other) == 1, what=f"{other} over TLS 1.3")
-        ok = allowing.events("xfr.in", zone=other, result="ok")
+        ok = wait_for(lambda: allowing.events("xfr.in", zone=other, result="ok"), what="xfr.in ok")
         assert ok[-1]["tls_version"] == "TLSv1.3", ok
     allowing.stop()
