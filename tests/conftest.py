@@ -241,15 +241,21 @@ class ZkServer:
             args.append("--demo")
         return args + self.extra_args
 
-    def start(self, timeout: float = 30) -> ZkServer:
+    def start(self, timeout: float = 30, *, port_tries: int = 3) -> ZkServer:
         env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN, **self.extra_env)
         env.pop("ZONEKEEPER_CONFIG", None)
         log = open(self.log_path, "ab")
+        logged = self.log_path.stat().st_size
         self.proc = subprocess.Popen(self.args(), cwd=self.workdir, env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                this_run = self.log_path.read_bytes()[logged:].decode(errors="replace")
+                if "Address already in use" in this_run and port_tries > 1:
+                    # free_port() raced another test's server for the port: new ports.
+                    self.dns_port, self.api_port = free_port(), free_port()
+                    return self.start(timeout, port_tries=port_tries - 1)
                 raise RuntimeError(f"zonekeeper exited {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx2.get(self.api_url + "/readyz", timeout=1).status_code == 200:
