@@ -35,6 +35,7 @@ from zonekeeper.server.listeners import (
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.tsig import TsigCheck
+from zonekeeper.server.udpfast import FastUdp
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import ImageWarmer, XfrServer
 from zonekeeper.services.access import AccessService
@@ -478,7 +479,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                              fast_loops=monitor.metrics.udp_fast))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port,
-                 udp="c-loop" if type(rt.transports[-1]).__name__ == "FastUdp" else "asyncio")
+                 udp="c-loop" if isinstance(rt.transports[-1], FastUdp) else "asyncio")
     if server_tls is not None:
         for host, port, sock in tls_sockets:
             rt.servers.append(start_tls(rt.tcp_state, sock, server_tls))

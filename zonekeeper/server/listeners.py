@@ -31,6 +31,7 @@ import structlog
 
 from zonekeeper.logs import Throttle
 from zonekeeper.proto.request import OPCODE_QUERY, Request, header_only, parse
+from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.router import Route, Router
@@ -70,11 +71,9 @@ class UdpProtocol(asyncio.DatagramProtocol):
         req = parse(data)
         if req is None:
             resp = None
+            self.count(resp)
         elif req.opcode == OPCODE_QUERY:
-            resp, _ = self.query(req, addr)
-            if resp is not None and self.transport is not None:
-                self.transport.sendto(resp, addr)
-            return
+            resp, _ = self.query(req, addr)  # counted there
         elif self.router.route(req, tcp=False) is Route.UPDATE:
             # Applied in a task (it writes to storage); answered when done.
             if len(self.updates) < self.MAX_UPDATES:
@@ -84,7 +83,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
             return
         else:
             resp = self.router.answer(req, tcp=False, addr=addr[0])
-        self.count(resp)
+            self.count(resp)
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
@@ -732,8 +731,6 @@ async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn
     loop (for its counts, when ``counts`` are kept)."""
     protocol = UdpProtocol(handler, notify, counts, update)
     if fast:
-        from zonekeeper.server import udpfast  # noqa: PLC0415 - only when asked for
-
         if udpfast.available():
             listener = udpfast.FastUdp(sock, protocol, handler.registry, handler.cache_entries)
             if fast_loops is not None and counts is not None:

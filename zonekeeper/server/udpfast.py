@@ -127,6 +127,3 @@ class FastUdp:
         except ValueError:
             pass
         self.sock.close()
-
-    def is_closing(self) -> bool:
-        return not self.thread.is_alive()
