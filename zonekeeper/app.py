@@ -35,6 +35,7 @@ from zonekeeper.server.listeners import (
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.tsig import TsigCheck
+from zonekeeper.server import udpfast
 from zonekeeper.server.udpfast import FastUdp
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import ImageWarmer, XfrServer
@@ -472,14 +473,17 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         counts=monitor.metrics.tcp, tls_counts=monitor.metrics.tls,
         on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
     )
+    udp_workers = dns_cfg.udp_workers or udpfast.default_workers()
     for host, port, udp, tcp in sockets:
         rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
                                              monitor.metrics.udp, update,
                                              fast=dns_cfg.udp_fast_path,
-                                             fast_loops=monitor.metrics.udp_fast))
+                                             fast_loops=monitor.metrics.udp_fast,
+                                             workers=udp_workers))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port,
-                 udp="c-loop" if isinstance(rt.transports[-1], FastUdp) else "asyncio")
+                 udp=(f"c-loop x{udp_workers}" if isinstance(rt.transports[-1], FastUdp)
+                      else "asyncio"))
     if server_tls is not None:
         for host, port, sock in tls_sockets:
             rt.servers.append(start_tls(rt.tcp_state, sock, server_tls))

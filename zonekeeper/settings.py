@@ -80,6 +80,9 @@ class DnsSettings(_Section):
     # UDP queries taken in batches by a receive loop in C that answers those it answered
     # before (server/udpfast.py); false: the asyncio endpoint answers every one.
     udp_fast_path: bool = True
+    # Threads running the C receive loop on each UDP socket; 0: one per CPU this process
+    # may run on (its affinity: taskset, cpusets).
+    udp_workers: int = Field(0, ge=0, le=64)
     # An UPDATE for a secondary zone, allowed by an update rule here, is passed on to its
     # first primary as it came (signature included) and the answer relayed (BIND's
     # allow-update-forwarding); off: NOTIMP.

@@ -1,7 +1,7 @@
 """The C UDP receive loop (zonekeeper/server/udpfast.py) against the asyncio endpoint.
 
-Two real servers hold the same zone: one with ``[dns] udp_fast_path`` (the default), one
-without. Every query of a corpus (names, types, header flags, EDNS sizes and flags, case,
+Two real servers hold the same zone: one with ``[dns] udp_fast_path`` (the default) and two
+workers on each socket (``udp_workers``, whatever the machine's CPUs), one without. Every query of a corpus (names, types, header flags, EDNS sizes and flags, case,
 malformed shapes) is sent three times to the first (the second and third times its table
 answers) and once to the second: the answers must be the same bytes. Then: an edit is
 served by the very next query, the counters count what the table answered, and the
@@ -57,7 +57,8 @@ def test_the_c_loop_is_built() -> None:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZkServer, ZkServer]]:
-    fast = ZkServer(tmp_path_factory.mktemp("fast"), demo=False).start()
+    fast = ZkServer(tmp_path_factory.mktemp("fast"), demo=False,
+                    env={"ZONEKEEPER_DNS__UDP_WORKERS": "2"}).start()
     slow = ZkServer(tmp_path_factory.mktemp("slow"), demo=False,
                     env={"ZONEKEEPER_DNS__UDP_FAST_PATH": "false"}).start()
     try:
@@ -65,6 +66,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ZkServer, Z
             with srv.client() as api:
                 make_zone(api, ZONE, zone_text=ZONE_TEXT)
         assert "dns.udp_fast_path_unavailable" not in fast.log()
+        listening = [e for e in fast.events("dns.listening") if "udp" in e]
+        assert listening and all(e["udp"] == "c-loop x2" for e in listening), listening
         yield fast, slow
     finally:
         fast.stop()
@@ -178,15 +181,18 @@ def test_table_answers_are_counted(pair: tuple[ZkServer, ZkServer]) -> None:
 
 
 def test_a_burst_is_answered_in_full(pair: tuple[ZkServer, ZkServer]) -> None:
-    """Many queries at once (batches of the loop) from many sockets: every one answered,
-    each with its own ID and question."""
+    """Many queries at once (batches of the loops) from many sockets: every one answered,
+    each with its own ID and question, and counted once (the two workers ask Python for
+    the new names at the same time: the counters must not lose any)."""
     fast, _ = pair
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    before = scrape(fast.api_url)
     try:
         sent: dict[tuple[int, int], bytes] = {}
         for round_ in range(50):
             for n, s in enumerate(socks):
-                name = ["www", "MAIL", "nope", "x.wild"][(round_ + n) % 4] + "." + ZONE
+                name = ["www", "MAIL", "nope", f"burst{round_}-{n}.wild"][(round_ + n) % 4]
+                name += "." + ZONE
                 qid = round_ * 8 + n + 1
                 q = query(name, "A", qid=qid)
                 sent[(n, qid)] = q
@@ -202,6 +208,8 @@ def test_a_burst_is_answered_in_full(pair: tuple[ZkServer, ZkServer]) -> None:
                 assert answer[12:len(q)] == q[12:], "the question is the query's own"
                 got += 1
         assert got == 400 and not sent
+        after = scrape(fast.api_url)
+        assert moved(before, after, "zonekeeper_dns_queries_total", transport="udp") == 400
     finally:
         for s in socks:
             s.close()

@@ -9,11 +9,16 @@
  * sendmmsg. The callback returns (answer or None, cacheable); a cacheable answer to a query
  * of the shape this file can key is kept for the next identical query.
  *
- * The table belongs to the thread in run(): nothing else reads or writes it. Other threads
- * only call invalidate(), which bumps a generation; the loop empties the table when it
- * sees a new generation right after each receive, so a query that reached the socket after
- * invalidate() returned never gets an older answer. An answer computed while the
- * generation moved is not kept.
+ * run() may be called from several threads at once (one worker per CPU): they share the
+ * socket (the kernel hands each datagram to one of them) and the table, read under a
+ * read lock once per batch and written under the write lock (a new answer, a clearing).
+ * No thread waits for the GIL while it holds the lock, so the two cannot deadlock. Each
+ * thread has its own buffers; counters are summed per batch.
+ *
+ * Other threads only call invalidate(), which bumps a generation; a loop empties the table
+ * when it sees a generation newer than the table's right after a receive, so a query that
+ * reached the socket after invalidate() returned never gets an older answer. An answer
+ * computed while the generation moved is not kept.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +27,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +55,12 @@ typedef struct {
     size_t count;
     size_t max_entries;
     uint64_t table_gen;       /* the generation the table's entries were made in */
-    uint64_t gen;             /* bumped by invalidate(), read by the loop */
+    uint64_t gen;             /* bumped by invalidate(), read by the loops */
+    pthread_rwlock_t lock;    /* the table: slots, count, table_gen */
+    int lock_ready;
     int stop;
-    int running;
-    unsigned long long hits[RCODE_SLOTS];
+    unsigned long long hits[RCODE_SLOTS];   /* atomic adds, once per batch */
     unsigned long long misses;
-    unsigned char *inbuf;     /* BATCH datagrams received */
-    unsigned char *outbuf;    /* BATCH answers */
 } Listener;
 
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
@@ -216,11 +221,14 @@ static void send_all(int fd, struct mmsghdr *out, int n) {
 }
 
 static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->running) {
-        PyErr_SetString(PyExc_RuntimeError, "the listener is running already");
-        return NULL;
+    /* This thread's buffers: BATCH datagrams received, BATCH answers. */
+    unsigned char *inbuf = malloc((size_t)BATCH * DGRAM_MAX);
+    unsigned char *outbuf = malloc((size_t)BATCH * DGRAM_MAX);
+    if (inbuf == NULL || outbuf == NULL) {
+        free(inbuf);
+        free(outbuf);
+        return PyErr_NoMemory();
     }
-    self->running = 1;
     struct mmsghdr in[BATCH], out[BATCH];
     struct iovec iin[BATCH], iout[BATCH];
     struct sockaddr_storage addrs[BATCH];
@@ -231,17 +239,20 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
     int fd = self->fd;
 
     for (int i = 0; i < BATCH; i++) {
-        iin[i].iov_base = self->inbuf + (size_t)i * DGRAM_MAX;
+        iin[i].iov_base = inbuf + (size_t)i * DGRAM_MAX;
         iin[i].iov_len = DGRAM_MAX;
     }
     PyThreadState *ts = PyEval_SaveThread();
+    int idle = 1;  /* the last receive found nothing: wait in poll() before the next */
     while (!__atomic_load_n(&self->stop, __ATOMIC_ACQUIRE)) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, POLL_MS);
-        if (pr <= 0)
-            continue;
-        if (pfd.revents & (POLLNVAL))
-            break;
+        if (idle) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int pr = poll(&pfd, 1, POLL_MS);
+            if (pr <= 0)
+                continue;
+            if (pfd.revents & (POLLNVAL))
+                break;
+        }
         memset(in, 0, sizeof in);
         for (int i = 0; i < BATCH; i++) {
             in[i].msg_hdr.msg_iov = &iin[i];
@@ -249,7 +260,9 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
             in[i].msg_hdr.msg_name = &addrs[i];
             in[i].msg_hdr.msg_namelen = sizeof addrs[i];
         }
+        /* Under load the socket is rarely empty: receive at once, poll only when it was. */
         int n = recvmmsg(fd, in, BATCH, MSG_DONTWAIT, NULL);
+        idle = n <= 0;
         if (n <= 0) {
             if (n < 0 && errno == EBADF)
                 break;
@@ -257,13 +270,19 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
         }
         /* Seen after the datagrams arrived: a change made before they were sent is in. */
         uint64_t gen = __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE);
-        if (gen != self->table_gen) {
-            table_clear(self);
-            self->table_gen = gen;
+        if (gen != __atomic_load_n(&self->table_gen, __ATOMIC_ACQUIRE)) {
+            pthread_rwlock_wrlock(&self->lock);
+            if (gen > self->table_gen) {  /* another loop may have cleared it already */
+                table_clear(self);
+                __atomic_store_n(&self->table_gen, gen, __ATOMIC_RELEASE);
+            }
+            pthread_rwlock_unlock(&self->lock);
         }
         /* Answers go out in the order the queries came: slot i of outbuf is datagram i's. */
         size_t outlen[BATCH];
+        unsigned long long hits[RCODE_SLOTS] = {0};
         int npending = 0;
+        pthread_rwlock_rdlock(&self->lock);
         for (int i = 0; i < n; i++) {
             const unsigned char *q = iin[i].iov_base;
             size_t len = in[i].msg_len;
@@ -277,7 +296,7 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                 Entry *e = table_find(self, keys[i], keylens[i], hashes[i]);
                 if (e != NULL) {
                     const unsigned char *a = e->data + e->keylen;
-                    unsigned char *o = self->outbuf + (size_t)i * DGRAM_MAX;
+                    unsigned char *o = outbuf + (size_t)i * DGRAM_MAX;
                     size_t qend = qends[i];
                     o[0] = q[0];
                     o[1] = q[1];
@@ -285,17 +304,21 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                     memcpy(o + 12, q + 12, qend - 12);
                     memcpy(o + qend, a + qend, e->anslen - qend);
                     outlen[i] = e->anslen;
-                    self->hits[a[3] & 15]++;
+                    hits[a[3] & 15]++;
                     continue;
                 }
             }
             pending[npending++] = i;
         }
+        pthread_rwlock_unlock(&self->lock);
+        for (int r = 0; r < RCODE_SLOTS; r++)
+            if (hits[r])
+                __atomic_add_fetch(&self->hits[r], hits[r], __ATOMIC_RELAXED);
         if (npending) {
             PyEval_RestoreThread(ts);
             for (int j = 0; j < npending; j++) {
                 int i = pending[j];
-                self->misses++;
+                __atomic_add_fetch(&self->misses, 1, __ATOMIC_RELAXED);
                 uint64_t before = __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE);
                 PyObject *addr = address_of(&addrs[i]);
                 PyObject *data = PyBytes_FromStringAndSize(iin[i].iov_base, in[i].msg_len);
@@ -317,17 +340,21 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                 if (ans != NULL && PyBytes_Check(ans) && PyBytes_GET_SIZE(ans) >= 12
                     && PyBytes_GET_SIZE(ans) < DGRAM_MAX) {
                     size_t alen = (size_t)PyBytes_GET_SIZE(ans);
-                    unsigned char *o = self->outbuf + (size_t)i * DGRAM_MAX;
+                    unsigned char *o = outbuf + (size_t)i * DGRAM_MAX;
                     memcpy(o, PyBytes_AS_STRING(ans), alen);
                     outlen[i] = alen;
                     /* Kept only when it carries the query's question where a hit puts the
                      * next query's: one question, the same bytes. */
                     if (cacheable && keylens[i] && alen >= qends[i] && o[4] == 0 && o[5] == 1
                         && memcmp(o + 12, (const unsigned char *)iin[i].iov_base + 12,
-                                  qends[i] - 12) == 0
-                        && before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
-                        && before == self->table_gen)
-                        table_put(self, keys[i], keylens[i], hashes[i], o, alen);
+                                  qends[i] - 12) == 0) {
+                        /* The GIL is held here, but no thread waits for it under the lock. */
+                        pthread_rwlock_wrlock(&self->lock);
+                        if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
+                            && before == self->table_gen)
+                            table_put(self, keys[i], keylens[i], hashes[i], o, alen);
+                        pthread_rwlock_unlock(&self->lock);
+                    }
                 }
                 Py_DECREF(res);
             }
@@ -337,7 +364,7 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
         for (int i = 0; i < n; i++) {
             if (outlen[i] == 0)
                 continue;
-            iout[nout].iov_base = self->outbuf + (size_t)i * DGRAM_MAX;
+            iout[nout].iov_base = outbuf + (size_t)i * DGRAM_MAX;
             iout[nout].iov_len = outlen[i];
             memset(&out[nout], 0, sizeof out[nout]);
             out[nout].msg_hdr.msg_iov = &iout[nout];
@@ -350,7 +377,8 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
             send_all(fd, out, nout);
     }
     PyEval_RestoreThread(ts);
-    self->running = 0;
+    free(inbuf);
+    free(outbuf);
     Py_RETURN_NONE;
 }
 
@@ -369,7 +397,7 @@ static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
     if (t == NULL)
         return NULL;
     for (int i = 0; i < RCODE_SLOTS; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(self->hits[i]);
+        PyObject *v = PyLong_FromUnsignedLongLong(__atomic_load_n(&self->hits[i], __ATOMIC_RELAXED));
         if (v == NULL) {
             Py_DECREF(t);
             return NULL;
@@ -382,9 +410,13 @@ static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
 static PyObject *Listener_stats(Listener *self, PyObject *Py_UNUSED(ignored)) {
     unsigned long long hits = 0;
     for (int i = 0; i < RCODE_SLOTS; i++)
-        hits += self->hits[i];
-    return Py_BuildValue("{sKsKsn}", "hits", hits, "misses", self->misses, "entries",
-                         (Py_ssize_t)self->count);
+        hits += __atomic_load_n(&self->hits[i], __ATOMIC_RELAXED);
+    pthread_rwlock_rdlock(&self->lock);
+    size_t entries = self->count;
+    pthread_rwlock_unlock(&self->lock);
+    return Py_BuildValue("{sKsKsn}", "hits", hits, "misses",
+                         __atomic_load_n(&self->misses, __ATOMIC_RELAXED), "entries",
+                         (Py_ssize_t)entries);
 }
 
 static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
@@ -410,12 +442,22 @@ static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
     while (size < (size_t)max_entries * 2)
         size <<= 1;
     self->slots = calloc(size, sizeof(Entry *));
-    self->inbuf = malloc((size_t)BATCH * DGRAM_MAX);
-    self->outbuf = malloc((size_t)BATCH * DGRAM_MAX);
-    if (self->slots == NULL || self->inbuf == NULL || self->outbuf == NULL) {
+    if (self->slots == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    /* Writers first: a new answer or a clearing is not kept waiting by a stream of
+     * lookups from the other loops. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int err = pthread_rwlock_init(&self->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (err != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_rwlock_init failed");
+        return -1;
+    }
+    self->lock_ready = 1;
     self->mask = size - 1;
     self->max_entries = (size_t)max_entries;
     self->fd = fd;
@@ -427,15 +469,16 @@ static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
 static void Listener_dealloc(Listener *self) {
     table_clear(self);
     free(self->slots);
-    free(self->inbuf);
-    free(self->outbuf);
+    if (self->lock_ready)
+        pthread_rwlock_destroy(&self->lock);
     Py_XDECREF(self->callback);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Listener_methods[] = {
     {"run", (PyCFunction)Listener_run, METH_NOARGS,
-     "Receive and answer until stop(); call it from a thread of its own."},
+     "Receive and answer until stop(); call it from a thread of its own (from several "
+     "threads for several workers on the socket)."},
     {"stop", (PyCFunction)Listener_stop, METH_NOARGS, "Make run() return (within 0.2 s)."},
     {"invalidate", (PyCFunction)Listener_invalidate, METH_NOARGS,
      "Forget every kept answer (call it after the data they came from changed)."},

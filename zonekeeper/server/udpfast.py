@@ -25,6 +25,10 @@ How the answers stay right:
   answered in the loop's own thread, in order (the handler reads immutable zone
   snapshots, so it needs nothing from the event loop).
 
+Workers: ``[dns] udp_workers`` loops (default: one per CPU this process may run on) share
+each socket and its table: the kernel gives each datagram to one of them, and answers
+from the table take no GIL, so they run on every core at once.
+
 ``[dns] udp_fast_path = false`` keeps the asyncio endpoint; so does a build without a C
 compiler (a warning says so at start).
 """
@@ -32,6 +36,7 @@ compiler (a warning says so at start).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from collections.abc import Sequence
@@ -78,11 +83,19 @@ class _Sender:
             log.debug("dns.udp_error", error=str(exc))
 
 
+def default_workers() -> int:
+    """One loop per CPU this process may run on (``taskset`` and cgroups' cpusets count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class FastUdp:
-    """The C loop on one socket, run in a thread of its own; closed like a transport."""
+    """The C loop on one socket, run by ``workers`` threads; closed like a transport."""
 
     def __init__(self, sock: socket.socket, protocol: UdpProtocol, registry: Registry,
-                 max_entries: int) -> None:
+                 max_entries: int, workers: int = 1) -> None:
         assert Listener is not None
         self.sock = sock
         self.protocol = protocol
@@ -92,9 +105,10 @@ class FastUdp:
         self.registry = registry
         self._invalidate = self.listener.invalidate
         registry.on_change.append(self._invalidate)
-        self.thread = threading.Thread(target=self.listener.run, name="zonekeeper-udp",
-                                       daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self.listener.run, name=f"zonekeeper-udp-{i}",
+                                         daemon=True) for i in range(max(1, workers))]
+        for thread in self.threads:
+            thread.start()
 
     def _answer(self, data: bytes, addr: tuple[str, int]) -> tuple[bytes | None, bool]:
         """A request the C loop has no answer for: (the answer or None, may it be kept)."""
@@ -121,7 +135,8 @@ class FastUdp:
 
     def close(self) -> None:
         self.listener.stop()
-        self.thread.join(timeout=2)
+        for thread in self.threads:
+            thread.join(timeout=2)
         try:
             self.registry.on_change.remove(self._invalidate)
         except ValueError:
