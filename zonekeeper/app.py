@@ -7,6 +7,7 @@ import contextlib
 import gc
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from zonekeeper.server.listeners import (
     start_tls,
     start_udp,
 )
+from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.tsig import TsigCheck
@@ -287,6 +289,21 @@ def notify_sources(settings: Settings) -> dict[int, str]:
     return out
 
 
+def _image_cache(settings: Settings) -> ImageCache | None:
+    """The directory AXFR images are kept in across a restart (``[dns] axfr_image_cache``)."""
+    where = settings.dns.axfr_image_cache
+    if where == "auto":
+        if not settings.database.url.startswith("sqlite"):
+            return None
+        from sqlalchemy import make_url
+
+        path = make_url(settings.database.url).database
+        if not path or path == ":memory:":
+            return None
+        where = f"{path}.axfr-images"
+    return ImageCache(where) if where else None
+
+
 def _sqlite_single_node(settings: Settings) -> Any:
     """On SQLite, one ``zonekeeper serve`` per database file: an exclusive lock on
     ``FILE.serve.lock`` beside it, taken before the database is opened (or migrated) and
@@ -426,6 +443,11 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                f"{exc.strerror or exc}") from exc
 
     await asyncio.to_thread(rt.zones.load_all)
+    image_cache = _image_cache(settings) if role != "api" else None
+    if image_cache is not None:
+        # Before DNS listens: the first transfer after a start finds its image (a build
+        # takes ~2 s at a million records; reading it back, about a tenth of that).
+        await asyncio.to_thread(image_cache.restore, list(rt.registry.zones.values()))
     assert rt.cookies is not None
     await asyncio.to_thread(rt.cookies.load)  # the COOKIE secret, before the first answer
     await asyncio.to_thread(rt.ctx.status.load_sync)
@@ -517,7 +539,12 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
 
     # The web stack (~0.4 s of imports and route building) is loaded only now, in a worker
     # thread: DNS answers meanwhile (an import on the loop would hold every query back).
-    uvicorn, app = await asyncio.to_thread(_web_app, rt.ctx)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        uvicorn, app = await asyncio.to_thread(_web_app, rt.ctx)
+    finally:
+        sys.setswitchinterval(switch)
 
     class _EmbeddedServer(uvicorn.Server):
         """uvicorn inside our loop: signals are ours, so it only learns to exit."""
@@ -546,6 +573,11 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.ctx.state["listening"] = True
     log.info("api.listening", address=api_host, port=api_port, version=__version__)
     log.info("ready", seconds=round(time.monotonic() - started, 3))
+    if image_cache is not None:
+        # The images read back get their owner names decoded (only an edit reads them),
+        # once the web stack has loaded: both would slow a transfer asked for meanwhile.
+        settling = asyncio.ensure_future(asyncio.to_thread(
+            image_cache.settle, list(rt.registry.zones.values())))
 
     stop_task = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -557,6 +589,9 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.zones.stop()
     await cluster.close()  # the lead, if held, passes to another node now
     await rt.images.close()
+    if image_cache is not None:
+        await asyncio.wait({settling})
+        await asyncio.to_thread(image_cache.save, list(rt.registry.zones.values()))
     rt.tcp_state.accepting = False
     for server in rt.servers:
         server.close()

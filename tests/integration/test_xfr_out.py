@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -582,8 +583,9 @@ def test_big_answer_at_accept_to_a_small_window(zk: ZkServer, api: httpx2.Client
 
 def test_axfr_image_is_built_in_the_background_after_a_start(tmp_path: Path) -> None:
     """Every zone served gets its AXFR image after a start, with no transfer asked for (and
-    after a zone is created): the first AXFR finds it built. The transfer is still whole."""
-    zk = ZkServer(tmp_path, demo=False).start()
+    after a zone is created): the first AXFR finds it built. The transfer is still whole.
+    (Without the image cache: with it, the image is read back instead, below.)"""
+    zk = ZkServer(tmp_path, demo=False, env={"ZONEKEEPER_DNS__AXFR_IMAGE_CACHE": ""}).start()
     try:
         with zk.client() as api:
             big_zone(api, "warm.test.", 500)
@@ -596,9 +598,127 @@ def test_axfr_image_is_built_in_the_background_after_a_start(tmp_path: Path) -> 
         wait_for(lambda: len(zk.events("xfr.image_built", zone="warm.test.", serial=serial)) == 2,
                  what="the image built again after the start, without a transfer")
         assert not zk.events("xfr.out")
+        assert not zk.events("xfr.images_saved") and not (tmp_path / "zonekeeper.db.axfr-images").exists()
         zone = dns.zone.Zone("warm.test.")
         dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
         assert len(zone.nodes) == 502 and zone.get_soa().serial == serial
         assert len(zk.events("xfr.image_built", zone="warm.test.")) == 2  # not built again
+    finally:
+        zk.stop()
+
+
+def _axfr_stream(port: int, zone: str) -> list[bytes]:
+    """Every message of an AXFR of ``zone`` (query ID 7), as sent."""
+    q = dns.message.make_query(zone, "AXFR")
+    q.id = 7
+    out: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_framed(q.to_wire()))
+        soas = 0
+        buf = b""
+        while soas < 2:
+            while len(buf) < 2 or len(buf) < 2 + int.from_bytes(buf[:2], "big"):
+                chunk = s.recv(65536)
+                assert chunk, f"closed after {len(out)} messages"
+                buf += chunk
+            size = int.from_bytes(buf[:2], "big")
+            msg, buf = buf[2 : 2 + size], buf[2 + size :]
+            out.append(msg)
+            parsed = dns.message.from_wire(msg)
+            assert parsed.rcode() == dns.rcode.NOERROR, parsed
+            soas += sum(1 for rr in parsed.answer if rr.rdtype == dns.rdatatype.SOA)
+    return out
+
+
+def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
+    """At a stop the images are written beside the SQLite file (private); at the next start
+    they are read back before DNS listens: no build, the same bytes as before the stop, and
+    an edit then patches the image read back."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    cache = tmp_path / "zonekeeper.db.axfr-images"
+    try:
+        with zk.client() as api:
+            big_zone(api, "kept.test.", 3000)
+            api.post("/acls", json={"zone": "kept.test.", "action": "transfer", "network": "127.0.0.0/8"})
+        serial = zk.serial("kept.test.")
+        wait_for(lambda: zk.events("xfr.image_built", zone="kept.test.", serial=serial),
+                 what="the image built")
+        before = _axfr_stream(zk.dns_port, "kept.test.")
+        assert len(before) > 1  # several messages: buckets and chunks are kept as they were
+        zk.stop()
+        (saved,) = zk.events("xfr.images_saved")
+        assert saved["written"] == 1, saved
+        files = list(cache.iterdir())
+        assert len(files) == 1 and re.fullmatch(r"zone-\d+\.axfr", files[0].name), files
+        assert cache.stat().st_mode & 0o777 == 0o700 and files[0].stat().st_mode & 0o777 == 0o600
+        zk.start()
+        (restored,) = zk.events("xfr.images_restored")
+        assert restored["restored"] == 1 and restored["stale"] == 0, restored
+        assert _axfr_stream(zk.dns_port, "kept.test.") == before
+        assert len(zk.events("xfr.image_built", zone="kept.test.")) == 1  # the first start's only
+        with zk.client() as api:
+            r = api.patch("/zones/kept.test./rrsets", json={"rrsets": [
+                {"name": "h17", "type": "TXT", "changetype": "REPLACE", "ttl": 60,
+                 "records": [{"content": '"edited"'}]},
+                {"name": "new", "type": "A", "changetype": "REPLACE", "ttl": 60,
+                 "records": [{"content": "192.0.2.9"}]}]})
+            assert r.status_code == 200, r.text
+        zone = dns.zone.Zone("kept.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert len(zone.nodes) == 3000 + 3 and zone.get_soa().serial == serial + 1
+        assert [rd.to_text() for rd in zone.find_rdataset("h17", "TXT")] == ['"edited"']
+        assert [rd.to_text() for rd in zone.find_rdataset("h18", "TXT")] == [f'"000018 {"x" * 80}"']
+        zk.stop()
+        # Unchanged since the last start but for the edit: the file is written again.
+        assert zk.events("xfr.images_saved")[-1]["written"] == 1
+    finally:
+        zk.stop()
+
+
+def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
+    """A file of another version of the zone (changed while the cache was off) or a damaged
+    one is skipped: the image is built, and the transfer is the zone's content."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    cache = tmp_path / "zonekeeper.db.axfr-images"
+    try:
+        with zk.client() as api:
+            big_zone(api, "stale.test.", 300)
+            api.post("/acls", json={"zone": "stale.test.", "action": "transfer", "network": "127.0.0.0/8"})
+        serial = zk.serial("stale.test.")
+        wait_for(lambda: zk.events("xfr.image_built", zone="stale.test."), what="the image built")
+        zk.stop()
+        (saved,) = list(cache.iterdir())
+        kept = saved.read_bytes()
+        # Changed while the cache is off: the file still holds the version before.
+        zk.extra_env = {"ZONEKEEPER_DNS__AXFR_IMAGE_CACHE": ""}
+        zk.start()
+        with zk.client() as api:
+            r = api.patch("/zones/stale.test./rrsets", json={"rrsets": [
+                {"name": "h5", "type": "TXT", "changetype": "REPLACE", "ttl": 60,
+                 "records": [{"content": '"changed"'}]}]})
+            assert r.status_code == 200, r.text
+        zk.stop()
+        assert saved.read_bytes() == kept
+        zk.extra_env = {}
+        zk.start()
+        (restored,) = zk.events("xfr.images_restored")
+        assert restored["restored"] == 0 and restored["stale"] == 1, restored
+        wait_for(lambda: zk.events("xfr.image_built", zone="stale.test.", serial=serial + 1),
+                 what="the image built for the version served")
+        zone = dns.zone.Zone("stale.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert [rd.to_text() for rd in zone.find_rdataset("h5", "TXT")] == ['"changed"']
+        zk.stop()
+        # Damaged: the header right, the rest cut short.
+        data = saved.read_bytes()
+        saved.write_bytes(data[: len(data) // 2])
+        zk.start()
+        (restored,) = zk.events("xfr.images_restored")[-1:]
+        assert restored["restored"] == 0 and restored["stale"] == 1, restored
+        assert zk.events("xfr.image_unreadable")
+        zone = dns.zone.Zone("stale.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert len(zone.nodes) == 302
+        assert [rd.to_text() for rd in zone.find_rdataset("h5", "TXT")] == ['"changed"']
     finally:
         zk.stop()

@@ -226,6 +226,8 @@ class SecondaryZones(ZoneStore):
                     prev.retired = False
                     self.registry.publish(prev)
                 raise
+            # Stored now: the version an AXFR image kept on disk may be matched with.
+            snap.change_id = store.result()
             # Decisions taken before the journal entry existed ("not in the journal") go.
             snap.ixfr_cache.clear()
             if self.on_published is not None:
@@ -243,7 +245,7 @@ class SecondaryZones(ZoneStore):
         """A consumed catalog was transferred (services/zone_catalog.py acts on it)."""
 
     def _install(self, origin: dns.name.Name, got: xfrin.Result, base: ZoneSnapshot | None,
-                 kind: str) -> None:
+                 kind: str) -> int:
         """A secondary zone's content is its node table, what the primary sent in the served
         form, stored whole as an image (no RRset rows: nothing edits it), with the difference
         from the previous version as a journal entry (IXFR out as a middle tier)."""
@@ -263,11 +265,13 @@ class SecondaryZones(ZoneStore):
             z.serial = got.serial
             z.state = ZoneState.OK.value
             z.change_id += 1
+            change_id = z.change_id
             z.updated_at = datetime.now(UTC)
             repo.owe_notify(s, z, got.serial)
             repo.announce(s, "zone", z.name)
         log.info("zone.changed", zone=origin.to_text(), serial=got.serial, via=kind,
                  records=got.records)
+        return change_id
 
     def set_state(self, name: dns.name.Name, state: ZoneState) -> None:
         """Mark a served zone expired or loaded again (on the loop; stored in the background)."""

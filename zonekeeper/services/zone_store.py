@@ -389,7 +389,7 @@ def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[by
     """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
     return ZoneSnapshot(
         dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
-        state=ZoneState(z.state), zone_id=z.id, outgoing=z.outgoing_enabled,
+        state=ZoneState(z.state), zone_id=z.id, change_id=z.change_id, outgoing=z.outgoing_enabled,
         notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0,
         ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
     )

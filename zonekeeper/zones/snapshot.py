@@ -80,6 +80,7 @@ class ZoneSnapshot:
         "cache",
         "retired",
         "zone_id",
+        "change_id",
         "outgoing",
         "notify_ns",
         "notify_delay",
@@ -101,6 +102,7 @@ class ZoneSnapshot:
         kind: ZoneKind = ZoneKind.PRIMARY,
         state: ZoneState = ZoneState.OK,
         zone_id: int = 0,
+        change_id: int | None = None,
         outgoing: bool = True,
         notify_ns: bool = False,
         notify_delay: float = 0.0,
@@ -114,6 +116,9 @@ class ZoneSnapshot:
         self.nodes = nodes
         self.cuts = cuts
         self.zone_id = zone_id
+        # The stored zone's change_id this version is (None: not known, e.g. a transfer
+        # served before it is stored): what an AXFR image kept on disk is matched with.
+        self.change_id: int | None = change_id
         # Per-zone settings, not content: a change publishes a copy (``replaced``), the
         # same version with the new settings.
         self.outgoing = outgoing
