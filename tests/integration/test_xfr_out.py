@@ -722,3 +722,41 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
         assert [rd.to_text() for rd in zone.find_rdataset("h5", "TXT")] == ['"changed"']
     finally:
         zk.stop()
+
+
+def test_a_zone_made_again_does_not_get_the_old_zones_image(tmp_path: Path) -> None:
+    """A zone removed and made again under its name, with the same serial and owners, then
+    a crash (no stop to tidy the files): the old zone's file is not used at the next start
+    (zone ids are never reused), and goes at the next stop."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    cache = tmp_path / "zonekeeper.db.axfr-images"
+
+    def make(api: httpx2.Client, value: str) -> None:
+        text = ["$ORIGIN again.test.", "$TTL 300", "@ SOA ns1 host 10 3600 900 1209600 300",
+                "@ NS ns1", "ns1 A 192.0.2.1", f'txt TXT "{value}"']
+        make_zone(api, "again.test.", zone_text="\n".join(text) + "\n")
+        api.post("/acls", json={"zone": "again.test.", "action": "transfer", "network": "127.0.0.0/8"})
+
+    try:
+        with zk.client() as api:
+            make(api, "first")
+        wait_for(lambda: zk.events("xfr.image_built", zone="again.test."), what="the image built")
+        zk.stop()
+        (old,) = cache.iterdir()
+        zk.start()
+        assert zk.events("xfr.images_restored")[-1]["restored"] == 1
+        with zk.client() as api:
+            assert api.delete("/zones/again.test.").status_code == 204
+            make(api, "second")
+        zk.stop(signal.SIGKILL)
+        zk.start()
+        assert len(zk.events("xfr.images_restored")) == 1  # nothing of this zone's to read back
+        zone = dns.zone.Zone("again.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert [rd.to_text() for rd in zone.find_rdataset("txt", "TXT")] == ['"second"']
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["removed"] == 1
+        (new,) = cache.iterdir()
+        assert new.name != old.name
+    finally:
+        zk.stop()
