@@ -540,7 +540,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # The web stack (~0.4 s of imports and route building) is loaded only now, in a worker
     # thread: DNS answers meanwhile (an import on the loop would hold every query back).
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
+    sys.setswitchinterval(0.0001)
     try:
         uvicorn, app = await asyncio.to_thread(_web_app, rt.ctx)
     finally:
@@ -573,11 +573,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     rt.ctx.state["listening"] = True
     log.info("api.listening", address=api_host, port=api_port, version=__version__)
     log.info("ready", seconds=round(time.monotonic() - started, 3))
-    if image_cache is not None:
-        # The images read back get their owner names decoded (only an edit reads them),
-        # once the web stack has loaded: both would slow a transfer asked for meanwhile.
-        settling = asyncio.ensure_future(asyncio.to_thread(
-            image_cache.settle, list(rt.registry.zones.values())))
 
     stop_task = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -590,7 +585,6 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await cluster.close()  # the lead, if held, passes to another node now
     await rt.images.close()
     if image_cache is not None:
-        await asyncio.wait({settling})
         await asyncio.to_thread(image_cache.save, list(rt.registry.zones.values()))
     rt.tcp_state.accepting = False
     for server in rt.servers:

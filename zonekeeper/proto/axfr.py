@@ -25,6 +25,7 @@ shared with the previous version.
 
 from __future__ import annotations
 
+import marshal
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ class Bucket:
 class AxfrImage:
     soa: bytes  # the SOA RR: owner a pointer to the question, RDATA names against the apex
     buckets: tuple[Bucket, ...]
-    owners: tuple[tuple[bytes, ...], ...]  # owner keys per bucket, in sort_key order
+    # Owner keys per bucket, in sort_key order; a bucket's may be packed (bytes: a marshal
+    # dump of the tuple, as an image read back from disk holds them) until an edit touches it.
+    owners: tuple[tuple[bytes, ...] | bytes, ...]
     firsts: tuple[bytes, ...]  # sort_key of the start of each bucket's range
     records: int  # RRs in buckets (SOA excluded)
     size: int  # bytes in buckets
@@ -253,6 +256,13 @@ def build(nodes: dict[bytes, Node], origin_key: bytes, *, bucket_owners: int = B
     )
 
 
+def _unpack(owners: list[tuple[bytes, ...] | bytes], b: int) -> None:
+    """Bucket ``b``'s owners as a tuple, if they were packed (an image read from disk)."""
+    group = owners[b]
+    if isinstance(group, bytes):
+        owners[b] = marshal.loads(group)
+
+
 def patch(old: AxfrImage, nodes: dict[bytes, Node], origin_key: bytes, changed: Iterable[bytes]) -> AxfrImage:
     """The image of a new version that differs from ``old`` at the ``changed`` owners: the
     buckets whose range holds one are rendered again (split when they outgrew a message)."""
@@ -263,6 +273,7 @@ def patch(old: AxfrImage, nodes: dict[bytes, Node], origin_key: bytes, changed: 
     for key in changed:
         sk = sort_key(key)
         b = max(0, bisect_right(firsts, sk) - 1)
+        _unpack(owners, b)
         present = key in owners[b]
         exists = bool(nodes.get(key))
         if exists and not present:
@@ -275,6 +286,7 @@ def patch(old: AxfrImage, nodes: dict[bytes, Node], origin_key: bytes, changed: 
         touched.add(0)  # its first chunk follows the SOA
     base = old.base
     for b in sorted(touched, reverse=True):  # a split shifts only the buckets after it
+        _unpack(owners, b)
         parts = _partition(list(owners[b]), nodes, origin_key, base,
                            base + len(soa) if b == 0 else base, old.bucket_owners)
         buckets[b : b + 1] = [p for _, p in parts]

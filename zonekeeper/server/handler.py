@@ -75,15 +75,19 @@ class QueryHandler:
         req = parse(data)
         return None if req is None else self.answer(req, tcp=tcp, addr=addr)
 
-    def answer(self, req: Request, *, tcp: bool, addr: str = "") -> bytes | None:
-        """The answer to a parsed request that is not a transfer, NOTIFY or UPDATE."""
+    def answer(self, req: Request, *, tcp: bool, addr: str = "",
+               keep: bool = True) -> bytes | None:
+        """The answer to a parsed request that is not a transfer, NOTIFY or UPDATE.
+        ``keep=False``: the answer to a query without EDNS options is not put in the
+        response cache (the UDP receive loop keeps those in its own table)."""
         if req.opcode != OPCODE_QUERY:
             return header_only(req.wire, dns.rcode.NOTIMP)
         if req.tsig_at is not None and self.tsig is not None:
             return self._answer_signed(req, tcp=tcp, addr=addr)
-        return self._query(req, tcp=tcp, addr=addr)
+        return self._query(req, tcp=tcp, addr=addr, keep=keep)
 
-    def _query(self, req: Request, *, tcp: bool, addr: str = "") -> bytes | None:
+    def _query(self, req: Request, *, tcp: bool, addr: str = "",
+               keep: bool = True) -> bytes | None:
         """A query answered as unsigned (a signed one's TSIG taken off)."""
         if not req.simple:
             try:
@@ -98,9 +102,9 @@ class QueryHandler:
             # Options are per client (cookies) or per moment (EXPIRE): the answer is looked
             # up as for any query, and they are added to it.
             return self._with_options(self._lookup(req, tcp), req, tcp, addr)
-        return self._lookup(req, tcp)
+        return self._lookup(req, tcp, keep)
 
-    def _lookup(self, req: Request, tcp: bool) -> bytes:
+    def _lookup(self, req: Request, tcp: bool, keep: bool = True) -> bytes:
         """A simple query's answer: from the zone's response cache, or made and cached."""
         data = req.wire
         edns = req.edns
@@ -118,7 +122,7 @@ class QueryHandler:
             hit = zone.cache.get(cache_key)
             if hit is not None:
                 return data[0:2] + hit[2:12] + data[12:qend] + hit[qend:]
-        return self._answer(req, tcp=tcp, cache_key=cache_key, zone=zone)
+        return self._answer(req, tcp=tcp, cache_key=cache_key if keep else None, zone=zone)
 
     def _with_options(self, resp: bytes, query: Request | _Parsed, tcp: bool, addr: str) -> bytes:
         """``resp`` (its OPT last, without options) with our answers to the query's

@@ -11,9 +11,10 @@ zone whose loaded version has the same header gets its image back from the file 
 tenth of a build's time); any other file is ignored, and removed at the next stop.
 
 A version whose ``change_id`` is not known (a transfer received but not stored yet) is not
-written. The image's owner names (only an edit's patch reads them) stay one blob at the
-start, and are decoded just after it, in a worker thread (``settle``), into the loaded
-zone's own key objects: the image then costs no more memory than a built one.
+written. The owner names of each bucket (only an edit's patch reads them) are kept packed,
+one bytes object per bucket, and unpacked by the first edit that touches the bucket
+(``proto/axfr.py``): reading an image back makes no object per owner. The file is mapped,
+not read into a buffer, so a start leaves no large freed block behind.
 
 Files hold zone data: the directory is made private (0700) and the files 0600.
 """
@@ -22,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import mmap
 import os
 import time
 import zlib
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,8 +40,8 @@ log = structlog.get_logger("zonekeeper.xfr")
 
 FORMAT = 1
 SUFFIX = ".axfr"
-# The file: MAGIC, the header's length (4 bytes), the header, a CRC-32 of what follows (4
-# bytes), the owners' length (8 bytes), the owners, the rest of the image (marshal dumps).
+# The file: MAGIC, the header's length (4 bytes), the header, the body's CRC-32 (4 bytes),
+# the body (marshal dumps: the header's and the body's).
 MAGIC = b"ZKAX"
 
 
@@ -55,47 +56,6 @@ def _code_tag() -> str:
 def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
     owners = sum(1 for node in snap.nodes.values() if node)
     return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id, owners)
-
-
-class StoredOwners(Sequence[tuple[bytes, ...]]):
-    """A restored image's owner names per bucket: the file's bytes until first used (or
-    ``decode`` is called), then tuples of the zone's own key objects."""
-
-    def __init__(self, blob: bytes, nodes: dict[bytes, object], buckets: int) -> None:
-        self._blob: bytes | None = blob
-        self._nodes: dict[bytes, object] | None = nodes
-        self._buckets = buckets
-        self._owners: tuple[tuple[bytes, ...], ...] | None = None
-        self._lock = threading.Lock()
-
-    def decode(self) -> tuple[tuple[bytes, ...], ...]:
-        with self._lock:
-            if self._owners is None:
-                assert self._blob is not None and self._nodes is not None
-                canon = {k: k for k, node in self._nodes.items() if node}
-                self._owners = tuple(tuple(canon.get(k, k) for k in group)
-                                     for group in marshal.loads(self._blob))
-                self._blob = self._nodes = None
-            return self._owners
-
-    def blob(self) -> bytes:
-        with self._lock:
-            if self._blob is not None:
-                return self._blob
-        return marshal.dumps(self.decode())
-
-    @property
-    def decoded(self) -> bool:
-        return self._owners is not None
-
-    def __len__(self) -> int:
-        return self._buckets
-
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
-        return self.decode()[i]
-
-    def __iter__(self) -> Iterator[tuple[bytes, ...]]:
-        return iter(self.decode())
 
 
 def _eligible(snap: ZoneSnapshot) -> bool:
@@ -157,12 +117,11 @@ class ImageCache:
         return {"written": written, "kept": kept, "removed": removed}
 
     def _write(self, path: Path, header: tuple[object, ...], image: axfr.AxfrImage) -> None:
-        body = (image.soa, tuple((b.chunks, b.count, b.size) for b in image.buckets),
-                image.firsts, image.records, image.size, image.base, image.bucket_owners)
-        owners = image.owners
-        blob = owners.blob() if isinstance(owners, StoredOwners) else marshal.dumps(owners)
+        owners = tuple(g if isinstance(g, bytes) else marshal.dumps(g) for g in image.owners)
+        rest = marshal.dumps((image.soa, tuple((b.chunks, b.count, b.size) for b in image.buckets),
+                              owners, image.firsts, image.records, image.size, image.base,
+                              image.bucket_owners))
         head = marshal.dumps(header)
-        rest = len(blob).to_bytes(8, "big") + blob + marshal.dumps(body)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -221,28 +180,20 @@ class ImageCache:
                 if self._read_header(f) != header:
                     return None
                 crc = int.from_bytes(f.read(4), "big")
-                rest = f.read()
-            if zlib.crc32(rest) != crc:
-                raise ValueError("CRC mismatch: the file is damaged")
-            view = memoryview(rest)
-            end = 8 + int.from_bytes(view[:8], "big")
-            blob = bytes(view[8:end])
-            # loads() on the bytes: load() on the file reads piecemeal, ~8x slower.
-            body = marshal.loads(view[end:])
-            soa, buckets, firsts, records, size, base, bucket_owners = body
+                start = f.tell()
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    body = memoryview(mapped)[start:]
+                    try:
+                        if zlib.crc32(body) != crc:
+                            raise ValueError("CRC mismatch: the file is damaged")
+                        image = marshal.loads(body)
+                    finally:
+                        body.release()
+            soa, buckets, owners, firsts, records, size, base, bucket_owners = image
             return axfr.AxfrImage(
                 soa, tuple(axfr.Bucket(tuple(map(tuple, chunks)), count, size_)
                            for chunks, count, size_ in buckets),
-                StoredOwners(blob, snap.nodes, len(buckets)),  # type: ignore[arg-type]
-                tuple(firsts), records, size, base, bucket_owners)
+                tuple(owners), tuple(firsts), records, size, base, bucket_owners)
         except (OSError, EOFError, ValueError, TypeError) as exc:
             log.warning("xfr.image_unreadable", file=str(path), error=repr(exc)[:200])
             return None
-
-    @staticmethod
-    def settle(snaps: Iterable[ZoneSnapshot]) -> None:
-        """Decode the owner names of the images restored (worker thread, after the start)."""
-        for snap in snaps:
-            owners = getattr(snap.axfr, "owners", None)
-            if isinstance(owners, StoredOwners):
-                owners.decode()

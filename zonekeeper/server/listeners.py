@@ -91,13 +91,15 @@ class UdpProtocol(asyncio.DatagramProtocol):
         if resp is not None and self.transport is not None:
             self.transport.sendto(resp, addr)
 
-    def query(self, req: Request, addr: tuple[str, int]) -> tuple[bytes | None, bool]:
+    def query(self, req: Request, addr: tuple[str, int],
+              cache: bool = True) -> tuple[bytes | None, bool]:
         """The answer to an opcode-QUERY request, counted, and whether it may be kept for
-        the next identical query (not a SERVFAIL that stands for a bug)."""
+        the next identical query (not a SERVFAIL that stands for a bug). ``cache=False``:
+        not put in the handler's response cache (the C loop keeps the answer itself)."""
         # Over UDP a query's route is always the query handler (``Router.answer``'s,
         # asked straight: two calls a query less, ~8% of the UDP path).
         try:
-            resp = self.handler.answer(req, tcp=False, addr=addr[0])
+            resp = self.handler.answer(req, tcp=False, addr=addr[0], keep=cache)
             keep = True
         except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
             log.exception("dns.handler_error", tcp=False, size=len(req.wire))

@@ -118,7 +118,10 @@ class FastUdp:
             protocol.count(None)
             return None, False
         if req.opcode == OPCODE_QUERY:
-            return protocol.query(req, addr)
+            # The answer to a query without EDNS options goes in the loop's table: not also
+            # in the handler's response cache (queries with options, cookies say, never
+            # go in the table, and still use that cache).
+            return protocol.query(req, addr, cache=False)
         if req.opcode == OPCODE_NOTIFY or protocol.router.route(req, tcp=False) is Route.UPDATE:
             # NOTIFY and UPDATE act on the event loop (refreshes, writes): answered there.
             self.loop.call_soon_threadsafe(protocol.datagram_received, data, addr)
