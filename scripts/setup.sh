@@ -43,6 +43,12 @@ fi
 # entry points) or the package's files (the editable install maps them by name). The stamp
 # in .venv records what was installed; an install with the test extras serves both uses.
 STAMP=.venv/.zonekeeper-installed
+# The package's modules compiled ahead (quick when they are up to date): where
+# PYTHONDONTWRITEBYTECODE is set, as on many CI machines and containers, Python would
+# otherwise compile every one of them again at each start of the server and the CLI.
+if [ -x .venv/bin/python ] && [ -f "$STAMP" ]; then
+  .venv/bin/python -m compileall -q zonekeeper >/dev/null || true
+fi
 sources=$( { sha256sum pyproject.toml; find zonekeeper -type f ! -name '*.pyc' ! -name '*.so' | LC_ALL=C sort; } \
            | sha256sum | cut -d' ' -f1)
 extras=run; [ "$want_test" = 1 ] && extras=test
@@ -57,4 +63,5 @@ if [ "$want_test" = 1 ]; then
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
+.venv/bin/python -m compileall -q zonekeeper >/dev/null || true
 echo "$sources $extras" > "$STAMP"

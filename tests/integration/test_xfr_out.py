@@ -682,7 +682,7 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
     cache = tmp_path / "zonekeeper.db.axfr-images"
     try:
         with zk.client() as api:
-            big_zone(api, "stale.test.", 300)
+            big_zone(api, "stale.test.", 1000)
             api.post("/acls", json={"zone": "stale.test.", "action": "transfer", "network": "127.0.0.0/8"})
         serial = zk.serial("stale.test.")
         wait_for(lambda: zk.events("xfr.image_built", zone="stale.test."), what="the image built")
@@ -718,8 +718,28 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
         assert zk.events("xfr.image_unreadable")
         zone = dns.zone.Zone("stale.test.")
         dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
-        assert len(zone.nodes) == 302
+        assert len(zone.nodes) == 1002
         assert [rd.to_text() for rd in zone.find_rdataset("h5", "TXT")] == ['"changed"']
+    finally:
+        zk.stop()
+
+
+def test_only_zones_of_some_size_are_kept(tmp_path: Path) -> None:
+    """A small zone's image is built at the start (milliseconds), not kept in a file."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    try:
+        with zk.client() as api:
+            big_zone(api, "small.test.", 50)
+            big_zone(api, "large.test.", 1000)
+        wait_for(lambda: len(zk.events("xfr.image_built")) == 2, what="both images built")
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["written"] == 1
+        assert len(list((tmp_path / "zonekeeper.db.axfr-images").iterdir())) == 1
+        zk.start()
+        assert zk.events("xfr.images_restored")[-1]["restored"] == 1
+        wait_for(lambda: zk.events("xfr.image_built", zone="small.test.")[1:],
+                 what="the small zone's image built again")
+        assert len(zk.events("xfr.image_built", zone="large.test.")) == 1
     finally:
         zk.stop()
 
@@ -734,6 +754,7 @@ def test_a_zone_made_again_does_not_get_the_old_zones_image(tmp_path: Path) -> N
     def make(api: httpx2.Client, value: str) -> None:
         text = ["$ORIGIN again.test.", "$TTL 300", "@ SOA ns1 host 10 3600 900 1209600 300",
                 "@ NS ns1", "ns1 A 192.0.2.1", f'txt TXT "{value}"']
+        text += [f"h{i} A 192.0.2.{i % 250 + 1}" for i in range(1000)]  # kept: >= MIN_NODES
         make_zone(api, "again.test.", zone_text="\n".join(text) + "\n")
         api.post("/acls", json={"zone": "again.test.", "action": "transfer", "network": "127.0.0.0/8"})
 

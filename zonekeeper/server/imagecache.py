@@ -16,6 +16,10 @@ one bytes object per bucket, and unpacked by the first edit that touches the buc
 (``proto/axfr.py``): reading an image back makes no object per owner. The file is mapped,
 not read into a buffer, so a start leaves no large freed block behind.
 
+Only zones of at least ``MIN_NODES`` names are kept: a smaller zone's image is built in a
+few milliseconds, less than opening its file would cost at a start with thousands of
+zones.
+
 Files hold zone data: the directory is made private (0700) and the files 0600.
 """
 
@@ -43,6 +47,7 @@ SUFFIX = ".axfr"
 # The file: MAGIC, the header's length (4 bytes), the header, the body's CRC-32 (4 bytes),
 # the body (marshal dumps: the header's and the body's).
 MAGIC = b"ZKAX"
+MIN_NODES = 1000  # smaller zones: built at the start (a few ms each), not kept in files
 
 
 def _code_tag() -> str:
@@ -60,7 +65,7 @@ def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
 
 def _eligible(snap: ZoneSnapshot) -> bool:
     return (snap.axfr is not None and snap.change_id is not None and not snap.retired
-            and snap.state is not ZoneState.UNLOADED)
+            and snap.state is not ZoneState.UNLOADED and len(snap.nodes) >= MIN_NODES)
 
 
 class ImageCache:
@@ -109,7 +114,7 @@ class ImageCache:
                 if old.name not in keep:
                     old.unlink(missing_ok=True)
                     removed += 1
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # never a reason for a stop to fail
             log.warning("xfr.images_not_saved", directory=str(self.directory), error=str(exc))
             return {"written": written, "kept": kept, "removed": 0}
         log.info("xfr.images_saved", directory=str(self.directory), written=written, kept=kept,
@@ -155,7 +160,7 @@ class ImageCache:
         restored = skipped = 0
         for snap in snaps:
             if (snap.axfr is not None or snap.change_id is None
-                    or snap.state is ZoneState.UNLOADED):
+                    or snap.state is ZoneState.UNLOADED or len(snap.nodes) < MIN_NODES):
                 continue
             path = self._path(snap.zone_id)
             if not path.exists():
