@@ -24,7 +24,9 @@ from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.metrics import Metrics
 from zonekeeper.monitor import Monitor
 from zonekeeper.proto.edns import EdnsOptions
+from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.listeners import (
     TcpAcceptor,
     TcpServerState,
@@ -33,12 +35,9 @@ from zonekeeper.server.listeners import (
     start_tls,
     start_udp,
 )
-from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
 from zonekeeper.server.tsig import TsigCheck
-from zonekeeper.server import udpfast
-from zonekeeper.server.udpfast import FastUdp
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import ImageWarmer, XfrServer
 from zonekeeper.services.access import AccessService
@@ -289,16 +288,22 @@ def notify_sources(settings: Settings) -> dict[int, str]:
     return out
 
 
+def _sqlite_file(settings: Settings) -> str | None:
+    """The SQLite database file, or None (PostgreSQL, or an in-memory database)."""
+    if not settings.database.url.startswith("sqlite"):
+        return None
+    from sqlalchemy import make_url
+
+    path = make_url(settings.database.url).database
+    return path if path and path != ":memory:" else None
+
+
 def _image_cache(settings: Settings) -> ImageCache | None:
     """The directory AXFR images are kept in across a restart (``[dns] axfr_image_cache``)."""
     where = settings.dns.axfr_image_cache
     if where == "auto":
-        if not settings.database.url.startswith("sqlite"):
-            return None
-        from sqlalchemy import make_url
-
-        path = make_url(settings.database.url).database
-        if not path or path == ":memory:":
+        path = _sqlite_file(settings)
+        if path is None:
             return None
         where = f"{path}.axfr-images"
     return ImageCache(where) if where else None
@@ -309,15 +314,11 @@ def _sqlite_single_node(settings: Settings) -> Any:
     ``FILE.serve.lock`` beside it, taken before the database is opened (or migrated) and
     held as long as the process runs (the kernel drops it when the process ends, however it
     ends). None on PostgreSQL, where nodes share the database."""
-    if not settings.database.url.startswith("sqlite"):
+    path = _sqlite_file(settings)
+    if path is None:
         return None
     import fcntl
 
-    from sqlalchemy import make_url
-
-    path = make_url(settings.database.url).database
-    if not path or path == ":memory:":
-        return None
     lock_path = f"{path}.serve.lock"
     handle = open(lock_path, "a+b")  # noqa: SIM115 - held for the process's life
     try:
@@ -504,7 +505,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                              workers=udp_workers))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
         log.info("dns.listening", address=host, port=port,
-                 udp=(f"c-loop x{udp_workers}" if isinstance(rt.transports[-1], FastUdp)
+                 udp=(f"c-loop x{udp_workers}" if isinstance(rt.transports[-1], udpfast.FastUdp)
                       else "asyncio"))
     if server_tls is not None:
         for host, port, sock in tls_sockets:
