@@ -6,6 +6,8 @@ and nothing else."""
 
 from __future__ import annotations
 
+import struct
+
 import dns.message
 import dns.name
 import dns.rdata
@@ -13,7 +15,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from zonekeeper.proto import xfrin
@@ -236,3 +238,84 @@ def test_compression_loop_is_refused() -> None:
     wire[q_end : q_end + 2] = (0xC000 | q_end).to_bytes(2, "big")
     with pytest.raises(xfrin.XfrError, match="pointer"):
         xfrin.parse(bytes(wire), OKEY)
+
+
+# -- the C reader of answer sections (_xfrin.c) against the Python one -----------------------
+def _c_reader():  # type: ignore[no-untyped-def]
+    if xfrin._c_answers is None:
+        pytest.fail("zonekeeper.proto._xfrin is not built: install the package with a C "
+                    "compiler and the Python headers (apt-get install gcc python3-dev; "
+                    "scripts/setup.sh --test)")
+    return xfrin._c_answers
+
+
+def _answers_both(wire: bytes) -> tuple[object, object] | None:
+    """What each reader makes of the answer section of ``wire``: (answers, owners below,
+    offset after) with the owners as a set (the Python reader may list one twice), or the
+    error message; None if the header or question are already broken."""
+    try:
+        head = xfrin._HEAD.unpack_from(wire, 0)
+        pos = 12
+        for _ in range(head[2]):
+            _q, pos = xfrin._name(wire, pos, {})
+            pos += 4
+    except (IndexError, xfrin.XfrError, struct.error):
+        return None
+    results = []
+    for reader in ("py", "c"):
+        try:
+            if reader == "py":
+                got = xfrin._answers_py(wire, pos, head[3], OKEY, {})
+            else:
+                got = _c_reader()(wire, pos, head[3], OKEY, xfrin._failure, xfrin._rdata_other)
+            results.append((got[0], set(got[1]), got[2]))
+        except (IndexError, struct.error):  # parse() reports these as a truncated message
+            results.append(("error", "a truncated or malformed message"))
+        except xfrin.XfrError as exc:
+            results.append(("error", str(exc)))
+    return results[0], results[1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records, st.integers(1, 6))
+def test_c_reader_reads_what_the_python_one_reads(recs, per_message: int) -> None:  # type: ignore[no-untyped-def]
+    for wire in messages(axfr_rrsets(build(recs, 7), 7), per_message):
+        both = _answers_both(wire)
+        assert both is not None
+        assert both[0] == both[1]
+        assert both[0][0] != "error"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.data())
+def test_c_reader_refuses_what_the_python_one_refuses(data: st.DataObject) -> None:
+    zone = build([("www.example.test.", ("A", "192.0.2.1"), 60), ("mail.example.test.", ("MX", "10 mail.example.test."), 60),
+                  ("t.example.test.", ("TXT", '"hello"'), 60), ("_s._tcp.example.test.", ("SRV", "0 5 443 www.example.test."), 60),
+                  ("deep.sub.example.test.", ("SSHFP", "1 1 " + "ab" * 20), 60),
+                  ("c.example.test.", ("CAA", '0 issue "ca.test"'), 60), ("h.example.test.", ("HINFO", '"a" "b"'), 2**31 + 5)], 3)
+    wire = bytearray(messages(axfr_rrsets(zone, 3), 20)[0])
+    for _ in range(data.draw(st.integers(0, 4))):
+        pos = data.draw(st.integers(12, len(wire) - 1))
+        wire[pos] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(12, len(wire)))
+    both = _answers_both(bytes(wire[:cut]))
+    assume(both is not None)
+    assert both[1] == both[0]
+
+
+def test_c_reader_bounds_pointer_chains() -> None:
+    """A name reached through a chain of 200 pointers, each to the one before: both readers
+    refuse it (the C one counts every pointer, the Python one each pointer it follows)."""
+    head = xfrin._HEAD.pack(1, 0x8400, 0, 1, 0, 0)
+    wire = bytearray(head + OKEY)  # the name at 12, then 200 pointers, each to the last
+    at = 12
+    for _ in range(200):
+        here = len(wire)
+        wire += (0xC000 | at).to_bytes(2, "big")
+        at = here
+    first = len(wire)
+    wire += (0xC000 | at).to_bytes(2, "big") + xfrin._RR.pack(1, 1, 60, 4) + bytes(4)
+    with pytest.raises(xfrin.XfrError, match="compression pointers"):
+        _c_reader()(bytes(wire), first, 1, OKEY, xfrin._failure, xfrin._rdata_other)
+    with pytest.raises(xfrin.XfrError, match="compression pointers"):
+        xfrin._answers_py(bytes(wire), first, 1, OKEY, {})

@@ -7,7 +7,9 @@ node key, its RDATA kept as wire (names inside the RDATA of the types that may c
 compressed names written out in full), and RRsets turned into ``proto.rrwire`` blobs as soon
 as they end (primaries send an RRset's records together; a split one is merged). An AXFR
 therefore builds the node table directly; an IXFR edits only the RRsets it names, on top of
-the version we serve.
+the version we serve. The answer section, once per record, is read by ``_xfrin.c`` (~8x the
+Python loop ``_answers_py``, which reads where the C one was not built); errors of both are
+made by ``_failure``, so they read the same.
 
 What dnspython's machine checked is checked here: header (ID, QR, opcode, RCODE), the
 question, SOA first and last with the same serial and nothing after it, no other SOA in an
@@ -74,9 +76,47 @@ _CAA = 257
 _SSHFP = 44
 _SSHFP_LEN = {1: 20, 2: 32}  # fingerprint octets by type (RFC 4255, RFC 6594)
 _TXT = 16
+_MAX_HOPS = 128  # compression pointers followed for one name (MAX_HOPS in _xfrin.c)
 
 
-def _name(wire: bytes, pos: int, cache: dict[int, bytes]) -> tuple[bytes, int]:
+try:
+    from zonekeeper.proto._xfrin import answers as _c_answers
+except ImportError:  # built without a C compiler: _answers_py reads the answers
+    _c_answers = None
+
+
+def _type(rdtype: int) -> str:
+    """The type's name with its article: "an A", "a TXT"."""
+    text = dns.rdatatype.to_text(rdtype)
+    return ("an " if text[0] in "AEIOU" else "a ") + text
+
+
+_ERRORS = {
+    "ptr": lambda t, v: "a compression pointer that does not point backwards",
+    "hops": lambda t, v: f"a name with more than {_MAX_HOPS} compression pointers",
+    "label": lambda t, v: "a label with a reserved type",
+    "long": lambda t, v: "a name longer than 255 octets",
+    "trunc": lambda t, v: "a truncated or malformed message",
+    "past": lambda t, v: "a record that runs past the end of the message",
+    "class": lambda t, v: f"a record of class {dns.rdataclass.to_text(v)}; only IN is served",
+    "zone": lambda t, v: f"out-of-zone record {dns.name.from_wire(v, 0)[0]} in the transfer",
+    "fixed": lambda t, v: f"{_type(t)} record with {v} octets of RDATA",
+    "txt": lambda t, v: "a TXT record whose strings do not fill its RDATA",
+    "head": lambda t, v: f"{_type(t)} record shorter than {v} octets",
+    "sshfp": lambda t, v: "an SSHFP record whose fingerprint length does not fit its type",
+    "caa": lambda t, v: "a CAA record with a bad tag",
+    "meta": lambda t, v: f"{_type(t)} record in the answer section",
+    "over": lambda t, v: f"{_type(t)} record longer than its RDLENGTH",
+    "trailing": lambda t, v: f"{_type(t)} record with trailing octets",
+}
+
+
+def _failure(kind: str, rdtype: int = 0, value: object = None) -> XfrError:
+    """The error of one kind, for this file's reader and the C one (``_xfrin.c``) alike."""
+    return XfrError(_ERRORS[kind](rdtype, value))
+
+
+def _name(wire: bytes, pos: int, cache: dict[int, bytes], hops: int = 0) -> tuple[bytes, int]:
     """The name at ``pos`` in full (uncompressed wire) and the offset after it. Pointers
     must point backwards, which bounds the work; ``cache`` maps offsets to names read."""
     start = pos
@@ -90,19 +130,30 @@ def _name(wire: bytes, pos: int, cache: dict[int, bytes]) -> tuple[bytes, int]:
     elif n >= 0xC0:
         ptr = ((n & 0x3F) << 8) | wire[pos + 1]
         if ptr >= start:
-            raise XfrError("a compression pointer that does not point backwards")
+            raise _failure("ptr")
         suffix = cache.get(ptr)
         if suffix is None:
-            suffix = _name(wire, ptr, cache)[0]
+            if hops >= _MAX_HOPS:
+                raise _failure("hops")
+            suffix = _name(wire, ptr, cache, hops + 1)[0]
         name = wire[start:pos] + suffix if pos > start else suffix
         after = pos + 2
     else:
-        raise XfrError("a label with a reserved type")
+        raise _failure("label")
     if pos > start:
         if len(name) > 255:
-            raise XfrError("a name longer than 255 octets")
+            raise _failure("long")
         cache[start] = name
     return name, after
+
+
+def _rdata_other(wire: bytes, pos: int, end: int, rdtype: int) -> bytes:
+    """RDATA of a type without a layout here, checked by dnspython's parser, as stored."""
+    try:
+        rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, pos, end - pos)
+    except dns.exception.DNSException as exc:
+        raise XfrError(f"a malformed {dns.rdatatype.to_text(rdtype)} record: {exc}") from None
+    return rd.to_wire()
 
 
 def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]) -> bytes | None:
@@ -111,36 +162,32 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
     fixed = _FIXED.get(rdtype)
     if fixed is not None:
         if end - pos != fixed:
-            raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record with {end - pos} octets of RDATA")
+            raise _failure("fixed", rdtype, end - pos)
         return None
     if rdtype == _TXT:
         p = pos
         while p < end:
             p += wire[p] + 1
         if p != end or end == pos:
-            raise XfrError("a TXT record whose strings do not fill its RDATA")
+            raise _failure("txt", rdtype)
         return None
     head = _HEADED.get(rdtype)
     if head is not None:
         if end - pos < head:
-            raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record shorter than {head} octets")
+            raise _failure("head", rdtype, head)
         if rdtype == _SSHFP and _SSHFP_LEN.get(wire[pos + 1], end - pos - 2) != end - pos - 2:
-            raise XfrError("an SSHFP record whose fingerprint length does not fit its type")
+            raise _failure("sshfp", rdtype)
         return None
     if rdtype == _CAA:
         taglen = wire[pos + 1] if end - pos >= 2 else 0
         if not 0 < taglen <= end - pos - 2 or not wire[pos + 2 : pos + 2 + taglen].isalnum():
-            raise XfrError("a CAA record with a bad tag")
+            raise _failure("caa", rdtype)
         return None
     layout = _LAYOUTS.get(rdtype)
     if layout is None:
         if rdtype in _META:
-            raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record in the answer section")
-        try:
-            rd = dns.rdata.from_wire(dns.rdataclass.IN, rdtype, wire, pos, end - pos)
-        except dns.exception.DNSException as exc:
-            raise XfrError(f"a malformed {dns.rdatatype.to_text(rdtype)} record: {exc}") from None
-        return rd.to_wire()
+            raise _failure("meta", rdtype)
+        return _rdata_other(wire, pos, end, rdtype)
     parts = []
     p = pos
     for item in layout:
@@ -152,9 +199,9 @@ def _rdata(wire: bytes, pos: int, end: int, rdtype: int, cache: dict[int, bytes]
             parts.append(wire[p : p + n])  # type: ignore[operator]
             p += n  # type: ignore[operator]
         if p > end:
-            raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record longer than its RDLENGTH")
+            raise _failure("over", rdtype)
     if p != end:
-        raise XfrError(f"a {dns.rdatatype.to_text(rdtype)} record with trailing octets")
+        raise _failure("trailing", rdtype)
     return b"".join(parts)
 
 
@@ -178,19 +225,14 @@ def parse(wire: bytes, origin: bytes) -> Message:
     try:
         return _parse(wire, origin)
     except (IndexError, struct.error):
-        raise XfrError("a truncated or malformed message") from None
+        raise _failure("trunc") from None
 
 
-def _parse(wire: bytes, origin: bytes) -> Message:
-    msg_id, flags, qd, an, ns, ar = _HEAD.unpack_from(wire, 0)
-    rcode = flags & 0xF
-    pos = 12
-    cache: dict[int, bytes] = {}
-    question = None
-    for _ in range(qd):
-        qname, pos = _name(wire, pos, cache)
-        question = qname.lower() + wire[pos : pos + 4]
-        pos += 4
+def _answers_py(wire: bytes, pos: int, count: int, origin: bytes, cache: dict[int, bytes],
+                ) -> tuple[list[tuple[bytes, int, int, bytes]], list[bytes], int]:
+    """The answer section from ``pos``: (answers, owners more than one label below the
+    apex, the offset after them). ``_xfrin.c`` does the same in C (the tests hold the two
+    to the same results and errors); this one reads where the C one was not built."""
     answers = []
     deep: list[bytes] = []
     append = answers.append
@@ -200,7 +242,7 @@ def _parse(wire: bytes, origin: bytes) -> Message:
     last_owner = None
     key = b""
     # Once per record of a transfer: the common cases are written out here.
-    for _ in range(an):
+    for _ in range(count):
         b = wire[pos]
         if b >= 0xC0:
             ptr = ((b & 0x3F) << 8) | wire[pos + 1]
@@ -215,9 +257,9 @@ def _parse(wire: bytes, origin: bytes) -> Message:
         pos += 10
         end = pos + rdlen
         if end > n:
-            raise XfrError("a record that runs past the end of the message")
+            raise _failure("past")
         if rdclass != 1:
-            raise XfrError(f"a record of class {dns.rdataclass.to_text(rdclass)}; only IN is served")
+            raise _failure("class", rdtype, rdclass)
         if owner is not last_owner:
             last_owner = owner
             key = owner.lower()
@@ -226,12 +268,12 @@ def _parse(wire: bytes, origin: bytes) -> Message:
             while p < stop:
                 p += key[p] + 1
             if p != stop or not key.endswith(origin):
-                raise XfrError(f"out-of-zone record {dns.name.from_wire(owner, 0)[0]} in the transfer")
+                raise _failure("zone", rdtype, owner)
             if stop and key[0] + 1 != stop:
                 deep.append(key)  # more than one label below the apex: may need ENTs
         if rdtype == 1:
             if rdlen != 4:
-                raise XfrError(f"an A record with {rdlen} octets of RDATA")
+                raise _failure("fixed", rdtype, rdlen)
             rd = None
         else:
             rd = _rdata(wire, pos, end, rdtype, cache)
@@ -243,6 +285,25 @@ def _parse(wire: bytes, origin: bytes) -> Message:
         else:
             append((key, rdtype, ttl, b"\xc0\x0c" + _RR.pack(rdtype, 1, ttl, len(rd)) + rd))
         pos = end
+    return answers, deep, pos
+
+
+def _parse(wire: bytes, origin: bytes) -> Message:
+    msg_id, flags, qd, an, ns, ar = _HEAD.unpack_from(wire, 0)
+    rcode = flags & 0xF
+    pos = 12
+    cache: dict[int, bytes] = {}
+    question = None
+    for _ in range(qd):
+        qname, pos = _name(wire, pos, cache)
+        question = qname.lower() + wire[pos : pos + 4]
+        pos += 4
+    if _c_answers is not None:
+        answers, deep, pos = _c_answers(wire, pos, an, origin, _failure, _rdata_other)
+    else:
+        answers, deep, pos = _answers_py(wire, pos, an, origin, cache)
+    unpack = _RR.unpack_from
+    n = len(wire)
     tsig = None
     for i in range(ns + ar):
         rr_start = pos
@@ -250,7 +311,7 @@ def _parse(wire: bytes, origin: bytes) -> Message:
         rdtype, rdclass, ttl, rdlen = unpack(wire, pos)
         pos += 10
         if pos + rdlen > n:
-            raise XfrError("a record that runs past the end of the message")
+            raise _failure("past")
         if rdtype == _TSIG:
             if i != ns + ar - 1:
                 raise XfrError("a TSIG record that is not the last one")
