@@ -107,7 +107,7 @@ class ZoneEdits(ZoneStore):
             if spec.member_peer is not None:
                 self._adopt_peer_zones(s, z, content, spec.member_peer)
             nodes, cuts = compile_nodes(origin, content.served_rrsets())
-            repo.replace_all(s, z.id, _rrset_rows(content), nodes)
+            repo.replace_all(s, z.id, _rrset_rows(content), nodes, fresh=True)
             repo.announce(s, "zone", z.name)
         snap = _snapshot(z, serial, nodes, cuts)
         return snap, zone_info(z, soa, self._records(z, snap))

@@ -154,10 +154,15 @@ def replace_all(
     zone_id: int,
     rrset_rows: list[dict[str, object]],
     nodes: dict[bytes, bytes | tuple[bytes, ...]],
+    *,
+    fresh: bool = False,
 ) -> None:
-    """Swap a zone's whole content (import, AXFR in) inside the caller's transaction."""
-    session.execute(delete(RRset).where(RRset.zone_id == zone_id))
-    session.execute(delete(Node).where(Node.zone_id == zone_id))
+    """Swap a zone's whole content (import, AXFR in) inside the caller's transaction;
+    ``fresh``: the zone row was made in this transaction, so there is nothing to delete
+    (the two ORM bulk deletes were an eighth of the time of creating a small zone)."""
+    if not fresh:
+        session.execute(delete(RRset).where(RRset.zone_id == zone_id))
+        session.execute(delete(Node).where(Node.zone_id == zone_id))
     session.flush()
     with _cursor(session) as (cur, ph):
         # Bulk inserts straight through the driver: ~5x faster than ORM inserts at 1M rows.
