@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import dns.exception
@@ -487,3 +488,21 @@ def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]
         f"{owner if owner != ' ' else ''} {ttl}{rdata}\n" if owner == " " else f"{owner} {ttl}{rdata}\n"
         for owner, ttl, rdata in lines)
     assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+def test_names_read_fast_hash_and_compare_as_dnspython_names() -> None:
+    """The fast reader's names keep their hash (zonefile._Name): they must stay
+    interchangeable with plain dnspython names as keys, whatever their case."""
+    origin = dns.name.from_text("example.test.")
+    parsed = parse_zone_text("$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nWWW.Sub A 192.0.2.1\n"
+                             "ns A 192.0.2.2\n", origin)
+    assert not parsed.errors
+    owners = {rrset.name: rrset for rrset in parsed.content}
+    plain = dns.name.from_text("www.sub.example.test.")
+    fast = next(n for n in owners if n == plain)
+    assert type(fast) is not dns.name.Name  # the fast reader read it
+    assert hash(fast) == hash(plain) == hash(fast)  # twice: the kept value is the same
+    assert owners[plain].rdtype == dns.rdatatype.A
+    assert {plain: 1}[fast] == 1
+    copied = copy.deepcopy(fast)
+    assert copied == plain and hash(copied) == hash(plain)
