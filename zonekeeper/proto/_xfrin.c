@@ -234,6 +234,11 @@ static PyObject *record_rr(Ctx *c, PyObject *other, int rdtype, uint32_t ttl, Py
             PyErr_SetString(PyExc_TypeError, "other() must return bytes");
             return NULL;
         }
+        if (PyBytes_GET_SIZE(rd) > 0xFFFF) {  /* names written out past RDLENGTH's range */
+            Py_DECREF(rd);
+            raise_kind(c, E_TRUNC, rdtype, NULL);  /* as the Python reader's struct.error */
+            return NULL;
+        }
         PyObject *rr = make_rr(rdtype, ttl, (unsigned char *)PyBytes_AS_STRING(rd),
                                PyBytes_GET_SIZE(rd));
         Py_DECREF(rd);
