@@ -476,12 +476,17 @@ def test_fast_reader_stops_at_max_records_like_dnspython() -> None:
     assert [str(p) for p in a.errors] == [str(p) for p in b.errors]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["a", "b.c", "@", " ", "Mixed", "x.y.fast.test."]),
                           st.sampled_from(["", "60 ", "1h ", "IN ", "60 IN ", "IN 60 "]),
                           st.sampled_from(["A 192.0.2.1", "A 192.0.2.2", "AAAA 2001:db8::1",
                                            "TXT \"t;x\" y", "MX 5 a", "CNAME b.c",
-                                           "NS ns.example.", "A 999.1.1.1", "SRV 1 2 3 t"])),
+                                           "NS ns.example.", "A 999.1.1.1", "SRV 1 2 3 t",
+                                           'TXT "a b" ""', 'TXT "é"', "TXT \"" + "x" * 256 + "\"",
+                                           'TXT "x"y', "SRV 0 5 70000 t", "SRV 1 2 3 t.other.",
+                                           'CAA 0 issue "ca.test"', "CAA 128 iodef mailto:a@b",
+                                           'CAA 0 is-sue "x"', 'CAA 300 issue "x"',
+                                           'CAA 0 issue "a b"', 'CAA 0 "issue" x'])),
                 max_size=12))
 def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]) -> None:
     text = "$ORIGIN fast.test.\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(

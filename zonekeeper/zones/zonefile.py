@@ -28,12 +28,15 @@ import dns.rdatatype
 import dns.tokenizer
 import dns.ttl
 import dns.zonefile
+from dns.rdtypes.ANY.CAA import CAA
 from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.PTR import PTR
+from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
+from dns.rdtypes.IN.SRV import SRV
 
 from zonekeeper.errors import MAX_REASONS, ShuttingDown
 from zonekeeper.settings import ZoneSettings
@@ -290,6 +293,18 @@ _T_SOA = dns.rdatatype.SOA
 _ONE_NAME = {int(dns.rdatatype.NS): NS, int(dns.rdatatype.CNAME): CNAME,
              int(dns.rdatatype.PTR): PTR}
 _TOKEN = re.compile(r"\S+")
+# TXT data that is quoted strings only (no backslash reaches the fast reader), and one string.
+_QUOTED_ONLY = re.compile(r'\s*(?:"[^"]*"\s*)+')
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _caa_value(word: str) -> str | None:
+    """A CAA value word, quoted or not, without its quotes; None if it is anything else."""
+    if '"' not in word:
+        return word
+    if len(word) >= 2 and word[0] == word[-1] == '"' and '"' not in word[1:-1]:
+        return word[1:-1]
+    return None
 
 
 def _strip_comment(line: str) -> str:
@@ -465,6 +480,15 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                 rd = _ONE_NAME[rdtype](_IN, rdtype, name_of(rest[0]))
             elif rdtype == 15 and len(rest) == 2 and rest[0].isdigit() and int(rest[0]) < 65536:
                 rd = MX(_IN, rdtype, int(rest[0]), name_of(rest[1]))
+            elif rdtype == 16 and _QUOTED_ONLY.fullmatch(line, matches[at].end()):
+                # dnspython's checks (at most 255 octets a string) are TXT's own.
+                rd = TXT(_IN, rdtype, [t.encode() for t in _QUOTED.findall(line, matches[at].end())])
+            elif (rdtype == 33 and len(rest) == 4 and rest[0].isdigit() and rest[1].isdigit()
+                  and rest[2].isdigit()):
+                rd = SRV(_IN, rdtype, int(rest[0]), int(rest[1]), int(rest[2]), name_of(rest[3]))
+            elif (rdtype == 257 and len(rest) == 3 and rest[0].isdigit() and '"' not in rest[1]
+                  and (value := _caa_value(rest[2])) is not None):
+                rd = CAA(_IN, rdtype, int(rest[0]), rest[1].encode(), value.encode())
             else:
                 tok = dns.tokenizer.Tokenizer(line[matches[at].end() :])
                 rd = dns.rdata.from_text(_IN, rdtype, tok, current, False, None)
