@@ -18,11 +18,17 @@ Type 0 is reserved, so the two zero bytes cannot start a single blob.
 from __future__ import annotations
 
 import marshal
+import socket
 from collections.abc import Iterable, Iterator
 
 import dns.name
 import dns.rdata
 import dns.rdataclass
+from dns.rdtypes.IN.A import A as _A
+from dns.rdtypes.IN.AAAA import AAAA as _AAAA
+
+_inet_pton = socket.inet_pton
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 PTR_QNAME = b"\xc0\x0c"
 _CLASS_IN = b"\x00\x01"
@@ -82,7 +88,14 @@ def find_cuts(nodes: dict[bytes, Node], origin_key: bytes,
 
 
 def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
-    """Uncompressed wire form of one rdata (names kept as written, absolute)."""
+    """Uncompressed wire form of one rdata (names kept as written, absolute). A and AAAA
+    hold their address as canonical text (checked when made), which the C parser turns
+    into octets at a fraction of the cost of dnspython's own ``to_wire`` (in Python)."""
+    cls = type(rdata)
+    if cls is _A:
+        return _inet_pton(_AF_INET, rdata.address)  # type: ignore[attr-defined]
+    if cls is _AAAA:
+        return _inet_pton(_AF_INET6, rdata.address)  # type: ignore[attr-defined]
     return rdata.to_wire()  # type: ignore[return-value]
 
 

@@ -37,23 +37,42 @@ def _fqdn(name: dns.name.Name) -> str:
     return name.to_text()
 
 
-def _cuts(content: ZoneContent) -> set[dns.name.Name]:
-    """Delegation points: owners other than the apex with NS records."""
+def _labels(name: dns.name.Name) -> tuple[bytes, ...]:
+    return tuple(label.lower() for label in name.labels)
+
+
+def _cuts(content: ZoneContent) -> dict[tuple[bytes, ...], dns.name.Name]:
+    """Delegation points: owners other than the apex with NS records, by lower-case labels
+    (looked up for every owner below them: tuples of bytes hash in C, Names in Python)."""
     return {
-        s.name for s in content if int(s.rdtype) == dns.rdatatype.NS and s.name != content.origin
+        _labels(s.name): s.name
+        for s in content if int(s.rdtype) == dns.rdatatype.NS and s.name != content.origin
     }
 
 
-def _below_cut(cuts: set[dns.name.Name], origin: dns.name.Name, name: dns.name.Name) -> dns.name.Name | None:
-    if not cuts:
+def _below_cut(cuts: dict[tuple[bytes, ...], dns.name.Name], origin: dns.name.Name,
+               name: dns.name.Name) -> dns.name.Name | None:
+    if not cuts or len(name) <= len(origin) + 1:
         return None
-    depth = len(origin)
-    parent = name
-    while len(parent) > depth + 1:
-        parent = parent.parent()
-        if parent in cuts:
-            return parent
+    labels = _labels(name)
+    for i in range(1, len(labels) - len(origin)):
+        cut = cuts.get(labels[i:])
+        if cut is not None:
+            return cut
     return None
+
+
+def _inside(name: dns.name.Name, origin: dns.name.Name) -> bool:
+    """``name.is_subdomain(origin)``, quickly when the labels are origin's own (a relative
+    name completed by the zone-file reader shares them)."""
+    n = len(origin.labels)
+    return len(name.labels) >= n and (name.labels[-n:] == origin.labels or name.is_subdomain(origin))
+
+
+# Types whose RDATA is never longer than this: an RRset of a few of them cannot be too large.
+_RDATA_MAX = {int(dns.rdatatype.A): 4, int(dns.rdatatype.AAAA): 16, int(dns.rdatatype.NS): 255,
+              int(dns.rdatatype.CNAME): 255, int(dns.rdatatype.PTR): 255,
+              int(dns.rdatatype.MX): 257, int(dns.rdatatype.SRV): 261}
 
 
 def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None) -> list[Finding]:
@@ -77,11 +96,12 @@ def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None) -
     return findings
 
 
-def _check_owner(content: ZoneContent, name: dns.name.Name, cuts: set[dns.name.Name]) -> list[Finding]:
+def _check_owner(content: ZoneContent, name: dns.name.Name,
+                 cuts: dict[tuple[bytes, ...], dns.name.Name]) -> list[Finding]:
     origin = content.origin
     rrsets = content.at(name)
     out: list[Finding] = []
-    if not name.is_subdomain(origin):
+    if not _inside(name, origin):
         for rrset in rrsets:
             out.append(
                 Finding(name, rrset.rdtype, f"{_fqdn(name)} is outside zone {_fqdn(origin)}")
@@ -129,7 +149,11 @@ def _check_rrset(content: ZoneContent, rrset: RRsetData) -> list[Finding]:
     if int(rrset.rdtype) in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.ANY,
                              dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY):
         out.append(Finding(name, rrset.rdtype, f"{rrset.type_text} records cannot be stored"))
-    size = sum(12 + len(r.rdata.to_wire()) for r in rrset.records) + len(name.to_wire())
+    bound = _RDATA_MAX.get(int(rrset.rdtype))
+    if bound is not None and len(rrset.records) * (12 + bound) + 255 <= _MESSAGE_ROOM:
+        size = 0  # cannot be too large: not worth rendering
+    else:
+        size = sum(12 + len(r.rdata.to_wire()) for r in rrset.records) + len(name.to_wire())
     if size > _MESSAGE_ROOM:
         out.append(
             Finding(
@@ -141,7 +165,7 @@ def _check_rrset(content: ZoneContent, rrset: RRsetData) -> list[Finding]:
     if int(rrset.rdtype) == dns.rdatatype.NS:
         for rec in rrset.records:
             target: dns.name.Name = rec.rdata.target  # type: ignore[attr-defined]
-            if not target.is_subdomain(origin):
+            if not _inside(target, origin):
                 continue
             if content.get(target, dns.rdatatype.CNAME) is not None:
                 out.append(

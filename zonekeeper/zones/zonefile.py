@@ -602,6 +602,9 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
           *, cancel: threading.Event | None = None) -> None:
     """Group parsed records into RRsets, noting TTL mismatches and duplicates."""
     sets: dict[tuple[dns.name.Name, int], RRsetData] = {}
+    # The RDATA of each RRset of two records or more, for the duplicate check: a scan of
+    # the RRset's list made an RRset of n records cost n^2/2 comparisons (45 s at 4,100).
+    held: dict[tuple[dns.name.Name, int], set[dns.rdata.Rdata]] = {}
     for i, (name, ttl, rdata, line) in enumerate(records):
         if not i % 65536:
             _check_cancel(cancel)
@@ -612,9 +615,13 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
             sets[key] = RRsetData(name, int(rdata.rdtype), ttl, [rec])
             result.lines[key] = line
             continue
-        if rec in existing.records:
+        rdatas = held.get(key)
+        if rdatas is None:
+            rdatas = held[key] = {r.rdata for r in existing.records}
+        if rdata in rdatas:
             result.warnings.append(Problem(line, f"duplicate record {name} {rdata.rdtype.name} ignored"))
             continue
+        rdatas.add(rdata)
         if ttl != existing.ttl:
             result.warnings.append(
                 Problem(

@@ -1,0 +1,47 @@
+"""zones.validate.check: the findings an operator sees for a zone's content."""
+
+from __future__ import annotations
+
+import dns.name
+
+from zonekeeper.zones.validate import check
+from zonekeeper.zones.zonefile import parse_zone_text
+
+ORIGIN = dns.name.from_text("example.test.")
+HEAD = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+
+
+def findings(body: str, *, fast: bool = True) -> list[tuple[str, bool]]:
+    parsed = parse_zone_text(HEAD + body, ORIGIN, fast=fast)
+    assert not parsed.errors, [str(p) for p in parsed.errors]
+    return sorted((f.msg, f.error) for f in check(parsed.content))
+
+
+def test_a_clean_zone_has_no_findings() -> None:
+    assert findings("www A 192.0.2.2\n") == []
+
+
+def test_data_below_a_delegation_is_a_warning_whatever_the_case() -> None:
+    got = findings("Sub NS ns.sub\nns.SUB A 192.0.2.9\nx.deep.sub TXT \"hidden\"\n")
+    assert got == [("x.deep.sub.example.test. TXT is below the delegation at Sub.example.test. "
+                    "and will not be served", False)]
+
+
+def test_outside_the_zone_and_ns_without_glue_are_errors() -> None:
+    # Both readers: relative names (sharing the origin's labels) and absolute ones.
+    for fast in (True, False):
+        got = findings("www.other.test. A 192.0.2.3\nsub NS ns.sub.EXAMPLE.test.\n", fast=fast)
+        assert got == [
+            ("NS target ns.sub.EXAMPLE.test. has no address records (A or AAAA)", True),
+            ("www.other.test. is outside zone example.test.", True),
+        ]
+
+
+def test_an_rrset_too_large_for_a_message_is_an_error() -> None:
+    # 4,100 A records: 4,100 x (12 + 4) octets and the owner's 18, over the 65,023 a
+    # message leaves for one RRset.
+    many = "".join(f"big A 10.{i // 65536}.{i // 256 % 256}.{i % 256}\n" for i in range(4100))
+    assert ("big.example.test. A is 65618 bytes, too large for a DNS message", True) in findings(many)
+    # 4,000 fit.
+    fewer = "".join(f"big A 10.0.{i // 256}.{i % 256}\n" for i in range(4000))
+    assert findings(fewer) == []
