@@ -21,15 +21,14 @@ from zonekeeper.demo import DEMO_TEXT, DEMO_ZONE
 from zonekeeper.errors import Conflict
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
-from zonekeeper.metrics import Metrics
 from zonekeeper.monitor import Monitor
-from zonekeeper.proto.edns import EdnsOptions
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.listeners import (
     TcpAcceptor,
     TcpServerState,
+    UdpProtocol,
     make_socket,
     start_tcp,
     start_tls,
@@ -37,7 +36,6 @@ from zonekeeper.server.listeners import (
 )
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
-from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import ImageWarmer, XfrServer
 from zonekeeper.services.access import AccessService
@@ -51,16 +49,20 @@ from zonekeeper.services.usage import LastUsed
 from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
 from zonekeeper.settings import Settings, parse_hostport
+from zonekeeper.start import (
+    DnsCore,
+    Early,
+    StartupError,
+    bind_all,
+    close_early,
+    dns_core,
+    sqlite_file,
+)
 from zonekeeper.storage.db import Database, shown_url
 from zonekeeper.tls import ServerTls, TlsConfigError
 from zonekeeper.zones.snapshot import Registry, ZoneState
 
 log = structlog.get_logger("zonekeeper")
-DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
-
-
-class StartupError(RuntimeError):
-    """A fatal problem at start: one line to the user, exit 1."""
 
 
 @dataclass
@@ -84,14 +86,17 @@ class Runtime:
     images: ImageWarmer = field(default_factory=ImageWarmer)
 
 
-def build(settings: Settings, *, migrate: bool = False) -> Runtime:
+def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = None) -> Runtime:
+    """Every part of the server, around ``core`` (the zones and what answers queries: made
+    here, or already answering, ``zonekeeper.start``)."""
     db = Database(settings.database.url)
     try:
         db.prepare(migrate=migrate)
     except Exception as exc:
         db.dispose()
         raise StartupError(f"database {shown_url(settings.database.url)}: {exc}") from exc
-    registry = Registry()
+    core = core or dns_core(settings)
+    registry = core.registry
     zones = ZoneService(db, registry, limits=settings.zones)
     role = settings.server.role
     node_name = settings.server.name or (
@@ -102,21 +107,14 @@ def build(settings: Settings, *, migrate: bool = False) -> Runtime:
     tokens = TokenService(db, usage)
     dns_cfg = settings.dns
     cookies = CookieSecrets(db, rotate=dns_cfg.cookie_rotate,
-                            fixed=bytes.fromhex(dns_cfg.cookie_secret) if dns_cfg.cookie_secret else None)
-    edns_options = EdnsOptions(
-        nsid=dns_cfg.nsid.encode() if dns_cfg.nsid else None,
-        idle_timeout=dns_cfg.tcp_idle_timeout, secrets=cookies.current,
-        require_cookie=dns_cfg.require_cookie)
-    metrics = Metrics(enabled=settings.metrics.enabled)
-    tsig = TsigCheck(metrics=metrics, on_key_used=usage.key_used)  # holds the access policy
-    handler = QueryHandler(
-        registry,
-        udp_max_payload=settings.dns.udp_max_payload,
-        cache_entries=settings.dns.response_cache_entries,
-        edns_options=edns_options,
-        tsig=tsig,
-        metrics=metrics,
-    )
+                            fixed=bytes.fromhex(dns_cfg.cookie_secret) if dns_cfg.cookie_secret else None,
+                            known=core.edns_options.secrets())
+    edns_options = core.edns_options
+    edns_options.secrets = cookies.current
+    metrics = core.metrics
+    tsig = core.tsig  # holds the access policy
+    tsig.on_key_used = usage.key_used
+    handler = core.handler
     access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
     status = StatusService(db, registry)
     notifier = Notifier(
@@ -288,74 +286,15 @@ def notify_sources(settings: Settings) -> dict[int, str]:
     return out
 
 
-def _sqlite_file(settings: Settings) -> str | None:
-    """The SQLite database file, or None (PostgreSQL, or an in-memory database)."""
-    if not settings.database.url.startswith("sqlite"):
-        return None
-    from sqlalchemy import make_url
-
-    path = make_url(settings.database.url).database
-    return path if path and path != ":memory:" else None
-
-
 def _image_cache(settings: Settings) -> ImageCache | None:
     """The directory AXFR images are kept in across a restart (``[dns] axfr_image_cache``)."""
     where = settings.dns.axfr_image_cache
     if where == "auto":
-        path = _sqlite_file(settings)
+        path = sqlite_file(settings.database.url)
         if path is None:
             return None
         where = f"{path}.axfr-images"
     return ImageCache(where) if where else None
-
-
-def _sqlite_single_node(settings: Settings) -> Any:
-    """On SQLite, one ``zonekeeper serve`` per database file: an exclusive lock on
-    ``FILE.serve.lock`` beside it, taken before the database is opened (or migrated) and
-    held as long as the process runs (the kernel drops it when the process ends, however it
-    ends). None on PostgreSQL, where nodes share the database."""
-    path = _sqlite_file(settings)
-    if path is None:
-        return None
-    import fcntl
-
-    lock_path = f"{path}.serve.lock"
-    handle = open(lock_path, "a+b")  # noqa: SIM115 - held for the process's life
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
-        raise StartupError(
-            f"database {path} is in use by another zonekeeper serve (it holds {lock_path}); "
-            "SQLite serves one node: run several nodes on one PostgreSQL database") from exc
-    return handle
-
-
-def _bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.socket]]:
-    """Bind UDP and TCP on every DNS address; skip an unbindable *default* IPv6 address."""
-    bound = []
-    defaults = settings.dns.listen == DEFAULT_DNS_LISTEN
-    for item in settings.dns.listen:
-        host, port = parse_hostport(item)
-        try:
-            udp = make_socket(host, port, socket.SOCK_DGRAM)
-            try:
-                tcp = make_socket(host, port, socket.SOCK_STREAM)
-            except OSError:
-                udp.close()
-                raise
-        except OSError as exc:
-            if defaults and ":" in host:
-                log.warning("dns.listen_skipped", address=item, error=str(exc))
-                continue
-            for _h, _p, u, t in bound:
-                u.close()
-                t.close()
-            raise StartupError(f"cannot listen on {item}: {exc.strerror or exc}") from exc
-        bound.append((host, port, udp, tcp))
-    if not bound:
-        raise StartupError("no DNS address could be bound")
-    return bound
 
 
 def _bind_tls(settings: Settings) -> tuple[ServerTls | None, list[tuple[str, int, socket.socket]]]:
@@ -405,11 +344,18 @@ def _web_app(ctx: AppContext) -> tuple[Any, Any]:
 
 
 async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False,
-                stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown."""
-    started = time.monotonic()
-    lock = _sqlite_single_node(settings)
-    rt = build(settings, migrate=migrate)
+                stop: asyncio.Event | None = None, lock: Any = None, early: Early | None = None,
+                started: float | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set): DNS, the API, orderly shutdown.
+    Called by ``start.serve``, with the SQLite lock it took and what it started (``early``:
+    the zones read and the UDP loops answering plain queries from them)."""
+    started = time.monotonic() if started is None else started
+    try:
+        rt = build(settings, migrate=migrate, core=early.core if early is not None else None)
+    except BaseException:
+        if early is not None:
+            close_early(early)
+        raise
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     signals = 0
@@ -427,7 +373,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         loop.add_signal_handler(sig, on_signal)
 
     role = settings.server.role
-    sockets = _bind_all(settings) if role != "api" else []
+    if early is not None:
+        sockets = early.sockets
+    else:
+        sockets = bind_all(settings) if role != "api" else []
     server_tls, tls_sockets = _bind_tls(settings) if role != "api" else (None, [])
     api_host, api_port = parse_hostport(settings.api.listen)
     try:
@@ -443,7 +392,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
             raise StartupError(f"cannot listen on {settings.metrics.listen}: "
                                f"{exc.strerror or exc}") from exc
 
-    await asyncio.to_thread(rt.zones.load_all)
+    await asyncio.to_thread(rt.zones.load_all, early.stored if early is not None else None)
     image_cache = _image_cache(settings) if role != "api" else None
     if image_cache is not None:
         # Before DNS listens: the first transfer after a start finds its image (a build
@@ -497,16 +446,22 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         on_refused=lambda _reason: monitor.metrics.refused("tcp", "quota"),
     )
     udp_workers = dns_cfg.udp_workers or udpfast.default_workers()
-    for host, port, udp, tcp in sockets:
-        rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
-                                             monitor.metrics.udp, update,
-                                             fast=dns_cfg.udp_fast_path,
-                                             fast_loops=monitor.metrics.udp_fast,
-                                             workers=udp_workers))
+    for i, (host, port, udp, tcp) in enumerate(sockets):
+        if early is not None:
+            # Answering plain queries since the start: now everything, held requests first.
+            fast = early.transports[i]
+            fast.started(UdpProtocol(rt.handler, rt.notify_in, monitor.metrics.udp, update))
+            rt.transports.append(fast)
+        else:
+            rt.transports.append(await start_udp(rt.handler, udp, rt.notify_in,
+                                                 monitor.metrics.udp, update,
+                                                 fast=dns_cfg.udp_fast_path,
+                                                 fast_loops=monitor.metrics.udp_fast,
+                                                 workers=udp_workers))
+            log.info("dns.listening", address=host, port=port,
+                     udp=(f"c-loop x{udp_workers}"
+                          if isinstance(rt.transports[-1], udpfast.FastUdp) else "asyncio"))
         rt.servers.append(start_tcp(rt.tcp_state, tcp))
-        log.info("dns.listening", address=host, port=port,
-                 udp=(f"c-loop x{udp_workers}" if isinstance(rt.transports[-1], udpfast.FastUdp)
-                      else "asyncio"))
     if server_tls is not None:
         for host, port, sock in tls_sockets:
             rt.servers.append(start_tls(rt.tcp_state, sock, server_tls))

@@ -103,8 +103,8 @@ def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, .
     import uvloop
 
     from zonekeeper import logs
-    from zonekeeper.app import StartupError
-    from zonekeeper.app import serve as run
+    from zonekeeper.start import StartupError
+    from zonekeeper.start import serve as run
 
     logs.configure(settings.log.level, settings.log.format)
     try:

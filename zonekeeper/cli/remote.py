@@ -15,15 +15,15 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx2
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
 from zonekeeper.text import absolute as with_dot
+
+if TYPE_CHECKING:  # imported where used: ``zonekeeper serve`` loads this module too
+    import httpx2
+    from rich.progress import Progress
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 
@@ -66,6 +66,8 @@ class Api:
         self.output = output or ("table" if sys.stdout.isatty() else "json")
 
     def client(self) -> httpx2.Client:
+        import httpx2
+
         if not self.token:
             raise Unreachable(
                 "no API token: pass --token or set ZONEKEEPER_TOKEN "
@@ -77,6 +79,8 @@ class Api:
     def call(self, method: str, path: str, *, where: Where | None = None, **kw: Any) -> httpx2.Response:
         """One request; an error answer ends the command (``where`` names each reason's
         place in what was sent, see ``Locator``)."""
+        import httpx2
+
         try:
             with self.client() as c:
                 r = c.request(method, path, **kw)
@@ -99,6 +103,9 @@ class Api:
         if not rows:
             click.echo("(none)")
             return
+        from rich.console import Console
+        from rich.table import Table
+
         cols = columns or list(rows[0].keys())
         table = Table(*cols)
         for row in rows:
@@ -491,6 +498,15 @@ PROGRESS_MIN_BYTES = 1 << 20
 
 
 def _progress() -> Progress:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), console=Console(stderr=True), transient=True)
 

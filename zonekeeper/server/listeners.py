@@ -25,7 +25,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.rcode
 import structlog
@@ -34,10 +34,12 @@ from zonekeeper.logs import Throttle
 from zonekeeper.proto.request import OPCODE_QUERY, Request, header_only, parse
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.router import Route, Router
-from zonekeeper.server.update import UpdateServer
-from zonekeeper.server.xfr import XfrServer
+
+if TYPE_CHECKING:  # not imported at run time: zonekeeper.start loads this module early
+    from zonekeeper.server.notify_in import NotifyIn
+    from zonekeeper.server.update import UpdateServer
+    from zonekeeper.server.xfr import XfrServer
 
 BATCH_BYTES = 16384  # query answers written together at most, before looking at flow control
 TURN_REQUESTS = 64  # requests of one connection answered in one loop turn at most
@@ -732,15 +734,18 @@ def make_socket(host: str, port: int, kind: int) -> socket.socket:
 async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn | None = None,
                     counts: list[int] | None = None, update: UpdateServer | None = None, *,
                     fast: bool = False, fast_loops: list[Any] | None = None,
-                    workers: int = 1) -> asyncio.BaseTransport:
+                    workers: int = 1,
+                    early: Callable[[Request], bool] | None = None) -> asyncio.BaseTransport:
     """Answer UDP on ``sock``: in the C receive loop, run by ``workers`` threads, when
     ``fast`` and it is built (``udpfast.py``), else on an asyncio datagram endpoint.
-    ``fast_loops`` gets the C loop (for its counts, when ``counts`` are kept)."""
+    ``fast_loops`` gets the C loop (for its counts, when ``counts`` are kept).
+    ``early``: the C loop (required) answers only what ``early`` accepts, and holds the
+    rest until its ``started`` (``FastUdp``)."""
     protocol = UdpProtocol(handler, notify, counts, update)
     if fast:
         if udpfast.available():
             listener = udpfast.FastUdp(sock, protocol, handler.registry, handler.cache_entries,
-                                       workers)
+                                       workers, early=early)
             if fast_loops is not None and counts is not None:
                 fast_loops.append(listener)
             return listener

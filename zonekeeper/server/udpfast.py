@@ -39,12 +39,12 @@ import asyncio
 import os
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
 
-from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_QUERY, parse
+from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_QUERY, Request, parse
 from zonekeeper.server.router import Route
 from zonekeeper.zones.snapshot import Registry
 
@@ -92,13 +92,27 @@ def default_workers() -> int:
 
 
 class FastUdp:
-    """The C loop on one socket, run by ``workers`` threads; closed like a transport."""
+    """The C loop on one socket, run by ``workers`` threads; closed like a transport.
+
+    ``early``: the server is still starting (``zonekeeper.start``: the zones are loaded;
+    the access policy, the keys and the NOTIFY/UPDATE handlers are not). Until ``started``
+    gives the full protocol, the loop answers the requests ``early`` says it can answer
+    already (queries whose answers depend on nothing still missing) and holds every other
+    one, at most ``MAX_HELD``, to be answered once started; what comes beyond that is
+    dropped and counted in one log line."""
+
+    MAX_HELD = 1024
 
     def __init__(self, sock: socket.socket, protocol: UdpProtocol, registry: Registry,
-                 max_entries: int, workers: int = 1) -> None:
+                 max_entries: int, workers: int = 1, *,
+                 early: Callable[[Request], bool] | None = None) -> None:
         assert Listener is not None
         self.sock = sock
         self.protocol = protocol
+        self._early = early
+        self._held: list[tuple[bytes, tuple[str, int]]] | None = [] if early else None
+        self._held_lock = threading.Lock()
+        self._held_dropped = 0
         self.loop = asyncio.get_running_loop()
         protocol.transport = _Sender(sock)  # type: ignore[assignment]
         self.listener = Listener(sock.fileno(), self._answer, max_entries)
@@ -110,9 +124,40 @@ class FastUdp:
         for thread in self.threads:
             thread.start()
 
+    def started(self, protocol: UdpProtocol) -> None:
+        """The server has started: ``protocol`` answers from now on, held requests first
+        (event loop)."""
+        protocol.transport = _Sender(self.sock)  # type: ignore[assignment]
+        self.protocol = protocol
+        with self._held_lock:
+            held, self._held = self._held, None
+        for data, addr in held or ():
+            resp, _keep = self._answer(data, addr)
+            if resp is not None:
+                protocol.transport.sendto(resp, addr)  # type: ignore[union-attr]
+        if self._held_dropped:
+            log.warning("dns.udp_dropped_while_starting", requests=self._held_dropped,
+                        held=len(held or ()))
+
+    def _hold(self, req: Request, data: bytes, addr: tuple[str, int]) -> bool:
+        """While starting: hold a request that cannot be answered yet (True: held or
+        dropped, not answered now)."""
+        if self._early is None or self._early(req):
+            return False
+        with self._held_lock:
+            if self._held is None:  # started meanwhile
+                return False
+            if len(self._held) < self.MAX_HELD:
+                self._held.append((data, addr))
+            else:
+                self._held_dropped += 1
+        return True
+
     def _answer(self, data: bytes, addr: tuple[str, int]) -> tuple[bytes | None, bool]:
         """A request the C loop has no answer for: (the answer or None, may it be kept)."""
         req = parse(data)
+        if req is not None and self._held is not None and self._hold(req, data, addr):
+            return None, False
         protocol = self.protocol
         if req is None:  # not a request: dropped
             protocol.count(None)

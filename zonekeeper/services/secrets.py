@@ -15,21 +15,25 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import select, update
 
+from zonekeeper.storage import COOKIE_SECRET
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ServerSecret
 
 log = structlog.get_logger("zonekeeper.secrets")
 
-NAME = "dns-cookie"
+NAME = COOKIE_SECRET  # its row in server_secrets
 REFRESH = 60.0
 
 
 class CookieSecrets:
-    def __init__(self, db: Database, *, rotate: float, fixed: bytes | None = None) -> None:
+    def __init__(self, db: Database, *, rotate: float, fixed: bytes | None = None,
+                 known: tuple[bytes, ...] = ()) -> None:
+        """``known``: the secrets in use until ``load`` (read at start, ``zonekeeper.start``:
+        cookies made before the load must verify after it)."""
         self.db = db
         self.rotate = rotate
         self.fixed = fixed
-        self._secrets: tuple[bytes, ...] = (fixed,) if fixed else ()
+        self._secrets: tuple[bytes, ...] = (fixed,) if fixed else known
         self._task: asyncio.Task[None] | None = None
 
     def current(self) -> tuple[bytes, ...]:

@@ -19,7 +19,6 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import structlog
-from sqlalchemy import select
 
 from zonekeeper.errors import (
     Conflict,
@@ -37,12 +36,10 @@ from zonekeeper.proto.rrwire import (
     blob_ttl,
     blob_type,
     find_blob,
-    find_cuts,
     key_to_name,
     name_key,
     node_blobs,
     sort_key,
-    unpack_nodes,
 )
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services import paging
@@ -59,6 +56,8 @@ from zonekeeper.zones.snapshot import (
     ZoneSnapshot,
     ZoneState,
 )
+from zonekeeper.zones.stored import from_stored, read_served
+from zonekeeper.zones.stored import snapshot_of as _snapshot
 from zonekeeper.zones.validate import Finding, check
 from zonekeeper.zones.zonefile import ParseResult, Problem, parse_zone_text
 
@@ -178,42 +177,25 @@ class ZoneStore:
             raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
 
     # -- start-up -------------------------------------------------------------------------
-    def load_all(self) -> list[ZoneSnapshot]:
-        """Load every zone's served form from storage (no text parsing): three queries
-        whatever the number of zones (the zones, every node, every secondary's image); the
-        cuts are found in the nodes."""
-        snaps = []
-        with self.db.read() as s:
-            # Rows, not ORM objects (a third of the time at 10,000 zones): what is read of
-            # them are the columns.
-            zones: list[Any] = list(s.execute(select(*Zone.__table__.columns)).all())
-            all_nodes = repo.load_all_nodes(s)
-            images = (repo.load_all_images(s)
-                      if any(z.kind == ZoneKind.SECONDARY.value for z in zones) else {})
-        for z in zones:
+    def load_all(self, stored: list[tuple[Any, ZoneSnapshot]] | None = None) -> list[ZoneSnapshot]:
+        """Serve every stored zone: read here (``zones.stored.read_served``, no text
+        parsing), or as ``stored`` when the start already read them (``zonekeeper.start``
+        on SQLite, before this module was imported) and published their snapshots."""
+        if stored is None:
+            with self.db.read() as s, repo.cursor(s) as (cur, _ph):
+                stored = read_served(cur)
+            for _z, snap in stored:
+                self.registry.publish(snap)
+        for z, _snap in stored:
             if z.catalog_consumer:
                 self.consumers.add(z.name)
-            snaps.append(self._from_stored(z, all_nodes.pop(z.id, None), images.get(z.id)))
-        for snap in snaps:
-            self.registry.publish(snap)
-        return snaps
+        return [snap for _z, snap in stored]
 
     def _load_zone(self, s: Any, z: Zone) -> ZoneSnapshot:
         """One zone's served form as stored (no text parsing)."""
         if z.kind == ZoneKind.SECONDARY.value:
-            return self._from_stored(z, None, repo.load_image_chunks(s, z.id))
-        return self._from_stored(z, repo.load_nodes(s, z.id), None)
-
-    def _from_stored(self, z: Zone, nodes: dict[bytes, Any] | None,
-                     chunks: list[bytes] | None) -> ZoneSnapshot:
-        """A zone's snapshot from its stored nodes (primary) or image chunks (secondary)."""
-        origin = dns.name.from_text(z.name)
-        if z.kind == ZoneKind.SECONDARY.value:
-            return self._load_secondary(z, origin, chunks)
-        if not nodes:
-            # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
-            return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind))
-        return _snapshot(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
+            return from_stored(z, None, repo.load_image_chunks(s, z.id))
+        return from_stored(z, repo.load_nodes(s, z.id), None)
 
     # -- changes committed by other nodes sharing the database (services/cluster.py) --------
     async def sync_zone(self, name: dns.name.Name) -> str:
@@ -298,20 +280,6 @@ class ZoneStore:
         stored = repo.nodes_at(s, z.id, keys)
         return _next_snapshot(z, current, {k: stored.get(k) for k in keys})
 
-    def _load_secondary(self, z: Zone, origin: dns.name.Name,
-                        chunks: list[bytes] | None) -> ZoneSnapshot:
-        nodes = None
-        if chunks:
-            try:
-                nodes = unpack_nodes(chunks)
-            except ValueError as exc:
-                log.error("zone.unreadable", zone=z.name, error=str(exc), action="transfer it again")
-        if not nodes:
-            # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
-            return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)
-        # The image holds the empty non-terminals; the cuts are found again.
-        return _snapshot(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
-
 
 def zone_info(zone: Zone, soa: RRsetData | None, record_count: int) -> dict[str, Any]:
     """A zone as the API shows it. ``record_count`` counts records (RRs, the SOA once), not
@@ -383,16 +351,6 @@ def _next_snapshot(z: Zone, current: ZoneSnapshot | None,
     if current is not None and current.axfr is not None:
         snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())
     return snap
-
-
-def _snapshot(z: Zone, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes]) -> ZoneSnapshot:
-    """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
-    return ZoneSnapshot(
-        dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
-        state=ZoneState(z.state), zone_id=z.id, change_id=z.change_id, outgoing=z.outgoing_enabled,
-        notify_ns=z.notify_ns, notify_delay=z.notify_delay or 0.0,
-        ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
-    )
 
 
 def _abs(name: str) -> str:

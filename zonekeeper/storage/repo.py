@@ -78,7 +78,7 @@ def iter_rrsets(session: Session, zone_id: int) -> Iterator[RRset]:
 
 
 @contextmanager
-def _cursor(session: Session) -> Iterator[tuple[Any, str]]:
+def cursor(session: Session) -> Iterator[tuple[Any, str]]:
     """A DB-API cursor inside the session's transaction, and the driver's placeholder (qmark
     for sqlite3, %s for psycopg). The driver's errors come out as SQLAlchemy's, as from the
     ORM (OperationalError for a busy or lost database, DataError for a value PostgreSQL
@@ -100,35 +100,9 @@ def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[byte
     """Every served node of a zone. A plain DB-API cursor: at a million rows the ORM's
     per-row processing would double the start-up time. (psycopg gives bytea as bytes,
     sqlite3 BLOBs as bytes; ``bytes()`` also takes a driver's memoryview.)"""
-    with _cursor(session) as (cur, ph):
+    with cursor(session) as (cur, ph):
         cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
         return {bytes(owner): decode_node(bytes(data)) for owner, data in cur}
-
-
-def load_all_nodes(session: Session) -> dict[int, dict[bytes, bytes | tuple[bytes, ...]]]:
-    """Every served node of every zone, by zone id: one query for all of them (a query per
-    zone cost more than the rows at 10,000 small zones)."""
-    out: dict[int, dict[bytes, bytes | tuple[bytes, ...]]] = {}
-    nodes: dict[bytes, bytes | tuple[bytes, ...]] = {}
-    current = None
-    with _cursor(session) as (cur, _ph):
-        cur.execute("SELECT zone_id, owner, data FROM nodes ORDER BY zone_id")
-        for zone_id, owner, data in cur:
-            if zone_id != current:
-                current = zone_id
-                nodes = out.setdefault(zone_id, {})
-            nodes[bytes(owner)] = decode_node(bytes(data))
-    return out
-
-
-def load_all_images(session: Session) -> dict[int, list[bytes]]:
-    """Every secondary zone's stored chunks (``load_image``'s rows), by zone id, in order."""
-    out: dict[int, list[bytes]] = {}
-    with _cursor(session) as (cur, _ph):
-        cur.execute("SELECT zone_id, data FROM zone_images ORDER BY zone_id, chunk")
-        for zone_id, data in cur:
-            out.setdefault(zone_id, []).append(bytes(data))
-    return out
 
 
 def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
@@ -164,7 +138,7 @@ def replace_all(
         session.execute(delete(RRset).where(RRset.zone_id == zone_id))
         session.execute(delete(Node).where(Node.zone_id == zone_id))
     session.flush()
-    with _cursor(session) as (cur, ph):
+    with cursor(session) as (cur, ph):
         # Bulk inserts straight through the driver: ~5x faster than ORM inserts at 1M rows.
         cur.executemany(
             f"INSERT INTO rrsets (zone_id, name, type, ttl, records) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
@@ -180,7 +154,7 @@ def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[
     """Replace a secondary zone's stored served form (same transaction as the rest)."""
     session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
     session.flush()
-    with _cursor(session) as (cur, ph):
+    with cursor(session) as (cur, ph):
         # A generator: each chunk is marshalled as it is inserted, so the image is never
         # held whole in memory beside the node table (73 MB at a million records).
         cur.executemany(f"INSERT INTO zone_images (zone_id, chunk, data) VALUES ({ph}, {ph}, {ph})",
@@ -201,7 +175,7 @@ def drop_content(session: Session, zone_id: int) -> None:
 
 def load_image_chunks(session: Session, zone_id: int) -> list[bytes]:
     """A secondary zone's stored image, as its chunks in order (empty: never loaded)."""
-    with _cursor(session) as (cur, ph):
+    with cursor(session) as (cur, ph):
         cur.execute(f"SELECT data FROM zone_images WHERE zone_id = {ph} ORDER BY chunk", (zone_id,))
         return [bytes(d) for (d,) in cur]
 
@@ -297,7 +271,7 @@ def nodes_at(session: Session, zone_id: int, owners: Iterable[bytes]
     keys = sorted(set(owners))
     out: dict[bytes, bytes | tuple[bytes, ...]] = {}
     for i in range(0, len(keys), 500):
-        with _cursor(session) as (cur, ph):
+        with cursor(session) as (cur, ph):
             chunk = keys[i : i + 500]
             cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph} AND owner IN "
                         f"({', '.join([ph] * len(chunk))})", (zone_id, *chunk))
