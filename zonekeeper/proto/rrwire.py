@@ -32,7 +32,7 @@ _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 PTR_QNAME = b"\xc0\x0c"
 _CLASS_IN = b"\x00\x01"
-_MULTI = b"\x00\x00"
+MULTI = b"\x00\x00"
 
 Node = bytes | tuple[bytes, ...]
 
@@ -173,11 +173,11 @@ def make_node(blobs: Iterable[bytes]) -> Node:
 def encode_node(node: Node) -> bytes:
     if type(node) is bytes:
         return node
-    return _MULTI + b"".join(len(b).to_bytes(4, "big") + b for b in node)
+    return MULTI + b"".join(len(b).to_bytes(4, "big") + b for b in node)
 
 
 def decode_node(data: bytes) -> Node:
-    if data[:2] != _MULTI:
+    if data[:2] != MULTI:
         return data
     blobs = []
     pos = 2

@@ -14,17 +14,24 @@ from typing import Any
 import dns.name
 import structlog
 
-from zonekeeper.proto.rrwire import Node, decode_node, find_cuts, name_key, unpack_nodes
+from zonekeeper.proto.rrwire import (
+    MULTI,
+    Node,
+    decode_node,
+    find_cuts,
+    name_key,
+    unpack_nodes,
+)
 from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.zones")
 
 
-def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node],
-                cuts: frozenset[bytes]) -> ZoneSnapshot:
+def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes],
+                origin: dns.name.Name | None = None) -> ZoneSnapshot:
     """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
     return ZoneSnapshot(
-        dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
+        origin or dns.name.from_text(z.name), serial, nodes, cuts, kind=ZoneKind(z.kind),
         state=ZoneState(z.state), zone_id=z.id, change_id=z.change_id,
         outgoing=bool(z.outgoing_enabled), notify_ns=bool(z.notify_ns),
         notify_delay=z.notify_delay or 0.0, ixfr_max_ratio=z.ixfr_max_ratio or 1.0,
@@ -47,16 +54,17 @@ def from_stored(z: Any, nodes: dict[bytes, Node] | None,
             # Never loaded (or unreadable): served, but SERVFAIL until a transfer succeeds.
             return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind.SECONDARY)
         # The image holds the empty non-terminals; the cuts are found again.
-        return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
+        return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)), origin)
     if not nodes:
         # A primary with no stored nodes (damaged storage): SERVFAIL, not a crash.
         return ZoneSnapshot.unloaded(origin, zone_id=z.id, kind=ZoneKind(z.kind))
-    return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)))
+    return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)), origin)
 
 
 def all_nodes(cur: Any) -> dict[int, dict[bytes, Node]]:
     """Every served node of every zone, by zone id: one query for all of them (a query per
-    zone cost more than the rows at 10,000 small zones)."""
+    zone cost more than the rows at 10,000 small zones). A row costs ~1 us here, most of it
+    the driver's objects; the loop does no more than it must (the drivers give bytes)."""
     out: dict[int, dict[bytes, Node]] = {}
     nodes: dict[bytes, Node] = {}
     current = None
@@ -65,7 +73,7 @@ def all_nodes(cur: Any) -> dict[int, dict[bytes, Node]]:
         if zone_id != current:
             current = zone_id
             nodes = out.setdefault(zone_id, {})
-        nodes[bytes(owner)] = decode_node(bytes(data))
+        nodes[owner] = data if data[:2] != MULTI else decode_node(data)
     return out
 
 
