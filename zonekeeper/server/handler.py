@@ -106,23 +106,27 @@ class QueryHandler:
 
     def _lookup(self, req: Request, tcp: bool, keep: bool = True) -> bytes:
         """A simple query's answer: from the zone's response cache, or made and cached."""
+        limit = self._limit(req, tcp)
+        zone = zone_for(self.registry.zones, req.qkey)
+        if not keep:
+            # The UDP loop keeps this answer in its own table (and asks only when it has
+            # none): nothing to look up or keep here.
+            return self._answer(req, tcp=tcp, cache_key=None, zone=zone, limit=limit)
         data = req.wire
         edns = req.edns
         # What the answer depends on besides the zone: the question (its name in lower
         # case), RD and CD, the transport, DO and the EDNS version, the size limit.
-        limit = self._limit(req, tcp)
         if edns is None:
             flags = bytes((data[2] & 0x01, data[3] & 0x10, tcp, 2, 0))
         else:
             flags = bytes((data[2] & 0x01, data[3] & 0x10, tcp, edns.do, edns.version))
         qend = 12 + len(req.question)
         cache_key = req.qkey + data[qend - 4 : qend] + flags + limit.to_bytes(3, "big")
-        zone = zone_for(self.registry.zones, req.qkey)
         if zone is not None:
             hit = zone.cache.get(cache_key)
             if hit is not None:
                 return data[0:2] + hit[2:12] + data[12:qend] + hit[qend:]
-        return self._answer(req, tcp=tcp, cache_key=cache_key if keep else None, zone=zone)
+        return self._answer(req, tcp=tcp, cache_key=cache_key, zone=zone, limit=limit)
 
     def _with_options(self, resp: bytes, query: Request | _Parsed, tcp: bool, addr: str) -> bytes:
         """``resp`` (its OPT last, without options) with our answers to the query's
@@ -191,8 +195,10 @@ class QueryHandler:
         tcp: bool,
         cache_key: bytes | None,
         zone: ZoneSnapshot | None = None,
+        limit: int | None = None,
     ) -> bytes:
-        limit = self._limit(query, tcp)
+        if limit is None:
+            limit = self._limit(query, tcp)
         if query.edns is not None and query.edns.version != 0:
             return self._render(query, Answer(rcode=BADVERS, aa=False), limit)
         if query.qtype == _AXFR and not tcp:
