@@ -393,6 +393,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
                                f"{exc.strerror or exc}") from exc
 
     await asyncio.to_thread(rt.zones.load_all, early.stored if early is not None else None)
+    if early is not None:
+        early.stored = []  # the rows read at start: done with (the snapshots are served)
     image_cache = _image_cache(settings) if role != "api" else None
     if image_cache is not None:
         # Before DNS listens: the first transfer after a start finds its image (a build

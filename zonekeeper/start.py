@@ -217,6 +217,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
             found = read_stored(path)
             if found is not None:
                 early = await _answer_early(settings, *found, started)
+            del found  # the rows go with early.stored, once load_all has them
         # The rest of the server (~0.3 s of imports: storage, services, DNS clients) loads
         # in a worker thread, so the UDP loop keeps answering meanwhile.
         switch = sys.getswitchinterval()
