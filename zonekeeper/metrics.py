@@ -259,6 +259,10 @@ class MetricsCollector(Collector):
             table.add_metric(["hit"], sum(s["hits"] for s in stats))
             table.add_metric(["miss"], sum(s["misses"] for s in stats))
             yield table
+            yield CounterMetricFamily(
+                PREFIX + "dns_udp_resolved",
+                "UDP table misses answered in C from the zones (one RRset at the name asked), "
+                "not by Python", value=sum(s["resolved"] for s in stats))
             yield GaugeMetricFamily(PREFIX + "dns_udp_table_entries",
                                     "Answers held by the C receive loops' tables",
                                     value=sum(s["entries"] for s in stats))

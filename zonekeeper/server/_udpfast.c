@@ -15,6 +15,13 @@
  * No thread waits for the GIL while it holds the lock, so the two cannot deadlock. Each
  * thread has its own buffers; counters are summed per batch.
  *
+ * A query the table has no answer for is first tried here too (resolve_plain, GIL held):
+ * when its name is a node of a served zone that holds an RRset of the asked type, with
+ * no zone cut on the way, the answer is that RRset, built from the node's pre-rendered
+ * blob as Python's answer engine builds it (proto/answer.py, server/handler.py); any
+ * other case (a cut, a CNAME to follow, a wildcard, no such name or type, ANY, an answer
+ * over the size limit, a zone not in service) goes to the callback.
+ *
  * Other threads only call invalidate(), which bumps a generation; a loop empties the table
  * when it sees a generation newer than the table's right after a receive, so a query that
  * reached the socket after invalidate() returned never gets an older answer. An answer
@@ -61,7 +68,13 @@ typedef struct {
     int stop;
     unsigned long long hits[RCODE_SLOTS];   /* atomic adds, once per batch */
     unsigned long long misses;
+    unsigned long long resolved;  /* misses answered by resolve_plain (all NOERROR) */
+    PyObject *zones;              /* the registry's dict: origin key -> ZoneSnapshot */
+    PyObject *ok_state;           /* ZoneState.OK: a zone in any other state goes to Python */
+    unsigned udp_max_payload;     /* the OPT payload size answered, the cap on the limit */
 } Listener;
+
+static PyObject *str_state, *str_cuts, *str_nodes;
 
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ULL;  /* FNV-1a, then a final mix */
@@ -220,6 +233,139 @@ static void send_all(int fd, struct mmsghdr *out, int n) {
     }
 }
 
+/* Answer a query of the table's shape (``key`` and ``qend`` from query_key) into ``o``
+ * when it is a plain positive answer (see the top of this file); its length, or 0 when
+ * Python must answer. GIL held. */
+static size_t resolve_plain(Listener *self, const unsigned char *q, const unsigned char *key,
+                            size_t qend, unsigned char *o) {
+    if (self->zones == NULL)
+        return 0;
+    size_t namelen = qend - 12 - 4;                /* the name's wire length, root included */
+    const unsigned char *tc = key + namelen;       /* type, class */
+    unsigned qtype = (unsigned)tc[0] << 8 | tc[1];
+    if (tc[2] != 0 || tc[3] != 1 || qtype == 0 || qtype == 251 || qtype == 252 || qtype == 255)
+        return 0;                                  /* not IN; IXFR, AXFR, ANY */
+    int opt = q[11] == 1;
+    size_t limit = 512;
+    if (opt) {
+        const unsigned char *r = q + qend;         /* root, type 41, payload, ext, version, flags */
+        if (r[6] != 0)
+            return 0;                              /* EDNS version other than 0: BADVERS */
+        size_t payload = (size_t)r[3] << 8 | r[4];
+        if (payload > self->udp_max_payload)
+            payload = self->udp_max_payload;
+        if (payload > limit)
+            limit = payload;
+    }
+    /* The suffixes of the name from the whole name up, until one is a zone's apex. */
+    PyObject *suffix[128];
+    size_t nsuffix = 0, pos = 0, answer = 0;
+    PyObject *zone = NULL;
+    for (;;) {
+        PyObject *k = PyBytes_FromStringAndSize((const char *)key + pos, (Py_ssize_t)(namelen - pos));
+        if (k == NULL)
+            goto fail;
+        suffix[nsuffix++] = k;
+        zone = PyDict_GetItemWithError(self->zones, k);  /* borrowed */
+        if (zone != NULL)
+            break;
+        if (PyErr_Occurred())
+            goto fail;
+        unsigned len = key[pos];
+        if (len == 0 || nsuffix == 128)
+            goto done;                             /* no zone here: REFUSED, by Python */
+        pos += len + 1;
+    }
+    PyObject *state = PyObject_GetAttr(zone, str_state);
+    if (state == NULL)
+        goto fail;
+    int ok = state == self->ok_state;
+    Py_DECREF(state);
+    if (!ok)
+        goto done;
+    /* A cut at or above the name (the apex aside): a referral, or DS at the cut. */
+    PyObject *cuts = PyObject_GetAttr(zone, str_cuts);
+    if (cuts == NULL)
+        goto fail;
+    int cut = 0;
+    if (PyAnySet_Check(cuts) && PySet_GET_SIZE(cuts) > 0) {
+        for (size_t i = 0; i + 1 < nsuffix && !cut; i++) {
+            int r = PySet_Contains(cuts, suffix[i]);
+            if (r < 0) {
+                Py_DECREF(cuts);
+                goto fail;
+            }
+            cut = r;
+        }
+    } else if (!PyAnySet_Check(cuts)) {
+        cut = 1;
+    }
+    Py_DECREF(cuts);
+    if (cut)
+        goto done;
+    PyObject *nodes = PyObject_GetAttr(zone, str_nodes);
+    if (nodes == NULL)
+        goto fail;
+    PyObject *node = PyDict_Check(nodes) ? PyDict_GetItemWithError(nodes, suffix[0]) : NULL;
+    PyObject *blob = NULL;
+    if (node != NULL && PyBytes_Check(node)) {
+        blob = node;
+    } else if (node != NULL && PyTuple_Check(node)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
+            PyObject *b = PyTuple_GET_ITEM(node, i);
+            if (PyBytes_Check(b) && PyBytes_GET_SIZE(b) >= 4
+                && (unsigned char)PyBytes_AS_STRING(b)[0] == tc[0]
+                && (unsigned char)PyBytes_AS_STRING(b)[1] == tc[1]) {
+                blob = b;
+                break;
+            }
+        }
+    }
+    if (blob != NULL) {
+        const unsigned char *bp = (const unsigned char *)PyBytes_AS_STRING(blob);
+        size_t blen = (size_t)PyBytes_GET_SIZE(blob);
+        size_t size = qend + (blen - 4) + (opt ? 11 : 0);
+        if (blen > 4 && bp[0] == tc[0] && bp[1] == tc[1] && size <= limit) {
+            o[0] = q[0];
+            o[1] = q[1];
+            o[2] = (unsigned char)(0x80 | (q[2] & 0x01) | 0x04);  /* QR, RD echoed, AA */
+            o[3] = (unsigned char)(q[3] & 0x10);                  /* CD echoed, NOERROR */
+            o[4] = 0;
+            o[5] = 1;
+            o[6] = bp[2];                                          /* the RRset's count */
+            o[7] = bp[3];
+            o[8] = o[9] = 0;
+            o[10] = 0;
+            o[11] = (unsigned char)opt;
+            memcpy(o + 12, q + 12, qend - 12);                     /* the question as asked */
+            memcpy(o + qend, bp + 4, blen - 4);                    /* owners point at it */
+            if (opt) {
+                unsigned char *r = o + qend + (blen - 4);
+                r[0] = 0;
+                r[1] = 0;
+                r[2] = 41;
+                r[3] = (unsigned char)(self->udp_max_payload >> 8);
+                r[4] = (unsigned char)(self->udp_max_payload & 0xFF);
+                r[5] = r[6] = 0;
+                r[7] = (unsigned char)(q[qend + 7] & 0x80);        /* DO echoed */
+                r[8] = r[9] = r[10] = 0;
+            }
+            answer = size;
+        }
+    }
+    Py_DECREF(nodes);
+    if (node == NULL && PyErr_Occurred())
+        goto fail;
+done:
+    for (size_t i = 0; i < nsuffix; i++)
+        Py_DECREF(suffix[i]);
+    return answer;
+fail:
+    PyErr_Clear();  /* Python answers it, and says what is wrong if it is */
+    answer = 0;
+    goto done;
+}
+
 static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
     /* This thread's buffers: BATCH datagrams received, BATCH answers. */
     unsigned char *inbuf = malloc((size_t)BATCH * DGRAM_MAX);
@@ -320,6 +466,20 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                 int i = pending[j];
                 __atomic_add_fetch(&self->misses, 1, __ATOMIC_RELAXED);
                 uint64_t before = __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE);
+                if (keylens[i]) {
+                    unsigned char *o = outbuf + (size_t)i * DGRAM_MAX;
+                    size_t alen = resolve_plain(self, iin[i].iov_base, keys[i], qends[i], o);
+                    if (alen) {
+                        outlen[i] = alen;
+                        __atomic_add_fetch(&self->resolved, 1, __ATOMIC_RELAXED);
+                        pthread_rwlock_wrlock(&self->lock);
+                        if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
+                            && before == self->table_gen)
+                            table_put(self, keys[i], keylens[i], hashes[i], o, alen);
+                        pthread_rwlock_unlock(&self->lock);
+                        continue;
+                    }
+                }
                 PyObject *addr = address_of(&addrs[i]);
                 PyObject *data = PyBytes_FromStringAndSize(iin[i].iov_base, in[i].msg_len);
                 PyObject *res = NULL;
@@ -397,7 +557,10 @@ static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
     if (t == NULL)
         return NULL;
     for (int i = 0; i < RCODE_SLOTS; i++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(__atomic_load_n(&self->hits[i], __ATOMIC_RELAXED));
+        unsigned long long n = __atomic_load_n(&self->hits[i], __ATOMIC_RELAXED);
+        if (i == 0)
+            n += __atomic_load_n(&self->resolved, __ATOMIC_RELAXED);
+        PyObject *v = PyLong_FromUnsignedLongLong(n);
         if (v == NULL) {
             Py_DECREF(t);
             return NULL;
@@ -414,18 +577,32 @@ static PyObject *Listener_stats(Listener *self, PyObject *Py_UNUSED(ignored)) {
     pthread_rwlock_rdlock(&self->lock);
     size_t entries = self->count;
     pthread_rwlock_unlock(&self->lock);
-    return Py_BuildValue("{sKsKsn}", "hits", hits, "misses",
-                         __atomic_load_n(&self->misses, __ATOMIC_RELAXED), "entries",
+    return Py_BuildValue("{sKsKsKsn}", "hits", hits, "misses",
+                         __atomic_load_n(&self->misses, __ATOMIC_RELAXED), "resolved",
+                         __atomic_load_n(&self->resolved, __ATOMIC_RELAXED), "entries",
                          (Py_ssize_t)entries);
 }
 
 static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
-    static char *names[] = {"fd", "callback", "max_entries", NULL};
+    static char *names[] = {"fd", "callback", "max_entries", "zones", "ok_state",
+                            "udp_max_payload", NULL};
     int fd;
-    PyObject *callback;
+    PyObject *callback, *zones = NULL, *ok_state = NULL;
     Py_ssize_t max_entries;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iOn", names, &fd, &callback, &max_entries))
+    unsigned int udp_max_payload = 1232;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iOn|OOI", names, &fd, &callback, &max_entries,
+                                     &zones, &ok_state, &udp_max_payload))
         return -1;
+    if (zones == Py_None)
+        zones = NULL;
+    if (zones != NULL && (!PyDict_Check(zones) || ok_state == NULL)) {
+        PyErr_SetString(PyExc_TypeError, "zones must be a dict, given with ok_state");
+        return -1;
+    }
+    if (udp_max_payload < 512 || udp_max_payload > 65535) {
+        PyErr_SetString(PyExc_ValueError, "udp_max_payload must be 512 to 65535");
+        return -1;
+    }
     if (!PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback must be callable");
         return -1;
@@ -463,6 +640,11 @@ static int Listener_init(Listener *self, PyObject *args, PyObject *kwds) {
     self->fd = fd;
     Py_INCREF(callback);
     self->callback = callback;
+    Py_XINCREF(zones);
+    self->zones = zones;
+    Py_XINCREF(ok_state);
+    self->ok_state = ok_state;
+    self->udp_max_payload = udp_max_payload;
     return 0;
 }
 
@@ -472,6 +654,8 @@ static void Listener_dealloc(Listener *self) {
     if (self->lock_ready)
         pthread_rwlock_destroy(&self->lock);
     Py_XDECREF(self->callback);
+    Py_XDECREF(self->zones);
+    Py_XDECREF(self->ok_state);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -483,8 +667,9 @@ static PyMethodDef Listener_methods[] = {
     {"invalidate", (PyCFunction)Listener_invalidate, METH_NOARGS,
      "Forget every kept answer (call it after the data they came from changed)."},
     {"counts", (PyCFunction)Listener_counts, METH_NOARGS,
-     "Answers sent from the table, by RCODE (17 slots, the last always 0)."},
-    {"stats", (PyCFunction)Listener_stats, METH_NOARGS, "hits, misses and entries."},
+     "Answers sent from the table or resolved here, by RCODE (17 slots, the last always 0)."},
+    {"stats", (PyCFunction)Listener_stats, METH_NOARGS,
+     "hits, misses (resolved: those answered here, not by the callback) and entries."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -507,6 +692,11 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__udpfast(void) {
     if (PyType_Ready(&ListenerType) < 0)
+        return NULL;
+    str_state = PyUnicode_InternFromString("state");
+    str_cuts = PyUnicode_InternFromString("cuts");
+    str_nodes = PyUnicode_InternFromString("nodes");
+    if (str_state == NULL || str_cuts == NULL || str_nodes == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
