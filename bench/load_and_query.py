@@ -22,6 +22,7 @@ zonekeeper serves from SQLite: the zone is first put into its database through t
   bench/load_and_query.py --records 300000 --runs 5
   bench/load_and_query.py --quick --zonekeeper-rev HEAD   # zonekeeper as committed
   bench/load_and_query.py --quick --cpus 2     # one worker per CPU, on both CPUs
+  bench/load_and_query.py --quick --nxdomain   # a random-subdomain flood (all NXDOMAIN)
   bench/load_and_query.py --quick --profile    # py-spy profiles of zonekeeper only
   bench/load_and_query.py --profile --native   # ... with C frames (syscalls) while serving
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import secrets
 import select
@@ -458,6 +460,19 @@ def one_launch(server: Server, args: argparse.Namespace, queries: Path) -> dict:
 # -- preparing the inputs ---------------------------------------------------------------
 
 
+def nxdomain_queries(count: int) -> Path:
+    """``count`` A queries for random 12-character names under the zone that do not exist
+    (a random-subdomain flood: every one is a first-time query), the same every run."""
+    path = WORK / f"queries-nx-{count}.txt"
+    if not path.exists():
+        rnd = random.Random(7)
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        lines = ("".join(rnd.choice(alphabet) for _ in range(12)) + f".{ORIGIN} A\n"
+                 for _ in range(count))
+        path.write_text("".join(lines))
+    return path
+
+
 def generate(shared: Path, records: int, query_count: int) -> tuple[Path, Path, float | None]:
     zone = WORK / f"bench-{records}.zone"
     queries = WORK / f"queries-{records}-{query_count}.txt"
@@ -597,7 +612,8 @@ def report(results: dict, keys: list[str], meta: dict) -> str:
     ]
     out = []
     out.append(f"zone: {meta['records']:,} records ({ORIGIN}, {meta['zone_mb']:.1f} MB file); "
-               f"{meta['query_count']:,} queries; {meta['runs']} launch(es) per server; "
+               f"{meta['query_count']:,} queries ({meta.get('query_kind', 'genzone.py')}); "
+               f"{meta['runs']} launch(es) per server; "
                f"server on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU} "
                f"(-l {meta['qps_seconds']} -c {meta['clients']} -q {meta['outstanding']})")
     out.append(f"zonekeeper code: {meta['zonekeeper_code']}")
@@ -799,6 +815,8 @@ def main() -> int:
     ap.add_argument("--servers", default="nsd,knot,zonekeeper",
                     help="comma-separated, of nsd,knot,bind,pdns,zonekeeper")
     ap.add_argument("--query-count", type=int, default=100_000, help="lines in the dnsperf query file")
+    ap.add_argument("--nxdomain", action="store_true",
+                    help="query random names that do not exist (a random-subdomain flood)")
     ap.add_argument("--qps-seconds", type=int, default=10, help="dnsperf -l (default 10)")
     ap.add_argument("--clients", type=int, default=4, help="dnsperf -c (default 4)")
     ap.add_argument("--outstanding", type=int, default=200, help="dnsperf -q (default 200)")
@@ -863,6 +881,8 @@ def main() -> int:
     zone, queries, gen_s = generate(shared, args.records, args.query_count)
     if gen_s is not None:
         log(f"generated in {gen_s:.1f} s: {zone} ({zone.stat().st_size / 1e6:.1f} MB)")
+    if args.nxdomain:
+        queries = nxdomain_queries(args.query_count)
 
     if args.profile:
         profile(args, zone, queries, src)
@@ -873,6 +893,7 @@ def main() -> int:
         "runs": args.runs, "qps_seconds": args.qps_seconds, "clients": args.clients,
         "outstanding": args.outstanding,
         "zonekeeper_code": (f"{src}" if src else f"the venv's install ({REPO}, work tree)"),
+        "query_kind": "random names that do not exist (NXDOMAIN)" if args.nxdomain else "genzone.py's",
     }
     db = WORK / f"zk-{args.records}.db"
     zk_env = dict(item.split("=", 1) for item in args.zonekeeper_env)

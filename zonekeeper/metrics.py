@@ -261,8 +261,8 @@ class MetricsCollector(Collector):
             yield table
             yield CounterMetricFamily(
                 PREFIX + "dns_udp_resolved",
-                "UDP table misses answered in C from the zones (one RRset at the name asked), "
-                "not by Python", value=sum(s["resolved"] for s in stats))
+                "UDP table misses answered in C from the zones (the RRset at the name asked, "
+                "NXDOMAIN or NODATA), not by Python", value=sum(s["resolved"] for s in stats))
             yield GaugeMetricFamily(PREFIX + "dns_udp_table_entries",
                                     "Answers held by the C receive loops' tables",
                                     value=sum(s["entries"] for s in stats))

@@ -143,10 +143,11 @@ def test_the_c_loop_answers_as_the_asyncio_endpoint_does(pair: tuple[ZkServer, Z
     hits = [v for (n, labels), v in stats.items()
             if n == "zonekeeper_dns_udp_table_lookups_total" and labels == (("result", "hit"),)]
     assert hits and hits[0] >= len(queries), stats
-    # The first of the three asks: positive answers at the name asked were made in C
-    # (resolve_plain), every other one by Python; the bytes above are the same either way.
+    # The first of the three asks: the RRsets at the name asked, NXDOMAIN and NODATA were
+    # made in C (resolve_plain; 748 of this corpus), every other one by Python; the bytes
+    # above are the same either way.
     resolved = stats.get(("zonekeeper_dns_udp_resolved_total", ()), 0)
-    assert resolved >= 100, stats
+    assert resolved >= 600, stats
 
 
 def test_an_edit_is_served_by_the_next_query(pair: tuple[ZkServer, ZkServer]) -> None:

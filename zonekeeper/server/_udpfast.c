@@ -15,12 +15,13 @@
  * No thread waits for the GIL while it holds the lock, so the two cannot deadlock. Each
  * thread has its own buffers; counters are summed per batch.
  *
- * A query the table has no answer for is first tried here too (resolve_plain, GIL held):
- * when its name is a node of a served zone that holds an RRset of the asked type, with
- * no zone cut on the way, the answer is that RRset, built from the node's pre-rendered
- * blob as Python's answer engine builds it (proto/answer.py, server/handler.py); any
- * other case (a cut, a CNAME to follow, a wildcard, no such name or type, ANY, an answer
- * over the size limit, a zone not in service) goes to the callback.
+ * A query the table has no answer for is first tried here too (resolve_plain, GIL held),
+ * for a name of a served zone with no zone cut on the way: an RRset of the asked type at
+ * the name (from the node's pre-rendered blob), or the zone's SOA when there is no such
+ * name and no wildcard where it would be (NXDOMAIN) or the name has no RRset of the type
+ * and no CNAME (NODATA), built as Python's answer engine builds them (proto/answer.py,
+ * server/handler.py). Any other case (a cut, a CNAME to follow, a wildcard, ANY, an
+ * answer over the size limit, a zone not in service) goes to the callback.
  *
  * Other threads only call invalidate(), which bumps a generation; a loop empties the table
  * when it sees a generation newer than the table's right after a receive, so a query that
@@ -68,13 +69,13 @@ typedef struct {
     int stop;
     unsigned long long hits[RCODE_SLOTS];   /* atomic adds, once per batch */
     unsigned long long misses;
-    unsigned long long resolved;  /* misses answered by resolve_plain (all NOERROR) */
+    unsigned long long resolved[RCODE_SLOTS];  /* misses answered by resolve_plain, by RCODE */
     PyObject *zones;              /* the registry's dict: origin key -> ZoneSnapshot */
     PyObject *ok_state;           /* ZoneState.OK: a zone in any other state goes to Python */
     unsigned udp_max_payload;     /* the OPT payload size answered, the cap on the limit */
 } Listener;
 
-static PyObject *str_state, *str_cuts, *str_nodes;
+static PyObject *str_state, *str_cuts, *str_nodes, *str_neg_soa;
 
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ULL;  /* FNV-1a, then a final mix */
@@ -309,7 +310,9 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
     PyObject *node = PyDict_Check(nodes) ? PyDict_GetItemWithError(nodes, suffix[0]) : NULL;
     PyObject *blob = NULL;
     if (node != NULL && PyBytes_Check(node)) {
-        blob = node;
+        if (PyBytes_GET_SIZE(node) >= 4 && (unsigned char)PyBytes_AS_STRING(node)[0] == tc[0]
+            && (unsigned char)PyBytes_AS_STRING(node)[1] == tc[1])
+            blob = node;
     } else if (node != NULL && PyTuple_Check(node)) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
             PyObject *b = PyTuple_GET_ITEM(node, i);
@@ -321,41 +324,125 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
             }
         }
     }
+    if (node == NULL && PyErr_Occurred()) {
+        Py_DECREF(nodes);
+        goto fail;
+    }
+    /* What is answered: the RRset (rcode 0), or the SOA in authority (rcode 0 or 3). */
+    int rcode = -1;
     if (blob != NULL) {
+        rcode = 0;
+    } else if (node == NULL) {
+        /* No such name: the closest name above it that exists decides (the apex does); a
+         * wildcard child of it would answer (Python synthesizes), else NXDOMAIN. */
+        for (size_t i = 1; i < nsuffix && rcode < 0; i++) {
+            int has = PyDict_Contains(nodes, suffix[i]);
+            if (has < 0)
+                break;
+            if (!has)
+                continue;
+            Py_ssize_t wlen = PyBytes_GET_SIZE(suffix[i]);
+            PyObject *wild = PyBytes_FromStringAndSize(NULL, wlen + 2);
+            if (wild == NULL)
+                break;
+            PyBytes_AS_STRING(wild)[0] = 1;
+            PyBytes_AS_STRING(wild)[1] = '*';
+            memcpy(PyBytes_AS_STRING(wild) + 2, PyBytes_AS_STRING(suffix[i]), (size_t)wlen);
+            has = PyDict_Contains(nodes, wild);
+            Py_DECREF(wild);
+            if (has == 0)
+                rcode = 3;
+            break;  /* a wildcard (or an error): Python */
+        }
+    } else if (PyBytes_Check(node) || PyTuple_Check(node)) {
+        /* The name, without the type: NODATA, unless a CNAME is to be followed. */
+        int cname = 0;
+        if (qtype != 5) {
+            if (PyBytes_Check(node)) {
+                cname = PyBytes_GET_SIZE(node) >= 2 && PyBytes_AS_STRING(node)[0] == 0
+                        && PyBytes_AS_STRING(node)[1] == 5;
+            } else {
+                for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node) && !cname; i++) {
+                    PyObject *b = PyTuple_GET_ITEM(node, i);
+                    cname = !PyBytes_Check(b) || (PyBytes_GET_SIZE(b) >= 2
+                            && PyBytes_AS_STRING(b)[0] == 0 && PyBytes_AS_STRING(b)[1] == 5);
+                }
+            }
+        }
+        if (!cname)
+            rcode = 0;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(nodes);
+        goto fail;
+    }
+    const unsigned char *body = NULL;
+    size_t bodylen = 0;
+    PyObject *soa = NULL;
+    unsigned char ptr[2];
+    if (rcode == 0 && blob != NULL) {
         const unsigned char *bp = (const unsigned char *)PyBytes_AS_STRING(blob);
         size_t blen = (size_t)PyBytes_GET_SIZE(blob);
-        size_t size = qend + (blen - 4) + (opt ? 11 : 0);
-        if (blen > 4 && bp[0] == tc[0] && bp[1] == tc[1] && size <= limit) {
-            o[0] = q[0];
-            o[1] = q[1];
-            o[2] = (unsigned char)(0x80 | (q[2] & 0x01) | 0x04);  /* QR, RD echoed, AA */
-            o[3] = (unsigned char)(q[3] & 0x10);                  /* CD echoed, NOERROR */
-            o[4] = 0;
-            o[5] = 1;
-            o[6] = bp[2];                                          /* the RRset's count */
+        if (blen > 4 && bp[0] == tc[0] && bp[1] == tc[1]) {
+            body = bp + 4;                                         /* owners point at the question */
+            bodylen = blen - 4;
+        }
+    } else if (rcode >= 0) {
+        soa = PyObject_GetAttr(zone, str_neg_soa);
+        if (soa == NULL || !PyBytes_Check(soa) || PyBytes_GET_SIZE(soa) < 10) {
+            Py_XDECREF(soa);
+            Py_DECREF(nodes);
+            goto fail;
+        }
+        /* The SOA's owner: a pointer to where the apex starts in the question. */
+        size_t apex = 12 + (namelen - (size_t)PyBytes_GET_SIZE(suffix[nsuffix - 1]));
+        ptr[0] = (unsigned char)(0xC0 | (apex >> 8));
+        ptr[1] = (unsigned char)(apex & 0xFF);
+        body = (const unsigned char *)PyBytes_AS_STRING(soa);
+        bodylen = (size_t)PyBytes_GET_SIZE(soa);
+    }
+    size_t size = qend + (soa != NULL ? 2 : 0) + bodylen + (opt ? 11 : 0);
+    if (body != NULL && size <= limit) {
+        o[0] = q[0];
+        o[1] = q[1];
+        o[2] = (unsigned char)(0x80 | (q[2] & 0x01) | 0x04);  /* QR, RD echoed, AA */
+        o[3] = (unsigned char)((q[3] & 0x10) | rcode);        /* CD echoed */
+        o[4] = 0;
+        o[5] = 1;
+        if (soa == NULL) {
+            const unsigned char *bp = (const unsigned char *)PyBytes_AS_STRING(blob);
+            o[6] = bp[2];                                      /* the RRset's count */
             o[7] = bp[3];
             o[8] = o[9] = 0;
-            o[10] = 0;
-            o[11] = (unsigned char)opt;
-            memcpy(o + 12, q + 12, qend - 12);                     /* the question as asked */
-            memcpy(o + qend, bp + 4, blen - 4);                    /* owners point at it */
-            if (opt) {
-                unsigned char *r = o + qend + (blen - 4);
-                r[0] = 0;
-                r[1] = 0;
-                r[2] = 41;
-                r[3] = (unsigned char)(self->udp_max_payload >> 8);
-                r[4] = (unsigned char)(self->udp_max_payload & 0xFF);
-                r[5] = r[6] = 0;
-                r[7] = (unsigned char)(q[qend + 7] & 0x80);        /* DO echoed */
-                r[8] = r[9] = r[10] = 0;
-            }
-            answer = size;
+        } else {
+            o[6] = o[7] = 0;
+            o[8] = 0;
+            o[9] = 1;                                          /* the SOA */
         }
+        o[10] = 0;
+        o[11] = (unsigned char)opt;
+        memcpy(o + 12, q + 12, qend - 12);                     /* the question as asked */
+        unsigned char *w = o + qend;
+        if (soa != NULL) {
+            memcpy(w, ptr, 2);
+            w += 2;
+        }
+        memcpy(w, body, bodylen);
+        w += bodylen;
+        if (opt) {
+            w[0] = 0;
+            w[1] = 0;
+            w[2] = 41;
+            w[3] = (unsigned char)(self->udp_max_payload >> 8);
+            w[4] = (unsigned char)(self->udp_max_payload & 0xFF);
+            w[5] = w[6] = 0;
+            w[7] = (unsigned char)(q[qend + 7] & 0x80);        /* DO echoed */
+            w[8] = w[9] = w[10] = 0;
+        }
+        answer = size;
     }
+    Py_XDECREF(soa);
     Py_DECREF(nodes);
-    if (node == NULL && PyErr_Occurred())
-        goto fail;
 done:
     for (size_t i = 0; i < nsuffix; i++)
         Py_DECREF(suffix[i]);
@@ -471,7 +558,7 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                     size_t alen = resolve_plain(self, iin[i].iov_base, keys[i], qends[i], o);
                     if (alen) {
                         outlen[i] = alen;
-                        __atomic_add_fetch(&self->resolved, 1, __ATOMIC_RELAXED);
+                        __atomic_add_fetch(&self->resolved[o[3] & 15], 1, __ATOMIC_RELAXED);
                         pthread_rwlock_wrlock(&self->lock);
                         if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
                             && before == self->table_gen)
@@ -557,9 +644,8 @@ static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
     if (t == NULL)
         return NULL;
     for (int i = 0; i < RCODE_SLOTS; i++) {
-        unsigned long long n = __atomic_load_n(&self->hits[i], __ATOMIC_RELAXED);
-        if (i == 0)
-            n += __atomic_load_n(&self->resolved, __ATOMIC_RELAXED);
+        unsigned long long n = __atomic_load_n(&self->hits[i], __ATOMIC_RELAXED)
+                               + __atomic_load_n(&self->resolved[i], __ATOMIC_RELAXED);
         PyObject *v = PyLong_FromUnsignedLongLong(n);
         if (v == NULL) {
             Py_DECREF(t);
@@ -571,15 +657,17 @@ static PyObject *Listener_counts(Listener *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Listener_stats(Listener *self, PyObject *Py_UNUSED(ignored)) {
-    unsigned long long hits = 0;
-    for (int i = 0; i < RCODE_SLOTS; i++)
+    unsigned long long hits = 0, resolved = 0;
+    for (int i = 0; i < RCODE_SLOTS; i++) {
         hits += __atomic_load_n(&self->hits[i], __ATOMIC_RELAXED);
+        resolved += __atomic_load_n(&self->resolved[i], __ATOMIC_RELAXED);
+    }
     pthread_rwlock_rdlock(&self->lock);
     size_t entries = self->count;
     pthread_rwlock_unlock(&self->lock);
     return Py_BuildValue("{sKsKsKsn}", "hits", hits, "misses",
                          __atomic_load_n(&self->misses, __ATOMIC_RELAXED), "resolved",
-                         __atomic_load_n(&self->resolved, __ATOMIC_RELAXED), "entries",
+                         resolved, "entries",
                          (Py_ssize_t)entries);
 }
 
@@ -696,7 +784,8 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     str_state = PyUnicode_InternFromString("state");
     str_cuts = PyUnicode_InternFromString("cuts");
     str_nodes = PyUnicode_InternFromString("nodes");
-    if (str_state == NULL || str_cuts == NULL || str_nodes == NULL)
+    str_neg_soa = PyUnicode_InternFromString("neg_soa");
+    if (str_state == NULL || str_cuts == NULL || str_nodes == NULL || str_neg_soa == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

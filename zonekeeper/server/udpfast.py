@@ -7,9 +7,11 @@ what was asked before; the C loop takes them in batches (``recvmmsg``), answers 
 has an answer for without Python and sends them in batches (``sendmmsg``).
 
 How the answers stay right:
-- Python makes every answer but one kind: a plain query whose name is a node of a served
-  zone holding an RRset of the asked type, with no zone cut on the way, is answered by the
-  loop itself from that node's pre-rendered blob (``resolve_plain`` in ``_udpfast.c``: the
+- Python makes every answer but the plainest: a plain query for a name of a served zone,
+  with no zone cut on the way, whose answer is the RRset of the asked type at that name,
+  or the SOA for a name that does not exist (no wildcard where it would be: NXDOMAIN) or
+  has no RRset of that type and no CNAME (NODATA), is answered by the loop itself from
+  the node table (``resolve_plain`` in ``_udpfast.c``: the
   same bytes ``proto.answer`` and the handler make, which
   ``tests/integration/test_udp_fast_path.py`` checks against the asyncio endpoint); a
   first-time query for a name of the zone then costs no Python (the misses of a burst of
