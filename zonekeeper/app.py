@@ -54,7 +54,6 @@ from zonekeeper.start import (
     Early,
     StartupError,
     bind_all,
-    close_early,
     dns_core,
     sqlite_file,
 )
@@ -350,12 +349,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     Called by ``start.serve``, with the SQLite lock it took and what it started (``early``:
     the zones read and the UDP loops answering plain queries from them)."""
     started = time.monotonic() if started is None else started
-    try:
-        rt = build(settings, migrate=migrate, core=early.core if early is not None else None)
-    except BaseException:
-        if early is not None:
-            close_early(early)
-        raise
+    rt = build(settings, migrate=migrate, core=early.core if early is not None else None)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     signals = 0

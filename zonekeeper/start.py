@@ -168,6 +168,7 @@ def read_stored(path: str) -> tuple[list[tuple[Any, ZoneSnapshot]], tuple[bytes,
     except sqlite3.Error:
         return None
     try:
+        conn.execute("BEGIN")  # one snapshot for every read below, as load_all's transaction
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         if row is None or row[0] != SCHEMA_HEAD:
             return None
@@ -232,8 +233,15 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         if lock is not None:
             lock.close()
         raise
-    await app.serve(settings, demo=demo, migrate=migrate, stop=stop, lock=lock, early=early,
-                    started=started)
+    try:
+        await app.serve(settings, demo=demo, migrate=migrate, stop=stop, lock=lock, early=early,
+                        started=started)
+    except BaseException:
+        # A start that failed after answering early: nothing keeps answering, no socket
+        # stays bound (after a clean stop app.serve has closed them; closing is idempotent).
+        if early is not None:
+            close_early(early)
+        raise
 
 
 def _import_app() -> Any:

@@ -182,7 +182,11 @@ def test_table_answers_are_counted(pair: tuple[ZkServer, ZkServer]) -> None:
                  transport="udp", rcode="noerror") == 40
     assert moved(before, after, "zonekeeper_dns_responses_total",
                  transport="udp", rcode="nxdomain") == 40
-    assert moved(before, after, "zonekeeper_dns_udp_table_lookups_total", result="hit") >= 78
+    # The AAAA answer is made once and then comes from the table; the NXDOMAIN is made in C
+    # every time and not kept (a flood of random names would empty the table of the
+    # answers that are asked again).
+    assert moved(before, after, "zonekeeper_dns_udp_table_lookups_total", result="hit") >= 39
+    assert moved(before, after, "zonekeeper_dns_udp_resolved_total") >= 40
 
 
 def test_a_burst_is_answered_in_full(pair: tuple[ZkServer, ZkServer]) -> None:

@@ -307,7 +307,11 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
     PyObject *nodes = PyObject_GetAttr(zone, str_nodes);
     if (nodes == NULL)
         goto fail;
-    PyObject *node = PyDict_Check(nodes) ? PyDict_GetItemWithError(nodes, suffix[0]) : NULL;
+    if (!PyDict_Check(nodes)) {
+        Py_DECREF(nodes);
+        goto done;
+    }
+    PyObject *node = PyDict_GetItemWithError(nodes, suffix[0]);
     PyObject *blob = NULL;
     if (node != NULL && PyBytes_Check(node)) {
         if (PyBytes_GET_SIZE(node) >= 4 && (unsigned char)PyBytes_AS_STRING(node)[0] == tc[0]
@@ -559,11 +563,16 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                     if (alen) {
                         outlen[i] = alen;
                         __atomic_add_fetch(&self->resolved[o[3] & 15], 1, __ATOMIC_RELAXED);
-                        pthread_rwlock_wrlock(&self->lock);
-                        if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
-                            && before == self->table_gen)
-                            table_put(self, keys[i], keylens[i], hashes[i], o, alen);
-                        pthread_rwlock_unlock(&self->lock);
+                        /* An NXDOMAIN is not kept: made again in ~1 us, and a flood of
+                         * random names would fill the table and empty it of the answers
+                         * asked for again and again. */
+                        if ((o[3] & 15) != 3) {
+                            pthread_rwlock_wrlock(&self->lock);
+                            if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
+                                && before == self->table_gen)
+                                table_put(self, keys[i], keylens[i], hashes[i], o, alen);
+                            pthread_rwlock_unlock(&self->lock);
+                        }
                         continue;
                     }
                 }
