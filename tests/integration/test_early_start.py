@@ -240,3 +240,39 @@ def test_the_early_loop_answers_as_the_started_server(stored: ZkServer) -> None:
         assert reply.rcode() == dns.rcode.NOERROR and reply.answer, reply
     finally:
         assert stored.stop() == 0
+
+
+def test_requests_held_while_starting_are_bounded(stored: ZkServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound (``FastUdp.MAX_HELD``, set low here), requests that must wait for the
+    start are dropped, not kept: those held are answered once started, the rest never."""
+    from zonekeeper.server.udpfast import FastUdp  # noqa: PLC0415
+
+    monkeypatch.setattr(FastUdp, "MAX_HELD", 20)
+    port = free_port()
+    # One loop: the requests are held in the order they came (two would share them out).
+    settings = load_settings(None, dns={"listen": [f"127.0.0.1:{port}"], "udp_workers": 1},
+                             database={"url": f"sqlite:///{stored.db_path}"})
+    held = [(0x9000 + i).to_bytes(2, "big") + _with_option(ZONE, EXPIRE, b"")[2:]
+            for i in range(30)]
+
+    async def run() -> tuple[dict[bytes, bytes], dict[bytes, bytes], int]:
+        found = start.read_stored(str(stored.db_path))
+        assert found is not None
+        early = await start._answer_early(settings, *found, time.monotonic())
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                for q in held:
+                    client.sendto(q, ("127.0.0.1", port))
+                before = await asyncio.to_thread(_recv_all, client, time.monotonic() + 1)
+                fast = early.transports[0]
+                fast.started(UdpProtocol(early.core.handler))
+                after = await asyncio.to_thread(_recv_all, client, time.monotonic() + 2)
+                return before, after, fast._held_dropped
+        finally:
+            start.close_early(early)
+
+    before, after, dropped = asyncio.run(run())
+    assert before == {}
+    assert sorted(after) == [q[:2] for q in held[:20]], sorted(after)
+    assert dropped == 10
