@@ -95,7 +95,6 @@ class Early:
     core: DnsCore
     stored: list[tuple[Any, ZoneSnapshot]]
     sockets: list[tuple[str, int, socket.socket, socket.socket]]
-    workers: int
     transports: list[Any] = field(default_factory=list)
 
 
@@ -259,7 +258,7 @@ async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot
     for _row, snap in stored:
         core.registry.publish(snap)
     workers = settings.dns.udp_workers or udpfast.default_workers()
-    early = Early(core, stored, bind_all(settings), workers)
+    early = Early(core, stored, bind_all(settings))
     try:
         for host, port, udp, _tcp in early.sockets:
             early.transports.append(await start_udp(

@@ -142,6 +142,16 @@ static void table_put(Listener *self, const unsigned char *key, size_t keylen, u
     self->count++;
 }
 
+/* Keep an answer made while the generation was ``before`` (GIL held: no thread waits for
+ * it under the lock), unless the zones changed meanwhile. */
+static void table_keep(Listener *self, uint64_t before, const unsigned char *key, size_t keylen,
+                       uint64_t h, const unsigned char *ans, size_t anslen) {
+    pthread_rwlock_wrlock(&self->lock);
+    if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE) && before == self->table_gen)
+        table_put(self, key, keylen, h, ans, anslen);
+    pthread_rwlock_unlock(&self->lock);
+}
+
 /* The key of a query this file can answer from the table, or 0: the header (ID aside),
  * one question with an uncompressed name, no other record than an OPT record without
  * options ending the datagram. The name goes in lower case (the answer's question is
@@ -235,8 +245,8 @@ static void send_all(int fd, struct mmsghdr *out, int n) {
 }
 
 /* Answer a query of the table's shape (``key`` and ``qend`` from query_key) into ``o``
- * when it is a plain positive answer (see the top of this file); its length, or 0 when
- * Python must answer. GIL held. */
+ * when it is an answer this file makes (see the top: an RRset, NXDOMAIN, NODATA); its
+ * length, or 0 when Python must answer. GIL held. */
 static size_t resolve_plain(Listener *self, const unsigned char *q, const unsigned char *key,
                             size_t qend, unsigned char *o) {
     if (self->zones == NULL)
@@ -566,13 +576,8 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                         /* An NXDOMAIN is not kept: made again in ~1 us, and a flood of
                          * random names would fill the table and empty it of the answers
                          * asked for again and again. */
-                        if ((o[3] & 15) != 3) {
-                            pthread_rwlock_wrlock(&self->lock);
-                            if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
-                                && before == self->table_gen)
-                                table_put(self, keys[i], keylens[i], hashes[i], o, alen);
-                            pthread_rwlock_unlock(&self->lock);
-                        }
+                        if ((o[3] & 15) != 3)
+                            table_keep(self, before, keys[i], keylens[i], hashes[i], o, alen);
                         continue;
                     }
                 }
@@ -604,12 +609,7 @@ static PyObject *Listener_run(Listener *self, PyObject *Py_UNUSED(ignored)) {
                     if (cacheable && keylens[i] && alen >= qends[i] && o[4] == 0 && o[5] == 1
                         && memcmp(o + 12, (const unsigned char *)iin[i].iov_base + 12,
                                   qends[i] - 12) == 0) {
-                        /* The GIL is held here, but no thread waits for it under the lock. */
-                        pthread_rwlock_wrlock(&self->lock);
-                        if (before == __atomic_load_n(&self->gen, __ATOMIC_ACQUIRE)
-                            && before == self->table_gen)
-                            table_put(self, keys[i], keylens[i], hashes[i], o, alen);
-                        pthread_rwlock_unlock(&self->lock);
+                        table_keep(self, before, keys[i], keylens[i], hashes[i], o, alen);
                     }
                 }
                 Py_DECREF(res);
