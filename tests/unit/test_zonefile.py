@@ -437,8 +437,13 @@ e CNAME a..b
 
 
 def _outcome(text: str, *, fast: bool) -> tuple[object, ...]:
+    """What a reader gives, as text and as wire: the names' and records' printed forms,
+    their wire forms (as written and lower-cased) and their hashes."""
     r = parse_zone_text(text, dns.name.from_text("fast.test."), fast=fast)
-    rrsets = sorted((s.name.to_text(), s.rdtype, s.ttl, [rec.rdata.to_text() for rec in s.records])
+    rrsets = sorted((s.name.to_text(), s.name.to_wire(), s.name.to_wire(canonicalize=True),
+                     hash(s.name), s.rdtype, s.ttl,
+                     [(rec.rdata.to_text(), rec.rdata.to_wire(), hash(rec.rdata))
+                      for rec in s.records])
                     for s in r.content)
     lines = sorted((n.to_text(), t, line) for (n, t), line in r.lines.items())
     return rrsets, lines, [str(p) for p in r.warnings], [str(p) for p in r.errors]
@@ -477,7 +482,8 @@ def test_fast_reader_stops_at_max_records_like_dnspython() -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["a", "b.c", "@", " ", "Mixed", "x.y.fast.test."]),
+@given(st.lists(st.tuples(st.sampled_from(["a", "b.c", "@", " ", "Mixed", "x.y.fast.test.",
+                                           "a*b", "_sip._tcp", "q(x)", "at@x", "x;y", "d$"]),
                           st.sampled_from(["", "60 ", "1h ", "IN ", "60 IN ", "IN 60 "]),
                           st.sampled_from(["A 192.0.2.1", "A 192.0.2.2", "AAAA 2001:db8::1",
                                            "TXT \"t;x\" y", "MX 5 a", "CNAME b.c",
@@ -486,7 +492,10 @@ def test_fast_reader_stops_at_max_records_like_dnspython() -> None:
                                            'TXT "x"y', "SRV 0 5 70000 t", "SRV 1 2 3 t.other.",
                                            'CAA 0 issue "ca.test"', "CAA 128 iodef mailto:a@b",
                                            'CAA 0 is-sue "x"', 'CAA 300 issue "x"',
-                                           'CAA 0 issue "a b"', 'CAA 0 "issue" x'])),
+                                           'CAA 0 issue "a b"', 'CAA 0 "issue" x',
+                                           "AAAA ::ffff:192.0.2.1", "AAAA 2001:DB8:0:0::1",
+                                           "AAAA ::1", "AAAA 0:0:0:0:0:1:0:0", "A 010.1.1.1",
+                                           "MX 65536 a", "PTR Host.Other.", "CNAME _x.y$"])),
                 max_size=12))
 def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]) -> None:
     text = "$ORIGIN fast.test.\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(
@@ -511,3 +520,29 @@ def test_names_read_fast_hash_and_compare_as_dnspython_names() -> None:
     assert {plain: 1}[fast] == 1
     copied = copy.deepcopy(fast)
     assert copied == plain and hash(copied) == hash(plain)
+
+
+def test_name_hash_in_c_is_dnspythons() -> None:
+    """The fast reader's names hash in C (proto/_namehash.c) to what dnspython's Name
+    hashes to, short names (the sum itself) and long ones (reduced) alike, in any case."""
+    import random
+
+    from zonekeeper.zones import zonefile
+
+    if zonefile._c_name_hash is None:
+        pytest.fail("zonekeeper.proto._namehash is not built: install the package with a C "
+                    "compiler and the Python headers (apt-get install gcc python3-dev; "
+                    "scripts/setup.sh --test)")
+    assert zonefile._name_hash is zonefile._c_name_hash
+    rng = random.Random(7)
+    sizes = {"short": 0, "long": 0}
+    for _ in range(5000):
+        labels = tuple(bytes(rng.choice(b"aZ09-_*\x00\xff") for _ in range(rng.randrange(1, 20)))
+                       for _ in range(rng.randrange(0, 6))) + (b"",)
+        plain = dns.name.Name(labels)
+        sizes["long" if dns.name.Name.__hash__(plain) >= 1 << 63 else "short"] += 1
+        assert hash(zonefile._Name.of(labels)) == hash(plain), labels
+        upper = zonefile._Name.of(tuple(label.upper() for label in labels))
+        assert hash(upper) == hash(plain) and upper == zonefile._Name.of(labels) == plain
+    assert min(sizes.values()) > 500  # both ways of hashing were compared
+

@@ -14,6 +14,9 @@ import dns.rdatatype
 from zonekeeper.proto.rrwire import from_rdatas, make_node, name_key
 from zonekeeper.zones.snapshot import Node
 
+# ``rdata.to_text()``'s style, made once: it builds one from its keywords at every call.
+_TEXT = dns.rdata.RdataStyle(origin=None, relativize=True)
+
 
 @dataclass(frozen=True)
 class Record:
@@ -31,7 +34,7 @@ class Record:
         return self.rdata.to_digestable()
 
     def as_dict(self) -> dict[str, object]:
-        return {"content": self.rdata.to_text(), "disabled": self.disabled}
+        return {"content": self.rdata.to_styled_text(_TEXT), "disabled": self.disabled}
 
 
 @dataclass

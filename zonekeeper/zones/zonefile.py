@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from socket import AF_INET as _AF_INET
+from socket import AF_INET6 as _AF_INET6
+from socket import inet_ntop as _inet_ntop
+from socket import inet_pton as _inet_pton
 from typing import Any
 
 import dns.exception
 import dns.grange
+import dns.ipv4
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -290,12 +297,17 @@ class _Unusual(Exception):
 
 _IN = dns.rdataclass.IN
 _T_SOA = dns.rdatatype.SOA
-_ONE_NAME = {int(dns.rdatatype.NS): NS, int(dns.rdatatype.CNAME): CNAME,
-             int(dns.rdatatype.PTR): PTR}
+_T_A, _T_AAAA, _T_MX = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX
+_T_TXT, _T_SRV = dns.rdatatype.TXT, dns.rdatatype.SRV
+_ONE_NAME = {int(t): (cls, t) for cls, t in ((NS, dns.rdatatype.NS), (CNAME, dns.rdatatype.CNAME),
+                                             (PTR, dns.rdatatype.PTR))}
 _TOKEN = re.compile(r"\S+")
 # TXT data that is quoted strings only (no backslash reaches the fast reader), and one string.
 _QUOTED_ONLY = re.compile(r'\s*(?:"[^"]*"\s*)+')
 _QUOTED = re.compile(r'"([^"]*)"')
+# Characters a name's text escapes (dnspython's ``dns.name._escaped``) and printable ASCII's
+# complement: a name written without them is printed as written.
+_ESCAPED = re.compile(r'[^!#%&\'*+,\-./0-9:<=>?A-Z\[\]^_`a-z{|}~]')
 
 
 def _caa_value(word: str) -> str | None:
@@ -352,6 +364,14 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
         yield number, line
 
 
+def _data_start(line: str, at: int) -> int:
+    """Where the RDATA begins in ``line``: just past its word ``at`` (the type)."""
+    for i, m in enumerate(_TOKEN.finditer(line)):
+        if i == at:
+            return m.end()
+    raise _Unusual
+
+
 def _ttl(value: str) -> int | None:
     """A TTL (``3600``, ``1h30m``), or None for any other word (a class, a type)."""
     if not value[0].isdigit():
@@ -362,31 +382,151 @@ def _ttl(value: str) -> int | None:
         return None
 
 
-class _Name(dns.name.Name):
-    """A ``dns.name.Name`` that works its hash out once, at its first use. dnspython's walks
-    every octet of every label in Python at each call (~2.4 us here), and an imported
-    record's owner is hashed about six times on its way to storage (grouping, the checks,
-    the node table). Equal to, and hashed like, the plain Name of the same labels."""
+try:
+    from zonekeeper.proto._namehash import name_hash as _c_name_hash
+except ImportError:  # built without a C compiler
+    _c_name_hash = None
+# dnspython's hash of a name is an unbounded integer, which hash() keeps while it fits a
+# Py_ssize_t and reduces modulo sys.hash_info.modulus past that: the C one gives the same
+# number on a 64-bit build.
+_name_hash: Any = (
+    _c_name_hash if (_c_name_hash is not None and sys.hash_info.modulus == (1 << 61) - 1
+                     and sys.maxsize == (1 << 63) - 1)
+    else lambda labels: hash(dns.name.Name(labels)))
+_new = object.__new__
+_ZERO10 = bytes(10)
+_set = object.__setattr__
 
-    __slots__ = ("_hash",)
+
+class _Name(dns.name.Name):
+    """A ``dns.name.Name`` that works out its hash, text and wire form once, at their first
+    use. dnspython's walks every octet of every label in Python at each call (hash ~2.4 us,
+    text ~6 us, wire ~1.5 us here), and an imported record's owner is hashed about six
+    times on its way to storage, and its names printed and rendered again for each RRset
+    row and node they are in. Equal to, hashed and printed like the plain Name of the same
+    labels."""
+
+    __slots__ = ("_hash", "_text", "_wire", "_key")
+
+    @classmethod
+    def of(cls, labels: tuple[bytes, ...], text: str | None = None) -> _Name:
+        """The name of ``labels`` (bytes), checked by dnspython's own label rules but
+        without ``Name.__init__``'s per-label conversions and immutability guard (~4 us of
+        its ~4.5). ``text``: its text as dnspython prints it, when the caller knows it."""
+        dns.name._validate_labels(labels)
+        name = _new(cls)
+        _set(name, "labels", labels)
+        if text is not None:
+            _set(name, "_text", text)
+        return name
 
     def __hash__(self) -> int:
         try:
             return self._hash  # type: ignore[no-any-return]
         except AttributeError:
-            h = dns.name.Name.__hash__(self)
-            object.__setattr__(self, "_hash", h)
+            h = _name_hash(self.labels)
+            _set(self, "_hash", h)
             return h
+
+    def __eq__(self, other: object) -> bool:
+        # dnspython's hash sums octets (``host09`` and ``host10`` collide), and its equality
+        # test is a label-by-label walk in Python: between two of these names (absolute
+        # both) it is the equality of their cached lower-case wire forms.
+        if type(other) is _Name:
+            return self.to_wire(canonicalize=True) == other.to_wire(canonicalize=True)
+        return dns.name.Name.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def to_styled_text(self, style: dns.name.NameStyle) -> str:
+        if style.origin is not None or style.omit_final_dot or style.idna_codec is not None:
+            return dns.name.Name.to_styled_text(self, style)
+        try:
+            return self._text  # type: ignore[no-any-return]
+        except AttributeError:
+            text = dns.name.Name.to_styled_text(self, style)
+            _set(self, "_text", text)
+            return text
+
+    def to_wire(self, file: Any | None = None, compress: Any | None = None,
+                origin: dns.name.Name | None = None, canonicalize: bool = False) -> bytes | None:
+        if compress is not None:
+            return dns.name.Name.to_wire(self, file, compress, origin, canonicalize)
+        slot = "_key" if canonicalize else "_wire"  # the node table's key, or as written
+        try:
+            wire = getattr(self, slot)
+        except AttributeError:
+            wire = dns.name.Name.to_wire(self, None, None, None, canonicalize)  # absolute
+            _set(self, slot, wire)
+        if file is None:
+            return wire  # type: ignore[no-any-return]
+        file.write(wire)
+        return None
 
 
 def _name(value: str, origin: dns.name.Name) -> dns.name.Name:
     """``dns.name.from_text(value, origin)`` for a name with no escapes: its labels split
-    and validated by ``Name`` itself, not read a character at a time."""
+    and checked by dnspython's label rules, not read a character at a time."""
     if not value.isascii() or value == ".":
         return dns.name.from_text(value, origin)
+    # Printed as written unless a character needs escaping (one of ``"().;\\@$``, the dots
+    # between labels aside; no backslash reaches the fast reader, nor any space).
+    plain = not _ESCAPED.search(value)
     if value.endswith("."):
-        return _Name((*value[:-1].encode().split(b"."), b""))
-    return _Name((*value.encode().split(b"."), *origin.labels))
+        return _Name.of((*value[:-1].encode().split(b"."), b""), value if plain else None)
+    suffix = origin.to_text()
+    return _Name.of((*value.encode().split(b"."), *origin.labels),
+                    (value + suffix if suffix == "." else f"{value}.{suffix}") if plain else None)
+
+
+def _rdata(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType,
+           **fields: object) -> dns.rdata.Rdata:
+    """An rdata of ``cls`` from fields already checked as its constructor checks them.
+    dnspython's constructor spends ~12 of its ~13 us on its immutability guard and on
+    checking the class and type again; the object made here is the same (equal, hashed,
+    printed and rendered alike: tests/unit/test_zonefile.py compares both readers)."""
+    rd = _new(cls)
+    _set(rd, "rdclass", _IN)
+    _set(rd, "rdtype", rdtype)
+    _set(rd, "rdcomment", None)
+    for key, value in fields.items():
+        _set(rd, key, value)
+    return rd
+
+
+def _ipv4(text: str) -> str:
+    """An IPv4 address as dnspython keeps it (its canonical text): the text itself when it
+    is already that form, else dnspython's conversion (which raises on a bad address)."""
+    try:
+        if _inet_ntop(_AF_INET, _inet_pton(_AF_INET, text)) == text:
+            return text
+    except OSError:
+        pass
+    return dns.ipv4.canonicalize(text)
+
+
+def _ipv6(text: str) -> str:
+    """An IPv6 address as dnspython keeps it (``dns.ipv6.canonicalize``: ~25 us in Python).
+    The C library's text of an address agrees with dnspython's (zeros compressed alike,
+    lower-case hex) except where the first five groups are zero (embedded IPv4 forms), so
+    a text equal to the C library's own rendering of it is already canonical."""
+    try:
+        packed = _inet_pton(_AF_INET6, text)
+        if packed[:10] != _ZERO10 and _inet_ntop(_AF_INET6, packed) == text:
+            return text
+    except OSError:
+        pass
+    return dns.ipv6.canonicalize(text)
+
+
+def _uint16(word: str) -> int:
+    if not word.isdigit():
+        raise _Unusual
+    value = int(word)
+    if value > 65535:
+        raise _Unusual
+    return value
 
 
 _TYPES: dict[str, int] = {}
@@ -408,7 +548,7 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
     if "\\" in text or "\r" in text:
         raise _Unusual
     out: list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]] = []
-    current: dns.name.Name = _Name(origin.labels)  # in every name_of() key: hashed once
+    current: dns.name.Name = _Name.of(origin.labels)  # in every name_of() key: hashed once
     last_name = origin
     last_ttl = 0
     last_ttl_known = False
@@ -428,10 +568,9 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
 
     try:
         for number, line in _logical_lines(text):
-            matches = list(_TOKEN.finditer(line))
-            if not matches:
+            words = line.split()  # the words of ``\S+``: str.split and re agree on spaces
+            if not words:
                 continue
-            words = [m.group() for m in matches]
             first = words[0]
             if first[0] == "$" and line[0] not in " \t":
                 directive = first.upper()
@@ -440,7 +579,7 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                     default_known = True
                     default_from_soa = False
                 elif directive == "$ORIGIN" and len(words) == 2:
-                    current = _Name(dns.name.from_text(words[1], current).labels)
+                    current = _Name.of(dns.name.from_text(words[1], current).labels)
                 else:
                     raise _Unusual
                 continue
@@ -473,24 +612,27 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                 raise _Unusual  # generic syntax is for dnspython
             rest = words[at + 1 :]
             if rdtype == 1 and len(rest) == 1:
-                rd: dns.rdata.Rdata = A(_IN, rdtype, rest[0])
+                rd: dns.rdata.Rdata = _rdata(A, _T_A, address=_ipv4(rest[0]))
             elif rdtype == 28 and len(rest) == 1:
-                rd = AAAA(_IN, rdtype, rest[0])
+                rd = _rdata(AAAA, _T_AAAA, address=_ipv6(rest[0]))
             elif rdtype in _ONE_NAME and len(rest) == 1:
-                rd = _ONE_NAME[rdtype](_IN, rdtype, name_of(rest[0]))
-            elif rdtype == 15 and len(rest) == 2 and rest[0].isdigit() and int(rest[0]) < 65536:
-                rd = MX(_IN, rdtype, int(rest[0]), name_of(rest[1]))
-            elif rdtype == 16 and _QUOTED_ONLY.fullmatch(line, matches[at].end()):
-                # dnspython's checks (at most 255 octets a string) are TXT's own.
-                rd = TXT(_IN, rdtype, [t.encode() for t in _QUOTED.findall(line, matches[at].end())])
-            elif (rdtype == 33 and len(rest) == 4 and rest[0].isdigit() and rest[1].isdigit()
-                  and rest[2].isdigit()):
-                rd = SRV(_IN, rdtype, int(rest[0]), int(rest[1]), int(rest[2]), name_of(rest[3]))
+                cls, enum = _ONE_NAME[rdtype]
+                rd = _rdata(cls, enum, target=name_of(rest[0]))
+            elif rdtype == 15 and len(rest) == 2:
+                rd = _rdata(MX, _T_MX, preference=_uint16(rest[0]), exchange=name_of(rest[1]))
+            elif rdtype == 16 and _QUOTED_ONLY.fullmatch(line, data := _data_start(line, at)):
+                strings = tuple(t.encode() for t in _QUOTED.findall(line, data))
+                if not strings or any(len(t) > 255 for t in strings):
+                    raise _Unusual  # dnspython's reader says what is wrong
+                rd = _rdata(TXT, _T_TXT, strings=strings)
+            elif rdtype == 33 and len(rest) == 4:
+                rd = _rdata(SRV, _T_SRV, priority=_uint16(rest[0]), weight=_uint16(rest[1]),
+                            port=_uint16(rest[2]), target=name_of(rest[3]))
             elif (rdtype == 257 and len(rest) == 3 and rest[0].isdigit() and '"' not in rest[1]
                   and (value := _caa_value(rest[2])) is not None):
                 rd = CAA(_IN, rdtype, int(rest[0]), rest[1].encode(), value.encode())
             else:
-                tok = dns.tokenizer.Tokenizer(line[matches[at].end() :])
+                tok = dns.tokenizer.Tokenizer(line[_data_start(line, at) :])
                 rd = dns.rdata.from_text(_IN, rdtype, tok, current, False, None)
                 if not tok.get().is_eol_or_eof():
                     raise _Unusual
