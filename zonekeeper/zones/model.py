@@ -16,9 +16,11 @@ from zonekeeper.zones.snapshot import Node
 
 # ``rdata.to_text()``'s style, made once: it builds one from its keywords at every call.
 _TEXT = dns.rdata.RdataStyle(origin=None, relativize=True)
+# ``json.dumps(value, separators=(",", ":"))``: its encoder made once, not at every call.
+_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     rdata: dns.rdata.Rdata
     disabled: bool = False
@@ -37,7 +39,7 @@ class Record:
         return {"content": self.rdata.to_styled_text(_TEXT), "disabled": self.disabled}
 
 
-@dataclass
+@dataclass(slots=True)
 class RRsetData:
     name: dns.name.Name
     rdtype: int
@@ -52,7 +54,7 @@ class RRsetData:
         return [r.rdata for r in self.records if not r.disabled]
 
     def records_json(self) -> str:
-        return json.dumps([r.as_dict() for r in self.records], separators=(",", ":"))
+        return _JSON([r.as_dict() for r in self.records])
 
     @classmethod
     def from_row(cls, name: str, rdtype: int, ttl: int, records_json: str) -> RRsetData:
@@ -85,7 +87,10 @@ class ZoneContent:
             self.put(rrset)
 
     def put(self, rrset: RRsetData) -> None:
-        self._owners.setdefault(rrset.name, {})[int(rrset.rdtype)] = rrset
+        types = self._owners.get(rrset.name)
+        if types is None:
+            types = self._owners[rrset.name] = {}
+        types[int(rrset.rdtype)] = rrset
 
     def delete(self, name: dns.name.Name, rdtype: int) -> RRsetData | None:
         types = self._owners.get(name)

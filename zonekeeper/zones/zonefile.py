@@ -416,17 +416,25 @@ class _Name(dns.name.Name):
         dns.name._validate_labels(labels)
         name = _new(cls)
         _set(name, "labels", labels)
-        if text is not None:
-            _set(name, "_text", text)
+        # Every slot set (None: not worked out yet): a slot read before it is set raises
+        # AttributeError, ~1 us each time.
+        _set(name, "_hash", None)
+        _set(name, "_text", text)
+        _set(name, "_wire", None)
+        _set(name, "_key", None)
         return name
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled: as ``of`` makes it
+        super().__setstate__(state)
+        for slot in self.__slots__:
+            _set(self, slot, None)
+
     def __hash__(self) -> int:
-        try:
-            return self._hash  # type: ignore[no-any-return]
-        except AttributeError:
+        h = self._hash
+        if h is None:
             h = _name_hash(self.labels)
             _set(self, "_hash", h)
-            return h
+        return h  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         # dnspython's hash sums octets (``host09`` and ``host10`` collide), and its equality
@@ -442,21 +450,19 @@ class _Name(dns.name.Name):
     def to_styled_text(self, style: dns.name.NameStyle) -> str:
         if style.origin is not None or style.omit_final_dot or style.idna_codec is not None:
             return dns.name.Name.to_styled_text(self, style)
-        try:
-            return self._text  # type: ignore[no-any-return]
-        except AttributeError:
+        text = self._text
+        if text is None:
             text = dns.name.Name.to_styled_text(self, style)
             _set(self, "_text", text)
-            return text
+        return text  # type: ignore[no-any-return]
 
     def to_wire(self, file: Any | None = None, compress: Any | None = None,
                 origin: dns.name.Name | None = None, canonicalize: bool = False) -> bytes | None:
         if compress is not None:
             return dns.name.Name.to_wire(self, file, compress, origin, canonicalize)
         slot = "_key" if canonicalize else "_wire"  # the node table's key, or as written
-        try:
-            wire = getattr(self, slot)
-        except AttributeError:
+        wire = getattr(self, slot)
+        if wire is None:
             wire = dns.name.Name.to_wire(self, None, None, None, canonicalize)  # absolute
             _set(self, slot, wire)
         if file is None:
