@@ -377,6 +377,10 @@ txt TXT "v=spf1 -all" "two; strings"
 txt TXT plain-word ; a comment
 srv._tcp SRV 0 5 5060 sip
 caa CAA 0 issue "ca.example.net"
+ssh SSHFP 4 2 1064005c3985c3cf3f76be1d1efa21977394988f847fd9b4e64d1bcb702753a1
+ssh SSHFP 1 1 0123456789ABCDEF 0123456789abcdef01234567
+_443._tcp TLSA 3 1 1 ec2e28150a3217d2373aedf8431e930f0387f74d1149d096965d744f0445c1a8
+_443._tcp TLSA 3 1 0 30820122
 sub NS ns.sub
 ns.sub A 192.0.2.53
 *.wild A 192.0.2.9
@@ -495,7 +499,12 @@ def test_fast_reader_stops_at_max_records_like_dnspython() -> None:
                                            'CAA 0 issue "a b"', 'CAA 0 "issue" x',
                                            "AAAA ::ffff:192.0.2.1", "AAAA 2001:DB8:0:0::1",
                                            "AAAA ::1", "AAAA 0:0:0:0:0:1:0:0", "A 010.1.1.1",
-                                           "MX 65536 a", "PTR Host.Other.", "CNAME _x.y$"])),
+                                           "MX 65536 a", "PTR Host.Other.", "CNAME _x.y$",
+                                           "SSHFP 1 1 " + "ab" * 20, "SSHFP 1 2 " + "ab" * 20,
+                                           "SSHFP 3 7 0A bc", "SSHFP 1 256 ab", "SSHFP 1 1 xyz",
+                                           "TLSA 3 1 1 " + "Cd" * 32, "TLSA 3 1 2 " + "cd" * 32,
+                                           "TLSA 0 0 0 " + "ab " * 5, "TLSA 1 1 0 abc",
+                                           'TLSA 1 1 0 "ab"', "CAA 0 Issue ca.test"])),
                 max_size=12))
 def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]) -> None:
     text = "$ORIGIN fast.test.\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(

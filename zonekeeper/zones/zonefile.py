@@ -2,8 +2,8 @@
 
 Parsing first tries a fast reader for the common syntax (``_fast_records``: one record a
 line or a parenthesised SOA, ``$ORIGIN`` and ``$TTL``, owners, TTLs and classes in either
-order, A/AAAA/NS/CNAME/PTR/MX built directly, other known types through dnspython's rdata
-parser); at anything else ($GENERATE, a backslash, an unknown type or class, any
+order, A/AAAA/NS/CNAME/PTR/MX/TXT/SRV/CAA/SSHFP/TLSA built directly, other known types
+through dnspython's rdata parser); at anything else ($GENERATE, a backslash, an unknown type or class, any
 problem at all, a limit reached) it gives up and dnspython's zone-file reader reads the
 whole text instead, keeping going after a bad record, so one import reports all of its
 problems, as named-checkzone does. Both give the same records, TTLs and lines
@@ -12,6 +12,7 @@ problems, as named-checkzone does. Both give the same records, TTLs and lines
 
 from __future__ import annotations
 
+import binascii
 import io
 import re
 import sys
@@ -40,6 +41,8 @@ from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.PTR import PTR
+from dns.rdtypes.ANY.SSHFP import SSHFP
+from dns.rdtypes.ANY.TLSA import TLSA
 from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
@@ -298,7 +301,8 @@ class _Unusual(Exception):
 _IN = dns.rdataclass.IN
 _T_SOA = dns.rdatatype.SOA
 _T_A, _T_AAAA, _T_MX = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX
-_T_TXT, _T_SRV = dns.rdatatype.TXT, dns.rdatatype.SRV
+_T_TXT, _T_SRV, _T_CAA = dns.rdatatype.TXT, dns.rdatatype.SRV, dns.rdatatype.CAA
+_T_SSHFP, _T_TLSA = dns.rdatatype.SSHFP, dns.rdatatype.TLSA
 _ONE_NAME = {int(t): (cls, t) for cls, t in ((NS, dns.rdatatype.NS), (CNAME, dns.rdatatype.CNAME),
                                              (PTR, dns.rdatatype.PTR))}
 _TOKEN = re.compile(r"\S+")
@@ -526,6 +530,20 @@ def _ipv6(text: str) -> str:
     return dns.ipv6.canonicalize(text)
 
 
+def _uint8(word: str) -> int:
+    if not word.isdigit():
+        raise _Unusual
+    value = int(word)
+    if value > 255:
+        raise _Unusual
+    return value
+
+
+def _unhex(words: list[str]) -> bytes:
+    """Hex digits written as one word or several (SSHFP, TLSA), as dnspython reads them."""
+    return binascii.unhexlify("".join(words).encode())
+
+
 def _uint16(word: str) -> int:
     if not word.isdigit():
         raise _Unusual
@@ -634,9 +652,24 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
             elif rdtype == 33 and len(rest) == 4:
                 rd = _rdata(SRV, _T_SRV, priority=_uint16(rest[0]), weight=_uint16(rest[1]),
                             port=_uint16(rest[2]), target=name_of(rest[3]))
-            elif (rdtype == 257 and len(rest) == 3 and rest[0].isdigit() and '"' not in rest[1]
+            elif (rdtype == 257 and len(rest) == 3 and '"' not in rest[1]
                   and (value := _caa_value(rest[2])) is not None):
-                rd = CAA(_IN, rdtype, int(rest[0]), rest[1].encode(), value.encode())
+                tag = rest[1].encode()
+                if len(tag) > 255 or not tag.isalnum():
+                    raise _Unusual
+                rd = _rdata(CAA, _T_CAA, flags=_uint8(rest[0]), tag=tag, value=value.encode())
+            elif rdtype == 44 and len(rest) >= 3:
+                fp_type, fingerprint = _uint8(rest[1]), _unhex(rest[2:])
+                if len(fingerprint) != SSHFP._fingerprint_length_by_type.get(fp_type, len(fingerprint)):
+                    raise _Unusual
+                rd = _rdata(SSHFP, _T_SSHFP, algorithm=_uint8(rest[0]), fp_type=fp_type,
+                            fingerprint=fingerprint)
+            elif rdtype == 52 and len(rest) >= 4:
+                mtype, cert = _uint8(rest[2]), _unhex(rest[3:])
+                if len(cert) != TLSA._cert_length_by_mtype.get(mtype, len(cert)):
+                    raise _Unusual
+                rd = _rdata(TLSA, _T_TLSA, usage=_uint8(rest[0]), selector=_uint8(rest[1]),
+                            mtype=mtype, cert=cert)
             else:
                 tok = dns.tokenizer.Tokenizer(line[_data_start(line, at) :])
                 rd = dns.rdata.from_text(_IN, rdtype, tok, current, False, None)
