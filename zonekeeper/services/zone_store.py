@@ -386,12 +386,9 @@ def _apply_changes(content: ZoneContent, changes: list[RRsetChange]) -> None:
             content.put(RRsetData(ch.name, ch.rdtype, ttl, list(ch.records)))
 
 
-def _rrset_rows(content: ZoneContent) -> list[dict[str, object]]:
-    return [
-        {"name": r.name.to_text(), "type": r.rdtype, "ttl": r.ttl, "records": r.records_json()}
-        for r in content
-        if r.records
-    ]
+def _rrset_rows(content: ZoneContent) -> list[tuple[str, int, int, str]]:
+    """The ``rrsets`` rows of ``content``: (name, type, TTL, records as JSON)."""
+    return [(r.name.to_text(), r.rdtype, r.ttl, r.records_json()) for r in content if r.records]
 
 
 def _rr_wire(owner: dns.name.Name, rdtype: int, ttl: int, records: Iterable[Record]) -> list[bytes]:

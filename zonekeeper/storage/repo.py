@@ -126,7 +126,7 @@ def delete_node(session: Session, zone_id: int, owner: bytes) -> None:
 def replace_all(
     session: Session,
     zone_id: int,
-    rrset_rows: list[dict[str, object]],
+    rrset_rows: list[tuple[str, int, int, str]],
     nodes: dict[bytes, bytes | tuple[bytes, ...]],
     *,
     fresh: bool = False,
@@ -142,7 +142,7 @@ def replace_all(
         # Bulk inserts straight through the driver: ~5x faster than ORM inserts at 1M rows.
         cur.executemany(
             f"INSERT INTO rrsets (zone_id, name, type, ttl, records) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-            [(zone_id, r["name"], r["type"], r["ttl"], r["records"]) for r in rrset_rows],
+            [(zone_id, *row) for row in rrset_rows],
         )
         cur.executemany(
             f"INSERT INTO nodes (zone_id, owner, sortkey, data) VALUES ({ph}, {ph}, {ph}, {ph})",

@@ -102,7 +102,8 @@ class ZoneContent:
         return gone
 
     def get(self, name: dns.name.Name, rdtype: int) -> RRsetData | None:
-        return self._owners.get(name, {}).get(int(rdtype))
+        types = self._owners.get(name)
+        return types.get(int(rdtype)) if types else None
 
     def at(self, name: dns.name.Name) -> list[RRsetData]:
         return list(self._owners.get(name, {}).values())

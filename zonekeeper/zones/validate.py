@@ -21,6 +21,9 @@ MAX_TTL = 2**31 - 1
 _MESSAGE_ROOM = 65535 - 512
 _CNAME_COMPANIONS = {int(dns.rdatatype.RRSIG), int(dns.rdatatype.NSEC)}
 _ADDRESS = (int(dns.rdatatype.A), int(dns.rdatatype.AAAA))
+_SOA = int(dns.rdatatype.SOA)
+_NOT_STORED = frozenset(int(t) for t in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.ANY,
+                                         dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY))
 
 
 @dataclass(frozen=True)
@@ -141,15 +144,15 @@ def _check_owner(content: ZoneContent, name: dns.name.Name,
 def _check_rrset(content: ZoneContent, rrset: RRsetData) -> list[Finding]:
     origin = content.origin
     name = rrset.name
+    rdtype = int(rrset.rdtype)
     out: list[Finding] = []
-    if int(rrset.rdtype) == dns.rdatatype.SOA and name != origin:
+    if rdtype == _SOA and name != origin:
         out.append(Finding(name, rrset.rdtype, f"SOA record at {_fqdn(name)}, not at the apex"))
     if not 0 <= rrset.ttl <= MAX_TTL:
         out.append(Finding(name, rrset.rdtype, f"TTL {rrset.ttl} is outside 0..{MAX_TTL}"))
-    if int(rrset.rdtype) in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.ANY,
-                             dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY):
+    if rdtype in _NOT_STORED:
         out.append(Finding(name, rrset.rdtype, f"{rrset.type_text} records cannot be stored"))
-    bound = _RDATA_MAX.get(int(rrset.rdtype))
+    bound = _RDATA_MAX.get(rdtype)
     if bound is not None and len(rrset.records) * (12 + bound) + 255 <= _MESSAGE_ROOM:
         size = 0  # cannot be too large: not worth rendering
     else:
