@@ -555,3 +555,48 @@ def test_name_hash_in_c_is_dnspythons() -> None:
         assert hash(upper) == hash(plain) and upper == zonefile._Name.of(labels) == plain
     assert min(sizes.values()) > 500  # both ways of hashing were compared
 
+
+
+def test_gc_is_paused_while_a_large_text_is_read_and_runs_again_after(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full collections walked every parsed object again and again (17 of 33 s at a million
+    records): a large text is read with the collector paused, and it runs again after."""
+    import gc
+    import threading
+
+    from zonekeeper.zones import zonefile
+
+    assert gc.isenabled()
+    seen: list[bool] = []
+
+    class Probe(threading.Event):  # asked every 1,024 records: is the reader to stop?
+        def is_set(self) -> bool:
+            seen.append(gc.isenabled())
+            return False
+
+    text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n" + "".join(
+        f"h{i} A 192.0.2.{i % 250}\n" for i in range(3000))
+    origin = dns.name.from_text("example.test.")
+    zonefile.parse_zone_text(text, origin, cancel=Probe())
+    assert seen and all(seen)  # a small text: nothing paused
+    seen.clear()
+    monkeypatch.setattr(zonefile, "GC_PAUSE_OVER", len(text) - 1)
+    parsed = zonefile.parse_zone_text(text, origin, cancel=Probe())
+    assert not parsed.errors and parsed.content.record_count() == 3002
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+    # Concurrent imports: the collector runs again when the last one is done.
+    with zonefile.gc_paused(True):
+        with zonefile.gc_paused(True):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    # Paused by someone else before: left paused.
+    gc.disable()
+    try:
+        with zonefile.gc_paused(True):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -68,7 +68,7 @@ class ZoneEdits(ZoneStore):
     async def create(self, spec: ZoneSpec) -> dict[str, Any]:
         key = spec.name.to_text()
         async with self._lock(key):
-            snap, info = await asyncio.to_thread(self._create, spec)
+            snap, info = await asyncio.to_thread(self._text_work, spec.zone_text, self._create, spec)
             self._publish(snap)
             log.info("zone.created", zone=key, serial=snap.serial, records=info.get("record_count"))
             return info

@@ -10,7 +10,7 @@ import bisect
 import itertools
 import threading
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.name
 import dns.rcode
@@ -59,8 +59,15 @@ from zonekeeper.zones.snapshot import (
 from zonekeeper.zones.stored import from_stored, read_served
 from zonekeeper.zones.stored import snapshot_of as _snapshot
 from zonekeeper.zones.validate import Finding, check
-from zonekeeper.zones.zonefile import ParseResult, Problem, parse_zone_text
+from zonekeeper.zones.zonefile import (
+    GC_PAUSE_OVER,
+    ParseResult,
+    Problem,
+    gc_paused,
+    parse_zone_text,
+)
 
+T = TypeVar("T")
 log = structlog.get_logger("zonekeeper.zones")
 
 _SOA = int(dns.rdatatype.SOA)
@@ -114,6 +121,13 @@ class ZoneStore:
     def stop(self) -> None:
         """Make work in worker threads give up (called first thing on shutdown)."""
         self.stopping.set()
+
+    @staticmethod
+    def _text_work(text: str | None, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, the work of importing ``text``, with the garbage collector paused
+        if the text is large (``zonefile.gc_paused``): until the parsed objects are gone."""
+        with gc_paused(text is not None and len(text) > GC_PAUSE_OVER):
+            return fn(*args)
 
     def _parse(self, text: str, origin: dns.name.Name) -> ParseResult:
         """Parse zone text within ``[zones]`` limits; every problem raised (Invalid)."""

@@ -65,7 +65,8 @@ class ZoneText(ZoneStore):
     ) -> ImportResult:
         key = name.to_text()
         async with self._lock(key):
-            snap, result = await asyncio.to_thread(self._import, name, text, dry_run, force, if_match)
+            snap, result = await asyncio.to_thread(self._text_work, text, self._import, name, text,
+                                                   dry_run, force, if_match)
             self._publish(snap)
             return result
 
