@@ -158,6 +158,41 @@ def test_four_unauthenticated_uploads_at_once(small: ZkServer) -> None:
     assert vm(pid, "VmHWM") - before < 32 * 1024 * 1024
 
 
+def test_endless_request_headers_are_refused_early(small: ZkServer) -> None:
+    """A client that never ends its headers is answered 400 and cut off within a few KiB
+    of them, and the server holds no more memory for it (uvicorn's h11 parser bounds a
+    request's head; its httptools one does not: ~200 MB accepted in a trial)."""
+    pid = small.proc.pid  # type: ignore[union-attr]
+    before = vm(pid, "VmHWM")
+    sock = socket.create_connection(("127.0.0.1", small.api_port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sent = 0
+    reply = b""
+    try:
+        sock.sendall(b"GET /api/v1/zones HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+        deadline = time.monotonic() + 20
+        while sent < 64 * 1024 * 1024 and time.monotonic() < deadline:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server has answered: stop sending
+            try:
+                sock.sendall(line)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(line)
+        try:
+            reply = sock.recv(200)
+        except (ConnectionResetError, TimeoutError):
+            pass
+    finally:
+        sock.close()
+    assert sent < 16 * 1024 * 1024, f"{sent} bytes of headers taken without an answer"
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 4"), reply
+    assert vm(pid, "VmHWM") - before < 16 * 1024 * 1024
+    with small.client() as c:
+        assert c.get("/zones").status_code == 200
+
+
 def test_openapi_and_health_need_no_token(small: ZkServer) -> None:
     assert httpx2.get(small.api_url + "/api/v1/openapi.json").status_code == 200
     assert httpx2.get(small.api_url + "/healthz").status_code == 200

@@ -7,7 +7,8 @@ through dnspython's rdata parser); at anything else ($GENERATE, a backslash, an 
 problem at all, a limit reached) it gives up and dnspython's zone-file reader reads the
 whole text instead, keeping going after a bad record, so one import reports all of its
 problems, as named-checkzone does. Both give the same records, TTLs and lines
-(tests/unit/test_zonefile.py); the fast one is ~10x quicker.
+(tests/unit/test_zonefile.py); the fast one is ~5.7x quicker (genzone.py's 30,000-record
+zone: 0.47 vs 2.7 s).
 """
 
 from __future__ import annotations
