@@ -405,6 +405,15 @@ y TXT "in deeper"
 @ TXT "at deeper"
 Mixed.Case A 10.0.0.2
 """,
+    "$ORIGIN again in another case: names completed with each as written": """$TTL 60
+$ORIGIN fast.test.
+@ SOA ns1 h 1 2 3 4 5
+@ NS ns1
+$ORIGIN Up.fast.test.
+c CNAME a
+$ORIGIN up.fast.test.
+d CNAME a
+""",
     "duplicates and TTL differences give the same warnings": """$ORIGIN fast.test.
 $TTL 300
 @ SOA ns1 host 1 2 3 4 5
@@ -437,6 +446,15 @@ e CNAME a..b
     "unbalanced parenthesis": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h ( 1 2 3 4 5\n",
     "$INCLUDE": "$ORIGIN fast.test.\n$TTL 60\n$INCLUDE other.zone\n@ SOA ns1 h 1 2 3 4 5\n",
     "string over two lines": '$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nt TXT "a\nb"\n',
+    # Numbers to str.isdigit, not to dnspython.
+    "non-ASCII digits": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\n"
+                        "m MX \u0661\u0660 a\ns SSHFP \uff11 1 " + "ab" * 20 + "\n",
+    # Separators to str.split, data to dnspython's tokenizer.
+    "no-break space": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nw A\xa0192.0.2.1\n",
+    "form feed in TXT": '$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nx TXT "a"\x0c"b"\n',
+    "vertical tab in an owner": "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n\x0bv A 192.0.2.1\n",
+    # A parenthesis inside a string is data, not a continuation.
+    "parenthesis in a string": '$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nt TXT "x(y"\n )\n',
 }
 
 
@@ -510,6 +528,32 @@ def test_fast_reader_agrees_on_generated_texts(lines: list[tuple[str, str, str]]
     text = "$ORIGIN fast.test.\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(
         f"{owner if owner != ' ' else ''} {ttl}{rdata}\n" if owner == " " else f"{owner} {ttl}{rdata}\n"
         for owner, ttl, rdata in lines)
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
+_GOOD_RDATA = ["A 192.0.2.1", "A 10.0.0.255", "AAAA 2001:db8::1", "AAAA 2001:DB8:0:0::5",
+               "AAAA ::ffff:192.0.2.1", 'TXT "v=spf1 -all"', 'TXT "a b" "c;d" ""',
+               "MX 0 a", "MX 65535 mail.example.", "CNAME b.c", "NS ns.example.",
+               "PTR Host.Other.", "SRV 1 2 3 t", "SRV 0 0 65535 t.other.",
+               'CAA 0 issue "ca.test"', "CAA 128 iodef mailto:a@b", "SSHFP 1 1 " + "Ab" * 20,
+               "SSHFP 4 2 " + "cd" * 16 + " " + "ef" * 16, "TLSA 3 1 1 " + "0f" * 32,
+               "TLSA 0 0 0 308201", "DS 1 8 2 " + "ab" * 32]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b.c", "@", " ", "Mixed", "x.y.fast.test.",
+                                           "_sip._tcp", "a*b", "q-1"]),
+                          st.sampled_from(["", "60 ", "1h ", "IN ", "60 IN ", "IN 60 "]),
+                          st.sampled_from(_GOOD_RDATA)),
+                min_size=1, max_size=12))
+def test_fast_reader_takes_good_texts_and_agrees(lines: list[tuple[str, str, str]]) -> None:
+    """Texts of well-formed lines only: the fast reader reads them (no fall back to
+    dnspython's reader, so this compares the two) and gives what dnspython gives."""
+    from zonekeeper.zones.zonefile import _fast_records
+
+    text = "$ORIGIN fast.test.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(
+        f"{'' if owner == ' ' else owner} {ttl}{rdata}\n" for owner, ttl, rdata in lines)
+    _fast_records(text, dns.name.from_text("fast.test."), max_records=10**6, cancel=None)
     assert _outcome(text, fast=True) == _outcome(text, fast=False)
 
 

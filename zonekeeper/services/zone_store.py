@@ -60,10 +60,9 @@ from zonekeeper.zones.stored import from_stored, read_served
 from zonekeeper.zones.stored import snapshot_of as _snapshot
 from zonekeeper.zones.validate import Finding, check
 from zonekeeper.zones.zonefile import (
-    GC_PAUSE_OVER,
     ParseResult,
     Problem,
-    gc_paused,
+    gc_paused_for,
     parse_zone_text,
 )
 
@@ -126,7 +125,7 @@ class ZoneStore:
     def _text_work(text: str | None, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)``, the work of importing ``text``, with the garbage collector paused
         if the text is large (``zonefile.gc_paused``): until the parsed objects are gone."""
-        with gc_paused(text is not None and len(text) > GC_PAUSE_OVER):
+        with gc_paused_for(text):
             return fn(*args)
 
     def _parse(self, text: str, origin: dns.name.Name) -> ParseResult:

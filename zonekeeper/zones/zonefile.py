@@ -14,6 +14,7 @@ zone: 0.47 vs 2.7 s).
 from __future__ import annotations
 
 import binascii
+import contextlib
 import gc
 import io
 import re
@@ -309,6 +310,16 @@ _T_SSHFP, _T_TLSA = dns.rdatatype.SSHFP, dns.rdatatype.TLSA
 _ONE_NAME = {int(t): (cls, t) for cls, t in ((NS, dns.rdatatype.NS), (CNAME, dns.rdatatype.CNAME),
                                              (PTR, dns.rdatatype.PTR))}
 _TOKEN = re.compile(r"\S+")
+# Whitespace other than space, tab and newline (\r, \v, \f, NBSP...): data to dnspython's
+# tokenizer, a separator to str.split and to ``\s``.
+_OTHER_SPACE = re.compile(r"[^\S \t\n]")
+_OTHER_ASCII_SPACE = "\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _other_space(text: str) -> bool:
+    if text.isascii():  # a flag the string keeps: then a few fast scans, not the regex's
+        return any(c in text for c in _OTHER_ASCII_SPACE)
+    return _OTHER_SPACE.search(text) is not None
 # TXT data that is quoted strings only (no backslash reaches the fast reader), and one string.
 _QUOTED_ONLY = re.compile(r'\s*(?:"[^"]*"\s*)+')
 _QUOTED = re.compile(r'"([^"]*)"')
@@ -352,6 +363,8 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
         line = _strip_comment(lines[i])
         i += 1
         if "(" in line or ")" in line:
+            if '"' in line:
+                raise _Unusual  # a parenthesis may be data inside a string
             if line.count("(") != 1 or ")" in line.split("(", 1)[0]:
                 raise _Unusual
             parts = [line.replace("(", " ")]
@@ -360,7 +373,7 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
                     raise _Unusual
                 nxt = _strip_comment(lines[i])
                 i += 1
-                if "(" in nxt:
+                if "(" in nxt or '"' in nxt:
                     raise _Unusual
                 parts.append(nxt)
             last = parts[-1]
@@ -421,6 +434,8 @@ class _Name(dns.name.Name):
         without ``Name.__init__``'s per-label conversions and immutability guard (~4 us of
         its ~4.5). ``text``: its text as dnspython prints it, when the caller knows it."""
         dns.name._validate_labels(labels)
+        if not labels or labels[-1]:
+            raise ValueError("a _Name is absolute")  # to_wire and __eq__ rely on it
         name = _new(cls)
         _set(name, "labels", labels)
         # Every slot set (None: not worked out yet): a slot read before it is set raises
@@ -539,7 +554,7 @@ def _ipv6(text: str) -> str:
 
 
 def _uint8(word: str) -> int:
-    if not word.isdigit():
+    if not (word.isascii() and word.isdigit()):  # "١٠" is a number to str, not to dnspython
         raise _Unusual
     value = int(word)
     if value > 255:
@@ -553,7 +568,7 @@ def _unhex(words: list[str]) -> bytes:
 
 
 def _uint16(word: str) -> int:
-    if not word.isdigit():
+    if not (word.isascii() and word.isdigit()):
         raise _Unusual
     value = int(word)
     if value > 65535:
@@ -577,8 +592,8 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                   cancel: threading.Event | None) -> list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]]:
     """The records of a zone text in the common syntax, as dnspython's reader (set up as
     ``_Reader`` does) would give them; ``_Unusual`` at anything else or any problem."""
-    if "\\" in text or "\r" in text:
-        raise _Unusual
+    if "\\" in text or _other_space(text):
+        raise _Unusual  # dnspython separates words by spaces and tabs only
     out: list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]] = []
     current: dns.name.Name = _Name.of(origin.labels)  # in every name_of() key: hashed once
     last_name = origin
@@ -587,10 +602,12 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
     default_ttl = 0
     default_known = False
     default_from_soa = False
-    names: dict[tuple[str, dns.name.Name], dns.name.Name] = {}
+    names: dict[tuple[str, tuple[bytes, ...]], dns.name.Name] = {}
 
     def name_of(value: str) -> dns.name.Name:
-        key = (value, current)
+        # The origin as written (its labels): names compare regardless of case, and a name
+        # completed with ``Up.test.`` must not be given where ``up.test.`` was the origin.
+        key = (value, current.labels)
         got = names.get(key)
         if got is None:
             got = current if value == "@" else _name(value, current)
@@ -719,7 +736,8 @@ def gc_paused(pause: bool) -> Iterator[None]:
     reference cycle, and each full collection walks them all: at a million records 19 of
     them took 17 of 33 s. Paused by the first of concurrent imports, running again after
     the last, when the objects are gone; cyclic garbage made meanwhile elsewhere in the
-    process waits until then."""
+    process waits until then (as long as large imports overlap, each bounded by
+    ``api.max_body_bytes`` and ``zones.max_records``)."""
     global _gc_pausers
     if not pause:
         yield
@@ -740,6 +758,11 @@ def gc_paused(pause: bool) -> Iterator[None]:
                     gc.enable()
 
 
+def gc_paused_for(text: str | None) -> contextlib.AbstractContextManager[None]:
+    """``gc_paused`` for the work of reading and storing ``text``: paused if it is large."""
+    return gc_paused(text is not None and len(text) > GC_PAUSE_OVER)
+
+
 def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | None = None,
                     cancel: threading.Event | None = None, fast: bool = True) -> ParseResult:
     """Parse zone text for ``origin``; never raises on bad content, collects problems.
@@ -748,7 +771,7 @@ def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | 
     setting. ``cancel`` set (the server stopping) raises ShuttingDown within a few records.
     ``fast=False`` goes straight to dnspython's reader (the tests compare the two).
     """
-    with gc_paused(len(text) > GC_PAUSE_OVER):
+    with gc_paused_for(text):
         return _parse_zone_text(text, origin, limits or ZoneSettings(), cancel, fast)
 
 
