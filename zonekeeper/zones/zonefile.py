@@ -20,6 +20,7 @@ import io
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -724,9 +725,12 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
 
 _gc_lock = threading.Lock()
 _gc_pausers = 0  # parses of large texts under way (each in its own worker thread)
+_gc_since = 0.0  # when the collector last ran (or was paused), while paused
 
 # Past this many characters (~20,000 records) a parse pauses the cyclic garbage collector.
 GC_PAUSE_OVER = 1_000_000
+# Imports that keep overlapping keep it paused: then it runs once each this many seconds.
+GC_PAUSE_MAX = 60.0
 
 
 @contextmanager
@@ -736,9 +740,9 @@ def gc_paused(pause: bool) -> Iterator[None]:
     reference cycle, and each full collection walks them all: at a million records 19 of
     them took 17 of 33 s. Paused by the first of concurrent imports, running again after
     the last, when the objects are gone; cyclic garbage made meanwhile elsewhere in the
-    process waits until then (as long as large imports overlap, each bounded by
-    ``api.max_body_bytes`` and ``zones.max_records``)."""
-    global _gc_pausers
+    process waits until then, or at most ``GC_PAUSE_MAX`` seconds while imports keep
+    overlapping: an import that starts or ends past that runs one collection."""
+    global _gc_pausers, _gc_since
     if not pause:
         yield
         return
@@ -746,6 +750,10 @@ def gc_paused(pause: bool) -> Iterator[None]:
         if _gc_pausers == 0 and not gc.isenabled():
             pause = False  # paused by someone else: theirs to turn back on
         else:
+            if _gc_pausers == 0:
+                _gc_since = time.monotonic()
+            else:
+                _gc_overdue()
             _gc_pausers += 1
             gc.disable()
     try:
@@ -756,6 +764,16 @@ def gc_paused(pause: bool) -> Iterator[None]:
                 _gc_pausers -= 1
                 if _gc_pausers == 0:
                     gc.enable()
+                else:
+                    _gc_overdue()
+
+
+def _gc_overdue() -> None:
+    """One collection if the collector has been paused longer than ``GC_PAUSE_MAX``."""
+    global _gc_since
+    if time.monotonic() - _gc_since > GC_PAUSE_MAX:
+        gc.collect()
+        _gc_since = time.monotonic()
 
 
 def gc_paused_for(text: str | None) -> contextlib.AbstractContextManager[None]:
