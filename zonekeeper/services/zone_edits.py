@@ -54,6 +54,7 @@ from zonekeeper.text import absolute
 from zonekeeper.zones.catalog import new_catalog
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
+    Node,
     ZoneKind,
     ZoneSnapshot,
     ZoneState,
@@ -91,10 +92,15 @@ class ZoneEdits(ZoneStore):
         soa = content.get(origin, _SOA)
         assert soa is not None
         serial = soa.records[0].rdata.serial  # type: ignore[attr-defined]
-        # Worked out before the write lock is taken (a tenth of a million-record import):
-        # other writers wait only for the rows to be written.
-        nodes, cuts = compile_nodes(origin, content.served_rrsets())
-        rows = _rrset_rows(content)
+        def stored_form() -> tuple[dict[bytes, Node], frozenset[bytes], list[tuple[str, int, int, str]]]:
+            nodes, cuts = compile_nodes(origin, content.served_rrsets())
+            return nodes, cuts, _rrset_rows(content)
+
+        # Worked out before the write lock is taken (a tenth of a million-record import),
+        # so that other writers wait only for the rows to be written; a catalog's members
+        # are added under the lock, its form is worked out there.
+        if spec.member_peer is None:
+            nodes, cuts, rows = stored_form()
         with self.db.write() as s:
             if repo.zone_by_name(s, origin.to_text()) is not None:
                 raise Conflict(f"zone {origin.to_text()} already exists")
@@ -110,8 +116,7 @@ class ZoneEdits(ZoneStore):
             s.flush()
             if spec.member_peer is not None:
                 self._adopt_peer_zones(s, z, content, spec.member_peer)  # adds the members
-                nodes, cuts = compile_nodes(origin, content.served_rrsets())
-                rows = _rrset_rows(content)
+                nodes, cuts, rows = stored_form()
             repo.replace_all(s, z.id, rows, nodes, fresh=True)
             repo.announce(s, "zone", z.name)
         snap = _snapshot(z, serial, nodes, cuts)

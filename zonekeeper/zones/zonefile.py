@@ -554,11 +554,12 @@ def _ipv6(text: str) -> str:
     return dns.ipv6.canonicalize(text)
 
 
-def _uint8(word: str) -> int:
+def _uint(word: str, top: int) -> int:
+    """A decimal field of at most ``top`` (255, 65535), as dnspython's tokenizer reads it."""
     if not (word.isascii() and word.isdigit()):  # "١٠" is a number to str, not to dnspython
         raise _Unusual
     value = int(word)
-    if value > 255:
+    if value > top:
         raise _Unusual
     return value
 
@@ -566,15 +567,6 @@ def _uint8(word: str) -> int:
 def _unhex(words: list[str]) -> bytes:
     """Hex digits written as one word or several (SSHFP, TLSA), as dnspython reads them."""
     return binascii.unhexlify("".join(words).encode())
-
-
-def _uint16(word: str) -> int:
-    if not (word.isascii() and word.isdigit()):
-        raise _Unusual
-    value = int(word)
-    if value > 65535:
-        raise _Unusual
-    return value
 
 
 _TYPES: dict[str, int] = {}
@@ -669,32 +661,32 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                 cls, enum = _ONE_NAME[rdtype]
                 rd = _rdata(cls, enum, target=name_of(rest[0]))
             elif rdtype == 15 and len(rest) == 2:
-                rd = _rdata(MX, _T_MX, preference=_uint16(rest[0]), exchange=name_of(rest[1]))
+                rd = _rdata(MX, _T_MX, preference=_uint(rest[0], 65535), exchange=name_of(rest[1]))
             elif rdtype == 16 and _QUOTED_ONLY.fullmatch(line, data := _data_start(line, at)):
                 strings = tuple(t.encode() for t in _QUOTED.findall(line, data))
                 if not strings or any(len(t) > 255 for t in strings):
                     raise _Unusual  # dnspython's reader says what is wrong
                 rd = _rdata(TXT, _T_TXT, strings=strings)
             elif rdtype == 33 and len(rest) == 4:
-                rd = _rdata(SRV, _T_SRV, priority=_uint16(rest[0]), weight=_uint16(rest[1]),
-                            port=_uint16(rest[2]), target=name_of(rest[3]))
+                rd = _rdata(SRV, _T_SRV, priority=_uint(rest[0], 65535), weight=_uint(rest[1], 65535),
+                            port=_uint(rest[2], 65535), target=name_of(rest[3]))
             elif (rdtype == 257 and len(rest) == 3 and '"' not in rest[1]
                   and (value := _caa_value(rest[2])) is not None):
                 tag = rest[1].encode()
                 if len(tag) > 255 or not tag.isalnum():
                     raise _Unusual
-                rd = _rdata(CAA, _T_CAA, flags=_uint8(rest[0]), tag=tag, value=value.encode())
+                rd = _rdata(CAA, _T_CAA, flags=_uint(rest[0], 255), tag=tag, value=value.encode())
             elif rdtype == 44 and len(rest) >= 3:
-                fp_type, fingerprint = _uint8(rest[1]), _unhex(rest[2:])
+                fp_type, fingerprint = _uint(rest[1], 255), _unhex(rest[2:])
                 if len(fingerprint) != SSHFP._fingerprint_length_by_type.get(fp_type, len(fingerprint)):
                     raise _Unusual
-                rd = _rdata(SSHFP, _T_SSHFP, algorithm=_uint8(rest[0]), fp_type=fp_type,
+                rd = _rdata(SSHFP, _T_SSHFP, algorithm=_uint(rest[0], 255), fp_type=fp_type,
                             fingerprint=fingerprint)
             elif rdtype == 52 and len(rest) >= 4:
-                mtype, cert = _uint8(rest[2]), _unhex(rest[3:])
+                mtype, cert = _uint(rest[2], 255), _unhex(rest[3:])
                 if len(cert) != TLSA._cert_length_by_mtype.get(mtype, len(cert)):
                     raise _Unusual
-                rd = _rdata(TLSA, _T_TLSA, usage=_uint8(rest[0]), selector=_uint8(rest[1]),
+                rd = _rdata(TLSA, _T_TLSA, usage=_uint(rest[0], 255), selector=_uint(rest[1], 255),
                             mtype=mtype, cert=cert)
             else:
                 tok = dns.tokenizer.Tokenizer(line[_data_start(line, at) :])
