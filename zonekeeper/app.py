@@ -24,7 +24,6 @@ from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.monitor import Monitor
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
-from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.listeners import (
     TcpAcceptor,
     TcpServerState,
@@ -55,7 +54,7 @@ from zonekeeper.start import (
     StartupError,
     bind_all,
     dns_core,
-    sqlite_file,
+    image_cache_of,
 )
 from zonekeeper.storage.db import Database, shown_url
 from zonekeeper.tls import ServerTls, TlsConfigError
@@ -285,17 +284,6 @@ def notify_sources(settings: Settings) -> dict[int, str]:
     return out
 
 
-def _image_cache(settings: Settings) -> ImageCache | None:
-    """The directory AXFR images are kept in across a restart (``[dns] axfr_image_cache``)."""
-    where = settings.dns.axfr_image_cache
-    if where == "auto":
-        path = sqlite_file(settings.database.url)
-        if path is None:
-            return None
-        where = f"{path}.axfr-images"
-    return ImageCache(where) if where else None
-
-
 def _bind_tls(settings: Settings) -> tuple[ServerTls | None, list[tuple[str, int, socket.socket]]]:
     """The TLS listener's context and sockets ([dns] tls_listen), or none: a certificate or
     key that cannot be read, or an address that cannot be bound, stops start-up."""
@@ -386,10 +374,15 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
             raise StartupError(f"cannot listen on {settings.metrics.listen}: "
                                f"{exc.strerror or exc}") from exc
 
-    await asyncio.to_thread(rt.zones.load_all, early.stored if early is not None else None)
+    image_cache = None
+    if role != "api":
+        image_cache = early.images if early is not None else image_cache_of(settings)
     if early is not None:
+        await asyncio.to_thread(rt.zones.load_all, early.stored)
         early.stored = []  # the rows read at start: done with (the snapshots are served)
-    image_cache = _image_cache(settings) if role != "api" else None
+    else:
+        await asyncio.to_thread(rt.zones.load_all, None,
+                                image_cache.saved_nodes if image_cache is not None else None)
     if image_cache is not None:
         # Before DNS listens: the first transfer after a start finds its image (a build
         # takes ~2 s at a million records; reading it back, about a tenth of that).
@@ -416,6 +409,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     served = list(rt.registry.zones.values())
     unloaded = sum(1 for snap in served if snap.state is ZoneState.UNLOADED)
     log.info("zones.loaded", zones=len(served) - unloaded, unloaded=unloaded,
+             saved_tables=image_cache.nodes_read if image_cache is not None else 0,
              seconds=round(time.monotonic() - started, 3))
 
     zones = rt.zones

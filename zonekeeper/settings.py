@@ -83,8 +83,8 @@ class DnsSettings(_Section):
     # Threads running the C receive loop on each UDP socket; 0: one per CPU this process
     # may run on (its affinity: taskset, cpusets).
     udp_workers: int = Field(0, ge=0, le=64)
-    # Where the AXFR images of the served versions are written at a stop and read back at
-    # the next start (server/imagecache.py). "auto": beside an SQLite database file
+    # Where the AXFR images and node tables of the served versions are written at a stop
+    # and read back at the next start (server/imagecache.py). "auto": beside an SQLite database file
     # (FILE.axfr-images/), none on PostgreSQL (set a directory per node); "": none.
     axfr_image_cache: str = "auto"
     # An UPDATE for a secondary zone, allowed by an update rule here, is passed on to its

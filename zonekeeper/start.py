@@ -37,6 +37,7 @@ from zonekeeper.proto.edns import COOKIE, EXPIRE, EdnsOptions, MalformedOption, 
 from zonekeeper.proto.request import OPCODE_QUERY, Request
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
+from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.listeners import make_socket, start_udp
 from zonekeeper.server.tsig import TsigCheck
 from zonekeeper.settings import Settings, parse_hostport
@@ -95,6 +96,7 @@ class Early:
     core: DnsCore
     stored: list[tuple[Any, ZoneSnapshot]]
     sockets: list[tuple[str, int, socket.socket, socket.socket]]
+    images: ImageCache | None
     transports: list[Any] = field(default_factory=list)
 
 
@@ -106,6 +108,18 @@ def sqlite_file(url: str) -> str | None:
         return None
     path = rest.partition("/")[2].partition("?")[0]
     return path if path and path != ":memory:" else None
+
+
+def image_cache_of(settings: Settings) -> ImageCache | None:
+    """Where the AXFR images and node tables of the served versions are kept across a
+    restart (``[dns] axfr_image_cache``), or None."""
+    where = settings.dns.axfr_image_cache
+    if where == "auto":
+        path = sqlite_file(settings.database.url)
+        if path is None:
+            return None
+        where = f"{path}.axfr-images"
+    return ImageCache(where) if where else None
 
 
 def single_node_lock(settings: Settings) -> IO[bytes] | None:
@@ -155,11 +169,13 @@ def bind_all(settings: Settings) -> list[tuple[str, int, socket.socket, socket.s
     return bound
 
 
-def read_stored(path: str) -> tuple[list[tuple[Any, ZoneSnapshot]], tuple[bytes, ...]] | None:
-    """The zones stored in SQLite file ``path``, read with ``sqlite3``, and the stored DNS
-    COOKIE secrets (current, previous; none yet: empty); None when this start must go the
-    long way: no file yet, a schema other than this version's, or a database that cannot
-    be read (``app.serve`` then says why)."""
+def read_stored(path: str, images: ImageCache | None = None,
+                ) -> tuple[list[tuple[Any, ZoneSnapshot]], tuple[bytes, ...]] | None:
+    """The zones stored in SQLite file ``path``, read with ``sqlite3`` (a zone whose node
+    table ``images`` kept for its stored version: from there), and the stored DNS COOKIE
+    secrets (current, previous; none yet: empty); None when this start must go the long
+    way: no file yet, a schema other than this version's, or a database that cannot be
+    read (``app.serve`` then says why)."""
     if not os.path.isfile(path):
         return None
     try:
@@ -173,7 +189,7 @@ def read_stored(path: str) -> tuple[list[tuple[Any, ZoneSnapshot]], tuple[bytes,
             return None
         secrets = conn.execute("SELECT current, previous FROM server_secrets WHERE name = ?",
                                (COOKIE_SECRET,)).fetchone()
-        stored = read_served(conn.cursor())
+        stored = read_served(conn.cursor(), images.saved_nodes if images is not None else None)
     except Exception:  # noqa: BLE001 - whatever it is, the long way reports it
         return None
     finally:
@@ -214,9 +230,10 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         dns_cfg = settings.dns
         if (path is not None and settings.server.role != "api" and dns_cfg.udp_fast_path
                 and udpfast.available()):
-            found = read_stored(path)
+            images = image_cache_of(settings)
+            found = read_stored(path, images)
             if found is not None:
-                early = await _answer_early(settings, *found, started)
+                early = await _answer_early(settings, *found, images, started)
             del found  # the rows go with early.stored, once load_all has them
         # The rest of the server (~0.3 s of imports: storage, services, DNS clients) loads
         # in a worker thread, so the UDP loop keeps answering meanwhile.
@@ -250,7 +267,8 @@ def _import_app() -> Any:
 
 
 async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot]],
-                        secrets: tuple[bytes, ...], started: float) -> Early:
+                        secrets: tuple[bytes, ...], images: ImageCache | None,
+                        started: float) -> Early:
     core = dns_core(settings)
     if secrets and not settings.dns.cookie_secret:
         core.edns_options.secrets = lambda: secrets  # until app.build's CookieSecrets
@@ -258,7 +276,7 @@ async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot
     for _row, snap in stored:
         core.registry.publish(snap)
     workers = settings.dns.udp_workers or udpfast.default_workers()
-    early = Early(core, stored, bind_all(settings))
+    early = Early(core, stored, bind_all(settings), images)
     try:
         for host, port, udp, _tcp in early.sockets:
             early.transports.append(await start_udp(
@@ -270,7 +288,8 @@ async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot
         close_early(early)
         raise
     log.info("dns.answering", zones=len(stored), seconds=round(time.monotonic() - started, 3),
-             cookies=cookies)
+             cookies=cookies, saved_tables=images.nodes_read if images is not None else 0,
+             stale_tables=images.nodes_stale if images is not None else 0)
     return early
 
 

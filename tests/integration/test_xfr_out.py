@@ -631,9 +631,10 @@ def _axfr_stream(port: int, zone: str) -> list[bytes]:
 
 
 def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
-    """At a stop the images are written beside the SQLite file (private); at the next start
-    they are read back before DNS listens: no build, the same bytes as before the stop, and
-    an edit then patches the image read back."""
+    """At a stop the images and node tables are written beside the SQLite file (private);
+    at the next start the node table is read instead of the zone's rows, and the image
+    before DNS listens: no build, the same bytes as before the stop, and an edit then
+    patches both."""
     zk = ZkServer(tmp_path, demo=False).start()
     cache = tmp_path / "zonekeeper.db.axfr-images"
     try:
@@ -647,11 +648,14 @@ def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
         assert len(before) > 1  # several messages: buckets and chunks are kept as they were
         zk.stop()
         (saved,) = zk.events("xfr.images_saved")
-        assert saved["written"] == 1, saved
-        files = list(cache.iterdir())
-        assert len(files) == 1 and re.fullmatch(r"zone-\d+\.axfr", files[0].name), files
-        assert cache.stat().st_mode & 0o777 == 0o700 and files[0].stat().st_mode & 0o777 == 0o600
+        assert saved["written"] == 1 and saved["nodes_written"] == 1, saved
+        files = sorted(cache.iterdir())
+        assert [re.sub(r"\d+", "N", f.name) for f in files] == ["zone-N.axfr", "zone-N.nodes"]
+        assert cache.stat().st_mode & 0o777 == 0o700
+        assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
         zk.start()
+        (answering,) = zk.events("dns.answering")
+        assert answering["saved_tables"] == 1 and answering["stale_tables"] == 0, answering
         (restored,) = zk.events("xfr.images_restored")
         assert restored["restored"] == 1 and restored["stale"] == 0, restored
         assert _axfr_stream(zk.dns_port, "kept.test.") == before
@@ -669,15 +673,32 @@ def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
         assert [rd.to_text() for rd in zone.find_rdataset("h17", "TXT")] == ['"edited"']
         assert [rd.to_text() for rd in zone.find_rdataset("h18", "TXT")] == [f'"000018 {"x" * 80}"']
         zk.stop()
-        # Unchanged since the last start but for the edit: the file is written again.
+        # Unchanged since the last start but for the edit: the files are written again.
         assert zk.events("xfr.images_saved")[-1]["written"] == 1
+        assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
+        zk.start()  # the edited version's table: read back, and served as edited
+        assert zk.events("dns.answering")[-1]["saved_tables"] == 1
+        assert [rr.to_text() for rr in zk.query("new.kept.test.").answer] == [
+            "new.kept.test. 60 IN A 192.0.2.9"]
+        assert zk.query("h17.kept.test.", "TXT").answer[0][0].to_text() == '"edited"'
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["nodes_kept"] == 1
+        # The long way (no early answers): read back all the same.
+        early = len(zk.events("dns.answering"))
+        zk.extra_env = {"ZONEKEEPER_DNS__UDP_FAST_PATH": "false"}
+        zk.start()
+        assert len(zk.events("dns.answering")) == early
+        assert zk.events("zones.loaded")[-1]["saved_tables"] == 1
+        assert zk.query("h17.kept.test.", "TXT").answer[0][0].to_text() == '"edited"'
+        zk.stop()
     finally:
         zk.stop()
 
 
 def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
     """A file of another version of the zone (changed while the cache was off) or a damaged
-    one is skipped: the image is built, and the transfer is the zone's content."""
+    one is skipped: the image is built, the zone's rows are read, and the transfer and the
+    answers are the zone's content."""
     zk = ZkServer(tmp_path, demo=False).start()
     cache = tmp_path / "zonekeeper.db.axfr-images"
     try:
@@ -687,8 +708,9 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
         serial = zk.serial("stale.test.")
         wait_for(lambda: zk.events("xfr.image_built", zone="stale.test."), what="the image built")
         zk.stop()
-        (saved,) = list(cache.iterdir())
-        kept = saved.read_bytes()
+        (saved,) = cache.glob("*.axfr")
+        (table,) = cache.glob("*.nodes")
+        kept, kept_table = saved.read_bytes(), table.read_bytes()
         # Changed while the cache is off: the file still holds the version before.
         zk.extra_env = {"ZONEKEEPER_DNS__AXFR_IMAGE_CACHE": ""}
         zk.start()
@@ -698,9 +720,12 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
                  "records": [{"content": '"changed"'}]}]})
             assert r.status_code == 200, r.text
         zk.stop()
-        assert saved.read_bytes() == kept
+        assert saved.read_bytes() == kept and table.read_bytes() == kept_table
         zk.extra_env = {}
         zk.start()
+        answering = zk.events("dns.answering")[-1]
+        assert answering["saved_tables"] == 0 and answering["stale_tables"] == 1, answering
+        assert zk.query("h5.stale.test.", "TXT").answer[0][0].to_text() == '"changed"'
         (restored,) = zk.events("xfr.images_restored")
         assert restored["restored"] == 0 and restored["stale"] == 1, restored
         wait_for(lambda: zk.events("xfr.image_built", zone="stale.test.", serial=serial + 1),
@@ -710,9 +735,14 @@ def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
         assert [rd.to_text() for rd in zone.find_rdataset("h5", "TXT")] == ['"changed"']
         zk.stop()
         # Damaged: the header right, the rest cut short.
-        data = saved.read_bytes()
-        saved.write_bytes(data[: len(data) // 2])
+        for damaged in (saved, table):
+            data = damaged.read_bytes()
+            damaged.write_bytes(data[: len(data) // 2])
         zk.start()
+        answering = zk.events("dns.answering")[-1]
+        assert answering["saved_tables"] == 0 and answering["stale_tables"] == 1, answering
+        assert zk.events("zones.nodes_file_unreadable")
+        assert zk.query("h5.stale.test.", "TXT").answer[0][0].to_text() == '"changed"'
         (restored,) = zk.events("xfr.images_restored")[-1:]
         assert restored["restored"] == 0 and restored["stale"] == 1, restored
         assert zk.events("xfr.image_unreadable")
@@ -734,7 +764,8 @@ def test_only_zones_of_some_size_are_kept(tmp_path: Path) -> None:
         wait_for(lambda: len(zk.events("xfr.image_built")) == 2, what="both images built")
         zk.stop()
         assert zk.events("xfr.images_saved")[-1]["written"] == 1
-        assert len(list((tmp_path / "zonekeeper.db.axfr-images").iterdir())) == 1
+        assert len(list((tmp_path / "zonekeeper.db.axfr-images").glob("*.axfr"))) == 1
+        assert len(list((tmp_path / "zonekeeper.db.axfr-images").glob("*.nodes"))) == 1
         zk.start()
         assert zk.events("xfr.images_restored")[-1]["restored"] == 1
         wait_for(lambda: zk.events("xfr.image_built", zone="small.test.")[1:],
@@ -763,7 +794,7 @@ def test_a_zone_made_again_does_not_get_the_old_zones_image(tmp_path: Path) -> N
             make(api, "first")
         wait_for(lambda: zk.events("xfr.image_built", zone="again.test."), what="the image built")
         zk.stop()
-        (old,) = cache.iterdir()
+        (old,) = cache.glob("*.axfr")
         zk.start()
         assert zk.events("xfr.images_restored")[-1]["restored"] == 1
         with zk.client() as api:
@@ -772,12 +803,14 @@ def test_a_zone_made_again_does_not_get_the_old_zones_image(tmp_path: Path) -> N
         zk.stop(signal.SIGKILL)
         zk.start()
         assert len(zk.events("xfr.images_restored")) == 1  # nothing of this zone's to read back
+        assert zk.events("dns.answering")[-1]["saved_tables"] == 0
+        assert zk.query("txt.again.test.", "TXT").answer[0][0].to_text() == '"second"'
         zone = dns.zone.Zone("again.test.")
         dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
         assert [rd.to_text() for rd in zone.find_rdataset("txt", "TXT")] == ['"second"']
         zk.stop()
-        assert zk.events("xfr.images_saved")[-1]["removed"] == 1
-        (new,) = cache.iterdir()
+        assert zk.events("xfr.images_saved")[-1]["removed"] == 2  # the image and the table
+        (new,) = cache.glob("*.axfr")
         assert new.name != old.name
     finally:
         zk.stop()

@@ -56,7 +56,7 @@ from zonekeeper.zones.snapshot import (
     ZoneSnapshot,
     ZoneState,
 )
-from zonekeeper.zones.stored import from_stored, read_served
+from zonekeeper.zones.stored import Saved, from_stored, read_served
 from zonekeeper.zones.stored import snapshot_of as _snapshot
 from zonekeeper.zones.validate import Finding, check
 from zonekeeper.zones.zonefile import (
@@ -190,13 +190,15 @@ class ZoneStore:
             raise Conflict(f"zone {z.name} is a {z.kind} zone; its content comes from its primaries")
 
     # -- start-up -------------------------------------------------------------------------
-    def load_all(self, stored: list[tuple[Any, ZoneSnapshot]] | None = None) -> list[ZoneSnapshot]:
+    def load_all(self, stored: list[tuple[Any, ZoneSnapshot]] | None = None,
+                 saved: Saved | None = None) -> list[ZoneSnapshot]:
         """Serve every stored zone: read here (``zones.stored.read_served``, no text
-        parsing), or as ``stored`` when the start already read them (``zonekeeper.start``
-        on SQLite, before this module was imported) and published their snapshots."""
+        parsing; node tables ``saved`` for the stored version from there), or as
+        ``stored`` when the start already read them (``zonekeeper.start`` on SQLite, before
+        this module was imported) and published their snapshots."""
         if stored is None:
             with self.db.read() as s, repo.cursor(s) as (cur, _ph):
-                stored = read_served(cur)
+                stored = read_served(cur, saved)
             for _z, snap in stored:
                 self.registry.publish(snap)
         for z, _snap in stored:

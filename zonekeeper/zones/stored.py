@@ -9,6 +9,7 @@ session's cursor, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable, Collection
 from typing import Any
 
 import dns.name
@@ -26,6 +27,9 @@ from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.zones")
 
+# A zone row's node table and cuts kept for exactly its stored version, or None.
+Saved = Callable[[Any], tuple[dict[bytes, Node], frozenset[bytes]] | None]
+
 
 def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes],
                 origin: dns.name.Name | None = None) -> ZoneSnapshot:
@@ -38,10 +42,13 @@ def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[b
     )
 
 
-def from_stored(z: Any, nodes: dict[bytes, Node] | None,
-                chunks: list[bytes] | None) -> ZoneSnapshot:
-    """A zone's snapshot from its stored nodes (primary) or image chunks (secondary)."""
+def from_stored(z: Any, nodes: dict[bytes, Node] | None, chunks: list[bytes] | None,
+                saved: tuple[dict[bytes, Node], frozenset[bytes]] | None = None) -> ZoneSnapshot:
+    """A zone's snapshot from its stored nodes (primary) or image chunks (secondary), or
+    from the node table and cuts ``saved`` for exactly this stored version."""
     origin = dns.name.from_text(z.name)
+    if saved is not None:
+        return snapshot_of(z, z.serial, saved[0], saved[1], origin)
     if z.kind == ZoneKind.SECONDARY.value:
         nodes = None
         if chunks:
@@ -61,14 +68,15 @@ def from_stored(z: Any, nodes: dict[bytes, Node] | None,
     return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)), origin)
 
 
-def all_nodes(cur: Any) -> dict[int, dict[bytes, Node]]:
-    """Every served node of every zone, by zone id: one query for all of them (a query per
-    zone cost more than the rows at 10,000 small zones). A row costs ~1 us here, most of it
-    the driver's objects; the loop does no more than it must (the drivers give bytes)."""
+def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, dict[bytes, Node]]:
+    """Every served node of every zone but those in ``skip``, by zone id: one query for
+    all of them (a query per zone cost more than the rows at 10,000 small zones). A row
+    costs ~1 us here, most of it the driver's objects; the loop does no more than it must
+    (the drivers give bytes)."""
     out: dict[int, dict[bytes, Node]] = {}
     nodes: dict[bytes, Node] = {}
     current = None
-    cur.execute("SELECT zone_id, owner, data FROM nodes ORDER BY zone_id")
+    cur.execute(f"SELECT zone_id, owner, data FROM nodes{_but(skip)} ORDER BY zone_id")
     for zone_id, owner, data in cur:
         if zone_id != current:
             current = zone_id
@@ -77,23 +85,40 @@ def all_nodes(cur: Any) -> dict[int, dict[bytes, Node]]:
     return out
 
 
-def all_images(cur: Any) -> dict[int, list[bytes]]:
-    """Every secondary zone's stored image chunks, by zone id, in order."""
+def all_images(cur: Any, skip: Collection[int] = ()) -> dict[int, list[bytes]]:
+    """Every secondary zone's stored image chunks but those in ``skip``, by zone id, in
+    order."""
     out: dict[int, list[bytes]] = {}
-    cur.execute("SELECT zone_id, data FROM zone_images ORDER BY zone_id, chunk")
+    cur.execute(f"SELECT zone_id, data FROM zone_images{_but(skip)} ORDER BY zone_id, chunk")
     for zone_id, data in cur:
         out.setdefault(zone_id, []).append(bytes(data))
     return out
 
 
-def read_served(cur: Any) -> list[tuple[Any, ZoneSnapshot]]:
+def _but(skip: Collection[int]) -> str:
+    """The WHERE clause leaving out zone ids ``skip`` (integers: written as SQL numbers,
+    so that the query runs unchanged on either driver's placeholder style)."""
+    return f" WHERE zone_id NOT IN ({','.join(str(int(i)) for i in skip)})" if skip else ""
+
+
+def read_served(cur: Any, saved: Saved | None = None) -> list[tuple[Any, ZoneSnapshot]]:
     """Every stored zone (its row: the ``zones`` columns as attributes) with the snapshot
     it is served as: three queries whatever the number of zones (the zones, every node,
-    every secondary's image); the cuts are found in the nodes."""
+    every secondary's image); the cuts are found in the nodes. ``saved`` gives a zone's
+    node table and cuts kept for exactly its stored version (``ImageCache.saved_nodes``):
+    those zones' rows are not read."""
     cur.execute("SELECT * FROM zones")
     row_type = namedtuple("ZoneRow", [d[0] for d in cur.description])  # type: ignore[misc]
     zones = [row_type(*r) for r in cur.fetchall()]
-    nodes = all_nodes(cur)
-    images = (all_images(cur) if any(z.kind == ZoneKind.SECONDARY.value for z in zones)
+    found = {}
+    if saved is not None:
+        for z in zones:
+            table = saved(z)
+            if table is not None:
+                found[z.id] = table
+    nodes = all_nodes(cur, found)
+    images = (all_images(cur, found)
+              if any(z.kind == ZoneKind.SECONDARY.value and z.id not in found for z in zones)
               else {})
-    return [(z, from_stored(z, nodes.pop(z.id, None), images.get(z.id))) for z in zones]
+    return [(z, from_stored(z, nodes.pop(z.id, None), images.get(z.id), found.get(z.id)))
+            for z in zones]
