@@ -47,7 +47,7 @@ from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
 from zonekeeper.services.users import UserService
 from zonekeeper.services.zones import ZoneService, ZoneSpec
-from zonekeeper.settings import Settings, parse_hostport
+from zonekeeper.settings import Settings
 from zonekeeper.start import (
     DnsCore,
     Early,
@@ -57,6 +57,7 @@ from zonekeeper.start import (
     image_cache_of,
 )
 from zonekeeper.storage.db import Database, shown_url
+from zonekeeper.text import parse_hostport
 from zonekeeper.tls import ServerTls, TlsConfigError
 from zonekeeper.zones.snapshot import Registry, ZoneState
 

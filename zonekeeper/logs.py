@@ -7,7 +7,25 @@ import sys
 import time
 from typing import Any
 
-import structlog
+
+def _structlog_without_rich() -> Any:
+    """structlog, imported without rich when it is the first to ask for it: structlog takes
+    rich (installed for the command's tables) for its exception formatting, ~70 ms of
+    imports at every start before the first answer, where the server's log lines (JSON, or
+    key=value on a terminal) carry plain tracebacks. ``sys.modules["rich"] = None`` makes
+    ``import rich`` fail for that moment only; the command imports it as usual later."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        import structlog
+        return structlog
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog
+    finally:
+        del sys.modules["rich"]
+    return structlog
+
+
+structlog = _structlog_without_rich()
 
 _SECRET_KEYS = {"secret", "token", "password", "authorization", "bootstrap_token"}
 

@@ -19,7 +19,8 @@ from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import SecondaryManager
 from zonekeeper.events.watch import SecondaryWatch
 from zonekeeper.events.webhooks import Webhooks
-from zonekeeper.metrics import Metrics, MetricsCollector, Sources, make_registry
+from zonekeeper.metrics import Metrics, Sources
+from zonekeeper.metrics_export import MetricsCollector, make_registry
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.zones import ZoneService
 from zonekeeper.settings import Settings

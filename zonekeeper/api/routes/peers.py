@@ -28,7 +28,7 @@ from zonekeeper.errors import Conflict, NotFound
 from zonekeeper.policy.snippets import TlsPrimary
 from zonekeeper.services import paging
 from zonekeeper.services.zones import parse_zone_name
-from zonekeeper.settings import parse_hostport
+from zonekeeper.text import parse_hostport
 from zonekeeper.tls import cert_pin
 
 peers = APIRouter(prefix="/peers", tags=["peers"])
