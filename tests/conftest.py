@@ -242,7 +242,10 @@ class ZkServer:
         return args + self.extra_args
 
     def start(self, timeout: float = 30, *, port_tries: int = 3) -> ZkServer:
-        env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN, **self.extra_env)
+        # The quick start's files (zonekeeper/quickstart.py) stay with the test: a restart
+        # with the same command line and environment starts from them.
+        env = dict(os.environ, ZONEKEEPER_API__BOOTSTRAP_TOKEN=TOKEN,
+                   XDG_CACHE_HOME=str(self.workdir / "cache"), **self.extra_env)
         env.pop("ZONEKEEPER_CONFIG", None)
         log = open(self.log_path, "ab")
         logged = self.log_path.stat().st_size

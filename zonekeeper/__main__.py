@@ -1,3 +1,3 @@
-from zonekeeper.cli.main import main
+from zonekeeper.cli import run
 
-main()
+run()

@@ -15,6 +15,10 @@ and the keys, which come with the rest. Then
 
 Otherwise (PostgreSQL, a new or older database, the API-only role, the asyncio UDP
 endpoint) ``app.serve`` does it all, as before.
+
+A start again with the same inputs does the same even before the command line is parsed
+(``prestart``, from ``zonekeeper.quickstart``): so this module imports nothing of click,
+pydantic or SQLAlchemy (the settings' type only for the checker).
 """
 
 from __future__ import annotations
@@ -28,22 +32,28 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
+from zonekeeper import quickstart
 from zonekeeper.metrics import Metrics
 from zonekeeper.proto.edns import COOKIE, EXPIRE, EdnsOptions, MalformedOption, options
 from zonekeeper.proto.request import OPCODE_QUERY, Request
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.imagecache import ImageCache
-from zonekeeper.server.listeners import make_socket, start_udp
+from zonekeeper.server.listeners import make_socket, start_fast_udp
 from zonekeeper.server.tsig import TsigCheck
-from zonekeeper.settings import Settings, parse_hostport
 from zonekeeper.storage import COOKIE_SECRET, SCHEMA_HEAD
+from zonekeeper.text import parse_hostport
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 from zonekeeper.zones.stored import read_served
+
+if TYPE_CHECKING:
+    from zonekeeper.settings import Settings
 
 log = structlog.get_logger("zonekeeper")
 DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
@@ -219,30 +229,45 @@ def answerable(cookies: bool) -> Callable[[Request], bool]:
 
 
 async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, config_file: Path | None = None) -> None:
     """``zonekeeper serve``: answer from the stored zones as early as possible, then run
-    ``app.serve`` (until SIGINT/SIGTERM, or ``stop``)."""
+    ``app.serve`` (until SIGINT/SIGTERM, or ``stop``). ``config_file``: the config file in
+    force (for ``quickstart.remember``)."""
     started = time.monotonic()
-    lock = single_node_lock(settings)
-    early = None
+    lock = early = None
+    switch = sys.getswitchinterval()
+    taken = quickstart.take()
+    if taken is not None:
+        switch = taken.switch
+        if taken.view == early_view(settings):
+            lock, early = taken.lock, taken.early
+        else:  # cannot happen unless the settings depend on something the key leaves out
+            close_early(taken.early)
+            taken.lock.close()
+            log.warning("start.quick_start_discarded",
+                        reason="the settings differ from the last start's with the same "
+                               "command line, environment and config file")
     try:
-        path = sqlite_file(settings.database.url)
-        dns_cfg = settings.dns
-        if (path is not None and settings.server.role != "api" and dns_cfg.udp_fast_path
-                and udpfast.available()):
-            images = image_cache_of(settings)
-            found = read_stored(path, images)
-            if found is not None:
-                early = await _answer_early(settings, *found, images, started)
-            del found  # the rows go with early.stored, once load_all has them
+        if early is None:
+            lock = single_node_lock(settings)
+            path = sqlite_file(settings.database.url)
+            if path is not None and _can_start_early(settings):
+                images = image_cache_of(settings)
+                found = read_stored(path, images)
+                if found is not None:
+                    early = answer_early(settings, *found, images, started)
+                del found  # the rows go with early.stored, once load_all has them
         # The rest of the server (~0.3 s of imports: storage, services, DNS clients) loads
         # in a worker thread, so the UDP loop keeps answering meanwhile.
-        switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0001)
         try:
             app = await asyncio.to_thread(_import_app)
         finally:
             sys.setswitchinterval(switch)
+        from zonekeeper.settings import DEFAULT_CONFIG_PATH  # loaded by now
+
+        quickstart.remember(early_view(settings), config_file,
+                            absent=() if config_file else (str(DEFAULT_CONFIG_PATH),))
     except BaseException:
         if early is not None:
             close_early(early)
@@ -260,15 +285,87 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
         raise
 
 
+def _can_start_early(settings: Settings | SimpleNamespace) -> bool:
+    return (settings.server.role != "api" and settings.dns.udp_fast_path
+            and udpfast.available())
+
+
 def _import_app() -> Any:
     from zonekeeper import app
 
     return app
 
 
-async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot]],
-                        secrets: tuple[bytes, ...], images: ImageCache | None,
-                        started: float) -> Early:
+# What the early start reads of the settings (``early_view``): the quick start
+# (``zonekeeper.quickstart``) keeps these from the last start with the same inputs.
+EARLY_FIELDS = {
+    "database": ("url",),
+    "server": ("role",),
+    "dns": ("listen", "udp_fast_path", "udp_workers", "nsid", "tcp_idle_timeout",
+            "require_cookie", "udp_max_payload", "response_cache_entries", "axfr_image_cache"),
+    "metrics": ("enabled",),
+    "log": ("level", "format"),
+}
+
+
+def early_view(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The settings the early start reads, as JSON values; of the DNS COOKIE secret only
+    whether one is set (a secret is not written to the quick start's files)."""
+    view = {section: {name: _plain(getattr(getattr(settings, section), name)) for name in names}
+            for section, names in EARLY_FIELDS.items()}
+    view["dns"]["cookie_secret_set"] = bool(settings.dns.cookie_secret)
+    return view
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+@dataclass
+class Prestarted:
+    """What the quick start began before the command line was parsed: the settings it used
+    (``early_view``), the SQLite lock, the early answers, the switch interval before."""
+
+    view: dict[str, dict[str, Any]]
+    lock: IO[bytes]
+    early: Early
+    switch: float
+
+
+def prestart(view: dict[str, dict[str, Any]], started: float) -> Prestarted | None:
+    """The early start from ``view`` (an ``early_view`` kept by the quick start) instead of
+    the settings; None where the settings would not start early either. Raises what the
+    early start raises (StartupError: the lock is held, a port is taken)."""
+    settings = SimpleNamespace(**{
+        section: SimpleNamespace(**values) for section, values in view.items()})
+    settings.dns.cookie_secret = None  # a set one is used once the settings are read
+    lock = single_node_lock(settings)  # type: ignore[arg-type]
+    if lock is None:
+        return None
+    try:
+        path = sqlite_file(settings.database.url)
+        images = image_cache_of(settings)  # type: ignore[arg-type]
+        found = read_stored(path, images) if path and _can_start_early(settings) else None
+        if found is None:
+            lock.close()
+            return None
+        stored, secrets = found
+        if settings.dns.cookie_secret_set:
+            secrets = ()  # the one set in the settings, not the stored one: held till then
+        early = answer_early(settings, stored, secrets, images, started)  # type: ignore[arg-type]
+    except BaseException:
+        lock.close()
+        raise
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)  # the C loops answer while the rest is imported
+    return Prestarted(view, lock, early, switch)
+
+
+def answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot]],
+                 secrets: tuple[bytes, ...], images: ImageCache | None,
+                 started: float) -> Early:
+    """Serve the zones ``stored`` and answer on every DNS address with the C loop (what it
+    cannot answer yet is held until ``app.serve`` has started)."""
     core = dns_core(settings)
     if secrets and not settings.dns.cookie_secret:
         core.edns_options.secrets = lambda: secrets  # until app.build's CookieSecrets
@@ -279,8 +376,8 @@ async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot
     early = Early(core, stored, bind_all(settings), images)
     try:
         for host, port, udp, _tcp in early.sockets:
-            early.transports.append(await start_udp(
-                core.handler, udp, None, core.metrics.udp, None, fast=True,
+            early.transports.append(start_fast_udp(
+                core.handler, udp, None, core.metrics.udp, None,
                 fast_loops=core.metrics.udp_fast, workers=workers,
                 early=answerable(cookies)))
             log.info("dns.listening", address=host, port=port, udp=f"c-loop x{workers}")
@@ -288,7 +385,8 @@ async def _answer_early(settings: Settings, stored: list[tuple[Any, ZoneSnapshot
         close_early(early)
         raise
     log.info("dns.answering", zones=len(stored), seconds=round(time.monotonic() - started, 3),
-             cookies=cookies, saved_tables=images.nodes_read if images is not None else 0,
+             cookies=cookies, quick=quickstart.begun(),
+             saved_tables=images.nodes_read if images is not None else 0,
              stale_tables=images.nodes_stale if images is not None else 0)
     return early
 

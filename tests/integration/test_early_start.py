@@ -190,7 +190,7 @@ def test_the_early_loop_answers_as_the_started_server(stored: ZkServer) -> None:
     async def early_answers() -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
         found = start.read_stored(str(stored.db_path))
         assert found is not None
-        early = await start._answer_early(settings, *found, None, time.monotonic())
+        early = start.answer_early(settings, *found, None, time.monotonic())
         try:
             client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             with client:
@@ -259,7 +259,7 @@ def test_requests_held_while_starting_are_bounded(stored: ZkServer,
     async def run() -> tuple[dict[bytes, bytes], dict[bytes, bytes], int]:
         found = start.read_stored(str(stored.db_path))
         assert found is not None
-        early = await start._answer_early(settings, *found, None, time.monotonic())
+        early = start.answer_early(settings, *found, None, time.monotonic())
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
                 for q in held:

@@ -103,12 +103,14 @@ def serve(ctx: click.Context, config_flag: Path | None, dns_listen: tuple[str, .
     import uvloop
 
     from zonekeeper import logs
+    from zonekeeper.settings import config_path
     from zonekeeper.start import StartupError
     from zonekeeper.start import serve as run
 
     logs.configure(settings.log.level, settings.log.format)
     try:
-        uvloop.run(run(settings, demo=demo, migrate=migrate))
+        uvloop.run(run(settings, demo=demo, migrate=migrate,
+                       config_file=config_path(ctx.obj.get("config"))))
     except StartupError as exc:
         click.echo(f"zonekeeper: {exc}", err=True)
         sys.exit(1)

@@ -741,18 +741,29 @@ async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn
     ``fast_loops`` gets the C loop (for its counts, when ``counts`` are kept).
     ``early``: the C loop (required) answers only what ``early`` accepts, and holds the
     rest until its ``started`` (``FastUdp``)."""
-    protocol = UdpProtocol(handler, notify, counts, update)
     if fast:
         if udpfast.available():
-            listener = udpfast.FastUdp(sock, protocol, handler.registry, handler.cache_entries,
-                                       workers, early=early)
-            if fast_loops is not None and counts is not None:
-                fast_loops.append(listener)
-            return listener
+            return start_fast_udp(handler, sock, notify, counts, update, fast_loops=fast_loops,
+                                  workers=workers, early=early)
         udpfast.log_unavailable()
+    protocol = UdpProtocol(handler, notify, counts, update)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
     return transport
+
+
+def start_fast_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn | None = None,
+                   counts: list[int] | None = None, update: UpdateServer | None = None, *,
+                   fast_loops: list[Any] | None = None, workers: int = 1,
+                   early: Callable[[Request], bool] | None = None) -> udpfast.FastUdp:
+    """The C receive loop on ``sock`` (``udpfast.available()`` must be true); no event loop
+    needed until ``early`` ends (``FastUdp.started``)."""
+    protocol = UdpProtocol(handler, notify, counts, update)
+    listener = udpfast.FastUdp(sock, protocol, handler.registry, handler.cache_entries,
+                               workers, early=early)
+    if fast_loops is not None and counts is not None:
+        fast_loops.append(listener)
+    return listener
 
 
 def start_tcp(state: TcpServerState, sock: socket.socket) -> TcpAcceptor:

@@ -123,7 +123,13 @@ class FastUdp:
         self._held: list[tuple[bytes, tuple[str, int]]] | None = [] if early else None
         self._held_lock = threading.Lock()
         self._held_dropped = 0
-        self.loop = asyncio.get_running_loop()
+        # NOTIFY and UPDATE are passed to the event loop; while ``early``, they are held
+        # and there may be no loop yet (``zonekeeper.quickstart``): ``started`` sets it.
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            assert early is not None, "FastUdp needs the event loop unless it starts early"
+            self.loop = None
         protocol.transport = _Sender(sock)  # type: ignore[assignment]
         # A miss whose answer is one RRset of a node, with no cut on the way, is answered
         # in C from the zones themselves (resolve_plain in _udpfast.c); the rest here.
@@ -141,6 +147,7 @@ class FastUdp:
     def started(self, protocol: UdpProtocol) -> None:
         """The server has started: ``protocol`` answers from now on, held requests first
         (event loop)."""
+        self.loop = asyncio.get_running_loop()
         protocol.transport = _Sender(self.sock)  # type: ignore[assignment]
         self.protocol = protocol
         with self._held_lock:
@@ -183,6 +190,7 @@ class FastUdp:
             return protocol.query(req, addr, cache=False)
         if req.opcode == OPCODE_NOTIFY or protocol.router.route(req, tcp=False) is Route.UPDATE:
             # NOTIFY and UPDATE act on the event loop (refreshes, writes): answered there.
+            assert self.loop is not None  # held while early, set by started
             self.loop.call_soon_threadsafe(protocol.datagram_received, data, addr)
             return None, False
         resp = protocol.router.answer(req, tcp=False, addr=addr[0])  # NOTIMP and the like
