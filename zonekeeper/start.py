@@ -264,10 +264,12 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
             app = await asyncio.to_thread(_import_app)
         finally:
             sys.setswitchinterval(switch)
-        from zonekeeper.settings import DEFAULT_CONFIG_PATH  # loaded by now
+        if sqlite_file(settings.database.url) and _can_start_early(settings):
+            # (Only SQLite starts early: no database password goes to the file.)
+            from zonekeeper.settings import DEFAULT_CONFIG_PATH  # loaded by now
 
-        quickstart.remember(early_view(settings), config_file,
-                            absent=() if config_file else (str(DEFAULT_CONFIG_PATH),))
+            quickstart.remember(early_view(settings), config_file,
+                                absent=() if config_file else (str(DEFAULT_CONFIG_PATH),))
     except BaseException:
         if early is not None:
             close_early(early)

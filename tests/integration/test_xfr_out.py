@@ -765,12 +765,55 @@ def test_only_zones_of_some_size_are_kept(tmp_path: Path) -> None:
         zk.stop()
         assert zk.events("xfr.images_saved")[-1]["written"] == 1
         assert len(list((tmp_path / "zonekeeper.db.axfr-images").glob("*.axfr"))) == 1
-        assert len(list((tmp_path / "zonekeeper.db.axfr-images").glob("*.nodes"))) == 1
+        # The node tables: the large zone's in a file of its own, the small ones' together.
+        assert sorted(re.sub(r"\d+", "N", f.name) for f in
+                      (tmp_path / "zonekeeper.db.axfr-images").glob("*.nodes")) == [
+            "small-zones.nodes", "zone-N.nodes"]
         zk.start()
         assert zk.events("xfr.images_restored")[-1]["restored"] == 1
         wait_for(lambda: zk.events("xfr.image_built", zone="small.test.")[1:],
                  what="the small zone's image built again")
         assert len(zk.events("xfr.image_built", zone="large.test.")) == 1
+    finally:
+        zk.stop()
+
+
+def test_small_zones_tables_are_kept_together(tmp_path: Path) -> None:
+    """The node tables of small zones are kept in one file: read back at the next start
+    (no row read), each checked on its own; a zone changed since (and the process killed,
+    so the file was not written again) is read from its rows, the others from the file."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    cache = tmp_path / "zonekeeper.db.axfr-images"
+    names = [f"small{i}.test." for i in range(3)]
+    try:
+        with zk.client() as api:
+            for name in names:
+                big_zone(api, name, 20)
+        zk.stop()
+        assert [f.name for f in cache.glob("*.nodes")] == ["small-zones.nodes"]
+        assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
+        zk.start()
+        answering = zk.events("dns.answering")[-1]
+        assert answering["saved_tables"] == 3 and answering["stale_tables"] == 0, answering
+        assert zk.query(f"h3.{names[1]}", "TXT").answer
+        with zk.client() as api:
+            r = api.patch(f"/zones/{names[1]}/rrsets", json={"rrsets": [
+                {"name": "h3", "type": "TXT", "changetype": "REPLACE", "ttl": 60,
+                 "records": [{"content": '"changed"'}]}]})
+            assert r.status_code == 200, r.text
+        zk.stop(signal.SIGKILL)
+        zk.start()
+        answering = zk.events("dns.answering")[-1]
+        assert answering["saved_tables"] == 2 and answering["stale_tables"] == 1, answering
+        assert zk.query(f"h3.{names[1]}", "TXT").answer[0][0].to_text() == '"changed"'
+        assert zk.query(f"h3.{names[0]}", "TXT").answer[0][0].to_text() != '"changed"'
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
+        zk.start()
+        assert zk.events("dns.answering")[-1]["saved_tables"] == 3
+        assert zk.query(f"h3.{names[1]}", "TXT").answer[0][0].to_text() == '"changed"'
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["nodes_kept"] == 1
     finally:
         zk.stop()
 

@@ -21,10 +21,12 @@ few milliseconds, less than opening its file would cost at a start with thousand
 zones.
 
 The node table of each such version goes beside its image (``zone-ID.nodes``: the owners'
-wire forms, their pre-rendered RRsets and the zone cuts, marshalled), checked against the
-zone's row as stored (name, id, serial, ``change_id``): ``zonekeeper serve`` on SQLite reads
-it instead of the zone's rows (``zones.stored.read_served``), a fifth of the time at 100,000
-names (one ``marshal.loads`` against a Python object per row, and no search for the cuts).
+wire forms, their pre-rendered RRsets and the zone cuts, marshalled), and those of the
+smaller zones together in one file (``SMALL_NODES``, each table with its own header).
+Each table is checked against the zone's row as stored (name, id, serial, ``change_id``):
+the start reads it instead of the zone's rows (``zones.stored.read_served``), a fifth of
+the time at 100,000 names (one ``marshal.loads`` against a Python object per row, and no
+search for the cuts).
 The image cache is trusted as far as ``change_id`` is: every stored change bumps it, and a
 zone's id is never given again.
 
@@ -54,6 +56,7 @@ log = structlog.get_logger("zonekeeper.xfr")
 FORMAT = 1
 SUFFIX = ".axfr"
 NODES_SUFFIX = ".nodes"
+SMALL_NODES = "small-zones.nodes"  # the node tables of the zones under MIN_NODES, together
 # The file: MAGIC, the header's length (4 bytes), the header, the body's CRC-32 (4 bytes),
 # the body (marshal dumps: the header's and the body's).
 MAGIC = b"ZKAX"
@@ -78,9 +81,13 @@ def _nodes_header(name: str, zone_id: int, serial: int, change_id: int, tag: str
 
 
 def _kept(snap: ZoneSnapshot) -> bool:
-    """A version whose files are kept: stored (its change_id known), served, large."""
+    """A version whose node table is kept: stored (its change_id known), served."""
     return (snap.change_id is not None and not snap.retired
-            and snap.state is not ZoneState.UNLOADED and len(snap.nodes) >= MIN_NODES)
+            and snap.state is not ZoneState.UNLOADED and bool(snap.nodes))
+
+
+def _table(snap: ZoneSnapshot) -> tuple[list[bytes], list[rrwire.Node], list[bytes]]:
+    return list(snap.nodes), list(snap.nodes.values()), sorted(snap.cuts)
 
 
 class ImageCache:
@@ -93,6 +100,7 @@ class ImageCache:
         # header. Only those are left as they are at a stop.
         self._good: dict[str, object] = {}
         self._listing: frozenset[str] | None = None  # the directory's files, read once
+        self._small: dict[int, Any] | None = None  # SMALL_NODES as read, until restore
         self.nodes_read = self.nodes_stale = 0
 
     @property
@@ -114,26 +122,39 @@ class ImageCache:
         keep: set[str] = set()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._small = None
+            small: dict[int, tuple[object, ...]] = {}
+            small_snaps = []
+            # (file, its header, what says it is up to date, its body, which count)
+            files: list[tuple[Path, tuple[object, ...], object, Callable[[], bytes], str]] = []
             for snap in snaps:
                 if not _kept(snap):
                     continue
                 assert snap.change_id is not None
-                files: list[tuple[Path, tuple[object, ...], Callable[[], bytes], str]] = [(
-                    self._nodes_path(snap.zone_id),
-                    _nodes_header(snap.name.to_text(), snap.zone_id, snap.serial,
-                                  snap.change_id, self.tag),
-                    partial(_nodes_body, snap), "nodes_")]
+                nodes_header = _nodes_header(snap.name.to_text(), snap.zone_id, snap.serial,
+                                             snap.change_id, self.tag)
+                if len(snap.nodes) < MIN_NODES:
+                    small[snap.zone_id] = nodes_header
+                    small_snaps.append(snap)
+                    continue
+                files.append((self._nodes_path(snap.zone_id), nodes_header, nodes_header,
+                              partial(_nodes_body, snap), "nodes_"))
                 if snap.axfr is not None:
-                    files.append((self._path(snap.zone_id), _header(snap, self.tag),
+                    header = _header(snap, self.tag)
+                    files.append((self._path(snap.zone_id), header, header,
                                   partial(_image_body, snap.axfr), ""))
-                for path, header, body, what in files:
-                    keep.add(path.name)
-                    if self._good.get(path.name) == header and path.exists():
-                        counts[what + "kept"] += 1
-                        continue
-                    self._write(path, header, body())
-                    self._good[path.name] = header
-                    counts[what + "written"] += 1
+            if small:
+                files.append((self.directory / SMALL_NODES, self._small_header(),
+                              _small_signature(small.values()),
+                              partial(_small_body, small, small_snaps), "nodes_"))
+            for path, header, good, body, what in files:
+                keep.add(path.name)
+                if self._good.get(path.name) == good and path.exists():
+                    counts[what + "kept"] += 1
+                    continue
+                self._write(path, header, body())
+                self._good[path.name] = good
+                counts[what + "written"] += 1
             for suffix in (SUFFIX, NODES_SUFFIX):
                 for old in self.directory.glob(f"*{suffix}*"):
                     if old.name not in keep:
@@ -179,6 +200,7 @@ class ImageCache:
     def restore(self, snaps: Iterable[ZoneSnapshot]) -> int:
         """Give each loaded version without an image the one stored for exactly it; returns
         how many were restored. A file that does not match, or cannot be read, is skipped."""
+        self._small = None  # the small zones' tables not taken: done with
         if not self.directory.is_dir():
             return 0
         started = time.monotonic()
@@ -228,10 +250,14 @@ class ImageCache:
             except OSError:
                 self._listing = frozenset()
         path = self._nodes_path(z.id)
-        if path.name not in self._listing:
-            return None
         header = _nodes_header(z.name, z.id, z.serial, z.change_id, self.tag)
-        body = self._load(path, header, "zones.nodes_file_unreadable")
+        if path.name in self._listing:
+            body = self._load(path, header, "zones.nodes_file_unreadable")
+        else:
+            small = self._small_tables().pop(z.id, None)
+            if small is None:
+                return None
+            body = small[1:] if small[0] == header else None
         if body is None:
             self.nodes_stale += 1
             return None
@@ -244,9 +270,30 @@ class ImageCache:
             log.warning("zones.nodes_file_unreadable", file=str(path), error=repr(exc)[:200])
             self.nodes_stale += 1
             return None
-        self._good[path.name] = header
+        if path.name in self._listing:
+            self._good[path.name] = header
         self.nodes_read += 1
         return dict(zip(keys, values)), frozenset(cuts)
+
+    def _small_header(self) -> tuple[object, ...]:
+        return (FORMAT, self.tag, SMALL_NODES)
+
+    def _small_tables(self) -> dict[int, Any]:
+        """SMALL_NODES as read (once; each table taken is dropped from it): zone id ->
+        (its header, owners, nodes, cuts)."""
+        if self._small is None:
+            self._small = {}
+            if self._listing is not None and SMALL_NODES in self._listing:
+                path = self.directory / SMALL_NODES
+                body = self._load(path, self._small_header(), "zones.nodes_file_unreadable")
+                if type(body) is dict and all(type(v) is tuple and len(v) == 4
+                                              for v in body.values()):
+                    self._small = body
+                    self._good[SMALL_NODES] = _small_signature(v[0] for v in body.values())
+                elif body is not None:
+                    log.warning("zones.nodes_file_unreadable", file=str(path),
+                                error="not a table of zones")
+        return self._small
 
     def _load(self, path: Path, header: tuple[object, ...], unreadable: str) -> Any:
         """What file ``path`` holds if its header is ``header`` and its body is whole, else
@@ -278,4 +325,13 @@ def _image_body(image: axfr.AxfrImage) -> bytes:
 
 
 def _nodes_body(snap: ZoneSnapshot) -> bytes:
-    return marshal.dumps((list(snap.nodes), list(snap.nodes.values()), sorted(snap.cuts)), 4)
+    return marshal.dumps(_table(snap), 4)
+
+
+def _small_signature(headers: Iterable[tuple[object, ...]]) -> frozenset[tuple[object, ...]]:
+    """What SMALL_NODES holds: the headers of its zones' versions."""
+    return frozenset(headers)
+
+
+def _small_body(headers: dict[int, tuple[object, ...]], snaps: list[ZoneSnapshot]) -> bytes:
+    return marshal.dumps({s.zone_id: (headers[s.zone_id], *_table(s)) for s in snaps}, 4)
