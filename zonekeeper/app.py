@@ -41,7 +41,7 @@ from zonekeeper.services.access import AccessService
 from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService
-from zonekeeper.services.secrets import CookieSecrets
+from zonekeeper.services.secrets import CookieSecrets, database_stamp
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
@@ -532,7 +532,13 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await cluster.close()  # the lead, if held, passes to another node now
     await rt.images.close()
     if image_cache is not None:
-        await asyncio.to_thread(image_cache.save, list(rt.registry.zones.values()))
+        try:
+            stamp: bytes | None = await asyncio.to_thread(database_stamp, rt.db)
+        except Exception as exc:  # noqa: BLE001 - a stop never fails for the cache
+            log.warning("zones.database_stamp_unread", error=str(exc)[:200],
+                        effect="the node tables kept now are not used at the next start")
+            stamp = None
+        await asyncio.to_thread(image_cache.save, list(rt.registry.zones.values()), stamp)
     rt.tcp_state.accepting = False
     for server in rt.servers:
         server.close()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -650,7 +651,8 @@ def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
         (saved,) = zk.events("xfr.images_saved")
         assert saved["written"] == 1 and saved["nodes_written"] == 1, saved
         files = sorted(cache.iterdir())
-        assert [re.sub(r"\d+", "N", f.name) for f in files] == ["zone-N.axfr", "zone-N.nodes"]
+        assert [re.sub(r"\d+", "N", f.name) for f in files] == [
+            "stamp", "zone-N.axfr", "zone-N.nodes"]
         assert cache.stat().st_mode & 0o777 == 0o700
         assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
         zk.start()
@@ -780,42 +782,91 @@ def test_only_zones_of_some_size_are_kept(tmp_path: Path) -> None:
 
 def test_small_zones_tables_are_kept_together(tmp_path: Path) -> None:
     """The node tables of small zones are kept in one file: read back at the next start
-    (no row read), each checked on its own; a zone changed since (and the process killed,
-    so the file was not written again) is read from its rows, the others from the file."""
+    (no row read), each checked on its own (a zone changed while the cache was off is read
+    from its rows, the others from the file); after a crash none is used."""
     zk = ZkServer(tmp_path, demo=False).start()
     cache = tmp_path / "zonekeeper.db.axfr-images"
     names = [f"small{i}.test." for i in range(3)]
+
+    def change(name: str, value: str) -> None:
+        with zk.client() as api:
+            r = api.patch(f"/zones/{name}/rrsets", json={"rrsets": [
+                {"name": "h3", "type": "TXT", "changetype": "REPLACE", "ttl": 60,
+                 "records": [{"content": f'"{value}"'}]}]})
+            assert r.status_code == 200, r.text
+
     try:
         with zk.client() as api:
             for name in names:
                 big_zone(api, name, 20)
         zk.stop()
-        assert [f.name for f in cache.glob("*.nodes")] == ["small-zones.nodes"]
+        assert sorted(f.name for f in cache.iterdir()) == ["small-zones.nodes", "stamp"]
         assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
         zk.start()
         answering = zk.events("dns.answering")[-1]
         assert answering["saved_tables"] == 3 and answering["stale_tables"] == 0, answering
         assert zk.query(f"h3.{names[1]}", "TXT").answer
-        with zk.client() as api:
-            r = api.patch(f"/zones/{names[1]}/rrsets", json={"rrsets": [
-                {"name": "h3", "type": "TXT", "changetype": "REPLACE", "ttl": 60,
-                 "records": [{"content": '"changed"'}]}]})
-            assert r.status_code == 200, r.text
+        change(names[1], "changed")
         zk.stop(signal.SIGKILL)
+        zk.start()  # killed: no table is used (the stamp went at the start before)
+        answering = zk.events("dns.answering")[-1]
+        assert answering["saved_tables"] == 0 and answering["stale_tables"] == 0, answering
+        assert zk.query(f"h3.{names[1]}", "TXT").answer[0][0].to_text() == '"changed"'
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
+        zk.extra_env = {"ZONEKEEPER_DNS__AXFR_IMAGE_CACHE": ""}  # changed with the cache off
+        zk.start()
+        change(names[2], "changed too")
+        zk.stop()
+        zk.extra_env = {}
         zk.start()
         answering = zk.events("dns.answering")[-1]
         assert answering["saved_tables"] == 2 and answering["stale_tables"] == 1, answering
         assert zk.query(f"h3.{names[1]}", "TXT").answer[0][0].to_text() == '"changed"'
-        assert zk.query(f"h3.{names[0]}", "TXT").answer[0][0].to_text() != '"changed"'
+        assert zk.query(f"h3.{names[2]}", "TXT").answer[0][0].to_text() == '"changed too"'
+        assert zk.query(f"h3.{names[0]}", "TXT").answer[0][0].to_text().startswith('"000003')
         zk.stop()
         assert zk.events("xfr.images_saved")[-1]["nodes_written"] == 1
-        zk.start()
-        assert zk.events("dns.answering")[-1]["saved_tables"] == 3
-        assert zk.query(f"h3.{names[1]}", "TXT").answer[0][0].to_text() == '"changed"'
-        zk.stop()
-        assert zk.events("xfr.images_saved")[-1]["nodes_kept"] == 1
     finally:
         zk.stop()
+
+
+def test_tables_kept_for_another_database_are_not_used(tmp_path: Path) -> None:
+    """Another database put in the place of this one, holding a zone of the same name, id,
+    serial and change count but other records: its rows are read, not this one's tables."""
+    first = ZkServer(tmp_path / "a", demo=False)
+    other = ZkServer(tmp_path / "b", demo=False)
+    for srv in (first, other):
+        srv.workdir.mkdir()
+    try:
+        for srv, value in ((first, "first"), (other, "other")):
+            srv.start()
+            with srv.client() as api:
+                text = ["$ORIGIN same.test.", "$TTL 300", "@ SOA ns1 host 10 3600 900 1209600 300",
+                        "@ NS ns1", "ns1 A 192.0.2.1", f'txt TXT "{value}"']
+                text += [f"h{i} A 192.0.2.{i % 250 + 1}" for i in range(1000)]
+                make_zone(api, "same.test.", zone_text="\n".join(text) + "\n")
+            srv.stop()
+        assert (first.workdir / "zonekeeper.db.axfr-images" / "zone-1.nodes").exists()
+        shutil.copyfile(other.db_path, first.db_path)
+        first.start()
+        assert zk_events_last(first, "dns.answering")["saved_tables"] == 0
+        assert first.events("zones.node_tables_not_used")
+        assert first.query("txt.same.test.", "TXT").answer[0][0].to_text() == '"other"'
+        assert not first.events("xfr.images_restored")  # the image is built, not read
+        zone = dns.zone.Zone("same.test.")
+        with first.client() as api:
+            api.post("/acls", json={"zone": "same.test.", "action": "transfer",
+                                    "network": "127.0.0.0/8"})
+        dns.query.inbound_xfr("127.0.0.1", zone, port=first.dns_port, timeout=10, lifetime=30)
+        assert [rd.to_text() for rd in zone.find_rdataset("txt", "TXT")] == ['"other"']
+    finally:
+        first.stop()
+        other.stop()
+
+
+def zk_events_last(zk: ZkServer, event: str) -> dict[str, object]:
+    return zk.events(event)[-1]
 
 
 def test_a_zone_made_again_does_not_get_the_old_zones_image(tmp_path: Path) -> None:

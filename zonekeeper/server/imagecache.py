@@ -28,7 +28,13 @@ the start reads it instead of the zone's rows (``zones.stored.read_served``), a 
 the time at 100,000 names (one ``marshal.loads`` against a Python object per row, and no
 search for the cuts).
 The image cache is trusted as far as ``change_id`` is: every stored change bumps it, and a
-zone's id is never given again.
+zone's id is never given again. The node tables are trusted only for the database they
+were written from, and only after a clean stop: a clean stop writes the database's stamp
+(``services.secrets.database_stamp``, random, made once) to the file ``stamp`` after the
+tables, and the next start reads the tables only if that file names the database it
+opened, then removes the file. So a database replaced by another (whose zones may carry
+the same names, ids, serials and change counts) or a process killed after changes that
+were then overwritten by a restored copy never gets tables that are not its own.
 
 Files hold zone data: the directory is made private (0700) and the files 0600.
 """
@@ -49,6 +55,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from zonekeeper.proto import axfr, rrwire
+from zonekeeper.storage import DATABASE_STAMP
 from zonekeeper.zones.snapshot import ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
@@ -57,6 +64,7 @@ FORMAT = 1
 SUFFIX = ".axfr"
 NODES_SUFFIX = ".nodes"
 SMALL_NODES = "small-zones.nodes"  # the node tables of the zones under MIN_NODES, together
+STAMP = "stamp"  # the database stamp the node tables were written for (at a clean stop)
 # The file: MAGIC, the header's length (4 bytes), the header, the body's CRC-32 (4 bytes),
 # the body (marshal dumps: the header's and the body's).
 MAGIC = b"ZKAX"
@@ -101,6 +109,7 @@ class ImageCache:
         self._good: dict[str, object] = {}
         self._listing: frozenset[str] | None = None  # the directory's files, read once
         self._small: dict[int, Any] | None = None  # SMALL_NODES as read, until restore
+        self._trusted: bool | None = None  # whether the tables are this database's (read once)
         self.nodes_read = self.nodes_stale = 0
 
     @property
@@ -113,9 +122,10 @@ class ImageCache:
         return self.directory / f"zone-{zone_id}{SUFFIX}"
 
     # -- at a stop ---------------------------------------------------------------------------
-    def save(self, snaps: Iterable[ZoneSnapshot]) -> dict[str, int]:
+    def save(self, snaps: Iterable[ZoneSnapshot], stamp: bytes | None) -> dict[str, int]:
         """Write the image and the node table of every served version that is kept (a file
-        that holds it already is left as it is); remove every other file. Errors are
+        that holds it already is left as it is); remove every other file; then write
+        ``stamp`` (the database's; None: the tables will not be trusted). Errors are
         logged: the cache is an optimisation, never a reason for a stop to fail."""
         started = time.monotonic()
         counts = {"written": 0, "kept": 0, "removed": 0, "nodes_written": 0, "nodes_kept": 0}
@@ -160,6 +170,12 @@ class ImageCache:
                     if old.name not in keep:
                         old.unlink(missing_ok=True)
                         counts["removed"] += 1
+            if stamp is not None:
+                tmp = self.directory / f"{STAMP}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(stamp)
+                os.replace(tmp, self.directory / STAMP)
         except (OSError, ValueError, TypeError) as exc:  # never a reason for a stop to fail
             log.warning("xfr.images_not_saved", directory=str(self.directory), error=str(exc))
             return {**counts, "removed": 0}
@@ -199,10 +215,12 @@ class ImageCache:
     # -- at a start --------------------------------------------------------------------------
     def restore(self, snaps: Iterable[ZoneSnapshot]) -> int:
         """Give each loaded version without an image the one stored for exactly it; returns
-        how many were restored. A file that does not match, or cannot be read, is skipped."""
+        how many were restored. A file that does not match, or cannot be read, is skipped;
+        none is read unless the node tables were found to be this database's (``_trust``,
+        when the zones were read)."""
         self._small = None  # the small zones' tables not taken: done with
-        if not self.directory.is_dir():
-            return 0
+        if not self._trusted or not self.directory.is_dir():
+            return 0  # written for another database, or not at a clean stop
         started = time.monotonic()
         restored = skipped = 0
         for snap in snaps:
@@ -240,15 +258,21 @@ class ImageCache:
             log.warning("xfr.image_unreadable", file=str(path), error=repr(exc)[:200])
             return None
 
-    def saved_nodes(self, z: Any) -> tuple[dict[bytes, rrwire.Node], frozenset[bytes]] | None:
+    def saved_nodes(self, cur: Any, z: Any) -> tuple[dict[bytes, rrwire.Node],
+                                                     frozenset[bytes]] | None:
         """The node table and cuts saved for zone row ``z`` (``zones`` columns as
         attributes) as it is stored now, or None: no file, the file of another version
-        (``nodes_stale`` counts those), or one that cannot be read."""
+        (``nodes_stale`` counts those), or one that cannot be read. ``cur``: a cursor on
+        the database the row was read from (its stamp, read once)."""
         if self._listing is None:
             try:
                 self._listing = frozenset(os.listdir(self.directory))
             except OSError:
                 self._listing = frozenset()
+        if self._trusted is None:
+            self._trusted = self._trust(cur)
+        if not self._trusted:
+            return None
         path = self._nodes_path(z.id)
         header = _nodes_header(z.name, z.id, z.serial, z.change_id, self.tag)
         if path.name in self._listing:
@@ -274,6 +298,28 @@ class ImageCache:
             self._good[path.name] = header
         self.nodes_read += 1
         return dict(zip(keys, values)), frozenset(cuts)
+
+    def _trust(self, cur: Any) -> bool:
+        """Whether the tables were written at a clean stop for the database ``cur`` reads;
+        the stamp file is removed either way (a start that ends without a clean stop leaves
+        none behind)."""
+        if STAMP not in self._listing:  # type: ignore[operator]
+            return False
+        path = self.directory / STAMP
+        try:
+            kept = path.read_bytes()
+            path.unlink()
+        except OSError:
+            return False
+        # The name is this module's constant: written into the SQL, so that the query runs
+        # as it is on either driver's placeholder style.
+        cur.execute(f"SELECT current FROM server_secrets WHERE name = '{DATABASE_STAMP}'")
+        row = cur.fetchone()
+        if row is None or bytes(row[0]) != kept:
+            log.info("zones.node_tables_not_used", directory=str(self.directory),
+                     reason="written for another database")
+            return False
+        return True
 
     def _small_header(self) -> tuple[object, ...]:
         return (FORMAT, self.tag, SMALL_NODES)

@@ -286,7 +286,8 @@ class WebSession(Base):
 
 
 class ServerSecret(Base):
-    """A secret the nodes of one database share (0009): the DNS COOKIE secret."""
+    """A secret the nodes of one database share (0009): the DNS COOKIE secret; also the
+    database's stamp (``DATABASE_STAMP``, not a secret: a random name for the database)."""
 
     __tablename__ = "server_secrets"
 

@@ -27,8 +27,9 @@ from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.zones")
 
-# A zone row's node table and cuts kept for exactly its stored version, or None.
-Saved = Callable[[Any], tuple[dict[bytes, Node], frozenset[bytes]] | None]
+# A zone row's node table and cuts kept for exactly its stored version, or None (given a
+# cursor on the database the row was read from, and the row).
+Saved = Callable[[Any, Any], tuple[dict[bytes, Node], frozenset[bytes]] | None]
 
 
 def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes],
@@ -113,7 +114,7 @@ def read_served(cur: Any, saved: Saved | None = None) -> list[tuple[Any, ZoneSna
     found = {}
     if saved is not None:
         for z in zones:
-            table = saved(z)
+            table = saved(cur, z)
             if table is not None:
                 found[z.id] = table
     nodes = all_nodes(cur, found)
