@@ -41,7 +41,7 @@ from zonekeeper.services.access import AccessService
 from zonekeeper.services.cluster import Cluster, Hooks
 from zonekeeper.services.dnsupdate import UpdateRR
 from zonekeeper.services.peers import PeerService
-from zonekeeper.services.secrets import CookieSecrets, database_stamp
+from zonekeeper.services.secrets import CookieSecrets
 from zonekeeper.services.status import StatusService
 from zonekeeper.services.tokens import TokenService
 from zonekeeper.services.usage import LastUsed
@@ -533,7 +533,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     await rt.images.close()
     if image_cache is not None:
         try:
-            stamp: bytes | None = await asyncio.to_thread(database_stamp, rt.db)
+            stamp: bytes | None = await asyncio.to_thread(rt.db.stamp)
         except Exception as exc:  # noqa: BLE001 - a stop never fails for the cache
             log.warning("zones.database_stamp_unread", error=str(exc)[:200],
                         effect="the node tables kept now are not used at the next start")

@@ -47,7 +47,7 @@ from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.imagecache import ImageCache
 from zonekeeper.server.listeners import make_socket, start_fast_udp
 from zonekeeper.server.tsig import TsigCheck
-from zonekeeper.storage import COOKIE_SECRET, SCHEMA_HEAD
+from zonekeeper.storage import COOKIE_SECRET, DATABASE_STAMP, SCHEMA_HEAD
 from zonekeeper.text import parse_hostport
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 from zonekeeper.zones.stored import read_served
@@ -129,7 +129,16 @@ def image_cache_of(settings: Settings) -> ImageCache | None:
         if path is None:
             return None
         where = f"{path}.axfr-images"
-    return ImageCache(where) if where else None
+    return ImageCache(where, stamp_of=stored_stamp) if where else None
+
+
+def stored_stamp(cur: Any) -> bytes | None:
+    """The database stamp (``Database.stamp``) as a DB-API cursor reads it, or None."""
+    # The name is a constant of ours: written into the SQL, so that the query runs as it is
+    # on either driver's placeholder style.
+    cur.execute(f"SELECT current FROM server_secrets WHERE name = '{DATABASE_STAMP}'")
+    row = cur.fetchone()
+    return bytes(row[0]) if row is not None else None
 
 
 def single_node_lock(settings: Settings) -> IO[bytes] | None:

@@ -30,7 +30,7 @@ search for the cuts).
 The image cache is trusted as far as ``change_id`` is: every stored change bumps it, and a
 zone's id is never given again. The node tables are trusted only for the database they
 were written from, and only after a clean stop: a clean stop writes the database's stamp
-(``services.secrets.database_stamp``, random, made once) to the file ``stamp`` after the
+(``Database.stamp``: random, made with the database) to the file ``stamp`` after the
 tables, and the next start reads the tables only if that file names the database it
 opened, then removes the file. So a database replaced by another (whose zones may carry
 the same names, ids, serials and change counts) or a process killed after changes that
@@ -55,7 +55,6 @@ from typing import Any, BinaryIO
 import structlog
 
 from zonekeeper.proto import axfr, rrwire
-from zonekeeper.storage import DATABASE_STAMP
 from zonekeeper.zones.snapshot import ZoneSnapshot, ZoneState
 
 log = structlog.get_logger("zonekeeper.xfr")
@@ -101,8 +100,12 @@ def _table(snap: ZoneSnapshot) -> tuple[list[bytes], list[rrwire.Node], list[byt
 class ImageCache:
     """Images of the served versions in ``directory`` (one file per zone id)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path,
+                 stamp_of: Callable[[Any], bytes | None] | None = None) -> None:
+        """``stamp_of``: the stamp of the database a cursor reads (none: the node tables
+        and images are never read back)."""
         self.directory = Path(directory)
+        self.stamp_of = stamp_of
         self._tag: str | None = None
         # Files known whole, by name: read back at the start or written since, with their
         # header. Only those are left as they are at a stop.
@@ -311,11 +314,7 @@ class ImageCache:
             path.unlink()
         except OSError:
             return False
-        # The name is this module's constant: written into the SQL, so that the query runs
-        # as it is on either driver's placeholder style.
-        cur.execute(f"SELECT current FROM server_secrets WHERE name = '{DATABASE_STAMP}'")
-        row = cur.fetchone()
-        if row is None or bytes(row[0]) != kept:
+        if self.stamp_of is None or self.stamp_of(cur) != kept:
             log.info("zones.node_tables_not_used", directory=str(self.directory),
                      reason="written for another database")
             return False

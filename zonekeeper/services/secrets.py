@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import select, update
 
-from zonekeeper.storage import COOKIE_SECRET, DATABASE_STAMP
+from zonekeeper.storage import COOKIE_SECRET
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ServerSecret
 
@@ -80,14 +80,3 @@ class CookieSecrets:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-
-
-def database_stamp(db: Database) -> bytes:
-    """This database's stamp (``DATABASE_STAMP``), made the first time it is asked for."""
-    with db.write() as s:
-        row = s.get(ServerSecret, DATABASE_STAMP)
-        if row is None:
-            row = ServerSecret(name=DATABASE_STAMP, current=os.urandom(16), previous=None,
-                               rotated_at=datetime.now(UTC))
-            s.add(row)
-        return bytes(row.current)

@@ -11,7 +11,7 @@ SCHEMA_HEAD = "0013"
 
 # The DNS COOKIE server secret's row in ``server_secrets`` (services/secrets.py).
 COOKIE_SECRET = "dns-cookie"
-# A random value made once per database (services/secrets.py ``database_stamp``): the
+# A random value made once per database (``Database.stamp``, storage/db.py): the
 # files kept beside a database at a stop name it (server/imagecache.py), so that they are
 # not taken for another database's at the next start.
 DATABASE_STAMP = "database-stamp"

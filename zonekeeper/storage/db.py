@@ -12,11 +12,13 @@ advisory lock, so writers queue there too (see ``_postgres_engine``).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from zonekeeper.storage import SCHEMA_HEAD
+from zonekeeper.storage import DATABASE_STAMP, SCHEMA_HEAD
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -240,7 +242,26 @@ class Database:
                     raw.execute("PRAGMA foreign_keys=ON")
 
     def prepare(self, *, migrate: bool) -> None:
-        """Create a new database, or check (and with ``migrate``, upgrade) an existing one."""
+        """Create a new database, or check (and with ``migrate``, upgrade) an existing one;
+        then make sure it has its stamp."""
+        self._prepare_schema(migrate=migrate)
+        self.stamp()
+
+    def stamp(self) -> bytes:
+        """The database's stamp (``DATABASE_STAMP`` in ``server_secrets``: random, made the
+        first time it is asked for; copies of the file keep it). The files kept beside a
+        database are trusted only if they name it (server/imagecache.py)."""
+        from zonekeeper.storage.models import ServerSecret
+
+        with self.write() as s:
+            row = s.get(ServerSecret, DATABASE_STAMP)
+            if row is None:
+                row = ServerSecret(name=DATABASE_STAMP, current=os.urandom(16), previous=None,
+                                   rotated_at=datetime.now(UTC))
+                s.add(row)
+            return bytes(row.current)
+
+    def _prepare_schema(self, *, migrate: bool) -> None:
         if self.current_revision() == SCHEMA_HEAD:
             return
         from alembic.script import ScriptDirectory
