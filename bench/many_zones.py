@@ -329,6 +329,12 @@ def main() -> int:
                 log(f"  {creation[label]['rate']:.0f} zones/s")
                 if not db.exists():
                     shutil.copy(target, db)
+            # Brought to this schema and given its stamp (Database.stamp) once, as a server's
+            # own file would be: each launch starts from a copy, and a restart of a copy
+            # may use what its last clean stop kept beside it.
+            exe = shutil.which("zonekeeper", path=str(ROOT / ".venv" / "bin")) or "zonekeeper"
+            subprocess.run([exe, "db", "upgrade", "--database", f"sqlite:///{db}"], check=True,
+                           capture_output=True, timeout=300)
             loads: dict[str, list[tuple[float, float]]] = {k: [] for k in peers + [s[0] for s in srcs]}
             for run in range(a.launches):
                 for p in peers:
