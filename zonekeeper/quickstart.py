@@ -15,7 +15,8 @@ answers are stopped and the start goes the usual way, with a warning.
 
 The files go to ``$XDG_CACHE_HOME/zonekeeper/serve`` (``~/.cache`` by default; none without
 either), private, at most ``KEEP`` of them (the newest); they hold paths and addresses,
-no secrets. Anything wrong with them (unreadable, another format) means an ordinary start.
+no secrets. Anything wrong with them (unreadable, another format, not the user's own or
+writable by others) means an ordinary start.
 
 Imports nothing but the standard library until a kept start is found.
 """
@@ -85,7 +86,12 @@ def begin(argv: list[str]) -> None:
     if where is None:
         return
     try:
-        entry = json.loads((where / f"{_key(_argv)}.json").read_text())
+        path = where / f"{_key(_argv)}.json"
+        for made in (where, path):  # only our own files, writable by us alone
+            st = os.stat(made)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return
+        entry = json.loads(path.read_text())
         if entry.get("format") != FORMAT:
             return
         config, digest = entry["config"]

@@ -107,6 +107,14 @@ def test_other_inputs_start_the_usual_way(tmp_path: Path) -> None:
         assert _nsid(zk) == b"three"
         zk.stop()
         assert len(_kept(zk)) == 2  # one per environment; the file's change replaced its own
+        zk.start()
+        assert zk.events("dns.answering")[-1]["quick"] is True
+        zk.stop()
+        for kept in _kept(zk):
+            kept.chmod(0o622)  # writable by others: not trusted
+        zk.start()
+        assert zk.events("dns.answering")[-1]["quick"] is False
+        assert _nsid(zk) == b"three"
     finally:
         zk.stop()
 

@@ -54,6 +54,7 @@ from typing import Any, BinaryIO
 
 import structlog
 
+from zonekeeper import __version__
 from zonekeeper.proto import axfr, rrwire
 from zonekeeper.zones.snapshot import ZoneSnapshot, ZoneState
 
@@ -72,7 +73,7 @@ MIN_NODES = 1000  # smaller zones: built at the start (a few ms each), not kept 
 
 def _code_tag() -> str:
     """Changes whenever the code that renders images does (or the format of this file)."""
-    h = hashlib.sha256(f"{FORMAT}/{marshal.version}".encode())
+    h = hashlib.sha256(f"{FORMAT}/{marshal.version}/{__version__}".encode())
     for path in (axfr.__file__, rrwire.__file__, __file__):
         h.update(Path(path or "").read_bytes())
     return h.hexdigest()[:32]
@@ -135,6 +136,8 @@ class ImageCache:
         keep: set[str] = set()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Until the new stamp is written last, nothing here is trusted.
+            (self.directory / STAMP).unlink(missing_ok=True)
             self._small = None
             small: dict[int, tuple[object, ...]] = {}
             small_snaps = []

@@ -134,6 +134,7 @@ class Database:
         else:
             self.read_engine = _postgres_engine(url, writer=False)
             self.write_engine = _postgres_engine(url, writer=True)
+        self._stamp: bytes | None = None  # the database stamp once read (stamp)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False,
                                    info={"node": self.node})
@@ -250,7 +251,10 @@ class Database:
     def stamp(self) -> bytes:
         """The database's stamp (``DATABASE_STAMP`` in ``server_secrets``: random, made the
         first time it is asked for; copies of the file keep it). The files kept beside a
-        database are trusted only if they name it (server/imagecache.py)."""
+        database are trusted only if they name it (server/imagecache.py). Read once, then
+        kept: a stop asks for it without waiting on the database."""
+        if self._stamp is not None:
+            return self._stamp
         from zonekeeper.storage.models import ServerSecret
 
         with self.write() as s:
@@ -259,7 +263,8 @@ class Database:
                 row = ServerSecret(name=DATABASE_STAMP, current=os.urandom(16), previous=None,
                                    rotated_at=datetime.now(UTC))
                 s.add(row)
-            return bytes(row.current)
+            self._stamp = bytes(row.current)
+        return self._stamp
 
     def _prepare_schema(self, *, migrate: bool) -> None:
         if self.current_revision() == SCHEMA_HEAD:
