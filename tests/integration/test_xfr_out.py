@@ -697,6 +697,31 @@ def test_axfr_image_kept_across_a_restart(tmp_path: Path) -> None:
         zk.stop()
 
 
+def test_a_stop_right_after_an_import_keeps_its_image(tmp_path: Path) -> None:
+    """A zone imported just before a stop: the stop waits for the image being built and
+    keeps it, so the first AXFR after the start reads it back instead of building it."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    try:
+        with zk.client() as api:
+            big_zone(api, "late.test.", 40000)
+        zk.stop()  # at once: the image of the new zone (~0.1 s) is still being built
+        (built,) = zk.events("xfr.image_built", zone="late.test.")
+        serial = built["serial"]
+        (saved,) = zk.events("xfr.images_saved")
+        assert saved["written"] == 1, saved
+        zk.start()
+        with zk.client() as api:
+            api.post("/acls", json={"zone": "late.test.", "action": "transfer", "network": "127.0.0.0/8"})
+        (restored,) = zk.events("xfr.images_restored")
+        assert restored["restored"] == 1, restored
+        zone = dns.zone.Zone("late.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert len(zone.nodes) == 40000 + 2 and zone.get_soa().serial == serial
+        assert len(zk.events("xfr.image_built", zone="late.test.")) == 1  # before the stop only
+    finally:
+        zk.stop()
+
+
 def test_a_stale_or_damaged_image_file_is_not_used(tmp_path: Path) -> None:
     """A file of another version of the zone (changed while the cache was off) or a damaged
     one is skipped: the image is built, the zone's rows are read, and the transfer and the

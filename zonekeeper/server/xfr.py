@@ -221,12 +221,18 @@ class ImageWarmer:
     version is published without one (a zone created or imported, a transfer received; an
     edit patches the image it had). The first AXFR after a start then finds the image built
     rather than building it (2-4 s at a million records), or waits only for the rest of a
-    build under way (``ensure_image`` shares it). Bounded: one pending version per zone."""
+    build under way (``ensure_image`` shares it). Bounded: one pending version per zone.
+
+    A stop waits for the build under way (up to ``STOP_WAIT`` seconds) so that the image
+    cache keeps it: a zone imported just before a restart is not built again after it."""
+
+    STOP_WAIT = 10.0
 
     def __init__(self) -> None:
         self._pending: dict[bytes, ZoneSnapshot] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._current: ZoneSnapshot | None = None
 
     def warm(self, snap: ZoneSnapshot) -> None:
         if snap.axfr is None and snap.state is not ZoneState.UNLOADED:
@@ -247,18 +253,39 @@ class ImageWarmer:
                 snap = self._pending.pop(key)
                 if snap.retired or snap.axfr is not None:
                     continue
+                self._current = snap
                 try:
                     # Shielded: a shutdown cancelling this task leaves the build (which a
                     # transfer may be waiting for too) to finish.
                     await asyncio.shield(ensure_image(snap))
                 except Exception as exc:  # noqa: BLE001 - the transfer will report it
                     log.warning("xfr.image_failed", zone=snap.name.to_text(), error=str(exc))
+                self._current = None
 
-    async def close(self) -> None:
+    async def close(self, wait: float | None = None) -> None:
+        """Stop building; the build under way is waited for, up to ``wait`` seconds
+        (``STOP_WAIT``), and kept on its version; the versions not begun are left."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        snap = self._current
+        building = snap.axfr_future if snap is not None else None
+        if snap is None or building is None or snap.axfr is not None:
+            return
+        started = time.monotonic()
+        limit = self.STOP_WAIT if wait is None else wait
+        try:
+            image = await asyncio.wait_for(asyncio.shield(building), limit)
+        except TimeoutError:
+            log.warning("xfr.image_not_kept", zone=snap.name.to_text(), serial=snap.serial,
+                        reason=f"still being built after {limit:g} s of the stop")
+            return
+        except Exception:  # noqa: BLE001 - reported by the build's own task
+            return
+        snap.axfr = image
+        log.info("xfr.image_waited_at_stop", zone=snap.name.to_text(), serial=snap.serial,
+                 seconds=round(time.monotonic() - started, 3))
 
 
 class XfrServer:
