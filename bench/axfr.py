@@ -151,7 +151,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<11} {med(r, 'plain'):8.4f} {med(r, 'tsig'):8.4f} {med(r, 'after_edit'):11.4f} "
               f"{float(r['pss_mib']):8.1f}")  # type: ignore[arg-type]
-    print(f"zonekeeper first AXFR after start (image build): {float(zkr['first_after_start']):.3f}s")  # type: ignore[arg-type]
+    print(f"zonekeeper first AXFR after the restart: {float(zkr['first_after_start']):.3f}s")  # type: ignore[arg-type]
     ratios = {
         "warm AXFR / Knot (target <= 0.25)": med(zkr, "plain") / med(knot, "plain"),
         "first AXFR after edit / Knot (target <= 1.0)": med(zkr, "after_edit") / med(knot, "after_edit"),
