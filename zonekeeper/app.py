@@ -22,6 +22,7 @@ from zonekeeper.errors import Conflict
 from zonekeeper.events.notify import Notifier
 from zonekeeper.events.secondary import Primary, SecondaryManager, ZoneTimers
 from zonekeeper.monitor import Monitor
+from zonekeeper.policy.acl import Policy
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import (
@@ -114,7 +115,15 @@ def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = N
     tsig = core.tsig  # holds the access policy
     tsig.on_key_used = usage.key_used
     handler = core.handler
-    access = AccessService(db, on_policy=tsig.set_policy, registry=registry, usage=usage)
+    # AXFR images are built ahead only for zones some client may transfer (ImageWarmer).
+    images = ImageWarmer(wanted=lambda snap: bool(snap.outgoing)
+                         and tsig.policy.may_transfer(snap.name.to_text()))
+
+    def policy_set(policy: Policy) -> None:
+        tsig.set_policy(policy)
+        images.warm_all(list(registry.zones.values()))
+
+    access = AccessService(db, on_policy=policy_set, registry=registry, usage=usage)
     status = StatusService(db, registry)
     notifier = Notifier(
         registry,
@@ -208,8 +217,6 @@ def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = N
     zones.on_secondaries_changed = sync_secondaries
     zones.on_removed = lambda _name: refresh()
     zones.on_members_changed = refresh
-    images = ImageWarmer()
-
     def published(snap: Any) -> None:
         notifier.zone_changed(snap)
         images.warm(snap)  # a version without an AXFR image gets one, in the background

@@ -703,6 +703,7 @@ def test_a_stop_right_after_an_import_keeps_its_image(tmp_path: Path) -> None:
     zk = ZkServer(tmp_path, demo=False).start()
     try:
         with zk.client() as api:
+            api.post("/acls", json={"action": "transfer", "network": "127.0.0.0/8"}).raise_for_status()
             big_zone(api, "late.test.", 40000)
         zk.stop()  # at once: the image of the new zone (~0.1 s) is still being built
         (built,) = zk.events("xfr.image_built", zone="late.test.")
@@ -710,14 +711,49 @@ def test_a_stop_right_after_an_import_keeps_its_image(tmp_path: Path) -> None:
         (saved,) = zk.events("xfr.images_saved")
         assert saved["written"] == 1, saved
         zk.start()
-        with zk.client() as api:
-            api.post("/acls", json={"zone": "late.test.", "action": "transfer", "network": "127.0.0.0/8"})
         (restored,) = zk.events("xfr.images_restored")
         assert restored["restored"] == 1, restored
         zone = dns.zone.Zone("late.test.")
         dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
         assert len(zone.nodes) == 40000 + 2 and zone.get_soa().serial == serial
         assert len(zk.events("xfr.image_built", zone="late.test.")) == 1  # before the stop only
+    finally:
+        zk.stop()
+
+
+def test_images_only_for_zones_some_client_may_transfer(tmp_path: Path) -> None:
+    """No AXFR image is built ahead for a zone no rule or linked secondary lets anyone
+    transfer (it would only take memory); one is once a rule or a secondary link allows
+    it, or on demand."""
+    zk = ZkServer(tmp_path, demo=False).start()
+    try:
+        with zk.client() as api:
+            big_zone(api, "closed.test.", 1000)
+            big_zone(api, "ruled.test.", 1000)
+            big_zone(api, "linked.test.", 1000)
+            api.post("/acls", json={"zone": "ruled.test.", "action": "transfer",
+                                    "network": "127.0.0.0/8"}).raise_for_status()
+            # The warmer takes zones in turn: the two published before this one were not
+            # queued, or they would have been built first.
+            wait_for(lambda: zk.events("xfr.image_built", zone="ruled.test."), what="ruled image")
+            assert [e["zone"] for e in zk.events("xfr.image_built")] == ["ruled.test."]
+            r = zk.query("closed.test.", "AXFR", tcp=True)
+            assert r.rcode() == dns.rcode.REFUSED
+            api.post("/peers", json={"name": "down", "address": "127.0.0.77"}).raise_for_status()
+            assert api.put("/zones/linked.test./peers/down", json={"role": "secondary"}).status_code == 200
+            wait_for(lambda: zk.events("xfr.image_built", zone="linked.test."), what="linked image")
+            assert not zk.events("xfr.image_built", zone="closed.test.")
+        zk.stop()
+        assert zk.events("xfr.images_saved")[-1]["written"] == 2
+        zk.start()
+        assert zk.events("xfr.images_restored")[-1]["restored"] == 2
+        with zk.client() as api:  # a rule that lets 127.0.0.1 transfer it: the build on demand
+            api.post("/acls", json={"zone": "closed.test.", "action": "transfer",
+                                    "network": "127.0.0.1/32"}).raise_for_status()
+        zone = dns.zone.Zone("closed.test.")
+        dns.query.inbound_xfr("127.0.0.1", zone, port=zk.dns_port, timeout=10, lifetime=30)
+        assert len(zone.nodes) == 1000 + 2
+        assert len(zk.events("xfr.image_built", zone="closed.test.")) == 1
     finally:
         zk.stop()
 
@@ -786,6 +822,7 @@ def test_only_zones_of_some_size_are_kept(tmp_path: Path) -> None:
     zk = ZkServer(tmp_path, demo=False).start()
     try:
         with zk.client() as api:
+            api.post("/acls", json={"action": "transfer", "network": "127.0.0.0/8"}).raise_for_status()
             big_zone(api, "small.test.", 50)
             big_zone(api, "large.test.", 1000)
         wait_for(lambda: len(zk.events("xfr.image_built")) == 2, what="both images built")

@@ -104,3 +104,25 @@ def test_a_bad_network_says_what_is_wrong_once(text: str, why: str) -> None:
     with pytest.raises(ValueError) as caught:
         acl.parse_network(text)
     assert str(caught.value) == why
+
+
+def test_may_transfer_is_whether_some_request_could_be_allowed() -> None:
+    """``may_transfer`` (no AXFR image is kept for a zone it says no to) says yes exactly
+    when some address and key would get a transfer allowed, over the addresses and keys
+    the rules and grants name."""
+    notify_only = (Rule(4, AclAction.NOTIFY, Effect.ALLOW, network=parse_network("2001:db8::/32")),)
+    primary_only = {"c.test.": (PeerGrant("pri", "primary", (parse_network("192.0.2.53/32"),)),)}
+    cases = [
+        (Policy(rules=RULES, peers=GRANTS), {"a.test.": True, "b.test.": True, "z.test.": True}),
+        (Policy(rules=RULES[:2], peers=GRANTS), {"a.test.": True, "b.test.": True, "z.test.": False}),
+        (Policy(rules=RULES[:2]), {"A.Test.": True, "b.test.": False}),
+        (Policy(rules=notify_only, peers=primary_only), {"a.test.": False, "c.test.": False}),
+        (Policy(), {"a.test.": False}),
+    ]
+    addresses = ["192.0.2.1", "192.0.2.9", "198.51.100.7", "2001:db8::1", "192.0.2.53"]
+    for policy, expected in cases:
+        for zone, want in expected.items():
+            assert policy.may_transfer(zone) is want, (zone, policy)
+            some = any(policy.allowed(AclAction.TRANSFER, zone, a, k).allowed
+                       for a in addresses for k in (None, "k.", "k2."))
+            assert some is want, (zone, policy)

@@ -201,6 +201,16 @@ class Policy:
             self._decisions[asked] = decision
         return decision
 
+    def may_transfer(self, zone: str) -> bool:
+        """Whether some client could be allowed to transfer ``zone`` (absolute): an allow
+        rule for transfers of it (or of every zone), or a secondary linked to it. A zone
+        no one may transfer needs no AXFR image kept in memory."""
+        zone = zone.lower()
+        if any(g.role == "secondary" for g in self.peers.get(zone, ())):
+            return True
+        return any(rule.effect is Effect.ALLOW and rule.action is AclAction.TRANSFER
+                   and (rule.zone is None or rule.zone == zone) for rule in self.rules)
+
     def linked(self, action: AclAction, zone: str, address: str) -> bool:
         """Whether ``address`` is in the networks of a peer linked to ``zone`` in the role
         that ``action`` needs (its key is checked by ``allowed``, not here): such a client

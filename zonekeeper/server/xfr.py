@@ -223,23 +223,39 @@ class ImageWarmer:
     rather than building it (2-4 s at a million records), or waits only for the rest of a
     build under way (``ensure_image`` shares it). Bounded: one pending version per zone.
 
+    Only zones some client may transfer get one (``wanted``: an allow rule or a linked
+    secondary, and outgoing transfers on): the image is about as large as the zone's
+    records on the wire, and most secondary zones are never transferred on. When the
+    access policy or the zone's settings change, ``warm_all`` and ``warm`` catch up; a
+    transfer of a zone without one builds it on demand.
+
     A stop waits for the build under way (up to ``STOP_WAIT`` seconds) so that the image
     cache keeps it: a zone imported just before a restart is not built again after it."""
 
     STOP_WAIT = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: Callable[[ZoneSnapshot], bool] | None = None) -> None:
         self._pending: dict[bytes, ZoneSnapshot] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._current: ZoneSnapshot | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.wanted = wanted
 
     def warm(self, snap: ZoneSnapshot) -> None:
-        if snap.axfr is None and snap.state is not ZoneState.UNLOADED:
+        if (snap.axfr is None and snap.state is not ZoneState.UNLOADED
+                and (self.wanted is None or self.wanted(snap))):
             self._pending[snap.origin_key] = snap  # a newer version replaces an older one
             self._wake.set()
 
+    def warm_all(self, snaps: list[ZoneSnapshot]) -> None:
+        """``warm`` each of ``snaps`` (the access policy changed); from any thread. Before
+        ``start`` it does nothing: the start looks at every zone."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: [self.warm(s) for s in snaps])
+
     def start(self, snaps: list[ZoneSnapshot]) -> None:
+        self._loop = asyncio.get_running_loop()
         for snap in snaps:
             self.warm(snap)
         self._task = asyncio.create_task(self._run())
