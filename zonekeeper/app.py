@@ -28,14 +28,13 @@ from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.listeners import (
     TcpAcceptor,
     TcpServerState,
-    UdpProtocol,
-    make_socket,
     start_tcp,
     start_tls,
     start_udp,
 )
 from zonekeeper.server.notify_in import NotifyIn
 from zonekeeper.server.notify_limit import NotifyLimit
+from zonekeeper.server.udp import UdpProtocol, make_socket
 from zonekeeper.server.update import UpdateServer
 from zonekeeper.server.xfr import ImageWarmer, XfrServer
 from zonekeeper.services.access import AccessService

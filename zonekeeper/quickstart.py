@@ -105,7 +105,7 @@ def begin(argv: list[str]) -> None:
     try:
         from zonekeeper import logs, start
 
-        logs.configure(view["log"]["level"], view["log"]["format"])
+        logs.configure(view["log"]["level"], view["log"]["format"], defer=True)
         _begun = True
         _taken = start.prestart(view, started)
     except Exception:  # noqa: BLE001 - the usual start says what it is

@@ -23,7 +23,6 @@ pydantic or SQLAlchemy (the settings' type only for the checker).
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import socket
@@ -36,26 +35,27 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any
 
-import structlog
-
 from zonekeeper import quickstart
+from zonekeeper.logs import get_logger
 from zonekeeper.metrics import Metrics
 from zonekeeper.proto.edns import COOKIE, EXPIRE, EdnsOptions, MalformedOption, options
 from zonekeeper.proto.request import OPCODE_QUERY, Request
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.imagecache import ImageCache
-from zonekeeper.server.listeners import make_socket, start_fast_udp
 from zonekeeper.server.tsig import TsigCheck
+from zonekeeper.server.udp import make_socket, start_fast_udp
 from zonekeeper.storage import COOKIE_SECRET, DATABASE_STAMP, SCHEMA_HEAD
 from zonekeeper.text import parse_hostport
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot
 from zonekeeper.zones.stored import read_served
 
 if TYPE_CHECKING:
+    import asyncio
+
     from zonekeeper.settings import Settings
 
-log = structlog.get_logger("zonekeeper")
+log = get_logger("zonekeeper")
 DEFAULT_DNS_LISTEN = ["127.0.0.1:5300", "[::1]:5300"]
 
 
@@ -242,6 +242,8 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     """``zonekeeper serve``: answer from the stored zones as early as possible, then run
     ``app.serve`` (until SIGINT/SIGTERM, or ``stop``). ``config_file``: the config file in
     force (for ``quickstart.remember``)."""
+    import asyncio  # (not at the top: the quick start answers before importing it)
+
     started = time.monotonic()
     lock = early = None
     switch = sys.getswitchinterval()

@@ -33,7 +33,7 @@ from tests.integration.test_udp_fast_path import ZONE, ZONE_TEXT, corpus, query
 from zonekeeper import start
 from zonekeeper.proto.edns import EXPIRE
 from zonekeeper.proto.request import parse
-from zonekeeper.server.listeners import UdpProtocol
+from zonekeeper.server.udp import UdpProtocol
 from zonekeeper.settings import load_settings
 
 ENV = {"ZONEKEEPER_DNS__REQUIRE_COOKIE": "true"}  # a bad server cookie shows as BADCOOKIE

@@ -58,10 +58,17 @@ def test_a_start_again_answers_before_its_settings_are_read(tmp_path: Path) -> N
         zk.stop()
 
         # What the quick start does before the command line is parsed, in a process of its
-        # own with the server's inputs: answers, with no click, pydantic or SQLAlchemy.
+        # own with the server's inputs: answers, with no click, pydantic or SQLAlchemy;
+        # and its first log line (once the C loop answers) is the first to need structlog
+        # and asyncio: nothing before imported them.
         code = (
             "import sys\n"
-            "from zonekeeper import quickstart\n"
+            "from zonekeeper import logs, quickstart\n"
+            "first, ready = [], logs.ready\n"
+            "def noted():\n"
+            "    first.append(sorted(m for m in ('asyncio', 'structlog') if m in sys.modules))\n"
+            "    return ready()\n"
+            "logs.ready = noted\n"
             "quickstart.begin(sys.argv[1:])\n"
             "taken = quickstart.take()\n"
             "assert taken is not None, 'no quick start'\n"
@@ -69,7 +76,7 @@ def test_a_start_again_answers_before_its_settings_are_read(tmp_path: Path) -> N
             f"r = dns.query.udp(dns.message.make_query({DEMO!r}, 'SOA'), '127.0.0.1', "
             f"port={zk.dns_port}, timeout=5)\n"
             "print(len(r.answer), sorted(m for m in ('click', 'pydantic', 'sqlalchemy', "
-            "'fastapi') if m in sys.modules))\n"
+            "'fastapi') if m in sys.modules), first[:1])\n"
             "from zonekeeper.start import close_early\n"
             "close_early(taken.early)\n"
             "taken.lock.close()\n")
@@ -79,7 +86,7 @@ def test_a_start_again_answers_before_its_settings_are_read(tmp_path: Path) -> N
         out = subprocess.run([sys.executable, "-c", code, *zk.args()[3:]], cwd=zk.workdir,
                              env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split("\n")[0] == "1 []", out.stdout
+        assert out.stdout.split("\n")[0] == "1 [] [[]]", out.stdout
     finally:
         zk.stop()
 

@@ -16,8 +16,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import structlog
 
+from zonekeeper.logs import get_logger
 from zonekeeper.metrics import Metrics
 from zonekeeper.proto.answer import Answer, resolve, zone_for
 from zonekeeper.proto.edns import EdnsOptions, MalformedOption, option
@@ -27,7 +27,7 @@ from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState
 
 __all__ = ["QueryHandler", "header_only", "opt_rr"]
 
-log = structlog.get_logger("zonekeeper.dns")
+log = get_logger("zonekeeper.dns")
 
 _AXFR = int(dns.rdatatype.AXFR)
 _IXFR = int(dns.rdatatype.IXFR)

@@ -52,13 +52,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import structlog
-
 from zonekeeper import __version__
+from zonekeeper.logs import get_logger
 from zonekeeper.proto import axfr, rrwire
 from zonekeeper.zones.snapshot import ZoneSnapshot, ZoneState
 
-log = structlog.get_logger("zonekeeper.xfr")
+log = get_logger("zonekeeper.xfr")
 
 FORMAT = 1
 SUFFIX = ".axfr"

@@ -22,7 +22,6 @@ import socket
 import ssl
 import struct
 import sys
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -31,10 +30,11 @@ import dns.rcode
 import structlog
 
 from zonekeeper.logs import Throttle
-from zonekeeper.proto.request import OPCODE_QUERY, Request, header_only, parse
+from zonekeeper.proto.request import Request, header_only, parse
 from zonekeeper.server import udpfast
 from zonekeeper.server.handler import QueryHandler
 from zonekeeper.server.router import Route, Router
+from zonekeeper.server.udp import UdpProtocol, start_fast_udp
 
 if TYPE_CHECKING:  # not imported at run time: zonekeeper.start loads this module early
     from zonekeeper.server.notify_in import NotifyIn
@@ -53,76 +53,6 @@ _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a re
 _LOWAT_UNLIMITED = (0xFFFFFFFF).to_bytes(4, sys.byteorder)  # as an unsigned int
 
 log = structlog.get_logger("zonekeeper.dns")
-
-
-class UdpProtocol(asyncio.DatagramProtocol):
-    MAX_UPDATES = 32  # UPDATEs being applied at once from UDP; more are dropped
-
-    def __init__(self, handler: QueryHandler, notify: NotifyIn | None = None,
-                 counts: list[int] | None = None, update: UpdateServer | None = None) -> None:
-        self.router = Router(handler, notify=notify, update=update)
-        self.handler = handler
-        self.updates: set[asyncio.Task[None]] = set()
-        # Requests by the RCODE of their answer (slot 16: no answer), or None: not counted.
-        self.counts = counts
-        # Several threads count (the C loop's workers, the event loop): ``+=`` on a list
-        # slot is not atomic, so each count takes the lock (~40 ns).
-        self._count_lock = threading.Lock()
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        req = parse(data)
-        if req is None:
-            resp = None
-            self.count(resp)
-        elif req.opcode == OPCODE_QUERY:
-            resp, _ = self.query(req, addr)  # counted there
-        elif self.router.route(req, tcp=False) is Route.UPDATE:
-            # Applied in a task (it writes to storage); answered when done.
-            if len(self.updates) < self.MAX_UPDATES:
-                task = asyncio.get_running_loop().create_task(self._update(data, addr))
-                self.updates.add(task)
-                task.add_done_callback(self.updates.discard)
-            return
-        else:
-            resp = self.router.answer(req, tcp=False, addr=addr[0])
-            self.count(resp)
-        if resp is not None and self.transport is not None:
-            self.transport.sendto(resp, addr)
-
-    def query(self, req: Request, addr: tuple[str, int],
-              cache: bool = True) -> tuple[bytes | None, bool]:
-        """The answer to an opcode-QUERY request, counted, and whether it may be kept for
-        the next identical query (not a SERVFAIL that stands for a bug). ``cache=False``:
-        not put in the handler's response cache (the C loop keeps the answer itself)."""
-        # Over UDP a query's route is always the query handler (``Router.answer``'s,
-        # asked straight: two calls a query less, ~8% of the UDP path).
-        try:
-            resp = self.handler.answer(req, tcp=False, addr=addr[0], keep=cache)
-            keep = True
-        except Exception:  # noqa: BLE001 - a bug must cost one SERVFAIL, never the listener
-            log.exception("dns.handler_error", tcp=False, size=len(req.wire))
-            resp = header_only(req.wire, dns.rcode.SERVFAIL)
-            keep = False
-        self.count(resp)
-        return resp, keep
-
-    def count(self, resp: bytes | None) -> None:
-        if self.counts is not None:
-            with self._count_lock:
-                self.counts[resp[3] & 15 if resp else 16] += 1
-
-    async def _update(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.router.update is not None
-        resp = await self.router.update.handle(data, addr[0])
-        if resp is not None and self.transport is not None:
-            self.transport.sendto(resp, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("dns.udp_error", error=str(exc))
 
 
 class TcpServerState:
@@ -711,26 +641,6 @@ class TlsAcceptor(TcpAcceptor):
             ssl_shutdown_timeout=timeout), proto, sock)
 
 
-def make_socket(host: str, port: int, kind: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, kind)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(1024)
-        else:
-            # Room for bursts of queries while the loop is busy (the kernel may cap it).
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn | None = None,
                     counts: list[int] | None = None, update: UpdateServer | None = None, *,
                     fast: bool = False, fast_loops: list[Any] | None = None,
@@ -750,20 +660,6 @@ async def start_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
     return transport
-
-
-def start_fast_udp(handler: QueryHandler, sock: socket.socket, notify: NotifyIn | None = None,
-                   counts: list[int] | None = None, update: UpdateServer | None = None, *,
-                   fast_loops: list[Any] | None = None, workers: int = 1,
-                   early: Callable[[Request], bool] | None = None) -> udpfast.FastUdp:
-    """The C receive loop on ``sock`` (``udpfast.available()`` must be true); no event loop
-    needed until ``early`` ends (``FastUdp.started``)."""
-    protocol = UdpProtocol(handler, notify, counts, update)
-    listener = udpfast.FastUdp(sock, protocol, handler.registry, handler.cache_entries,
-                               workers, early=early)
-    if fast_loops is not None and counts is not None:
-        fast_loops.append(listener)
-    return listener
 
 
 def start_tcp(state: TcpServerState, sock: socket.socket) -> TcpAcceptor:

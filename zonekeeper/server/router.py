@@ -15,8 +15,8 @@ import enum
 from typing import TYPE_CHECKING
 
 import dns.rcode
-import structlog
 
+from zonekeeper.logs import get_logger
 from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_UPDATE, Request, header_only
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from zonekeeper.server.update import UpdateServer
     from zonekeeper.server.xfr import Sender, XfrServer
 
-log = structlog.get_logger("zonekeeper.dns")
+log = get_logger("zonekeeper.dns")
 
 
 class Route(enum.Enum):

@@ -45,15 +45,14 @@ compiler (a warning says so at start).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import structlog
-
+from zonekeeper.logs import get_logger
 from zonekeeper.proto.request import OPCODE_NOTIFY, OPCODE_QUERY, Request, parse
 from zonekeeper.server.router import Route
 from zonekeeper.zones.snapshot import Registry, ZoneState
@@ -64,9 +63,23 @@ except ImportError:  # built without a C compiler: the asyncio endpoint answers
     Listener = None
 
 if TYPE_CHECKING:
-    from zonekeeper.server.listeners import UdpProtocol
+    import asyncio
 
-log = structlog.get_logger("zonekeeper.dns")
+    from zonekeeper.server.udp import UdpProtocol
+
+log = get_logger("zonekeeper.dns")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, or None; asyncio is not imported for it (a quick start
+    answers before anything imports asyncio, and then no loop runs)."""
+    aio = sys.modules.get("asyncio")
+    if aio is None:
+        return None
+    try:
+        return aio.get_running_loop()  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
 
 
 def available() -> bool:
@@ -125,11 +138,9 @@ class FastUdp:
         self._held_dropped = 0
         # NOTIFY and UPDATE are passed to the event loop; while ``early``, they are held
         # and there may be no loop yet (``zonekeeper.quickstart``): ``started`` sets it.
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            assert early is not None, "FastUdp needs the event loop unless it starts early"
-            self.loop = None
+        self.loop: asyncio.AbstractEventLoop | None = _running_loop()
+        assert self.loop is not None or early is not None, \
+            "FastUdp needs the event loop unless it starts early"
         protocol.transport = _Sender(sock)  # type: ignore[assignment]
         # A miss whose answer is one RRset of a node, with no cut on the way, is answered
         # in C from the zones themselves (resolve_plain in _udpfast.c); the rest here.
@@ -147,7 +158,8 @@ class FastUdp:
     def started(self, protocol: UdpProtocol) -> None:
         """The server has started: ``protocol`` answers from now on, held requests first
         (event loop)."""
-        self.loop = asyncio.get_running_loop()
+        self.loop = _running_loop()
+        assert self.loop is not None, "started from the event loop"
         protocol.transport = _Sender(self.sock)  # type: ignore[assignment]
         self.protocol = protocol
         with self._held_lock:

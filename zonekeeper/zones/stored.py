@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import dns.name
-import structlog
 
+from zonekeeper.logs import get_logger
 from zonekeeper.proto.rrwire import (
     MULTI,
     Node,
@@ -25,7 +25,7 @@ from zonekeeper.proto.rrwire import (
 )
 from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
-log = structlog.get_logger("zonekeeper.zones")
+log = get_logger("zonekeeper.zones")
 
 # A zone row's node table and cuts kept for exactly its stored version, or None (given a
 # cursor on the database the row was read from, and the row).
