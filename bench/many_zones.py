@@ -6,7 +6,8 @@ Per server it measures the launch to the last zone's SOA answer (the zones load 
 order; the last one created is asked for every 10 ms, and then every zone's SOA is checked
 once), and the memory (PSS) then. For zonekeeper it also measures the rate of zone creation
 through the API (``POST /zones`` with the zone's text, ``--clients`` clients at once), on a
-fresh database, which is then kept as bench/work/many-N.db for the launches. ``--src
+fresh database, which is then kept as bench/work/many-N.db for the launches, and with the N
+zones loaded the time from a one-record edit through the API to its first UDP answer. ``--src
 LABEL=DIR`` runs zonekeeper from another source tree too (``git archive REV zonekeeper |
 tar -x -C DIR``), to compare before and after in one run.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import select
 import shutil
 import signal
 import socket
@@ -194,6 +196,47 @@ def launch_zk(db: Path, n: int, src: Path | None) -> tuple[float, float]:
         stop(proc)
 
 
+def edit_to_served(db: Path, n: int, src: Path | None, edits: int = 20) -> list[float]:
+    """With the ``n`` zones loaded (a copy of ``db``): ``edits`` one-record edits through
+    the API (PUT of an A RRset, spread over the zones), each timed from sending the PUT to
+    the first UDP answer that carries the new address (asked every millisecond)."""
+    copy = MWORK / "edit.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(copy) + suffix).unlink(missing_ok=True)
+    shutil.copy(db, copy)
+    proc = zk_proc(copy, src)
+    took: list[float] = []
+    try:
+        wait_ready(proc)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx2.Client(base_url=f"http://127.0.0.1:{ZK_API}/api/v1", headers=headers,
+                           timeout=60) as c, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for j in range(edits):
+                zone = zone_name((j * 7919) % n)
+                address = f"192.0.2.{j % 250 + 1}"
+                want = bytes(int(x) for x in address.split("."))
+                q = dns.message.make_query(f"edit-probe.{zone}", "A").to_wire()
+                t0 = time.monotonic()
+                r = c.put(f"/zones/{zone}/rrsets/edit-probe/A",
+                          json={"records": [{"content": address}]})
+                if r.status_code != 200:
+                    raise RuntimeError(f"PUT {zone}: {r.status_code} {r.text[:200]}")
+                while True:
+                    s.sendto(q, (ZK_ADDR, ZK_PORT))
+                    if select.select([s], [], [], 0.001)[0]:
+                        data = s.recv(4096)
+                        if data[:2] == q[:2] and data.endswith(want):
+                            break
+                    if time.monotonic() - t0 > 10:
+                        raise TimeoutError(f"the edit of {zone} was not served within 10 s")
+                took.append(time.monotonic() - t0)
+                while select.select([s], [], [], 0)[0]:
+                    s.recv(4096)  # late answers to earlier queries
+        return took
+    finally:
+        stop(proc)
+
+
 # -- NSD and Knot ----------------------------------------------------------------------------
 def write_zone_files(n: int) -> Path:
     d = MWORK / f"zones-{n}"
@@ -345,6 +388,10 @@ def main() -> int:
                 for label, src in srcs:
                     loads[label].append(launch_zk(db, n, src))
                     log(f"  launch {run + 1} {label}: {loads[label][-1][0]:.2f} s")
+            edited: dict[str, list[float]] = {}
+            for label, src in srcs:
+                edited[label] = edit_to_served(db, n, src)
+                log(f"  {label}: edit -> served {1000 * med(edited[label]):.1f} ms (median)")
             best = min((med([t for t, _ in loads[p]]), p) for p in peers) if peers else None
             for k, xs in loads.items():
                 t = [x for x, _ in xs]
@@ -353,19 +400,23 @@ def main() -> int:
                 made = creation.get(k)
                 rate = (f"{made['rate']:.0f} (p50 {made['p50_ms']:.0f} ms, p99 {made['p99_ms']:.0f} ms)"
                         if made else "")
+                e = edited.get(k)
+                served = f"{1000 * med(e):.1f} (max {1000 * max(e):.1f})" if e else ""
                 rows.append(f"| {n:,} | {k} | {med(t):.2f} ({min(t):.2f}-{max(t):.2f}) | {ratio} | "
-                            f"{med(m):.1f} | {rate} |")
+                            f"{med(m):.1f} | {rate} | {served} |")
     finally:
         release_quiet()
     text = "\n".join([
-        f"# Many zones of {RECORDS} records: launch to the last zone's SOA, memory, creation rate",
+        f"# Many zones of {RECORDS} records: launch to the last zone's SOA, memory, creation rate, "
+        "edit to served",
         "",
         f"`bench/many_zones.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {a.launches} launches, "
         f"{a.clients} API clients; load average {open('/proc/loadavg').read().split()[:3]} at the "
         "end (2 CPUs shared with other work: times are noisy, compare within a run).",
         "",
-        "| zones | server | launch to last SOA (s) | / best reference | PSS (MiB) | API creation, zones/s |",
-        "|---|---|---|---|---|---|",
+        "| zones | server | launch to last SOA (s) | / best reference | PSS (MiB) | API creation, zones/s "
+        "| edit -> served, ms (median of 20) |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]) + "\n"
     print(text)

@@ -83,7 +83,12 @@ def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
     return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id, owners)
 
 
-def _nodes_header(name: str, zone_id: int, serial: int, change_id: int, tag: str) -> tuple[object, ...]:
+def _nodes_name(zone_id: int) -> str:
+    return f"zone-{zone_id}{NODES_SUFFIX}"
+
+
+def _nodes_header(name: str, zone_id: int, serial: int, change_id: int,
+                  tag: str) -> tuple[object, ...]:
     return (FORMAT, tag, name, zone_id, serial, change_id)
 
 
@@ -189,7 +194,7 @@ class ImageCache:
         return counts
 
     def _nodes_path(self, zone_id: int) -> Path:
-        return self.directory / f"zone-{zone_id}{NODES_SUFFIX}"
+        return self.directory / _nodes_name(zone_id)
 
     @staticmethod
     def _write(path: Path, header: tuple[object, ...], rest: bytes) -> None:
@@ -278,9 +283,11 @@ class ImageCache:
             self._trusted = self._trust(cur)
         if not self._trusted:
             return None
-        path = self._nodes_path(z.id)
+        name = _nodes_name(z.id)  # (a Path only for a file there: 1,000s of zones)
         header = _nodes_header(z.name, z.id, z.serial, z.change_id, self.tag)
-        if path.name in self._listing:
+        own = name in self._listing
+        path = self.directory / name if own else None
+        if path is not None:
             body = self._load(path, header, "zones.nodes_file_unreadable")
         else:
             small = self._small_tables().pop(z.id, None)
@@ -296,11 +303,12 @@ class ImageCache:
                     or len(keys) != len(values)):
                 raise ValueError("not a node table")
         except (ValueError, TypeError) as exc:
-            log.warning("zones.nodes_file_unreadable", file=str(path), error=repr(exc)[:200])
+            log.warning("zones.nodes_file_unreadable",
+                        file=str(path or self.directory / SMALL_NODES), error=repr(exc)[:200])
             self.nodes_stale += 1
             return None
-        if path.name in self._listing:
-            self._good[path.name] = header
+        if own:
+            self._good[name] = header
         self.nodes_read += 1
         return dict(zip(keys, values)), frozenset(cuts)
 

@@ -117,7 +117,9 @@ def read_served(cur: Any, saved: Saved | None = None) -> list[tuple[Any, ZoneSna
             table = saved(cur, z)
             if table is not None:
                 found[z.id] = table
-    nodes = all_nodes(cur, found)
+    # With every zone's table kept, no row is read: not even a query that finds none
+    # (it scans the whole table: ~15 ms at 100,000 rows).
+    nodes = all_nodes(cur, found) if len(found) < len(zones) else {}
     images = (all_images(cur, found)
               if any(z.kind == ZoneKind.SECONDARY.value and z.id not in found for z in zones)
               else {})
