@@ -45,6 +45,11 @@ _CHUNK_END = MAX_MESSAGE - TSIG_RESERVE - OPT_RESERVE
 _NAME_AT = {2: 0, 5: 0, 12: 0, 15: 2}  # NS, CNAME, PTR, MX
 _SOA = 6
 
+try:
+    from zonekeeper.proto._axfrbuild import partition as _c_partition
+except ImportError:  # built without a C compiler: the renderer in Python
+    _c_partition = None
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -216,7 +221,18 @@ def _partition(keys: list[bytes], nodes: dict[bytes, Node], origin_key: bytes, b
                first_base: int, most: int) -> list[tuple[tuple[bytes, ...], Bucket]]:
     """Owners ``keys`` (in order) as buckets, each rendered on its own: a bucket ends where
     its message's head is full (or at ``most`` owners), so a bucket is one message, and a
-    bucket re-rendered alone gives what the whole run gave."""
+    bucket re-rendered alone gives what the whole run gave. In C (``_axfrbuild.c``, ~10x
+    faster: a million records in ~0.3 s instead of ~3 s) where it is built; the same bytes
+    either way (tests/unit/test_axfr_image.py holds the two to it)."""
+    if _c_partition is not None:
+        return [(owners, Bucket(chunks, count, size)) for owners, chunks, count, size
+                in _c_partition(keys, nodes, origin_key, base, first_base, most, _CHUNK_END)]
+    return _py_partition(keys, nodes, origin_key, base, first_base, most)
+
+
+def _py_partition(keys: list[bytes], nodes: dict[bytes, Node], origin_key: bytes, base: int,
+                  first_base: int, most: int) -> list[tuple[tuple[bytes, ...], Bucket]]:
+    """``_partition`` in Python."""
     out: list[tuple[tuple[bytes, ...], Bucket]] = []
     r = _Renderer(origin_key, base, first_base)
     taken: list[bytes] = []

@@ -46,7 +46,7 @@ def key_to_name(key: bytes) -> dns.name.Name:
     return dns.name.from_wire(key, 0)[0]
 
 
-def sort_key(key: bytes) -> bytes:
+def _py_sort_key(key: bytes) -> bytes:
     """Labels in reverse order, each with its length: descendants of N share N's prefix."""
     labels = []
     pos = 0
@@ -55,6 +55,12 @@ def sort_key(key: bytes) -> bytes:
         labels.append(key[pos : pos + 1 + n])
         pos += 1 + n
     return b"".join(reversed(labels))
+
+
+try:  # the same in C (_axfrbuild.c): sorting a million owners took ~0.6 s in Python
+    from zonekeeper.proto._axfrbuild import sort_key
+except ImportError:  # built without a C compiler
+    sort_key = _py_sort_key
 
 
 def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:

@@ -29,3 +29,13 @@ def test_address_wire_is_dnspythons(v6: bytes, v4: bytes) -> None:
 def test_other_types_are_dnspythons_wire() -> None:
     rd = dns.rdata.from_text("IN", "MX", "10 Mail.Example.")
     assert rdata_wire(rd) == rd.to_wire()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=63), min_size=0, max_size=8))
+def test_sort_key_in_c_is_the_python_one(labels: list[bytes]) -> None:
+    from zonekeeper.proto import rrwire
+
+    key = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    assert rrwire.sort_key is not rrwire._py_sort_key, "zonekeeper.proto._axfrbuild is not built"
+    assert rrwire.sort_key(key) == rrwire._py_sort_key(key)
