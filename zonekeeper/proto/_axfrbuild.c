@@ -3,13 +3,20 @@
  * bytes from the same input; axfr.py keeps the Python one for where this is not built,
  * and the tests hold the two to the same output.
  *
- * partition(keys, nodes, origin_key, base, first_base, most) ->
- *     [(owners tuple, chunks tuple of (bytes, count), count, size), ...]
+ * partition(keys, nodes, origin_key, base, first_base, most, chunk_end, start,
+ *           max_buckets) -> ([(owners tuple, chunks tuple of (bytes, count), count, size),
+ *                            ...], next index)
  *
  * keys: owner keys (lower-case wire names) in order; nodes: key -> blob or tuple of blobs
  * (rrwire's served form: type, 2 bytes, then RRs of owner pointer, type, class, TTL,
  * RDLENGTH, RDATA). The GIL is held throughout: the names kept in the compression table
- * point into the keys' and blobs' bytes, alive for the call. */
+ * point into the keys' and blobs' bytes, alive for the call.
+ *
+ * ``start`` and ``max_buckets``: begin at keys[start] (a bucket's first owner) and stop
+ * once ``max_buckets`` buckets are done, returning where to go on; the caller goes on in
+ * Python, so that a thread waiting for the GIL (the event loop, a query) gets it between
+ * two calls instead of waiting for the whole image (~0.3 s at a million records).
+ * Returns (buckets, next index). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -419,8 +426,10 @@ static PyObject *partition(PyObject *self, PyObject *args) {
     const char *origin;
     Py_ssize_t origin_len;
     long base, first_base, most, chunk_end;
-    if (!PyArg_ParseTuple(args, "O!O!y#llll", &PyList_Type, &keys, &PyDict_Type, &nodes, &origin,
-                          &origin_len, &base, &first_base, &most, &chunk_end))
+    Py_ssize_t start, max_buckets;
+    if (!PyArg_ParseTuple(args, "O!O!y#llllnn", &PyList_Type, &keys, &PyDict_Type, &nodes,
+                          &origin, &origin_len, &base, &first_base, &most, &chunk_end, &start,
+                          &max_buckets))
         return NULL;
     R r;
     memset(&r, 0, sizeof(r));
@@ -429,7 +438,8 @@ static PyObject *partition(PyObject *self, PyObject *args) {
     if (!out || !taken || r_init(&r, (const unsigned char *)origin, origin_len, base, first_base,
                                  chunk_end) < 0)
         goto fail;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+    Py_ssize_t i;
+    for (i = start < 0 ? 0 : start; i < PyList_GET_SIZE(keys); i++) {
         PyObject *key = PyList_GET_ITEM(keys, i);
         if (!PyBytes_Check(key)) {
             PyErr_SetString(PyExc_TypeError, "owner keys are bytes");
@@ -445,6 +455,11 @@ static PyObject *partition(PyObject *self, PyObject *args) {
         if (!truthy) continue;
         if (PyList_GET_SIZE(taken) && (r.pos >= POINTER_LIMIT || PyList_GET_SIZE(taken) >= most)) {
             if (close_bucket(&r, taken, out) < 0) goto fail;
+            if (PyList_GET_SIZE(out) >= max_buckets) { /* owner i begins the next call's */
+                r_free(&r);
+                Py_DECREF(taken);
+                return Py_BuildValue("(Nn)", out, i);
+            }
             r_free(&r);
             Py_SETREF(taken, PyList_New(0));
             if (!taken || r_init(&r, (const unsigned char *)origin, origin_len, base, base,
@@ -456,7 +471,7 @@ static PyObject *partition(PyObject *self, PyObject *args) {
     if (close_bucket(&r, taken, out) < 0) goto fail;
     r_free(&r);
     Py_DECREF(taken);
-    return out;
+    return Py_BuildValue("(Nn)", out, i);
 fail:
     r_free(&r);
     Py_XDECREF(taken);
