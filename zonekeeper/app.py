@@ -120,7 +120,7 @@ def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = N
 
     def policy_set(policy: Policy) -> None:
         tsig.set_policy(policy)
-        images.warm_all(list(registry.zones.values()))
+        images.warm_all(lambda: list(registry.zones.values()))
 
     access = AccessService(db, on_policy=policy_set, registry=registry, usage=usage)
     status = StatusService(db, registry)

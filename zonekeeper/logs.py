@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import Any
+
+_importing = threading.RLock()
 
 
 def _structlog_without_rich() -> Any:
@@ -14,15 +17,16 @@ def _structlog_without_rich() -> Any:
     imports at every start before the first answer, where the server's log lines (JSON, or
     key=value on a terminal) carry plain tracebacks. ``sys.modules["rich"] = None`` makes
     ``import rich`` fail for that moment only; the command imports it as usual later."""
-    if "structlog" in sys.modules or "rich" in sys.modules:
-        import structlog
+    with _importing:  # (the first line may be logged by a C loop's thread at a start)
+        if "structlog" in sys.modules or "rich" in sys.modules:
+            import structlog
+            return structlog
+        sys.modules["rich"] = None  # type: ignore[assignment]
+        try:
+            import structlog
+        finally:
+            del sys.modules["rich"]
         return structlog
-    sys.modules["rich"] = None  # type: ignore[assignment]
-    try:
-        import structlog
-    finally:
-        del sys.modules["rich"]
-    return structlog
 
 
 _SECRET_KEYS = {"secret", "token", "password", "authorization", "bootstrap_token"}
@@ -44,43 +48,45 @@ def configure(level: str = "info", fmt: str | None = None, *, defer: bool = Fals
     ``get_logger``) imports and sets it up. structlog and the asyncio it imports are ~40 ms
     of a start that answers DNS before them."""
     global _deferred
-    if defer and "structlog" not in sys.modules:
-        _deferred = (level, fmt)
-        return
-    _deferred = None
-    structlog = _structlog_without_rich()
-    if fmt is None:
-        fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _drop_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        # Configured once per process: each module's logger is built on its first call, not
-        # again on every call.
-        cache_logger_on_first_use=True,
-    )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with _importing:  # (a C loop's thread may log its first line meanwhile)
+        if defer and "structlog" not in sys.modules:
+            _deferred = (level, fmt)
+            return
+        _deferred = None
+        structlog = _structlog_without_rich()
+        if fmt is None:
+            fmt = "console" if sys.stderr.isatty() else "json"
+        renderer: Any = (
+            structlog.processors.JSONRenderer()
+            if fmt == "json"
+            else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        )
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _drop_secrets,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(
+                getattr(logging, level.upper(), logging.INFO)
+            ),
+            logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+            # Configured once per process: each module's logger is built on its first call, not
+            # again on every call.
+            cache_logger_on_first_use=True,
+        )
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 
 def ready() -> Any:
     """structlog, imported and set up as ``configure`` was asked (deferred or not)."""
-    if _deferred is not None:
-        configure(*_deferred)
-    return _structlog_without_rich()
+    with _importing:
+        if _deferred is not None:
+            configure(*_deferred)
+        return _structlog_without_rich()
 
 
 class _Logger:

@@ -9,8 +9,12 @@
  *
  * keys: owner keys (lower-case wire names) in order; nodes: key -> blob or tuple of blobs
  * (rrwire's served form: type, 2 bytes, then RRs of owner pointer, type, class, TTL,
- * RDLENGTH, RDATA). The GIL is held throughout: the names kept in the compression table
- * point into the keys' and blobs' bytes, alive for the call.
+ * RDLENGTH, RDATA). The names kept in the compression table and the RRs waiting for a
+ * chunk's tail point into the keys' and blobs' bytes, borrowed: the call relies on the rule
+ * that a published version's node table is never changed in place (an edit or a transfer
+ * makes a new dict: services/zone_store.py, proto/xfrin.py), and on ``keys`` being the
+ * caller's own list. Well-formed tables give the Python renderer's bytes; a malformed RR
+ * (truncated) is refused with ValueError where the Python one would write broken bytes.
  *
  * ``start`` and ``max_buckets``: begin at keys[start] (a bucket's first owner) and stop
  * once ``max_buckets`` buckets are done, returning where to go on; the caller goes on in

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 
@@ -243,16 +243,18 @@ class ImageWarmer:
         self.wanted = wanted
 
     def warm(self, snap: ZoneSnapshot) -> None:
-        if (snap.axfr is None and snap.state is not ZoneState.UNLOADED
+        if (snap.axfr is None and not snap.retired and snap.state is not ZoneState.UNLOADED
                 and (self.wanted is None or self.wanted(snap))):
             self._pending[snap.origin_key] = snap  # a newer version replaces an older one
             self._wake.set()
 
-    def warm_all(self, snaps: list[ZoneSnapshot]) -> None:
-        """``warm`` each of ``snaps`` (the access policy changed); from any thread. Before
-        ``start`` it does nothing: the start looks at every zone."""
+    def warm_all(self, served: Callable[[], Iterable[ZoneSnapshot]]) -> None:
+        """``warm`` every version ``served()`` gives (the access policy changed), from any
+        thread: asked on the event loop, so that it is the versions served then (a list
+        taken in this thread could put back a version an edit has replaced meanwhile).
+        Before ``start`` it does nothing: the start looks at every zone."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: [self.warm(s) for s in snaps])
+            self._loop.call_soon_threadsafe(lambda: [self.warm(s) for s in served()])
 
     def start(self, snaps: list[ZoneSnapshot]) -> None:
         self._loop = asyncio.get_running_loop()
@@ -267,8 +269,9 @@ class ImageWarmer:
             while self._pending:
                 key = next(iter(self._pending))
                 snap = self._pending.pop(key)
-                if snap.retired or snap.axfr is not None:
-                    continue
+                if snap.retired or snap.axfr is not None or (
+                        self.wanted is not None and not self.wanted(snap)):
+                    continue  # (replaced, built by a transfer, or closed by the policy since)
                 self._current = snap
                 try:
                     # Shielded: a shutdown cancelling this task leaves the build (which a
