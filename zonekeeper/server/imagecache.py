@@ -159,10 +159,11 @@ class ImageCache:
                     continue
                 files.append((self._nodes_path(snap.zone_id), nodes_header, nodes_header,
                               partial(_nodes_body, snap), "nodes_"))
-                if snap.axfr is not None:
+                image = snap.built_image()
+                if image is not None:
                     header = _header(snap, self.tag)
                     files.append((self._path(snap.zone_id), header, header,
-                                  partial(_image_body, snap.axfr), ""))
+                                  partial(_image_body, image), ""))
             if small:
                 files.append((self.directory / SMALL_NODES, self._small_header(),
                               _small_signature(small.values()),

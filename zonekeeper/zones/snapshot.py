@@ -167,6 +167,16 @@ class ZoneSnapshot:
             new.ixfr_cache = {}
         return new
 
+    def built_image(self) -> Any:
+        """The AXFR image if it is built: set here, or done by the build this version
+        shares with the one it replaced (``replaced``: a settings change while the image
+        was being built), else None."""
+        if self.axfr is None:
+            fut = self.axfr_future
+            if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.axfr = fut.result()
+        return self.axfr
+
     def soa_rrset(self) -> dns.rrset.RRset:
         """The apex SOA as a dnspython RRset (for NOTIFY and one-SOA IXFR answers)."""
         blob = find_blob(self.nodes[self.origin_key], _T_SOA)
