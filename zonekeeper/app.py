@@ -216,6 +216,7 @@ def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = N
     zones.on_secondaries_changed = sync_secondaries
     zones.on_removed = lambda _name: refresh()
     zones.on_members_changed = refresh
+
     def published(snap: Any) -> None:
         notifier.zone_changed(snap)
         images.warm(snap)  # a version without an AXFR image gets one, in the background

@@ -286,8 +286,7 @@ class ImageCache:
             return None
         name = _nodes_name(z.id)  # (a Path only for a file there: 1,000s of zones)
         header = _nodes_header(z.name, z.id, z.serial, z.change_id, self.tag)
-        own = name in self._listing
-        path = self.directory / name if own else None
+        path = self.directory / name if name in self._listing else None
         if path is not None:
             body = self._load(path, header, "zones.nodes_file_unreadable")
         else:
@@ -308,7 +307,7 @@ class ImageCache:
                         file=str(path or self.directory / SMALL_NODES), error=repr(exc)[:200])
             self.nodes_stale += 1
             return None
-        if own:
+        if path is not None:
             self._good[name] = header
         self.nodes_read += 1
         return dict(zip(keys, values)), frozenset(cuts)

@@ -295,14 +295,14 @@ class ImageWarmer:
         started = time.monotonic()
         limit = self.STOP_WAIT if wait is None else wait
         try:
-            image = await asyncio.wait_for(asyncio.shield(building), limit)
+            await asyncio.wait_for(asyncio.shield(building), limit)
         except TimeoutError:
             log.warning("xfr.image_not_kept", zone=snap.name.to_text(), serial=snap.serial,
                         reason=f"still being built after {limit:g} s of the stop")
             return
         except Exception:  # noqa: BLE001 - reported by the build's own task
             return
-        snap.axfr = image
+        snap.built_image()  # (the image set on the version now, for the image cache)
         log.info("xfr.image_waited_at_stop", zone=snap.name.to_text(), serial=snap.serial,
                  seconds=round(time.monotonic() - started, 3))
 
