@@ -15,7 +15,8 @@ from zonekeeper.errors import Forbidden, Unauthenticated
 from zonekeeper.services.tokens import Principal, Scope, covers
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hop per request.
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
