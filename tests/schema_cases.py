@@ -221,3 +221,38 @@ def catalog_member_peer_added(db: Database) -> None:
     with db.read() as s:
         assert list(s.scalars(select(CatalogAuto))) == []
         assert s.get(Zone, 2).member_peer == "consumer"  # type: ignore[union-attr]
+
+
+def rrsets_zone_index_dropped(db: Database) -> None:
+    """Schema 0014 on a database at 0013 holding a zone's RRsets: the index on zone_id alone
+    is gone, the unique (zone, name, type) one stays and still refuses a second row for the
+    same RRset; the rows are read by zone as before and go with their zone."""
+    import sqlalchemy as sa
+    from sqlalchemy import delete, select
+
+    from zonekeeper.storage.models import RRset, Zone
+
+    at(db, "0013")
+    with db.write_engine.begin() as conn:
+        for name in ("z1.test.", "www.z1.test."):
+            conn.execute(text("INSERT INTO rrsets (zone_id, name, type, ttl, records)"
+                              " VALUES (1, :n, 1, 300, '[]')"), {"n": name})
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD
+    insp = sa.inspect(db.write_engine)
+    assert "ix_rrsets_zone_id" not in {i["name"] for i in insp.get_indexes("rrsets")}
+    assert [u["column_names"] for u in insp.get_unique_constraints("rrsets")] == [["zone_id", "name", "type"]]
+    with db.read() as s:
+        assert sorted(r.name for r in s.scalars(select(RRset).where(RRset.zone_id == 1))) == [
+            "www.z1.test.", "z1.test."]
+    try:
+        with db.write() as s:
+            s.add(RRset(zone_id=1, name="www.z1.test.", type=1, ttl=60, records="[]"))
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("a second row for the same RRset was accepted")
+    with db.write() as s:
+        s.execute(delete(Zone).where(Zone.id == 1))
+    with db.read() as s:
+        assert list(s.scalars(select(RRset))) == []

@@ -29,6 +29,7 @@ from tests.schema_cases import (
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
+    rrsets_zone_index_dropped,
     xot_flags_added,
 )
 from zonekeeper.storage.db import SCHEMA_HEAD, WRITE_LOCK_KEY, Database, SchemaError
@@ -287,6 +288,16 @@ def test_0013_catalogs_have_no_member_peer(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         catalog_member_peer_added(db)
+    finally:
+        db.dispose()
+
+
+def test_0014_rrsets_keep_one_index_by_zone(pg_url: str) -> None:
+    """Schema 0014 by Alembic from 0013 on PostgreSQL: the index on rrsets.zone_id alone
+    dropped, the unique one kept and enforced, rows going with their zone."""
+    db = Database(pg_url)
+    try:
+        rrsets_zone_index_dropped(db)
     finally:
         db.dispose()
 

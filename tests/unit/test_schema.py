@@ -13,6 +13,7 @@ from tests.schema_cases import (
     ids_never_reused,
     notify_owed_kept,
     peer_key_use_kept,
+    rrsets_zone_index_dropped,
     xot_flags_added,
 )
 from zonekeeper.storage.db import SCHEMA_HEAD, Database, SchemaError
@@ -110,5 +111,13 @@ def test_0013_catalogs_have_no_member_peer(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     try:
         catalog_member_peer_added(db)
+    finally:
+        db.dispose()
+
+
+def test_0014_rrsets_keep_one_index_by_zone(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        rrsets_zone_index_dropped(db)
     finally:
         db.dispose()

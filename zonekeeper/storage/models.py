@@ -84,7 +84,8 @@ class RRset(Base):
     __table_args__ = (UniqueConstraint("zone_id", "name", "type", name="uq_rrsets_zone_name_type"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), index=True)
+    # No index of its own (0014): uq_rrsets_zone_name_type leads with it.
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     type: Mapped[int] = mapped_column(Integer)
     ttl: Mapped[int] = mapped_column(Integer)
