@@ -575,17 +575,23 @@ def test_names_read_fast_hash_and_compare_as_dnspython_names() -> None:
     assert copied == plain and hash(copied) == hash(plain)
 
 
+def _dnsobj_built() -> None:
+    from zonekeeper.zones import zonefile
+
+    if zonefile._c_name_hash is None or zonefile._c_make_name is None:
+        pytest.fail("zonekeeper.proto._dnsobj is not built: install the package with a C "
+                    "compiler and the Python headers (apt-get install gcc python3-dev; "
+                    "scripts/setup.sh --test)")
+
+
 def test_name_hash_in_c_is_dnspythons() -> None:
-    """The fast reader's names hash in C (proto/_namehash.c) to what dnspython's Name
+    """The fast reader's names hash in C (proto/_dnsobj.c) to what dnspython's Name
     hashes to, short names (the sum itself) and long ones (reduced) alike, in any case."""
     import random
 
     from zonekeeper.zones import zonefile
 
-    if zonefile._c_name_hash is None:
-        pytest.fail("zonekeeper.proto._namehash is not built: install the package with a C "
-                    "compiler and the Python headers (apt-get install gcc python3-dev; "
-                    "scripts/setup.sh --test)")
+    _dnsobj_built()
     assert zonefile._name_hash is zonefile._c_name_hash
     rng = random.Random(7)
     sizes = {"short": 0, "long": 0}
@@ -598,6 +604,71 @@ def test_name_hash_in_c_is_dnspythons() -> None:
         upper = zonefile._Name.of(tuple(label.upper() for label in labels))
         assert hash(upper) == hash(plain) and upper == zonefile._Name.of(labels) == plain
     assert min(sizes.values()) > 500  # both ways of hashing were compared
+
+
+_NAME_WORDS = st.text(st.sampled_from("aZ09-_*.\"()@;$/é"), min_size=1, max_size=70)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=_NAME_WORDS, origin=st.sampled_from(["Up.Test.", "up.test.", ".", "x" * 63 + ".test."]))
+@example(value="a..b", origin="up.test.")
+@example(value="x" * 64, origin="up.test.")
+@example(value=".".join(["abcdefghi"] * 25), origin="up.test.")  # 250 octets + the origin's
+@example(value=".", origin="up.test.")
+@example(value="www.", origin=".")
+def test_names_made_in_c_are_the_python_ones(value: str, origin: str) -> None:
+    """``_name`` in C (make_name) and in Python give the same name: labels, text, wire
+    forms, hash, equality; where C leaves the name to Python (not ASCII, the root, a label
+    rule broken) the Python way decides, raising dnspython's own error."""
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    on = zonefile._Name.of(dns.name.from_text(origin).labels)
+    made = zonefile._c_make_name(zonefile._Name, value, on.labels, on.to_text())
+    c_make, zonefile._c_make_name = zonefile._c_make_name, None
+    try:
+        try:
+            ref = zonefile._name(value, on)
+        except dns.exception.DNSException as exc:
+            assert made is None, (value, exc)
+            return
+    finally:
+        zonefile._c_make_name = c_make
+    if made is None:
+        return  # decided by the Python way: what it made is what _name gives
+    assert type(made) is zonefile._Name
+    assert made.labels == ref.labels
+    assert made.to_text() == ref.to_text() == dns.name.Name(ref.labels).to_text()
+    assert made.to_wire() == dns.name.Name(ref.labels).to_wire()
+    assert made.to_wire(canonicalize=True) == dns.name.Name(ref.labels).to_wire(canonicalize=True)
+    assert hash(made) == hash(ref) == hash(dns.name.Name(ref.labels))
+    assert made == ref and made == dns.name.Name(ref.labels)
+    assert made._text == ref._text  # known (printed as written) in both or in neither
+
+
+def test_rdata_made_in_c_is_the_python_one() -> None:
+    """``_make_rdata`` in C and in Python make equal rdata with the same fields; a field
+    count that does not match the keys is refused."""
+    from dns.rdtypes.ANY.CAA import CAA
+    from dns.rdtypes.IN.SRV import SRV
+
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    assert zonefile._make_rdata is zonefile._c_make_rdata
+    target = dns.name.from_text("t.example.")
+    for cls, rdtype, keys, values in (
+        (SRV, dns.rdatatype.SRV, zonefile._K_SRV, (1, 2, 443, target)),
+        (CAA, dns.rdatatype.CAA, zonefile._K_CAA, (0, b"issue", b"ca.example")),
+    ):
+        c = zonefile._c_make_rdata(cls, dns.rdataclass.IN, rdtype, keys, *values)
+        py = zonefile._py_make_rdata(cls, dns.rdataclass.IN, rdtype, keys, *values)
+        built = cls(dns.rdataclass.IN, rdtype, *values)
+        assert type(c) is cls and c == py == built and hash(c) == hash(built)
+        assert c.to_text() == built.to_text() and c.to_wire() == built.to_wire()
+        assert c.rdcomment is None
+        with pytest.raises(TypeError):
+            zonefile._c_make_rdata(cls, dns.rdataclass.IN, rdtype, keys, *values[:-1])
 
 
 

@@ -310,6 +310,11 @@ _T_TXT, _T_SRV, _T_CAA = dns.rdatatype.TXT, dns.rdatatype.SRV, dns.rdatatype.CAA
 _T_SSHFP, _T_TLSA = dns.rdatatype.SSHFP, dns.rdatatype.TLSA
 _ONE_NAME = {int(t): (cls, t) for cls, t in ((NS, dns.rdatatype.NS), (CNAME, dns.rdatatype.CNAME),
                                              (PTR, dns.rdatatype.PTR))}
+# The fields of each type the fast reader makes, in the order _make_rdata is given them.
+_K_ADDRESS, _K_TARGET, _K_TXT = ("address",), ("target",), ("strings",)
+_K_MX, _K_SRV = ("preference", "exchange"), ("priority", "weight", "port", "target")
+_K_CAA, _K_SSHFP = ("flags", "tag", "value"), ("algorithm", "fp_type", "fingerprint")
+_K_TLSA = ("usage", "selector", "mtype", "cert")
 _TOKEN = re.compile(r"\S+")
 # Whitespace other than space, tab and newline (\r, \v, \f, NBSP...): data to dnspython's
 # tokenizer, a separator to str.split and to ``\s``.
@@ -403,17 +408,20 @@ def _ttl(value: str) -> int | None:
         return None
 
 
-try:
-    from zonekeeper.proto._namehash import name_hash as _c_name_hash
+try:  # names and rdata made in C (proto/_dnsobj.c); the Python below is the reference
+    from zonekeeper.proto._dnsobj import make_name as _c_make_name
+    from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
+    from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
 except ImportError:  # built without a C compiler
-    _c_name_hash = None
+    _c_name_hash = _c_make_name = _c_make_rdata = None
 # dnspython's hash of a name is an unbounded integer, which hash() keeps while it fits a
 # Py_ssize_t and reduces modulo sys.hash_info.modulus past that: the C one gives the same
-# number on a 64-bit build.
-_name_hash: Any = (
-    _c_name_hash if (_c_name_hash is not None and sys.hash_info.modulus == (1 << 61) - 1
-                     and sys.maxsize == (1 << 63) - 1)
-    else lambda labels: hash(dns.name.Name(labels)))
+# number on a 64-bit build (and make_name sets that number as the name's hash).
+_C_HASH_OK = sys.hash_info.modulus == (1 << 61) - 1 and sys.maxsize == (1 << 63) - 1
+_name_hash: Any = (_c_name_hash if _c_name_hash is not None and _C_HASH_OK
+                   else lambda labels: hash(dns.name.Name(labels)))
+if not _C_HASH_OK:
+    _c_make_name = None
 _new = object.__new__
 _ZERO10 = bytes(10)
 _set = object.__setattr__
@@ -501,7 +509,13 @@ class _Name(dns.name.Name):
 
 def _name(value: str, origin: dns.name.Name) -> dns.name.Name:
     """``dns.name.from_text(value, origin)`` for a name with no escapes: its labels split
-    and checked by dnspython's label rules, not read a character at a time."""
+    and checked by dnspython's label rules, not read a character at a time; by
+    ``_c_make_name`` (proto/_dnsobj.c) where it is built, as below, unless the name is one
+    the lines below must decide on (not ASCII, the root, a label rule broken)."""
+    if _c_make_name is not None:
+        got = _c_make_name(_Name, value, origin.labels, origin.to_text())
+        if got is not None:
+            return got  # type: ignore[no-any-return]
     if not value.isascii() or value == ".":
         return dns.name.from_text(value, origin)
     # Printed as written unless a character needs escaping (one of ``"().;\\@$``, the dots
@@ -514,19 +528,24 @@ def _name(value: str, origin: dns.name.Name) -> dns.name.Name:
                     (value + suffix if suffix == "." else f"{value}.{suffix}") if plain else None)
 
 
-def _rdata(cls: type[dns.rdata.Rdata], rdtype: dns.rdatatype.RdataType,
-           **fields: object) -> dns.rdata.Rdata:
-    """An rdata of ``cls`` from fields already checked as its constructor checks them.
-    dnspython's constructor spends ~12 of its ~13 us on its immutability guard and on
-    checking the class and type again; the object made here is the same (equal, hashed,
-    printed and rendered alike: tests/unit/test_zonefile.py compares both readers)."""
+def _py_make_rdata(cls: type[dns.rdata.Rdata], rdclass: dns.rdataclass.RdataClass,
+                   rdtype: dns.rdatatype.RdataType, keys: tuple[str, ...],
+                   *values: object) -> dns.rdata.Rdata:
+    """An rdata of ``cls`` with the fields ``keys`` set to ``values``, already checked as
+    its constructor checks them. dnspython's constructor spends ~12 of its ~13 us on its
+    immutability guard and on checking the class and type again; the object made here is
+    the same (equal, hashed, printed and rendered alike: tests/unit/test_zonefile.py
+    compares both readers). ``_make_rdata``: this, or the same in C."""
     rd = _new(cls)
-    _set(rd, "rdclass", _IN)
+    _set(rd, "rdclass", rdclass)
     _set(rd, "rdtype", rdtype)
     _set(rd, "rdcomment", None)
-    for key, value in fields.items():
+    for key, value in zip(keys, values, strict=True):
         _set(rd, key, value)
     return rd
+
+
+_make_rdata: Any = _c_make_rdata or _py_make_rdata
 
 
 def _ipv4(text: str) -> str:
@@ -654,40 +673,39 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                 raise _Unusual  # generic syntax is for dnspython
             rest = words[at + 1 :]
             if rdtype == 1 and len(rest) == 1:
-                rd: dns.rdata.Rdata = _rdata(A, _T_A, address=_ipv4(rest[0]))
+                rd: dns.rdata.Rdata = _make_rdata(A, _IN, _T_A, _K_ADDRESS, _ipv4(rest[0]))
             elif rdtype == 28 and len(rest) == 1:
-                rd = _rdata(AAAA, _T_AAAA, address=_ipv6(rest[0]))
+                rd = _make_rdata(AAAA, _IN, _T_AAAA, _K_ADDRESS, _ipv6(rest[0]))
             elif rdtype in _ONE_NAME and len(rest) == 1:
                 cls, enum = _ONE_NAME[rdtype]
-                rd = _rdata(cls, enum, target=name_of(rest[0]))
+                rd = _make_rdata(cls, _IN, enum, _K_TARGET, name_of(rest[0]))
             elif rdtype == 15 and len(rest) == 2:
-                rd = _rdata(MX, _T_MX, preference=_uint(rest[0], 65535), exchange=name_of(rest[1]))
+                rd = _make_rdata(MX, _IN, _T_MX, _K_MX, _uint(rest[0], 65535), name_of(rest[1]))
             elif rdtype == 16 and _QUOTED_ONLY.fullmatch(line, data := _data_start(line, at)):
                 strings = tuple(t.encode() for t in _QUOTED.findall(line, data))
                 if not strings or any(len(t) > 255 for t in strings):
                     raise _Unusual  # dnspython's reader says what is wrong
-                rd = _rdata(TXT, _T_TXT, strings=strings)
+                rd = _make_rdata(TXT, _IN, _T_TXT, _K_TXT, strings)
             elif rdtype == 33 and len(rest) == 4:
-                rd = _rdata(SRV, _T_SRV, priority=_uint(rest[0], 65535), weight=_uint(rest[1], 65535),
-                            port=_uint(rest[2], 65535), target=name_of(rest[3]))
+                rd = _make_rdata(SRV, _IN, _T_SRV, _K_SRV, _uint(rest[0], 65535), _uint(rest[1], 65535),
+                                 _uint(rest[2], 65535), name_of(rest[3]))
             elif (rdtype == 257 and len(rest) == 3 and '"' not in rest[1]
                   and (value := _caa_value(rest[2])) is not None):
                 tag = rest[1].encode()
                 if len(tag) > 255 or not tag.isalnum():
                     raise _Unusual
-                rd = _rdata(CAA, _T_CAA, flags=_uint(rest[0], 255), tag=tag, value=value.encode())
+                rd = _make_rdata(CAA, _IN, _T_CAA, _K_CAA, _uint(rest[0], 255), tag, value.encode())
             elif rdtype == 44 and len(rest) >= 3:
                 fp_type, fingerprint = _uint(rest[1], 255), _unhex(rest[2:])
                 if len(fingerprint) != SSHFP._fingerprint_length_by_type.get(fp_type, len(fingerprint)):
                     raise _Unusual
-                rd = _rdata(SSHFP, _T_SSHFP, algorithm=_uint(rest[0], 255), fp_type=fp_type,
-                            fingerprint=fingerprint)
+                rd = _make_rdata(SSHFP, _IN, _T_SSHFP, _K_SSHFP, _uint(rest[0], 255), fp_type, fingerprint)
             elif rdtype == 52 and len(rest) >= 4:
                 mtype, cert = _uint(rest[2], 255), _unhex(rest[3:])
                 if len(cert) != TLSA._cert_length_by_mtype.get(mtype, len(cert)):
                     raise _Unusual
-                rd = _rdata(TLSA, _T_TLSA, usage=_uint(rest[0], 255), selector=_uint(rest[1], 255),
-                            mtype=mtype, cert=cert)
+                rd = _make_rdata(TLSA, _IN, _T_TLSA, _K_TLSA, _uint(rest[0], 255), _uint(rest[1], 255),
+                                 mtype, cert)
             else:
                 tok = dns.tokenizer.Tokenizer(line[_data_start(line, at) :])
                 rd = dns.rdata.from_text(_IN, rdtype, tok, current, False, None)
