@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import dns.name
 import dns.rdata
@@ -18,6 +19,7 @@ from zonekeeper.zones.snapshot import Node
 _TEXT = dns.rdata.RdataStyle(origin=None, relativize=True)
 # ``json.dumps(value, separators=(",", ":"))``: its encoder made once, not at every call.
 _JSON = json.JSONEncoder(separators=(",", ":")).encode
+_NONE: Mapping[int, RRsetData] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,14 @@ class ZoneContent:
 
     def at(self, name: dns.name.Name) -> list[RRsetData]:
         return list(self._owners.get(name, {}).values())
+
+    def types_at(self, name: dns.name.Name) -> Mapping[int, RRsetData]:
+        """The RRsets at ``name`` by type (read-only: the content's own)."""
+        return self._owners.get(name, _NONE)
+
+    def by_owner(self) -> ItemsView[dns.name.Name, Mapping[int, RRsetData]]:
+        """Every owner with its RRsets by type, without looking each owner up (read-only)."""
+        return self._owners.items()  # type: ignore[return-value]
 
     def owners(self) -> set[dns.name.Name]:
         return set(self._owners)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dns.name
+import dns.rdatatype
 
 from zonekeeper.zones.validate import check
 from zonekeeper.zones.zonefile import parse_zone_text
@@ -45,3 +46,27 @@ def test_an_rrset_too_large_for_a_message_is_an_error() -> None:
     # 4,000 fit.
     fewer = "".join(f"big A 10.0.{i // 256}.{i % 256}\n" for i in range(4000))
     assert findings(fewer) == []
+
+
+def test_a_txt_rrset_too_large_is_measured_as_its_wire_form() -> None:
+    # TXT lengths are counted without rendering: 300 records of four 55-octet strings are
+    # 300 x (12 + 4 x 56) octets and the owner's 18, the size the rendered RRset has.
+    strings = " ".join(["x" * 55] * 4)
+    body = "".join(f'big TXT "{i:03}" {strings}\n' for i in range(300))
+    parsed = parse_zone_text(HEAD + body, ORIGIN)
+    rrset = parsed.content.get(dns.name.from_text("big", ORIGIN), dns.rdatatype.TXT)
+    wire = sum(12 + len(r.rdata.to_wire()) for r in rrset.records) + 18
+    assert ("big.example.test. TXT is 72018 bytes, too large for a DNS message", True) in findings(body)
+    assert wire == 72018 and wire == 300 * (12 + 4 + 4 * 56) + 18
+
+
+def test_cname_rules_and_a_subset_of_owners() -> None:
+    body = ("alias CNAME www\nalias TXT \"beside\"\nok CNAME www\nwww A 192.0.2.2\n"
+            "mail MX 10 ok\n")
+    assert findings(body) == [
+        ("CNAME and other data at alias.example.test.", True),
+        ("MX target ok.example.test. is a CNAME", False),
+    ]
+    parsed = parse_zone_text(HEAD + body, ORIGIN)
+    only = check(parsed.content, [dns.name.from_text("mail", ORIGIN), dns.name.from_text("gone", ORIGIN)])
+    assert [(f.msg, f.error) for f in only] == [("MX target ok.example.test. is a CNAME", False)]
