@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -11,14 +12,17 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+from dns.rdtypes.txtbase import TXTBase
 
 from zonekeeper.proto.rrwire import from_rdatas, make_node, name_key
 from zonekeeper.zones.snapshot import Node
 
 # ``rdata.to_text()``'s style, made once: it builds one from its keywords at every call.
 _TEXT = dns.rdata.RdataStyle(origin=None, relativize=True)
-# ``json.dumps(value, separators=(",", ":"))``: its encoder made once, not at every call.
-_JSON = json.JSONEncoder(separators=(",", ":")).encode
+# A JSON string as ``json.dumps`` writes it (ASCII, escaped), in C.
+_json_str = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+# A character-string that prints as itself: printable ASCII but the quote and backslash.
+_PLAIN = re.compile(rb'[ !#-\[\]-~]*').fullmatch
 _NONE: Mapping[int, RRsetData] = MappingProxyType({})
 
 
@@ -38,7 +42,17 @@ class Record:
         return self.rdata.to_digestable()
 
     def as_dict(self) -> dict[str, object]:
-        return {"content": self.rdata.to_styled_text(_TEXT), "disabled": self.disabled}
+        return {"content": rdata_text(self.rdata), "disabled": self.disabled}
+
+
+def rdata_text(rdata: dns.rdata.Rdata) -> str:
+    """``rdata.to_text()``; a TXT of plain strings without dnspython's escaping, which
+    looks at each octet in Python (a fifth of the time of writing an import's rows)."""
+    if isinstance(rdata, TXTBase):
+        strings = rdata.strings
+        if all(_PLAIN(s) for s in strings):
+            return " ".join(['"' + s.decode("ascii") + '"' for s in strings])
+    return rdata.to_styled_text(_TEXT)
 
 
 @dataclass(slots=True)
@@ -56,7 +70,13 @@ class RRsetData:
         return [r.rdata for r in self.records if not r.disabled]
 
     def records_json(self) -> str:
-        return _JSON([r.as_dict() for r in self.records])
+        """The records as ``json.dumps([r.as_dict() ...], separators=(",", ":"))`` writes
+        them, without its encoder's per-call set-up and walk of the dicts."""
+        return "[" + ",".join([
+            '{"content":' + _json_str(rdata_text(r.rdata))
+            + (',"disabled":true}' if r.disabled else ',"disabled":false}')
+            for r in self.records
+        ]) + "]"
 
     @classmethod
     def from_row(cls, name: str, rdtype: int, ttl: int, records_json: str) -> RRsetData:
