@@ -518,7 +518,57 @@ static PyObject *sort_key(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* rrwire.make_blob: one RRset in the node table's form, from its type, TTL and a list of
+ * uncompressed rdata wire forms: type (2 bytes), count (2), then each RR as an owner
+ * pointer to the question (c0 0c), type, class IN, TTL, RDLENGTH and RDATA. */
+static PyObject *make_blob(PyObject *self, PyObject *args) {
+    unsigned long rdtype, ttl;
+    PyObject *given;
+    if (!PyArg_ParseTuple(args, "kkO", &rdtype, &ttl, &given)) return NULL;
+    PyObject *rdatas = PySequence_Fast(given, "rdatas is a sequence of bytes");
+    if (!rdatas) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(rdatas);
+    PyObject **items = PySequence_Fast_ITEMS(rdatas);
+    PyObject *out = NULL;
+    if (rdtype > 0xFFFF || ttl > 0xFFFFFFFFUL || n > 0xFFFF) {
+        PyErr_SetString(PyExc_OverflowError, "type, TTL or count out of range");
+        goto done;
+    }
+    Py_ssize_t size = 4;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            PyErr_SetString(PyExc_TypeError, "an rdata is bytes");
+            goto done;
+        }
+        if (PyBytes_GET_SIZE(items[i]) > 0xFFFF) {
+            PyErr_SetString(PyExc_OverflowError, "an rdata is over 65535 octets");
+            goto done;
+        }
+        size += 12 + PyBytes_GET_SIZE(items[i]);
+    }
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (!out) goto done;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    o[0] = rdtype >> 8; o[1] = rdtype & 0xFF;
+    o[2] = n >> 8; o[3] = n & 0xFF;
+    o += 4;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len = PyBytes_GET_SIZE(items[i]);
+        o[0] = 0xC0; o[1] = 0x0C;
+        o[2] = rdtype >> 8; o[3] = rdtype & 0xFF;
+        o[4] = 0; o[5] = 1;
+        o[6] = ttl >> 24; o[7] = (ttl >> 16) & 0xFF; o[8] = (ttl >> 8) & 0xFF; o[9] = ttl & 0xFF;
+        o[10] = len >> 8; o[11] = len & 0xFF;
+        memcpy(o + 12, PyBytes_AS_STRING(items[i]), len);
+        o += 12 + len;
+    }
+done:
+    Py_DECREF(rdatas);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"make_blob", make_blob, METH_VARARGS, "rrwire.make_blob in C (rdatas: a list of bytes)"},
     {"partition", partition, METH_VARARGS, "axfr._partition in C: [(owners, chunks, count, size)]"},
     {"sort_key", sort_key, METH_O, "rrwire.sort_key in C"},
     {NULL, NULL, 0, NULL},

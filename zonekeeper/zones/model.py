@@ -164,10 +164,11 @@ class ZoneContent:
         return make_node(blobs)
 
     def served_rrsets(self) -> Iterator[tuple[dns.name.Name, int, int, list[dns.rdata.Rdata]]]:
-        for rrset in self:
-            rdatas = rrset.enabled()
-            if rdatas:
-                yield rrset.name, rrset.rdtype, rrset.ttl, rdatas
+        for types in self._owners.values():
+            for rrset in types.values():
+                rdatas = [r.rdata for r in rrset.records if not r.disabled]
+                if rdatas:
+                    yield rrset.name, rrset.rdtype, rrset.ttl, rdatas
 
 
 def key_of(name: dns.name.Name) -> bytes:

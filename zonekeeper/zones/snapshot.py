@@ -35,6 +35,7 @@ from zonekeeper.proto.rrwire import (
 )
 
 _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
+_NS = int(dns.rdatatype.NS)
 
 
 class ZoneKind(enum.StrEnum):
@@ -212,12 +213,18 @@ def compile_nodes(
     """
     per_owner: dict[bytes, list[bytes]] = {}
     origin_key = name_key(origin)
+    ns_owners = []  # the cuts among them: no walk of the whole table to find them
     for name, rdtype, ttl, rdatas in rrsets:
         key = name_key(name)
-        per_owner.setdefault(key, []).append(from_rdatas(rdtype, ttl, rdatas))
+        blobs = per_owner.get(key)
+        if blobs is None:
+            blobs = per_owner[key] = []
+        blobs.append(from_rdatas(rdtype, ttl, rdatas))
+        if rdtype == _NS:
+            ns_owners.append(key)
     nodes: dict[bytes, Node] = {k: make_node(v) for k, v in per_owner.items()}
     add_ents(nodes, origin_key)
-    cuts = find_cuts(nodes, origin_key)
+    cuts = find_cuts(nodes, origin_key, ns_owners)
     return nodes, cuts
 
 

@@ -39,3 +39,25 @@ def test_sort_key_in_c_is_the_python_one(labels: list[bytes]) -> None:
     key = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
     assert rrwire.sort_key is not rrwire._py_sort_key, "zonekeeper.proto._axfrbuild is not built"
     assert rrwire.sort_key(key) == rrwire._py_sort_key(key)
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.lists(st.binary(max_size=300), max_size=6),
+       st.sampled_from([list, tuple]))
+def test_make_blob_in_c_is_the_python_one(rdtype: int, ttl: int, rdatas: list[bytes], kind: type) -> None:
+    from zonekeeper.proto import rrwire
+    assert rrwire.make_blob is not rrwire._py_make_blob, "zonekeeper.proto._axfrbuild is not built"
+    blob = rrwire.make_blob(rdtype, ttl, kind(rdatas))
+    assert blob == rrwire._py_make_blob(rdtype, ttl, rdatas)
+    assert rrwire.blob_rdatas(blob) == rdatas and rrwire.blob_count(blob) == len(rdatas)
+
+
+def test_make_blob_in_c_refuses_what_cannot_be_an_rrset() -> None:
+    from zonekeeper.proto import rrwire
+    for args, error in [((0x10000, 1, []), OverflowError), ((1, 2**32, []), OverflowError),
+                        ((1, 1, [b"x" * 65536]), OverflowError), ((1, 1, ["text"]), TypeError),
+                        ((1, 1, None), TypeError)]:
+        try:
+            rrwire.make_blob(*args)
+        except error:
+            continue
+        raise AssertionError(f"make_blob{args} did not raise {error.__name__}")

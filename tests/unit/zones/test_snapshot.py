@@ -41,3 +41,16 @@ def test_a_new_ixfr_ratio_voids_the_ixfr_answers() -> None:
 def test_only_settings_and_state_are_replaced() -> None:
     with pytest.raises(TypeError, match="serial"):
         snapshot().replaced(serial=4)
+
+
+def test_compile_nodes_finds_the_cuts_a_walk_of_the_table_finds() -> None:
+    from zonekeeper.proto.rrwire import find_cuts, name_key
+    from zonekeeper.zones.zonefile import parse_zone_text
+
+    origin = dns.name.from_text("example.test.")
+    text = ("$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n@ NS ns1\nns1 A 192.0.2.1\n"
+            "a NS ns.a\nns.a A 192.0.2.2\nB.c NS ns.elsewhere.\nd.e.f TXT x\nd.e NS x.\n")
+    content = parse_zone_text(text, origin).content
+    nodes, cuts = compile_nodes(origin, content.served_rrsets())
+    assert cuts == find_cuts(nodes, name_key(origin))
+    assert cuts == {name_key(dns.name.from_text(n, origin)) for n in ("a", "b.c", "d.e")}
