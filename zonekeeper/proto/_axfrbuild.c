@@ -567,7 +567,48 @@ done:
     return out;
 }
 
+/* ZoneSnapshot.record_count: the records of a node table's values (each a blob, b"" for
+ * an empty non-terminal, or a tuple of blobs), read from each blob's count field. */
+static PyObject *count_records(PyObject *self, PyObject *arg) {
+    PyObject *it = PyObject_GetIter(arg);
+    if (!it) return NULL;
+    unsigned long long total = 0;
+    PyObject *node;
+    while ((node = PyIter_Next(it))) {
+        PyObject *one[1] = {node};
+        PyObject **blobs = one;
+        Py_ssize_t n = 1;
+        if (PyTuple_Check(node)) {
+            blobs = &PyTuple_GET_ITEM(node, 0);
+            n = PyTuple_GET_SIZE(node);
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!PyBytes_Check(blobs[i])) {
+                PyErr_SetString(PyExc_TypeError, "a node is bytes or a tuple of bytes");
+                Py_DECREF(node);
+                Py_DECREF(it);
+                return NULL;
+            }
+            Py_ssize_t len = PyBytes_GET_SIZE(blobs[i]);
+            if (len == 0) continue;
+            if (len < 4) {
+                PyErr_SetString(PyExc_ValueError, "a blob is shorter than its header");
+                Py_DECREF(node);
+                Py_DECREF(it);
+                return NULL;
+            }
+            const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(blobs[i]);
+            total += ((unsigned)b[2] << 8) | b[3];
+        }
+        Py_DECREF(node);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromUnsignedLongLong(total);
+}
+
 static PyMethodDef methods[] = {
+    {"count_records", count_records, METH_O, "records of node-table values (blob count fields)"},
     {"make_blob", make_blob, METH_VARARGS, "rrwire.make_blob in C (rdatas: a list of bytes)"},
     {"partition", partition, METH_VARARGS, "axfr._partition in C: [(owners, chunks, count, size)]"},
     {"sort_key", sort_key, METH_O, "rrwire.sort_key in C"},

@@ -123,6 +123,17 @@ except ImportError:  # built without a C compiler
     make_blob = _py_make_blob
 
 
+def _py_count_records(nodes: Iterable[Node]) -> int:
+    """The records held by these nodes (a node table's values)."""
+    return sum(blob_count(b) for node in nodes for b in node_blobs(node))
+
+
+try:  # the same in C (_axfrbuild.c): ~0.4 s a million owners in Python
+    from zonekeeper.proto._axfrbuild import count_records
+except ImportError:  # built without a C compiler
+    count_records = _py_count_records
+
+
 def blob_type(blob: bytes) -> int:
     return int.from_bytes(blob[0:2], "big")
 

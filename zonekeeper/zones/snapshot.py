@@ -22,15 +22,14 @@ import dns.rrset
 from zonekeeper.proto.rrwire import (
     Node,
     add_ents,
-    blob_count,
     blob_to_rdatas,
     blob_ttl,
+    count_records,
     find_blob,
     find_cuts,
     from_rdatas,
     make_node,
     name_key,
-    node_blobs,
     sort_key,
 )
 
@@ -190,7 +189,7 @@ class ZoneSnapshot:
     @property
     def record_count(self) -> int:
         if self._count is None:
-            self._count = sum(blob_count(b) for node in self.nodes.values() for b in node_blobs(node))
+            self._count = count_records(self.nodes.values())
         return self._count
 
     def sorted_keys(self) -> list[tuple[bytes, bytes]]:

@@ -61,3 +61,22 @@ def test_make_blob_in_c_refuses_what_cannot_be_an_rrset() -> None:
         except error:
             continue
         raise AssertionError(f"make_blob{args} did not raise {error.__name__}")
+
+
+@given(st.lists(st.lists(st.lists(st.binary(max_size=20), max_size=4), max_size=3), max_size=8))
+def test_count_records_in_c_is_the_python_one(owners: list[list[list[bytes]]]) -> None:
+    # Nodes as the table holds them: b"" (an empty non-terminal), one blob, or a tuple.
+    from zonekeeper.proto import rrwire
+    assert rrwire.count_records is not rrwire._py_count_records, "zonekeeper.proto._axfrbuild is not built"
+    nodes = []
+    for types in owners:
+        blobs = [rrwire.make_blob(t + 1, 60, rds) for t, rds in enumerate(types)]
+        nodes.append(b"" if not blobs else blobs[0] if len(blobs) == 1 else tuple(blobs))
+    expected = sum(len(rds) for types in owners for rds in types)
+    assert rrwire.count_records(nodes) == rrwire._py_count_records(nodes) == expected
+    for bad, error in [([b"\x00\x01\x00"], ValueError), ([1], TypeError), ([(b"",), ("x",)], TypeError)]:
+        try:
+            rrwire.count_records(bad)
+        except error:
+            continue
+        raise AssertionError(f"count_records({bad!r}) did not raise {error.__name__}")
