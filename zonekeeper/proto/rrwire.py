@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import marshal
 import socket
+import struct
 from collections.abc import Iterable, Iterator
 
 import dns.name
 import dns.rdata
 import dns.rdataclass
+from dns.rdtypes.ANY.CNAME import CNAME as _CNAME
+from dns.rdtypes.ANY.DNAME import DNAME as _DNAME
+from dns.rdtypes.ANY.MX import MX as _MX
+from dns.rdtypes.ANY.NS import NS as _NS
+from dns.rdtypes.ANY.PTR import PTR as _PTR
+from dns.rdtypes.ANY.TXT import TXT as _TXT
 from dns.rdtypes.IN.A import A as _A
 from dns.rdtypes.IN.AAAA import AAAA as _AAAA
+from dns.rdtypes.IN.SRV import SRV as _SRV
 
 _inet_pton = socket.inet_pton
+_ONE_NAME = frozenset({_CNAME, _DNAME, _NS, _PTR})
+_U16 = struct.Struct("!H").pack
+_SRV_HEAD = struct.Struct("!HHH").pack
+_LEN = [bytes([n]) for n in range(256)]
 _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 PTR_QNAME = b"\xc0\x0c"
@@ -102,6 +114,16 @@ def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
         return _inet_pton(_AF_INET, rdata.address)  # type: ignore[attr-defined]
     if cls is _AAAA:
         return _inet_pton(_AF_INET6, rdata.address)  # type: ignore[attr-defined]
+    # The common types with names or strings, as their ``_to_wire`` writes them (without
+    # the file object and calls around it: ~2 us of the ~3 of dnspython's ``to_wire``).
+    if cls in _ONE_NAME:
+        return rdata.target.to_wire()  # type: ignore[attr-defined,no-any-return]
+    if cls is _MX:
+        return _U16(rdata.preference) + rdata.exchange.to_wire()  # type: ignore[attr-defined]
+    if cls is _SRV:
+        return _SRV_HEAD(rdata.priority, rdata.weight, rdata.port) + rdata.target.to_wire()  # type: ignore[attr-defined]
+    if cls is _TXT:
+        return b"".join([_LEN[len(x)] + x for x in rdata.strings])  # type: ignore[attr-defined]
     return rdata.to_wire()  # type: ignore[return-value]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -29,6 +30,27 @@ def test_address_wire_is_dnspythons(v6: bytes, v4: bytes) -> None:
 def test_other_types_are_dnspythons_wire() -> None:
     rd = dns.rdata.from_text("IN", "MX", "10 Mail.Example.")
     assert rdata_wire(rd) == rd.to_wire()
+
+
+_LABEL = st.binary(min_size=1, max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LABEL, max_size=4), st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 65535),
+       st.lists(st.binary(max_size=255), min_size=1, max_size=4))
+def test_named_and_string_types_wire_is_dnspythons(labels: list[bytes], a: int, b: int, c: int,
+                                                   strings: list[bytes]) -> None:
+    """rdata_wire's short cuts for NS, CNAME, DNAME, PTR, MX, SRV and TXT (names as written,
+    any octets and case, the root included) give dnspython's own to_wire."""
+    target = dns.name.Name([*labels, b""])
+    rds = [dns.rdata.from_text("IN", t, "x.") for t in ("NS", "CNAME", "DNAME", "PTR")]
+    rds = [rd.replace(target=target) for rd in rds]
+    rds.append(dns.rdata.from_text("IN", "MX", "1 x.").replace(preference=a, exchange=target))
+    rds.append(dns.rdata.from_text("IN", "SRV", "1 2 3 x.").replace(priority=a, weight=b, port=c,
+                                                                   target=target))
+    rds.append(dns.rdata.from_text("IN", "TXT", '"x"').replace(strings=strings))
+    for rd in rds:
+        assert rdata_wire(rd) == rd.to_wire(), rd.rdtype
 
 
 @settings(max_examples=200, deadline=None)
