@@ -114,6 +114,12 @@ class ZoneContent:
             types = self._owners[rrset.name] = {}
         types[int(rrset.rdtype)] = rrset
 
+    def put_owners(self, owners: dict[dns.name.Name, dict[int, RRsetData]]) -> None:
+        """Put every RRset of ``owners`` (by owner, then type; the dicts are taken over, not
+        copied): what the content held at those owners is replaced. Keys keep the hashes
+        ``owners`` has for them."""
+        self._owners.update(owners)
+
     def delete(self, name: dns.name.Name, rdtype: int) -> RRsetData | None:
         types = self._owners.get(name)
         if not types:

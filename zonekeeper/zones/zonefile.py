@@ -881,20 +881,28 @@ _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdataty
 def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult,
           *, cancel: threading.Event | None = None) -> None:
     """Group parsed records into RRsets, noting TTL mismatches and duplicates."""
-    sets: dict[tuple[dns.name.Name, int], RRsetData] = {}
+    # By owner, then type: the content's own shape, so each record's owner is hashed once
+    # here (and the owners are handed over with the hashes kept: ZoneContent.put_owners).
+    owners: dict[dns.name.Name, dict[int, RRsetData]] = {}
+    lines = result.lines
     # The RDATA of each RRset of two records or more, for the duplicate check: a scan of
     # the RRset's list made an RRset of n records cost n^2/2 comparisons (45 s at 4,100).
     held: dict[tuple[dns.name.Name, int], set[dns.rdata.Rdata]] = {}
     for i, (name, ttl, rdata, line) in enumerate(records):
         if not i % 65536:
             _check_cancel(cancel)
-        key = (name, int(rdata.rdtype))
-        rec = Record(rdata)
-        existing = sets.get(key)
-        if existing is None:
-            sets[key] = RRsetData(name, int(rdata.rdtype), ttl, [rec])
-            result.lines[key] = line
+        rdtype = int(rdata.rdtype)
+        types = owners.get(name)
+        if types is None:
+            owners[name] = {rdtype: RRsetData(name, rdtype, ttl, [Record(rdata)])}
+            lines[(name, rdtype)] = line
             continue
+        existing = types.get(rdtype)
+        if existing is None:
+            types[rdtype] = RRsetData(name, rdtype, ttl, [Record(rdata)])
+            lines[(name, rdtype)] = line
+            continue
+        key = (name, rdtype)
         rdatas = held.get(key)
         if rdatas is None:
             rdatas = held[key] = {r.rdata for r in existing.records}
@@ -910,12 +918,11 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
                     f"{existing.ttl}; using {existing.ttl}",
                 )
             )
-        existing.records.append(rec)
-        if key[1] in _SINGLETONS:
+        existing.records.append(Record(rdata))
+        if rdtype in _SINGLETONS:
             # The second record of a singleton type is the problem: point at its line.
-            result.lines[key] = line
-    for rrset in sets.values():
-        result.content.put(rrset)
+            lines[key] = line
+    result.content.put_owners(owners)
 
 
 def export_text(content: ZoneContent, *, serial_ttl_default: int | None = None) -> str:
