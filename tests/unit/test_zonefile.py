@@ -6,6 +6,7 @@ import copy
 import re
 
 import dns.exception
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -733,3 +734,29 @@ def test_gc_is_paused_while_a_large_text_is_read_and_runs_again_after(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@st.composite
+def _ipv6_texts(draw: st.DrawFn) -> str:
+    """An IPv6 address written any way dnspython reads: groups with or without leading
+    zeros, either case, one run of zero groups compressed (or none), an IPv4 ending."""
+    groups = draw(st.lists(st.one_of(st.just(0), st.integers(0, 0xFFFF)), min_size=8, max_size=8))
+    words = [format(g, draw(st.sampled_from(["x", "04x", "X", "04X"]))) for g in groups]
+    if draw(st.booleans()):
+        words[6:] = [".".join(str(b) for b in (groups[6] >> 8, groups[6] & 255, groups[7] >> 8, groups[7] & 255))]
+    limit = 6 if len(words) == 7 else 8  # groups a "::" may stand for
+    zero_runs = [(i, j) for i in range(limit) for j in range(i + 1, limit + 1)
+                 if not any(groups[i:j])]
+    if zero_runs and draw(st.booleans()):
+        i, j = draw(st.sampled_from(zero_runs))
+        return ":".join(words[:i]) + "::" + ":".join(words[j:])
+    return ":".join(words)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_ipv6_texts())
+def test_ipv6_text_is_dnspythons_canonical_form(text: str) -> None:
+    # The C library's reading and printing (most addresses) or dnspython's (embedded IPv4
+    # forms): the same text as dns.ipv6.canonicalize, which the record keeps.
+    from zonekeeper.zones.zonefile import _ipv6
+    assert _ipv6(text) == dns.ipv6.canonicalize(text)

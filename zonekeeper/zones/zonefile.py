@@ -347,6 +347,8 @@ def _strip_comment(line: str) -> str:
     """``line`` without its comment; a ``;`` inside a quoted string is data."""
     if '"' not in line:
         return line.split(";", 1)[0]
+    if ";" not in line and not line.count('"') % 2:
+        return line  # no comment, and no string left open (no backslash reaches here)
     quoted = False
     for i, c in enumerate(line):
         if c == '"':
@@ -561,15 +563,15 @@ def _ipv4(text: str) -> str:
 
 def _ipv6(text: str) -> str:
     """An IPv6 address as dnspython keeps it (``dns.ipv6.canonicalize``: ~25 us in Python).
-    The C library's text of an address agrees with dnspython's (zeros compressed alike,
-    lower-case hex) except where the first five groups are zero (embedded IPv4 forms), so
-    a text equal to the C library's own rendering of it is already canonical."""
+    The C library reads the texts dnspython reads, and prints an address as dnspython does
+    (zeros compressed alike, lower-case hex) except where the first five groups are zero
+    (embedded IPv4 forms): those, and texts the C library refuses, go to dnspython."""
     try:
         packed = _inet_pton(_AF_INET6, text)
-        if packed[:10] != _ZERO10 and _inet_ntop(_AF_INET6, packed) == text:
-            return text
     except OSError:
-        pass
+        return dns.ipv6.canonicalize(text)
+    if packed[:10] != _ZERO10:
+        return _inet_ntop(_AF_INET6, packed)
     return dns.ipv6.canonicalize(text)
 
 
@@ -614,17 +616,17 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
     default_ttl = 0
     default_known = False
     default_from_soa = False
-    names: dict[tuple[str, tuple[bytes, ...]], dns.name.Name] = {}
+    # Names made so far under ``current``, by text (emptied at each $ORIGIN: names compare
+    # regardless of case, and a name completed with ``Up.test.`` must not be given where
+    # ``up.test.`` was the origin).
+    names: dict[str, dns.name.Name] = {}
 
     def name_of(value: str) -> dns.name.Name:
-        # The origin as written (its labels): names compare regardless of case, and a name
-        # completed with ``Up.test.`` must not be given where ``up.test.`` was the origin.
-        key = (value, current.labels)
-        got = names.get(key)
+        got = names.get(value)
         if got is None:
             got = current if value == "@" else _name(value, current)
             if len(names) < 100_000:
-                names[key] = got
+                names[value] = got
         return got
 
     try:
@@ -641,6 +643,7 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
                     default_from_soa = False
                 elif directive == "$ORIGIN" and len(words) == 2:
                     current = _Name.of(dns.name.from_text(words[1], current).labels)
+                    names.clear()
                 else:
                     raise _Unusual
                 continue
