@@ -645,6 +645,8 @@ def test_names_made_in_c_are_the_python_ones(value: str, origin: str) -> None:
     assert hash(made) == hash(ref) == hash(dns.name.Name(ref.labels))
     assert made == ref and made == dns.name.Name(ref.labels)
     assert made._text == ref._text  # known (printed as written) in both or in neither
+    # A name already in lower case keeps one wire form as both (no copy per name).
+    assert (made._key is made._wire) == (made._wire == made._wire.lower())
 
 
 def test_rdata_made_in_c_is_the_python_one() -> None:

@@ -201,15 +201,27 @@ static PyObject *make_name(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     hash = PyLong_FromUnsignedLongLong(h.h);
     wire_b = PyBytes_FromStringAndSize((const char *)wire, w);
-    key_b = PyBytes_FromStringAndSize(NULL, w);
-    if (hash == NULL || wire_b == NULL || key_b == NULL)
+    if (hash == NULL || wire_b == NULL)
         goto fail_objects;
-    unsigned char *kp = (unsigned char *)PyBytes_AS_STRING(key_b);
-    for (Py_ssize_t i = 0; i < w; i++) {
-        unsigned char c = wire[i];
-        kp[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-    }
     /* (length octets are at most 63, below 'A': lower-casing the whole form leaves them) */
+    int upper = 0;
+    for (Py_ssize_t i = 0; i < w && !upper; i++)
+        upper = wire[i] >= 'A' && wire[i] <= 'Z';
+    if (!upper) {
+        /* Already lower case (most names): the key is the wire form itself, not a copy
+         * (~60 MB fewer at a million names). */
+        key_b = wire_b;
+        Py_INCREF(key_b);
+    } else {
+        key_b = PyBytes_FromStringAndSize(NULL, w);
+        if (key_b == NULL)
+            goto fail_objects;
+        unsigned char *kp = (unsigned char *)PyBytes_AS_STRING(key_b);
+        for (Py_ssize_t i = 0; i < w; i++) {
+            unsigned char c = wire[i];
+            kp[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+        }
+    }
     name = new_of(cls);
     if (name == NULL || set(name, s_labels, labels) < 0 || set(name, s_hash, hash) < 0 ||
         set(name, s_text, text) < 0 || set(name, s_wire, wire_b) < 0 || set(name, s_key, key_b) < 0) {
