@@ -1,4 +1,10 @@
-/* The AXFR image's renderer in C: zonekeeper/proto/axfr.py's ``_partition`` (owners cut
+/* The served form's hot loops in C: the AXFR image's renderer (below), rrwire.sort_key,
+ * rrwire.make_blob and rrwire.count_records (near the end). Each has its Python twin where
+ * this is not built; on well-formed input (what the server makes) both give the same
+ * output, and the unit tests hold them to it; on malformed input the C ones raise
+ * (a truncated blob, an rdata that is not bytes).
+ *
+ * The AXFR image's renderer: zonekeeper/proto/axfr.py's ``_partition`` (owners cut
  * into buckets, each the answer section of one message, names compressed), the same
  * bytes from the same input; axfr.py keeps the Python one for where this is not built,
  * and the tests hold the two to the same output.
@@ -522,15 +528,15 @@ static PyObject *sort_key(PyObject *self, PyObject *arg) {
  * uncompressed rdata wire forms: type (2 bytes), count (2), then each RR as an owner
  * pointer to the question (c0 0c), type, class IN, TTL, RDLENGTH and RDATA. */
 static PyObject *make_blob(PyObject *self, PyObject *args) {
-    unsigned long rdtype, ttl;
+    Py_ssize_t rdtype, ttl; /* "n": an OverflowError past Py_ssize_t, not a wrap */
     PyObject *given;
-    if (!PyArg_ParseTuple(args, "kkO", &rdtype, &ttl, &given)) return NULL;
+    if (!PyArg_ParseTuple(args, "nnO", &rdtype, &ttl, &given)) return NULL;
     PyObject *rdatas = PySequence_Fast(given, "rdatas is a sequence of bytes");
     if (!rdatas) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(rdatas);
     PyObject **items = PySequence_Fast_ITEMS(rdatas);
     PyObject *out = NULL;
-    if (rdtype > 0xFFFF || ttl > 0xFFFFFFFFUL || n > 0xFFFF) {
+    if (rdtype < 0 || rdtype > 0xFFFF || ttl < 0 || ttl > 0xFFFFFFFFLL || n > 0xFFFF) {
         PyErr_SetString(PyExc_OverflowError, "type, TTL or count out of range");
         goto done;
     }

@@ -609,7 +609,7 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
     if "\\" in text or _other_space(text):
         raise _Unusual  # dnspython separates words by spaces and tabs only
     out: list[tuple[dns.name.Name, int, dns.rdata.Rdata, int]] = []
-    current: dns.name.Name = _Name.of(origin.labels)  # in every name_of() key: hashed once
+    current: dns.name.Name = _Name.of(origin.labels)
     last_name = origin
     last_ttl = 0
     last_ttl_known = False
@@ -883,7 +883,8 @@ _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdataty
 
 def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult,
           *, cancel: threading.Event | None = None) -> None:
-    """Group parsed records into RRsets, noting TTL mismatches and duplicates."""
+    """Group parsed records into RRsets, noting TTL mismatches and duplicates, into
+    ``result.content``, which must be empty (its owners are handed over, not merged)."""
     # By owner, then type: the content's own shape, so each record's owner is hashed once
     # here (and the owners are handed over with the hashes kept: ZoneContent.put_owners).
     owners: dict[dns.name.Name, dict[int, RRsetData]] = {}

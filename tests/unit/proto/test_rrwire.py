@@ -76,6 +76,8 @@ def test_make_blob_in_c_is_the_python_one(rdtype: int, ttl: int, rdatas: list[by
 def test_make_blob_in_c_refuses_what_cannot_be_an_rrset() -> None:
     from zonekeeper.proto import rrwire
     for args, error in [((0x10000, 1, []), OverflowError), ((1, 2**32, []), OverflowError),
+                        ((1, 2**64 + 60, []), OverflowError), ((2**64 + 1, 60, []), OverflowError),
+                        ((-1, 60, []), OverflowError), ((1, -60, []), OverflowError),
                         ((1, 1, [b"x" * 65536]), OverflowError), ((1, 1, ["text"]), TypeError),
                         ((1, 1, None), TypeError)]:
         try:
