@@ -256,3 +256,45 @@ def rrsets_zone_index_dropped(db: Database) -> None:
         s.execute(delete(Zone).where(Zone.id == 1))
     with db.read() as s:
         assert list(s.scalars(select(RRset))) == []
+
+
+def nodes_keyed_by_sort_key(db: Database) -> None:
+    """Schema 0015 on a database at 0014 holding a zone's node rows: the table is keyed by
+    (zone_id, sortkey) alone, with no owner column and no other index; the nodes read back
+    as they were stored, by zone and by owner; subtree ranges, writes and the cascade work."""
+    import sqlalchemy as sa
+    from sqlalchemy import delete
+
+    from zonekeeper.proto.rrwire import encode_node, make_blob, sort_key
+    from zonekeeper.storage import repo
+    from zonekeeper.storage.models import Zone
+
+    apex, www, deep = b"\x02z1\x04test\x00", b"\x03www\x02z1\x04test\x00", b"\x01a\x01b\x02z1\x04test\x00"
+    nodes = {apex: make_blob(6, 300, [b"\x00" * 22]), www: (make_blob(1, 60, [b"\x01\x02\x03\x04"]),
+                                                            make_blob(16, 60, [b"\x02hi"])),
+             b"\x01b\x02z1\x04test\x00": b"", deep: make_blob(1, 60, [b"\x05\x06\x07\x08"])}
+    at(db, "0014")
+    with db.write_engine.begin() as conn:
+        for k, v in nodes.items():
+            conn.execute(text("INSERT INTO nodes (zone_id, owner, sortkey, data) VALUES (1, :o, :s, :d)"),
+                         {"o": k, "s": sort_key(k), "d": encode_node(v)})  # type: ignore[arg-type]
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD
+    insp = sa.inspect(db.write_engine)
+    assert [c["name"] for c in insp.get_columns("nodes")] == ["zone_id", "sortkey", "data"]
+    assert insp.get_pk_constraint("nodes")["constrained_columns"] == ["zone_id", "sortkey"]
+    assert insp.get_indexes("nodes") == []
+    with db.read() as s:
+        assert repo.load_nodes(s, 1) == nodes
+        assert repo.nodes_at(s, 1, [www, deep, b"\x04gone\x02z1\x04test\x00"]) == {www: nodes[www], deep: nodes[deep]}
+        assert repo.has_descendants(s, 1, b"\x01b\x02z1\x04test\x00") and not repo.has_descendants(s, 1, deep)
+    with db.write() as s:
+        repo.delete_node(s, 1, deep)
+        repo.put_node(s, 1, www, b"")
+    with db.read() as s:
+        assert repo.load_nodes(s, 1) == {**{k: v for k, v in nodes.items() if k != deep}, www: b""}
+        assert not repo.has_descendants(s, 1, b"\x01b\x02z1\x04test\x00")
+    with db.write() as s:
+        s.execute(delete(Zone).where(Zone.id == 1))
+    with db.read() as s:
+        assert repo.load_nodes(s, 1) == {}

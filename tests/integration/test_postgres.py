@@ -27,6 +27,7 @@ from tests.schema_cases import (
     at_0001_with_a_secondary,
     catalog_member_peer_added,
     ids_never_reused,
+    nodes_keyed_by_sort_key,
     notify_owed_kept,
     peer_key_use_kept,
     rrsets_zone_index_dropped,
@@ -298,6 +299,16 @@ def test_0014_rrsets_keep_one_index_by_zone(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         rrsets_zone_index_dropped(db)
+    finally:
+        db.dispose()
+
+
+def test_0015_nodes_keyed_by_sort_key(pg_url: str) -> None:
+    """Schema 0015 by Alembic from 0014 on PostgreSQL: node rows keyed by (zone_id,
+    sortkey) alone, read back as stored, by zone and by owner; ranges, writes, cascade."""
+    db = Database(pg_url)
+    try:
+        nodes_keyed_by_sort_key(db)
     finally:
         db.dispose()
 

@@ -11,6 +11,7 @@ from tests.schema_cases import (
     at_0001_with_a_secondary,
     catalog_member_peer_added,
     ids_never_reused,
+    nodes_keyed_by_sort_key,
     notify_owed_kept,
     peer_key_use_kept,
     rrsets_zone_index_dropped,
@@ -119,5 +120,13 @@ def test_0014_rrsets_keep_one_index_by_zone(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'r.db'}")
     try:
         rrsets_zone_index_dropped(db)
+    finally:
+        db.dispose()
+
+
+def test_0015_nodes_keyed_by_sort_key(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        nodes_keyed_by_sort_key(db)
     finally:
         db.dispose()

@@ -75,6 +75,12 @@ except ImportError:  # built without a C compiler
     sort_key = _py_sort_key
 
 
+def key_of_sort_key(sk: bytes) -> bytes:
+    """The node key (lower-case wire name) whose ``sort_key`` is ``sk``: reversing the
+    labels again gives them back in wire order (the stored node rows keep the sort key only)."""
+    return sort_key(sk + b"\x00") + b"\x00"
+
+
 def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:
     """Proper ancestors of ``key`` down to (not including) the apex, nearest first."""
     out = []

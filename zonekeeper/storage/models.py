@@ -95,16 +95,15 @@ class RRset(Base):
 
 class Node(Base):
     __tablename__ = "nodes"
-    __table_args__ = (
-        Index("ix_nodes_zone_sortkey", "zone_id", "sortkey"),
-        {"sqlite_with_rowid": False},  # clustered on (zone_id, owner): a zone loads in one scan
-    )
+    # Keyed by the owner's sort key alone (rrwire.sort_key; rrwire.key_of_sort_key gives the
+    # owner back): one B-tree serves lookups by owner, a subtree's range (has_descendants)
+    # and a zone's load in one scan. Clustered on SQLite (no rowid).
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     zone_id: Mapped[int] = mapped_column(
         ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
     )
-    owner: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
-    sortkey: Mapped[bytes] = mapped_column(LargeBinary)
+    sortkey: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

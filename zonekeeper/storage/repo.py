@@ -11,7 +11,14 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from zonekeeper.proto.rrwire import decode_node, encode_node, pack_nodes, sort_key, unpack_nodes
+from zonekeeper.proto.rrwire import (
+    decode_node,
+    encode_node,
+    key_of_sort_key,
+    pack_nodes,
+    sort_key,
+    unpack_nodes,
+)
 from zonekeeper.storage.models import (
     JournalEntry,
     Node,
@@ -101,14 +108,14 @@ def load_nodes(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[byte
     per-row processing would double the start-up time. (psycopg gives bytea as bytes,
     sqlite3 BLOBs as bytes; ``bytes()`` also takes a driver's memoryview.)"""
     with cursor(session) as (cur, ph):
-        cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
-        return {bytes(owner): decode_node(bytes(data)) for owner, data in cur}
+        cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
+        return {key_of_sort_key(bytes(sk)): decode_node(bytes(data)) for sk, data in cur}
 
 
 def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
     sk = sort_key(owner)
     row = session.scalar(
-        select(Node.owner)
+        select(Node.sortkey)
         .where(Node.zone_id == zone_id, Node.sortkey > sk, Node.sortkey < sk + b"\xff")
         .limit(1)
     )
@@ -116,11 +123,11 @@ def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
 
 
 def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[bytes, ...]) -> None:
-    session.merge(Node(zone_id=zone_id, owner=owner, sortkey=sort_key(owner), data=encode_node(node)))
+    session.merge(Node(zone_id=zone_id, sortkey=sort_key(owner), data=encode_node(node)))
 
 
 def delete_node(session: Session, zone_id: int, owner: bytes) -> None:
-    session.execute(delete(Node).where(Node.zone_id == zone_id, Node.owner == owner))
+    session.execute(delete(Node).where(Node.zone_id == zone_id, Node.sortkey == sort_key(owner)))
 
 
 def replace_all(
@@ -145,8 +152,8 @@ def replace_all(
             [(zone_id, *row) for row in rrset_rows],
         )
         cur.executemany(
-            f"INSERT INTO nodes (zone_id, owner, sortkey, data) VALUES ({ph}, {ph}, {ph}, {ph})",
-            [(zone_id, k, sort_key(k), encode_node(v)) for k, v in nodes.items()],
+            f"INSERT INTO nodes (zone_id, sortkey, data) VALUES ({ph}, {ph}, {ph})",
+            [(zone_id, sort_key(k), encode_node(v)) for k, v in nodes.items()],
         )
 
 
@@ -268,12 +275,12 @@ def recent_journal(session: Session, zone_id: int, limit: int) -> list[tuple[int
 def nodes_at(session: Session, zone_id: int, owners: Iterable[bytes]
              ) -> dict[bytes, bytes | tuple[bytes, ...]]:
     """The stored served nodes of ``owners`` (those that exist)."""
-    keys = sorted(set(owners))
+    keys = sorted({sort_key(o) for o in owners})
     out: dict[bytes, bytes | tuple[bytes, ...]] = {}
     for i in range(0, len(keys), 500):
         with cursor(session) as (cur, ph):
             chunk = keys[i : i + 500]
-            cur.execute(f"SELECT owner, data FROM nodes WHERE zone_id = {ph} AND owner IN "
+            cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph} AND sortkey IN "
                         f"({', '.join([ph] * len(chunk))})", (zone_id, *chunk))
-            out.update((bytes(o), decode_node(bytes(d))) for o, d in cur)
+            out.update((key_of_sort_key(bytes(sk)), decode_node(bytes(d))) for sk, d in cur)
     return out

@@ -20,6 +20,7 @@ from zonekeeper.proto.rrwire import (
     Node,
     decode_node,
     find_cuts,
+    key_of_sort_key,
     name_key,
     unpack_nodes,
 )
@@ -77,12 +78,12 @@ def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, dict[bytes, Nod
     out: dict[int, dict[bytes, Node]] = {}
     nodes: dict[bytes, Node] = {}
     current = None
-    cur.execute(f"SELECT zone_id, owner, data FROM nodes{_but(skip)} ORDER BY zone_id")
-    for zone_id, owner, data in cur:
+    cur.execute(f"SELECT zone_id, sortkey, data FROM nodes{_but(skip)} ORDER BY zone_id")
+    for zone_id, sk, data in cur:
         if zone_id != current:
             current = zone_id
             nodes = out.setdefault(zone_id, {})
-        nodes[owner] = data if data[:2] != MULTI else decode_node(data)
+        nodes[key_of_sort_key(sk)] = data if data[:2] != MULTI else decode_node(data)
     return out
 
 
