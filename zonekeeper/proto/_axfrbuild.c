@@ -524,6 +524,39 @@ static PyObject *sort_key(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* rrwire.key_of_sort_key: sort_key's inverse. A sort key is labels (each with its length
+ * byte) in reverse order, without the root; the key is the same labels in wire order
+ * ending in the root label. */
+static PyObject *key_of_sort_key(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "a sort key is bytes");
+        return NULL;
+    }
+    const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg);
+    Py_ssize_t starts[128];
+    int count = 0;
+    Py_ssize_t pos = 0;
+    while (pos < n) {
+        if (count == 128 || k[pos] == 0 || pos + 1 + k[pos] > n) {
+            PyErr_SetString(PyExc_ValueError, "not a sort key");
+            return NULL;
+        }
+        starts[count++] = pos;
+        pos += 1 + k[pos];
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    for (int i = count - 1; i >= 0; i--) {
+        Py_ssize_t len = 1 + k[starts[i]];
+        memcpy(o, k + starts[i], len);
+        o += len;
+    }
+    *o = 0;
+    return out;
+}
+
 /* rrwire.make_blob: one RRset in the node table's form, from its type, TTL and a list of
  * uncompressed rdata wire forms: type (2 bytes), count (2), then each RR as an owner
  * pointer to the question (c0 0c), type, class IN, TTL, RDLENGTH and RDATA. */
@@ -618,6 +651,7 @@ static PyMethodDef methods[] = {
     {"make_blob", make_blob, METH_VARARGS, "rrwire.make_blob in C (rdatas: a list of bytes)"},
     {"partition", partition, METH_VARARGS, "axfr._partition in C: [(owners, chunks, count, size)]"},
     {"sort_key", sort_key, METH_O, "rrwire.sort_key in C"},
+    {"key_of_sort_key", key_of_sort_key, METH_O, "rrwire.key_of_sort_key in C"},
     {NULL, NULL, 0, NULL},
 };
 

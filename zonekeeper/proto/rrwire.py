@@ -75,10 +75,16 @@ except ImportError:  # built without a C compiler
     sort_key = _py_sort_key
 
 
-def key_of_sort_key(sk: bytes) -> bytes:
+def _py_key_of_sort_key(sk: bytes) -> bytes:
     """The node key (lower-case wire name) whose ``sort_key`` is ``sk``: reversing the
     labels again gives them back in wire order (the stored node rows keep the sort key only)."""
-    return sort_key(sk + b"\x00") + b"\x00"
+    return _py_sort_key(sk + b"\x00") + b"\x00"
+
+
+try:  # the same in C (_axfrbuild.c): once per node row read back
+    from zonekeeper.proto._axfrbuild import key_of_sort_key
+except ImportError:  # built without a C compiler
+    key_of_sort_key = _py_key_of_sort_key
 
 
 def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:

@@ -113,5 +113,16 @@ def test_key_of_sort_key_gives_the_owner_back(labels: list[bytes]) -> None:
     from zonekeeper.proto import rrwire
 
     key = b"".join(bytes([len(x)]) + x for x in labels) + b"\x00"
+    assert rrwire.key_of_sort_key is not rrwire._py_key_of_sort_key, "zonekeeper.proto._axfrbuild is not built"
     assert rrwire.key_of_sort_key(rrwire.sort_key(key)) == key
-    assert rrwire.key_of_sort_key(rrwire._py_sort_key(key)) == key
+    assert rrwire._py_key_of_sort_key(rrwire._py_sort_key(key)) == key
+
+
+def test_key_of_sort_key_in_c_refuses_what_is_not_a_sort_key() -> None:
+    from zonekeeper.proto import rrwire
+    for bad, error in [(b"\x03ab", ValueError), (b"\x01a\x00", ValueError), ("\x01a", TypeError)]:
+        try:
+            rrwire.key_of_sort_key(bad)
+        except error:
+            continue
+        raise AssertionError(f"key_of_sort_key({bad!r}) did not raise {error.__name__}")
