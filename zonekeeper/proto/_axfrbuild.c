@@ -489,6 +489,23 @@ fail:
     return NULL;
 }
 
+/* The labels of ``k`` that start at ``starts[0..count)`` (``size`` octets in all, each
+ * label with its length byte), written in reverse order, then a root label if ``root``:
+ * sort_key and its inverse. */
+static PyObject *labels_reversed(const unsigned char *k, const Py_ssize_t *starts, int count,
+                                 Py_ssize_t size, int root) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size + (root ? 1 : 0));
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    for (int i = count - 1; i >= 0; i--) {
+        Py_ssize_t len = 1 + k[starts[i]];
+        memcpy(o, k + starts[i], len);
+        o += len;
+    }
+    if (root) *o = 0;
+    return out;
+}
+
 /* rrwire.sort_key: the labels of a wire name (uncompressed, ending in the root) in
  * reverse order, each with its length byte; the root label left out. */
 static PyObject *sort_key(PyObject *self, PyObject *arg) {
@@ -513,15 +530,7 @@ static PyObject *sort_key(PyObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_ValueError, "not a wire name");
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, pos);
-    if (!out) return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
-    for (int i = count - 1; i >= 0; i--) {
-        Py_ssize_t len = 1 + k[starts[i]];
-        memcpy(o, k + starts[i], len);
-        o += len;
-    }
-    return out;
+    return labels_reversed(k, starts, count, pos, 0);
 }
 
 /* rrwire.key_of_sort_key: sort_key's inverse. A sort key is labels (each with its length
@@ -545,16 +554,7 @@ static PyObject *key_of_sort_key(PyObject *self, PyObject *arg) {
         starts[count++] = pos;
         pos += 1 + k[pos];
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n + 1);
-    if (!out) return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
-    for (int i = count - 1; i >= 0; i--) {
-        Py_ssize_t len = 1 + k[starts[i]];
-        memcpy(o, k + starts[i], len);
-        o += len;
-    }
-    *o = 0;
-    return out;
+    return labels_reversed(k, starts, count, n, 1);
 }
 
 /* rrwire.make_blob: one RRset in the node table's form, from its type, TTL and a list of
