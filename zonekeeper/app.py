@@ -510,8 +510,11 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
     # of the cyclic collector's full passes, which otherwise rescan it all while a big
     # transfer allocates (refcounting still frees whatever is dropped later).
     gc.freeze()
+    # http="h11", never "auto": uvicorn would take httptools wherever it happens to be
+    # installed, and that parser puts no bound on a request's head (hundreds of MB of
+    # headers accepted in a trial; tests/integration/test_api_limits.py).
     config = uvicorn.Config(app, loop="none", lifespan="off", log_level="warning",
-                            access_log=False, limit_max_requests=None)
+                            access_log=False, limit_max_requests=None, http="h11")
     api = _EmbeddedServer(config)
     api_task = asyncio.create_task(api.serve(sockets=[api_sock]))
     metrics_server = None
@@ -520,7 +523,7 @@ async def serve(settings: Settings, *, demo: bool = False, migrate: bool = False
 
         metrics_server = _EmbeddedServer(uvicorn.Config(
             metrics_app(monitor), loop="none", lifespan="off", log_level="warning",
-            access_log=False))
+            access_log=False, http="h11"))
         metrics_task = asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]))
         log.info("metrics.listening", address=settings.metrics.listen)
     monitor.start()
