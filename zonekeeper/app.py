@@ -247,7 +247,8 @@ def build(settings: Settings, *, migrate: bool = False, core: DnsCore | None = N
 
     ctx.state["cluster_hooks"] = Hooks(access_changed=access_changed,
                                        peers_changed=sync_secondaries, leading=leading,
-                                       refresh=secondaries.notify)
+                                       refresh=secondaries.notify,
+                                       tokens_changed=tokens.forget)
     monitor = Monitor(settings, db=db, registry=registry, status=status, notifier=notifier,
                       metrics=metrics)
     monitor.attach(notifier=notifier, secondaries=secondaries, zones=zones)

@@ -3,7 +3,7 @@ on the suite's PostgreSQL server (tests/conftest.py ``pg_server``), asked with d
 over real sockets, a real Knot secondary.
 
 An edit on one node is served by the others (queries, AXFR, IXFR equal); keys, rules,
-settings and deletions too; the leader killed with SIGKILL during a stream of edits, and
+settings, deletions and a deleted API token too; the leader killed with SIGKILL during a stream of edits, and
 the Knot secondary linked to the zone still ends at the last acknowledged serial; a node
 whose database connection is cut, or that is restarted, during edits catches up; an
 API-only node edits and a DNS-only node serves; a second node on one SQLite file is refused.
@@ -30,6 +30,7 @@ from tests.conftest import ZkServer, free_port, require_tool
 from tests.conftest import wait_for as conftest_wait_for
 from tests.integration.test_cli import zk_cli
 from tests.peers import KnotSecondary, SecondaryZone, axfr_lines
+from zonekeeper.services.tokens import RECHECK
 
 pytestmark = [pytest.mark.xdist_group("multinode")]
 
@@ -193,6 +194,19 @@ def test_an_edit_on_one_node_is_served_by_the_others(zk_factory, db: str) -> Non
     wait_for(lambda: b.query(zone, "SOA").rcode() == dns.rcode.REFUSED,
              what="B no longer serves the deleted zone")
     assert b.events("zone.synced", zone=zone)
+    # A token deleted on A is refused by B at once: B checked it against the database at
+    # its first use, and would take it from memory for RECHECK seconds without A's
+    # announcement.
+    with a.client() as api:
+        made = api.post("/tokens", json={"name": "short-lived", "scopes": ["read"]}).json()
+    with b.client(token=made["token"]) as c:
+        first_use = time.monotonic()
+        assert c.get("/zones").status_code == 200
+        with a.client() as api:
+            assert api.delete(f"/tokens/{made['id']}").status_code == 204
+        wait_for(lambda: c.get("/zones").status_code == 401, timeout=5,
+                 what="B refuses the token deleted on A")
+        assert time.monotonic() - first_use < RECHECK
 
 
 def test_concurrent_edits_on_two_nodes_lose_nothing(zk_factory, db: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,8 @@ autocommit) for three things:
   announcement by reading what changed from the database (``ZoneService.sync_zone``: the
   zone row, the journal rows since the serial it serves, the touched owners' stored nodes)
   and publishing the version as a local write does. ``access`` rebuilds the access policy
-  and ``peers`` the NOTIFY targets and secondary zones. A node skips its own announcements.
+  and ``peers`` the NOTIFY targets and secondary zones; ``tokens`` makes it check a deleted
+  token against the database again. A node skips its own announcements.
 - Resynchronising: when the connection is (re)made, after LISTEN, every zone stored or
   served is compared with the database and re-read where it differs; what was missed
   while not listening is recomputed, not assumed. Meanwhile the last good version is served.
@@ -72,6 +73,7 @@ class Hooks:
     peers_changed: Callable[[], Awaitable[None]]  # peers or links: targets, secondaries
     leading: Callable[[bool], Awaitable[None]]  # this node took or lost the lead
     refresh: Callable[[str], None]  # (leader) refresh a secondary zone now
+    tokens_changed: Callable[[str | None], None]  # a token deleted (None: any may have been)
 
 
 class Cluster:
@@ -206,6 +208,8 @@ class Cluster:
             self._once("access", self.hooks.access_changed)
         elif what == "peers":
             self._once("peers", self.hooks.peers_changed)
+        elif what == "tokens":
+            self.hooks.tokens_changed(arg or None)
         elif what == "refresh" and arg and self.leading:
             log.info("cluster.refresh_asked", zone=arg, by=node)  # a NOTIFY another node took
             self.hooks.refresh(arg)
@@ -256,6 +260,7 @@ class Cluster:
         differ, one at a time; then the access policy and the peers."""
         assert self.hooks is not None
         self.resyncs += 1
+        self.hooks.tokens_changed(None)  # a deletion may have been missed while not listening
 
         def names() -> set[str]:
             with self.db.read() as s:

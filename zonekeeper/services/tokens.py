@@ -7,6 +7,8 @@ import enum
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ from sqlalchemy import select
 
 from zonekeeper.errors import Invalid, NotFound, Reason, Unauthenticated
 from zonekeeper.services.usage import LastUsed
+from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import ApiToken
 from zonekeeper.text import utc_text
@@ -71,10 +74,57 @@ def token_info(row: ApiToken, usage: LastUsed | None = None) -> dict[str, Any]:
     }
 
 
+# Seconds a token checked against the database is then checked from memory: its digest
+# and expiry on every request, without a database read or a worker thread. A deletion
+# through the API forgets it at once, here and (by announcement) on the other nodes; this
+# bounds how long a row changed behind the server's back (by hand, in SQL) still counts.
+RECHECK = 2.0
+# Tokens kept at most (only valid tokens are kept, so this is only a bound).
+KEPT = 1024
+
+
+@dataclass(frozen=True)
+class _Checked:
+    digest: str
+    expires: datetime | None
+    principal: Principal
+    at: float  # the clock (time.monotonic) at the database read
+
+
+def _check_expiry(expires: datetime | None) -> None:
+    if expires is not None and expires <= datetime.now(UTC):
+        raise Unauthenticated("the bearer token has expired")
+
+
 class TokenService:
-    def __init__(self, db: Database, usage: LastUsed | None = None) -> None:
+    def __init__(self, db: Database, usage: LastUsed | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.usage = usage  # notes each authenticated use (written later, off this path)
+        self.clock = clock
+        self._checked: dict[str, _Checked] = {}
+        # Moved on by each forget(): a read that began before it is not kept, as it may
+        # have seen a token deleted since.
+        self._generation = 0
+
+    def forget(self, token_id: str | None = None) -> None:
+        """Check ``token_id`` (every token if None) against the database at its next use."""
+        self._generation += 1
+        if token_id is None:
+            self._checked.clear()
+        else:
+            self._checked.pop(token_id, None)
+
+    def _from_memory(self, token_id: str, secret: str) -> Principal | None:
+        """The principal of a token checked within ``RECHECK`` seconds whose secret matches;
+        None sends the request to the database (which gives the error, if any)."""
+        seen = self._checked.get(token_id)
+        if seen is None or self.clock() - seen.at >= RECHECK:
+            return None
+        if not hmac.compare_digest(seen.digest, _digest(secret)):
+            return None
+        _check_expiry(seen.expires)
+        return seen.principal
 
     def create_sync(
         self, name: str, scopes: list[str], expires_at: datetime | None = None
@@ -116,20 +166,28 @@ class TokenService:
         if parts is None:
             raise Unauthenticated("the bearer token is malformed")
         token_id, secret = parts
+        at, generation = self.clock(), self._generation
         with self.db.read() as s:
             row = s.get(ApiToken, token_id)
             if row is None or not hmac.compare_digest(row.digest, _digest(secret)):
                 raise Unauthenticated("the bearer token is not valid")
             expires = row.expires_at
-            if expires is not None:
-                if expires.tzinfo is None:
-                    expires = expires.replace(tzinfo=UTC)
-                if expires <= datetime.now(UTC):
-                    raise Unauthenticated("the bearer token has expired")
-            return Principal(row.id, row.name, frozenset(Scope(x) for x in row.scopes.split()))
+            if expires is not None and expires.tzinfo is None:
+                expires = expires.replace(tzinfo=UTC)
+            principal = Principal(row.id, row.name, frozenset(Scope(x) for x in row.scopes.split()))
+            digest = row.digest
+        _check_expiry(expires)
+        if generation == self._generation:
+            if len(self._checked) >= KEPT:
+                self._checked.clear()
+            self._checked[token_id] = _Checked(digest, expires, principal, at)
+        return principal
 
     async def authenticate(self, token: str) -> Principal:
-        principal = await asyncio.to_thread(self.authenticate_sync, token)
+        parts = split_token(token)
+        principal = None if parts is None else self._from_memory(*parts)
+        if principal is None:
+            principal = await asyncio.to_thread(self.authenticate_sync, token)
         if self.usage is not None:
             self.usage.token_used(principal.token_id)
         return principal
@@ -154,5 +212,9 @@ class TokenService:
                 if row is None:
                     raise NotFound(f"token {token_id} does not exist")
                 s.delete(row)
+                repo.announce(s, "tokens", token_id)
 
-        await asyncio.to_thread(work)
+        try:
+            await asyncio.to_thread(work)
+        finally:
+            self.forget(token_id)

@@ -36,8 +36,9 @@ CHANNEL = "zonekeeper"
 
 def announce(session: Session, what: str, name: str = "") -> None:
     """Tell the other nodes sharing this database that ``what`` changed (``zone`` with the
-    zone's name, ``access``, ``peers``): a PostgreSQL NOTIFY inside the writing transaction,
-    so it is delivered by the commit and dropped by a rollback, never ahead of the data.
+    zone's name, ``access``, ``peers``, ``tokens`` with a deleted token's id): a PostgreSQL
+    NOTIFY inside the writing transaction, so it is delivered by the commit and dropped by
+    a rollback, never ahead of the data.
     The payload is ``NODE WHAT [NAME]``. Nothing on SQLite (one node only)."""
     if session.get_bind().dialect.name != "postgresql":
         return
