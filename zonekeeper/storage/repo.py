@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Integer, bindparam, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -64,18 +64,22 @@ def owe_notify(session: Session, zone: Zone, serial: int) -> None:
             row.serial = serial
 
 
+# The statements run by most API requests, built once: a statement made per call costs
+# as much again as running it (its construction and its cache key, ~150 us each time).
+_ZONE_BY_NAME = select(Zone).where(Zone.name == bindparam("name"))
+_RRSETS_AT = select(RRset).where(RRset.zone_id == bindparam("zone_id"),
+                                 RRset.name.in_(bindparam("names", expanding=True)))
+
+
 def zone_by_name(session: Session, name: str) -> Zone | None:
-    return session.scalar(select(Zone).where(Zone.name == name))
+    return session.scalar(_ZONE_BY_NAME, {"name": name})
 
 
 def rrsets_at(session: Session, zone_id: int, names: Iterable[str]) -> list[RRset]:
     names = sorted(set(names))
     out: list[RRset] = []
     for i in range(0, len(names), 500):
-        chunk = names[i : i + 500]
-        out.extend(
-            session.scalars(select(RRset).where(RRset.zone_id == zone_id, RRset.name.in_(chunk)))
-        )
+        out.extend(session.scalars(_RRSETS_AT, {"zone_id": zone_id, "names": names[i : i + 500]}))
     return out
 
 
@@ -207,38 +211,61 @@ def add_journal(
     max_bytes: int | None,
     max_age_seconds: int | None,
 ) -> None:
-    """Append one changeset and trim the zone's journal to its limits (same transaction)."""
-    session.add(
-        JournalEntry(
-            zone_id=zone_id,
-            serial_from=serial_from,
-            serial_to=serial_to,
-            removed=removed,
-            added=added,
-            size_bytes=len(removed) + len(added),
-        )
+    """Append one changeset and trim the zone's journal to its limits (same transaction).
+
+    Counted from the newest entry (this one, which always stays): an entry past
+    ``max_count``, past ``max_bytes`` in all, or older than ``max_age_seconds`` goes with
+    every older one. Each limit's cut is found by the index of (zone, id) without reading
+    the journal into Python (the bytes limit, when set, reads sizes only as far as it is
+    reached): reading every entry back on each change cost ~7 ms at 1,000 entries, more
+    than the rest of a one-record edit."""
+    entry = JournalEntry(
+        zone_id=zone_id,
+        serial_from=serial_from,
+        serial_to=serial_to,
+        removed=removed,
+        added=added,
+        size_bytes=len(removed) + len(added),
     )
+    session.add(entry)
     session.flush()
-    rows = session.execute(
-        select(JournalEntry.id, JournalEntry.size_bytes, JournalEntry.created_at)
-        .where(JournalEntry.zone_id == zone_id)
-        .order_by(JournalEntry.id.desc())
-    ).all()
-    now = datetime.now(UTC)
-    total = 0
-    cut: int | None = None
-    for i, (entry_id, size, created) in enumerate(rows):
-        total += size
-        if created is not None and created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        too_old = max_age_seconds is not None and created is not None and i > 0 and (
-            (now - created).total_seconds() > max_age_seconds)
-        if i >= max_count or (max_bytes is not None and i > 0 and total > max_bytes) or too_old:
-            cut = entry_id
-            break
+    newest = entry.id
+    cuts = [session.scalar(_JOURNAL_PAST_COUNT, {"zone_id": zone_id, "max_count": max_count})]
+    if max_age_seconds is not None:
+        oldest = datetime.now(UTC) - timedelta(seconds=max_age_seconds)
+        cuts.append(session.scalar(_JOURNAL_TOO_OLD, {"zone_id": zone_id, "newest": newest,
+                                                      "oldest": oldest}))
+    if max_bytes is not None:
+        total = 0
+        sizes = session.execute(_JOURNAL_SIZES, {"zone_id": zone_id})
+        try:
+            for entry_id, size in sizes:
+                total += size
+                if entry_id != newest and total > max_bytes:
+                    cuts.append(entry_id)
+                    break
+        finally:
+            sizes.close()
+    cut = max((c for c in cuts if c is not None), default=None)
     if cut is not None:
         session.execute(delete(JournalEntry).where(JournalEntry.zone_id == zone_id,
                                                    JournalEntry.id <= cut))
+
+
+# add_journal's cuts: the newest entry with max_count newer ones; the newest older than a
+# time, but the newest of all; the zone's entries newest first, with their sizes.
+_JOURNAL_PAST_COUNT = (select(JournalEntry.id)
+                       .where(JournalEntry.zone_id == bindparam("zone_id"))
+                       .order_by(JournalEntry.id.desc())
+                       .limit(1).offset(bindparam("max_count", type_=Integer)))
+_JOURNAL_TOO_OLD = (select(func.max(JournalEntry.id))
+                    .where(JournalEntry.zone_id == bindparam("zone_id"),
+                           JournalEntry.id < bindparam("newest"),
+                           JournalEntry.created_at < bindparam("oldest",
+                                                               type_=JournalEntry.created_at.type)))
+_JOURNAL_SIZES = (select(JournalEntry.id, JournalEntry.size_bytes)
+                  .where(JournalEntry.zone_id == bindparam("zone_id"))
+                  .order_by(JournalEntry.id.desc()))
 
 
 def read_journal(session: Session, zone_id: int) -> list[tuple[int, int, bytes, bytes]]:
