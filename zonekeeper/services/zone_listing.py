@@ -81,7 +81,7 @@ class ZoneListing(ZoneStore):
                 rows = list(s.scalars(q.order_by(RRset.id).limit(limit + 1)))
                 more = len(rows) > limit
                 rows = rows[:limit]
-                items = [RRsetData.from_row(r.name, r.type, r.ttl, r.records).as_dict() for r in rows]
+                items = [RRsetData.row_dict(r.name, r.type, r.ttl, r.records) for r in rows]
                 return z.serial, items, (str(rows[-1].id) if more and rows else None)
 
         return await asyncio.to_thread(work)
