@@ -128,7 +128,12 @@ def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
 
 
 def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[bytes, ...]) -> None:
-    session.merge(Node(zone_id=zone_id, sortkey=sort_key(owner), data=encode_node(node)))
+    """Write one owner's node: one upsert (SQLite and PostgreSQL), where the ORM's merge
+    read the row first and wrote it at the next flush."""
+    with cursor(session) as (cur, ph):
+        cur.execute(f"INSERT INTO nodes (zone_id, sortkey, data) VALUES ({ph}, {ph}, {ph}) "
+                    "ON CONFLICT (zone_id, sortkey) DO UPDATE SET data = excluded.data",
+                    (zone_id, sort_key(owner), encode_node(node)))
 
 
 def delete_node(session: Session, zone_id: int, owner: bytes) -> None:
