@@ -298,3 +298,31 @@ def nodes_keyed_by_sort_key(db: Database) -> None:
         s.execute(delete(Zone).where(Zone.id == 1))
     with db.read() as s:
         assert repo.load_nodes(s, 1) == {}
+
+
+def rrset_owners_lowered(db: Database) -> None:
+    """Schema 0016 on a database at 0015 holding owners as zone text spelled them: every
+    owner in lower case; of rows that differ only by case, the newest (highest id) stays,
+    whichever spelling it had; other rows are untouched."""
+    from sqlalchemy import select
+
+    from zonekeeper.storage.models import RRset
+
+    at(db, "0015")
+    rows = [("Z1.Test.", 6, "soa"), ("WWW.z1.test.", 1, "old-a"), ("www.z1.test.", 1, "new-a"),
+            ("www.z1.test.", 28, "old-aaaa"), ("Www.Z1.test.", 28, "new-aaaa"),
+            ("WWW.Z1.TEST.", 28, "newest-aaaa"), ("mail.z1.test.", 15, "mx"),
+            ("Mail.z1.test.", 16, "txt")]
+    with db.write_engine.begin() as conn:
+        for name, rdtype, content in rows:  # ids in this order
+            conn.execute(text("INSERT INTO rrsets (zone_id, name, type, ttl, records)"
+                              " VALUES (1, :n, :t, 300, :r)"),
+                         {"n": name, "t": rdtype, "r": f'[{{"content":"{content}","disabled":false}}]'})
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD
+    with db.read() as s:
+        got = sorted((r.name, r.type, r.records.split('"')[3])
+                     for r in s.scalars(select(RRset).where(RRset.zone_id == 1)))
+    assert got == [("mail.z1.test.", 15, "mx"), ("mail.z1.test.", 16, "txt"),
+                   ("www.z1.test.", 1, "new-a"), ("www.z1.test.", 28, "newest-aaaa"),
+                   ("z1.test.", 6, "soa")]

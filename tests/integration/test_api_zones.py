@@ -84,6 +84,29 @@ def test_create_serves_at_once_and_duplicates_conflict(zk: ZkServer, api: httpx2
     assert got.status_code == 200 and got.headers["etag"] == f'"{info["serial"]}"'
 
 
+def test_a_zone_text_in_another_case_is_one_zone_to_edit(zk: ZkServer, api: httpx2.Client,
+                                                         zone_name: str) -> None:
+    """Owners are one RRset whatever their case: a zone text with its $ORIGIN and owners in
+    upper case shows its SOA, takes edits of its apex and of "www" (read as "WWW"), and
+    keeps one row per RRset."""
+    upper = zone_name.upper()
+    text = (f"$ORIGIN {upper}\n$TTL 300\n@ SOA NS1 hostmaster 7 3600 900 1209600 300\n"
+            "@ NS NS1\nNS1 A 192.0.2.1\nWWW A 192.0.2.7\n")
+    created = api.post("/zones", json={"name": zone_name, "zone_text": text})
+    assert created.status_code == 201, created.text
+    got = api.get(f"/zones/{zone_name}").json()
+    assert got["soa"]["serial"] == 7 and got["soa"]["mname"] == f"NS1.{upper}", got
+    r = api.put(f"/zones/{zone_name}/rrsets/www/A", json={"ttl": 60, "records": [{"content": "192.0.2.8"}]})
+    assert r.status_code == 200, r.text
+    assert a_records(zk, f"www.{zone_name}") == ["192.0.2.8"]
+    items = api.get(f"/zones/{zone_name}/rrsets").json()["items"]
+    assert [(i["name"], i["type"]) for i in items].count((f"www.{zone_name}", "A")) == 1, items
+    www = [i for i in items if i["name"] == f"www.{zone_name}" and i["type"] == "A"][0]
+    assert [x["content"] for x in www["records"]] == ["192.0.2.8"] and www["ttl"] == 60
+    listed = api.get(f"/zones/{zone_name}/rrsets", params={"name": "WWW", "type": "A"})
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 1, listed.text
+
+
 def test_create_needs_nameservers_and_valid_name(api: httpx2.Client, zone_name: str) -> None:
     problem(api.post("/zones", json={"name": zone_name}), 422)
     problem(api.post("/zones", json={"name": "bad..name", "nameservers": ["ns1.x.test."]}), 400)

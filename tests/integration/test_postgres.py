@@ -30,6 +30,7 @@ from tests.schema_cases import (
     nodes_keyed_by_sort_key,
     notify_owed_kept,
     peer_key_use_kept,
+    rrset_owners_lowered,
     rrsets_zone_index_dropped,
     xot_flags_added,
 )
@@ -309,6 +310,16 @@ def test_0015_nodes_keyed_by_sort_key(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         nodes_keyed_by_sort_key(db)
+    finally:
+        db.dispose()
+
+
+def test_0016_rrset_owners_in_lower_case(pg_url: str) -> None:
+    """Schema 0016 by Alembic from 0015 on PostgreSQL: owners lowered, the newest of rows
+    that differ only by case kept."""
+    db = Database(pg_url)
+    try:
+        rrset_owners_lowered(db)
     finally:
         db.dispose()
 

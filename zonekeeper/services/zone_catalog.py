@@ -173,7 +173,7 @@ class CatalogZones(ZoneEdits):
         """Remove ``member`` from catalog row ``z`` in session ``s``; None if not listed."""
         catalog = dns.name.from_text(z.name)
         owner = member_owner(catalog, member)
-        if not repo.rrsets_at(s, z.id, [owner.to_text()]):
+        if not repo.rrsets_at(s, z.id, [repo.row_name(owner)]):
             return None
         m = repo.zone_by_name(s, member.to_text())
         if m is not None:
@@ -278,7 +278,7 @@ class CatalogZones(ZoneEdits):
     @staticmethod
     def _listed(s: Any, z: Zone, member: dns.name.Name) -> bool:
         owner = member_owner(dns.name.from_text(z.name), member)
-        return bool(repo.rrsets_at(s, z.id, [owner.to_text()]))
+        return bool(repo.rrsets_at(s, z.id, [repo.row_name(owner)]))
 
     def _auto_catalogs(self, s: Any, peer: Peer) -> list[Zone]:
         return list(s.scalars(select(Zone).where(

@@ -326,7 +326,7 @@ class ZoneEdits(ZoneStore):
             # The glue the checks look for: in-zone targets of the NS RRsets loaded.
             targets = {r.rdata.target for rrset in list(content) if rrset.rdtype == _NS  # type: ignore[attr-defined]
                        for r in rrset.records if r.rdata.target.is_subdomain(origin)}  # type: ignore[attr-defined]
-            for row in repo.rrsets_at(s, z.id, [t.to_text() for t in targets - names]):
+            for row in repo.rrsets_at(s, z.id, [repo.row_name(t) for t in targets - names]):
                 content.put(RRsetData.from_row(row.name, row.type, row.ttl, row.records))
             findings = [f for f in check(content, {k[0] for k in touched}) if f.error]
             if findings:
@@ -367,12 +367,13 @@ class ZoneEdits(ZoneStore):
                 removed.extend(_rr_wire(owner, rdtype, old[0], old[1]))
             if new is not None:
                 added.extend(_rr_wire(owner, rdtype, new.ttl, new.records))
-            row = s.scalar(select(RRset).where(RRset.zone_id == z.id, RRset.name == owner.to_text(), RRset.type == rdtype))
+            key = repo.row_name(owner)
+            row = s.scalar(select(RRset).where(RRset.zone_id == z.id, RRset.name == key, RRset.type == rdtype))
             if new is None or not new.records:
                 if row is not None:
                     s.delete(row)
             elif row is None:
-                s.add(RRset(zone_id=z.id, name=owner.to_text(), type=rdtype, ttl=new.ttl, records=new.records_json()))
+                s.add(RRset(zone_id=z.id, name=key, type=rdtype, ttl=new.ttl, records=new.records_json()))
             else:
                 row.ttl = new.ttl
                 row.records = new.records_json()

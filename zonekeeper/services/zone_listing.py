@@ -72,7 +72,7 @@ class ZoneListing(ZoneStore):
                     return z.serial, items, nxt
                 q = select(RRset).where(RRset.zone_id == z.id)
                 if owner is not None:
-                    q = q.where(RRset.name == owner.to_text())
+                    q = q.where(RRset.name == repo.row_name(owner))
                 if rdtype is not None:
                     q = q.where(RRset.type == rdtype)
                 after = paging.row_id_after(cursor)

@@ -387,7 +387,7 @@ def _check_if_match(z: Zone, if_match: str | None) -> None:
 
 
 def _load(s: Any, z: Zone, names: Iterable[dns.name.Name]) -> ZoneContent:
-    rows = repo.rrsets_at(s, z.id, [n.to_text() for n in names])
+    rows = repo.rrsets_at(s, z.id, [repo.row_name(n) for n in names])
     return ZoneContent(dns.name.from_text(z.name), (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in rows))
 
 
@@ -403,7 +403,7 @@ def _apply_changes(content: ZoneContent, changes: list[RRsetChange]) -> None:
 
 def _rrset_rows(content: ZoneContent) -> list[tuple[str, int, int, str]]:
     """The ``rrsets`` rows of ``content``: (name, type, TTL, records as JSON)."""
-    return [(r.name.to_text(), r.rdtype, r.ttl, r.records_json()) for r in content if r.records]
+    return [(repo.row_name(r.name), r.rdtype, r.ttl, r.records_json()) for r in content if r.records]
 
 
 def _rr_wire(owner: dns.name.Name, rdtype: int, ttl: int, records: Iterable[Record]) -> list[bytes]:

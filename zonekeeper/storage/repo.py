@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dns.name import Name
 from sqlalchemy import Integer, bindparam, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -71,8 +72,30 @@ _RRSETS_AT = select(RRset).where(RRset.zone_id == bindparam("zone_id"),
                                  RRset.name.in_(bindparam("names", expanding=True)))
 
 
+def row_name(name: Name) -> str:
+    """An owner as the ``rrsets`` table keys it: absolute, in lower case (names compare
+    without regard to case; an owner read as ``WWW`` and edited as ``www`` is one row)."""
+    return name.to_text().lower()
+
+
 def zone_by_name(session: Session, name: str) -> Zone | None:
     return session.scalar(_ZONE_BY_NAME, {"name": name})
+
+
+_APEX_SOAS = (select(RRset.zone_id, RRset.ttl, RRset.records)
+              .join(Zone, (Zone.id == RRset.zone_id) & (Zone.name == RRset.name))
+              .where(Zone.id.in_(bindparam("ids", expanding=True)), RRset.type == 6))
+
+
+def apex_soas(session: Session, zone_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """The stored SOA RRset (TTL, records as JSON) of each of ``zone_ids`` that has one, in
+    one statement per 500 zones (a page of the zone list), each by the (zone, name, type)
+    index."""
+    out: dict[int, tuple[int, str]] = {}
+    for i in range(0, len(zone_ids), 500):
+        for zone_id, ttl, records in session.execute(_APEX_SOAS, {"ids": zone_ids[i : i + 500]}):
+            out[zone_id] = (ttl, records)
+    return out
 
 
 def rrsets_at(session: Session, zone_id: int, names: Iterable[str]) -> list[RRset]:
