@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy import select
 
 from zonekeeper.services import paging
-from zonekeeper.services.zone_store import ZoneStore, _node_page, zone_info
+from zonekeeper.services.zone_store import ZoneStore, _node_page, stored_soa_fields, zone_info
 from zonekeeper.storage import repo
 from zonekeeper.storage.models import RRset, Zone
 from zonekeeper.zones.model import RRsetData
@@ -41,7 +41,8 @@ class ZoneListing(ZoneStore):
                 rows = list(s.scalars(q))
                 more = len(rows) > limit
                 rows = rows[:limit]
-                items = [zone_info(z, self._soa(s, z), self._records(z)) for z in rows]
+                soas = self._soas(s, rows)
+                items = [zone_info(z, soas[z.id], self._records(z)) for z in rows]
                 return items, (rows[-1].name if more and rows else None)
 
         return await asyncio.to_thread(work)
@@ -50,9 +51,17 @@ class ZoneListing(ZoneStore):
         def work() -> dict[str, Any]:
             with self.db.read() as s:
                 z = self._zone(s, name)
-                return zone_info(z, self._soa(s, z), self._records(z))
+                return zone_info(z, self._soas(s, [z])[z.id], self._records(z))
 
         return await asyncio.to_thread(work)
+
+    def _soas(self, s: Any, zones: list[Zone]) -> dict[int, RRsetData | dict[str, Any] | None]:
+        """Each zone's SOA for ``zone_info``: a secondary zone's from the version served, the
+        others' stored ones read in one statement (not one each) and without dnspython."""
+        stored = repo.apex_soas(s, [z.id for z in zones if z.kind != ZoneKind.SECONDARY.value])
+        return {z.id: self._soa(s, z) if z.kind == ZoneKind.SECONDARY.value
+                else stored_soa_fields(*stored[z.id]) if z.id in stored else None
+                for z in zones}
 
     async def rrsets(
         self,

@@ -8,6 +8,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -85,3 +86,25 @@ def test_a_row_listed_as_stored_is_the_parsed_row_for_every_type_read() -> None:
             Record(dns.rdata.from_text("IN", t, text)), Record(dns.rdata.from_text("IN", t, text), True)]))
         seen.add(t)
     assert len(seen) >= 20, seen
+
+
+names = st.lists(st.binary(min_size=1, max_size=10), min_size=0, max_size=3).map(
+    lambda labels: dns.name.Name([*labels, b"Zone", b"test", b""]))
+u32 = st.integers(0, 2**32 - 1)
+
+
+@given(names, names, u32, u32, u32, u32, u32, st.integers(0, 2**31 - 1))
+def test_an_soa_read_from_its_stored_text_is_what_the_parser_reads(
+        mname: dns.name.Name, rname: dns.name.Name, serial: int, refresh: int, retry: int,
+        expire: int, minimum: int, ttl: int) -> None:
+    """The zone list reads stored SOAs by splitting their text (zone_store.stored_soa_fields):
+    the same fields as parsing the row with dnspython, for any names (escaped octets, upper
+    case) and any values."""
+    from zonekeeper.services.zone_store import soa_fields, stored_soa_fields
+
+    rd = dns.rdtypes.ANY.SOA.SOA(dns.rdataclass.IN, dns.rdatatype.SOA, mname, rname, serial,
+                                 refresh, retry, expire, minimum)
+    rrset = RRsetData(dns.name.from_text("zone.test."), dns.rdatatype.SOA, ttl, [Record(rd)])
+    row = (rrset.ttl, rrset.records_json())
+    assert stored_soa_fields(*row) == soa_fields(RRsetData.from_row("zone.test.", dns.rdatatype.SOA, *row))
+    assert stored_soa_fields(*row) == soa_fields(rrset)
