@@ -7,6 +7,7 @@ import enum
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,16 +105,19 @@ class TokenService:
         self.clock = clock
         self._checked: dict[str, _Checked] = {}
         # Moved on by each forget(): a read that began before it is not kept, as it may
-        # have seen a token deleted since.
+        # have seen a token deleted since (checked and kept under the lock, against a
+        # forget() between the two).
         self._generation = 0
+        self._lock = threading.Lock()
 
     def forget(self, token_id: str | None = None) -> None:
         """Check ``token_id`` (every token if None) against the database at its next use."""
-        self._generation += 1
-        if token_id is None:
-            self._checked.clear()
-        else:
-            self._checked.pop(token_id, None)
+        with self._lock:
+            self._generation += 1
+            if token_id is None:
+                self._checked.clear()
+            else:
+                self._checked.pop(token_id, None)
 
     def _from_memory(self, token_id: str, secret: str) -> Principal | None:
         """The principal of a token checked within ``RECHECK`` seconds whose secret matches;
@@ -177,10 +181,11 @@ class TokenService:
             principal = Principal(row.id, row.name, frozenset(Scope(x) for x in row.scopes.split()))
             digest = row.digest
         _check_expiry(expires)
-        if generation == self._generation:
-            if len(self._checked) >= KEPT:
-                self._checked.clear()
-            self._checked[token_id] = _Checked(digest, expires, principal, at)
+        with self._lock:
+            if generation == self._generation:
+                if len(self._checked) >= KEPT:
+                    self._checked.clear()
+                self._checked[token_id] = _Checked(digest, expires, principal, at)
         return principal
 
     async def authenticate(self, token: str) -> Principal:
