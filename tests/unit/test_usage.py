@@ -81,3 +81,38 @@ def test_a_failed_write_is_kept_for_the_next(tmp_path: Path) -> None:
         assert _stored(db)["k2."] == datetime.fromtimestamp(1_800_000_000.0, UTC)
     finally:
         db.dispose()
+
+
+def test_a_use_being_written_is_still_shown(tmp_path: Path) -> None:
+    """While a flush's transaction is open, the uses it writes are neither pending nor in
+    the database: lists must still show them."""
+    import threading
+
+    db, _statements = _db(tmp_path)
+    usage = LastUsed(db, clock=lambda: 1_800_000_000.0)
+    usage.token_used("t1")
+    usage.key_used("k1.")
+    inside, gate = threading.Event(), threading.Event()
+    real = db.run_write
+
+    async def held(fn: Any) -> Any:
+        def work(s: Any) -> Any:
+            inside.set()
+            gate.wait(5)
+            return fn(s)
+
+        return await real(work)
+
+    db.run_write = held  # type: ignore[method-assign]
+
+    async def run() -> tuple[datetime | None, datetime | None]:
+        flushing = asyncio.create_task(usage.flush())
+        await asyncio.to_thread(inside.wait, 5)
+        seen = usage.token_seen("t1", None), usage.key_seen("k1.", None)
+        gate.set()
+        await flushing
+        return seen
+
+    at = datetime.fromtimestamp(1_800_000_000.0, UTC)
+    assert asyncio.run(run()) == (at, at)
+    assert usage.token_seen("t1", None) == at  # and after the commit

@@ -34,6 +34,9 @@ class LastUsed:
         self.clock = clock
         self._keys: dict[str, float] = {}  # key name (absolute, lower case) → time used
         self._tokens: dict[str, float] = {}  # token id → time used
+        # What the last flush wrote, still shown: a list that read the rows before its
+        # transaction committed would otherwise find the use neither here nor there.
+        self._writing: tuple[dict[str, float], dict[str, float]] = ({}, {})
         self._task: asyncio.Task[None] | None = None
 
     # -- the hot path: memory only ------------------------------------------------------
@@ -45,10 +48,10 @@ class LastUsed:
 
     # -- what lists show ------------------------------------------------------------------
     def key_seen(self, name: str, stored: datetime | None) -> datetime | None:
-        return _newer(stored, self._keys.get(name))
+        return _newer(stored, self._keys.get(name) or self._writing[0].get(name))
 
     def token_seen(self, token_id: str, stored: datetime | None) -> datetime | None:
-        return _newer(stored, self._tokens.get(token_id))
+        return _newer(stored, self._tokens.get(token_id) or self._writing[1].get(token_id))
 
     # -- writing --------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,6 +69,7 @@ class LastUsed:
         tokens, self._tokens = self._tokens, {}
         if not keys and not tokens:
             return 0
+        self._writing = (keys, tokens)
         try:
             await self.db.run_write(lambda s: _write(s, keys, tokens))
         except Exception as exc:  # noqa: BLE001 - best effort: kept for the next flush
