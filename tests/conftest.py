@@ -256,7 +256,12 @@ class ZkServer:
             if self.proc.poll() is not None:
                 this_run = self.log_path.read_bytes()[logged:].decode(errors="replace")
                 if "Address already in use" in this_run and port_tries > 1:
-                    # free_port() raced another test's server for the port: new ports.
+                    # free_port() raced another test's server for the port: new ports. The
+                    # run that never started leaves nothing in the log (a test may read
+                    # every line of it as JSON).
+                    log.close()
+                    with open(self.log_path, "r+b") as f:
+                        f.truncate(logged)
                     self.dns_port, self.api_port = free_port(), free_port()
                     return self.start(timeout, port_tries=port_tries - 1)
                 raise RuntimeError(f"zonekeeper exited {self.proc.returncode}:\n{self.log()}")
