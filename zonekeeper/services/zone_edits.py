@@ -104,19 +104,17 @@ class ZoneEdits(ZoneStore):
         with self.db.write() as s:
             if repo.zone_by_name(s, origin.to_text()) is not None:
                 raise Conflict(f"zone {origin.to_text()} already exists")
-            z = Zone(
-                name=origin.to_text(),
-                kind=spec.kind.value,
-                serial=serial,
-                serial_policy=spec.serial_policy.value,
-                state=ZoneState.OK.value,
-                change_id=1,
-            )
-            s.add(z)
-            s.flush()
+            values = {"name": origin.to_text(), "kind": spec.kind.value, "serial": serial,
+                      "serial_policy": spec.serial_policy.value, "state": ZoneState.OK.value,
+                      "change_id": 1}
             if spec.member_peer is not None:
+                z = Zone(**values)  # an ORM row: adding the members changes it
+                s.add(z)
+                s.flush()
                 self._adopt_peer_zones(s, z, content, spec.member_peer)  # adds the members
                 nodes, cuts, rows = stored_form()
+            else:
+                z = repo.insert_zone(s, **values)
             repo.replace_all(s, z.id, rows, nodes, fresh=True)
             repo.announce(s, "zone", z.name)
         snap = _snapshot(z, serial, nodes, cuts)
