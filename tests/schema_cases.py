@@ -302,17 +302,24 @@ def nodes_keyed_by_sort_key(db: Database) -> None:
 
 def rrset_owners_lowered(db: Database) -> None:
     """Schema 0016 on a database at 0015 holding owners as zone text spelled them: every
-    owner in lower case; of rows that differ only by case, the newest (highest id) stays,
-    whichever spelling it had; other rows are untouched."""
+    owner in lower case; of rows that differ only by case, the one whose records the
+    zone's node serves stays (an older row an edit rewrote in place), else the newest
+    (highest id), whichever spelling it had; other rows are untouched."""
     from sqlalchemy import select
 
+    from zonekeeper.proto.rrwire import make_blob
     from zonekeeper.storage.models import RRset
 
     at(db, "0015")
     rows = [("Z1.Test.", 6, "soa"), ("WWW.z1.test.", 1, "old-a"), ("www.z1.test.", 1, "new-a"),
             ("www.z1.test.", 28, "old-aaaa"), ("Www.Z1.test.", 28, "new-aaaa"),
             ("WWW.Z1.TEST.", 28, "newest-aaaa"), ("mail.z1.test.", 15, "mx"),
-            ("Mail.z1.test.", 16, "txt")]
+            ("Mail.z1.test.", 16, "txt"), ("ftp.z1.test.", 1, "192.0.2.1"),
+            ("FTP.z1.test.", 1, "192.0.2.2")]
+    ftp = b"\x03ftp\x02z1\x04test\x00"
+    with db.write_engine.begin() as conn:  # ftp serves the older row's address
+        conn.execute(text("INSERT INTO nodes (zone_id, sortkey, data) VALUES (1, :s, :d)"),
+                     {"s": sort_key(ftp), "d": encode_node(make_blob(1, 300, [bytes([192, 0, 2, 1])]))})
     with db.write_engine.begin() as conn:
         for name, rdtype, content in rows:  # ids in this order
             conn.execute(text("INSERT INTO rrsets (zone_id, name, type, ttl, records)"
@@ -323,6 +330,7 @@ def rrset_owners_lowered(db: Database) -> None:
     with db.read() as s:
         got = sorted((r.name, r.type, r.records.split('"')[3])
                      for r in s.scalars(select(RRset).where(RRset.zone_id == 1)))
-    assert got == [("mail.z1.test.", 15, "mx"), ("mail.z1.test.", 16, "txt"),
+    assert got == [("ftp.z1.test.", 1, "192.0.2.1"),
+                   ("mail.z1.test.", 15, "mx"), ("mail.z1.test.", 16, "txt"),
                    ("www.z1.test.", 1, "new-a"), ("www.z1.test.", 28, "newest-aaaa"),
                    ("z1.test.", 6, "soa")]

@@ -65,11 +65,13 @@ class LastUsed:
 
     async def flush(self) -> int:
         """Write every time noted since the last flush; the number of rows asked about."""
-        keys, self._keys = self._keys, {}
-        tokens, self._tokens = self._tokens, {}
+        keys, tokens = self._keys, self._tokens
         if not keys and not tokens:
             return 0
+        # Shown as being written first, then no longer pending: a list in a worker thread
+        # sees them in one place or the other at every moment.
         self._writing = (keys, tokens)
+        self._keys, self._tokens = {}, {}
         try:
             await self.db.run_write(lambda s: _write(s, keys, tokens))
         except Exception as exc:  # noqa: BLE001 - best effort: kept for the next flush
