@@ -34,8 +34,9 @@ class LastUsed:
         self.clock = clock
         self._keys: dict[str, float] = {}  # key name (absolute, lower case) → time used
         self._tokens: dict[str, float] = {}  # token id → time used
-        # What the last flush wrote, still shown: a list that read the rows before its
-        # transaction committed would otherwise find the use neither here nor there.
+        # What the last flush wrote, still shown until a flush finds nothing new: a list
+        # that read the rows before its transaction committed would otherwise find the use
+        # neither here nor there.
         self._writing: tuple[dict[str, float], dict[str, float]] = ({}, {})
         self._task: asyncio.Task[None] | None = None
 
@@ -67,6 +68,7 @@ class LastUsed:
         """Write every time noted since the last flush; the number of rows asked about."""
         keys, tokens = self._keys, self._tokens
         if not keys and not tokens:
+            self._writing = ({}, {})  # long committed: stored rows show them now
             return 0
         # Shown as being written first, then no longer pending: a list in a worker thread
         # sees them in one place or the other at every moment.
