@@ -470,8 +470,9 @@ def _sync_nodes(
     for k in emptied:
         if k == origin_key:
             continue
+        # Node writes go straight to the database (repo.put_node, delete_node): the range
+        # read below sees them without a flush.
         repo.delete_node(s, zone_id, k)
-        s.flush()
         if repo.has_descendants(s, zone_id, k):
             changes[k] = b""
             repo.put_node(s, zone_id, k, b"")
@@ -480,7 +481,6 @@ def _sync_nodes(
         for anc in ancestors(k, origin_key):
             if value(anc) != b"":
                 break
-            s.flush()
             if repo.has_descendants(s, zone_id, anc):
                 break
             repo.delete_node(s, zone_id, anc)
