@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import marshal
 
 import dns.message
 import dns.name
@@ -88,9 +87,21 @@ names = st.sampled_from(["www", "a", "b.a", "x.y.z", "mail", "*.w", "new"])
 addrs = st.integers(1, 254).map(lambda i: f"192.0.2.{i}")
 
 
-def packed(image: axfr.AxfrImage) -> axfr.AxfrImage:
-    """The image with its owners packed per bucket, as read back from disk (imagecache)."""
-    return dataclasses.replace(image, owners=tuple(marshal.dumps(g) for g in image.owners))
+def unpacked(image: axfr.AxfrImage) -> axfr.AxfrImage:
+    """The image with every bucket's owners as a tuple, as an edit leaves the buckets it
+    touched (``build`` and a read from disk leave them packed)."""
+    return dataclasses.replace(image, owners=tuple(axfr.unpack_owners(g) for g in image.owners))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.binary(min_size=1, max_size=63), max_size=4), max_size=20))
+def test_packed_owners_read_back_as_they_were(names: list[list[bytes]]) -> None:
+    keys = tuple(b"".join(bytes([len(x)]) + x for x in labels) + b"\x00" for labels in names)
+    assert axfr.unpack_owners(axfr.pack_owners(keys)) == keys
+    packed = axfr.pack_owners(keys)
+    if keys and keys[-1] != b"\x00":  # the last name without its root label
+        with pytest.raises(ValueError):
+            axfr.unpack_owners(packed[:-1])
 
 
 @settings(max_examples=60, deadline=None)
@@ -100,8 +111,9 @@ def test_patched_image_equals_rebuilt_image(edits: list[tuple[str, str | None]],
     content = content_of(BASE)
     nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
     image = axfr.build(nodes, name_key(ORIGIN), bucket_owners=3)
-    if pack:
-        image = packed(image)
+    assert all(isinstance(o, bytes) for o in image.owners)  # packed by build
+    if not pack:
+        image = unpacked(image)
     changed = set()
     for name, addr in edits:
         owner = dns.name.from_text(name, ORIGIN)
@@ -176,8 +188,8 @@ def test_a_changed_soa_length_re_renders_the_first_message(pack: bool) -> None:
     content = content_of(BASE)
     nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())
     image = axfr.build(nodes, name_key(ORIGIN))
-    if pack:  # bucket 0 is re-rendered for the SOA alone: unpacked for it
-        image = packed(image)
+    if not pack:  # (packed, bucket 0 is re-rendered for the SOA alone: unpacked for it)
+        image = unpacked(image)
     content.put(RRsetData(ORIGIN, 6, 300, [Record(dns.rdata.from_text(
         "IN", "SOA", "a-much-longer-primary.example.net. host.img.test. 8 3600 900 1209600 300"))]))
     new_nodes, _ = compile_nodes(ORIGIN, content.served_rrsets())

@@ -357,11 +357,1095 @@ static int head_rr(R *r, PyObject *key, int rdtype, const unsigned char *blob, P
 }
 
 /* axfr._Renderer.owner */
-static int r_owner(R *r, PyObject *key, PyObject *node) {
+
+/* ---------------------------------------------------------------------------------------
+ * NodeMap: a published version's node table (rrwire's served form) in one buffer.
+ *
+ * A dict of a million owners holds a bytes object per key and per blob (33 bytes of header
+ * each) and a 40 MB hash table: ~170 MB where the keys and blobs themselves are ~60 MB.
+ * Here each entry is [key length (1)][key][value length (4, native)][value] in one buffer,
+ * the value in the persisted form (rrwire.encode_node: b"", one blob, or 00 00 + (LEN(4)
+ * BLOB)*), and an open-addressing table of (hash tag, entry) slots finds them by the key's
+ * bytes hash (SipHash, seeded per process as Python's is).
+ *
+ * A map read from Python behaves as a read-only dict of bytes -> bytes | tuple of bytes
+ * (values made on each read); the C readers (_udpfast's answers, the AXFR renderer) read
+ * the value's bytes in place. ``updated(changes)`` is an edit's next version: it shares
+ * this one's buffer and keeps the changed owners in a small dict beside it (encoded, None
+ * for a removed owner); past a share of the table that dict is folded into a new buffer.
+ * A map is never changed once made, so a reader keeps the version it began with.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct NodeMap {
+    PyObject_HEAD
+    /* The flat part: own (base == NULL) or shared with ``base`` (a flat map). */
+    struct NodeMap *base;
+    unsigned char *data;
+    size_t data_len;
+    size_t *offs;     /* entry -> offset in data */
+    Py_ssize_t nflat; /* entries in data */
+    uint64_t *table;  /* slots: hash tag (high 32 bits) | entry + 1 (low 32); 0 empty */
+    size_t cap;       /* a power of two, or 0 */
+    /* The changes over the flat part: key -> encoded value, or None (removed); or NULL. */
+    PyObject *over;
+    Py_ssize_t count; /* owners in the map */
+} NodeMap;
+
+static PyTypeObject NodeMapType;
+
+#define NM_FLAT(m) ((m)->base ? (m)->base : (m))
+
+static inline uint32_t nm_vlen_at(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The flat entry of key[:klen] (hash h), or -1. */
+static Py_ssize_t nm_find_flat(NodeMap *f, const unsigned char *k, Py_ssize_t klen, Py_hash_t h) {
+    if (!f->cap) return -1;
+    size_t mask = f->cap - 1, j = (size_t)h & mask;
+    uint64_t tag = (uint64_t)((uint64_t)h >> 32) << 32;
+    for (;;) {
+        uint64_t s = f->table[j];
+        if (!s) return -1;
+        if ((s & 0xFFFFFFFF00000000ULL) == tag) {
+            Py_ssize_t e = (Py_ssize_t)(s & 0xFFFFFFFFULL) - 1;
+            const unsigned char *p = f->data + f->offs[e];
+            if (p[0] == klen && memcmp(p + 1, k, (size_t)klen) == 0) return e;
+        }
+        j = (j + 1) & mask;
+    }
+}
+
+static inline void nm_entry(NodeMap *f, Py_ssize_t e, const unsigned char **k, Py_ssize_t *klen,
+                            const unsigned char **v, Py_ssize_t *vlen) {
+    const unsigned char *p = f->data + f->offs[e];
+    *klen = p[0];
+    *k = p + 1;
+    *vlen = nm_vlen_at(p + 1 + p[0]);
+    *v = p + 5 + p[0];
+}
+
+/* The value of key (a bytes object) as a span, borrowed from the map: 1 found, 0 not, -1
+ * error. The C readers' way in (also through the capsule). */
+static int nm_lookup(PyObject *map, PyObject *key, const unsigned char **v, Py_ssize_t *vlen) {
+    NodeMap *m = (NodeMap *)map;
+    if (!PyBytes_Check(key)) return 0;
+    if (m->over) {
+        PyObject *got = PyDict_GetItemWithError(m->over, key);
+        if (got) {
+            if (got == Py_None) return 0;
+            *v = (const unsigned char *)PyBytes_AS_STRING(got);
+            *vlen = PyBytes_GET_SIZE(got);
+            return 1;
+        }
+        if (PyErr_Occurred()) return -1;
+    }
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1) return -1;
+    NodeMap *f = NM_FLAT(m);
+    Py_ssize_t e = nm_find_flat(f, (const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), h);
+    if (e < 0) return 0;
+    const unsigned char *k;
+    Py_ssize_t klen;
+    nm_entry(f, e, &k, &klen, v, vlen);
+    return 1;
+}
+
+/* The next blob of an encoded value from *pos (start at 0): 1 and the span, 0 at the end,
+ * -1 (ValueError set) on a malformed value. An empty non-terminal has none; a single blob
+ * is the whole value; the multi form is 00 00 then (LEN(4) BLOB)*. */
+static int value_next(const unsigned char *v, Py_ssize_t vlen, Py_ssize_t *pos,
+                      const unsigned char **blob, Py_ssize_t *len) {
+    if (vlen < 2 || v[0] || v[1]) {
+        if (*pos || !vlen) return 0;
+        *pos = vlen;
+        *blob = v;
+        *len = vlen;
+        return 1;
+    }
+    if (*pos == 0) *pos = 2;
+    if (*pos >= vlen) return 0;
+    if (*pos + 4 > vlen) goto bad;
+    const unsigned char *p = v + *pos;
+    Py_ssize_t n = (Py_ssize_t)p[0] << 24 | (Py_ssize_t)p[1] << 16 | p[2] << 8 | p[3];
+    if (*pos + 4 + n > vlen) goto bad;
+    *blob = p + 4;
+    *len = n;
+    *pos += 4 + n;
+    return 1;
+bad:
+    PyErr_SetString(PyExc_ValueError, "a malformed node");
+    return -1;
+}
+
+/* The number of blobs of an encoded value, or -1 (ValueError set). */
+static Py_ssize_t value_count(const unsigned char *v, Py_ssize_t vlen) {
+    Py_ssize_t pos = 0, n = 0, len;
+    const unsigned char *b;
+    int r;
+    while ((r = value_next(v, vlen, &pos, &b, &len)) > 0) n++;
+    return r < 0 ? -1 : n;
+}
+
+/* The Python node of an encoded value: bytes, or a tuple of bytes. */
+static PyObject *value_object(const unsigned char *v, Py_ssize_t vlen) {
+    if (vlen < 2 || v[0] || v[1]) return PyBytes_FromStringAndSize((const char *)v, vlen);
+    Py_ssize_t n = value_count(v, vlen);
+    if (n < 0) return NULL;
+    PyObject *t = PyTuple_New(n);
+    if (!t) return NULL;
+    Py_ssize_t pos = 0, len;
+    const unsigned char *b;
+    for (Py_ssize_t i = 0; i < n && value_next(v, vlen, &pos, &b, &len) > 0; i++) {
+        PyObject *o = PyBytes_FromStringAndSize((const char *)b, len);
+        if (!o) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, o);
+    }
+    return t;
+}
+
+/* A Python node in the encoded form (a new reference); TypeError/ValueError if it is not
+ * a node. */
+static PyObject *encode_value(PyObject *node) {
+    if (PyBytes_Check(node)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(node);
+        const char *p = PyBytes_AS_STRING(node);
+        if (n >= 2 && !p[0] && !p[1]) {
+            PyErr_SetString(PyExc_ValueError, "a blob of type 0");
+            return NULL;
+        }
+        if (n > 0xFFFFFFFFLL) {
+            PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
+            return NULL;
+        }
+        Py_INCREF(node);
+        return node;
+    }
+    if (!PyTuple_Check(node)) {
+        PyErr_SetString(PyExc_TypeError, "a node is bytes or a tuple of bytes");
+        return NULL;
+    }
+    Py_ssize_t size = 2, n = PyTuple_GET_SIZE(node);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(node, i);
+        if (!PyBytes_Check(b)) {
+            PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
+            return NULL;
+        }
+        size += 4 + PyBytes_GET_SIZE(b);
+    }
+    if (size > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    o[0] = o[1] = 0;
+    o += 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(node, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(b);
+        o[0] = (unsigned char)(len >> 24); o[1] = (len >> 16) & 0xFF; o[2] = (len >> 8) & 0xFF; o[3] = len & 0xFF;
+        memcpy(o + 4, PyBytes_AS_STRING(b), (size_t)len);
+        o += 4 + len;
+    }
+    return out;
+}
+
+/* A flat map being built: entries appended, then the table made by nm_index. */
+static int nm_append(NodeMap *f, size_t *dcap, Py_ssize_t *ocap, const unsigned char *k,
+                     Py_ssize_t klen, const unsigned char *v, Py_ssize_t vlen) {
+    if (klen < 1 || klen > 255) {
+        PyErr_SetString(PyExc_ValueError, "a key is 1 to 255 octets");
+        return -1;
+    }
+    if ((uint64_t)vlen > 0xFFFFFFFFULL) {
+        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
+        return -1;
+    }
+    size_t need = f->data_len + 5 + (size_t)klen + (size_t)vlen;
+    if (need > *dcap) {
+        size_t ncap = *dcap ? *dcap : 4096;
+        while (ncap < need) ncap += ncap / 2 + 4096;
+        unsigned char *nd = PyMem_Realloc(f->data, ncap);
+        if (!nd) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->data = nd;
+        *dcap = ncap;
+    }
+    if (f->nflat >= *ocap) {
+        Py_ssize_t ncap = *ocap ? *ocap + *ocap / 2 + 16 : 1024;
+        if (ncap >= 0xFFFFFFFFLL) {
+            PyErr_SetString(PyExc_ValueError, "too many owners");
+            return -1;
+        }
+        size_t *no = PyMem_Realloc(f->offs, (size_t)ncap * sizeof(size_t));
+        if (!no) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->offs = no;
+        *ocap = ncap;
+    }
+    unsigned char *p = f->data + f->data_len;
+    uint32_t vl = (uint32_t)vlen;
+    p[0] = (unsigned char)klen;
+    memcpy(p + 1, k, (size_t)klen);
+    memcpy(p + 1 + klen, &vl, 4);
+    if (vlen) memcpy(p + 5 + klen, v, (size_t)vlen);
+    f->offs[f->nflat++] = f->data_len;
+    f->data_len = need;
+    return 0;
+}
+
+/* The table of a flat map's entries (after the last nm_append); the buffers trimmed to
+ * size. ValueError on a key given twice. */
+static int nm_index(NodeMap *f) {
+    if (f->nflat) {
+        unsigned char *nd = PyMem_Realloc(f->data, f->data_len);
+        if (nd) f->data = nd;
+        size_t *no = PyMem_Realloc(f->offs, (size_t)f->nflat * sizeof(size_t));
+        if (no) f->offs = no;
+    }
+    size_t cap = 8;
+    while (cap < (size_t)f->nflat + (size_t)f->nflat / 3 + 1) cap <<= 1;
+    f->table = PyMem_Calloc(cap, sizeof(uint64_t));
+    if (!f->table) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->cap = cap;
+    for (Py_ssize_t e = 0; e < f->nflat; e++) {
+        const unsigned char *k, *v;
+        Py_ssize_t klen, vlen;
+        nm_entry(f, e, &k, &klen, &v, &vlen);
+        Py_hash_t h = _Py_HashBytes(k, klen);
+        if (nm_find_flat(f, k, klen, h) >= 0) {
+            PyErr_SetString(PyExc_ValueError, "a key given twice");
+            return -1;
+        }
+        size_t j = (size_t)h & (cap - 1);
+        while (f->table[j]) j = (j + 1) & (cap - 1);
+        f->table[j] = ((uint64_t)((uint64_t)h >> 32) << 32) | (uint64_t)(e + 1);
+    }
+    f->count = f->nflat;
+    return 0;
+}
+
+static NodeMap *nm_alloc(void) {
+    NodeMap *m = PyObject_New(NodeMap, &NodeMapType);
+    if (!m) return NULL;
+    m->base = NULL;
+    m->data = NULL;
+    m->data_len = 0;
+    m->offs = NULL;
+    m->nflat = 0;
+    m->table = NULL;
+    m->cap = 0;
+    m->over = NULL;
+    m->count = 0;
+    return m;
+}
+
+static void nm_dealloc(NodeMap *m) {
+    Py_XDECREF(m->base);
+    Py_XDECREF(m->over);
+    if (!m->base) {
+        PyMem_Free(m->data);
+        PyMem_Free(m->offs);
+        PyMem_Free(m->table);
+    }
+    PyObject_Free(m);
+}
+
+/* A flat map of a dict's or a NodeMap's items (through Python's mapping protocol for
+ * anything else with ``items()``). */
+static PyObject *nm_flat_of(PyObject *src);
+
+/* For each owner of ``m`` in order (the flat part's, then the changed ones): fn(key span,
+ * value span, arg); stops at a non-zero return. The changed owners' spans point into
+ * their bytes objects; None ones are skipped. */
+typedef int (*nm_visit)(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                        Py_ssize_t vlen, void *arg);
+
+static int nm_each(NodeMap *m, nm_visit fn, void *arg) {
+    NodeMap *f = NM_FLAT(m);
+    unsigned char *skip = NULL; /* a bit per flat entry that a change replaces */
+    if (m->over && PyDict_GET_SIZE(m->over)) {
+        skip = PyMem_Calloc((size_t)f->nflat / 8 + 1, 1);
+        if (!skip) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (PyDict_Next(m->over, &pos, &key, &val)) {
+            Py_hash_t h = PyObject_Hash(key);
+            if (h == -1) {
+                PyMem_Free(skip);
+                return -1;
+            }
+            Py_ssize_t e = nm_find_flat(f, (const unsigned char *)PyBytes_AS_STRING(key),
+                                        PyBytes_GET_SIZE(key), h);
+            if (e >= 0) skip[e / 8] |= (unsigned char)(1 << (e % 8));
+        }
+    }
+    int rc = 0;
+    for (Py_ssize_t e = 0; e < f->nflat && !rc; e++) {
+        if (skip && skip[e / 8] & (1 << (e % 8))) continue;
+        const unsigned char *k, *v;
+        Py_ssize_t klen, vlen;
+        nm_entry(f, e, &k, &klen, &v, &vlen);
+        rc = fn(k, klen, v, vlen, arg);
+    }
+    PyMem_Free(skip);
+    if (rc) return rc;
+    if (m->over) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        while (PyDict_Next(m->over, &pos, &key, &val)) {
+            if (val == Py_None) continue;
+            rc = fn((const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key),
+                    (const unsigned char *)PyBytes_AS_STRING(val), PyBytes_GET_SIZE(val), arg);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    NodeMap *f;
+    size_t dcap;
+    Py_ssize_t ocap;
+} Builder;
+
+static int build_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                       Py_ssize_t vlen, void *arg) {
+    Builder *b = arg;
+    return nm_append(b->f, &b->dcap, &b->ocap, k, klen, v, vlen);
+}
+
+/* Appends owner ``key`` with Python node ``node`` (bytes, or a tuple of bytes), encoded
+ * straight into the buffer. */
+static int nm_append_node(NodeMap *f, Builder *b, PyObject *key, PyObject *node) {
+    if (!PyBytes_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "a key is bytes");
+        return -1;
+    }
+    const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(key);
+    Py_ssize_t klen = PyBytes_GET_SIZE(key);
+    if (PyBytes_Check(node)) {
+        const unsigned char *v = (const unsigned char *)PyBytes_AS_STRING(node);
+        Py_ssize_t vlen = PyBytes_GET_SIZE(node);
+        if (vlen >= 2 && !v[0] && !v[1]) {
+            PyErr_SetString(PyExc_ValueError, "a blob of type 0");
+            return -1;
+        }
+        return nm_append(f, &b->dcap, &b->ocap, k, klen, v, vlen);
+    }
+    if (!PyTuple_Check(node)) {
+        PyErr_SetString(PyExc_TypeError, "a node is bytes or a tuple of bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(node), vlen = 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(node, i);
+        if (!PyBytes_Check(o)) {
+            PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
+            return -1;
+        }
+        vlen += 4 + PyBytes_GET_SIZE(o);
+    }
+    /* The entry made with a zeroed value, then the value written in place. */
+    if (nm_append(f, &b->dcap, &b->ocap, k, klen, NULL, 0) < 0) return -1;
+    if ((uint64_t)vlen > 0xFFFFFFFFULL) {
+        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
+        return -1;
+    }
+    size_t need = f->data_len + (size_t)vlen;
+    if (need > b->dcap) {
+        size_t ncap = b->dcap;
+        while (ncap < need) ncap += ncap / 2 + 4096;
+        unsigned char *nd = PyMem_Realloc(f->data, ncap);
+        if (!nd) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        f->data = nd;
+        b->dcap = ncap;
+    }
+    unsigned char *p = f->data + f->offs[f->nflat - 1];
+    uint32_t vl = (uint32_t)vlen;
+    memcpy(p + 1 + klen, &vl, 4);
+    unsigned char *o = p + 5 + klen;
+    o[0] = o[1] = 0;
+    o += 2;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *bo = PyTuple_GET_ITEM(node, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(bo);
+        o[0] = (unsigned char)(len >> 24); o[1] = (len >> 16) & 0xFF; o[2] = (len >> 8) & 0xFF; o[3] = len & 0xFF;
+        memcpy(o + 4, PyBytes_AS_STRING(bo), (size_t)len);
+        o += 4 + len;
+    }
+    f->data_len = need;
+    return 0;
+}
+
+static PyObject *nm_flat_of(PyObject *src) {
+    NodeMap *f = nm_alloc();
+    if (!f) return NULL;
+    Builder b = {f, 0, 0};
+    if (Py_IS_TYPE(src, &NodeMapType)) {
+        NodeMap *m = (NodeMap *)src;
+        size_t reserve = NM_FLAT(m)->data_len;
+        if (reserve) {
+            f->data = PyMem_Malloc(reserve);
+            if (!f->data) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            b.dcap = reserve;
+        }
+        if (nm_each(m, build_visit, &b) < 0) goto fail;
+    } else {
+        /* A dict's items read in place; another mapping's through its items(). */
+        PyObject *items = PyDict_Check(src) ? NULL : PyMapping_Items(src);
+        if (!PyDict_Check(src) && !items) goto fail;
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *key, *node;
+        for (;;) {
+            if (items) {
+                if (i >= PyList_GET_SIZE(items)) break;
+                PyObject *kv = PyList_GET_ITEM(items, i++);
+                key = PyTuple_GET_ITEM(kv, 0);
+                node = PyTuple_GET_ITEM(kv, 1);
+            } else if (!PyDict_Next(src, &pos, &key, &node)) {
+                break;
+            }
+            if (nm_append_node(f, &b, key, node) < 0) {
+                Py_XDECREF(items);
+                goto fail;
+            }
+        }
+        Py_XDECREF(items);
+    }
+    if (nm_index(f) < 0) goto fail;
+    return (PyObject *)f;
+fail:
+    Py_DECREF(f);
+    return NULL;
+}
+
+static PyObject *nm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *src = NULL;
+    static char *kwlist[] = {"nodes", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:NodeMap", kwlist, &src)) return NULL;
+    if (src == NULL) {
+        NodeMap *f = nm_alloc();
+        if (f && nm_index(f) < 0) Py_CLEAR(f);
+        return (PyObject *)f;
+    }
+    if (Py_IS_TYPE(src, &NodeMapType)) {
+        Py_INCREF(src);
+        return src;
+    }
+    return nm_flat_of(src);
+}
+
+/* NodeMap.from_rows(rows, sortkeys): a map of (key, encoded value) pairs, or (sort key,
+ * encoded value) with sortkeys true: the ``nodes`` table's rows, values kept as stored. */
+static PyObject *nm_from_rows(PyObject *cls, PyObject *args) {
+    PyObject *rows;
+    int sortkeys = 0;
+    if (!PyArg_ParseTuple(args, "O|p:from_rows", &rows, &sortkeys)) return NULL;
+    PyObject *it = PyObject_GetIter(rows);
+    if (!it) return NULL;
+    NodeMap *f = nm_alloc();
+    if (!f) {
+        Py_DECREF(it);
+        return NULL;
+    }
+    Builder b = {f, 0, 0};
+    PyObject *row;
+    while ((row = PyIter_Next(it))) {
+        PyObject *seq = PySequence_Fast(row, "a row is (key, value)");
+        Py_DECREF(row);
+        if (!seq) goto fail;
+        if (PySequence_Fast_GET_SIZE(seq) != 2) {
+            PyErr_SetString(PyExc_ValueError, "a row is (key, value)");
+            Py_DECREF(seq);
+            goto fail;
+        }
+        Py_buffer kb, vb;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, 0), &kb, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(seq);
+            goto fail;
+        }
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, 1), &vb, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&kb);
+            Py_DECREF(seq);
+            goto fail;
+        }
+        const unsigned char *v = vb.buf;
+        int rc = value_count(v, vb.len) < 0 ? -1 : 0; /* a malformed value refused now */
+        if (rc == 0 && sortkeys) {
+            /* key_of_sort_key's labels in reverse order, then the root label */
+            const unsigned char *sk = kb.buf;
+            Py_ssize_t n = kb.len, starts[128], pos = 0;
+            int count = 0;
+            unsigned char key[256];
+            while (pos < n && rc == 0) {
+                if (count == 128 || sk[pos] == 0 || pos + 1 + sk[pos] > n || n + 1 > 255) {
+                    PyErr_SetString(PyExc_ValueError, "not a sort key");
+                    rc = -1;
+                    break;
+                }
+                starts[count++] = pos;
+                pos += 1 + sk[pos];
+            }
+            if (rc == 0) {
+                unsigned char *o = key;
+                for (int i = count - 1; i >= 0; i--) {
+                    memcpy(o, sk + starts[i], (size_t)sk[starts[i]] + 1);
+                    o += sk[starts[i]] + 1;
+                }
+                *o++ = 0;
+                rc = nm_append(f, &b.dcap, &b.ocap, key, o - key, v, vb.len);
+            }
+        } else if (rc == 0) {
+            rc = nm_append(f, &b.dcap, &b.ocap, kb.buf, kb.len, v, vb.len);
+        }
+        PyBuffer_Release(&kb);
+        PyBuffer_Release(&vb);
+        Py_DECREF(seq);
+        if (rc < 0) goto fail;
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(it);
+    if (nm_index(f) < 0) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    return (PyObject *)f;
+fail:
+    Py_DECREF(it);
+    Py_DECREF(f);
+    return NULL;
+}
+
+/* Changed owners kept beside a shared buffer, at most this many, or a 1/16 of the map. */
+#define NM_OVER_MIN 1024
+
+/* map.updated(changes): this version with ``changes`` (key -> node, or None: removed)
+ * applied; this one unchanged. */
+static PyObject *nm_updated(NodeMap *m, PyObject *changes) {
+    if (!PyDict_Check(changes)) {
+        PyErr_SetString(PyExc_TypeError, "changes is a dict");
+        return NULL;
+    }
+    PyObject *over = m->over ? PyDict_Copy(m->over) : PyDict_New();
+    if (!over) return NULL;
+    Py_ssize_t count = m->count;
+    NodeMap *f = NM_FLAT(m);
+    Py_ssize_t pos = 0;
+    PyObject *key, *node;
+    while (PyDict_Next(changes, &pos, &key, &node)) {
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) < 1 || PyBytes_GET_SIZE(key) > 255) {
+            PyErr_SetString(PyExc_ValueError, "a key is bytes of 1 to 255 octets");
+            goto fail;
+        }
+        const unsigned char *v;
+        Py_ssize_t vlen;
+        int had = nm_lookup((PyObject *)m, key, &v, &vlen);
+        if (had < 0) goto fail;
+        PyObject *enc;
+        if (node == Py_None) {
+            /* None where the flat part has the key; else forgotten */
+            Py_hash_t h = PyObject_Hash(key);
+            if (h == -1) goto fail;
+            int in_flat = nm_find_flat(f, (const unsigned char *)PyBytes_AS_STRING(key),
+                                       PyBytes_GET_SIZE(key), h) >= 0;
+            if (in_flat) {
+                enc = Py_None;
+                Py_INCREF(enc);
+            } else {
+                if (PyDict_DelItem(over, key) < 0) {
+                    if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto fail;
+                    PyErr_Clear();
+                }
+                enc = NULL;
+            }
+            if (had) count--;
+        } else {
+            enc = encode_value(node);
+            if (!enc) goto fail;
+            if (!had) count++;
+        }
+        if (enc) {
+            int rc = PyDict_SetItem(over, key, enc);
+            Py_DECREF(enc);
+            if (rc < 0) goto fail;
+        }
+    }
+    NodeMap *out = nm_alloc();
+    if (!out) goto fail;
+    Py_INCREF(f);
+    out->base = f;
+    out->data = f->data;
+    out->data_len = f->data_len;
+    out->offs = f->offs;
+    out->nflat = f->nflat;
+    out->table = f->table;
+    out->cap = f->cap;
+    out->count = count;
+    if (PyDict_GET_SIZE(over)) {
+        out->over = over;
+    } else {
+        Py_DECREF(over);
+    }
+    if (out->over && PyDict_GET_SIZE(out->over) > NM_OVER_MIN
+        && PyDict_GET_SIZE(out->over) > f->nflat / 16) {
+        PyObject *flat = nm_flat_of((PyObject *)out);
+        Py_DECREF(out);
+        return flat;
+    }
+    return (PyObject *)out;
+fail:
+    Py_DECREF(over);
+    return NULL;
+}
+
+static Py_ssize_t nm_len(NodeMap *m) { return m->count; }
+
+static PyObject *nm_getitem(NodeMap *m, PyObject *key) {
+    const unsigned char *v;
+    Py_ssize_t vlen;
+    int r = nm_lookup((PyObject *)m, key, &v, &vlen);
+    if (r < 0) return NULL;
+    if (!r) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return value_object(v, vlen);
+}
+
+static int nm_contains(NodeMap *m, PyObject *key) {
+    const unsigned char *v;
+    Py_ssize_t vlen;
+    return nm_lookup((PyObject *)m, key, &v, &vlen);
+}
+
+static PyObject *nm_get(NodeMap *m, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    const unsigned char *v;
+    Py_ssize_t vlen;
+    int r = nm_lookup((PyObject *)m, args[0], &v, &vlen);
+    if (r < 0) return NULL;
+    if (r) return value_object(v, vlen);
+    PyObject *dflt = nargs == 2 ? args[1] : Py_None;
+    Py_INCREF(dflt);
+    return dflt;
+}
+
+/* Iteration: 0 keys, 1 values, 2 items. Over the flat part's entries (skipping the
+ * changed ones), then over the changes. */
+typedef struct {
+    PyObject_HEAD
+    NodeMap *m;
+    Py_ssize_t e;   /* next flat entry */
+    Py_ssize_t pos; /* PyDict_Next position in the changes */
+    int kind;
+} NodeMapIter;
+
+static PyTypeObject NodeMapIterType;
+
+static PyObject *nm_make_iter(NodeMap *m, int kind) {
+    NodeMapIter *it = PyObject_New(NodeMapIter, &NodeMapIterType);
+    if (!it) return NULL;
+    Py_INCREF(m);
+    it->m = m;
+    it->e = 0;
+    it->pos = 0;
+    it->kind = kind;
+    return (PyObject *)it;
+}
+
+static void nmi_dealloc(NodeMapIter *it) {
+    Py_DECREF(it->m);
+    PyObject_Free(it);
+}
+
+static PyObject *nmi_result(int kind, PyObject *key, PyObject *value) {
+    /* steals both */
+    if (kind == 0) {
+        Py_DECREF(value);
+        return key;
+    }
+    if (kind == 1) {
+        Py_DECREF(key);
+        return value;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (!t) {
+        Py_DECREF(key);
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, key);
+    PyTuple_SET_ITEM(t, 1, value);
+    return t;
+}
+
+static PyObject *nmi_next(NodeMapIter *it) {
+    NodeMap *m = it->m, *f = NM_FLAT(m);
+    while (it->e < f->nflat) {
+        const unsigned char *k, *v;
+        Py_ssize_t klen, vlen;
+        nm_entry(f, it->e++, &k, &klen, &v, &vlen);
+        PyObject *key = PyBytes_FromStringAndSize((const char *)k, klen);
+        if (!key) return NULL;
+        if (m->over) {
+            int has = PyDict_Contains(m->over, key);
+            if (has) {
+                Py_DECREF(key);
+                if (has < 0) return NULL;
+                continue;
+            }
+        }
+        if (it->kind == 0) return key;
+        PyObject *value = value_object(v, vlen);
+        if (!value) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        return nmi_result(it->kind, key, value);
+    }
+    if (m->over) {
+        PyObject *key, *enc;
+        while (PyDict_Next(m->over, &it->pos, &key, &enc)) {
+            if (enc == Py_None) continue;
+            Py_INCREF(key);
+            if (it->kind == 0) return key;
+            PyObject *value = value_object((const unsigned char *)PyBytes_AS_STRING(enc),
+                                           PyBytes_GET_SIZE(enc));
+            if (!value) {
+                Py_DECREF(key);
+                return NULL;
+            }
+            return nmi_result(it->kind, key, value);
+        }
+    }
+    return NULL;
+}
+
+static PyObject *nm_iter(NodeMap *m) { return nm_make_iter(m, 0); }
+static PyObject *nm_keys(NodeMap *m, PyObject *Py_UNUSED(x)) { return nm_make_iter(m, 0); }
+static PyObject *nm_values(NodeMap *m, PyObject *Py_UNUSED(x)) { return nm_make_iter(m, 1); }
+static PyObject *nm_items(NodeMap *m, PyObject *Py_UNUSED(x)) { return nm_make_iter(m, 2); }
+
+/* Equal to a dict or a NodeMap of the same items. */
+static PyObject *nm_richcompare(PyObject *a, PyObject *b, int op) {
+    if ((op != Py_EQ && op != Py_NE) || !Py_IS_TYPE(a, &NodeMapType)
+        || !(PyDict_Check(b) || Py_IS_TYPE(b, &NodeMapType)))
+        Py_RETURN_NOTIMPLEMENTED;
+    int equal = PyObject_Length(b) == ((NodeMap *)a)->count;
+    if (PyErr_Occurred()) return NULL;
+    if (equal) {
+        PyObject *it = nm_make_iter((NodeMap *)a, 2), *kv;
+        if (!it) return NULL;
+        while (equal && (kv = PyIter_Next(it))) {
+            PyObject *other = PyObject_GetItem(b, PyTuple_GET_ITEM(kv, 0));
+            if (!other) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                    Py_DECREF(kv);
+                    Py_DECREF(it);
+                    return NULL;
+                }
+                PyErr_Clear();
+                equal = 0;
+            } else {
+                equal = PyObject_RichCompareBool(PyTuple_GET_ITEM(kv, 1), other, Py_EQ);
+                Py_DECREF(other);
+            }
+            Py_DECREF(kv);
+            if (equal < 0) {
+                Py_DECREF(it);
+                return NULL;
+            }
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyBool_FromLong(op == Py_EQ ? equal : !equal);
+}
+
+static PyObject *nm_reduce(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    if (PyDict_Update(d, (PyObject *)m) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return Py_BuildValue("(O(N))", Py_TYPE(m), d);
+}
+
+static PyObject *nm_sizeof(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    size_t size = sizeof(NodeMap);
+    if (!m->base) size += m->data_len + (size_t)m->nflat * sizeof(size_t) + m->cap * sizeof(uint64_t);
+    return PyLong_FromSize_t(size);
+}
+
+static PyObject *nm_changed(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    return PyLong_FromSsize_t(m->over ? PyDict_GET_SIZE(m->over) : 0);
+}
+
+/* Whether an encoded value holds anything (not b"", not an empty tuple). */
+static inline int value_truthy(const unsigned char *v, Py_ssize_t vlen) {
+    return vlen > 2 || (vlen > 0 && (vlen < 2 || v[0] || v[1]));
+}
+
+typedef struct {
+    PyObject *list;
+    int rdtype;         /* -1: any owner with data */
+    unsigned long long records;
+} Scan;
+
+static int scan_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                      Py_ssize_t vlen, void *arg) {
+    Scan *sc = arg;
+    if (!value_truthy(v, vlen)) return 0;
+    int take = sc->rdtype < 0;
+    Py_ssize_t pos = 0, len;
+    const unsigned char *b;
+    int r;
+    while ((r = value_next(v, vlen, &pos, &b, &len)) > 0) {
+        if (len >= 4) {
+            sc->records += (unsigned)b[2] << 8 | b[3];
+            if (((b[0] << 8) | b[1]) == sc->rdtype) take = 1;
+        }
+    }
+    if (r < 0) return -1;
+    if (!take || !sc->list) return 0;
+    PyObject *key = PyBytes_FromStringAndSize((const char *)k, klen);
+    if (!key) return -1;
+    int rc = PyList_Append(sc->list, key);
+    Py_DECREF(key);
+    return rc;
+}
+
+/* map.owners(rdtype=-1): the keys of the owners with data (with an RRset of ``rdtype``,
+ * if given), in the map's order. */
+static PyObject *nm_owners(NodeMap *m, PyObject *args) {
+    int rdtype = -1;
+    if (!PyArg_ParseTuple(args, "|i:owners", &rdtype)) return NULL;
+    Scan sc = {PyList_New(0), rdtype, 0};
+    if (!sc.list) return NULL;
+    if (nm_each(m, scan_visit, &sc) < 0) {
+        Py_DECREF(sc.list);
+        return NULL;
+    }
+    return sc.list;
+}
+
+/* map.record_count(): the records of every node (their blobs' count fields). */
+static PyObject *nm_record_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    Scan sc = {NULL, -2, 0};
+    if (nm_each(m, scan_visit, &sc) < 0) return NULL;
+    return PyLong_FromUnsignedLongLong(sc.records);
+}
+
+/* map.to_bytes(): the map as one bytes object, for NodeMap.from_bytes in a later run:
+ * "ZKNM1" then each entry as [key length (1)][key][value length (4, big-endian)][value]. */
+static int dump_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                      Py_ssize_t vlen, void *arg) {
+    unsigned char **o = arg;
+    unsigned char *p = *o;
+    p[0] = (unsigned char)klen;
+    memcpy(p + 1, k, (size_t)klen);
+    p += 1 + klen;
+    p[0] = (unsigned char)(vlen >> 24); p[1] = (vlen >> 16) & 0xFF; p[2] = (vlen >> 8) & 0xFF; p[3] = vlen & 0xFF;
+    if (vlen) memcpy(p + 4, v, (size_t)vlen);
+    *o = p + 4 + vlen;
+    return 0;
+}
+
+static int size_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                      Py_ssize_t vlen, void *arg) {
+    *(size_t *)arg += 5 + (size_t)klen + (size_t)vlen;
+    return 0;
+}
+
+#define NM_MAGIC "ZKNM1"
+
+static PyObject *nm_to_bytes(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    size_t size = 5;
+    if (nm_each(m, size_visit, &size) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(o, NM_MAGIC, 5);
+    o += 5;
+    if (nm_each(m, dump_visit, &o) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* NodeMap.from_bytes(data): the map that to_bytes wrote (any bytes-like object);
+ * ValueError if ``data`` is not one. */
+static PyObject *nm_from_bytes(PyObject *cls, PyObject *arg) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *p = b.buf, *end = p + b.len;
+    NodeMap *f = NULL;
+    if (b.len < 5 || memcmp(p, NM_MAGIC, 5) != 0) {
+        PyErr_SetString(PyExc_ValueError, "not a node map");
+        goto fail;
+    }
+    p += 5;
+    f = nm_alloc();
+    if (!f) goto fail;
+    Builder bl = {f, 0, 0};
+    if (end > p) {
+        f->data = PyMem_Malloc((size_t)(end - p));
+        if (!f->data) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        bl.dcap = (size_t)(end - p);
+    }
+    while (p < end) {
+        Py_ssize_t klen = p[0];
+        if (end - p < 5 + klen) goto bad;
+        const unsigned char *k = p + 1, *q = p + 1 + klen;
+        Py_ssize_t vlen = (Py_ssize_t)q[0] << 24 | (Py_ssize_t)q[1] << 16 | q[2] << 8 | q[3];
+        if (end - (q + 4) < vlen) goto bad;
+        if (value_count(q + 4, vlen) < 0) goto fail;
+        if (nm_append(f, &bl.dcap, &bl.ocap, k, klen, q + 4, vlen) < 0) goto fail;
+        p = q + 4 + vlen;
+    }
+    if (nm_index(f) < 0) goto fail;
+    PyBuffer_Release(&b);
+    return (PyObject *)f;
+bad:
+    PyErr_SetString(PyExc_ValueError, "a truncated node map");
+fail:
+    PyBuffer_Release(&b);
+    Py_XDECREF(f);
+    return NULL;
+}
+
+static PyMethodDef nm_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))nm_get, METH_FASTCALL, "the node of a key, or default"},
+    {"keys", (PyCFunction)nm_keys, METH_NOARGS, "an iterator of the keys"},
+    {"values", (PyCFunction)nm_values, METH_NOARGS, "an iterator of the nodes"},
+    {"items", (PyCFunction)nm_items, METH_NOARGS, "an iterator of (key, node)"},
+    {"updated", (PyCFunction)nm_updated, METH_O,
+     "updated(changes): a new map with changes (key -> node, or None: removed) applied"},
+    {"from_rows", (PyCFunction)nm_from_rows, METH_VARARGS | METH_CLASS,
+     "from_rows(rows, sortkeys=False): a map of (key or sort key, encoded node) rows"},
+    {"__reduce__", (PyCFunction)nm_reduce, METH_NOARGS, NULL},
+    {"__sizeof__", (PyCFunction)nm_sizeof, METH_NOARGS, NULL},
+    {"owners", (PyCFunction)nm_owners, METH_VARARGS,
+     "owners(rdtype=-1): keys of the owners with data (with an RRset of rdtype, if given)"},
+    {"record_count", (PyCFunction)nm_record_count, METH_NOARGS, "the records of every node"},
+    {"to_bytes", (PyCFunction)nm_to_bytes, METH_NOARGS, "the map as bytes, for from_bytes"},
+    {"from_bytes", (PyCFunction)nm_from_bytes, METH_O | METH_CLASS, "the map of to_bytes' bytes"},
+    {"changed_count", (PyCFunction)nm_changed, METH_NOARGS,
+     "owners kept beside the shared buffer (changed since it was made)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods nm_as_mapping = {(lenfunc)nm_len, (binaryfunc)nm_getitem, NULL};
+static PySequenceMethods nm_as_sequence = {.sq_contains = (objobjproc)nm_contains};
+
+static PyTypeObject NodeMapType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "zonekeeper.proto._axfrbuild.NodeMap",
+    .tp_basicsize = sizeof(NodeMap),
+    .tp_dealloc = (destructor)nm_dealloc,
+    .tp_as_mapping = &nm_as_mapping,
+    .tp_as_sequence = &nm_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A node table in one buffer: a read-only dict of key -> node.",
+    .tp_iter = (getiterfunc)nm_iter,
+    .tp_richcompare = nm_richcompare,
+    .tp_methods = nm_methods,
+    .tp_new = nm_new,
+};
+
+static PyTypeObject NodeMapIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "zonekeeper.proto._axfrbuild.NodeMapIterator",
+    .tp_basicsize = sizeof(NodeMapIter),
+    .tp_dealloc = (destructor)nmi_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)nmi_next,
+};
+
+/* What _udpfast.c takes through the capsule "zonekeeper.proto._axfrbuild.NODEMAP_API". */
+typedef struct {
+    PyTypeObject *type;
+    int (*lookup)(PyObject *map, PyObject *key, const unsigned char **v, Py_ssize_t *vlen);
+    int (*value_next)(const unsigned char *v, Py_ssize_t vlen, Py_ssize_t *pos,
+                      const unsigned char **blob, Py_ssize_t *len);
+} NodeMapAPI;
+
+static NodeMapAPI nodemap_api = {&NodeMapType, nm_lookup, value_next};
+
+/* One RRset blob of owner ``key`` into the chunk (``first``: the owner's first RR). */
+static int r_blob(R *r, PyObject *key, int apex, const unsigned char *blob, Py_ssize_t end,
+                  int *first) {
+    if (end < 4) return 0;
+    int rdtype = (blob[0] << 8) | blob[1];
+    if (apex && rdtype == 6) return 0;
+    Py_ssize_t pos = 4;
+    while (pos < end) {
+        if (pos + 12 > end) {
+            PyErr_SetString(PyExc_ValueError, "a truncated RR in a node");
+            return -1;
+        }
+        Py_ssize_t nxt = pos + 12 + ((blob[pos + 10] << 8) | blob[pos + 11]);
+        if (nxt > end) {
+            PyErr_SetString(PyExc_ValueError, "a truncated RR in a node");
+            return -1;
+        }
+        if (head_rr(r, key, rdtype, blob, pos, nxt, *first) < 0) return -1;
+        *first = 0;
+        pos = nxt;
+    }
+    return 0;
+}
+
+/* Owner ``key``'s RRs: its node a Python one (``node``: bytes or a tuple of bytes) or,
+ * with ``node`` NULL, the encoded value v[:vlen] of a NodeMap. */
+static int r_owner(R *r, PyObject *key, PyObject *node, const unsigned char *v, Py_ssize_t vlen) {
     if (r->pos >= POINTER_LIMIT && r_close(r) < 0) return -1;
     int apex = PyBytes_GET_SIZE(key) == r->origin_len
                && memcmp(PyBytes_AS_STRING(key), r->origin, r->origin_len) == 0;
     int first = 1;
+    if (!node) {
+        Py_ssize_t pos = 0, len;
+        const unsigned char *blob;
+        int got;
+        while ((got = value_next(v, vlen, &pos, &blob, &len)) > 0) {
+            if (r_blob(r, key, apex, blob, len, &first) < 0) return -1;
+        }
+        return got;
+    }
     PyObject *one[1];
     PyObject **blobs;
     Py_ssize_t nblobs;
@@ -382,26 +1466,9 @@ static int r_owner(R *r, PyObject *key, PyObject *node) {
             PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
             return -1;
         }
-        const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(bo);
-        Py_ssize_t end = PyBytes_GET_SIZE(bo);
-        if (end < 4) continue;
-        int rdtype = (blob[0] << 8) | blob[1];
-        if (apex && rdtype == 6) continue;
-        Py_ssize_t pos = 4;
-        while (pos < end) {
-            if (pos + 12 > end) {
-                PyErr_SetString(PyExc_ValueError, "a truncated RR in a node");
-                return -1;
-            }
-            Py_ssize_t nxt = pos + 12 + ((blob[pos + 10] << 8) | blob[pos + 11]);
-            if (nxt > end) {
-                PyErr_SetString(PyExc_ValueError, "a truncated RR in a node");
-                return -1;
-            }
-            if (head_rr(r, key, rdtype, blob, pos, nxt, first) < 0) return -1;
-            first = 0;
-            pos = nxt;
-        }
+        if (r_blob(r, key, apex, (const unsigned char *)PyBytes_AS_STRING(bo),
+                   PyBytes_GET_SIZE(bo), &first) < 0)
+            return -1;
     }
     return 0;
 }
@@ -437,10 +1504,15 @@ static PyObject *partition(PyObject *self, PyObject *args) {
     Py_ssize_t origin_len;
     long base, first_base, most, chunk_end;
     Py_ssize_t start, max_buckets;
-    if (!PyArg_ParseTuple(args, "O!O!y#llllnn", &PyList_Type, &keys, &PyDict_Type, &nodes,
+    if (!PyArg_ParseTuple(args, "O!Oy#llllnn", &PyList_Type, &keys, &nodes,
                           &origin, &origin_len, &base, &first_base, &most, &chunk_end, &start,
                           &max_buckets))
         return NULL;
+    int flat = Py_IS_TYPE(nodes, &NodeMapType);
+    if (!flat && !PyDict_Check(nodes)) {
+        PyErr_SetString(PyExc_TypeError, "nodes is a dict or a NodeMap");
+        return NULL;
+    }
     R r;
     memset(&r, 0, sizeof(r));
     PyObject *out = PyList_New(0);
@@ -455,14 +1527,23 @@ static PyObject *partition(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_TypeError, "owner keys are bytes");
             goto fail;
         }
-        PyObject *node = PyDict_GetItemWithError(nodes, key);
-        if (!node) {
-            if (PyErr_Occurred()) goto fail;
-            continue;
+        PyObject *node = NULL;
+        const unsigned char *v = NULL;
+        Py_ssize_t vlen = 0;
+        if (flat) {
+            int got = nm_lookup(nodes, key, &v, &vlen);
+            if (got < 0) goto fail;
+            if (!got || !vlen || (vlen == 2 && !v[0] && !v[1])) continue;
+        } else {
+            node = PyDict_GetItemWithError(nodes, key);
+            if (!node) {
+                if (PyErr_Occurred()) goto fail;
+                continue;
+            }
+            int truthy = PyObject_IsTrue(node);
+            if (truthy < 0) goto fail;
+            if (!truthy) continue;
         }
-        int truthy = PyObject_IsTrue(node);
-        if (truthy < 0) goto fail;
-        if (!truthy) continue;
         if (PyList_GET_SIZE(taken) && (r.pos >= POINTER_LIMIT || PyList_GET_SIZE(taken) >= most)) {
             if (close_bucket(&r, taken, out) < 0) goto fail;
             if (PyList_GET_SIZE(out) >= max_buckets) { /* owner i begins the next call's */
@@ -476,7 +1557,7 @@ static PyObject *partition(PyObject *self, PyObject *args) {
                                  chunk_end) < 0)
                 goto fail;
         }
-        if (r_owner(&r, key, node) < 0 || PyList_Append(taken, key) < 0) goto fail;
+        if (r_owner(&r, key, node, v, vlen) < 0 || PyList_Append(taken, key) < 0) goto fail;
     }
     if (close_bucket(&r, taken, out) < 0) goto fail;
     r_free(&r);
@@ -657,4 +1738,21 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_axfrbuild", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__axfrbuild(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__axfrbuild(void) {
+    if (PyType_Ready(&NodeMapType) < 0 || PyType_Ready(&NodeMapIterType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    PyObject *capsule = PyCapsule_New(&nodemap_api, "zonekeeper.proto._axfrbuild.NODEMAP_API", NULL);
+    if (!capsule || PyModule_AddObject(m, "NODEMAP_API", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&NodeMapType);
+    if (PyModule_AddObject(m, "NodeMap", (PyObject *)&NodeMapType) < 0) {
+        Py_DECREF(&NodeMapType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

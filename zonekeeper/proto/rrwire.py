@@ -20,7 +20,7 @@ from __future__ import annotations
 import marshal
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import dns.name
 import dns.rdata
@@ -110,11 +110,20 @@ def add_ents(nodes: dict[bytes, Node], origin_key: bytes,
                 nodes[anc] = b""
 
 
-def find_cuts(nodes: dict[bytes, Node], origin_key: bytes,
+def find_cuts(nodes: Mapping[bytes, Node], origin_key: bytes,
               owners: Iterable[bytes] | None = None) -> frozenset[bytes]:
     """The zone cuts (owners of NS below the apex) among ``owners`` (default: every node)."""
+    if owners is None and type(nodes) is NodeMap:  # read in place, not a node at a time
+        return frozenset(k for k in nodes.owners(2) if k != origin_key)  # type: ignore[attr-defined]
     return frozenset(k for k in (nodes if owners is None else owners)
                      if k != origin_key and nodes.get(k) and find_blob(nodes[k], b"\x00\x02"))
+
+
+def node_owners(nodes: Mapping[bytes, Node]) -> list[bytes]:
+    """The keys of the owners that hold data (not the empty non-terminals)."""
+    if type(nodes) is NodeMap:
+        return nodes.owners()  # type: ignore[attr-defined,no-any-return]
+    return [k for k, n in nodes.items() if n]
 
 
 def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
@@ -166,6 +175,38 @@ try:  # the same in C (_axfrbuild.c): ~0.4 s a million owners in Python
     from zonekeeper.proto._axfrbuild import count_records
 except ImportError:  # built without a C compiler
     count_records = _py_count_records
+
+try:  # a published node table in one buffer (_axfrbuild.c): ~2x less memory than a dict
+    from zonekeeper.proto._axfrbuild import NodeMap
+except ImportError:  # built without a C compiler: published tables stay dicts
+    NodeMap = None
+
+# A published version's node table: a NodeMap where it is built, else a dict; either way
+# read only (a new version is a new table: ``updated_nodes``).
+Nodes = Mapping[bytes, Node]
+
+
+def freeze_nodes(nodes: Mapping[bytes, Node]) -> Mapping[bytes, Node]:
+    """``nodes`` as a published version keeps them: in one buffer (a NodeMap, the values
+    read back as they were given) where that is built, else as they are."""
+    if NodeMap is None or type(nodes) is NodeMap:
+        return nodes
+    return NodeMap(nodes)  # type: ignore[no-any-return]
+
+
+def updated_nodes(nodes: Mapping[bytes, Node], changes: Mapping[bytes, Node | None]) -> Mapping[bytes, Node]:
+    """A new table: ``nodes`` with ``changes`` applied (None: the owner is gone); ``nodes``
+    is not changed. A NodeMap shares its buffer with the new one (the changed owners are
+    kept beside it), where a dict is copied whole."""
+    if NodeMap is not None and type(nodes) is NodeMap:
+        return nodes.updated(dict(changes))  # type: ignore[no-any-return]
+    out = dict(nodes)
+    for k, v in changes.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
 
 
 def blob_type(blob: bytes) -> int:

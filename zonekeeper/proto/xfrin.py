@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -43,6 +44,7 @@ from zonekeeper.proto.rrwire import (
     make_blob,
     make_node,
     node_blobs,
+    updated_nodes,
 )
 from zonekeeper.proto.serial import is_newer
 
@@ -475,7 +477,7 @@ class Result:
     incremental one also the RRs removed and added (journal wire: owner, type, class, TTL,
     RDLENGTH, RDATA, names uncompressed)."""
 
-    nodes: dict[bytes, Node]
+    nodes: Mapping[bytes, Node]
     cuts: frozenset[bytes]
     serial: int
     records: int
@@ -496,7 +498,7 @@ class Reader:
 
     origin: bytes
     ixfr_from: int | None = None
-    base: dict[bytes, Node] | None = None
+    base: Mapping[bytes, Node] | None = None
     base_cuts: frozenset[bytes] = frozenset()
     done: bool = False
     result: Result | None = None
@@ -625,7 +627,7 @@ class Reader:
 
     def _finish_incremental(self) -> None:
         base = self.base or {}
-        nodes = dict(base)
+        nodes = _Edited(base)
         per_key: dict[bytes, dict[int, tuple[int, list[bytes]]]] = {}
         for (key, rdtype), entry in self._work.items():
             per_key.setdefault(key, {})[rdtype] = entry
@@ -660,15 +662,58 @@ class Reader:
             gone = [k for k, n in nodes.items() if not n and k not in needed]
             for key in gone:
                 del nodes[key]
-        add_ents(nodes, self.origin, per_key)
-        cuts = self.base_cuts.difference(per_key) | find_cuts(nodes, self.origin, per_key)
-        self.result = Result(nodes, cuts, self._serial, self.received, full=False,
+        add_ents(nodes, self.origin, per_key)  # type: ignore[arg-type]
+        cuts = self.base_cuts.difference(per_key) | find_cuts(nodes, self.origin, per_key)  # type: ignore[arg-type]
+        self.result = Result(nodes.table(), cuts, self._serial, self.received, full=False,
                              removed=b"".join(removed), added=b"".join(added))
         self._state = "done"
         self.done = True
 
 
-def diff_nodes(old: dict[bytes, Node], new: dict[bytes, Node]) -> tuple[bytes, bytes]:
+class _Edited:
+    """A node table being changed by an IXFR: ``base`` as it is (a published version's,
+    never changed) with the changes kept beside it, so that a version of a million owners
+    is not copied for a few changed ones; ``table()`` is the new version's table."""
+
+    def __init__(self, base: Mapping[bytes, Node]) -> None:
+        self.base = base
+        self.changes: dict[bytes, Node | None] = {}  # None: removed
+
+    def get(self, key: bytes, default: Node | None = None) -> Node | None:
+        if key in self.changes:
+            got = self.changes[key]
+            return default if got is None else got
+        return self.base.get(key, default)
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key) is not None
+
+    def __getitem__(self, key: bytes) -> Node:
+        got = self.get(key)
+        if got is None:
+            raise KeyError(key)
+        return got
+
+    def __setitem__(self, key: bytes, node: Node) -> None:
+        self.changes[key] = node
+
+    def __delitem__(self, key: bytes) -> None:
+        self.changes[key] = None
+
+    def items(self) -> Iterator[tuple[bytes, Node]]:
+        changes = self.changes
+        for key, node in self.base.items():
+            if key not in changes:
+                yield key, node
+        for key, got in changes.items():
+            if got is not None:
+                yield key, got
+
+    def table(self) -> Mapping[bytes, Node]:
+        return updated_nodes(self.base, self.changes)
+
+
+def diff_nodes(old: Mapping[bytes, Node], new: Mapping[bytes, Node]) -> tuple[bytes, bytes]:
     """What changed between two node tables: journal wire of the RRs removed and added."""
     removed: list[bytes] = []
     added: list[bytes] = []

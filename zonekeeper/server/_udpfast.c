@@ -77,6 +77,75 @@ typedef struct {
 
 static PyObject *str_state, *str_cuts, *str_nodes, *str_neg_soa;
 
+/* The node tables of published versions: dicts, or NodeMaps (proto/_axfrbuild.c), read
+ * through its capsule; NULL when that module is not built (its maps then go to Python). */
+typedef struct {
+    PyTypeObject *type;
+    int (*lookup)(PyObject *map, PyObject *key, const unsigned char **v, Py_ssize_t *vlen);
+    int (*value_next)(const unsigned char *v, Py_ssize_t vlen, Py_ssize_t *pos,
+                      const unsigned char **blob, Py_ssize_t *len);
+} NodeMapAPI;
+static NodeMapAPI *nodemap;
+
+/* Owner ``key`` in ``nodes`` (a dict, or a NodeMap): 1 if it is there, with its RRset of
+ * type tc (2 bytes) in *blob (NULL: none) and whether it holds a CNAME; 0 if not; -1 on an
+ * error. A dict's node is bytes (one blob, or b"" for an empty non-terminal) or a tuple;
+ * a NodeMap's is its encoded value. */
+static int node_find(PyObject *nodes, PyObject *key, const unsigned char *tc,
+                     const unsigned char **blob, Py_ssize_t *blen, int *cname) {
+    *blob = NULL;
+    *blen = 0;
+    *cname = 0;
+    if (nodemap != NULL && Py_IS_TYPE(nodes, nodemap->type)) {
+        const unsigned char *v, *b;
+        Py_ssize_t vlen, pos = 0, len;
+        int r = nodemap->lookup(nodes, key, &v, &vlen);
+        if (r <= 0)
+            return r;
+        while ((r = nodemap->value_next(v, vlen, &pos, &b, &len)) > 0) {
+            if (len < 2)
+                continue;
+            if (b[0] == 0 && b[1] == 5)
+                *cname = 1;
+            if (*blob == NULL && len >= 4 && b[0] == tc[0] && b[1] == tc[1]) {
+                *blob = b;
+                *blen = len;
+            }
+        }
+        return r < 0 ? -1 : 1;
+    }
+    PyObject *node = PyDict_GetItemWithError(nodes, key);
+    if (node == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *one[1] = {node};
+    PyObject **items = one;
+    Py_ssize_t n = 1;
+    if (PyTuple_Check(node)) {
+        items = &PyTuple_GET_ITEM(node, 0);
+        n = PyTuple_GET_SIZE(node);
+    } else if (!PyBytes_Check(node)) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = items[i];
+        if (!PyBytes_Check(o)) {
+            *cname = 1; /* not a node this reads: Python answers */
+            continue;
+        }
+        const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(o);
+        Py_ssize_t len = PyBytes_GET_SIZE(o);
+        if (len < 2)
+            continue;
+        if (b[0] == 0 && b[1] == 5)
+            *cname = 1;
+        if (*blob == NULL && len >= 4 && b[0] == tc[0] && b[1] == tc[1]) {
+            *blob = b;
+            *blen = len;
+        }
+    }
+    return 1;
+}
+
 static uint64_t hash_bytes(const unsigned char *p, size_t n) {
     uint64_t h = 1469598103934665603ULL;  /* FNV-1a, then a final mix */
     for (size_t i = 0; i < n; i++) {
@@ -317,28 +386,15 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
     PyObject *nodes = PyObject_GetAttr(zone, str_nodes);
     if (nodes == NULL)
         goto fail;
-    if (!PyDict_Check(nodes)) {
+    if (!PyDict_Check(nodes) && (nodemap == NULL || !Py_IS_TYPE(nodes, nodemap->type))) {
         Py_DECREF(nodes);
         goto done;
     }
-    PyObject *node = PyDict_GetItemWithError(nodes, suffix[0]);
-    PyObject *blob = NULL;
-    if (node != NULL && PyBytes_Check(node)) {
-        if (PyBytes_GET_SIZE(node) >= 4 && (unsigned char)PyBytes_AS_STRING(node)[0] == tc[0]
-            && (unsigned char)PyBytes_AS_STRING(node)[1] == tc[1])
-            blob = node;
-    } else if (node != NULL && PyTuple_Check(node)) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
-            PyObject *b = PyTuple_GET_ITEM(node, i);
-            if (PyBytes_Check(b) && PyBytes_GET_SIZE(b) >= 4
-                && (unsigned char)PyBytes_AS_STRING(b)[0] == tc[0]
-                && (unsigned char)PyBytes_AS_STRING(b)[1] == tc[1]) {
-                blob = b;
-                break;
-            }
-        }
-    }
-    if (node == NULL && PyErr_Occurred()) {
+    const unsigned char *blob = NULL;
+    Py_ssize_t blen = 0;
+    int cname = 0;
+    int found = node_find(nodes, suffix[0], tc, &blob, &blen, &cname);
+    if (found < 0) {
         Py_DECREF(nodes);
         goto fail;
     }
@@ -346,11 +402,14 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
     int rcode = -1;
     if (blob != NULL) {
         rcode = 0;
-    } else if (node == NULL) {
+    } else if (!found) {
         /* No such name: the closest name above it that exists decides (the apex does); a
          * wildcard child of it would answer (Python synthesizes), else NXDOMAIN. */
         for (size_t i = 1; i < nsuffix && rcode < 0; i++) {
-            int has = PyDict_Contains(nodes, suffix[i]);
+            const unsigned char *ob;
+            Py_ssize_t olen;
+            int oc;
+            int has = node_find(nodes, suffix[i], tc, &ob, &olen, &oc);
             if (has < 0)
                 break;
             if (!has)
@@ -362,29 +421,15 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
             PyBytes_AS_STRING(wild)[0] = 1;
             PyBytes_AS_STRING(wild)[1] = '*';
             memcpy(PyBytes_AS_STRING(wild) + 2, PyBytes_AS_STRING(suffix[i]), (size_t)wlen);
-            has = PyDict_Contains(nodes, wild);
+            has = node_find(nodes, wild, tc, &ob, &olen, &oc);
             Py_DECREF(wild);
             if (has == 0)
                 rcode = 3;
             break;  /* a wildcard (or an error): Python */
         }
-    } else if (PyBytes_Check(node) || PyTuple_Check(node)) {
+    } else if (qtype == 5 || !cname) {
         /* The name, without the type: NODATA, unless a CNAME is to be followed. */
-        int cname = 0;
-        if (qtype != 5) {
-            if (PyBytes_Check(node)) {
-                cname = PyBytes_GET_SIZE(node) >= 2 && PyBytes_AS_STRING(node)[0] == 0
-                        && PyBytes_AS_STRING(node)[1] == 5;
-            } else {
-                for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node) && !cname; i++) {
-                    PyObject *b = PyTuple_GET_ITEM(node, i);
-                    cname = !PyBytes_Check(b) || (PyBytes_GET_SIZE(b) >= 2
-                            && PyBytes_AS_STRING(b)[0] == 0 && PyBytes_AS_STRING(b)[1] == 5);
-                }
-            }
-        }
-        if (!cname)
-            rcode = 0;
+        rcode = 0;
     }
     if (PyErr_Occurred()) {
         Py_DECREF(nodes);
@@ -395,11 +440,9 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
     PyObject *soa = NULL;
     unsigned char ptr[2];
     if (rcode == 0 && blob != NULL) {
-        const unsigned char *bp = (const unsigned char *)PyBytes_AS_STRING(blob);
-        size_t blen = (size_t)PyBytes_GET_SIZE(blob);
-        if (blen > 4 && bp[0] == tc[0] && bp[1] == tc[1]) {
-            body = bp + 4;                                         /* owners point at the question */
-            bodylen = blen - 4;
+        if (blen > 4 && blob[0] == tc[0] && blob[1] == tc[1]) {
+            body = blob + 4;                                       /* owners point at the question */
+            bodylen = (size_t)blen - 4;
         }
     } else if (rcode >= 0) {
         soa = PyObject_GetAttr(zone, str_neg_soa);
@@ -424,9 +467,8 @@ static size_t resolve_plain(Listener *self, const unsigned char *q, const unsign
         o[4] = 0;
         o[5] = 1;
         if (soa == NULL) {
-            const unsigned char *bp = (const unsigned char *)PyBytes_AS_STRING(blob);
-            o[6] = bp[2];                                      /* the RRset's count */
-            o[7] = bp[3];
+            o[6] = blob[2];                                    /* the RRset's count */
+            o[7] = blob[3];
             o[8] = o[9] = 0;
         } else {
             o[6] = o[7] = 0;
@@ -796,6 +838,9 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     str_neg_soa = PyUnicode_InternFromString("neg_soa");
     if (str_state == NULL || str_cuts == NULL || str_nodes == NULL || str_neg_soa == NULL)
         return NULL;
+    nodemap = PyCapsule_Import("zonekeeper.proto._axfrbuild.NODEMAP_API", 0);
+    if (nodemap == NULL)
+        PyErr_Clear(); /* not built: its maps are answered by Python */
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -47,7 +47,7 @@ import mmap
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -79,7 +79,7 @@ def _code_tag() -> str:
 
 
 def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
-    owners = sum(1 for node in snap.nodes.values() if node)
+    owners = len(rrwire.node_owners(snap.nodes))
     return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id, owners)
 
 
@@ -98,8 +98,21 @@ def _kept(snap: ZoneSnapshot) -> bool:
             and snap.state is not ZoneState.UNLOADED and bool(snap.nodes))
 
 
-def _table(snap: ZoneSnapshot) -> tuple[list[bytes], list[rrwire.Node], list[bytes]]:
-    return list(snap.nodes), list(snap.nodes.values()), sorted(snap.cuts)
+def _table(snap: ZoneSnapshot) -> tuple[list[bytes] | bytes, list[rrwire.Node] | None, list[bytes]]:
+    """(keys, nodes, cuts); a NodeMap's table as its bytes (``NodeMap.to_bytes``) and None."""
+    nodes = snap.nodes
+    if rrwire.NodeMap is not None and type(nodes) is rrwire.NodeMap:
+        return nodes.to_bytes(), None, sorted(snap.cuts)  # type: ignore[attr-defined]
+    return list(nodes), list(nodes.values()), sorted(snap.cuts)
+
+
+def _read_table(keys: Any, values: Any) -> Mapping[bytes, rrwire.Node]:
+    """The node table of ``_table``'s first two; ValueError or TypeError if it is not one."""
+    if type(keys) is bytes and values is None and rrwire.NodeMap is not None:
+        return rrwire.NodeMap.from_bytes(keys)  # type: ignore[no-any-return]
+    if type(keys) is not list or type(values) is not list or len(keys) != len(values):
+        raise ValueError("not a node table")
+    return dict(zip(keys, values))
 
 
 class ImageCache:
@@ -269,7 +282,7 @@ class ImageCache:
             log.warning("xfr.image_unreadable", file=str(path), error=repr(exc)[:200])
             return None
 
-    def saved_nodes(self, cur: Any, z: Any) -> tuple[dict[bytes, rrwire.Node],
+    def saved_nodes(self, cur: Any, z: Any) -> tuple[Mapping[bytes, rrwire.Node],
                                                      frozenset[bytes]] | None:
         """The node table and cuts saved for zone row ``z`` (``zones`` columns as
         attributes) as it is stored now, or None: no file, the file of another version
@@ -299,9 +312,9 @@ class ImageCache:
             return None
         try:
             keys, values, cuts = body
-            if (type(keys) is not list or type(values) is not list or type(cuts) is not list
-                    or len(keys) != len(values)):
+            if type(cuts) is not list:
                 raise ValueError("not a node table")
+            nodes = _read_table(keys, values)
         except (ValueError, TypeError) as exc:
             log.warning("zones.nodes_file_unreadable",
                         file=str(path or self.directory / SMALL_NODES), error=repr(exc)[:200])
@@ -310,7 +323,7 @@ class ImageCache:
         if path is not None:
             self._good[name] = header
         self.nodes_read += 1
-        return dict(zip(keys, values)), frozenset(cuts)
+        return nodes, frozenset(cuts)
 
     def _trust(self, cur: Any) -> bool:
         """Whether the tables were written at a clean stop for the database ``cur`` reads;
@@ -373,7 +386,7 @@ class ImageCache:
 
 
 def _image_body(image: axfr.AxfrImage) -> bytes:
-    owners = tuple(g if isinstance(g, bytes) else marshal.dumps(g) for g in image.owners)
+    owners = tuple(g if isinstance(g, bytes) else axfr.pack_owners(g) for g in image.owners)
     return marshal.dumps((image.soa, tuple((b.chunks, b.count, b.size) for b in image.buckets),
                           owners, image.firsts, image.records, image.size, image.base,
                           image.bucket_owners))

@@ -41,6 +41,7 @@ from zonekeeper.proto.rrwire import (
     name_key,
     node_blobs,
     sort_key,
+    updated_nodes,
 )
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services import paging
@@ -372,22 +373,17 @@ def _journal_limits(z: Zone) -> dict[str, int | None]:
 def _next_snapshot(z: Zone, current: ZoneSnapshot | None,
                    node_changes: dict[bytes, Node | None]) -> ZoneSnapshot:
     """The version of zone row ``z`` after ``current`` with ``node_changes`` applied (None:
-    the owner is gone): the node dict copied with those owners replaced, the cuts kept
+    the owner is gone): the node table with those owners replaced (rrwire.updated_nodes), the cuts kept
     right, the AXFR image re-rendered for those owners only. What the writing node
     publishes, and what another node sharing the database builds from the stored rows."""
-    nodes = dict(current.nodes) if current is not None else {}
+    nodes = updated_nodes(current.nodes if current is not None else {}, node_changes)
     cuts = set(current.cuts) if current is not None else set()
     origin_key = name_key(dns.name.from_text(z.name))
     for k, v in node_changes.items():
-        if v is None:
-            nodes.pop(k, None)
-            cuts.discard(k)
+        if v is not None and k != origin_key and find_blob(v, _T_NS) is not None:
+            cuts.add(k)
         else:
-            nodes[k] = v
-            if k != origin_key and find_blob(v, _T_NS) is not None:
-                cuts.add(k)
-            else:
-                cuts.discard(k)
+            cuts.discard(k)
     snap = _snapshot(z, z.serial, nodes, frozenset(cuts))
     if current is not None and current.axfr is not None:
         snap.axfr = axfr.patch(current.axfr, nodes, origin_key, node_changes.keys())

@@ -10,7 +10,7 @@ version.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import dns.name
@@ -27,9 +27,11 @@ from zonekeeper.proto.rrwire import (
     count_records,
     find_blob,
     find_cuts,
+    freeze_nodes,
     from_rdatas,
     make_node,
     name_key,
+    node_owners,
     sort_key,
 )
 
@@ -96,7 +98,7 @@ class ZoneSnapshot:
         self,
         name: dns.name.Name,
         serial: int,
-        nodes: dict[bytes, Node],
+        nodes: Mapping[bytes, Node],
         cuts: frozenset[bytes],
         *,
         kind: ZoneKind = ZoneKind.PRIMARY,
@@ -113,7 +115,8 @@ class ZoneSnapshot:
         self.serial = serial
         self.kind = kind
         self.state = state
-        self.nodes = nodes
+        # Read only from here on (rrwire.freeze_nodes: in one buffer where that is built).
+        self.nodes = freeze_nodes(nodes)
         self.cuts = cuts
         self.zone_id = zone_id
         # The stored zone's change_id this version is (None: not known, e.g. a transfer
@@ -131,7 +134,7 @@ class ZoneSnapshot:
         # Rendered IXFR answers of this version by client serial (or why AXFR-style), and
         # whole answers to unsigned IXFR requests by the request's bytes after its ID.
         self.ixfr_cache: dict[int | bytes, Any] = {}
-        apex = nodes.get(self.origin_key)
+        apex = self.nodes.get(self.origin_key)
         soa = find_blob(apex, _T_SOA) if apex is not None else None
         if soa is None and state is not ZoneState.UNLOADED:
             raise ValueError(f"zone {name} has no SOA at its apex")
@@ -189,14 +192,16 @@ class ZoneSnapshot:
     @property
     def record_count(self) -> int:
         if self._count is None:
-            self._count = count_records(self.nodes.values())
+            nodes = self.nodes
+            self._count = (nodes.record_count() if hasattr(nodes, "record_count")  # a NodeMap
+                           else count_records(nodes.values()))
         return self._count
 
     def sorted_keys(self) -> list[tuple[bytes, bytes]]:
         """(sort key, key) of every owner with data, in DNSSEC order; built once per version
         (for listing a version that has no RRset rows: a secondary zone's)."""
         if self._sorted is None:
-            self._sorted = sorted((sort_key(k), k) for k, n in self.nodes.items() if n)
+            self._sorted = sorted((sort_key(k), k) for k in node_owners(self.nodes))
         return self._sorted
 
 

@@ -9,7 +9,9 @@ session's cursor, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import dns.name
@@ -18,6 +20,7 @@ from zonekeeper.logs import get_logger
 from zonekeeper.proto.rrwire import (
     MULTI,
     Node,
+    NodeMap,
     decode_node,
     find_cuts,
     key_of_sort_key,
@@ -27,13 +30,14 @@ from zonekeeper.proto.rrwire import (
 from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
 
 log = get_logger("zonekeeper.zones")
+_ZONE_ID = itemgetter(0)
 
 # A zone row's node table and cuts kept for exactly its stored version, or None (given a
 # cursor on the database the row was read from, and the row).
-Saved = Callable[[Any, Any], tuple[dict[bytes, Node], frozenset[bytes]] | None]
+Saved = Callable[[Any, Any], tuple[Mapping[bytes, Node], frozenset[bytes]] | None]
 
 
-def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[bytes],
+def snapshot_of(z: Any, serial: int, nodes: Mapping[bytes, Node], cuts: frozenset[bytes],
                 origin: dns.name.Name | None = None) -> ZoneSnapshot:
     """A snapshot of zone row ``z`` with the per-zone settings the DNS side reads."""
     return ZoneSnapshot(
@@ -44,8 +48,8 @@ def snapshot_of(z: Any, serial: int, nodes: dict[bytes, Node], cuts: frozenset[b
     )
 
 
-def from_stored(z: Any, nodes: dict[bytes, Node] | None, chunks: list[bytes] | None,
-                saved: tuple[dict[bytes, Node], frozenset[bytes]] | None = None) -> ZoneSnapshot:
+def from_stored(z: Any, nodes: Mapping[bytes, Node] | None, chunks: list[bytes] | None,
+                saved: tuple[Mapping[bytes, Node], frozenset[bytes]] | None = None) -> ZoneSnapshot:
     """A zone's snapshot from its stored nodes (primary) or image chunks (secondary), or
     from the node table and cuts ``saved`` for exactly this stored version."""
     origin = dns.name.from_text(z.name)
@@ -70,7 +74,7 @@ def from_stored(z: Any, nodes: dict[bytes, Node] | None, chunks: list[bytes] | N
     return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)), origin)
 
 
-def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, dict[bytes, Node]]:
+def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, Mapping[bytes, Node]]:
     """Every served node of every zone but those in ``skip``, by zone id: one query for
     all of them (a query per zone cost more than the rows at 10,000 small zones). A row
     costs ~1 us here, most of it the driver's objects; the loop does no more than it must
@@ -79,6 +83,9 @@ def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, dict[bytes, Nod
     nodes: dict[bytes, Node] = {}
     current = None
     cur.execute(f"SELECT zone_id, sortkey, data FROM nodes{_but(skip)} ORDER BY zone_id")
+    if NodeMap is not None:  # each zone's rows copied into its map as they are
+        return {zone_id: NodeMap.from_rows(((sk, data) for _, sk, data in rows), True)
+                for zone_id, rows in groupby(cur, _ZONE_ID)}
     for zone_id, sk, data in cur:
         if zone_id != current:
             current = zone_id
