@@ -608,7 +608,7 @@ static int nm_append(NodeMap *f, size_t *dcap, Py_ssize_t *ocap, const unsigned 
 
 /* The table of a flat map's entries (after the last nm_append); the buffers trimmed to
  * size. ValueError on a key given twice. */
-static int nm_index(NodeMap *f) {
+static int nm_index(NodeMap *f, const Py_hash_t *hashes) {
     if (f->nflat) {
         unsigned char *nd = PyMem_Realloc(f->data, f->data_len);
         if (nd) f->data = nd;
@@ -623,18 +623,27 @@ static int nm_index(NodeMap *f) {
         return -1;
     }
     f->cap = cap;
+    /* No Python object is touched below (the map is not visible to anyone yet): other
+     * threads (the UDP loop's answers) run meanwhile. */
+    int twice = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t e = 0; e < f->nflat; e++) {
         const unsigned char *k, *v;
         Py_ssize_t klen, vlen;
         nm_entry(f, e, &k, &klen, &v, &vlen);
-        Py_hash_t h = _Py_HashBytes(k, klen);
-        if (nm_find_flat(f, k, klen, h) >= 0) {
-            PyErr_SetString(PyExc_ValueError, "a key given twice");
-            return -1;
+        Py_hash_t h = hashes ? hashes[e] : _Py_HashBytes(k, klen);
+        if (!hashes && nm_find_flat(f, k, klen, h) >= 0) {
+            twice = 1;
+            break;
         }
         size_t j = (size_t)h & (cap - 1);
         while (f->table[j]) j = (j + 1) & (cap - 1);
         f->table[j] = ((uint64_t)((uint64_t)h >> 32) << 32) | (uint64_t)(e + 1);
+    }
+    Py_END_ALLOW_THREADS
+    if (twice) {
+        PyErr_SetString(PyExc_ValueError, "a key given twice");
+        return -1;
     }
     f->count = f->nflat;
     return 0;
@@ -700,6 +709,10 @@ static int nm_each(NodeMap *m, nm_visit fn, void *arg) {
     }
     int rc = 0;
     for (Py_ssize_t e = 0; e < f->nflat && !rc; e++) {
+        if ((e & 0xFFFF) == 0xFFFF) { /* the map never changes: other threads may run */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+        }
         if (skip && skip[e / 8] & (1 << (e % 8))) continue;
         const unsigned char *k, *v;
         Py_ssize_t klen, vlen;
@@ -799,6 +812,93 @@ static int nm_append_node(NodeMap *f, Builder *b, PyObject *key, PyObject *node)
     return 0;
 }
 
+/* The flat map of a dict's items: sized in a first pass (no buffer grows), the keys'
+ * hashes taken from the key objects (a dict's keys have theirs already). ``consume``:
+ * each value is replaced by None once copied, and the dict emptied at the end. */
+static PyObject *nm_of_dict(PyObject *d, int consume) {
+    NodeMap *f = nm_alloc();
+    if (!f) return NULL;
+    Builder b = {f, 0, 0};
+    Py_hash_t *hashes = NULL;
+    Py_ssize_t pos = 0, n = PyDict_GET_SIZE(d);
+    PyObject *key, *node, *keys = NULL;
+    size_t size = 0;
+    while (PyDict_Next(d, &pos, &key, &node)) {
+        if (PyBytes_Check(key)) size += 5 + (size_t)PyBytes_GET_SIZE(key);
+        if (PyBytes_Check(node)) {
+            size += (size_t)PyBytes_GET_SIZE(node);
+        } else if (PyTuple_Check(node)) {
+            size += 2;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
+                PyObject *o = PyTuple_GET_ITEM(node, i);
+                size += 4 + (PyBytes_Check(o) ? (size_t)PyBytes_GET_SIZE(o) : 0);
+            }
+        }
+    }
+    if (n >= 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "too many owners");
+        goto fail;
+    }
+    f->data = PyMem_Malloc(size ? size : 1);
+    f->offs = PyMem_Malloc(n ? (size_t)n * sizeof(size_t) : 1);
+    hashes = PyMem_Malloc(n ? (size_t)n * sizeof(Py_hash_t) : 1);
+    if (!f->data || !f->offs || !hashes) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    b.dcap = size ? size : 1;
+    b.ocap = n;
+    if (consume) {
+        /* Owner by owner in the order they were made, each key and node let go once
+         * copied: the objects' memory goes back as the buffer fills (pymalloc frees an
+         * arena when it is empty, and a transfer made them in this order). The dict is
+         * the caller's own: nobody else reads it meanwhile, so the GIL is let go now and
+         * then for the UDP loop's answers. */
+        keys = PyDict_Keys(d);
+        if (!keys) goto fail;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            key = PyList_GET_ITEM(keys, i);
+            node = PyDict_GetItemWithError(d, key);
+            if (!node) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_RuntimeError, "the dict changed while it was read");
+                goto fail;
+            }
+            Py_hash_t h = PyObject_Hash(key);
+            if (h == -1 || f->nflat >= n || nm_append_node(f, &b, key, node) < 0) goto fail;
+            hashes[f->nflat - 1] = h;
+            if (PyDict_DelItem(d, key) < 0) goto fail;
+            PyList_SET_ITEM(keys, i, NULL);
+            Py_DECREF(key);
+            if ((i & 0xFFFF) == 0xFFFF) {
+                Py_BEGIN_ALLOW_THREADS
+                Py_END_ALLOW_THREADS
+            }
+        }
+        Py_CLEAR(keys);
+        PyDict_Clear(d);
+    } else {
+        pos = 0;
+        while (PyDict_Next(d, &pos, &key, &node)) {
+            if (f->nflat >= n) {
+                PyErr_SetString(PyExc_RuntimeError, "the dict changed while it was read");
+                goto fail;
+            }
+            Py_hash_t h = PyObject_Hash(key);
+            if (h == -1 || nm_append_node(f, &b, key, node) < 0) goto fail;
+            hashes[f->nflat - 1] = h;
+        }
+    }
+    if (nm_index(f, hashes) < 0) goto fail;
+    PyMem_Free(hashes);
+    return (PyObject *)f;
+fail:
+    Py_XDECREF(keys);
+    PyMem_Free(hashes);
+    Py_DECREF(f);
+    return NULL;
+}
+
 static PyObject *nm_flat_of(PyObject *src) {
     NodeMap *f = nm_alloc();
     if (!f) return NULL;
@@ -815,33 +915,35 @@ static PyObject *nm_flat_of(PyObject *src) {
             b.dcap = reserve;
         }
         if (nm_each(m, build_visit, &b) < 0) goto fail;
+    } else if (PyDict_Check(src)) {
+        return nm_of_dict(src, 0);
     } else {
-        /* A dict's items read in place; another mapping's through its items(). */
-        PyObject *items = PyDict_Check(src) ? NULL : PyMapping_Items(src);
-        if (!PyDict_Check(src) && !items) goto fail;
-        Py_ssize_t pos = 0, i = 0;
-        PyObject *key, *node;
-        for (;;) {
-            if (items) {
-                if (i >= PyList_GET_SIZE(items)) break;
-                PyObject *kv = PyList_GET_ITEM(items, i++);
-                key = PyTuple_GET_ITEM(kv, 0);
-                node = PyTuple_GET_ITEM(kv, 1);
-            } else if (!PyDict_Next(src, &pos, &key, &node)) {
-                break;
-            }
-            if (nm_append_node(f, &b, key, node) < 0) {
-                Py_XDECREF(items);
+        PyObject *items = PyMapping_Items(src);
+        if (!items) goto fail;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+            PyObject *kv = PyList_GET_ITEM(items, i);
+            if (nm_append_node(f, &b, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) < 0) {
+                Py_DECREF(items);
                 goto fail;
             }
         }
-        Py_XDECREF(items);
+        Py_DECREF(items);
     }
-    if (nm_index(f) < 0) goto fail;
+    if (nm_index(f, NULL) < 0) goto fail;
     return (PyObject *)f;
 fail:
     Py_DECREF(f);
     return NULL;
+}
+
+/* NodeMap.consume(d): the map of dict ``d``'s items, ``d`` emptied on the way (each value
+ * dropped once copied, then the keys): a million-owner table is never held twice whole. */
+static PyObject *nm_consume(PyObject *cls, PyObject *d) {
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "consume takes a dict");
+        return NULL;
+    }
+    return nm_of_dict(d, 1);
 }
 
 static PyObject *nm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -850,7 +952,7 @@ static PyObject *nm_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:NodeMap", kwlist, &src)) return NULL;
     if (src == NULL) {
         NodeMap *f = nm_alloc();
-        if (f && nm_index(f) < 0) Py_CLEAR(f);
+        if (f && nm_index(f, NULL) < 0) Py_CLEAR(f);
         return (PyObject *)f;
     }
     if (Py_IS_TYPE(src, &NodeMapType)) {
@@ -930,7 +1032,7 @@ static PyObject *nm_from_rows(PyObject *cls, PyObject *args) {
     }
     if (PyErr_Occurred()) goto fail;
     Py_DECREF(it);
-    if (nm_index(f) < 0) {
+    if (nm_index(f, NULL) < 0) {
         Py_DECREF(f);
         return NULL;
     }
@@ -1303,6 +1405,56 @@ static PyObject *nm_to_bytes(NodeMap *m, PyObject *Py_UNUSED(x)) {
     return out;
 }
 
+/* map.dump_part(start, most) -> (bytes, next): to_bytes' output from flat entry ``start``
+ * on, whole entries up to ``most`` octets (at least one), and where the next part starts;
+ * the parts of 0, next, ... joined are to_bytes(). A map with changes beside its buffer
+ * is refused (``compacted`` first). */
+static PyObject *nm_dump_part(NodeMap *m, PyObject *args) {
+    Py_ssize_t start, most;
+    if (!PyArg_ParseTuple(args, "nn:dump_part", &start, &most)) return NULL;
+    if (m->over && PyDict_GET_SIZE(m->over)) {
+        PyErr_SetString(PyExc_ValueError, "a map with changes beside its buffer: compacted() first");
+        return NULL;
+    }
+    NodeMap *f = NM_FLAT(m);
+    if (start < 0 || start > f->nflat) {
+        PyErr_SetString(PyExc_IndexError, "start out of range");
+        return NULL;
+    }
+    size_t size = start == 0 ? 5 : 0;
+    Py_ssize_t e = start;
+    while (e < f->nflat) {
+        const unsigned char *k, *v;
+        Py_ssize_t klen, vlen;
+        nm_entry(f, e, &k, &klen, &v, &vlen);
+        size_t es = 5 + (size_t)klen + (size_t)vlen;
+        if (e > start && size + es > (size_t)most) break;
+        size += es;
+        e++;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    if (start == 0) {
+        memcpy(o, NM_MAGIC, 5);
+        o += 5;
+    }
+    for (Py_ssize_t i = start; i < e; i++) {
+        const unsigned char *k, *v;
+        Py_ssize_t klen, vlen;
+        nm_entry(f, i, &k, &klen, &v, &vlen);
+        dump_visit(k, klen, v, vlen, &o);
+    }
+    return Py_BuildValue("(Nn)", out, e);
+}
+
+/* map.compacted(): this map, or, with changes beside its buffer, the same in a new one. */
+static PyObject *nm_compacted(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    if (m->over && PyDict_GET_SIZE(m->over)) return nm_flat_of((PyObject *)m);
+    Py_INCREF(m);
+    return (PyObject *)m;
+}
+
 /* NodeMap.from_bytes(data): the map that to_bytes wrote (any bytes-like object);
  * ValueError if ``data`` is not one. */
 static PyObject *nm_from_bytes(PyObject *cls, PyObject *arg) {
@@ -1336,7 +1488,7 @@ static PyObject *nm_from_bytes(PyObject *cls, PyObject *arg) {
         if (nm_append(f, &bl.dcap, &bl.ocap, k, klen, q + 4, vlen) < 0) goto fail;
         p = q + 4 + vlen;
     }
-    if (nm_index(f) < 0) goto fail;
+    if (nm_index(f, NULL) < 0) goto fail;
     PyBuffer_Release(&b);
     return (PyObject *)f;
 bad:
@@ -1354,6 +1506,8 @@ static PyMethodDef nm_methods[] = {
     {"items", (PyCFunction)nm_items, METH_NOARGS, "an iterator of (key, node)"},
     {"updated", (PyCFunction)nm_updated, METH_O,
      "updated(changes): a new map with changes (key -> node, or None: removed) applied"},
+    {"consume", (PyCFunction)nm_consume, METH_O | METH_CLASS,
+     "consume(d): the map of dict d's items, d emptied on the way"},
     {"from_rows", (PyCFunction)nm_from_rows, METH_VARARGS | METH_CLASS,
      "from_rows(rows, sortkeys=False): a map of (key or sort key, encoded node) rows"},
     {"__reduce__", (PyCFunction)nm_reduce, METH_NOARGS, NULL},
@@ -1362,6 +1516,10 @@ static PyMethodDef nm_methods[] = {
      "owners(rdtype=-1): keys of the owners with data (with an RRset of rdtype, if given)"},
     {"record_count", (PyCFunction)nm_record_count, METH_NOARGS, "the records of every node"},
     {"to_bytes", (PyCFunction)nm_to_bytes, METH_NOARGS, "the map as bytes, for from_bytes"},
+    {"dump_part", (PyCFunction)nm_dump_part, METH_VARARGS,
+     "dump_part(start, most) -> (bytes, next): to_bytes() a part at a time"},
+    {"compacted", (PyCFunction)nm_compacted, METH_NOARGS,
+     "this map, or the same with its changes folded into a new buffer"},
     {"from_bytes", (PyCFunction)nm_from_bytes, METH_O | METH_CLASS, "the map of to_bytes' bytes"},
     {"changed_count", (PyCFunction)nm_changed, METH_NOARGS,
      "owners kept beside the shared buffer (changed since it was made)"},

@@ -194,6 +194,14 @@ def freeze_nodes(nodes: Mapping[bytes, Node]) -> Mapping[bytes, Node]:
     return NodeMap(nodes)  # type: ignore[no-any-return]
 
 
+def consume_nodes(nodes: dict[bytes, Node]) -> Mapping[bytes, Node]:
+    """``freeze_nodes`` of a dict nobody else holds, emptied on the way (each value dropped
+    once copied): a transfer's million-owner table is not held twice."""
+    if NodeMap is None:
+        return nodes
+    return NodeMap.consume(nodes)  # type: ignore[no-any-return]
+
+
 def updated_nodes(nodes: Mapping[bytes, Node], changes: Mapping[bytes, Node | None]) -> Mapping[bytes, Node]:
     """A new table: ``nodes`` with ``changes`` applied (None: the owner is gone); ``nodes``
     is not changed. A NodeMap shares its buffer with the new one (the changed owners are
@@ -311,17 +319,39 @@ _IMAGE_MAGIC = b"ZKN1"
 IMAGE_PART = 50_000  # owners per chunk: each is marshalled in ~20 ms, holding the GIL that long
 
 
-def pack_nodes(nodes: dict[bytes, Node]) -> Iterator[bytes]:
-    """The node table as chunks, each the marshalled keys and nodes of up to IMAGE_PART
-    owners. marshal writes lists of bytes and tuples in C (~0.3 s for a million owners)
-    and reads back nothing but data; chunked, so that the event loop runs between them."""
+_MAP_MAGIC = b"ZKM1"
+MAP_PART = 4 << 20  # octets of a NodeMap's bytes a chunk
+
+
+def pack_nodes(nodes: Mapping[bytes, Node]) -> Iterator[bytes]:
+    """The node table as chunks: a NodeMap's bytes (``NodeMap.to_bytes``, made in C with no
+    object per owner) in parts of about MAP_PART octets (whole owners); a dict's keys and nodes marshalled, up to
+    IMAGE_PART owners a chunk (marshal writes lists of bytes and tuples in C, ~0.3 s for a
+    million owners). Chunked, so that the event loop runs between them."""
+    if NodeMap is not None and type(nodes) is NodeMap:
+        flat = nodes.compacted()  # type: ignore[attr-defined]
+        start = 0
+        while True:  # a part at a time: the whole table's bytes are never held at once
+            part, start = flat.dump_part(start, MAP_PART)
+            yield _MAP_MAGIC + part
+            if start >= len(flat):
+                return
     keys, values = list(nodes), list(nodes.values())
     for i in range(0, len(keys), IMAGE_PART):
         yield _IMAGE_MAGIC + marshal.dumps((keys[i : i + IMAGE_PART], values[i : i + IMAGE_PART]), 4)
 
 
-def unpack_nodes(chunks: Iterable[bytes]) -> dict[bytes, Node]:
-    """The node table from ``pack_nodes``' chunks; ValueError if they are not one."""
+def unpack_nodes(chunks: Iterable[bytes]) -> Mapping[bytes, Node]:
+    """The node table from ``pack_nodes``' chunks (either form, whichever way this was
+    built); ValueError if they are not one."""
+    chunks = list(chunks)
+    if chunks and chunks[0].startswith(_MAP_MAGIC):
+        if not all(c.startswith(_MAP_MAGIC) for c in chunks):
+            raise ValueError("a damaged node image: chunks of two forms")
+        data = b"".join(memoryview(c)[len(_MAP_MAGIC) :] for c in chunks)
+        if NodeMap is not None:
+            return NodeMap.from_bytes(data)  # type: ignore[no-any-return]
+        return _py_map_table(data)
     nodes: dict[bytes, Node] = {}
     for chunk in chunks:
         if not chunk.startswith(_IMAGE_MAGIC):
@@ -333,4 +363,24 @@ def unpack_nodes(chunks: Iterable[bytes]) -> dict[bytes, Node]:
         if type(keys) is not list or type(values) is not list or len(keys) != len(values):
             raise ValueError("a damaged node image: not a table")
         nodes.update(zip(keys, values, strict=True))
+    return nodes
+
+
+def _py_map_table(data: bytes) -> dict[bytes, Node]:
+    """``NodeMap.from_bytes`` read into a dict, where the C module is not built: "ZKNM1",
+    then [key length (1)][key][value length (4, big-endian)][value] per owner."""
+    if data[:5] != b"ZKNM1":
+        raise ValueError("not a node map")
+    nodes: dict[bytes, Node] = {}
+    pos, end = 5, len(data)
+    while pos < end:
+        klen = data[pos]
+        vat = pos + 1 + klen
+        if vat + 4 > end:
+            raise ValueError("a truncated node map")
+        vlen = int.from_bytes(data[vat : vat + 4], "big")
+        if vat + 4 + vlen > end:
+            raise ValueError("a truncated node map")
+        nodes[data[pos + 1 : vat]] = decode_node(data[vat + 4 : vat + 4 + vlen])
+        pos = vat + 4 + vlen
     return nodes

@@ -39,6 +39,7 @@ from zonekeeper.proto.rrwire import (
     ancestors,
     blob_rdatas,
     blob_ttl,
+    consume_nodes,
     find_blob,
     find_cuts,
     make_blob,
@@ -600,8 +601,9 @@ class Reader:
         assert self._builder is not None
         self._builder.deep = self._deep
         nodes, cuts = self._builder.finish()
-        self.result = Result(nodes, cuts, self._serial, self._builder.records, full=True)
-        self._builder = None
+        records = self._builder.records
+        self._builder = None  # (its dict is consumed: in one buffer, never held twice)
+        self.result = Result(consume_nodes(nodes), cuts, self._serial, records, full=True)
         self._state = "done"
         self.done = True
 
