@@ -217,3 +217,24 @@ def test_a_stored_image_reads_back_in_either_form(d: dict[bytes, object], part: 
             rrwire._py_map_table(whole[:-1])
         with pytest.raises(ValueError):
             rrwire.unpack_nodes([b"ZKM1" + whole[:-1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEY, _NODE, min_size=1, max_size=20), st.data())
+def test_damaged_bytes_are_refused_or_read_whole(d: dict[bytes, object], data: st.DataObject) -> None:
+    """A kept table damaged anywhere (a byte changed, the end cut): from_bytes refuses it
+    with ValueError or gives a map whose every node reads back; never a crash."""
+    raw = bytearray(NodeMap(d).to_bytes())
+    at = data.draw(st.integers(0, len(raw) - 1))
+    if data.draw(st.booleans()):
+        raw[at] = data.draw(st.integers(0, 255))
+    else:
+        del raw[at:]
+    try:
+        m = NodeMap.from_bytes(bytes(raw))
+    except ValueError:
+        return
+    for key, node in m.items():
+        assert m[key] == node
+        assert m.updated({key: None}).get(key) is None
+    assert m.record_count() >= 0 and NodeMap.from_bytes(m.to_bytes()) == m
