@@ -608,6 +608,9 @@ static int nm_append(NodeMap *f, size_t *dcap, Py_ssize_t *ocap, const unsigned 
 
 /* The table of a flat map's entries (after the last nm_append); the buffers trimmed to
  * size. ValueError on a key given twice. */
+/* Owners past which building or walking a map lets the GIL go now and then. */
+#define NM_BIG 65536
+
 static int nm_index(NodeMap *f, const Py_hash_t *hashes) {
     if (f->nflat) {
         unsigned char *nd = PyMem_Realloc(f->data, f->data_len);
@@ -623,10 +626,11 @@ static int nm_index(NodeMap *f, const Py_hash_t *hashes) {
         return -1;
     }
     f->cap = cap;
-    /* No Python object is touched below (the map is not visible to anyone yet): other
-     * threads (the UDP loop's answers) run meanwhile. */
+    /* No Python object is touched below (the map is not visible to anyone yet): for a
+     * big table other threads (the UDP loop's answers) run meanwhile. Not for a small
+     * one: taking the GIL back can wait a switch interval (5 ms) behind busy threads. */
     int twice = 0;
-    Py_BEGIN_ALLOW_THREADS
+    PyThreadState *saved = f->nflat >= NM_BIG ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t e = 0; e < f->nflat; e++) {
         const unsigned char *k, *v;
         Py_ssize_t klen, vlen;
@@ -640,7 +644,7 @@ static int nm_index(NodeMap *f, const Py_hash_t *hashes) {
         while (f->table[j]) j = (j + 1) & (cap - 1);
         f->table[j] = ((uint64_t)((uint64_t)h >> 32) << 32) | (uint64_t)(e + 1);
     }
-    Py_END_ALLOW_THREADS
+    if (saved) PyEval_RestoreThread(saved);
     if (twice) {
         PyErr_SetString(PyExc_ValueError, "a key given twice");
         return -1;
@@ -709,7 +713,7 @@ static int nm_each(NodeMap *m, nm_visit fn, void *arg) {
     }
     int rc = 0;
     for (Py_ssize_t e = 0; e < f->nflat && !rc; e++) {
-        if ((e & 0xFFFF) == 0xFFFF) { /* the map never changes: other threads may run */
+        if (e % NM_BIG == NM_BIG - 1) { /* the map never changes: other threads may run */
             Py_BEGIN_ALLOW_THREADS
             Py_END_ALLOW_THREADS
         }
@@ -870,7 +874,7 @@ static PyObject *nm_of_dict(PyObject *d, int consume) {
             if (PyDict_DelItem(d, key) < 0) goto fail;
             PyList_SET_ITEM(keys, i, NULL);
             Py_DECREF(key);
-            if ((i & 0xFFFF) == 0xFFFF) {
+            if (i % NM_BIG == NM_BIG - 1) {
                 Py_BEGIN_ALLOW_THREADS
                 Py_END_ALLOW_THREADS
             }
