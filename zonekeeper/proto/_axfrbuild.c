@@ -606,10 +606,11 @@ static int nm_append(NodeMap *f, size_t *dcap, Py_ssize_t *ocap, const unsigned 
     return 0;
 }
 
-/* The table of a flat map's entries (after the last nm_append); the buffers trimmed to
- * size. ValueError on a key given twice. */
 /* Owners past which building or walking a map lets the GIL go now and then. */
 #define NM_BIG 65536
+
+/* The table of a flat map's entries (after the last nm_append); the buffers trimmed to
+ * size. ValueError on a key given twice. */
 
 static int nm_index(NodeMap *f, const Py_hash_t *hashes) {
     if (f->nflat) {
@@ -926,6 +927,11 @@ static PyObject *nm_flat_of(PyObject *src) {
         if (!items) goto fail;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
             PyObject *kv = PyList_GET_ITEM(items, i);
+            if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2) {
+                PyErr_SetString(PyExc_TypeError, "items() gives (key, node) pairs");
+                Py_DECREF(items);
+                goto fail;
+            }
             if (nm_append_node(f, &b, PyTuple_GET_ITEM(kv, 0), PyTuple_GET_ITEM(kv, 1)) < 0) {
                 Py_DECREF(items);
                 goto fail;
@@ -1047,7 +1053,8 @@ fail:
     return NULL;
 }
 
-/* Changed owners kept beside a shared buffer, at most this many, or a 1/16 of the map. */
+/* Changed owners kept beside a shared buffer: folded into a new one once they are past
+ * both this many and a 16th of the map. */
 #define NM_OVER_MIN 1024
 
 /* map.updated(changes): this version with ``changes`` (key -> node, or None: removed)
@@ -1364,6 +1371,19 @@ static PyObject *nm_owners(NodeMap *m, PyObject *args) {
     return sc.list;
 }
 
+static int count_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                       Py_ssize_t vlen, void *arg) {
+    *(Py_ssize_t *)arg += value_truthy(v, vlen);
+    return 0;
+}
+
+/* map.owner_count(): how many owners hold data (the empty non-terminals left out). */
+static PyObject *nm_owner_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
+    Py_ssize_t n = 0;
+    if (nm_each(m, count_visit, &n) < 0) return NULL;
+    return PyLong_FromSsize_t(n);
+}
+
 /* map.record_count(): the records of every node (their blobs' count fields). */
 static PyObject *nm_record_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
     Scan sc = {NULL, -2, 0};
@@ -1519,6 +1539,7 @@ static PyMethodDef nm_methods[] = {
     {"owners", (PyCFunction)nm_owners, METH_VARARGS,
      "owners(rdtype=-1): keys of the owners with data (with an RRset of rdtype, if given)"},
     {"record_count", (PyCFunction)nm_record_count, METH_NOARGS, "the records of every node"},
+    {"owner_count", (PyCFunction)nm_owner_count, METH_NOARGS, "how many owners hold data"},
     {"to_bytes", (PyCFunction)nm_to_bytes, METH_NOARGS, "the map as bytes, for from_bytes"},
     {"dump_part", (PyCFunction)nm_dump_part, METH_VARARGS,
      "dump_part(start, most) -> (bytes, next): to_bytes() a part at a time"},
@@ -1560,13 +1581,14 @@ static PyTypeObject NodeMapIterType = {
 
 /* What _udpfast.c takes through the capsule "zonekeeper.proto._axfrbuild.NODEMAP_API". */
 typedef struct {
+    size_t size; /* sizeof(NodeMapAPI): the reader checks it is the one it was built for */
     PyTypeObject *type;
     int (*lookup)(PyObject *map, PyObject *key, const unsigned char **v, Py_ssize_t *vlen);
     int (*value_next)(const unsigned char *v, Py_ssize_t vlen, Py_ssize_t *pos,
                       const unsigned char **blob, Py_ssize_t *len);
 } NodeMapAPI;
 
-static NodeMapAPI nodemap_api = {&NodeMapType, nm_lookup, value_next};
+static NodeMapAPI nodemap_api = {sizeof(NodeMapAPI), &NodeMapType, nm_lookup, value_next};
 
 /* One RRset blob of owner ``key`` into the chunk (``first``: the owner's first RR). */
 static int r_blob(R *r, PyObject *key, int apex, const unsigned char *blob, Py_ssize_t end,

@@ -376,7 +376,7 @@ def _py_map_table(data: bytes) -> dict[bytes, Node]:
     while pos < end:
         klen = data[pos]
         vat = pos + 1 + klen
-        if vat + 4 > end:
+        if not klen or vat + 4 > end:
             raise ValueError("a truncated node map")
         vlen = int.from_bytes(data[vat : vat + 4], "big")
         if vat + 4 + vlen > end:

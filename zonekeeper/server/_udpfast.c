@@ -80,6 +80,7 @@ static PyObject *str_state, *str_cuts, *str_nodes, *str_neg_soa;
 /* The node tables of published versions: dicts, or NodeMaps (proto/_axfrbuild.c), read
  * through its capsule; NULL when that module is not built (its maps then go to Python). */
 typedef struct {
+    size_t size; /* sizeof(NodeMapAPI) as _axfrbuild.c was built: checked at import */
     PyTypeObject *type;
     int (*lookup)(PyObject *map, PyObject *key, const unsigned char **v, Py_ssize_t *vlen);
     int (*value_next)(const unsigned char *v, Py_ssize_t vlen, Py_ssize_t *pos,
@@ -838,12 +839,23 @@ PyMODINIT_FUNC PyInit__udpfast(void) {
     str_neg_soa = PyUnicode_InternFromString("neg_soa");
     if (str_state == NULL || str_cuts == NULL || str_nodes == NULL || str_neg_soa == NULL)
         return NULL;
-    nodemap = PyCapsule_Import("zonekeeper.proto._axfrbuild.NODEMAP_API", 0);
+    /* (PyCapsule_Import reaches the module by attribute from the top package: it must be
+     * imported first, whatever imported this module.) */
+    PyObject *owner = PyImport_ImportModule("zonekeeper.proto._axfrbuild");
+    Py_XDECREF(owner);
+    nodemap = owner ? PyCapsule_Import("zonekeeper.proto._axfrbuild.NODEMAP_API", 0) : NULL;
+    if (nodemap != NULL && nodemap->size != sizeof(NodeMapAPI))
+        nodemap = NULL; /* built from another source: not read */
     if (nodemap == NULL)
         PyErr_Clear(); /* not built: its maps are answered by Python */
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+    /* Whether NodeMap tables are answered here (else by Python): for the tests. */
+    if (PyModule_AddIntConstant(m, "NODEMAP", nodemap != NULL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&ListenerType);
     if (PyModule_AddObject(m, "Listener", (PyObject *)&ListenerType) < 0) {
         Py_DECREF(&ListenerType);

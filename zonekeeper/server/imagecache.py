@@ -79,7 +79,9 @@ def _code_tag() -> str:
 
 
 def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
-    owners = len(rrwire.node_owners(snap.nodes))
+    nodes = snap.nodes
+    owners = (nodes.owner_count() if hasattr(nodes, "owner_count")  # a NodeMap: no object an owner
+              else sum(1 for node in nodes.values() if node))
     return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id, owners)
 
 

@@ -58,7 +58,7 @@ from zonekeeper.zones.snapshot import (
     ZoneSnapshot,
     ZoneState,
 )
-from zonekeeper.zones.stored import Saved, from_stored, read_served
+from zonekeeper.zones.stored import Saved, from_stored, nodes_of_rows, read_served
 from zonekeeper.zones.stored import snapshot_of as _snapshot
 from zonekeeper.zones.validate import Finding, check
 from zonekeeper.zones.zonefile import (
@@ -212,7 +212,7 @@ class ZoneStore:
         """One zone's served form as stored (no text parsing)."""
         if z.kind == ZoneKind.SECONDARY.value:
             return from_stored(z, None, repo.load_image_chunks(s, z.id))
-        return from_stored(z, repo.load_nodes(s, z.id), None)
+        return from_stored(z, repo.load_nodes(s, z.id, nodes_of_rows), None)
 
     # -- changes committed by other nodes sharing the database (services/cluster.py) --------
     async def sync_zone(self, name: dns.name.Name) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,14 +143,19 @@ def cursor(session: Session) -> Iterator[tuple[Any, str]]:
         cur.close()
 
 
-def load_nodes(session: Session, zone_id: int) -> Mapping[bytes, bytes | tuple[bytes, ...]]:
+def load_nodes(session: Session, zone_id: int,
+               into: Callable[[int, Any], Mapping[bytes, bytes | tuple[bytes, ...]] | None] | None = None,
+               ) -> Mapping[bytes, bytes | tuple[bytes, ...]]:
     """Every served node of a zone. A plain DB-API cursor: at a million rows the ORM's
     per-row processing would double the start-up time. (psycopg gives bytea as bytes,
-    sqlite3 BLOBs as bytes; ``bytes()`` also takes a driver's memoryview.)"""
+    sqlite3 BLOBs as bytes; ``bytes()`` also takes a driver's memoryview.) ``into``
+    (zones.stored.nodes_of_rows, where the C map is built): the table made of the rows,
+    or None for damaged rows (then none)."""
     with cursor(session) as (cur, ph):
         cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
-        if NodeMap is not None:  # the rows' bytes copied in as they are, no object per node
-            return NodeMap.from_rows(cur, True)  # type: ignore[no-any-return]
+        if NodeMap is not None:  # the rows' bytes copied in as they are, no node object kept
+            got = into(zone_id, cur) if into is not None else NodeMap.from_rows(cur, True)
+            return got if got is not None else {}
         return {key_of_sort_key(bytes(sk)): decode_node(bytes(data)) for sk, data in cur}
 
 

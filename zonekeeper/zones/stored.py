@@ -9,7 +9,7 @@ session's cursor, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -84,14 +84,30 @@ def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, Mapping[bytes, 
     current = None
     cur.execute(f"SELECT zone_id, sortkey, data FROM nodes{_but(skip)} ORDER BY zone_id")
     if NodeMap is not None:  # each zone's rows copied into its map as they are
-        return {zone_id: NodeMap.from_rows(((sk, data) for _, sk, data in rows), True)
-                for zone_id, rows in groupby(cur, _ZONE_ID)}
+        maps = {}
+        for zone_id, rows in groupby(cur, _ZONE_ID):
+            got = nodes_of_rows(zone_id, ((sk, data) for _, sk, data in rows))
+            if got is not None:
+                maps[zone_id] = got
+        return maps
     for zone_id, sk, data in cur:
         if zone_id != current:
             current = zone_id
             nodes = out.setdefault(zone_id, {})
         nodes[key_of_sort_key(sk)] = data if data[:2] != MULTI else decode_node(data)
     return out
+
+
+def nodes_of_rows(zone_id: int, rows: Iterable[tuple[bytes, bytes]]) -> Mapping[bytes, Node] | None:
+    """A zone's NodeMap from its ``nodes`` rows (sort key, stored node), or None, logged,
+    when a row is damaged (a key twice, a node cut short, not a sort key): that zone is
+    then served as unloaded (SERVFAIL), not every zone's start refused."""
+    try:
+        return NodeMap.from_rows(rows, True)  # type: ignore[no-any-return,union-attr]
+    except ValueError as exc:
+        log.error("zone.unreadable", zone_id=zone_id, error=str(exc),
+                  action="put the zone's text again (PUT /zones/{zone}/text), or restore the database")
+        return None
 
 
 def all_images(cur: Any, skip: Collection[int] = ()) -> dict[int, list[bytes]]:

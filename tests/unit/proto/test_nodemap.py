@@ -60,6 +60,7 @@ def _same(m: object, d: dict[bytes, object]) -> None:
     expect = sum(int.from_bytes(b[2:4], "big") for v in d.values()
                  for b in ((v,) if type(v) is bytes else v) if b)
     assert m.record_count() == expect  # type: ignore[attr-defined]
+    assert m.owner_count() == len(node_owners(d))  # type: ignore[attr-defined]
 
 
 @settings(max_examples=300, deadline=None)
@@ -238,3 +239,29 @@ def test_damaged_bytes_are_refused_or_read_whole(d: dict[bytes, object], data: s
         assert m[key] == node
         assert m.updated({key: None}).get(key) is None
     assert m.record_count() >= 0 and NodeMap.from_bytes(m.to_bytes()) == m
+
+
+def test_a_mapping_whose_items_are_not_pairs_is_refused() -> None:
+    class Odd:
+        def items(self) -> list[tuple[bytes, ...]]:
+            return [(b"\x01a\x00",)]
+
+    with pytest.raises(TypeError):
+        NodeMap(Odd())
+
+
+def test_a_zone_with_a_damaged_row_is_left_unloaded_not_every_zone() -> None:
+    from zonekeeper.zones.stored import nodes_of_rows
+    good = [(sort_key(ORIGIN), _SOA)]
+    assert nodes_of_rows(1, good) == {ORIGIN: _SOA}
+    assert nodes_of_rows(2, [*good, (b"\x03www", b"\x00\x00\x00\x00\x00\x09ab")]) is None
+    assert nodes_of_rows(3, [*good, *good]) is None
+
+
+def test_the_udp_loop_reads_node_maps_whatever_was_imported_first() -> None:
+    """_udpfast takes the map's readers through a capsule; imported alone in a fresh
+    interpreter (before anything imported _axfrbuild) it still finds them."""
+    import subprocess
+    import sys
+    code = "import zonekeeper.server._udpfast as u, sys; sys.exit(0 if u.NODEMAP else 3)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
