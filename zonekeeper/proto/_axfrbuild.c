@@ -511,6 +511,38 @@ static PyObject *value_object(const unsigned char *v, Py_ssize_t vlen) {
 
 /* A Python node in the encoded form (a new reference); TypeError/ValueError if it is not
  * a node. */
+/* The size of tuple node ``node`` in the multi form (00 00, then LEN(4) BLOB each), or -1
+ * (TypeError, ValueError) when a blob is not bytes or the whole is past 4 GB. */
+static Py_ssize_t multi_size(PyObject *node) {
+    Py_ssize_t size = 2;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
+        PyObject *b = PyTuple_GET_ITEM(node, i);
+        if (!PyBytes_Check(b)) {
+            PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
+            return -1;
+        }
+        size += 4 + PyBytes_GET_SIZE(b);
+    }
+    if (size > 0xFFFFFFFFLL) {
+        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
+        return -1;
+    }
+    return size;
+}
+
+/* Writes tuple node ``node`` in the multi form at ``o`` (multi_size octets). */
+static void multi_write(unsigned char *o, PyObject *node) {
+    o[0] = o[1] = 0;
+    o += 2;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(node); i++) {
+        PyObject *b = PyTuple_GET_ITEM(node, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(b);
+        o[0] = (unsigned char)(len >> 24); o[1] = (len >> 16) & 0xFF; o[2] = (len >> 8) & 0xFF; o[3] = len & 0xFF;
+        memcpy(o + 4, PyBytes_AS_STRING(b), (size_t)len);
+        o += 4 + len;
+    }
+}
+
 static PyObject *encode_value(PyObject *node) {
     if (PyBytes_Check(node)) {
         Py_ssize_t n = PyBytes_GET_SIZE(node);
@@ -530,32 +562,27 @@ static PyObject *encode_value(PyObject *node) {
         PyErr_SetString(PyExc_TypeError, "a node is bytes or a tuple of bytes");
         return NULL;
     }
-    Py_ssize_t size = 2, n = PyTuple_GET_SIZE(node);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *b = PyTuple_GET_ITEM(node, i);
-        if (!PyBytes_Check(b)) {
-            PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
-            return NULL;
-        }
-        size += 4 + PyBytes_GET_SIZE(b);
-    }
-    if (size > 0xFFFFFFFFLL) {
-        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
-        return NULL;
-    }
+    Py_ssize_t size = multi_size(node);
+    if (size < 0) return NULL;
     PyObject *out = PyBytes_FromStringAndSize(NULL, size);
     if (!out) return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
-    o[0] = o[1] = 0;
-    o += 2;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *b = PyTuple_GET_ITEM(node, i);
-        Py_ssize_t len = PyBytes_GET_SIZE(b);
-        o[0] = (unsigned char)(len >> 24); o[1] = (len >> 16) & 0xFF; o[2] = (len >> 8) & 0xFF; o[3] = len & 0xFF;
-        memcpy(o + 4, PyBytes_AS_STRING(b), (size_t)len);
-        o += 4 + len;
-    }
+    multi_write((unsigned char *)PyBytes_AS_STRING(out), node);
     return out;
+}
+
+/* Room for ``need`` octets in a flat map's buffer (capacity *dcap), grown by half. */
+static int nm_reserve(NodeMap *f, size_t *dcap, size_t need) {
+    if (need <= *dcap) return 0;
+    size_t ncap = *dcap ? *dcap : 4096;
+    while (ncap < need) ncap += ncap / 2 + 4096;
+    unsigned char *nd = PyMem_Realloc(f->data, ncap);
+    if (!nd) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    f->data = nd;
+    *dcap = ncap;
+    return 0;
 }
 
 /* A flat map being built: entries appended, then the table made by nm_index. */
@@ -570,17 +597,7 @@ static int nm_append(NodeMap *f, size_t *dcap, Py_ssize_t *ocap, const unsigned 
         return -1;
     }
     size_t need = f->data_len + 5 + (size_t)klen + (size_t)vlen;
-    if (need > *dcap) {
-        size_t ncap = *dcap ? *dcap : 4096;
-        while (ncap < need) ncap += ncap / 2 + 4096;
-        unsigned char *nd = PyMem_Realloc(f->data, ncap);
-        if (!nd) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        f->data = nd;
-        *dcap = ncap;
-    }
+    if (nm_reserve(f, dcap, need) < 0) return -1;
     if (f->nflat >= *ocap) {
         Py_ssize_t ncap = *ocap ? *ocap + *ocap / 2 + 16 : 1024;
         if (ncap >= 0xFFFFFFFFLL) {
@@ -773,46 +790,16 @@ static int nm_append_node(NodeMap *f, Builder *b, PyObject *key, PyObject *node)
         PyErr_SetString(PyExc_TypeError, "a node is bytes or a tuple of bytes");
         return -1;
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(node), vlen = 2;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *o = PyTuple_GET_ITEM(node, i);
-        if (!PyBytes_Check(o)) {
-            PyErr_SetString(PyExc_TypeError, "a node's blobs are bytes");
-            return -1;
-        }
-        vlen += 4 + PyBytes_GET_SIZE(o);
-    }
-    /* The entry made with a zeroed value, then the value written in place. */
+    Py_ssize_t vlen = multi_size(node);
+    if (vlen < 0) return -1;
+    /* The entry made with an empty value, then the value written in place. */
     if (nm_append(f, &b->dcap, &b->ocap, k, klen, NULL, 0) < 0) return -1;
-    if ((uint64_t)vlen > 0xFFFFFFFFULL) {
-        PyErr_SetString(PyExc_ValueError, "a node over 4 GB");
-        return -1;
-    }
     size_t need = f->data_len + (size_t)vlen;
-    if (need > b->dcap) {
-        size_t ncap = b->dcap;
-        while (ncap < need) ncap += ncap / 2 + 4096;
-        unsigned char *nd = PyMem_Realloc(f->data, ncap);
-        if (!nd) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        f->data = nd;
-        b->dcap = ncap;
-    }
+    if (nm_reserve(f, &b->dcap, need) < 0) return -1;
     unsigned char *p = f->data + f->offs[f->nflat - 1];
     uint32_t vl = (uint32_t)vlen;
     memcpy(p + 1 + klen, &vl, 4);
-    unsigned char *o = p + 5 + klen;
-    o[0] = o[1] = 0;
-    o += 2;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *bo = PyTuple_GET_ITEM(node, i);
-        Py_ssize_t len = PyBytes_GET_SIZE(bo);
-        o[0] = (unsigned char)(len >> 24); o[1] = (len >> 16) & 0xFF; o[2] = (len >> 8) & 0xFF; o[3] = len & 0xFF;
-        memcpy(o + 4, PyBytes_AS_STRING(bo), (size_t)len);
-        o += 4 + len;
-    }
+    multi_write(p + 5 + klen, node);
     f->data_len = need;
     return 0;
 }
