@@ -210,6 +210,7 @@ class SecondaryZone:
     task: asyncio.Task[None] | None = None
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # per primary
     failures: int = 0  # refreshes failed in a row
+    notifies: int = 0  # NOTIFYs accepted (one during a refresh asks for another after it)
     last: RefreshOutcome | None = None  # the last refresh's outcome (since start)
     # EDNS EXPIRE (RFC 7314) the primary gave in its last SOA answer: the seconds its own
     # copy has left (a secondary primary's), which our expiry may not outlive.
@@ -288,6 +289,7 @@ class SecondaryManager:
         state = self.zones.get(zone)
         if state is None:
             return
+        state.notifies += 1
         state.timers.next_refresh = self.clock()
         state.wake.set()
 
@@ -332,7 +334,13 @@ class SecondaryManager:
                 waiters = state.pending
                 state.pending = []
                 force = any(axfr for axfr, _ in waiters)
+                notified = state.notifies
                 outcome = await self.refresh(state, force_axfr=force)
+                if state.notifies != notified:
+                    # A NOTIFY came while this refresh ran (it may name a newer serial than
+                    # the one just taken): check again now, not a refresh interval later
+                    # (RFC 1996 4.4; BIND and Knot keep such a NOTIFY pending too).
+                    state.timers.next_refresh = self.clock()
                 for _, fut in waiters:
                     if not fut.done():
                         fut.set_result(outcome)
