@@ -338,8 +338,8 @@ class SecondaryManager:
                 outcome = await self.refresh(state, force_axfr=force)
                 if state.notifies != notified:
                     # A NOTIFY came while this refresh ran (it may name a newer serial than
-                    # the one just taken): check again now, not a refresh interval later
-                    # (RFC 1996 4.4; BIND and Knot keep such a NOTIFY pending too).
+                    # the one just taken): acted on once the refresh is done (RFC 1996), so
+                    # the zone is checked again now, not a refresh interval later.
                     state.timers.next_refresh = self.clock()
                 for _, fut in waiters:
                     if not fut.done():
