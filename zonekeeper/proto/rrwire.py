@@ -126,6 +126,20 @@ def node_owners(nodes: Mapping[bytes, Node]) -> list[bytes]:
     return [k for k, n in nodes.items() if n]
 
 
+def owner_count(nodes: Mapping[bytes, Node]) -> int:
+    """How many owners hold data (a NodeMap counts them in place, no object an owner)."""
+    if type(nodes) is NodeMap:
+        return nodes.owner_count()  # type: ignore[attr-defined,no-any-return]
+    return sum(1 for node in nodes.values() if node)
+
+
+def table_records(nodes: Mapping[bytes, Node]) -> int:
+    """The records of a whole node table (a NodeMap reads its blobs' counts in place)."""
+    if type(nodes) is NodeMap:
+        return nodes.record_count()  # type: ignore[attr-defined,no-any-return]
+    return count_records(nodes.values())  # type: ignore[no-any-return]
+
+
 def rdata_wire(rdata: dns.rdata.Rdata) -> bytes:
     """Uncompressed wire form of one rdata (names kept as written, absolute). A and AAAA
     hold their address as canonical text (checked when made), which the C parser turns

@@ -79,10 +79,8 @@ def _code_tag() -> str:
 
 
 def _header(snap: ZoneSnapshot, tag: str) -> tuple[object, ...]:
-    nodes = snap.nodes
-    owners = (nodes.owner_count() if hasattr(nodes, "owner_count")  # a NodeMap: no object an owner
-              else sum(1 for node in nodes.values() if node))
-    return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id, owners)
+    return (FORMAT, tag, snap.name.to_text(), snap.zone_id, snap.serial, snap.change_id,
+            rrwire.owner_count(snap.nodes))
 
 
 def _nodes_name(zone_id: int) -> str:

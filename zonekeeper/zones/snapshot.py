@@ -24,7 +24,6 @@ from zonekeeper.proto.rrwire import (
     add_ents,
     blob_to_rdatas,
     blob_ttl,
-    count_records,
     find_blob,
     find_cuts,
     freeze_nodes,
@@ -33,6 +32,7 @@ from zonekeeper.proto.rrwire import (
     name_key,
     node_owners,
     sort_key,
+    table_records,
 )
 
 _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
@@ -192,9 +192,7 @@ class ZoneSnapshot:
     @property
     def record_count(self) -> int:
         if self._count is None:
-            nodes = self.nodes
-            self._count = (nodes.record_count() if hasattr(nodes, "record_count")  # a NodeMap
-                           else count_records(nodes.values()))
+            self._count = table_records(self.nodes)
         return self._count
 
     def sorted_keys(self) -> list[tuple[bytes, bytes]]:
