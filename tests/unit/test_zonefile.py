@@ -777,3 +777,92 @@ def test_ipv6_texts_dnspython_refuses_are_refused(text: str) -> None:
         dns.ipv6.canonicalize(text)
     with pytest.raises(dns.exception.SyntaxError):
         _ipv6(text)
+
+
+# -- the reader's loop in C and in Python ----------------------------------------------------
+def _loop(text: str, *, c_loop: bool, max_records: int = 10**6,
+          cancel: object = None) -> object:
+    """What ``_fast_records`` gives with the loop in C or in Python: each record's name (its
+    class, text, wire forms and hash), TTL, rdata (class, text, wire, hash) and line; or
+    the exception's class."""
+    from zonekeeper.zones import zonefile
+
+    try:
+        records = zonefile._fast_records(text, dns.name.from_text("fast.test."),
+                                         max_records=max_records, cancel=cancel, c_loop=c_loop)
+    except Exception as exc:  # noqa: BLE001 - compared
+        return type(exc)
+    return [(type(n).__name__, n.to_text(), n.to_wire(), n.to_wire(canonicalize=True), hash(n),
+             ttl, type(rd).__name__, rd.to_text(), rd.to_wire(), hash(rd), line)
+            for n, ttl, rd, line in records]
+
+
+_LOOP_OWNERS = st.sampled_from(["a", "b.c", "@", " ", "\t", "Mixed", "x.y.fast.test.", "a*b",
+                                "_sip._tcp", "Host-1"])
+_LOOP_TTLS = st.sampled_from(["", "60 ", "1h ", "1H30m ", "IN ", "in 60 ", "60 IN ", "IN 60 ", "07 "])
+_LOOP_GOOD = st.sampled_from([
+    "A 192.0.2.1", "A 10.0.0.255", "AAAA 2001:db8::1", "AAAA 2001:DB8:0:0::1", "AAAA ::1",
+    "AAAA ::ffff:192.0.2.1", 'TXT "a b" ""', 'TXT "a"', 'TXT "' + "y" * 255 + '"', "TXT plain",
+    "MX 5 a", "MX 010 b.c.", "CNAME b.c", "NS ns.example.", "PTR Host.Other.", "SRV 1 2 3 t",
+    "SRV 1 2 3 t.other.", 'CAA 0 issue "ca.test"', "CAA 0 issue x", "SSHFP 1 1 " + "ab" * 20,
+    "TLSA 3 1 1 " + "cd" * 32, "DS 1 8 2 " + "ab" * 32, "SOA ns h 1 2 3 4 5",
+    "SOA ns h ( 1 2 3 4 5 )", "A ( 192.0.2.7\n )", "MX ( 1\n b ) ; c", "A 192.0.2.3 ; ("])
+_LOOP_BAD_OWNERS = st.sampled_from(["q(x)", "x;y", "d$", "$TTL", "$ORIGIN", "$origin", "$INCLUDE",
+                                    "a..b", "x" * 64])
+_LOOP_BAD_TTLS = st.sampled_from(["4294967296 ", "1x ", "CH "])
+_LOOP_BAD = st.sampled_from([
+    "A 010.1.1.1", "A 999.1.1.1", "A 1.2.3.4 5", "AAAA 1::2::3", 'TXT "x"y',
+    'TXT "' + "x" * 256 + '"', 'TXT "t;x" y', "TXT", 'TXT "open', "MX 65536 a", "MX a b",
+    "SRV 0 5 70000 t", "SRV 1 2 3", "TYPE65280 \\# 0", "FOO 1", "( A 192.0.2.9 )",
+    "A 192.0.2.4 )", "fast.test.", "60", ""])
+_LOOP_LINES = st.lists(st.one_of(
+    st.tuples(_LOOP_OWNERS, _LOOP_TTLS, _LOOP_GOOD),
+    st.tuples(_LOOP_OWNERS, _LOOP_TTLS, _LOOP_GOOD),
+    st.tuples(_LOOP_OWNERS, _LOOP_TTLS, _LOOP_GOOD),
+    st.tuples(st.one_of(_LOOP_OWNERS, _LOOP_BAD_OWNERS), st.one_of(_LOOP_TTLS, _LOOP_BAD_TTLS),
+              st.one_of(_LOOP_GOOD, _LOOP_BAD)),
+    st.sampled_from(["", "; comment", "  ; indented comment", "\t", "$TTL 5m", "$TTL x",
+                     "$ORIGIN sub", "$ORIGIN Other.Test.", "$ORIGIN", "$TTL 1 2"])),
+    max_size=14)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_LOOP_LINES)
+@example([("@", "", "SOA ns h 1 2 3 4 5"), (" ", "", "A 192.0.2.1")])
+@example([("a", "", "A 192.0.2.1")])  # no TTL known: left to dnspython
+def test_c_loop_reads_what_the_python_loop_reads(lines: list[tuple[str, str, str] | str]) -> None:
+    """The reader's loop in C (proto/_dnsobj.c, read_records) gives exactly what the
+    Python loop gives, records or ``_Unusual``, on texts of every kind of line either
+    handles: owners, TTLs with units, classes, each type it makes, parentheses, comments,
+    directives, and lines it must leave to dnspython."""
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    assert zonefile._c_read_records is not None
+    text = "".join(f"{' '.join(line)}\n" if isinstance(line, tuple) else f"{line}\n"
+                   for line in lines)
+    for head in ("", "$TTL 60\n@ SOA ns h 1 2 3 4 5\n"):
+        assert _loop(head + text, c_loop=True) == _loop(head + text, c_loop=False)
+
+
+@pytest.mark.parametrize("name", sorted(COMMON_TEXTS) + sorted(UNUSUAL_TEXTS))
+def test_c_loop_agrees_on_the_reference_texts(name: str) -> None:
+    _dnsobj_built()
+    text = COMMON_TEXTS.get(name) or UNUSUAL_TEXTS[name]
+    assert _loop(text, c_loop=True) == _loop(text, c_loop=False)
+
+
+def test_c_loop_stops_at_max_records_and_at_cancel() -> None:
+    import threading
+
+    from zonekeeper.errors import ShuttingDown
+
+    _dnsobj_built()
+    text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n" + "".join(f"h{i} A 192.0.2.{i % 250}\n" for i in range(3000))
+    for limit in (1, 2, 3001, 3002):
+        assert _loop(text, c_loop=True, max_records=limit) == _loop(text, c_loop=False, max_records=limit)
+    assert len(_loop(text, c_loop=True, max_records=3001)) == 3001  # type: ignore[arg-type]
+    stop = threading.Event()
+    stop.set()
+    assert _loop(text, c_loop=True, cancel=stop) is ShuttingDown
+    assert _loop(text, c_loop=False, cancel=stop) is ShuttingDown

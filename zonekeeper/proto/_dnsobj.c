@@ -27,6 +27,7 @@
 #include <Python.h>
 
 #include <stdint.h>
+#include <ctype.h>
 #include <string.h>
 
 #define MODULUS ((((uint64_t)1) << 61) - 1)
@@ -265,6 +266,749 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * read_records(text, origin, current, max_records, env): ``zonefile._fast_records``'s loop
+ * in C, the same records made the same way (the Python loop is the reference where this
+ * module is not built; tests/unit/test_zonefile.py holds the two to each other and to
+ * dnspython's reader). ``text`` is ASCII (the caller checks). It returns the list of
+ * (name, ttl, rdata, line) tuples, or None where the Python loop raises ``_Unusual``: the
+ * text is for dnspython's reader. A callback's exception of one of env's ``unusual`` classes
+ * means the same; any other is raised (ShuttingDown from the cancel check).
+ *
+ * env: (name_cls, py_name, rdtype_of, ttl_of, ttl_strict, origin_of, ipv4, ipv6, other,
+ *       check_cancel, unusual, rdclass, types, types_cache)
+ *   py_name(value, current)            zonefile._name, where make_name leaves it undecided
+ *   rdtype_of(word) -> int             zonefile._rdtype
+ *   ttl_of(word) -> int | None         zonefile._ttl, for a word with units
+ *   ttl_strict(word) -> int            dns.ttl.from_text ($TTL)
+ *   origin_of(word, current) -> _Name  the name $ORIGIN sets
+ *   ipv4(text), ipv6(text) -> str      zonefile._ipv4/_ipv6, where the C library's form is
+ *                                      not the text itself (or it refuses the text)
+ *   other(line, words, at, rdtype, current) -> rdata
+ *                                      every type and form this loop does not make itself
+ *   check_cancel() or None             called before every 1,024th record
+ *   types: ((cls, enum, keys) for A, AAAA, NS, CNAME, PTR, MX, TXT, SRV)
+ *   types_cache: zonefile._TYPES (type word -> number), read before rdtype_of is asked
+ * ------------------------------------------------------------------------------------- */
+#include <arpa/inet.h>
+
+enum { E_CLS, E_PYNAME, E_RDTYPE, E_TTL, E_TTLSTRICT, E_ORIGIN, E_IPV4, E_IPV6, E_OTHER,
+       E_CANCEL, E_UNUSUAL, E_RDCLASS, E_TYPES, E_TYPECACHE, E_COUNT };
+enum { T_A, T_AAAA, T_NS, T_CNAME, T_PTR, T_MX, T_TXT, T_SRV, T_COUNT };
+
+#define MAX_TTL_VALUE 4294967295ULL
+#define NAMES_CACHED 100000
+
+typedef struct {
+    const char *p;
+    Py_ssize_t len;
+} Span;
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_put(Buf *b, const char *p, Py_ssize_t len) {
+    if (b->len + len + 1 > b->cap) {
+        Py_ssize_t cap = (b->len + len + 1) * 2;
+        char *d = PyMem_Realloc(b->data, cap);
+        if (d == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+    return 0;
+}
+
+/* What the reader returns from a step: go on, the text is unusual, or an error is set. */
+enum { OK = 0, UNUSUAL = 1, ERROR = -1 };
+
+typedef struct {
+    PyObject **env;
+    PyObject *types[T_COUNT][3];
+    PyObject *current, *current_labels, *current_text;
+    PyObject *names; /* text -> name under ``current`` */
+} Reader;
+
+/* After a failed call: UNUSUAL if the exception is one of env's ``unusual``, else ERROR. */
+static int failed(Reader *r) {
+    if (PyErr_ExceptionMatches(r->env[E_UNUSUAL])) {
+        PyErr_Clear();
+        return UNUSUAL;
+    }
+    return ERROR;
+}
+
+/* ``line`` without its comment (a ``;`` inside a quoted string is data); UNUSUAL for a
+ * string left open at the end of the line (zonefile._strip_comment). */
+static int strip_comment(const char *p, Py_ssize_t len, Py_ssize_t *out) {
+    int quoted = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (p[i] == '"')
+            quoted = !quoted;
+        else if (p[i] == ';' && !quoted) {
+            *out = i;
+            return OK;
+        }
+    }
+    if (quoted)
+        return UNUSUAL;
+    *out = len;
+    return OK;
+}
+
+static Py_ssize_t count_of(const char *p, Py_ssize_t len, char c) {
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        n += p[i] == c;
+    return n;
+}
+
+static const char *find(const char *p, Py_ssize_t len, char c) { return memchr(p, c, len); }
+
+static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* The words of a line (str.split(): the text holds no other white space). */
+static int split_words(const char *p, Py_ssize_t len, Span **words, Py_ssize_t *n, Py_ssize_t *cap) {
+    *n = 0;
+    Py_ssize_t i = 0;
+    while (i < len) {
+        while (i < len && is_space(p[i]))
+            i++;
+        if (i >= len)
+            break;
+        Py_ssize_t start = i;
+        while (i < len && !is_space(p[i]))
+            i++;
+        if (*n == *cap) {
+            Py_ssize_t cap2 = *cap * 2;
+            Span *w = PyMem_Realloc(*words, cap2 * sizeof(Span));
+            if (w == NULL) {
+                PyErr_NoMemory();
+                return ERROR;
+            }
+            *words = w;
+            *cap = cap2;
+        }
+        (*words)[*n].p = p + start;
+        (*words)[*n].len = i - start;
+        (*n)++;
+    }
+    return OK;
+}
+
+static int all_digits(Span w) {
+    if (w.len == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < w.len; i++)
+        if (w.p[i] < '0' || w.p[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* A decimal field of at most ``top`` (zonefile._uint); -1: unusual. */
+static long uint_field(Span w, long top) {
+    if (!all_digits(w))
+        return -1;
+    long v = 0;
+    for (Py_ssize_t i = 0; i < w.len; i++) {
+        v = v * 10 + (w.p[i] - '0');
+        if (v > top)
+            return -1;
+    }
+    return v;
+}
+
+static PyObject *text_of(Span w) { return PyUnicode_FromStringAndSize(w.p, w.len); }
+
+/* zonefile._ttl: a TTL, or (into *none) not one. */
+static int ttl_word(Reader *r, Span w, long long *ttl, int *none) {
+    *none = 1;
+    if (w.p[0] < '0' || w.p[0] > '9')
+        return OK;
+    if (all_digits(w)) {
+        unsigned long long v = 0;
+        for (Py_ssize_t i = 0; i < w.len; i++) {
+            v = v * 10 + (unsigned)(w.p[i] - '0');
+            if (v > MAX_TTL_VALUE)
+                return OK; /* BadTTL: not a TTL */
+        }
+        *ttl = (long long)v;
+        *none = 0;
+        return OK;
+    }
+    PyObject *word = text_of(w);
+    if (word == NULL)
+        return ERROR;
+    PyObject *got = PyObject_CallOneArg(r->env[E_TTL], word);
+    Py_DECREF(word);
+    if (got == NULL)
+        return failed(r);
+    if (got != Py_None) {
+        *ttl = PyLong_AsLongLong(got);
+        *none = 0;
+    }
+    Py_DECREF(got);
+    return PyErr_Occurred() ? ERROR : OK;
+}
+
+static PyObject *make_name(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *make_rdata(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+static int set_current(Reader *r, PyObject *current) {
+    PyObject *labels = PyObject_GetAttrString(current, "labels");
+    if (labels == NULL)
+        return ERROR;
+    PyObject *text = PyObject_CallMethod(current, "to_text", NULL);
+    if (text == NULL || !PyTuple_Check(labels) || !PyUnicode_Check(text)) {
+        Py_DECREF(labels);
+        Py_XDECREF(text);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "read_records: the origin's labels and text");
+        return ERROR;
+    }
+    Py_INCREF(current);
+    Py_XSETREF(r->current, current);
+    Py_XSETREF(r->current_labels, labels);
+    Py_XSETREF(r->current_text, text);
+    PyDict_Clear(r->names);
+    return OK;
+}
+
+/* zonefile._fast_records' name_of: a name as written, completed with ``current``. */
+static int name_of(Reader *r, Span w, PyObject **out) {
+    if (w.len == 1 && w.p[0] == '@') {
+        Py_INCREF(r->current);
+        *out = r->current;
+        return OK;
+    }
+    PyObject *value = text_of(w);
+    if (value == NULL)
+        return ERROR;
+    PyObject *got = PyDict_GetItemWithError(r->names, value);
+    if (got != NULL) {
+        Py_DECREF(value);
+        Py_INCREF(got);
+        *out = got;
+        return OK;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(value);
+        return ERROR;
+    }
+    PyObject *args[4] = {r->env[E_CLS], value, r->current_labels, r->current_text};
+    got = make_name(NULL, args, 4);
+    if (got == Py_None) {
+        Py_DECREF(got);
+        got = PyObject_CallFunctionObjArgs(r->env[E_PYNAME], value, r->current, NULL);
+        if (got == NULL) {
+            Py_DECREF(value);
+            return failed(r);
+        }
+    }
+    if (got == NULL || (PyDict_GET_SIZE(r->names) < NAMES_CACHED &&
+                        PyDict_SetItem(r->names, value, got) < 0)) {
+        Py_DECREF(value);
+        Py_XDECREF(got);
+        return ERROR;
+    }
+    Py_DECREF(value);
+    *out = got;
+    return OK;
+}
+
+/* An address field: the C library's text of it where that is the text as written (then the
+ * word itself, as zonefile._ipv4/_ipv6 give), else the Python function's answer. */
+static int address(Reader *r, Span w, int family, PyObject **out) {
+    char word[64], printed[64];
+    unsigned char packed[16];
+    int fallback = 1;
+    if (w.len < (Py_ssize_t)sizeof(word)) {
+        memcpy(word, w.p, w.len);
+        word[w.len] = 0;
+        if (inet_pton(family, word, packed) == 1) {
+            static const unsigned char zero10[10];
+            if (family == AF_INET6 && memcmp(packed, zero10, 10) == 0) {
+                fallback = 1; /* embedded IPv4 forms: dnspython prints them its own way */
+            } else if (inet_ntop(family, packed, printed, sizeof(printed)) != NULL) {
+                if (family == AF_INET6 || strcmp(printed, word) == 0) {
+                    *out = PyUnicode_FromString(family == AF_INET6 ? printed : word);
+                    return *out == NULL ? ERROR : OK;
+                }
+            }
+        }
+    }
+    (void)fallback;
+    PyObject *value = text_of(w);
+    if (value == NULL)
+        return ERROR;
+    *out = PyObject_CallOneArg(r->env[family == AF_INET ? E_IPV4 : E_IPV6], value);
+    Py_DECREF(value);
+    return *out == NULL ? failed(r) : OK;
+}
+
+/* TXT data that is quoted strings only (zonefile._QUOTED_ONLY), each at most 255 octets:
+ * the strings as a tuple of bytes into *out; *out NULL if the data is anything else. */
+static int quoted_only(const char *p, Py_ssize_t len, PyObject **out) {
+    *out = NULL;
+    Py_ssize_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        Py_ssize_t i = 0, k = 0;
+        while (i < len && is_space(p[i]))
+            i++;
+        if (i >= len)
+            return OK;
+        while (i < len) {
+            if (p[i] != '"')
+                return OK;
+            const char *end = memchr(p + i + 1, '"', len - i - 1);
+            if (end == NULL)
+                return OK;
+            Py_ssize_t slen = end - (p + i + 1);
+            if (pass == 0 && slen > 255)
+                return UNUSUAL; /* dnspython's reader says what is wrong */
+            if (pass == 1) {
+                PyObject *b = PyBytes_FromStringAndSize(p + i + 1, slen);
+                if (b == NULL) {
+                    Py_CLEAR(*out);
+                    return ERROR;
+                }
+                PyTuple_SET_ITEM(*out, k, b);
+            }
+            k++;
+            i = end - p + 1;
+            while (i < len && is_space(p[i]))
+                i++;
+        }
+        if (pass == 0) {
+            n = k;
+            if ((*out = PyTuple_New(n)) == NULL)
+                return ERROR;
+        }
+    }
+    return OK;
+}
+
+/* The rdata of ``kind`` with ``values`` (stolen references; any may be NULL on error). */
+static PyObject *rdata_of(Reader *r, int kind, PyObject **values, Py_ssize_t n) {
+    PyObject *args[8];
+    PyObject *rd = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (values[i] == NULL)
+            goto done;
+    args[0] = r->types[kind][0];
+    args[1] = r->env[E_RDCLASS];
+    args[2] = r->types[kind][1];
+    args[3] = r->types[kind][2];
+    for (Py_ssize_t i = 0; i < n; i++)
+        args[4 + i] = values[i];
+    rd = make_rdata(NULL, args, 4 + n);
+done:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(values[i]);
+    return rd;
+}
+
+typedef struct {
+    PyObject *last_name;
+    long long last_ttl, default_ttl;
+    int last_ttl_known, default_known, default_from_soa;
+    Span *words;
+    Py_ssize_t nwords, cap;
+} State;
+
+/* One logical line (comments gone, parentheses joined). */
+static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, long number,
+                     PyObject *out, Py_ssize_t max_records) {
+    if (split_words(line, len, &st->words, &st->nwords, &st->cap) < 0)
+        return ERROR;
+    Py_ssize_t nw = st->nwords;
+    Span *w = st->words;
+    if (nw == 0)
+        return OK;
+    if (w[0].p[0] == '$' && !is_space(line[0])) {
+        char d[8] = {0};
+        if (w[0].len > 7 || nw != 2)
+            return UNUSUAL;
+        for (Py_ssize_t i = 0; i < w[0].len; i++)
+            d[i] = (char)toupper((unsigned char)w[0].p[i]);
+        PyObject *word = text_of(w[1]);
+        if (word == NULL)
+            return ERROR;
+        int rc = OK;
+        if (strcmp(d, "$TTL") == 0) {
+            PyObject *got = PyObject_CallOneArg(r->env[E_TTLSTRICT], word);
+            if (got == NULL)
+                rc = failed(r);
+            else {
+                st->default_ttl = PyLong_AsLongLong(got);
+                st->default_known = 1;
+                st->default_from_soa = 0;
+                Py_DECREF(got);
+                rc = PyErr_Occurred() ? ERROR : OK;
+            }
+        } else if (strcmp(d, "$ORIGIN") == 0) {
+            PyObject *got = PyObject_CallFunctionObjArgs(r->env[E_ORIGIN], word, r->current, NULL);
+            if (got == NULL)
+                rc = failed(r);
+            else {
+                rc = set_current(r, got);
+                Py_DECREF(got);
+            }
+        } else
+            rc = UNUSUAL;
+        Py_DECREF(word);
+        return rc;
+    }
+    Py_ssize_t at;
+    if (is_space(line[0]))
+        at = 0;
+    else {
+        PyObject *name;
+        int rc = name_of(r, w[0], &name);
+        if (rc != OK)
+            return rc;
+        Py_SETREF(st->last_name, name);
+        at = 1;
+    }
+    long long ttl = 0;
+    int none = 1;
+    if (at < nw) {
+        int rc = ttl_word(r, w[at], &ttl, &none);
+        if (rc != OK)
+            return rc;
+        if (!none)
+            at++;
+    }
+    if (at < nw && w[at].len == 2 && toupper((unsigned char)w[at].p[0]) == 'I' &&
+        toupper((unsigned char)w[at].p[1]) == 'N')
+        at++;
+    if (none && at < nw) {
+        int rc = ttl_word(r, w[at], &ttl, &none);
+        if (rc != OK)
+            return rc;
+        if (!none)
+            at++;
+    }
+    if (!none) {
+        st->last_ttl = ttl;
+        st->last_ttl_known = 1;
+    }
+    if (at >= nw)
+        return UNUSUAL;
+    /* The type. */
+    long rdtype;
+    {
+        PyObject *word = text_of(w[at]);
+        if (word == NULL)
+            return ERROR;
+        PyObject *got = PyDict_GetItemWithError(r->env[E_TYPECACHE], word);
+        if (got != NULL)
+            Py_INCREF(got);
+        else if (PyErr_Occurred()) {
+            Py_DECREF(word);
+            return ERROR;
+        } else {
+            got = PyObject_CallOneArg(r->env[E_RDTYPE], word);
+            if (got == NULL) {
+                Py_DECREF(word);
+                return failed(r);
+            }
+        }
+        Py_DECREF(word);
+        rdtype = PyLong_AsLong(got);
+        Py_DECREF(got);
+        if (rdtype == -1 && PyErr_Occurred())
+            return ERROR;
+    }
+    if (rdtype > 255 && w[at].len >= 4 && toupper((unsigned char)w[at].p[0]) == 'T' &&
+        toupper((unsigned char)w[at].p[1]) == 'Y' && toupper((unsigned char)w[at].p[2]) == 'P' &&
+        toupper((unsigned char)w[at].p[3]) == 'E')
+        return UNUSUAL; /* generic syntax is for dnspython */
+    Span *rest = w + at + 1;
+    Py_ssize_t nrest = nw - at - 1;
+    const char *data = w[at].p + w[at].len; /* _data_start: just past the type */
+    Py_ssize_t data_len = line + len - data;
+    PyObject *rd = NULL;
+    int rc = OK;
+    if (rdtype == 1 && nrest == 1) {
+        PyObject *v[1] = {NULL};
+        rc = address(r, rest[0], AF_INET, &v[0]);
+        if (rc != OK)
+            return rc;
+        rd = rdata_of(r, T_A, v, 1);
+    } else if (rdtype == 28 && nrest == 1) {
+        PyObject *v[1] = {NULL};
+        rc = address(r, rest[0], AF_INET6, &v[0]);
+        if (rc != OK)
+            return rc;
+        rd = rdata_of(r, T_AAAA, v, 1);
+    } else if ((rdtype == 2 || rdtype == 5 || rdtype == 12) && nrest == 1) {
+        PyObject *v[1] = {NULL};
+        rc = name_of(r, rest[0], &v[0]);
+        if (rc != OK)
+            return rc;
+        rd = rdata_of(r, rdtype == 2 ? T_NS : rdtype == 5 ? T_CNAME : T_PTR, v, 1);
+    } else if (rdtype == 15 && nrest == 2) {
+        long pref = uint_field(rest[0], 65535);
+        if (pref < 0)
+            return UNUSUAL;
+        PyObject *v[2] = {PyLong_FromLong(pref), NULL};
+        rc = name_of(r, rest[1], &v[1]);
+        if (rc != OK) {
+            Py_XDECREF(v[0]);
+            return rc;
+        }
+        rd = rdata_of(r, T_MX, v, 2);
+    } else if (rdtype == 33 && nrest == 4) {
+        long f[3];
+        for (int i = 0; i < 3; i++)
+            if ((f[i] = uint_field(rest[i], 65535)) < 0)
+                return UNUSUAL;
+        PyObject *v[4] = {PyLong_FromLong(f[0]), PyLong_FromLong(f[1]), PyLong_FromLong(f[2]), NULL};
+        rc = name_of(r, rest[3], &v[3]);
+        if (rc != OK) {
+            for (int i = 0; i < 3; i++)
+                Py_XDECREF(v[i]);
+            return rc;
+        }
+        rd = rdata_of(r, T_SRV, v, 4);
+    } else {
+        PyObject *strings = NULL;
+        if (rdtype == 16) {
+            rc = quoted_only(data, data_len, &strings);
+            if (rc != OK)
+                return rc;
+        }
+        if (strings != NULL) {
+            PyObject *v[1] = {strings};
+            rd = rdata_of(r, T_TXT, v, 1);
+        } else {
+            /* Everything else: the Python loop's own branches (zonefile._other_rdata). */
+            PyObject *text = PyUnicode_FromStringAndSize(line, len);
+            PyObject *words = PyList_New(nw);
+            PyObject *at_o = PyLong_FromSsize_t(at), *type_o = PyLong_FromLong(rdtype);
+            if (text == NULL || words == NULL || at_o == NULL || type_o == NULL)
+                goto other_fail;
+            for (Py_ssize_t i = 0; i < nw; i++) {
+                PyObject *x = text_of(w[i]);
+                if (x == NULL)
+                    goto other_fail;
+                PyList_SET_ITEM(words, i, x);
+            }
+            rd = PyObject_CallFunctionObjArgs(r->env[E_OTHER], text, words, at_o, type_o, r->current, NULL);
+            if (rd == NULL)
+                rc = failed(r);
+        other_fail:
+            Py_XDECREF(text);
+            Py_XDECREF(words);
+            Py_XDECREF(at_o);
+            Py_XDECREF(type_o);
+            if (rd == NULL)
+                return rc != OK ? rc : ERROR;
+        }
+    }
+    if (rd == NULL)
+        return ERROR;
+    if (none) {
+        if (st->last_ttl_known && (!st->default_known || st->default_from_soa)) {
+            ttl = st->last_ttl;
+            none = 0;
+        } else if (st->default_known) {
+            ttl = st->default_ttl;
+            none = 0;
+        }
+    }
+    if (!st->default_known && rdtype == 6) {
+        PyObject *minimum = PyObject_GetAttrString(rd, "minimum");
+        if (minimum == NULL) {
+            Py_DECREF(rd);
+            return failed(r);
+        }
+        st->default_ttl = PyLong_AsLongLong(minimum);
+        Py_DECREF(minimum);
+        if (PyErr_Occurred()) {
+            Py_DECREF(rd);
+            return ERROR;
+        }
+        st->default_known = st->default_from_soa = 1;
+        if (none) {
+            ttl = st->last_ttl_known ? st->last_ttl : st->default_ttl;
+            none = 0;
+        }
+    }
+    if (none || PyList_GET_SIZE(out) >= max_records) {
+        Py_DECREF(rd);
+        return UNUSUAL;
+    }
+    if (PyList_GET_SIZE(out) % 1024 == 0 && r->env[E_CANCEL] != Py_None) {
+        PyObject *got = PyObject_CallNoArgs(r->env[E_CANCEL]);
+        if (got == NULL) {
+            Py_DECREF(rd);
+            return ERROR;
+        }
+        Py_DECREF(got);
+    }
+    PyObject *item = PyTuple_New(4);
+    PyObject *ttl_o = PyLong_FromLongLong(ttl), *num_o = PyLong_FromLong(number);
+    if (item == NULL || ttl_o == NULL || num_o == NULL) {
+        Py_XDECREF(item);
+        Py_XDECREF(ttl_o);
+        Py_XDECREF(num_o);
+        Py_DECREF(rd);
+        return ERROR;
+    }
+    Py_INCREF(st->last_name);
+    PyTuple_SET_ITEM(item, 0, st->last_name);
+    PyTuple_SET_ITEM(item, 1, ttl_o);
+    PyTuple_SET_ITEM(item, 2, rd);
+    PyTuple_SET_ITEM(item, 3, num_o);
+    rc = PyList_Append(out, item) < 0 ? ERROR : OK;
+    Py_DECREF(item);
+    return rc;
+}
+
+static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[4]) != E_COUNT || !PyUnicode_IS_ASCII(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_records(ascii_text, origin, current, max_records, env)");
+        return NULL;
+    }
+    Py_ssize_t max_records = PyLong_AsSsize_t(args[3]);
+    if (max_records == -1 && PyErr_Occurred())
+        return NULL;
+    Reader r = {0};
+    r.env = &PyTuple_GET_ITEM(args[4], 0);
+    PyObject *types = r.env[E_TYPES];
+    if (!PyTuple_Check(types) || PyTuple_GET_SIZE(types) != T_COUNT || !PyDict_Check(r.env[E_TYPECACHE])) {
+        PyErr_SetString(PyExc_TypeError, "read_records: env's types");
+        return NULL;
+    }
+    for (int k = 0; k < T_COUNT; k++) {
+        PyObject *t = PyTuple_GET_ITEM(types, k);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            PyErr_SetString(PyExc_TypeError, "read_records: env's types");
+            return NULL;
+        }
+        for (int j = 0; j < 3; j++)
+            r.types[k][j] = PyTuple_GET_ITEM(t, j);
+    }
+    const char *text = (const char *)PyUnicode_DATA(args[0]);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(args[0]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (c == '\\' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f))
+            Py_RETURN_NONE; /* dnspython separates words by spaces and tabs only */
+    }
+    PyObject *out = PyList_New(0);
+    r.names = PyDict_New();
+    State st = {0};
+    Buf joined = {0};
+    st.cap = 16;
+    st.words = PyMem_Malloc(st.cap * sizeof(Span));
+    int rc = OK;
+    if (out == NULL || r.names == NULL || st.words == NULL) {
+        rc = ERROR;
+        goto done;
+    }
+    Py_INCREF(args[1]);
+    st.last_name = args[1];
+    if ((rc = set_current(&r, args[2])) != OK)
+        goto done;
+    Py_ssize_t pos = 0;
+    long number = 0;
+    while (pos <= n && rc == OK) {
+        const char *line = text + pos;
+        const char *nl = memchr(line, '\n', n - pos);
+        Py_ssize_t raw = nl ? nl - line : n - pos, len;
+        pos += raw + 1;
+        number++;
+        long first = number;
+        if ((rc = strip_comment(line, raw, &len)) != OK)
+            break;
+        if (find(line, len, '(') || find(line, len, ')')) {
+            const char *open = find(line, len, '(');
+            const char *close = find(line, len, ')');
+            if (find(line, len, '"') || count_of(line, len, '(') != 1 || (close && close < open)) {
+                rc = UNUSUAL;
+                break;
+            }
+            joined.len = 0;
+            if (buf_put(&joined, line, len) < 0) {
+                rc = ERROR;
+                break;
+            }
+            joined.data[open - line] = ' ';
+            Py_ssize_t last = 0; /* where the last part starts in ``joined`` */
+            while (!find(joined.data + last, joined.len - last, ')')) {
+                if (pos > n) {
+                    rc = UNUSUAL;
+                    break;
+                }
+                const char *next = text + pos;
+                const char *nl2 = memchr(next, '\n', n - pos);
+                Py_ssize_t raw2 = nl2 ? nl2 - next : n - pos, len2;
+                pos += raw2 + 1;
+                number++;
+                if ((rc = strip_comment(next, raw2, &len2)) != OK)
+                    break;
+                if (find(next, len2, '(') || find(next, len2, '"')) {
+                    rc = UNUSUAL;
+                    break;
+                }
+                if (buf_put(&joined, " ", 1) < 0 || buf_put(&joined, next, len2) < 0) {
+                    rc = ERROR;
+                    break;
+                }
+                last = joined.len - len2;
+            }
+            if (rc != OK)
+                break;
+            const char *lp = joined.data + last;
+            Py_ssize_t ll = joined.len - last;
+            if (count_of(lp, ll, ')') != 1) {
+                rc = UNUSUAL;
+                break;
+            }
+            char *c = (char *)find(lp, ll, ')');
+            for (const char *q = c + 1; q < lp + ll; q++)
+                if (!is_space(*q)) {
+                    rc = UNUSUAL;
+                    break;
+                }
+            if (rc != OK)
+                break;
+            *c = ' ';
+            rc = read_line(&r, &st, joined.data, joined.len, first, out, max_records);
+        } else {
+            rc = read_line(&r, &st, line, len, first, out, max_records);
+        }
+    }
+done:
+    PyMem_Free(st.words);
+    PyMem_Free(joined.data);
+    Py_XDECREF(st.last_name);
+    Py_XDECREF(r.current);
+    Py_XDECREF(r.current_labels);
+    Py_XDECREF(r.current_text);
+    Py_XDECREF(r.names);
+    if (rc == OK)
+        return out;
+    Py_XDECREF(out);
+    if (rc == UNUSUAL)
+        Py_RETURN_NONE;
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "read_records failed without an exception");
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"name_hash", name_hash, METH_O,
      "name_hash(labels) -> int: hash(dns.name.Name(labels)) on a 64-bit build (hash modulus 2**61 - 1)."},
@@ -272,6 +1016,8 @@ static PyMethodDef methods[] = {
      "make_name(cls, value, origin_labels, origin_text) -> cls instance, or None: see the file's head."},
     {"make_rdata", (PyCFunction)(void (*)(void))make_rdata, METH_FASTCALL,
      "make_rdata(cls, rdclass, rdtype, keys, *values) -> an rdata of cls with those fields."},
+    {"read_records", (PyCFunction)(void (*)(void))read_records, METH_FASTCALL,
+     "read_records(ascii_text, origin, current, max_records, env) -> list | None: zonefile._fast_records' loop."},
     {NULL, NULL, 0, NULL},
 };
 
