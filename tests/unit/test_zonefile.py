@@ -866,3 +866,40 @@ def test_c_loop_stops_at_max_records_and_at_cancel() -> None:
     stop.set()
     assert _loop(text, c_loop=True, cancel=stop) is ShuttingDown
     assert _loop(text, c_loop=False, cancel=stop) is ShuttingDown
+
+
+def _grouped(text: str, *, c_loop: bool) -> object:
+    """What ``group`` makes of a text's records with its loop in C or in Python: the
+    RRsets (names, types, TTLs, records in order), the lines and the warnings."""
+    from zonekeeper.zones import zonefile
+
+    origin = dns.name.from_text("fast.test.")
+    try:
+        records = zonefile._fast_records(text, origin, max_records=10**6, cancel=None)
+    except zonefile._Unusual:
+        return None
+    result = zonefile.ParseResult(ZoneContent(origin))
+    zonefile.group(records, result, c_loop=c_loop)
+    rrsets = [(type(s).__name__, s.name.to_text(), hash(s.name), s.rdtype, type(s.rdtype).__name__,
+               s.ttl, [(type(r).__name__, r.rdata.to_text(), r.disabled) for r in s.records])
+              for s in result.content]
+    lines = [(n.to_text(), t, type(t).__name__, line) for (n, t), line in result.lines.items()]
+    return rrsets, lines, [str(p) for p in result.warnings]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "A", "b.c", "@", " ", "x.y.fast.test."]),
+                          st.sampled_from(["", "60 ", "61 "]),
+                          st.sampled_from(["A 192.0.2.1", "A 192.0.2.2", "AAAA ::1", "MX 5 a",
+                                           "CNAME b.c", "CNAME d", 'TXT "a"', 'TXT "A"',
+                                           "SOA ns h 1 2 3 4 5", "DNAME x", "DNAME y"])),
+                max_size=16))
+def test_group_in_c_is_the_python_group(lines: list[tuple[str, str, str]]) -> None:
+    """``group``'s loop in C (proto/_dnsobj.c, group_records) makes the RRsets, lines and
+    warnings (duplicates, TTL differences, a second CNAME's line) the Python loop makes."""
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    assert zonefile._c_group_records is not None
+    text = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n" + "".join(f"{' '.join(line)}\n" for line in lines)
+    assert _grouped(text, c_loop=True) == _grouped(text, c_loop=False)

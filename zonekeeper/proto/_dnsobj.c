@@ -1009,6 +1009,130 @@ done:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * group_records(records, owners, lines, rrset_cls, record_cls, join, check_cancel):
+ * ``zonefile.group``'s loop in C. Each (name, ttl, rdata, line) of ``records`` starts an
+ * RRset (``rrset_cls(name, rdtype, ttl, [record_cls(rdata)])``, made as their dataclass
+ * __init__ makes them) in ``owners[name][rdtype]``, with its line in ``lines[(name,
+ * rdtype)]``; a record whose RRset is already there goes to ``join(name, rdtype, ttl,
+ * rdata, line, rrset)`` (duplicates, TTL differences: Python). check_cancel (or None) is
+ * called before every 65,536th record.
+ * ------------------------------------------------------------------------------------- */
+static PyObject *s_name, *s_ttl, *s_records, *s_rdata, *s_disabled;
+
+static PyObject *new_rrset(PyObject *rrset_cls, PyObject *record_cls, PyObject *name,
+                           PyObject *rdtype, PyObject *ttl, PyObject *rdata) {
+    PyObject *record = new_of(record_cls);
+    if (record == NULL)
+        return NULL;
+    if (set(record, s_rdata, rdata) < 0 || set(record, s_disabled, Py_False) < 0) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    PyObject *list = PyList_New(1);
+    if (list == NULL) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    PyList_SET_ITEM(list, 0, record);
+    PyObject *rrset = new_of(rrset_cls);
+    if (rrset == NULL || set(rrset, s_name, name) < 0 || set(rrset, s_rdtype, rdtype) < 0 ||
+        set(rrset, s_ttl, ttl) < 0 || set(rrset, s_records, list) < 0) {
+        Py_XDECREF(rrset);
+        rrset = NULL;
+    }
+    Py_DECREF(list);
+    return rrset;
+}
+
+static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7 || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "group_records(records, owners, lines, rrset_cls, "
+                                         "record_cls, join, check_cancel)");
+        return NULL;
+    }
+    PyObject *owners = args[1], *lines = args[2], *rrset_cls = args[3], *record_cls = args[4];
+    PyObject *join = args[5], *cancel = args[6];
+    PyObject *it = PyObject_GetIter(args[0]);
+    if (it == NULL)
+        return NULL;
+    PyObject *item;
+    Py_ssize_t i = 0;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *rdtype = NULL, *key = NULL, *rrset = NULL;
+        int ok = 0;
+        if (i++ % 65536 == 0 && cancel != Py_None) {
+            PyObject *got = PyObject_CallNoArgs(cancel);
+            if (got == NULL)
+                goto next;
+            Py_DECREF(got);
+        }
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 4) {
+            PyErr_SetString(PyExc_TypeError, "group_records: (name, ttl, rdata, line) tuples");
+            goto next;
+        }
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *ttl = PyTuple_GET_ITEM(item, 1);
+        PyObject *rdata = PyTuple_GET_ITEM(item, 2), *line = PyTuple_GET_ITEM(item, 3);
+        {
+            PyObject *enum_ = PyObject_GetAttr(rdata, s_rdtype);
+            if (enum_ == NULL)
+                goto next;
+            rdtype = PyNumber_Long(enum_); /* int(rdata.rdtype) */
+            Py_DECREF(enum_);
+            if (rdtype == NULL)
+                goto next;
+        }
+        PyObject *types = PyDict_GetItemWithError(owners, name);
+        if (types == NULL && PyErr_Occurred())
+            goto next;
+        if (types != NULL) {
+            PyObject *existing = PyDict_GetItemWithError(types, rdtype);
+            if (existing != NULL) {
+                PyObject *got = PyObject_CallFunctionObjArgs(join, name, rdtype, ttl, rdata, line,
+                                                             existing, NULL);
+                if (got == NULL)
+                    goto next;
+                Py_DECREF(got);
+                ok = 1;
+                goto next;
+            }
+            if (PyErr_Occurred())
+                goto next;
+        }
+        rrset = new_rrset(rrset_cls, record_cls, name, rdtype, ttl, rdata);
+        if (rrset == NULL)
+            goto next;
+        if (types == NULL) {
+            PyObject *fresh = PyDict_New();
+            if (fresh == NULL || PyDict_SetItem(fresh, rdtype, rrset) < 0 ||
+                PyDict_SetItem(owners, name, fresh) < 0) {
+                Py_XDECREF(fresh);
+                goto next;
+            }
+            Py_DECREF(fresh);
+        } else if (PyDict_SetItem(types, rdtype, rrset) < 0)
+            goto next;
+        key = PyTuple_Pack(2, name, rdtype);
+        if (key == NULL || PyDict_SetItem(lines, key, line) < 0)
+            goto next;
+        ok = 1;
+    next:
+        Py_XDECREF(key);
+        Py_XDECREF(rrset);
+        Py_XDECREF(rdtype);
+        Py_DECREF(item);
+        if (!ok) {
+            Py_DECREF(it);
+            return NULL;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"name_hash", name_hash, METH_O,
      "name_hash(labels) -> int: hash(dns.name.Name(labels)) on a 64-bit build (hash modulus 2**61 - 1)."},
@@ -1018,6 +1142,8 @@ static PyMethodDef methods[] = {
      "make_rdata(cls, rdclass, rdtype, keys, *values) -> an rdata of cls with those fields."},
     {"read_records", (PyCFunction)(void (*)(void))read_records, METH_FASTCALL,
      "read_records(ascii_text, origin, current, max_records, env) -> list | None: zonefile._fast_records' loop."},
+    {"group_records", (PyCFunction)(void (*)(void))group_records, METH_FASTCALL,
+     "group_records(records, owners, lines, rrset_cls, record_cls, join, check_cancel): zonefile.group's loop."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1036,6 +1162,13 @@ PyMODINIT_FUNC PyInit__dnsobj(void) {
     s_rdclass = PyUnicode_InternFromString("rdclass");
     s_rdtype = PyUnicode_InternFromString("rdtype");
     s_rdcomment = PyUnicode_InternFromString("rdcomment");
+    s_name = PyUnicode_InternFromString("name");
+    s_ttl = PyUnicode_InternFromString("ttl");
+    s_records = PyUnicode_InternFromString("records");
+    s_rdata = PyUnicode_InternFromString("rdata");
+    s_disabled = PyUnicode_InternFromString("disabled");
+    if (!s_name || !s_ttl || !s_records || !s_rdata || !s_disabled)
+        return NULL;
     empty_tuple = PyTuple_New(0);
     if (!s_labels || !s_hash || !s_text || !s_wire || !s_key || !s_rdclass || !s_rdtype ||
         !s_rdcomment || !empty_tuple)

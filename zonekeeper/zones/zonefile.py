@@ -413,11 +413,12 @@ def _ttl(value: str) -> int | None:
 
 try:  # names, rdata and the reader's loop in C (proto/_dnsobj.c); the Python is the reference
     from zonekeeper.proto._dnsobj import make_name as _c_make_name
+    from zonekeeper.proto._dnsobj import group_records as _c_group_records
     from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
     from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
     from zonekeeper.proto._dnsobj import read_records as _c_read_records
 except ImportError:  # built without a C compiler
-    _c_name_hash = _c_make_name = _c_make_rdata = _c_read_records = None
+    _c_name_hash = _c_make_name = _c_make_rdata = _c_read_records = _c_group_records = None
 # dnspython's hash of a name is an unbounded integer, which hash() keeps while it fits a
 # Py_ssize_t and reduces modulo sys.hash_info.modulus past that: the C one gives the same
 # number on a 64-bit build (and make_name sets that number as the name's hash).
@@ -930,9 +931,10 @@ _SINGLETONS = {int(dns.rdatatype.SOA), int(dns.rdatatype.CNAME), int(dns.rdataty
 
 
 def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], result: ParseResult,
-          *, cancel: threading.Event | None = None) -> None:
+          *, cancel: threading.Event | None = None, c_loop: bool = True) -> None:
     """Group parsed records into RRsets, noting TTL mismatches and duplicates, into
-    ``result.content``, which must be empty (its owners are handed over, not merged)."""
+    ``result.content``, which must be empty (its owners are handed over, not merged).
+    The loop runs in C where it is built (``c_loop=False``: here; the tests compare them)."""
     # By owner, then type: the content's own shape, so each record's owner is hashed once
     # here (and the owners are handed over with the hashes kept: ZoneContent.put_owners).
     owners: dict[dns.name.Name, dict[int, RRsetData]] = {}
@@ -940,6 +942,36 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
     # The RDATA of each RRset of two records or more, for the duplicate check: a scan of
     # the RRset's list made an RRset of n records cost n^2/2 comparisons (45 s at 4,100).
     held: dict[tuple[dns.name.Name, int], set[dns.rdata.Rdata]] = {}
+
+    def join(name: dns.name.Name, rdtype: int, ttl: int, rdata: dns.rdata.Rdata, line: int,
+             existing: RRsetData) -> None:
+        """A record of an RRset already begun."""
+        key = (name, rdtype)
+        rdatas = held.get(key)
+        if rdatas is None:
+            rdatas = held[key] = {r.rdata for r in existing.records}
+        if rdata in rdatas:
+            result.warnings.append(Problem(line, f"duplicate record {name} {rdata.rdtype.name} ignored"))
+            return
+        rdatas.add(rdata)
+        if ttl != existing.ttl:
+            result.warnings.append(
+                Problem(
+                    line,
+                    f"{name} {rdata.rdtype.name}: TTL {ttl} differs from the RRset's "
+                    f"{existing.ttl}; using {existing.ttl}",
+                )
+            )
+        existing.records.append(Record(rdata))
+        if rdtype in _SINGLETONS:
+            # The second record of a singleton type is the problem: point at its line.
+            lines[key] = line
+
+    if c_loop and _c_group_records is not None:
+        check = None if cancel is None else functools.partial(_check_cancel, cancel)
+        _c_group_records(records, owners, lines, RRsetData, Record, join, check)
+        result.content.put_owners(owners)
+        return
     for i, (name, ttl, rdata, line) in enumerate(records):
         if not i % 65536:
             _check_cancel(cancel)
@@ -954,26 +986,7 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
             types[rdtype] = RRsetData(name, rdtype, ttl, [Record(rdata)])
             lines[(name, rdtype)] = line
             continue
-        key = (name, rdtype)
-        rdatas = held.get(key)
-        if rdatas is None:
-            rdatas = held[key] = {r.rdata for r in existing.records}
-        if rdata in rdatas:
-            result.warnings.append(Problem(line, f"duplicate record {name} {rdata.rdtype.name} ignored"))
-            continue
-        rdatas.add(rdata)
-        if ttl != existing.ttl:
-            result.warnings.append(
-                Problem(
-                    line,
-                    f"{name} {rdata.rdtype.name}: TTL {ttl} differs from the RRset's "
-                    f"{existing.ttl}; using {existing.ttl}",
-                )
-            )
-        existing.records.append(Record(rdata))
-        if rdtype in _SINGLETONS:
-            # The second record of a singleton type is the problem: point at its line.
-            lines[key] = line
+        join(name, rdtype, ttl, rdata, line, existing)
     result.content.put_owners(owners)
 
 
