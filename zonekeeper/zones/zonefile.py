@@ -411,9 +411,9 @@ def _ttl(value: str) -> int | None:
         return None
 
 
-try:  # names, rdata and the reader's loop in C (proto/_dnsobj.c); the Python is the reference
-    from zonekeeper.proto._dnsobj import make_name as _c_make_name
+try:  # names, rdata, the reader's and group's loops in C (proto/_dnsobj.c); the Python is the reference
     from zonekeeper.proto._dnsobj import group_records as _c_group_records
+    from zonekeeper.proto._dnsobj import make_name as _c_make_name
     from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
     from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
     from zonekeeper.proto._dnsobj import read_records as _c_read_records
