@@ -806,7 +806,8 @@ _LOOP_GOOD = st.sampled_from([
     "MX 5 a", "MX 010 b.c.", "CNAME b.c", "NS ns.example.", "PTR Host.Other.", "SRV 1 2 3 t",
     "SRV 1 2 3 t.other.", 'CAA 0 issue "ca.test"', "CAA 0 issue x", "SSHFP 1 1 " + "ab" * 20,
     "TLSA 3 1 1 " + "cd" * 32, "DS 1 8 2 " + "ab" * 32, "SOA ns h 1 2 3 4 5",
-    "SOA ns h ( 1 2 3 4 5 )", "A ( 192.0.2.7\n )", "MX ( 1\n b ) ; c", "A 192.0.2.3 ; ("])
+    "SOA ns h ( 1 2 3 4 5 )", "SOA ns. H.x. 4294967295 1h 2 3 4", "SOA @ h 0 0 0 0 4294967295",
+    "A ( 192.0.2.7\n )", "MX ( 1\n b ) ; c", "A 192.0.2.3 ; ("])
 _LOOP_BAD_OWNERS = st.sampled_from(["q(x)", "x;y", "d$", "$TTL", "$ORIGIN", "$origin", "$INCLUDE",
                                     "a..b", "x" * 64])
 _LOOP_BAD_TTLS = st.sampled_from(["4294967296 ", "1x ", "CH "])
@@ -814,7 +815,8 @@ _LOOP_BAD = st.sampled_from([
     "A 010.1.1.1", "A 999.1.1.1", "A 1.2.3.4 5", "AAAA 1::2::3", 'TXT "x"y',
     'TXT "' + "x" * 256 + '"', 'TXT "t;x" y', "TXT", 'TXT "open', "MX 65536 a", "MX a b",
     "SRV 0 5 70000 t", "SRV 1 2 3", "TYPE65280 \\# 0", "FOO 1", "( A 192.0.2.9 )",
-    "A 192.0.2.4 )", "fast.test.", "60", ""])
+    "A 192.0.2.4 )", "fast.test.", "60", "", "SOA ns h 4294967296 1 2 3 4", "SOA ns h 1 2 3 4",
+    "SOA ns h 1 2 3 4 4294967296"])
 _LOOP_LINES = st.lists(st.one_of(
     st.tuples(_LOOP_OWNERS, _LOOP_TTLS, _LOOP_GOOD),
     st.tuples(_LOOP_OWNERS, _LOOP_TTLS, _LOOP_GOOD),

@@ -287,14 +287,14 @@ fail:
  *   other(line, words, at, rdtype, current) -> rdata
  *                                      every type and form this loop does not make itself
  *   check_cancel() or None             called before every 1,024th record
- *   types: ((cls, enum, keys) for A, AAAA, NS, CNAME, PTR, MX, TXT, SRV)
+ *   types: ((cls, enum, keys) for A, AAAA, NS, CNAME, PTR, MX, TXT, SRV, SOA)
  *   types_cache: zonefile._TYPES (type word -> number), read before rdtype_of is asked
  * ------------------------------------------------------------------------------------- */
 #include <arpa/inet.h>
 
 enum { E_CLS, E_PYNAME, E_RDTYPE, E_TTL, E_TTLSTRICT, E_ORIGIN, E_IPV4, E_IPV6, E_OTHER,
        E_CANCEL, E_UNUSUAL, E_RDCLASS, E_TYPES, E_TYPECACHE, E_COUNT };
-enum { T_A, T_AAAA, T_NS, T_CNAME, T_PTR, T_MX, T_TXT, T_SRV, T_COUNT };
+enum { T_A, T_AAAA, T_NS, T_CNAME, T_PTR, T_MX, T_TXT, T_SRV, T_SOA, T_COUNT };
 
 #define MAX_TTL_VALUE 4294967295ULL
 #define NAMES_CACHED 100000
@@ -596,7 +596,7 @@ static int quoted_only(const char *p, Py_ssize_t len, PyObject **out) {
 
 /* The rdata of ``kind`` with ``values`` (stolen references; any may be NULL on error). */
 static PyObject *rdata_of(Reader *r, int kind, PyObject **values, Py_ssize_t n) {
-    PyObject *args[8];
+    PyObject *args[12];
     PyObject *rd = NULL;
     for (Py_ssize_t i = 0; i < n; i++)
         if (values[i] == NULL)
@@ -778,6 +778,32 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
             return rc;
         }
         rd = rdata_of(r, T_SRV, v, 4);
+    } else if (rdtype == 6 && nrest == 7 && all_digits(rest[2]) && all_digits(rest[3]) &&
+               all_digits(rest[4]) && all_digits(rest[5]) && all_digits(rest[6])) {
+        /* The serial (32 bits) and four TTLs (at most 2**32 - 1 too) in digits; TTLs with
+         * units go the Python way. */
+        PyObject *v[7] = {NULL};
+        for (int i = 0; i < 5; i++) {
+            long long f = uint_field(rest[2 + i], 4294967295L);
+            if (f < 0)
+                goto soa_unusual;
+            if ((v[2 + i] = PyLong_FromLongLong(f)) == NULL)
+                goto soa_error;
+        }
+        if ((rc = name_of(r, rest[0], &v[0])) != OK || (rc = name_of(r, rest[1], &v[1])) != OK)
+            goto soa_out;
+        rd = rdata_of(r, T_SOA, v, 7);
+        goto soa_done;
+    soa_unusual:
+        rc = UNUSUAL;
+        goto soa_out;
+    soa_error:
+        rc = ERROR;
+    soa_out:
+        for (int i = 0; i < 7; i++)
+            Py_XDECREF(v[i]);
+        return rc;
+    soa_done:;
     } else {
         PyObject *strings = NULL;
         if (rdtype == 16) {

@@ -47,6 +47,7 @@ from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.MX import MX
 from dns.rdtypes.ANY.NS import NS
 from dns.rdtypes.ANY.PTR import PTR
+from dns.rdtypes.ANY.SOA import SOA
 from dns.rdtypes.ANY.SSHFP import SSHFP
 from dns.rdtypes.ANY.TLSA import TLSA
 from dns.rdtypes.ANY.TXT import TXT
@@ -316,6 +317,7 @@ _K_ADDRESS, _K_TARGET, _K_TXT = ("address",), ("target",), ("strings",)
 _K_MX, _K_SRV = ("preference", "exchange"), ("priority", "weight", "port", "target")
 _K_CAA, _K_SSHFP = ("flags", "tag", "value"), ("algorithm", "fp_type", "fingerprint")
 _K_TLSA = ("usage", "selector", "mtype", "cert")
+_K_SOA = ("mname", "rname", "serial", "refresh", "retry", "expire", "minimum")
 _TOKEN = re.compile(r"\S+")
 # Whitespace other than space, tab and newline (\r, \v, \f, NBSP...): data to dnspython's
 # tokenizer, a separator to str.split and to ``\s``.
@@ -588,6 +590,10 @@ def _uint(word: str, top: int) -> int:
     return value
 
 
+def _digits(word: str) -> bool:
+    return word.isascii() and word.isdigit()
+
+
 def _unhex(words: list[str]) -> bytes:
     """Hex digits written as one word or several (SSHFP, TLSA), as dnspython reads them."""
     return binascii.unhexlify("".join(words).encode())
@@ -657,7 +663,7 @@ _UNUSUAL = (dns.exception.DNSException, ValueError, TypeError, AttributeError, _
 _C_TYPES = ((A, _T_A, _K_ADDRESS), (AAAA, _T_AAAA, _K_ADDRESS),
             (NS, dns.rdatatype.NS, _K_TARGET), (CNAME, dns.rdatatype.CNAME, _K_TARGET),
             (PTR, dns.rdatatype.PTR, _K_TARGET), (MX, _T_MX, _K_MX), (TXT, _T_TXT, _K_TXT),
-            (SRV, _T_SRV, _K_SRV))
+            (SRV, _T_SRV, _K_SRV), (SOA, _T_SOA, _K_SOA))
 
 
 def _c_env(cancel: threading.Event | None) -> tuple[object, ...]:
@@ -761,6 +767,10 @@ def _fast_records(text: str, origin: dns.name.Name, *, max_records: int,
             elif rdtype == 33 and len(rest) == 4:
                 rd = _make_rdata(SRV, _IN, _T_SRV, _K_SRV, _uint(rest[0], 65535), _uint(rest[1], 65535),
                                  _uint(rest[2], 65535), name_of(rest[3]))
+            elif rdtype == _T_SOA and len(rest) == 7 and all(_digits(w) for w in rest[2:]):
+                # The serial and the four TTLs in digits (TTLs with units: dnspython's way).
+                rd = _make_rdata(SOA, _IN, _T_SOA, _K_SOA, name_of(rest[0]), name_of(rest[1]),
+                                 *(_uint(w, 0xFFFFFFFF) for w in rest[2:]))
             else:
                 rd = _other_rdata(line, words, at, rdtype, current)
             if ttl is None:
