@@ -20,7 +20,7 @@ from zonekeeper.services.zone_store import _rrset_rows
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
 from zonekeeper.storage.models import Zone
-from zonekeeper.zones.snapshot import compile_nodes
+from zonekeeper.zones.snapshot import compile_content
 from zonekeeper.zones.validate import check
 from zonekeeper.zones.zonefile import gc_paused_for, parse_zone_text
 
@@ -47,7 +47,7 @@ def main() -> int:
         findings = check(parsed.content)
         took["checks"] = time.process_time() - t
         t = time.process_time()
-        nodes, _cuts = compile_nodes(origin, parsed.content.served_rrsets())
+        nodes, _cuts = compile_content(parsed.content)
         took["node table"] = time.process_time() - t
         t = time.process_time()
         rows = _rrset_rows(parsed.content)

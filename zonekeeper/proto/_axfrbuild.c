@@ -1,5 +1,6 @@
 /* The served form's hot loops in C: the AXFR image's renderer (below), rrwire.sort_key,
- * rrwire.make_blob and rrwire.count_records (near the end). Each has its Python twin where
+ * rrwire.make_blob, rrwire.count_records, snapshot.compile_content's owners and
+ * zone_store._rrset_rows (near the end). Each has its Python twin where
  * this is not built; on well-formed input (what the server makes) both give the same
  * output, and the unit tests hold them to it; on malformed input the C ones raise
  * (a truncated blob, an rdata that is not bytes).
@@ -32,6 +33,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #define POINTER_LIMIT 0x4000
 #define MAX_MESSAGE 65535
@@ -1812,33 +1814,25 @@ static PyObject *key_of_sort_key(PyObject *self, PyObject *arg) {
 /* rrwire.make_blob: one RRset in the node table's form, from its type, TTL and a list of
  * uncompressed rdata wire forms: type (2 bytes), count (2), then each RR as an owner
  * pointer to the question (c0 0c), type, class IN, TTL, RDLENGTH and RDATA. */
-static PyObject *make_blob(PyObject *self, PyObject *args) {
-    Py_ssize_t rdtype, ttl; /* "n": an OverflowError past Py_ssize_t, not a wrap */
-    PyObject *given;
-    if (!PyArg_ParseTuple(args, "nnO", &rdtype, &ttl, &given)) return NULL;
-    PyObject *rdatas = PySequence_Fast(given, "rdatas is a sequence of bytes");
-    if (!rdatas) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(rdatas);
-    PyObject **items = PySequence_Fast_ITEMS(rdatas);
-    PyObject *out = NULL;
+static PyObject *blob_from(Py_ssize_t rdtype, Py_ssize_t ttl, PyObject **items, Py_ssize_t n) {
     if (rdtype < 0 || rdtype > 0xFFFF || ttl < 0 || ttl > 0xFFFFFFFFLL || n > 0xFFFF) {
         PyErr_SetString(PyExc_OverflowError, "type, TTL or count out of range");
-        goto done;
+        return NULL;
     }
     Py_ssize_t size = 4;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (!PyBytes_Check(items[i])) {
             PyErr_SetString(PyExc_TypeError, "an rdata is bytes");
-            goto done;
+            return NULL;
         }
         if (PyBytes_GET_SIZE(items[i]) > 0xFFFF) {
             PyErr_SetString(PyExc_OverflowError, "an rdata is over 65535 octets");
-            goto done;
+            return NULL;
         }
         size += 12 + PyBytes_GET_SIZE(items[i]);
     }
-    out = PyBytes_FromStringAndSize(NULL, size);
-    if (!out) goto done;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (!out) return NULL;
     unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
     o[0] = rdtype >> 8; o[1] = rdtype & 0xFF;
     o[2] = n >> 8; o[3] = n & 0xFF;
@@ -1853,9 +1847,330 @@ static PyObject *make_blob(PyObject *self, PyObject *args) {
         memcpy(o + 12, PyBytes_AS_STRING(items[i]), len);
         o += 12 + len;
     }
-done:
+    return out;
+}
+
+static PyObject *make_blob(PyObject *self, PyObject *args) {
+    Py_ssize_t rdtype, ttl; /* "n": an OverflowError past Py_ssize_t, not a wrap */
+    PyObject *given;
+    if (!PyArg_ParseTuple(args, "nnO", &rdtype, &ttl, &given)) return NULL;
+    PyObject *rdatas = PySequence_Fast(given, "rdatas is a sequence of bytes");
+    if (!rdatas) return NULL;
+    PyObject *out = blob_from(rdtype, ttl, PySequence_Fast_ITEMS(rdatas), PySequence_Fast_GET_SIZE(rdatas));
     Py_DECREF(rdatas);
     return out;
+}
+
+/* snapshot.compile_content: the node of each owner of a zone's content, as
+ * compile_nodes makes them from ``served_rrsets()``.
+ *
+ * owner_nodes(by_owner, key_of, rdata_wire, a_cls, aaaa_cls, ns_owners) -> dict
+ *
+ * by_owner: (name, {type: RRsetData}) pairs (ZoneContent.by_owner()); key_of(name): the
+ * node key (rrwire.name_key), asked where the name has no ``_key`` bytes of its own (a
+ * zonefile._Name has); rdata_wire(rdata): rrwire.rdata_wire, asked for every rdata but A
+ * and AAAA (their address text parsed here, as rrwire.rdata_wire does). Disabled records
+ * are left out, an RRset with none left is not served, an owner with none is not in the
+ * table; a node of several RRsets is their blobs in type order (make_node). The key of
+ * each owner with an NS RRset is appended to ``ns_owners`` (for find_cuts). */
+static PyObject *s_key, *s_rdtype, *s_ttl, *s_records, *s_rdata, *s_disabled, *s_address, *s_text,
+    *s_target;
+
+static int by_type(const void *a, const void *b) {
+    const unsigned char *x = (const unsigned char *)PyBytes_AS_STRING(*(PyObject *const *)a);
+    const unsigned char *y = (const unsigned char *)PyBytes_AS_STRING(*(PyObject *const *)b);
+    return memcmp(x, y, 2);
+}
+
+static PyObject *address_wire(PyObject *rd, int family) {
+    PyObject *text = PyObject_GetAttr(rd, s_address);
+    if (!text) return NULL;
+    unsigned char packed[16];
+    const char *p = PyUnicode_Check(text) ? PyUnicode_AsUTF8(text) : NULL;
+    PyObject *out = NULL;
+    if (p && inet_pton(family, p, packed) == 1)
+        out = PyBytes_FromStringAndSize((const char *)packed, family == AF_INET ? 4 : 16);
+    Py_DECREF(text);
+    if (!out && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "an address rdata holds no address text");
+    return out;
+}
+
+static PyObject *owner_nodes(PyObject *self, PyObject *args) {
+    PyObject *items, *key_of, *wire_of, *a_cls, *aaaa_cls, *ns_owners;
+    if (!PyArg_ParseTuple(args, "OOOOOO!", &items, &key_of, &wire_of, &a_cls, &aaaa_cls,
+                          &PyList_Type, &ns_owners))
+        return NULL;
+    PyObject *out = PyDict_New();
+    PyObject *it = PyObject_GetIter(items);
+    PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL;
+    if (!out || !it) goto fail;
+    while ((pair = PyIter_Next(it))) {
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyDict_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "by_owner: (name, {type: RRsetData}) pairs");
+            goto fail;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *types = PyTuple_GET_ITEM(pair, 1);
+        key = PyObject_GetAttr(name, s_key);
+        if (!key || !PyBytes_Check(key)) {
+            PyErr_Clear();
+            Py_XDECREF(key);
+            key = PyObject_CallOneArg(key_of, name);
+            if (!key) goto fail;
+            if (!PyBytes_Check(key)) {
+                PyErr_SetString(PyExc_TypeError, "a node key is bytes");
+                goto fail;
+            }
+        }
+        blobs = PyList_New(0);
+        if (!blobs) goto fail;
+        Py_ssize_t pos = 0;
+        PyObject *rdtype_o, *rrset;
+        while (PyDict_Next(types, &pos, &rdtype_o, &rrset)) {
+            Py_ssize_t rdtype = PyLong_AsSsize_t(rdtype_o);
+            if (rdtype == -1 && PyErr_Occurred()) goto fail;
+            PyObject *ttl_o = PyObject_GetAttr(rrset, s_ttl);
+            if (!ttl_o) goto fail;
+            Py_ssize_t ttl = PyLong_AsSsize_t(ttl_o);
+            Py_DECREF(ttl_o);
+            if (ttl == -1 && PyErr_Occurred()) goto fail;
+            PyObject *records = PyObject_GetAttr(rrset, s_records);
+            if (!records) goto fail;
+            PyObject *seq = PySequence_Fast(records, "an RRset's records are a list");
+            Py_DECREF(records);
+            if (!seq) goto fail;
+            wires = PyList_New(0);
+            if (!wires) { Py_DECREF(seq); goto fail; }
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *rec = PySequence_Fast_GET_ITEM(seq, i);
+                PyObject *off = PyObject_GetAttr(rec, s_disabled);
+                if (!off) { Py_DECREF(seq); goto fail; }
+                int disabled = PyObject_IsTrue(off);
+                Py_DECREF(off);
+                if (disabled < 0) { Py_DECREF(seq); goto fail; }
+                if (disabled) continue;
+                PyObject *rd = PyObject_GetAttr(rec, s_rdata);
+                if (!rd) { Py_DECREF(seq); goto fail; }
+                PyObject *w;
+                if ((PyObject *)Py_TYPE(rd) == a_cls) w = address_wire(rd, AF_INET);
+                else if ((PyObject *)Py_TYPE(rd) == aaaa_cls) w = address_wire(rd, AF_INET6);
+                else w = PyObject_CallOneArg(wire_of, rd);
+                Py_DECREF(rd);
+                if (!w || PyList_Append(wires, w) < 0) { Py_XDECREF(w); Py_DECREF(seq); goto fail; }
+                Py_DECREF(w);
+            }
+            Py_DECREF(seq);
+            if (PyList_GET_SIZE(wires) > 0) {
+                PyObject *blob = blob_from(rdtype, ttl, &PyList_GET_ITEM(wires, 0), PyList_GET_SIZE(wires));
+                if (!blob || PyList_Append(blobs, blob) < 0) { Py_XDECREF(blob); goto fail; }
+                Py_DECREF(blob);
+                if (rdtype == 2 && PyList_Append(ns_owners, key) < 0) goto fail;
+            }
+            Py_CLEAR(wires);
+        }
+        Py_ssize_t nb = PyList_GET_SIZE(blobs);
+        if (nb > 0) {
+            PyObject *node;
+            if (nb == 1) {
+                node = PyList_GET_ITEM(blobs, 0);
+                Py_INCREF(node);
+            } else {
+                qsort(&PyList_GET_ITEM(blobs, 0), nb, sizeof(PyObject *), by_type);
+                node = PyList_AsTuple(blobs);
+                if (!node) goto fail;
+            }
+            int rc = PyDict_SetItem(out, key, node);
+            Py_DECREF(node);
+            if (rc < 0) goto fail;
+        }
+        Py_CLEAR(blobs);
+        Py_CLEAR(key);
+        Py_CLEAR(pair);
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(it);
+    return out;
+fail:
+    Py_XDECREF(pair);
+    Py_XDECREF(key);
+    Py_XDECREF(blobs);
+    Py_XDECREF(wires);
+    Py_XDECREF(it);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* zone_store._rrset_rows: the ``rrsets`` rows of a zone's content, (owner as
+ * repo.row_name gives it, type, TTL, records as RRsetData.records_json writes them), for
+ * each RRset with records, in the content's order.
+ *
+ * rrset_rows(by_owner, row_name, rdata_text, json_str, a_cls, aaaa_cls, name_classes)
+ *
+ * An owner's text is its ``_text`` (zonefile._Name keeps the text dnspython prints) in
+ * lower case, else row_name(name). A record's content is its address for A and AAAA
+ * (kept as canonical text), its target's ``_text`` for the classes of ``name_classes``
+ * (NS, CNAME, PTR: a name's text is the rdata's), else rdata_text(rdata); written as
+ * json_str writes a string where it is not plain printable ASCII. */
+typedef struct { char *p; Py_ssize_t len, cap; } Out;
+
+static int out_put(Out *o, const char *p, Py_ssize_t n) {
+    if (o->len + n > o->cap) {
+        Py_ssize_t cap = (o->len + n) * 2 + 64;
+        char *q = PyMem_Realloc(o->p, cap);
+        if (!q) { PyErr_NoMemory(); return -1; }
+        o->p = q;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+/* A str's text in JSON (as json.encoder.encode_basestring_ascii writes it). */
+static int out_json(Out *o, PyObject *text, PyObject *json_str) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "a record's text is a str");
+        return -1;
+    }
+    if (PyUnicode_IS_ASCII(text)) {
+        const char *p = (const char *)PyUnicode_DATA(text);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        int plain = 1;
+        for (Py_ssize_t i = 0; i < n && plain; i++)
+            plain = p[i] >= 0x20 && p[i] != '"' && p[i] != '\\';
+        if (plain)
+            return out_put(o, "\"", 1) < 0 || out_put(o, p, n) < 0 || out_put(o, "\"", 1) < 0 ? -1 : 0;
+    }
+    PyObject *quoted = PyObject_CallOneArg(json_str, text);
+    if (!quoted) return -1;
+    int rc = -1;
+    if (PyUnicode_Check(quoted) && PyUnicode_IS_ASCII(quoted))
+        rc = out_put(o, (const char *)PyUnicode_DATA(quoted), PyUnicode_GET_LENGTH(quoted));
+    else
+        PyErr_SetString(PyExc_TypeError, "json_str gives ASCII text");
+    Py_DECREF(quoted);
+    return rc;
+}
+
+/* ``obj._text`` if it is a str, else NULL (no error set). */
+static PyObject *kept_text(PyObject *obj) {
+    PyObject *t = PyObject_GetAttr(obj, s_text);
+    if (t && PyUnicode_Check(t)) return t;
+    Py_XDECREF(t);
+    PyErr_Clear();
+    return NULL;
+}
+
+static PyObject *record_text(PyObject *rd, PyObject *rdata_text, PyObject *a_cls,
+                             PyObject *aaaa_cls, PyObject *name_classes) {
+    PyObject *cls = (PyObject *)Py_TYPE(rd);
+    if (cls == a_cls || cls == aaaa_cls) {
+        PyObject *t = PyObject_GetAttr(rd, s_address);
+        if (t && PyUnicode_Check(t)) return t;
+        Py_XDECREF(t);
+        PyErr_Clear();
+    } else {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(name_classes); i++) {
+            if (cls != PyTuple_GET_ITEM(name_classes, i)) continue;
+            PyObject *target = PyObject_GetAttr(rd, s_target);
+            if (!target) { PyErr_Clear(); break; }
+            PyObject *t = kept_text(target);
+            Py_DECREF(target);
+            if (t) return t;
+            break;
+        }
+    }
+    return PyObject_CallOneArg(rdata_text, rd);
+}
+
+static PyObject *rrset_rows(PyObject *self, PyObject *args) {
+    PyObject *items, *row_name, *rdata_text, *json_str, *a_cls, *aaaa_cls, *name_classes;
+    if (!PyArg_ParseTuple(args, "OOOOOOO!", &items, &row_name, &rdata_text, &json_str, &a_cls,
+                          &aaaa_cls, &PyTuple_Type, &name_classes))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    PyObject *it = PyObject_GetIter(items);
+    PyObject *pair = NULL, *owner = NULL, *records = NULL;
+    Out buf = {0};
+    if (!out || !it) goto fail;
+    while ((pair = PyIter_Next(it))) {
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyDict_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "by_owner: (name, {type: RRsetData}) pairs");
+            goto fail;
+        }
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *types = PyTuple_GET_ITEM(pair, 1);
+        Py_ssize_t pos = 0;
+        PyObject *rdtype_o, *rrset;
+        while (PyDict_Next(types, &pos, &rdtype_o, &rrset)) {
+            records = PyObject_GetAttr(rrset, s_records);
+            if (!records) goto fail;
+            if (!PyList_Check(records)) {
+                PyErr_SetString(PyExc_TypeError, "an RRset's records are a list");
+                goto fail;
+            }
+            Py_ssize_t n = PyList_GET_SIZE(records);
+            if (n == 0) { Py_CLEAR(records); continue; }
+            if (!owner) {
+                PyObject *t = kept_text(name);
+                if (t && PyUnicode_IS_ASCII(t)) {
+                    owner = PyUnicode_New(PyUnicode_GET_LENGTH(t), 127);
+                    if (owner) {
+                        const char *src = (const char *)PyUnicode_DATA(t);
+                        char *dst = (char *)PyUnicode_DATA(owner);
+                        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(t); i++)
+                            dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i];
+                    }
+                } else
+                    owner = PyObject_CallOneArg(row_name, name);
+                Py_XDECREF(t);
+                if (!owner) goto fail;
+            }
+            buf.len = 0;
+            if (out_put(&buf, "[", 1) < 0) goto fail;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *rec = PyList_GET_ITEM(records, i);
+                PyObject *rd = PyObject_GetAttr(rec, s_rdata);
+                if (!rd) goto fail;
+                PyObject *text = record_text(rd, rdata_text, a_cls, aaaa_cls, name_classes);
+                Py_DECREF(rd);
+                if (!text) goto fail;
+                PyObject *off = PyObject_GetAttr(rec, s_disabled);
+                int disabled = off ? PyObject_IsTrue(off) : -1;
+                Py_XDECREF(off);
+                int rc = disabled < 0 || (i && out_put(&buf, ",", 1) < 0) ||
+                         out_put(&buf, "{\"content\":", 11) < 0 || out_json(&buf, text, json_str) < 0 ||
+                         (disabled ? out_put(&buf, ",\"disabled\":true}", 17) : out_put(&buf, ",\"disabled\":false}", 18)) < 0;
+                Py_DECREF(text);
+                if (rc) goto fail;
+            }
+            if (out_put(&buf, "]", 1) < 0) goto fail;
+            PyObject *ttl = PyObject_GetAttr(rrset, s_ttl);
+            PyObject *rdtype = ttl ? PyObject_GetAttr(rrset, s_rdtype) : NULL;
+            PyObject *json = rdtype ? PyUnicode_DecodeASCII(buf.p, buf.len, NULL) : NULL;
+            PyObject *row = json ? PyTuple_Pack(4, owner, rdtype, ttl, json) : NULL;
+            Py_XDECREF(ttl);
+            Py_XDECREF(rdtype);
+            Py_XDECREF(json);
+            if (!row || PyList_Append(out, row) < 0) { Py_XDECREF(row); goto fail; }
+            Py_DECREF(row);
+            Py_CLEAR(records);
+        }
+        Py_CLEAR(owner);
+        Py_CLEAR(pair);
+    }
+    if (PyErr_Occurred()) goto fail;
+    Py_DECREF(it);
+    PyMem_Free(buf.p);
+    return out;
+fail:
+    PyMem_Free(buf.p);
+    Py_XDECREF(records);
+    Py_XDECREF(owner);
+    Py_XDECREF(pair);
+    Py_XDECREF(it);
+    Py_XDECREF(out);
+    return NULL;
 }
 
 /* ZoneSnapshot.record_count: the records of a node table's values (each a blob, b"" for
@@ -1901,6 +2216,8 @@ static PyObject *count_records(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"count_records", count_records, METH_O, "records of node-table values (blob count fields)"},
     {"make_blob", make_blob, METH_VARARGS, "rrwire.make_blob in C (rdatas: a list of bytes)"},
+    {"owner_nodes", owner_nodes, METH_VARARGS, "snapshot.compile_content's owners in C"},
+    {"rrset_rows", rrset_rows, METH_VARARGS, "zone_store._rrset_rows in C"},
     {"partition", partition, METH_VARARGS, "axfr._partition in C: [(owners, chunks, count, size)]"},
     {"sort_key", sort_key, METH_O, "rrwire.sort_key in C"},
     {"key_of_sort_key", key_of_sort_key, METH_O, "rrwire.key_of_sort_key in C"},
@@ -1911,6 +2228,18 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_axfrbuild", NULL, -
 
 PyMODINIT_FUNC PyInit__axfrbuild(void) {
     if (PyType_Ready(&NodeMapType) < 0 || PyType_Ready(&NodeMapIterType) < 0) return NULL;
+    s_key = PyUnicode_InternFromString("_key");
+    s_rdtype = PyUnicode_InternFromString("rdtype");
+    s_ttl = PyUnicode_InternFromString("ttl");
+    s_records = PyUnicode_InternFromString("records");
+    s_rdata = PyUnicode_InternFromString("rdata");
+    s_disabled = PyUnicode_InternFromString("disabled");
+    s_address = PyUnicode_InternFromString("address");
+    s_text = PyUnicode_InternFromString("_text");
+    s_target = PyUnicode_InternFromString("target");
+    if (!s_key || !s_rdtype || !s_ttl || !s_records || !s_rdata || !s_disabled || !s_address ||
+        !s_text || !s_target)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     PyObject *capsule = PyCapsule_New(&nodemap_api, "zonekeeper.proto._axfrbuild.NODEMAP_API", NULL);

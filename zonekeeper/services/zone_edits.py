@@ -58,7 +58,7 @@ from zonekeeper.zones.snapshot import (
     ZoneKind,
     ZoneSnapshot,
     ZoneState,
-    compile_nodes,
+    compile_content,
 )
 from zonekeeper.zones.validate import check
 
@@ -93,7 +93,7 @@ class ZoneEdits(ZoneStore):
         assert soa is not None
         serial = soa.records[0].rdata.serial  # type: ignore[attr-defined]
         def stored_form() -> tuple[dict[bytes, Node], frozenset[bytes], list[tuple[str, int, int, str]]]:
-            nodes, cuts = compile_nodes(origin, content.served_rrsets())
+            nodes, cuts = compile_content(content)
             return nodes, cuts, _rrset_rows(content)
 
         # Worked out before the write lock is taken (a tenth of a million-record import),

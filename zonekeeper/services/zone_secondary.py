@@ -41,7 +41,7 @@ from zonekeeper.zones.snapshot import (
     ZoneKind,
     ZoneSnapshot,
     ZoneState,
-    compile_nodes,
+    compile_content,
 )
 
 log = structlog.get_logger("zonekeeper.zones")
@@ -107,7 +107,7 @@ class SecondaryZones(ZoneStore):
                 raise Conflict(f"zone {key} has never been transferred: there is nothing to "
                                "keep; delete it and create a primary zone instead")
             content = ZoneContent(name, _rrsets_of_nodes(prev.nodes))
-            nodes, cuts = compile_nodes(name, content.served_rrsets())
+            nodes, cuts = compile_content(content)
 
             def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
                 with self.db.write() as s:

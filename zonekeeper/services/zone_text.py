@@ -38,7 +38,7 @@ from zonekeeper.zones.model import Record, RRsetData, ZoneContent
 from zonekeeper.zones.snapshot import (
     ZoneKind,
     ZoneSnapshot,
-    compile_nodes,
+    compile_content,
 )
 from zonekeeper.zones.zonefile import export_text
 
@@ -112,7 +112,7 @@ class ZoneText(ZoneStore):
             old_soa = old.get(origin, _SOA)
             if old_soa is not None and (origin, _SOA) not in touched:
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
-            nodes, cuts = compile_nodes(origin, new.served_rrsets())
+            nodes, cuts = compile_content(new)
             repo.replace_all(s, z.id, _rrset_rows(new), nodes)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))

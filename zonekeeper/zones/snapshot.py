@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.name
 import dns.rdata
@@ -31,9 +31,21 @@ from zonekeeper.proto.rrwire import (
     make_node,
     name_key,
     node_owners,
+    rdata_wire,
     sort_key,
     table_records,
 )
+
+if TYPE_CHECKING:
+    from zonekeeper.zones.model import ZoneContent
+
+try:  # the owners' nodes of a zone's content made in C (_axfrbuild.c); compile_nodes is the reference
+    from dns.rdtypes.IN.A import A as _A
+    from dns.rdtypes.IN.AAAA import AAAA as _AAAA
+
+    from zonekeeper.proto._axfrbuild import owner_nodes as _c_owner_nodes
+except ImportError:  # built without a C compiler
+    _c_owner_nodes = None
 
 _T_SOA = int(dns.rdatatype.SOA).to_bytes(2, "big")
 _NS = int(dns.rdatatype.NS)
@@ -228,6 +240,19 @@ def compile_nodes(
     add_ents(nodes, origin_key)
     cuts = find_cuts(nodes, origin_key, ns_owners)
     return nodes, cuts
+
+
+def compile_content(content: ZoneContent, *, c_loop: bool = True) -> tuple[dict[bytes, Node], frozenset[bytes]]:
+    """``compile_nodes(content.origin, content.served_rrsets())``, the owners' nodes made in
+    C where that is built (~4x faster at a million records; ``c_loop=False``: the Python
+    way, which the tests compare)."""
+    if not c_loop or _c_owner_nodes is None:
+        return compile_nodes(content.origin, content.served_rrsets())
+    ns_owners: list[bytes] = []
+    nodes: dict[bytes, Node] = _c_owner_nodes(content.by_owner(), name_key, rdata_wire, _A, _AAAA, ns_owners)
+    origin_key = name_key(content.origin)
+    add_ents(nodes, origin_key)
+    return nodes, find_cuts(nodes, origin_key, ns_owners)
 
 
 class Registry:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dns.name
 import dns.rdata
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from zonekeeper.zones.snapshot import Registry, ZoneSnapshot, ZoneState, compile_nodes
 
@@ -54,3 +56,72 @@ def test_compile_nodes_finds_the_cuts_a_walk_of_the_table_finds() -> None:
     nodes, cuts = compile_nodes(origin, content.served_rrsets())
     assert cuts == find_cuts(nodes, name_key(origin))
     assert cuts == {name_key(dns.name.from_text(n, origin)) for n in ("a", "b.c", "d.e")}
+
+
+_OWNERS = ["@", "a", "B.c", "d.e.f", "x.y.snap.test.", "_sip._tcp"]
+_RDATA = ["A 192.0.2.1", "A 10.0.0.9", "AAAA 2001:db8::5", "AAAA ::ffff:192.0.2.1", "NS ns.a",
+          "NS ns.elsewhere.", "MX 5 mail", "TXT \"a b\" c", "SRV 1 2 3 t", "CAA 0 issue \"ca\"",
+          "DS 1 8 2 " + "ab" * 32, "CNAME z"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_OWNERS), st.sampled_from(_RDATA), st.booleans()),
+                max_size=20),
+       st.booleans())
+def test_compile_content_in_c_is_compile_nodes(lines: list[tuple[str, str, bool]], plain: bool) -> None:
+    """snapshot.compile_content with the owners' nodes made in C (_axfrbuild.owner_nodes)
+    gives the table and cuts compile_nodes gives: disabled records left out (an RRset or an
+    owner with none left is not served), nodes of several types in type order, empty
+    non-terminals, cuts; for the reader's names and for plain dnspython ones."""
+    from zonekeeper.zones import snapshot
+    from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+    from zonekeeper.zones.zonefile import parse_zone_text
+
+    if snapshot._c_owner_nodes is None:
+        pytest.fail("zonekeeper.proto._axfrbuild is not built: install with a C compiler")
+    text = "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(f"{o} {r}\n" for o, r, _off in lines)
+    parsed = parse_zone_text(text, ORIGIN)
+    content = parsed.content
+    off = {(dns.name.from_text(o, ORIGIN), r) for o, r, disabled in lines if disabled}
+    if plain:  # names and records as the API makes them (dnspython's own Name)
+        content = ZoneContent(ORIGIN, (RRsetData(dns.name.from_text(s.name.to_text()), s.rdtype, s.ttl,
+                                                 list(s.records)) for s in content))
+    for rrset in content:
+        rrset.records = [Record(r.rdata, any(rrset.name == n and r.rdata.to_text() in t for n, t in off))
+                         for r in rrset.records]
+    assert snapshot.compile_content(content) == snapshot.compile_content(content, c_loop=False)
+    nodes, cuts = snapshot.compile_content(content)
+    assert (nodes, cuts) == snapshot.compile_nodes(ORIGIN, content.served_rrsets())
+
+
+_ROW_RDATA = _RDATA + ['TXT "q\\"x" "back\\\\slash"', 'TXT "\\195\\169t\\233"', "TXT \"tab\\009in\"",
+                       "PTR Host.Other.", "CNAME we\\.ird", "NS \\@x.y."]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_OWNERS + ["UP.case", "we\\.ird"]), st.sampled_from(_ROW_RDATA),
+                          st.booleans()), max_size=20),
+       st.booleans())
+def test_rrset_rows_in_c_are_the_python_rows(lines: list[tuple[str, str, bool]], plain: bool) -> None:
+    """zone_store._rrset_rows in C (_axfrbuild.rrset_rows) writes the rows the Python one
+    writes: owners in lower case, records' text (escaped strings and names included) as
+    JSON, disabled records marked; for the reader's names and for plain dnspython ones."""
+    from zonekeeper.services import zone_store
+    from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+    from zonekeeper.zones.zonefile import parse_zone_text
+
+    if zone_store._c_rrset_rows is None:
+        pytest.fail("zonekeeper.proto._axfrbuild is not built: install with a C compiler")
+    text = "$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n" + "".join(f"{o} {r}\n" for o, r, _off in lines)
+    parsed = parse_zone_text(text, ORIGIN)
+    assert not parsed.errors, parsed.errors
+    content = parsed.content
+    if plain:
+        content = ZoneContent(ORIGIN, (RRsetData(dns.name.from_text(s.name.to_text()), s.rdtype, s.ttl,
+                                                 list(s.records)) for s in content))
+    for i, rrset in enumerate(content):
+        rrset.records = [Record(r.rdata, bool((i + j) % 3 == 0 and lines and lines[0][2]))
+                         for j, r in enumerate(rrset.records)]
+    got = zone_store._rrset_rows(content)
+    assert got == zone_store._rrset_rows(content, c_loop=False)
+    assert [type(x) for row in got for x in row] == [str, int, int, str] * len(got)
