@@ -266,6 +266,19 @@ fail:
     return NULL;
 }
 
+/* Let a thread waiting for the GIL (the event loop, a query) take it: the loops below,
+ * which may run for seconds on a large zone, call ``breather`` (a Python function that
+ * does nothing) every YIELD_EVERY items; entering it runs the interpreter's check for a
+ * thread that asked for the GIL, which hands it over as a Python loop does. Letting go of
+ * the GIL and taking it back often does not (see _axfrbuild.c, yield_gil). */
+#define YIELD_EVERY 256
+static PyObject *breather;
+static int yield_gil(void) {
+    PyObject *r = PyObject_CallNoArgs(breather);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
 /* ---------------------------------------------------------------------------------------
  * read_records(text, origin, current, max_records, env): ``zonefile._fast_records``'s loop
  * in C, the same records made the same way (the Python loop is the reference where this
@@ -951,6 +964,10 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t pos = 0;
     long number = 0;
     while (pos <= n && rc == OK) {
+        if (number % YIELD_EVERY == YIELD_EVERY - 1 && yield_gil() < 0) {
+            rc = ERROR;
+            break;
+        }
         const char *line = text + pos;
         const char *nl = memchr(line, '\n', n - pos);
         Py_ssize_t raw = nl ? nl - line : n - pos, len;
@@ -1088,6 +1105,8 @@ static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t
     while ((item = PyIter_Next(it)) != NULL) {
         PyObject *rdtype = NULL, *key = NULL, *rrset = NULL;
         int ok = 0;
+        if (i % YIELD_EVERY == YIELD_EVERY - 1 && yield_gil() < 0)
+            goto next;
         if (i++ % 65536 == 0 && cancel != Py_None) {
             PyObject *got = PyObject_CallNoArgs(cancel);
             if (got == NULL)
@@ -1194,6 +1213,13 @@ PyMODINIT_FUNC PyInit__dnsobj(void) {
     s_rdata = PyUnicode_InternFromString("rdata");
     s_disabled = PyUnicode_InternFromString("disabled");
     if (!s_name || !s_ttl || !s_records || !s_rdata || !s_disabled)
+        return NULL;
+    PyObject *scope = PyDict_New();
+    if (!scope || PyDict_SetItemString(scope, "__builtins__", PyEval_GetBuiltins()) < 0)
+        return NULL;
+    breather = PyRun_String("lambda: None", Py_eval_input, scope, scope);
+    Py_DECREF(scope);
+    if (!breather)
         return NULL;
     empty_tuple = PyTuple_New(0);
     if (!s_labels || !s_hash || !s_text || !s_wire || !s_key || !s_rdclass || !s_rdtype ||
