@@ -25,7 +25,7 @@ from zonekeeper.errors import (
     Invalid,
     Reason,
 )
-from zonekeeper.proto.rrwire import find_cuts, name_key
+from zonekeeper.proto.rrwire import consume_nodes, find_cuts, name_key
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.services.dnsupdate import UpdateRR, apply_updates, check_prerequisites, prescan
 from zonekeeper.services.zone_inputs import RRsetChange, ZoneSpec, ZoneUpdate, owner_name
@@ -52,7 +52,7 @@ from zonekeeper.storage import repo
 from zonekeeper.storage.models import RRset, Zone
 from zonekeeper.text import absolute
 from zonekeeper.zones.catalog import new_catalog
-from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent, let_go
 from zonekeeper.zones.snapshot import (
     Node,
     ZoneKind,
@@ -117,7 +117,12 @@ class ZoneEdits(ZoneStore):
                 z = repo.insert_zone(s, **values)
             repo.replace_all(s, z.id, rows, nodes, fresh=True)
             repo.announce(s, "zone", z.name)
-        snap = _snapshot(z, serial, nodes, cuts)
+        # The table into the snapshot's map owner by owner, and the rest let go of a slice at
+        # a time: a large zone's objects freed in one go would hold the GIL for a second.
+        snap = _snapshot(z, serial, consume_nodes(nodes), cuts)
+        let_go(rows)
+        if spec.zone_text is not None:
+            parsed.release()
         return snap, zone_info(z, soa, self._records(z, snap))
 
     def _catalog_content(self, spec: ZoneSpec) -> ZoneContent:

@@ -18,6 +18,7 @@ from zonekeeper.errors import (
     Conflict,
     ShuttingDown,
 )
+from zonekeeper.proto.rrwire import consume_nodes
 from zonekeeper.proto.serial import SerialPolicy, next_serial
 from zonekeeper.services.zone_inputs import ImportResult
 from zonekeeper.services.zone_store import (
@@ -34,7 +35,7 @@ from zonekeeper.services.zone_store import (
     _snapshot,
 )
 from zonekeeper.storage import repo
-from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent, let_go
 from zonekeeper.zones.snapshot import (
     ZoneKind,
     ZoneSnapshot,
@@ -113,7 +114,9 @@ class ZoneText(ZoneStore):
             if old_soa is not None and (origin, _SOA) not in touched:
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
             nodes, cuts = compile_content(new)
-            repo.replace_all(s, z.id, _rrset_rows(new), nodes)
+            rows = _rrset_rows(new)
+            repo.replace_all(s, z.id, rows, nodes)
+            let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
             repo.add_journal(s, z.id, old_serial, serial, removed, added, **_journal_limits(z))
@@ -126,7 +129,12 @@ class ZoneText(ZoneStore):
         result.applied = True
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
-        return _snapshot(z, serial, nodes, cuts), result
+        # Both versions let go of gradually (see zone_edits._create).
+        snap = _snapshot(z, serial, consume_nodes(nodes), cuts)
+        let_go(touched, changes)
+        old.release()
+        parsed.release()
+        return snap, result
 
     # -- create and delete ----------------------------------------------------------------
     async def absent(self, name: dns.name.Name) -> None:

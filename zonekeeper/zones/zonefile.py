@@ -57,7 +57,7 @@ from dns.rdtypes.IN.SRV import SRV
 
 from zonekeeper.errors import MAX_REASONS, ShuttingDown
 from zonekeeper.settings import ZoneSettings
-from zonekeeper.zones.model import Record, RRsetData, ZoneContent
+from zonekeeper.zones.model import Record, RRsetData, ZoneContent, let_go
 
 
 @dataclass
@@ -102,6 +102,11 @@ class ParseResult:
     stopped_by: str | None = None
     # The first problem that a [zones] limit caused, if any (for a log line).
     limited: Problem | None = None
+
+    def release(self) -> None:
+        """Empty the content and the lines gradually (``model.let_go``), once read."""
+        self.content.release()
+        let_go(self.lines)
 
 
 class _TooManyRecords(Exception):
