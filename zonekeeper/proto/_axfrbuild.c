@@ -1878,6 +1878,22 @@ static int yield_gil(void) {
     return r ? 0 : -1;
 }
 
+/* The next (name, {type: RRsetData}) pair of ``it`` (a new reference; NULL at the end or
+ * with an error set), every YIELD_EVERY of them letting a waiting thread have the GIL. */
+static PyObject *next_owner(PyObject *it, Py_ssize_t *seen, PyObject **name, PyObject **types) {
+    if (++*seen % YIELD_EVERY == 0 && yield_gil() < 0) return NULL;
+    PyObject *pair = PyIter_Next(it);
+    if (!pair) return NULL;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyDict_Check(PyTuple_GET_ITEM(pair, 1))) {
+        PyErr_SetString(PyExc_TypeError, "by_owner: (name, {type: RRsetData}) pairs");
+        Py_DECREF(pair);
+        return NULL;
+    }
+    *name = PyTuple_GET_ITEM(pair, 0);
+    *types = PyTuple_GET_ITEM(pair, 1);
+    return pair;
+}
+
 /* snapshot.compile_content: the node of each owner of a zone's content, as
  * compile_nodes makes them from ``served_rrsets()``.
  *
@@ -1923,13 +1939,8 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
     PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL;
     if (!out || !it) goto fail;
     Py_ssize_t seen = 0;
-    while ((pair = PyIter_Next(it))) {
-        if (++seen % YIELD_EVERY == 0 && yield_gil() < 0) goto fail;
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyDict_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "by_owner: (name, {type: RRsetData}) pairs");
-            goto fail;
-        }
-        PyObject *name = PyTuple_GET_ITEM(pair, 0), *types = PyTuple_GET_ITEM(pair, 1);
+    PyObject *name, *types;
+    while ((pair = next_owner(it, &seen, &name, &types))) {
         key = PyObject_GetAttr(name, s_key);
         if (!key || !PyBytes_Check(key)) {
             PyErr_Clear();
@@ -2114,13 +2125,8 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
     Out buf = {0};
     if (!out || !it) goto fail;
     Py_ssize_t seen = 0;
-    while ((pair = PyIter_Next(it))) {
-        if (++seen % YIELD_EVERY == 0 && yield_gil() < 0) goto fail;
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyDict_Check(PyTuple_GET_ITEM(pair, 1))) {
-            PyErr_SetString(PyExc_TypeError, "by_owner: (name, {type: RRsetData}) pairs");
-            goto fail;
-        }
-        PyObject *name = PyTuple_GET_ITEM(pair, 0), *types = PyTuple_GET_ITEM(pair, 1);
+    PyObject *name, *types;
+    while ((pair = next_owner(it, &seen, &name, &types))) {
         Py_ssize_t pos = 0;
         PyObject *rdtype_o, *rrset;
         while (PyDict_Next(types, &pos, &rdtype_o, &rrset)) {

@@ -912,6 +912,19 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
     return rc;
 }
 
+/* The line of ``text`` (``n`` octets) at *pos, its comment cut off (*len: what is left;
+ * *rc: UNUSUAL for a string left open); *pos moves past it and *number counts it. */
+static const char *next_line(const char *text, Py_ssize_t n, Py_ssize_t *pos, long *number,
+                             Py_ssize_t *len, int *rc) {
+    const char *line = text + *pos;
+    const char *nl = memchr(line, '\n', n - *pos);
+    Py_ssize_t raw = nl ? nl - line : n - *pos;
+    *pos += raw + 1;
+    (*number)++;
+    *rc = strip_comment(line, raw, len);
+    return line;
+}
+
 static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[4]) ||
@@ -968,13 +981,10 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
             rc = ERROR;
             break;
         }
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', n - pos);
-        Py_ssize_t raw = nl ? nl - line : n - pos, len;
-        pos += raw + 1;
-        number++;
+        Py_ssize_t len;
+        const char *line = next_line(text, n, &pos, &number, &len, &rc);
         long first = number;
-        if ((rc = strip_comment(line, raw, &len)) != OK)
+        if (rc != OK)
             break;
         if (find(line, len, '(') || find(line, len, ')')) {
             const char *open = find(line, len, '(');
@@ -995,12 +1005,9 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
                     rc = UNUSUAL;
                     break;
                 }
-                const char *next = text + pos;
-                const char *nl2 = memchr(next, '\n', n - pos);
-                Py_ssize_t raw2 = nl2 ? nl2 - next : n - pos, len2;
-                pos += raw2 + 1;
-                number++;
-                if ((rc = strip_comment(next, raw2, &len2)) != OK)
+                Py_ssize_t len2;
+                const char *next = next_line(text, n, &pos, &number, &len2, &rc);
+                if (rc != OK)
                     break;
                 if (find(next, len2, '(') || find(next, len2, '"')) {
                     rc = UNUSUAL;
