@@ -847,6 +847,24 @@ def test_c_loop_reads_what_the_python_loop_reads(lines: list[tuple[str, str, str
         assert _loop(head + text, c_loop=True) == _loop(head + text, c_loop=False)
 
 
+@pytest.mark.parametrize("text", [
+    "$TTL 60\n@ SOA ns h 1 2 3 4 5\na A 192.0.2.1\x00junk\n",
+    "$TTL 60\n@ SOA ns h 1 2 3 4 5\na AAAA 2001:db8::1\x00x\n",
+    "$TTL\x00x 60\n@ SOA ns h 1 2 3 4 5\n",
+    '$TTL 60\n@ SOA ns h 1 2 3 4 5\nt TXT "a\x00b"\n'])
+def test_a_nul_in_the_text_is_read_as_dnspython_reads_it(text: str) -> None:
+    """A C string ends at a NUL, a Python one does not: such a text is not given to the C
+    loop (which refuses it), and the fast reader gives what dnspython's reader gives."""
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    with pytest.raises(ValueError, match="NUL"):
+        zonefile._c_read_records(text, dns.name.from_text("fast.test."), zonefile._Name.of(
+            dns.name.from_text("fast.test.").labels), 10, zonefile._c_env(None))
+    assert _loop(text, c_loop=True) == _loop(text, c_loop=False)
+    assert _outcome(text, fast=True) == _outcome(text, fast=False)
+
+
 @pytest.mark.parametrize("name", sorted(COMMON_TEXTS) + sorted(UNUSUAL_TEXTS))
 def test_c_loop_agrees_on_the_reference_texts(name: str) -> None:
     _dnsobj_built()

@@ -1936,13 +1936,14 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *out = PyDict_New();
     PyObject *it = PyObject_GetIter(items);
-    PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL;
+    PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL, *typed = NULL;
     if (!out || !it) goto fail;
     Py_ssize_t seen = 0;
     PyObject *name, *types;
     while ((pair = next_owner(it, &seen, &name, &types))) {
         key = PyObject_GetAttr(name, s_key);
         if (!key || !PyBytes_Check(key)) {
+            if (!key && !PyErr_ExceptionMatches(PyExc_AttributeError)) goto fail;
             PyErr_Clear();
             Py_XDECREF(key);
             key = PyObject_CallOneArg(key_of, name);
@@ -1953,10 +1954,12 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
             }
         }
         blobs = PyList_New(0);
-        if (!blobs) goto fail;
-        Py_ssize_t pos = 0;
-        PyObject *rdtype_o, *rrset;
-        while (PyDict_Next(types, &pos, &rdtype_o, &rrset)) {
+        /* (type, RRset) pairs and records held here, not borrowed: rdata_wire runs Python */
+        typed = PyDict_Items(types);
+        if (!blobs || !typed) goto fail;
+        for (Py_ssize_t t = 0; t < PyList_GET_SIZE(typed); t++) {
+            PyObject *rdtype_o = PyTuple_GET_ITEM(PyList_GET_ITEM(typed, t), 0);
+            PyObject *rrset = PyTuple_GET_ITEM(PyList_GET_ITEM(typed, t), 1);
             Py_ssize_t rdtype = PyLong_AsSsize_t(rdtype_o);
             if (rdtype == -1 && PyErr_Occurred()) goto fail;
             PyObject *ttl_o = PyObject_GetAttr(rrset, s_ttl);
@@ -1966,7 +1969,7 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
             if (ttl == -1 && PyErr_Occurred()) goto fail;
             PyObject *records = PyObject_GetAttr(rrset, s_records);
             if (!records) goto fail;
-            PyObject *seq = PySequence_Fast(records, "an RRset's records are a list");
+            PyObject *seq = PySequence_Tuple(records);
             Py_DECREF(records);
             if (!seq) goto fail;
             wires = PyList_New(0);
@@ -2014,6 +2017,7 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
             Py_DECREF(node);
             if (rc < 0) goto fail;
         }
+        Py_CLEAR(typed);
         Py_CLEAR(blobs);
         Py_CLEAR(key);
         Py_CLEAR(pair);
@@ -2022,6 +2026,7 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
     Py_DECREF(it);
     return out;
 fail:
+    Py_XDECREF(typed);
     Py_XDECREF(pair);
     Py_XDECREF(key);
     Py_XDECREF(blobs);
@@ -2068,7 +2073,7 @@ static int out_json(Out *o, PyObject *text, PyObject *json_str) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(text);
         int plain = 1;
         for (Py_ssize_t i = 0; i < n && plain; i++)
-            plain = p[i] >= 0x20 && p[i] != '"' && p[i] != '\\';
+            plain = p[i] >= 0x20 && p[i] < 0x7F && p[i] != '"' && p[i] != '\\';
         if (plain)
             return out_put(o, "\"", 1) < 0 || out_put(o, p, n) < 0 || out_put(o, "\"", 1) < 0 ? -1 : 0;
     }
@@ -2083,12 +2088,13 @@ static int out_json(Out *o, PyObject *text, PyObject *json_str) {
     return rc;
 }
 
-/* ``obj._text`` if it is a str, else NULL (no error set). */
+/* ``obj._text`` if it is a str, else NULL (an error set only if it is not an
+ * AttributeError). */
 static PyObject *kept_text(PyObject *obj) {
     PyObject *t = PyObject_GetAttr(obj, s_text);
     if (t && PyUnicode_Check(t)) return t;
     Py_XDECREF(t);
-    PyErr_Clear();
+    if (!t && PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
     return NULL;
 }
 
@@ -2099,15 +2105,20 @@ static PyObject *record_text(PyObject *rd, PyObject *rdata_text, PyObject *a_cls
         PyObject *t = PyObject_GetAttr(rd, s_address);
         if (t && PyUnicode_Check(t)) return t;
         Py_XDECREF(t);
+        if (!t && !PyErr_ExceptionMatches(PyExc_AttributeError)) return NULL;
         PyErr_Clear();
     } else {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(name_classes); i++) {
             if (cls != PyTuple_GET_ITEM(name_classes, i)) continue;
             PyObject *target = PyObject_GetAttr(rd, s_target);
-            if (!target) { PyErr_Clear(); break; }
+            if (!target) {
+                if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return NULL;
+                PyErr_Clear();
+                break;
+            }
             PyObject *t = kept_text(target);
             Py_DECREF(target);
-            if (t) return t;
+            if (t || PyErr_Occurred()) return t;
             break;
         }
     }
@@ -2121,25 +2132,27 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *out = PyList_New(0);
     PyObject *it = PyObject_GetIter(items);
-    PyObject *pair = NULL, *owner = NULL, *records = NULL;
+    PyObject *pair = NULL, *owner = NULL, *records = NULL, *typed = NULL;
     Out buf = {0};
     if (!out || !it) goto fail;
     Py_ssize_t seen = 0;
     PyObject *name, *types;
     while ((pair = next_owner(it, &seen, &name, &types))) {
-        Py_ssize_t pos = 0;
-        PyObject *rdtype_o, *rrset;
-        while (PyDict_Next(types, &pos, &rdtype_o, &rrset)) {
-            records = PyObject_GetAttr(rrset, s_records);
+        /* RRsets and records held here, not borrowed: rdata_text and json_str run Python */
+        typed = PyDict_Values(types);
+        if (!typed) goto fail;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(typed); k++) {
+            PyObject *rrset = PyList_GET_ITEM(typed, k);
+            PyObject *list = PyObject_GetAttr(rrset, s_records);
+            if (!list) goto fail;
+            records = PySequence_Tuple(list);
+            Py_DECREF(list);
             if (!records) goto fail;
-            if (!PyList_Check(records)) {
-                PyErr_SetString(PyExc_TypeError, "an RRset's records are a list");
-                goto fail;
-            }
-            Py_ssize_t n = PyList_GET_SIZE(records);
+            Py_ssize_t n = PyTuple_GET_SIZE(records);
             if (n == 0) { Py_CLEAR(records); continue; }
             if (!owner) {
                 PyObject *t = kept_text(name);
+                if (!t && PyErr_Occurred()) goto fail;
                 if (t && PyUnicode_IS_ASCII(t)) {
                     owner = PyUnicode_New(PyUnicode_GET_LENGTH(t), 127);
                     if (owner) {
@@ -2156,7 +2169,7 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
             buf.len = 0;
             if (out_put(&buf, "[", 1) < 0) goto fail;
             for (Py_ssize_t i = 0; i < n; i++) {
-                PyObject *rec = PyList_GET_ITEM(records, i);
+                PyObject *rec = PyTuple_GET_ITEM(records, i);
                 PyObject *rd = PyObject_GetAttr(rec, s_rdata);
                 if (!rd) goto fail;
                 PyObject *text = record_text(rd, rdata_text, a_cls, aaaa_cls, name_classes);
@@ -2183,6 +2196,7 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
             Py_DECREF(row);
             Py_CLEAR(records);
         }
+        Py_CLEAR(typed);
         Py_CLEAR(owner);
         Py_CLEAR(pair);
     }
@@ -2192,6 +2206,7 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
     return out;
 fail:
     PyMem_Free(buf.p);
+    Py_XDECREF(typed);
     Py_XDECREF(records);
     Py_XDECREF(owner);
     Py_XDECREF(pair);

@@ -27,7 +27,6 @@
 #include <Python.h>
 
 #include <stdint.h>
-#include <ctype.h>
 #include <string.h>
 
 #define MODULUS ((((uint64_t)1) << 61) - 1)
@@ -283,7 +282,8 @@ static int yield_gil(void) {
  * read_records(text, origin, current, max_records, env): ``zonefile._fast_records``'s loop
  * in C, the same records made the same way (the Python loop is the reference where this
  * module is not built; tests/unit/test_zonefile.py holds the two to each other and to
- * dnspython's reader). ``text`` is ASCII (the caller checks). It returns the list of
+ * dnspython's reader). ``text`` is ASCII without a NUL (the caller checks: a
+ * C string ends there, a Python one does not). It returns the list of
  * (name, ttl, rdata, line) tuples, or None where the Python loop raises ``_Unusual``: the
  * text is for dnspython's reader. A callback's exception of one of env's ``unusual`` classes
  * means the same; any other is raised (ShuttingDown from the cancel check).
@@ -385,6 +385,9 @@ static Py_ssize_t count_of(const char *p, Py_ssize_t len, char c) {
 static const char *find(const char *p, Py_ssize_t len, char c) { return memchr(p, c, len); }
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* Upper case of an ASCII letter, whatever the process's C locale. */
+static char upper(char c) { return c >= 'a' && c <= 'z' ? (char)(c - 32) : c; }
 
 /* The words of a line (str.split(): the text holds no other white space). */
 static int split_words(const char *p, Py_ssize_t len, Span **words, Py_ssize_t *n, Py_ssize_t *cap) {
@@ -649,7 +652,7 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
         if (w[0].len > 7 || nw != 2)
             return UNUSUAL;
         for (Py_ssize_t i = 0; i < w[0].len; i++)
-            d[i] = (char)toupper((unsigned char)w[0].p[i]);
+            d[i] = upper(w[0].p[i]);
         PyObject *word = text_of(w[1]);
         if (word == NULL)
             return ERROR;
@@ -698,8 +701,8 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
         if (!none)
             at++;
     }
-    if (at < nw && w[at].len == 2 && toupper((unsigned char)w[at].p[0]) == 'I' &&
-        toupper((unsigned char)w[at].p[1]) == 'N')
+    if (at < nw && w[at].len == 2 && upper(w[at].p[0]) == 'I' &&
+        upper(w[at].p[1]) == 'N')
         at++;
     if (none && at < nw) {
         int rc = ttl_word(r, w[at], &ttl, &none);
@@ -739,9 +742,8 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
         if (rdtype == -1 && PyErr_Occurred())
             return ERROR;
     }
-    if (rdtype > 255 && w[at].len >= 4 && toupper((unsigned char)w[at].p[0]) == 'T' &&
-        toupper((unsigned char)w[at].p[1]) == 'Y' && toupper((unsigned char)w[at].p[2]) == 'P' &&
-        toupper((unsigned char)w[at].p[3]) == 'E')
+    if (rdtype > 255 && w[at].len >= 4 && upper(w[at].p[0]) == 'T' &&
+        upper(w[at].p[1]) == 'Y' && upper(w[at].p[2]) == 'P' && upper(w[at].p[3]) == 'E')
         return UNUSUAL; /* generic syntax is for dnspython */
     Span *rest = w + at + 1;
     Py_ssize_t nrest = nw - at - 1;
@@ -772,6 +774,8 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
         if (pref < 0)
             return UNUSUAL;
         PyObject *v[2] = {PyLong_FromLong(pref), NULL};
+        if (v[0] == NULL)
+            return ERROR;
         rc = name_of(r, rest[1], &v[1]);
         if (rc != OK) {
             Py_XDECREF(v[0]);
@@ -784,7 +788,7 @@ static int read_line(Reader *r, State *st, const char *line, Py_ssize_t len, lon
             if ((f[i] = uint_field(rest[i], 65535)) < 0)
                 return UNUSUAL;
         PyObject *v[4] = {PyLong_FromLong(f[0]), PyLong_FromLong(f[1]), PyLong_FromLong(f[2]), NULL};
-        rc = name_of(r, rest[3], &v[3]);
+        rc = v[0] && v[1] && v[2] ? name_of(r, rest[3], &v[3]) : ERROR;
         if (rc != OK) {
             for (int i = 0; i < 3; i++)
                 Py_XDECREF(v[i]);
@@ -956,6 +960,10 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t n = PyUnicode_GET_LENGTH(args[0]);
     for (Py_ssize_t i = 0; i < n; i++) {
         char c = text[i];
+        if (c == 0) {
+            PyErr_SetString(PyExc_ValueError, "read_records: a text with a NUL (the Python loop's)");
+            return NULL;
+        }
         if (c == '\\' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1f))
             Py_RETURN_NONE; /* dnspython separates words by spaces and tabs only */
     }
@@ -967,6 +975,8 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     st.words = PyMem_Malloc(st.cap * sizeof(Span));
     int rc = OK;
     if (out == NULL || r.names == NULL || st.words == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         rc = ERROR;
         goto done;
     }
@@ -974,10 +984,10 @@ static PyObject *read_records(PyObject *self, PyObject *const *args, Py_ssize_t 
     st.last_name = args[1];
     if ((rc = set_current(&r, args[2])) != OK)
         goto done;
-    Py_ssize_t pos = 0;
+    Py_ssize_t pos = 0, logical = 0;
     long number = 0;
     while (pos <= n && rc == OK) {
-        if (number % YIELD_EVERY == YIELD_EVERY - 1 && yield_gil() < 0) {
+        if (++logical % YIELD_EVERY == 0 && yield_gil() < 0) {
             rc = ERROR;
             break;
         }
