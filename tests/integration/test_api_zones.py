@@ -301,6 +301,14 @@ def test_import_dry_run_unsafe_and_force(zk: ZkServer, api: httpx2.Client, zone_
     assert done.status_code == 200 and done.json()["applied"] and done.json()["serial"] == serial + 1
     assert a_records(zk, f"www.{zone_name}") == ["192.0.2.2"]
     assert zk.query(zone_name, "SOA").answer[0].ttl == 300
+    # The stored RRsets carry the serial given, not the text's (the export reads them), and
+    # an import of the export changes nothing.
+    exported = api.get(f"/zones/{zone_name}/export").text
+    soa_line = next(line for line in exported.splitlines() if "\tSOA\t" in line)
+    assert soa_line.split()[6] == str(serial + 1), soa_line
+    again = api.post(f"/zones/{zone_name}/import", content=exported)
+    assert again.status_code == 200 and again.json()["changes"] == [], again.json()
+    assert zk.serial(zone_name) == serial + 1
 
 
 def test_export_is_accepted_by_named_checkzone(zk: ZkServer, api: httpx2.Client, zone_name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from zonekeeper.services.zone_store import (
     ZoneStore,
     _check_if_match,
     _diff,
+    _differing,
     _journal_limits,
     _rr_wire,
     _rrset_rows,
@@ -84,9 +85,12 @@ class ZoneText(ZoneStore):
             z = self._zone(s, origin)
             self._check_primary(z)
             _check_if_match(z, if_match)
-            old = ZoneContent(origin, (RRsetData.from_row(r.name, r.type, r.ttl, r.records) for r in repo.iter_rrsets(s, z.id)))
-            diff_added, diff_removed, changes, touched = _diff(old, new)
-            old_total = max(old.record_count(), 1)
+            rows = _rrset_rows(new)
+            stored = repo.rrset_rows(s, z.id)
+            old, changed, old_total = _differing(origin, stored, new, rows)
+            let_go(stored)
+            diff_added, diff_removed, changes, touched = _diff(old, changed)
+            old_total = max(old_total, 1)
             apex_ns_changed = (origin, _NS) in touched
             # The SOA's serial is ours to set: compare everything else.
             result = ImportResult(z.serial, False, diff_added, diff_removed, changes[:1000], warnings)
@@ -109,12 +113,15 @@ class ZoneText(ZoneStore):
             old_serial = z.serial
             serial = next_serial(old_serial, SerialPolicy(z.serial_policy))
             new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]
+            # (the rows were written before the serial was set: the SOA's row again)
+            soa_row = repo.row_name(origin)
+            at = next(i for i, r in enumerate(rows) if r[1] == _SOA and r[0] == soa_row)
+            rows[at] = (soa_row, _SOA, new_soa.ttl, new_soa.records_json())
             removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
             old_soa = old.get(origin, _SOA)
             if old_soa is not None and (origin, _SOA) not in touched:
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
             nodes, cuts = compile_content(new)
-            rows = _rrset_rows(new)
             repo.replace_all(s, z.id, rows, nodes)
             let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))

@@ -124,6 +124,14 @@ def iter_rrsets(session: Session, zone_id: int) -> Iterator[RRset]:
     )
 
 
+def rrset_rows(session: Session, zone_id: int) -> list[tuple[str, int, int, str]]:
+    """A zone's ``rrsets`` rows as (name, type, TTL, records JSON) tuples, read through the
+    driver (no ORM object a row: ~5 us each at a million rows)."""
+    with cursor(session) as (cur, ph):
+        cur.execute(f"SELECT name, type, ttl, records FROM rrsets WHERE zone_id = {ph}", (zone_id,))
+        return [tuple(row) for row in cur]  # type: ignore[misc]
+
+
 @contextmanager
 def cursor(session: Session) -> Iterator[tuple[Any, str]]:
     """A DB-API cursor inside the session's transaction, and the driver's placeholder (qmark
