@@ -34,7 +34,9 @@ def test_the_differing_part_gives_the_whole_zones_diff(before: list[str], after:
             rrset.records = [Record(r.rdata, i == 0 and rrset.rdtype == 1) for i, r in enumerate(rrset.records)]
     new = _content(after, serial)
     stored = _rrset_rows(old)
-    old_part, new_part, total = _differing(ORIGIN, stored, new, _rrset_rows(new))
+    rows = _rrset_rows(new)
+    old_part, new_part, total, soa_at = _differing(ORIGIN, stored, new, rows)
+    assert rows[soa_at][:2] == ("diff.test.", 6)
     assert total == old.record_count()
     assert _diff(old_part, new_part) == _diff(
         ZoneContent(ORIGIN, (RRsetData.from_row(*row) for row in stored)), new)

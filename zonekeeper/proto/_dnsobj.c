@@ -543,23 +543,20 @@ static int name_of(Reader *r, Span w, PyObject **out) {
 static int address(Reader *r, Span w, int family, PyObject **out) {
     char word[64], printed[64];
     unsigned char packed[16];
-    int fallback = 1;
+    static const unsigned char zero10[10];
+    /* (an IPv6 address whose first ten octets are zero is an embedded IPv4 form, which
+     * dnspython prints its own way: the Python function's) */
     if (w.len < (Py_ssize_t)sizeof(word)) {
         memcpy(word, w.p, w.len);
         word[w.len] = 0;
-        if (inet_pton(family, word, packed) == 1) {
-            static const unsigned char zero10[10];
-            if (family == AF_INET6 && memcmp(packed, zero10, 10) == 0) {
-                fallback = 1; /* embedded IPv4 forms: dnspython prints them its own way */
-            } else if (inet_ntop(family, packed, printed, sizeof(printed)) != NULL) {
-                if (family == AF_INET6 || strcmp(printed, word) == 0) {
-                    *out = PyUnicode_FromString(family == AF_INET6 ? printed : word);
-                    return *out == NULL ? ERROR : OK;
-                }
-            }
+        if (inet_pton(family, word, packed) == 1 &&
+            !(family == AF_INET6 && memcmp(packed, zero10, 10) == 0) &&
+            inet_ntop(family, packed, printed, sizeof(printed)) != NULL &&
+            (family == AF_INET6 || strcmp(printed, word) == 0)) {
+            *out = PyUnicode_FromString(family == AF_INET6 ? printed : word);
+            return *out == NULL ? ERROR : OK;
         }
     }
-    (void)fallback;
     PyObject *value = text_of(w);
     if (value == NULL)
         return ERROR;

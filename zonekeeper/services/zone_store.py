@@ -503,12 +503,13 @@ def _sync_nodes(
 
 
 def _differing(origin: dns.name.Name, stored: list[tuple[str, int, int, str]], new: ZoneContent,
-               rows: list[tuple[str, int, int, str]]) -> tuple[ZoneContent, ZoneContent, int]:
+               rows: list[tuple[str, int, int, str]]) -> tuple[ZoneContent, ZoneContent, int, int]:
     """What ``_diff`` needs to compare of a zone's stored version (its ``rrsets`` rows,
     ``stored``) and of ``new`` (with its rows, ``rows``, as ``_rrset_rows`` made them): the
     RRsets whose row is not the same on both sides (TTL or records' JSON, which the records'
-    text and flags determine), and the apex SOA, as two contents; and the stored version's
-    record count. An RRset with the same row on both sides is the same RRset, so a
+    text and flags determine), and the apex SOA, as two contents; the stored version's record
+    count; and where the SOA's row is in ``rows`` (the caller writes it again once the new
+    serial is set). An RRset with the same row on both sides is the same RRset, so a
     re-import of a large zone reads back from text only what differs (a whole zone's rows
     read back took ~10x the import itself)."""
     soa = (repo.row_name(origin), _SOA)
@@ -517,16 +518,21 @@ def _differing(origin: dns.name.Name, stored: list[tuple[str, int, int, str]], n
     total = sum(records.count('{"content":') for _n, _t, _ttl, records in stored)
     same: set[tuple[str, int]] = set()
     new_part = ZoneContent(origin)
-    for rrset, (name, rdtype, ttl, records) in zip((r for r in new if r.records), rows, strict=True):
+    soa_at = -1
+    for i, (rrset, (name, rdtype, ttl, records)) in enumerate(
+            zip((r for r in new if r.records), rows, strict=True)):
         key = (name, rdtype)
-        if key != soa and old_rows.get(key) == (ttl, records):
+        if key == soa:
+            soa_at = i
+            new_part.put(rrset)
+        elif old_rows.get(key) == (ttl, records):
             same.add(key)
         else:
             new_part.put(rrset)
     old_part = ZoneContent(origin, (RRsetData.from_row(name, rdtype, ttl, records)
                                     for (name, rdtype), (ttl, records) in old_rows.items()
                                     if (name, rdtype) not in same))
-    return old_part, new_part, total
+    return old_part, new_part, total, soa_at
 
 
 def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, Any]], dict[Any, Any]]:

@@ -87,7 +87,7 @@ class ZoneText(ZoneStore):
             _check_if_match(z, if_match)
             rows = _rrset_rows(new)
             stored = repo.rrset_rows(s, z.id)
-            old, changed, old_total = _differing(origin, stored, new, rows)
+            old, changed, old_total, soa_at = _differing(origin, stored, new, rows)
             let_go(stored)
             diff_added, diff_removed, changes, touched = _diff(old, changed)
             old_total = max(old_total, 1)
@@ -114,9 +114,7 @@ class ZoneText(ZoneStore):
             serial = next_serial(old_serial, SerialPolicy(z.serial_policy))
             new_soa.records = [Record(new_soa.records[0].rdata.replace(serial=serial))]
             # (the rows were written before the serial was set: the SOA's row again)
-            soa_row = repo.row_name(origin)
-            at = next(i for i, r in enumerate(rows) if r[1] == _SOA and r[0] == soa_row)
-            rows[at] = (soa_row, _SOA, new_soa.ttl, new_soa.records_json())
+            rows[soa_at] = (*rows[soa_at][:2], new_soa.ttl, new_soa.records_json())
             removed = b"".join(b"".join(_rr_wire(o, t, v[0], v[1])) for (o, t), (v, _n) in touched.items() if v)
             old_soa = old.get(origin, _SOA)
             if old_soa is not None and (origin, _SOA) not in touched:
