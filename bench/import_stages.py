@@ -1,6 +1,7 @@
 """The stages of a zone-file import, timed in one process (issue 24: where the time of
 ``bench/zone_import.py`` goes): reading the text (``parse_zone_text``), the checks, the
-node table, the ``rrsets`` rows, then the SQL inserts and the commit on a fresh SQLite
+node table (into the served map), the ``rrsets`` rows, then the SQL inserts (the rows, and
+the node table as the zone's image or, before images, as rows) and the commit on a fresh SQLite
 file, with the garbage collector paused as the server pauses it. Process time for the
 Python stages, wall time for the SQL ones. ``PYTHONPATH`` at another tree's ``zonekeeper``
 (``git archive REV zonekeeper``, with its built extensions) measures that tree.
@@ -16,6 +17,7 @@ import time
 import dns.name
 from common import WORK, ZONE, ensure_zone_file
 
+from zonekeeper.proto.rrwire import consume_nodes
 from zonekeeper.services.zone_store import _rrset_rows
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
@@ -48,6 +50,7 @@ def main() -> int:
         took["checks"] = time.process_time() - t
         t = time.process_time()
         nodes, _cuts = compile_content(parsed.content)
+        nodes = consume_nodes(nodes)  # the served map, which is stored as the zone's image
         took["node table"] = time.process_time() - t
         t = time.process_time()
         rows = _rrset_rows(parsed.content)

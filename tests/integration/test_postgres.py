@@ -212,7 +212,7 @@ def test_0002_moves_secondary_zones_into_images(pg_url: str) -> None:
         assert db.current_revision() == SCHEMA_HEAD
         with db.read() as s:
             assert repo.load_image(s, 1) == nodes
-            assert repo.load_nodes(s, 1) == {}
+            assert repo.node_rows(s, 1) == []
             assert repo.load_image(s, 2) is None and repo.load_nodes(s, 2) == nodes
     finally:
         db.dispose()

@@ -1373,6 +1373,67 @@ static PyObject *nm_owner_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
     return PyLong_FromSsize_t(n);
 }
 
+/* map.count_below(keys): for each key of the list, how many keys of the map are names
+ * strictly below it (a suffix of theirs at a label boundary; empty non-terminals count).
+ * One pass over the map whatever the number of keys asked: an edit that empties an owner
+ * asks whether names remain below it and its ancestors. */
+typedef struct {
+    const unsigned char **q;
+    Py_ssize_t *qlen;
+    Py_ssize_t *counts;
+    Py_ssize_t n;
+} Below;
+
+static int below_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
+                       Py_ssize_t vlen, void *arg) {
+    Below *b = arg;
+    for (Py_ssize_t i = 0; i < b->n; i++) {
+        Py_ssize_t ql = b->qlen[i], at = klen - ql;
+        if (at <= 0 || memcmp(k + at, b->q[i], (size_t)ql) != 0) continue;
+        Py_ssize_t pos = 0;
+        while (pos < at && k[pos]) pos += k[pos] + 1;
+        if (pos == at) b->counts[i]++;
+    }
+    return 0;
+}
+
+static PyObject *nm_count_below(NodeMap *m, PyObject *keys) {
+    PyObject *seq = PySequence_Fast(keys, "keys is a sequence of bytes");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Below b = {PyMem_Calloc((size_t)n + 1, sizeof(*b.q)), PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t)),
+               PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t)), n};
+    PyObject *out = NULL;
+    if (!b.q || !b.qlen || !b.counts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyBytes_Check(k)) {
+            PyErr_SetString(PyExc_TypeError, "keys is a sequence of bytes");
+            goto done;
+        }
+        b.q[i] = (const unsigned char *)PyBytes_AS_STRING(k);
+        b.qlen[i] = PyBytes_GET_SIZE(k);
+    }
+    /* the list (held by seq) does not change: nm_each may let other threads run, but
+     * the keys are bytes, which nothing can alter */
+    if (nm_each(m, below_visit, &b) < 0) goto done;
+    out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *c = PyLong_FromSsize_t(b.counts[i]);
+        if (!c) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, c);
+    }
+done:
+    PyMem_Free(b.q);
+    PyMem_Free(b.qlen);
+    PyMem_Free(b.counts);
+    Py_DECREF(seq);
+    return out;
+}
+
 /* map.record_count(): the records of every node (their blobs' count fields). */
 static PyObject *nm_record_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
     Scan sc = {NULL, -2, 0};
@@ -1529,6 +1590,8 @@ static PyMethodDef nm_methods[] = {
      "owners(rdtype=-1): keys of the owners with data (with an RRset of rdtype, if given)"},
     {"record_count", (PyCFunction)nm_record_count, METH_NOARGS, "the records of every node"},
     {"owner_count", (PyCFunction)nm_owner_count, METH_NOARGS, "how many owners hold data"},
+    {"count_below", (PyCFunction)nm_count_below, METH_O,
+     "for each key of a list, how many keys of the map are names below it"},
     {"to_bytes", (PyCFunction)nm_to_bytes, METH_NOARGS, "the map as bytes, for from_bytes"},
     {"dump_part", (PyCFunction)nm_dump_part, METH_VARARGS,
      "dump_part(start, most) -> (bytes, next): to_bytes() a part at a time"},

@@ -98,6 +98,21 @@ def ancestors(key: bytes, origin_key: bytes) -> list[bytes]:
     return out
 
 
+def count_below(nodes: Mapping[bytes, Node], keys: list[bytes]) -> list[int]:
+    """For each of ``keys``, how many owners of ``nodes`` are names below it (empty
+    non-terminals included): one pass over the table (in C for a NodeMap)."""
+    if NodeMap is not None and type(nodes) is NodeMap:
+        return nodes.count_below(keys)  # type: ignore[attr-defined,no-any-return]
+    found = dict.fromkeys(keys, 0)
+    for k in nodes:
+        pos = k[0] + 1 if k[0] else 0
+        while pos < len(k):
+            if k[pos:] in found:
+                found[k[pos:]] += 1
+            pos += k[pos] + 1
+    return [found[k] for k in keys]
+
+
 def add_ents(nodes: dict[bytes, Node], origin_key: bytes,
              keys: Iterable[bytes] | None = None) -> None:
     """Add the empty non-terminals between the apex and ``keys`` (default: every node)."""
@@ -378,6 +393,33 @@ def unpack_nodes(chunks: Iterable[bytes]) -> Mapping[bytes, Node]:
             raise ValueError("a damaged node image: not a table")
         nodes.update(zip(keys, values, strict=True))
     return nodes
+
+
+# A ``nodes`` row saying that its owner is gone from the image under it: ``00 00`` with no
+# blob after it, a node no zone holds (an owner with no RRset is an empty non-terminal,
+# ``b""``, or not in the table).
+GONE = MULTI
+
+# Over this many changed owners, a table read from an image and its rows is made flat
+# again (``NodeMap.compacted``): the changes are otherwise kept as a dict beside it.
+_FLATTEN_OVER = 4096
+
+
+def overlaid(chunks: list[bytes], rows: Iterable[tuple[bytes, bytes]]) -> Mapping[bytes, Node]:
+    """A primary zone's node table from its stored image (``pack_nodes``' chunks) and the
+    ``nodes`` rows written over it by the edits since (sort key, stored node or GONE).
+    ValueError if the image or a row cannot be read."""
+    base = unpack_nodes(chunks)
+    changes: dict[bytes, Node | None] = {}
+    for sk, data in rows:
+        data = bytes(data)
+        changes[key_of_sort_key(bytes(sk))] = None if data == GONE else decode_node(data)
+    if not changes:
+        return base
+    table = updated_nodes(base, changes)
+    if len(changes) > _FLATTEN_OVER and NodeMap is not None and type(table) is NodeMap:
+        return table.compacted()  # type: ignore[attr-defined,no-any-return]
+    return table
 
 
 def _py_map_table(data: bytes) -> dict[bytes, Node]:

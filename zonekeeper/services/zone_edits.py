@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,9 +92,11 @@ class ZoneEdits(ZoneStore):
         soa = content.get(origin, _SOA)
         assert soa is not None
         serial = soa.records[0].rdata.serial  # type: ignore[attr-defined]
-        def stored_form() -> tuple[dict[bytes, Node], frozenset[bytes], list[tuple[str, int, int, str]]]:
+        def stored_form() -> tuple[Mapping[bytes, Node], frozenset[bytes], list[tuple[str, int, int, str]]]:
+            # The table into the snapshot's map owner by owner (each dropped once copied):
+            # stored as it will be served, an image made from the map.
             nodes, cuts = compile_content(content)
-            return nodes, cuts, _rrset_rows(content)
+            return consume_nodes(nodes), cuts, _rrset_rows(content)
 
         # Worked out before the write lock is taken (a tenth of a million-record import),
         # so that other writers wait only for the rows to be written; a catalog's members
@@ -117,9 +119,9 @@ class ZoneEdits(ZoneStore):
                 z = repo.insert_zone(s, **values)
             repo.replace_all(s, z.id, rows, nodes, fresh=True)
             repo.announce(s, "zone", z.name)
-        # The table into the snapshot's map owner by owner, and the rest let go of a slice at
-        # a time: a large zone's objects freed in one go would hold the GIL for a second.
-        snap = _snapshot(z, serial, consume_nodes(nodes), cuts)
+        # The rest let go of a slice at a time: a large zone's objects freed in one go would
+        # hold the GIL for a second.
+        snap = _snapshot(z, serial, nodes, cuts)
         let_go(rows)
         if spec.zone_text is not None:
             parsed.release()

@@ -24,6 +24,7 @@ from zonekeeper.errors import (
     Reason,
 )
 from zonekeeper.proto import xfrin
+from zonekeeper.proto.rrwire import consume_nodes
 from zonekeeper.proto.serial import SerialPolicy
 from zonekeeper.services.zone_store import (
     _SOA,
@@ -108,6 +109,7 @@ class SecondaryZones(ZoneStore):
                                "keep; delete it and create a primary zone instead")
             content = ZoneContent(name, _rrsets_of_nodes(prev.nodes))
             nodes, cuts = compile_content(content)
+            nodes = consume_nodes(nodes)
 
             def work() -> tuple[ZoneSnapshot, dict[str, Any]]:
                 with self.db.write() as s:
@@ -118,7 +120,6 @@ class SecondaryZones(ZoneStore):
                     s.execute(delete(ZonePeer).where(ZonePeer.zone_id == z.id,
                                                      ZonePeer.role == "primary"))
                     s.execute(delete(Timer).where(Timer.zone_id == z.id))
-                    repo.drop_image(s, z.id)
                     repo.replace_all(s, z.id, _rrset_rows(content), nodes)
                     z.kind = ZoneKind.PRIMARY.value
                     z.state = ZoneState.OK.value

@@ -10,7 +10,7 @@ import bisect
 import itertools
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import dns.name
@@ -36,6 +36,7 @@ from zonekeeper.proto.rrwire import (
     blob_to_rdatas,
     blob_ttl,
     blob_type,
+    count_below,
     find_blob,
     key_to_name,
     name_key,
@@ -224,8 +225,11 @@ class ZoneStore:
 
     def _load_zone(self, s: Any, z: Zone) -> ZoneSnapshot:
         """One zone's served form as stored (no text parsing)."""
+        chunks = repo.load_image_chunks(s, z.id)
         if z.kind == ZoneKind.SECONDARY.value:
-            return from_stored(z, None, repo.load_image_chunks(s, z.id))
+            return from_stored(z, None, chunks)
+        if chunks:  # a primary's image, with the rows of the edits since over it
+            return from_stored(z, None, chunks, rows=repo.node_rows(s, z.id))
         return from_stored(z, repo.load_nodes(s, z.id, nodes_of_rows), None)
 
     # -- changes committed by other nodes sharing the database (services/cluster.py) --------
@@ -292,7 +296,8 @@ class ZoneStore:
         """The version stored for ``z``, from ``current``: the journal rows from its serial
         name the owners touched; their stored nodes (and their ancestors', empty
         non-terminals included) replace the served ones. None when the journal does not
-        lead there (trimmed, or too many changes behind): the caller reads it whole."""
+        lead there (trimmed, too many changes behind, or an image written since): the
+        caller reads it whole."""
         path = None
         for limit in (4, JOURNAL_CATCH_UP):  # nearly always one row behind: read few first
             rows = repo.recent_journal(s, z.id, limit)
@@ -309,6 +314,10 @@ class ZoneStore:
                 keys.add(k)
                 keys.update(ancestors(k, origin_key))
         stored = repo.nodes_at(s, z.id, keys)
+        if len(stored) < len(keys) and repo.has_image(s, z.id):
+            # Over an image, every owner an edit names has a row (``_sync_nodes``): one
+            # without is in an image written since (an import), read whole.
+            return None
         return _next_snapshot(z, current, {k: stored.get(k) for k in keys})
 
 
@@ -458,47 +467,65 @@ def _rr_wire(owner: dns.name.Name, rdtype: int, ttl: int, records: Iterable[Reco
 
 
 def _sync_nodes(
-    s: Any, zone_id: int, content: ZoneContent, owners: set[dns.name.Name], current: dict[bytes, Node]
+    s: Any, zone_id: int, content: ZoneContent, owners: set[dns.name.Name], current: Mapping[bytes, Node]
 ) -> dict[bytes, Node | None]:
-    """Write the served nodes of ``owners`` and keep empty non-terminals right."""
+    """Write the served nodes of ``owners`` and keep empty non-terminals right: an owner
+    left with nothing stays as an empty non-terminal while names remain below it, else it
+    goes, with the empty non-terminals above it that nothing else holds up. ``current``
+    is the stored table before this change; what lies below a name is counted there
+    (``count_below``, one pass) and kept up to date as this change adds and removes
+    owners. Where the zone's table is an image (``repo.has_image``), every owner named
+    here and each of its ancestors gets a row, even unchanged, so that another node
+    catching up from the journal finds each of them in the rows (``_from_journal``)."""
     origin_key = name_key(content.origin)
     changes: dict[bytes, Node | None] = {}
 
     def value(k: bytes) -> Node | None:
         return changes[k] if k in changes else current.get(k)
 
-    emptied = []
-    for owner in owners:
-        k = name_key(owner)
-        node = content.node_for(owner)
+    wanted = {name_key(owner): content.node_for(owner) for owner in owners}
+    emptied = [k for k, node in wanted.items() if not node and k != origin_key]
+    asked = list({a: None for k in emptied for a in (k, *ancestors(k, origin_key))})
+    below = dict(zip(asked, count_below(current, asked), strict=True)) if asked else {}
+
+    def put(k: bytes, node: Node | None) -> None:
+        was, now = value(k) is not None, node is not None
+        if was != now:
+            for anc in ancestors(k, origin_key):
+                if anc in below:
+                    below[anc] += 1 if now else -1
+        changes[k] = node
+
+    for k, node in wanted.items():
         if node:
-            changes[k] = node
-            repo.put_node(s, zone_id, k, node)
+            put(k, node)
             for anc in ancestors(k, origin_key):
                 if value(anc) is not None:
                     break
-                changes[anc] = b""
-                repo.put_node(s, zone_id, anc, b"")
-        else:
-            emptied.append(k)
+                put(anc, b"")
     for k in emptied:
-        if k == origin_key:
+        if below[k]:
+            put(k, b"")
             continue
-        # Node writes go straight to the database (repo.put_node, delete_node): the range
-        # read below sees them without a flush.
-        repo.delete_node(s, zone_id, k)
-        if repo.has_descendants(s, zone_id, k):
-            changes[k] = b""
-            repo.put_node(s, zone_id, k, b"")
-            continue
-        changes[k] = None
+        put(k, None)
         for anc in ancestors(k, origin_key):
-            if value(anc) != b"":
+            if value(anc) != b"" or below[anc]:
                 break
-            if repo.has_descendants(s, zone_id, anc):
-                break
-            repo.delete_node(s, zone_id, anc)
-            changes[anc] = None
+            put(anc, None)
+    over_image = repo.has_image(s, zone_id)
+    for k, node in changes.items():
+        if node is None:
+            repo.delete_node(s, zone_id, k, over_image=over_image)
+        else:
+            repo.put_node(s, zone_id, k, node)
+    if over_image:
+        for k in {a: None for k in wanted for a in (k, *ancestors(k, origin_key))}:
+            if k not in changes:
+                node = current.get(k)
+                if node is None:
+                    repo.delete_node(s, zone_id, k, over_image=True)
+                else:
+                    repo.put_node(s, zone_id, k, node)
     return changes
 
 

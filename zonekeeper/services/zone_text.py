@@ -120,6 +120,7 @@ class ZoneText(ZoneStore):
             if old_soa is not None and (origin, _SOA) not in touched:
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
             nodes, cuts = compile_content(new)
+            nodes = consume_nodes(nodes)
             repo.replace_all(s, z.id, rows, nodes)
             let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
@@ -135,7 +136,7 @@ class ZoneText(ZoneStore):
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
         # Both versions let go of gradually (see zone_edits._create).
-        snap = _snapshot(z, serial, consume_nodes(nodes), cuts)
+        snap = _snapshot(z, serial, nodes, cuts)
         let_go(touched, changes)
         old.release()
         parsed.release()

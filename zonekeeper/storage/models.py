@@ -94,10 +94,14 @@ class RRset(Base):
 
 
 class Node(Base):
+    """A primary zone's served node of one owner. Where the zone has an image
+    (``ZoneImage``), the owners edited since, over it (``rrwire.GONE``: deleted); a zone
+    stored before images holds every owner here."""
+
     __tablename__ = "nodes"
     # Keyed by the owner's sort key alone (rrwire.sort_key; rrwire.key_of_sort_key gives the
-    # owner back): one B-tree serves lookups by owner, a subtree's range (has_descendants)
-    # and a zone's load in one scan. Clustered on SQLite (no rowid).
+    # owner back): one B-tree serves lookups by owner and a zone's load in one scan.
+    # Clustered on SQLite (no rowid).
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     zone_id: Mapped[int] = mapped_column(
@@ -108,9 +112,11 @@ class Node(Base):
 
 
 class ZoneImage(Base):
-    """A secondary zone's whole served form (its node table, serialized by
-    ``proto.rrwire.pack_nodes``) in chunks: a transfer replaces a zone wholesale, and one
-    row per owner costs ~10 us each to write here (10 s for a 1M-record zone)."""
+    """A zone's whole node table (serialized by ``proto.rrwire.pack_nodes``) in chunks: a
+    secondary's served form, a primary's as its last create, import or promotion stored
+    it (its ``nodes`` rows are the edits since). A transfer or an import replaces a zone
+    wholesale, and one row per owner costs ~3-10 us each to write here (3-10 s for a
+    1M-record zone)."""
 
     __tablename__ = "zone_images"
 

@@ -13,10 +13,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from zonekeeper.proto.rrwire import (
+    GONE,
     NodeMap,
     decode_node,
     encode_node,
     key_of_sort_key,
+    overlaid,
     pack_nodes,
     sort_key,
     unpack_nodes,
@@ -154,27 +156,37 @@ def cursor(session: Session) -> Iterator[tuple[Any, str]]:
 def load_nodes(session: Session, zone_id: int,
                into: Callable[[int, Any], Mapping[bytes, bytes | tuple[bytes, ...]] | None] | None = None,
                ) -> Mapping[bytes, bytes | tuple[bytes, ...]]:
-    """Every served node of a zone. A plain DB-API cursor: at a million rows the ORM's
-    per-row processing would double the start-up time. (psycopg gives bytea as bytes,
-    sqlite3 BLOBs as bytes; ``bytes()`` also takes a driver's memoryview.) ``into``
-    (zones.stored.nodes_of_rows, where the C map is built): the table made of the rows,
-    or None for damaged rows (then none)."""
+    """Every served node of a primary zone: its image with the ``nodes`` rows over it
+    (``rrwire.overlaid``), or, where it has no image (stored before images), its rows. A
+    plain DB-API cursor: at a million rows the ORM's per-row processing would double the
+    start-up time. (psycopg gives bytea as bytes, sqlite3 BLOBs as bytes; ``bytes()`` also
+    takes a driver's memoryview.) ``into`` (zones.stored.nodes_of_rows, where the C map is
+    built): the table made of the rows, or None for damaged rows (then none). ValueError
+    if an image cannot be read."""
+    chunks = load_image_chunks(session, zone_id)
     with cursor(session) as (cur, ph):
         cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
+        if chunks:
+            return overlaid(chunks, cur)
         if NodeMap is not None:  # the rows' bytes copied in as they are, no node object kept
             got = into(zone_id, cur) if into is not None else NodeMap.from_rows(cur, True)
             return got if got is not None else {}
         return {key_of_sort_key(bytes(sk)): decode_node(bytes(data)) for sk, data in cur}
 
 
-def has_descendants(session: Session, zone_id: int, owner: bytes) -> bool:
-    sk = sort_key(owner)
-    row = session.scalar(
-        select(Node.sortkey)
-        .where(Node.zone_id == zone_id, Node.sortkey > sk, Node.sortkey < sk + b"\xff")
-        .limit(1)
-    )
-    return row is not None
+def node_rows(session: Session, zone_id: int) -> list[tuple[bytes, bytes]]:
+    """A zone's ``nodes`` rows as they are (sort key, stored node)."""
+    with cursor(session) as (cur, ph):
+        cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph}", (zone_id,))
+        return [(bytes(sk), bytes(d)) for sk, d in cur]
+
+
+def has_image(session: Session, zone_id: int) -> bool:
+    """Whether the zone's node table is stored whole (``zone_images``): its ``nodes`` rows
+    are then the owners edited since, over it (GONE where one was deleted)."""
+    with cursor(session) as (cur, ph):
+        cur.execute(f"SELECT 1 FROM zone_images WHERE zone_id = {ph} LIMIT 1", (zone_id,))
+        return cur.fetchone() is not None
 
 
 def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[bytes, ...]) -> None:
@@ -186,21 +198,28 @@ def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[b
                     (zone_id, sort_key(owner), encode_node(node)))
 
 
-def delete_node(session: Session, zone_id: int, owner: bytes) -> None:
-    session.execute(delete(Node).where(Node.zone_id == zone_id, Node.sortkey == sort_key(owner)))
+def delete_node(session: Session, zone_id: int, owner: bytes, *, over_image: bool) -> None:
+    """Forget one owner's node: its row deleted, or, ``over_image`` (the zone has an image,
+    ``has_image``), a GONE row written over the image's."""
+    if over_image:
+        put_node(session, zone_id, owner, GONE)
+    else:
+        session.execute(delete(Node).where(Node.zone_id == zone_id, Node.sortkey == sort_key(owner)))
 
 
 def replace_all(
     session: Session,
     zone_id: int,
     rrset_rows: list[tuple[str, int, int, str]],
-    nodes: dict[bytes, bytes | tuple[bytes, ...]],
+    nodes: Mapping[bytes, bytes | tuple[bytes, ...]],
     *,
     fresh: bool = False,
 ) -> None:
-    """Swap a zone's whole content (import, AXFR in) inside the caller's transaction;
+    """Swap a primary zone's whole content (create, import, promote) inside the caller's
+    transaction: its ``rrsets`` rows, and its node table stored whole as an image (no row
+    per owner: a million rows cost ~3 s to write; the edits after it write rows over it).
     ``fresh``: the zone row was made in this transaction, so there is nothing to delete
-    (the two ORM bulk deletes were an eighth of the time of creating a small zone)."""
+    (the ORM bulk deletes were an eighth of the time of creating a small zone)."""
     if not fresh:
         session.execute(delete(RRset).where(RRset.zone_id == zone_id))
         session.execute(delete(Node).where(Node.zone_id == zone_id))
@@ -211,16 +230,16 @@ def replace_all(
             f"INSERT INTO rrsets (zone_id, name, type, ttl, records) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
             [(zone_id, *row) for row in rrset_rows],
         )
-        cur.executemany(
-            f"INSERT INTO nodes (zone_id, sortkey, data) VALUES ({ph}, {ph}, {ph})",
-            [(zone_id, sort_key(k), encode_node(v)) for k, v in nodes.items()],
-        )
+    save_image(session, zone_id, nodes, fresh=fresh)
 
 
-def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[bytes, ...]]) -> None:
-    """Replace a secondary zone's stored served form (same transaction as the rest)."""
-    session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
-    session.flush()
+def save_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]],
+               *, fresh: bool = False) -> None:
+    """Replace a zone's stored node table (same transaction as the rest): a secondary's
+    served form, or a primary's image under its edited rows."""
+    if not fresh:
+        session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
+        session.flush()
     with cursor(session) as (cur, ph):
         # A generator: each chunk is marshalled as it is inserted, so the image is never
         # held whole in memory beside the node table (73 MB at a million records).
@@ -228,14 +247,9 @@ def save_image(session: Session, zone_id: int, nodes: dict[bytes, bytes | tuple[
                         ((zone_id, i, c) for i, c in enumerate(pack_nodes(nodes))))
 
 
-def drop_image(session: Session, zone_id: int) -> None:
-    """Forget a secondary zone's stored served form (it became a primary zone)."""
-    session.execute(delete(ZoneImage).where(ZoneImage.zone_id == zone_id))
-
-
 def drop_content(session: Session, zone_id: int) -> None:
-    """Forget a primary zone's RRsets and nodes (it became a secondary zone: its image
-    holds the content from now on)."""
+    """Forget a primary zone's RRsets and nodes (it became a secondary zone: its image,
+    written next by ``save_image``, holds the content from now on)."""
     session.execute(delete(RRset).where(RRset.zone_id == zone_id))
     session.execute(delete(Node).where(Node.zone_id == zone_id))
 
@@ -248,8 +262,8 @@ def load_image_chunks(session: Session, zone_id: int) -> list[bytes]:
 
 
 def load_image(session: Session, zone_id: int) -> dict[bytes, bytes | tuple[bytes, ...]] | None:
-    """A secondary zone's stored served form; None if it never loaded. ValueError if the
-    stored image cannot be read."""
+    """A zone's stored image (a secondary's served form, a primary's table under its
+    edited rows); None if there is none. ValueError if it cannot be read."""
     chunks = load_image_chunks(session, zone_id)
     return unpack_nodes(chunks) if chunks else None
 
@@ -356,14 +370,17 @@ def recent_journal(session: Session, zone_id: int, limit: int) -> list[tuple[int
 
 
 def nodes_at(session: Session, zone_id: int, owners: Iterable[bytes]
-             ) -> dict[bytes, bytes | tuple[bytes, ...]]:
-    """The stored served nodes of ``owners`` (those that exist)."""
+             ) -> dict[bytes, bytes | tuple[bytes, ...] | None]:
+    """The stored ``nodes`` rows of ``owners`` (those that have one): the node, or None
+    for a GONE row (an owner deleted over the zone's image)."""
     keys = sorted({sort_key(o) for o in owners})
-    out: dict[bytes, bytes | tuple[bytes, ...]] = {}
+    out: dict[bytes, bytes | tuple[bytes, ...] | None] = {}
     for i in range(0, len(keys), 500):
         with cursor(session) as (cur, ph):
             chunk = keys[i : i + 500]
             cur.execute(f"SELECT sortkey, data FROM nodes WHERE zone_id = {ph} AND sortkey IN "
                         f"({', '.join([ph] * len(chunk))})", (zone_id, *chunk))
-            out.update((key_of_sort_key(bytes(sk)), decode_node(bytes(d))) for sk, d in cur)
+            for sk, d in cur:
+                d = bytes(d)
+                out[key_of_sort_key(bytes(sk))] = None if d == GONE else decode_node(d)
     return out

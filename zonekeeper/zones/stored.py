@@ -25,6 +25,7 @@ from zonekeeper.proto.rrwire import (
     find_cuts,
     key_of_sort_key,
     name_key,
+    overlaid,
     unpack_nodes,
 )
 from zonekeeper.zones.snapshot import ZoneKind, ZoneSnapshot, ZoneState
@@ -49,12 +50,21 @@ def snapshot_of(z: Any, serial: int, nodes: Mapping[bytes, Node], cuts: frozense
 
 
 def from_stored(z: Any, nodes: Mapping[bytes, Node] | None, chunks: list[bytes] | None,
-                saved: tuple[Mapping[bytes, Node], frozenset[bytes]] | None = None) -> ZoneSnapshot:
-    """A zone's snapshot from its stored nodes (primary) or image chunks (secondary), or
-    from the node table and cuts ``saved`` for exactly this stored version."""
+                saved: tuple[Mapping[bytes, Node], frozenset[bytes]] | None = None,
+                rows: list[tuple[bytes, bytes]] | None = None) -> ZoneSnapshot:
+    """A zone's snapshot from its stored nodes, or its image chunks (a secondary's; a
+    primary's, with the ``nodes`` ``rows`` written over it since), or from the node table
+    and cuts ``saved`` for exactly this stored version."""
     origin = dns.name.from_text(z.name)
     if saved is not None:
         return snapshot_of(z, z.serial, saved[0], saved[1], origin)
+    if chunks and z.kind != ZoneKind.SECONDARY.value:
+        try:
+            nodes = overlaid(chunks, rows or ())
+        except ValueError as exc:
+            log.error("zone.unreadable", zone=z.name, error=str(exc),
+                      action="put the zone's text again (PUT /zones/{zone}/text), or restore the database")
+            nodes = None
     if z.kind == ZoneKind.SECONDARY.value:
         nodes = None
         if chunks:
@@ -74,28 +84,37 @@ def from_stored(z: Any, nodes: Mapping[bytes, Node] | None, chunks: list[bytes] 
     return snapshot_of(z, z.serial, nodes, find_cuts(nodes, name_key(origin)), origin)
 
 
-def all_nodes(cur: Any, skip: Collection[int] = ()) -> dict[int, Mapping[bytes, Node]]:
+def all_nodes(cur: Any, skip: Collection[int] = (), over: Collection[int] = (),
+              ) -> tuple[dict[int, Mapping[bytes, Node]], dict[int, list[tuple[bytes, bytes]]]]:
     """Every served node of every zone but those in ``skip``, by zone id: one query for
-    all of them (a query per zone cost more than the rows at 10,000 small zones). A row
-    costs ~1 us here, most of it the driver's objects; the loop does no more than it must
-    (the drivers give bytes)."""
+    all of them (a query per zone cost more than the rows at 10,000 small zones); the rows
+    of the zones in ``over`` (those with an image under their rows) as they are, apart. A
+    row costs ~1 us here, most of it the driver's objects; the loop does no more than it
+    must (the drivers give bytes)."""
     out: dict[int, dict[bytes, Node]] = {}
+    apart: dict[int, list[tuple[bytes, bytes]]] = {}
     nodes: dict[bytes, Node] = {}
     current = None
     cur.execute(f"SELECT zone_id, sortkey, data FROM nodes{_but(skip)} ORDER BY zone_id")
     if NodeMap is not None:  # each zone's rows copied into its map as they are
         maps = {}
         for zone_id, rows in groupby(cur, _ZONE_ID):
+            if zone_id in over:
+                apart[zone_id] = [(sk, data) for _, sk, data in rows]
+                continue
             got = nodes_of_rows(zone_id, ((sk, data) for _, sk, data in rows))
             if got is not None:
                 maps[zone_id] = got
-        return maps
+        return maps, apart
     for zone_id, sk, data in cur:
+        if zone_id in over:
+            apart.setdefault(zone_id, []).append((sk, data))
+            continue
         if zone_id != current:
             current = zone_id
             nodes = out.setdefault(zone_id, {})
         nodes[key_of_sort_key(sk)] = data if data[:2] != MULTI else decode_node(data)
-    return out
+    return out, apart
 
 
 def nodes_of_rows(zone_id: int, rows: Iterable[tuple[bytes, bytes]]) -> Mapping[bytes, Node] | None:
@@ -111,8 +130,7 @@ def nodes_of_rows(zone_id: int, rows: Iterable[tuple[bytes, bytes]]) -> Mapping[
 
 
 def all_images(cur: Any, skip: Collection[int] = ()) -> dict[int, list[bytes]]:
-    """Every secondary zone's stored image chunks but those in ``skip``, by zone id, in
-    order."""
+    """Every zone's stored image chunks but those in ``skip``, by zone id, in order."""
     out: dict[int, list[bytes]] = {}
     cur.execute(f"SELECT zone_id, data FROM zone_images{_but(skip)} ORDER BY zone_id, chunk")
     for zone_id, data in cur:
@@ -131,7 +149,8 @@ def read_served(cur: Any, saved: Saved | None = None) -> list[tuple[Any, ZoneSna
     it is served as: three queries whatever the number of zones (the zones, every node,
     every secondary's image); the cuts are found in the nodes. ``saved`` gives a zone's
     node table and cuts kept for exactly its stored version (``ImageCache.saved_nodes``):
-    those zones' rows are not read."""
+    those zones' rows are not read. A primary zone's table is its image with its rows
+    over it, or, stored before images, its rows."""
     cur.execute("SELECT * FROM zones")
     row_type = namedtuple("ZoneRow", [d[0] for d in cur.description])  # type: ignore[misc]
     zones = [row_type(*r) for r in cur.fetchall()]
@@ -143,9 +162,10 @@ def read_served(cur: Any, saved: Saved | None = None) -> list[tuple[Any, ZoneSna
                 found[z.id] = table
     # With every zone's table kept, no row is read: not even a query that finds none
     # (it scans the whole table: ~15 ms at 100,000 rows).
-    nodes = all_nodes(cur, found) if len(found) < len(zones) else {}
-    images = (all_images(cur, found)
-              if any(z.kind == ZoneKind.SECONDARY.value and z.id not in found for z in zones)
-              else {})
-    return [(z, from_stored(z, nodes.pop(z.id, None), images.get(z.id), found.get(z.id)))
+    images = all_images(cur, found) if len(found) < len(zones) else {}
+    nodes, rows = (all_nodes(cur, found, {z.id for z in zones if z.id in images
+                                          and z.kind != ZoneKind.SECONDARY.value})
+                   if len(found) < len(zones) else ({}, {}))
+    return [(z, from_stored(z, nodes.pop(z.id, None), images.pop(z.id, None), found.get(z.id),
+                            rows.pop(z.id, None)))
             for z in zones]
