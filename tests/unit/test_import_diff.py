@@ -35,7 +35,8 @@ def test_the_differing_part_gives_the_whole_zones_diff(before: list[str], after:
     new = _content(after, serial)
     stored = _rrset_rows(old)
     rows = _rrset_rows(new)
-    old_part, new_part, total, soa_at = _differing(ORIGIN, stored, new, rows)
+    old_part, new_part, total, soa_at, same = _differing(ORIGIN, stored, new, rows)
+    assert same == {(n, t) for n, t, *v in rows if (n, t, *v) in set(stored) and t != 6}
     assert rows[soa_at][:2] == ("diff.test.", 6)
     assert total == old.record_count()
     assert _diff(old_part, new_part) == _diff(

@@ -3,8 +3,10 @@ import) with the owners edited since as ``nodes`` rows over it, GONE where one w
 or, for a zone stored before images, a row per owner. For random edit sequences over names
 at several depths (owners emptied under which names remain, empty non-terminals made and
 dropped), in both forms: the served table is what compiling the zone's records gives, a
-fresh start reads the same table back, and another node catching up from the journal
-(``_from_journal``) builds the same table or, only where it cannot, reads it whole."""
+fresh start reads the same table back, another node catching up from the journal
+(``_from_journal``) builds the same table or, only where it cannot, reads it whole; and
+the ``rrsets`` rows after a re-import (which writes only the rows that differ) are those
+of the zone's records."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zonekeeper.proto.rrwire import GONE, count_below, name_key
+from zonekeeper.services.zone_store import _rrset_rows
 from zonekeeper.services.zones import RRsetChange, ZoneService, ZoneSpec
 from zonekeeper.storage import repo
 from zonekeeper.storage.db import Database
@@ -81,9 +84,13 @@ def test_edits_over_an_image_or_rows_serve_store_and_catch_up_alike(
             for i, edits in enumerate(batches):
                 before = service.registry.get(ORIGIN)
                 assert before is not None
-                if i == import_at:  # a whole new text: an image written again, its rows gone
-                    records.clear()
-                    records.update({n: v or 1 for n, v in edits}, i=9)  # "i": a change whatever was there
+                if i == import_at:  # a new text: an image written again, its rows gone
+                    for n, v in edits:
+                        if v is None:
+                            records.pop(n, None)
+                        else:
+                            records[n] = v
+                    records["i"] = 9  # a change whatever was there
                     text = HEAD + "".join(f"{n} A 192.0.2.{v}\n" for n, v in records.items())
                     await service.import_text(ORIGIN, text, dry_run=False, force=True)
                 else:
@@ -108,6 +115,13 @@ def test_edits_over_an_image_or_rows_serve_store_and_catch_up_alike(
                     if not imaged:  # rows alone: no GONE row, an owner deleted is a row deleted
                         assert all(d != GONE for _sk, d in repo.node_rows(s, z.id))
                     caught_up = service._from_journal(s, z, before)
+                    # The rows as writing them all would leave them (an import writes only
+                    # those that differ); the SOA's apart, its serial is the zone's.
+                    rows = sorted(r for r in repo.rrset_rows(s, z.id) if r[1] != 6)
+                    assert rows == sorted(r for r in _rrset_rows(parse_zone_text(
+                        HEAD + "".join(f"{n} A 192.0.2.{v}\n" for n, v in records.items()),
+                        ORIGIN).content) if r[1] != 6)
+                    assert [r[1] for r in repo.rrset_rows(s, z.id)].count(6) == 1
                 if caught_up is None:  # only across an import over an image
                     assert i == import_at and imaged
                 else:

@@ -530,15 +530,17 @@ def _sync_nodes(
 
 
 def _differing(origin: dns.name.Name, stored: list[tuple[str, int, int, str]], new: ZoneContent,
-               rows: list[tuple[str, int, int, str]]) -> tuple[ZoneContent, ZoneContent, int, int]:
+               rows: list[tuple[str, int, int, str]],
+               ) -> tuple[ZoneContent, ZoneContent, int, int, set[tuple[str, int]]]:
     """What ``_diff`` needs to compare of a zone's stored version (its ``rrsets`` rows,
     ``stored``) and of ``new`` (with its rows, ``rows``, as ``_rrset_rows`` made them): the
     RRsets whose row is not the same on both sides (TTL or records' JSON, which the records'
     text and flags determine), and the apex SOA, as two contents; the stored version's record
-    count; and where the SOA's row is in ``rows`` (the caller writes it again once the new
-    serial is set). An RRset with the same row on both sides is the same RRset, so a
-    re-import of a large zone reads back from text only what differs (a whole zone's rows
-    read back took ~10x the import itself)."""
+    count; where the SOA's row is in ``rows`` (the caller writes it again once the new
+    serial is set); and the keys (name, type) of the rows the same on both sides, which
+    the caller need not write again. An RRset with the same row on both sides is the same
+    RRset, so a re-import of a large zone reads back from text only what differs (a whole
+    zone's rows read back took ~10x the import itself)."""
     soa = (repo.row_name(origin), _SOA)
     old_rows = {(name, rdtype): (ttl, records) for name, rdtype, ttl, records in stored}
     # Each record is one {"content":...} object; a quote inside a content is escaped.
@@ -559,7 +561,7 @@ def _differing(origin: dns.name.Name, stored: list[tuple[str, int, int, str]], n
     old_part = ZoneContent(origin, (RRsetData.from_row(name, rdtype, ttl, records)
                                     for (name, rdtype), (ttl, records) in old_rows.items()
                                     if (name, rdtype) not in same))
-    return old_part, new_part, total, soa_at
+    return old_part, new_part, total, soa_at, same
 
 
 def _diff(old: ZoneContent, new: ZoneContent) -> tuple[int, int, list[dict[str, Any]], dict[Any, Any]]:

@@ -87,7 +87,8 @@ class ZoneText(ZoneStore):
             _check_if_match(z, if_match)
             rows = _rrset_rows(new)
             stored = repo.rrset_rows(s, z.id)
-            old, changed, old_total, soa_at = _differing(origin, stored, new, rows)
+            old, changed, old_total, soa_at, same = _differing(origin, stored, new, rows)
+            gone = [(name, rdtype) for name, rdtype, _ttl, _records in stored if (name, rdtype) not in same]
             let_go(stored)
             diff_added, diff_removed, changes, touched = _diff(old, changed)
             old_total = max(old_total, 1)
@@ -121,7 +122,11 @@ class ZoneText(ZoneStore):
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
             nodes, cuts = compile_content(new)
             nodes = consume_nodes(nodes)
-            repo.replace_all(s, z.id, rows, nodes)
+            if len(gone) * 2 < len(rows):  # the rows that differ rewritten, the rest kept
+                repo.patch_rrsets(s, z.id, gone, [r for r in rows if (r[0], r[1]) not in same])
+                repo.store_image(s, z.id, nodes)
+            else:
+                repo.replace_all(s, z.id, rows, nodes)
             let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))

@@ -224,13 +224,30 @@ def replace_all(
         session.execute(delete(RRset).where(RRset.zone_id == zone_id))
         session.execute(delete(Node).where(Node.zone_id == zone_id))
     session.flush()
+    patch_rrsets(session, zone_id, [], rrset_rows)
+    save_image(session, zone_id, nodes, fresh=fresh)
+
+
+def patch_rrsets(session: Session, zone_id: int, gone: list[tuple[str, int]],
+                 rrset_rows: list[tuple[str, int, int, str]]) -> None:
+    """Delete a zone's ``rrsets`` rows of keys ``gone`` (name, type), then insert
+    ``rrset_rows`` (a re-import writes only the RRsets that differ)."""
     with cursor(session) as (cur, ph):
-        # Bulk inserts straight through the driver: ~5x faster than ORM inserts at 1M rows.
+        # Straight through the driver: ~5x faster than the ORM at 1M rows.
+        if gone:
+            cur.executemany(f"DELETE FROM rrsets WHERE zone_id = {ph} AND name = {ph} AND type = {ph}",
+                            [(zone_id, name, rdtype) for name, rdtype in gone])
         cur.executemany(
             f"INSERT INTO rrsets (zone_id, name, type, ttl, records) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
             [(zone_id, *row) for row in rrset_rows],
         )
-    save_image(session, zone_id, nodes, fresh=fresh)
+
+
+def store_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]]) -> None:
+    """Replace a primary zone's stored node table with ``nodes`` as its image, the rows of
+    the edits over the previous one dropped."""
+    session.execute(delete(Node).where(Node.zone_id == zone_id))
+    save_image(session, zone_id, nodes)
 
 
 def save_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]],
