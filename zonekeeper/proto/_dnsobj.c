@@ -1192,6 +1192,204 @@ static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl): the owners of
+ * ``owners`` (an iterable of (name, {type: RRsetData})) that ``validate.check`` must look at
+ * in Python, as a list of those pairs; the others certainly have nothing to report, and
+ * are most of a large zone (validate.py's Python loop took ~2.5 us an owner). An owner is
+ * left out only when:
+ *   - its labels end with the origin's (the same objects, or equal in ASCII case), and it
+ *     is a child of the apex, or ``deep`` is true (there are no zone cuts below which it
+ *     could be), or it holds only A and AAAA RRsets (keyed by their type: which are never
+ *     reported below a cut);
+ *   - each of its RRsets has a type of ``plain`` (a dict: type -> the longest RDATA of
+ *     that type), ``txt`` (its size worked out from its strings) or ``cname`` (alone at
+ *     the owner, one record), a TTL within 0..max_ttl, and a size (12 octets a record plus
+ *     its RDATA, plus the owner's wire length) within ``room``, where the bound is taken
+ *     for ``plain`` types as validate.py takes it.
+ * Anything else (an attribute of another kind, a label that is not bytes) sends the owner
+ * to Python, which decides; validate.py's Python loop stays the reference
+ * (tests/unit/zones/test_validate.py holds the two to each other). */
+static PyObject *s_strings;
+
+static int same_label(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    if (!PyBytes_Check(a) || !PyBytes_Check(b)) return 0;
+    Py_ssize_t n = PyBytes_GET_SIZE(a);
+    if (n != PyBytes_GET_SIZE(b)) return 0;
+    const unsigned char *x = (const unsigned char *)PyBytes_AS_STRING(a);
+    const unsigned char *y = (const unsigned char *)PyBytes_AS_STRING(b);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = x[i], d = y[i];
+        if (c >= 'A' && c <= 'Z') c += 32;
+        if (d >= 'A' && d <= 'Z') d += 32;
+        if (c != d) return 0;
+    }
+    return 1;
+}
+
+/* 1: nothing to report at this RRset (given what owner_plain checks); 0: Python decides;
+ * -1: error. *size_out gets its size without the owner. */
+static int rrset_plain(PyObject *rrset, PyObject *plain, long txt, long cname, int alone,
+                       long long max_ttl, long long *size_out) {
+    int ok = 0;
+    PyObject *t = PyObject_GetAttr(rrset, s_rdtype), *ttl = NULL, *records = NULL;
+    if (!t) return -1;
+    if (!PyLong_Check(t)) goto done;
+    long rdtype = PyLong_AsLong(t);
+    if (rdtype == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        goto done;
+    }
+    ttl = PyObject_GetAttr(rrset, s_ttl);
+    if (!ttl) goto error;
+    if (!PyLong_Check(ttl)) goto done;
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(ttl, &overflow);
+    if (v == -1 && PyErr_Occurred()) goto error;
+    if (overflow || v < 0 || v > max_ttl) goto done;
+    records = PyObject_GetAttr(rrset, s_records);
+    if (!records) goto error;
+    if (!PyList_Check(records)) goto done;
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    if (rdtype == cname) {  /* alone at its owner, one record: its RDATA is one name */
+        if (alone && n == 1) {
+            *size_out = 12 + 255;
+            ok = 1;
+        }
+        goto done;
+    }
+    PyObject *bound = PyDict_GetItemWithError(plain, t);
+    if (bound) {
+        long b = PyLong_AsLong(bound);
+        if (b == -1 && PyErr_Occurred()) goto error;
+        *size_out = (long long)n * (12 + b);
+        ok = 1;
+    } else if (PyErr_Occurred()) {
+        goto error;
+    } else if (rdtype == txt) {
+        long long size = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+            PyObject *rd = PyObject_GetAttr(PyList_GET_ITEM(records, i), s_rdata);
+            if (!rd) goto error;
+            PyObject *strings = PyObject_GetAttr(rd, s_strings);
+            Py_DECREF(rd);
+            if (!strings) goto error;
+            int bad = !PyTuple_Check(strings);
+            if (!bad) {
+                size += 12 + PyTuple_GET_SIZE(strings);
+                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(strings) && !bad; j++) {
+                    PyObject *one = PyTuple_GET_ITEM(strings, j);
+                    bad = !PyBytes_Check(one);
+                    if (!bad) size += PyBytes_GET_SIZE(one);
+                }
+            }
+            Py_DECREF(strings);
+            if (bad) goto done;
+        }
+        *size_out = size;
+        ok = 1;
+    }
+    goto done;
+error:
+    ok = -1;
+done:
+    Py_DECREF(t);
+    Py_XDECREF(ttl);
+    Py_XDECREF(records);
+    return ok;
+}
+
+/* 1: nothing to report at this owner; 0: Python decides; -1: error. */
+static int owner_plain(PyObject *name, PyObject *types, PyObject *origin_labels, int deep,
+                       PyObject *plain, long txt, long cname, long long room, long long max_ttl) {
+    if (!PyDict_Check(types)) return 0;
+    PyObject *labels = PyObject_GetAttr(name, s_labels);
+    if (!labels) return -1;
+    int ok = 0;
+    if (!PyTuple_Check(labels)) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(labels), o = PyTuple_GET_SIZE(origin_labels);
+    if (n < o + 1) goto done;
+    /* below a zone cut, only address records (glue) have nothing to report */
+    int glue_only = n > o + 1 && !deep;
+    for (Py_ssize_t i = 0; i < o; i++)
+        if (!same_label(PyTuple_GET_ITEM(labels, n - o + i), PyTuple_GET_ITEM(origin_labels, i)))
+            goto done;
+    long long owner_len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *l = PyTuple_GET_ITEM(labels, i);
+        if (!PyBytes_Check(l)) goto done;
+        owner_len += 1 + PyBytes_GET_SIZE(l);
+    }
+    int alone = PyDict_GET_SIZE(types) == 1;
+    Py_ssize_t pos = 0;
+    PyObject *key, *rrset;
+    while (PyDict_Next(types, &pos, &key, &rrset)) {
+        long long size = 0;
+        if (glue_only) {
+            long k = PyLong_Check(key) ? PyLong_AsLong(key) : -1;
+            if (k == -1 && PyErr_Occurred()) PyErr_Clear();
+            if (k != 1 && k != 28) goto done;  /* A, AAAA */
+        }
+        Py_INCREF(rrset);  /* held across attribute reads, which may run Python code */
+        int r = rrset_plain(rrset, plain, txt, cname, alone, max_ttl, &size);
+        Py_DECREF(rrset);
+        if (r <= 0) {
+            ok = r;
+            goto done;
+        }
+        if (size + owner_len > room) goto done;
+    }
+    ok = 1;
+done:
+    Py_DECREF(labels);
+    return ok;
+}
+
+static PyObject *unplain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl)");
+        return NULL;
+    }
+    PyObject *origin_labels = args[1], *plain = args[3];
+    if (!PyTuple_Check(origin_labels) || !PyDict_Check(plain)) {
+        PyErr_SetString(PyExc_TypeError, "origin_labels is a tuple, plain a dict");
+        return NULL;
+    }
+    int deep = PyObject_IsTrue(args[2]);
+    long txt = PyLong_AsLong(args[4]), cname = PyLong_AsLong(args[5]);
+    long long room = PyLong_AsLongLong(args[6]), max_ttl = PyLong_AsLongLong(args[7]);
+    if (deep < 0 || PyErr_Occurred()) return NULL;
+    PyObject *it = PyObject_GetIter(args[0]);
+    if (!it) return NULL;
+    PyObject *out = PyList_New(0), *item;
+    if (!out) {
+        Py_DECREF(it);
+        return NULL;
+    }
+    Py_ssize_t seen = 0;
+    while ((item = PyIter_Next(it))) {
+        int r = 0;
+        if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2)
+            r = owner_plain(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), origin_labels,
+                            deep, plain, txt, cname, room, max_ttl);
+        if (r == 0) r = PyList_Append(out, item) < 0 ? -1 : 0;
+        Py_DECREF(item);
+        if (r < 0 || (++seen % (YIELD_EVERY * 16) == 0 && yield_gil() < 0)) {
+            Py_DECREF(it);
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"name_hash", name_hash, METH_O,
      "name_hash(labels) -> int: hash(dns.name.Name(labels)) on a 64-bit build (hash modulus 2**61 - 1)."},
@@ -1201,6 +1399,8 @@ static PyMethodDef methods[] = {
      "make_rdata(cls, rdclass, rdtype, keys, *values) -> an rdata of cls with those fields."},
     {"read_records", (PyCFunction)(void (*)(void))read_records, METH_FASTCALL,
      "read_records(ascii_text, origin, current, max_records, env) -> list | None: zonefile._fast_records' loop."},
+    {"unplain", (PyCFunction)(void (*)(void))unplain, METH_FASTCALL,
+     "unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl) -> the owners validate.check looks at."},
     {"group_records", (PyCFunction)(void (*)(void))group_records, METH_FASTCALL,
      "group_records(records, owners, lines, rrset_cls, record_cls, join, check_cancel): zonefile.group's loop."},
     {NULL, NULL, 0, NULL},
@@ -1226,7 +1426,8 @@ PyMODINIT_FUNC PyInit__dnsobj(void) {
     s_records = PyUnicode_InternFromString("records");
     s_rdata = PyUnicode_InternFromString("rdata");
     s_disabled = PyUnicode_InternFromString("disabled");
-    if (!s_name || !s_ttl || !s_records || !s_rdata || !s_disabled)
+    s_strings = PyUnicode_InternFromString("strings");
+    if (!s_name || !s_ttl || !s_records || !s_rdata || !s_disabled || !s_strings)
         return NULL;
     PyObject *scope = PyDict_New();
     if (!scope || PyDict_SetItemString(scope, "__builtins__", PyEval_GetBuiltins()) < 0)

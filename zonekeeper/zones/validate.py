@@ -83,6 +83,18 @@ _RDATA_MAX = {int(dns.rdatatype.A): 4, int(dns.rdatatype.AAAA): 16, int(dns.rdat
               int(dns.rdatatype.MX): 257, int(dns.rdatatype.SRV): 261}
 
 
+# The types whose RRsets need no more than a TTL and a size check (no target to look up,
+# no rule about the other types at the owner): the owners holding only these (and TXT, or
+# one CNAME alone) are passed over in C.
+_PLAIN = {t: n for t, n in _RDATA_MAX.items() if t not in (_NS, _MX, _SRV, _CNAME)}
+_TXT = int(dns.rdatatype.TXT)
+
+try:  # the owners with nothing to report, passed over in C (proto/_dnsobj.c, unplain)
+    from zonekeeper.proto._dnsobj import unplain as _c_unplain
+except ImportError:  # built without a C compiler: every owner is looked at here
+    _c_unplain = None
+
+
 def _rdata_len(rdata: dns.rdata.Rdata) -> int:
     """Length of ``rdata``'s wire form; a TXT's without rendering it (a length octet and
     the octets of each string)."""
@@ -91,7 +103,11 @@ def _rdata_len(rdata: dns.rdata.Rdata) -> int:
     return len(rdata.to_wire())
 
 
-def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None) -> list[Finding]:
+def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None, *,
+          c_loop: bool = True) -> list[Finding]:
+    """Every problem of ``content`` at ``owners`` (default: the whole zone) and zone-wide.
+    Of the whole zone, the owners that certainly have nothing to report are passed over in
+    C where it is built (``c_loop=False``: each is looked at here, the reference)."""
     origin = content.origin
     findings: list[Finding] = []
     soa = content.get(origin, dns.rdatatype.SOA)
@@ -109,7 +125,14 @@ def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None) -
     cuts = _cuts(content)
     # The whole zone: its owners with their RRsets as the content holds them (a lookup of
     # each owner by name would hash and compare it again, a fifth of the time at 1M).
-    at = content.by_owner() if owners is None else ((n, content.types_at(n)) for n in set(owners))
+    at: Iterable[tuple[dns.name.Name, Mapping[int, RRsetData]]]
+    if owners is not None:
+        at = ((n, content.types_at(n)) for n in set(owners))
+    elif c_loop and _c_unplain is not None:
+        at = _c_unplain(content.by_owner(), origin.labels, not cuts, _PLAIN, _TXT, _CNAME,
+                        _MESSAGE_ROOM, MAX_TTL)
+    else:
+        at = content.by_owner()
     for name, types in at:
         _check_owner(content, name, types, cuts, findings)
     return findings

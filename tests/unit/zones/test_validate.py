@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dns.name
 import dns.rdatatype
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from zonekeeper.zones.validate import check
 from zonekeeper.zones.zonefile import parse_zone_text
@@ -70,3 +72,43 @@ def test_cname_rules_and_a_subset_of_owners() -> None:
     parsed = parse_zone_text(HEAD + body, ORIGIN)
     only = check(parsed.content, [dns.name.from_text("mail", ORIGIN), dns.name.from_text("gone", ORIGIN)])
     assert [(f.msg, f.error) for f in only] == [("MX target ok.example.test. is a CNAME", False)]
+
+
+# Lines of every kind the checks treat apart: children of the apex and deeper names, in
+# other cases than the origin's; a delegation with glue and data below it; CNAMEs alone,
+# beside other data, twice; MX and SRV targets that are CNAMEs; TXT and A RRsets near and
+# over a message's size; names outside the zone; a second SOA.
+_CHECK_LINES = [
+    "www A 192.0.2.2", "www AAAA 2001:db8::2", "WWW.Example.TEST. A 192.0.2.3", "t TXT \"x y\"",
+    "deep.er A 192.0.2.4", "deep.er TXT \"deep\"", "deep.er AAAA 2001:db8::4",
+    "sub NS ns.sub", "ns.sub A 192.0.2.9", "x.sub TXT \"below\"", "y.sub A 192.0.2.10",
+    "alias CNAME www", "alias2 CNAME www", "alias2 CNAME t", "both CNAME www", "both A 192.0.2.5",
+    "mx MX 10 alias", "mx MX 20 www", "srv SRV 0 0 53 alias", "ptr PTR www",
+    "other.test. A 192.0.2.6", "caa CAA 0 issue \"ca.test\"", "www2 900 A 192.0.2.7",
+    "@ SOA ns1 h 2 2 3 4 5", "big TXT " + " ".join(['"' + "a" * 255 + '"'] * 200),
+    *(f"wide A 10.0.{i // 250}.{i % 250}" for i in range(0, 4000, 500)),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_CHECK_LINES), unique=True), st.booleans(), st.integers(0, 3))
+def test_owners_passed_over_in_c_have_nothing_to_report(lines: list[str], fast: bool, big: int) -> None:
+    """check() with the owners that certainly have nothing to report passed over in C finds
+    what looking at each of them in Python finds; and each owner passed over, looked at in
+    Python alone, has nothing to report."""
+    from zonekeeper.zones import validate
+
+    assert validate._c_unplain is not None, "the C extension is not built: pip install -e ."
+    many = [f"many TXT \"{i:0200d}\"" for i in range(big * 100)]  # ~20 KB a hundred
+    parsed = parse_zone_text(HEAD + "\n".join(lines + many) + "\n", ORIGIN, fast=fast)
+    content = parsed.content
+    assert check(content) == check(content, c_loop=False)
+    cuts = validate._cuts(content)
+    left = {name for name, _types in validate._c_unplain(
+        content.by_owner(), ORIGIN.labels, not cuts, validate._PLAIN, validate._TXT,
+        validate._CNAME, validate._MESSAGE_ROOM, validate.MAX_TTL)}
+    for name, types in content.by_owner():
+        if name not in left:
+            out: list[validate.Finding] = []
+            validate._check_owner(content, name, types, cuts, out)
+            assert out == [], (name, out)
