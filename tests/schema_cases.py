@@ -332,3 +332,66 @@ def rrset_owners_lowered(db: Database) -> None:
                    ("mail.z1.test.", 15, "mx"), ("mail.z1.test.", 16, "txt"),
                    ("www.z1.test.", 1, "new-a"), ("www.z1.test.", 28, "newest-aaaa"),
                    ("z1.test.", 6, "soa")]
+
+
+def primary_images_downgraded(db: Database) -> None:
+    """Schema 0017 stores a primary zone's table as an image with its edits as rows over it
+    (GONE for an owner deleted); downgraded to 0016, each primary zone's whole table is
+    rows again (what an older zonekeeper reads) and its image gone, a secondary's image
+    kept; upgraded again, the zone loads as it was served."""
+    import asyncio
+
+    import dns.name
+    import dns.rdata
+    from alembic import command
+
+    from zonekeeper.proto.rrwire import GONE, make_blob
+    from zonekeeper.services.zones import RRsetChange, ZoneService, ZoneSpec
+    from zonekeeper.storage import repo
+    from zonekeeper.zones.model import Record
+    from zonekeeper.zones.snapshot import Registry
+
+    origin = dns.name.from_text("img.test.")
+    db.prepare(migrate=True)
+    assert db.current_revision() == SCHEMA_HEAD == "0017"
+    service = ZoneService(db, Registry())
+
+    async def make() -> None:
+        await service.create(ZoneSpec(name=origin, zone_text=(
+            "$TTL 300\n@ SOA ns1 h 1 3600 900 86400 300\n@ NS ns1\nns1 A 192.0.2.1\n"
+            "a.b A 192.0.2.2\nc.b A 192.0.2.3\nwww A 192.0.2.4\n")))
+        await service.patch_rrsets(origin, [
+            RRsetChange(dns.name.from_text("a.b", origin), 1, "DELETE"),
+            RRsetChange(dns.name.from_text("www", origin), 1, "DELETE"),
+            RRsetChange(dns.name.from_text("new", origin), 1, "REPLACE", 60,
+                        [Record(dns.rdata.from_text("IN", "A", "192.0.2.9"))])])
+
+    asyncio.run(make())
+    snap = service.registry.get(origin)
+    assert snap is not None
+    served = dict(snap.nodes.items())
+    secondary = {b"\x02s2\x04test\x00": make_blob(6, 300, [b"\x00" * 22])}
+    with db.write_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
+            " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
+            " updated_at) VALUES (99, 's2.test.', 'secondary', 5, 'increment', 'ok', 1, :t, :f,"
+            " 0, 1.0, '2026-01-01', '2026-01-01')"), {"t": True, "f": False})
+    with db.write() as s:
+        repo.save_image(s, 99, secondary)
+        assert repo.has_image(s, snap.zone_id)
+        assert any(d == GONE for _sk, d in repo.node_rows(s, snap.zone_id))
+    cfg = db._alembic_config()
+    with db.write_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0016")
+    with db.read() as s:
+        assert not repo.has_image(s, snap.zone_id)
+        assert all(d != GONE for _sk, d in repo.node_rows(s, snap.zone_id))
+        assert dict(repo.load_nodes(s, snap.zone_id).items()) == served
+        assert repo.load_image(s, 99) == secondary
+    db.prepare(migrate=True)
+    again = ZoneService(db, Registry())
+    again.load_all()
+    loaded = again.registry.get(origin)
+    assert loaded is not None and dict(loaded.nodes.items()) == served

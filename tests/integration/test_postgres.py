@@ -30,6 +30,7 @@ from tests.schema_cases import (
     nodes_keyed_by_sort_key,
     notify_owed_kept,
     peer_key_use_kept,
+    primary_images_downgraded,
     rrset_owners_lowered,
     rrsets_zone_index_dropped,
     xot_flags_added,
@@ -320,6 +321,16 @@ def test_0016_rrset_owners_in_lower_case(pg_url: str) -> None:
     db = Database(pg_url)
     try:
         rrset_owners_lowered(db)
+    finally:
+        db.dispose()
+
+
+def test_0017_primary_images_downgraded(pg_url: str) -> None:
+    """Schema 0017 on PostgreSQL: a primary zone's image with GONE rows over it, written
+    back as whole rows by a downgrade and loaded again after the upgrade."""
+    db = Database(pg_url)
+    try:
+        primary_images_downgraded(db)
     finally:
         db.dispose()
 

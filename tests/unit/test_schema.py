@@ -14,6 +14,7 @@ from tests.schema_cases import (
     nodes_keyed_by_sort_key,
     notify_owed_kept,
     peer_key_use_kept,
+    primary_images_downgraded,
     rrset_owners_lowered,
     rrsets_zone_index_dropped,
     xot_flags_added,
@@ -137,5 +138,13 @@ def test_0016_rrset_owners_in_lower_case(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'l.db'}")
     try:
         rrset_owners_lowered(db)
+    finally:
+        db.dispose()
+
+
+def test_0017_primary_images_downgraded(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'i.db'}")
+    try:
+        primary_images_downgraded(db)
     finally:
         db.dispose()

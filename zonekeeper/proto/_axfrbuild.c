@@ -1373,52 +1373,73 @@ static PyObject *nm_owner_count(NodeMap *m, PyObject *Py_UNUSED(x)) {
     return PyLong_FromSsize_t(n);
 }
 
-/* map.count_below(keys): for each key of the list, how many keys of the map are names
- * strictly below it (a suffix of theirs at a label boundary; empty non-terminals count).
- * One pass over the map whatever the number of keys asked: an edit that empties an owner
- * asks whether names remain below it and its ancestors. */
+/* map.count_below(keys): for each key of the sequence, how many keys of the map are names
+ * strictly below it (empty non-terminals count). One pass over the map: each map key's
+ * proper suffixes (at its label boundaries) are looked up among the keys asked, in a hash
+ * table of them, and only those of a length some asked key has; so the cost is the map's
+ * size whatever the number of keys asked. An edit that empties owners asks this of them
+ * and of their ancestors. */
 typedef struct {
-    const unsigned char **q;
-    Py_ssize_t *qlen;
+    PyObject *keys;              /* a tuple of bytes, held: the table points into them */
+    Py_ssize_t *slots;           /* open addressing: a key's index + 1, or 0 */
+    size_t mask;
     Py_ssize_t *counts;
-    Py_ssize_t n;
+    unsigned char lens[32];      /* a bit per key length (1..255) asked */
 } Below;
+
+static size_t below_hash(const unsigned char *p, Py_ssize_t n) {
+    size_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void below_find(Below *b, const unsigned char *p, Py_ssize_t n) {
+    if (n > 255 || !(b->lens[n >> 3] & (1 << (n & 7)))) return;
+    for (size_t i = below_hash(p, n) & b->mask; b->slots[i]; i = (i + 1) & b->mask) {
+        PyObject *q = PyTuple_GET_ITEM(b->keys, b->slots[i] - 1);
+        if (PyBytes_GET_SIZE(q) == n && memcmp(PyBytes_AS_STRING(q), p, (size_t)n) == 0)
+            b->counts[b->slots[i] - 1]++;
+    }
+}
 
 static int below_visit(const unsigned char *k, Py_ssize_t klen, const unsigned char *v,
                        Py_ssize_t vlen, void *arg) {
-    Below *b = arg;
-    for (Py_ssize_t i = 0; i < b->n; i++) {
-        Py_ssize_t ql = b->qlen[i], at = klen - ql;
-        if (at <= 0 || memcmp(k + at, b->q[i], (size_t)ql) != 0) continue;
-        Py_ssize_t pos = 0;
-        while (pos < at && k[pos]) pos += k[pos] + 1;
-        if (pos == at) b->counts[i]++;
+    Py_ssize_t pos = klen ? k[0] + 1 : 0; /* the proper suffixes: from the second label on */
+    while (pos < klen) {
+        below_find(arg, k + pos, klen - pos);
+        if (!k[pos]) break; /* the root label: the last suffix */
+        pos += k[pos] + 1;
     }
     return 0;
 }
 
 static PyObject *nm_count_below(NodeMap *m, PyObject *keys) {
-    PyObject *seq = PySequence_Fast(keys, "keys is a sequence of bytes");
-    if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    Below b = {PyMem_Calloc((size_t)n + 1, sizeof(*b.q)), PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t)),
-               PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t)), n};
+    Below b = {PySequence_Tuple(keys), NULL, 0, NULL, {0}};
+    if (!b.keys) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(b.keys);
     PyObject *out = NULL;
-    if (!b.q || !b.qlen || !b.counts) {
+    size_t size = 8;
+    while (size < (size_t)n * 2 + 1) size <<= 1;
+    b.mask = size - 1;
+    b.slots = PyMem_Calloc(size, sizeof(Py_ssize_t));
+    b.counts = PyMem_Calloc((size_t)n + 1, sizeof(Py_ssize_t));
+    if (!b.slots || !b.counts) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *k = PyTuple_GET_ITEM(b.keys, i);
         if (!PyBytes_Check(k)) {
             PyErr_SetString(PyExc_TypeError, "keys is a sequence of bytes");
             goto done;
         }
-        b.q[i] = (const unsigned char *)PyBytes_AS_STRING(k);
-        b.qlen[i] = PyBytes_GET_SIZE(k);
+        Py_ssize_t len = PyBytes_GET_SIZE(k);
+        if (len < 1 || len > 255) continue; /* no map key's suffix is that long: 0 below it */
+        b.lens[len >> 3] |= (unsigned char)(1 << (len & 7));
+        size_t j = below_hash((const unsigned char *)PyBytes_AS_STRING(k), len) & b.mask;
+        while (b.slots[j]) j = (j + 1) & b.mask;
+        b.slots[j] = i + 1;
     }
-    /* the list (held by seq) does not change: nm_each may let other threads run, but
-     * the keys are bytes, which nothing can alter */
     if (nm_each(m, below_visit, &b) < 0) goto done;
     out = PyList_New(n);
     for (Py_ssize_t i = 0; out && i < n; i++) {
@@ -1427,10 +1448,9 @@ static PyObject *nm_count_below(NodeMap *m, PyObject *keys) {
         else PyList_SET_ITEM(out, i, c);
     }
 done:
-    PyMem_Free(b.q);
-    PyMem_Free(b.qlen);
+    PyMem_Free(b.slots);
     PyMem_Free(b.counts);
-    Py_DECREF(seq);
+    Py_DECREF(b.keys);
     return out;
 }
 

@@ -124,7 +124,7 @@ class ZoneText(ZoneStore):
             nodes = consume_nodes(nodes)
             if len(gone) * 2 < len(rows):  # the rows that differ rewritten, the rest kept
                 repo.patch_rrsets(s, z.id, gone, [r for r in rows if (r[0], r[1]) not in same])
-                repo.store_image(s, z.id, nodes)
+                repo.rebase_image(s, z.id, nodes)
             else:
                 repo.replace_all(s, z.id, rows, nodes)
             let_go(rows)

@@ -191,18 +191,26 @@ def has_image(session: Session, zone_id: int) -> bool:
 
 def put_node(session: Session, zone_id: int, owner: bytes, node: bytes | tuple[bytes, ...]) -> None:
     """Write one owner's node: one upsert (SQLite and PostgreSQL), where the ORM's merge
-    read the row first and wrote it at the next flush."""
+    read the row first and wrote it at the next flush. A node of no RRset at all is
+    refused: stored, it would read as GONE."""
+    data = encode_node(node)
+    if data == GONE:
+        raise ValueError("an owner without RRsets is b'' (an empty non-terminal) or no node")
+    _upsert_node(session, zone_id, owner, data)
+
+
+def _upsert_node(session: Session, zone_id: int, owner: bytes, data: bytes) -> None:
     with cursor(session) as (cur, ph):
         cur.execute(f"INSERT INTO nodes (zone_id, sortkey, data) VALUES ({ph}, {ph}, {ph}) "
                     "ON CONFLICT (zone_id, sortkey) DO UPDATE SET data = excluded.data",
-                    (zone_id, sort_key(owner), encode_node(node)))
+                    (zone_id, sort_key(owner), data))
 
 
 def delete_node(session: Session, zone_id: int, owner: bytes, *, over_image: bool) -> None:
     """Forget one owner's node: its row deleted, or, ``over_image`` (the zone has an image,
     ``has_image``), a GONE row written over the image's."""
     if over_image:
-        put_node(session, zone_id, owner, GONE)
+        _upsert_node(session, zone_id, owner, GONE)
     else:
         session.execute(delete(Node).where(Node.zone_id == zone_id, Node.sortkey == sort_key(owner)))
 
@@ -243,9 +251,9 @@ def patch_rrsets(session: Session, zone_id: int, gone: list[tuple[str, int]],
         )
 
 
-def store_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]]) -> None:
-    """Replace a primary zone's stored node table with ``nodes`` as its image, the rows of
-    the edits over the previous one dropped."""
+def rebase_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]]) -> None:
+    """Make ``nodes`` a primary zone's stored table: its image written anew, and the rows
+    of the edits over the previous one dropped (``save_image`` alone keeps them)."""
     session.execute(delete(Node).where(Node.zone_id == zone_id))
     save_image(session, zone_id, nodes)
 
