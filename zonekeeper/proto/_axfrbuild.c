@@ -1980,12 +1980,13 @@ static PyObject *next_owner(PyObject *it, Py_ssize_t *seen, PyObject **name, PyO
 /* snapshot.compile_content: the node of each owner of a zone's content, as
  * compile_nodes makes them from ``served_rrsets()``.
  *
- * owner_nodes(by_owner, key_of, rdata_wire, a_cls, aaaa_cls, ns_owners) -> dict
+ * owner_nodes(by_owner, key_of, rdata_wire, a_cls, aaaa_cls, ns_owners, fast) -> dict
  *
  * by_owner: (name, {type: RRsetData}) pairs (ZoneContent.by_owner()); key_of(name): the
  * node key (rrwire.name_key), asked where the name has no ``_key`` bytes of its own (a
  * zonefile._Name has); rdata_wire(rdata): rrwire.rdata_wire, asked for every rdata but A
- * and AAAA (their address text parsed here, as rrwire.rdata_wire does). Disabled records
+ * and AAAA (their address text parsed here, as rrwire.rdata_wire does) and those of the
+ * classes of ``fast`` (fast_wire). Disabled records
  * are left out, an RRset with none left is not served, an owner with none is not in the
  * table; a node of several RRsets is their blobs in type order (make_node). The key of
  * each owner with an NS RRset is appended to ``ns_owners`` (for find_cuts). */
@@ -2012,11 +2013,106 @@ static PyObject *address_wire(PyObject *rd, int family) {
     return out;
 }
 
+/* The wire forms rrwire.rdata_wire writes for the common types with names or strings,
+ * made here: ``fast`` is (classes of one name: CNAME, DNAME, NS, PTR; MX; SRV; TXT). A
+ * name's form is its labels, each after its length, as dnspython's to_wire writes an
+ * absolute name. 1: *out set; 0: not one of these, or a value of another kind
+ * (rdata_wire decides, and raises what it raises); -1: an error. */
+static PyObject *s_labels, *s_preference, *s_exchange, *s_priority, *s_weight, *s_port, *s_strings;
+
+static Py_ssize_t name_wire_into(PyObject *name, unsigned char *buf) {
+    PyObject *labels = PyObject_GetAttr(name, s_labels);
+    if (!labels) return -1;
+    Py_ssize_t len = 0, n = PyTuple_Check(labels) ? PyTuple_GET_SIZE(labels) : 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *l = PyTuple_GET_ITEM(labels, i);
+        if (!PyBytes_Check(l)) { len = 0; break; }
+        Py_ssize_t ll = PyBytes_GET_SIZE(l);
+        /* only the last label empty (absolute), none over 63, the whole within 255 */
+        if (ll > 63 || (ll == 0) != (i == n - 1) || len + 1 + ll > 255) { len = 0; break; }
+        buf[len++] = (unsigned char)ll;
+        memcpy(buf + len, PyBytes_AS_STRING(l), (size_t)ll);
+        len += ll;
+    }
+    Py_DECREF(labels);
+    return len;
+}
+
+static int u16_attr(PyObject *o, PyObject *attr, unsigned char *at) {
+    PyObject *v = PyObject_GetAttr(o, attr);
+    if (!v) return -1;
+    long x = PyLong_Check(v) ? PyLong_AsLong(v) : -1;
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) PyErr_Clear();
+    if (x < 0 || x > 65535) return 0;
+    at[0] = (unsigned char)(x >> 8);
+    at[1] = (unsigned char)(x & 0xFF);
+    return 1;
+}
+
+static int fast_wire(PyObject *rd, PyObject *fast, PyObject **out) {
+    PyObject *cls = (PyObject *)Py_TYPE(rd), *one = PyTuple_GET_ITEM(fast, 0);
+    unsigned char buf[6 + 255];
+    Py_ssize_t head = -1;
+    PyObject *name_attr = s_target;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(one); i++)
+        if (cls == PyTuple_GET_ITEM(one, i)) head = 0;
+    if (cls == PyTuple_GET_ITEM(fast, 1)) {  /* MX: preference, exchange */
+        int r = u16_attr(rd, s_preference, buf);
+        if (r <= 0) return r;
+        head = 2;
+        name_attr = s_exchange;
+    } else if (cls == PyTuple_GET_ITEM(fast, 2)) {  /* SRV: priority, weight, port, target */
+        int r = u16_attr(rd, s_priority, buf);
+        if (r > 0) r = u16_attr(rd, s_weight, buf + 2);
+        if (r > 0) r = u16_attr(rd, s_port, buf + 4);
+        if (r <= 0) return r;
+        head = 6;
+    } else if (cls == PyTuple_GET_ITEM(fast, 3)) {  /* TXT: each string after its length */
+        PyObject *strings = PyObject_GetAttr(rd, s_strings);
+        if (!strings) return -1;
+        Py_ssize_t total = 0, n = PyTuple_Check(strings) ? PyTuple_GET_SIZE(strings) : -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *one_s = PyTuple_GET_ITEM(strings, i);
+            if (!PyBytes_Check(one_s) || PyBytes_GET_SIZE(one_s) > 255) n = -1;
+            else total += 1 + PyBytes_GET_SIZE(one_s);
+        }
+        if (n < 0) {
+            Py_DECREF(strings);
+            return 0;
+        }
+        *out = PyBytes_FromStringAndSize(NULL, total);
+        if (*out) {
+            unsigned char *p = (unsigned char *)PyBytes_AS_STRING(*out);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *one_s = PyTuple_GET_ITEM(strings, i);
+                *p++ = (unsigned char)PyBytes_GET_SIZE(one_s);
+                memcpy(p, PyBytes_AS_STRING(one_s), (size_t)PyBytes_GET_SIZE(one_s));
+                p += PyBytes_GET_SIZE(one_s);
+            }
+        }
+        Py_DECREF(strings);
+        return *out ? 1 : -1;
+    }
+    if (head < 0) return 0;
+    PyObject *name = PyObject_GetAttr(rd, name_attr);
+    if (!name) return -1;
+    Py_ssize_t len = name_wire_into(name, buf + head);
+    Py_DECREF(name);
+    if (len <= 0) return (int)len;
+    *out = PyBytes_FromStringAndSize((const char *)buf, head + len);
+    return *out ? 1 : -1;
+}
+
 static PyObject *owner_nodes(PyObject *self, PyObject *args) {
-    PyObject *items, *key_of, *wire_of, *a_cls, *aaaa_cls, *ns_owners;
-    if (!PyArg_ParseTuple(args, "OOOOOO!", &items, &key_of, &wire_of, &a_cls, &aaaa_cls,
-                          &PyList_Type, &ns_owners))
+    PyObject *items, *key_of, *wire_of, *a_cls, *aaaa_cls, *ns_owners, *fast;
+    if (!PyArg_ParseTuple(args, "OOOOOO!O!", &items, &key_of, &wire_of, &a_cls, &aaaa_cls,
+                          &PyList_Type, &ns_owners, &PyTuple_Type, &fast))
         return NULL;
+    if (PyTuple_GET_SIZE(fast) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(fast, 0))) {
+        PyErr_SetString(PyExc_TypeError, "fast is (name classes, MX, SRV, TXT)");
+        return NULL;
+    }
     PyObject *out = PyDict_New();
     PyObject *it = PyObject_GetIter(items);
     PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL, *typed = NULL;
@@ -2068,10 +2164,14 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
                 if (disabled) continue;
                 PyObject *rd = PyObject_GetAttr(rec, s_rdata);
                 if (!rd) { Py_DECREF(seq); goto fail; }
-                PyObject *w;
+                PyObject *w = NULL;
                 if ((PyObject *)Py_TYPE(rd) == a_cls) w = address_wire(rd, AF_INET);
                 else if ((PyObject *)Py_TYPE(rd) == aaaa_cls) w = address_wire(rd, AF_INET6);
-                else w = PyObject_CallOneArg(wire_of, rd);
+                else {
+                    int r = fast_wire(rd, fast, &w);
+                    if (r == 0) w = PyObject_CallOneArg(wire_of, rd);
+                    else if (r < 0) w = NULL;
+                }
                 Py_DECREF(rd);
                 if (!w || PyList_Append(wires, w) < 0) { Py_XDECREF(w); Py_DECREF(seq); goto fail; }
                 Py_DECREF(w);
@@ -2367,8 +2467,16 @@ PyMODINIT_FUNC PyInit__axfrbuild(void) {
     if (!breather) return NULL;
     s_text = PyUnicode_InternFromString("_text");
     s_target = PyUnicode_InternFromString("target");
+    s_labels = PyUnicode_InternFromString("labels");
+    s_preference = PyUnicode_InternFromString("preference");
+    s_exchange = PyUnicode_InternFromString("exchange");
+    s_priority = PyUnicode_InternFromString("priority");
+    s_weight = PyUnicode_InternFromString("weight");
+    s_port = PyUnicode_InternFromString("port");
+    s_strings = PyUnicode_InternFromString("strings");
     if (!s_key || !s_rdtype || !s_ttl || !s_records || !s_rdata || !s_disabled || !s_address ||
-        !s_text || !s_target)
+        !s_text || !s_target || !s_labels || !s_preference || !s_exchange || !s_priority ||
+        !s_weight || !s_port || !s_strings)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;

@@ -40,10 +40,20 @@ if TYPE_CHECKING:
     from zonekeeper.zones.model import ZoneContent
 
 try:  # the owners' nodes of a zone's content made in C (_axfrbuild.c); compile_nodes is the reference
+    from dns.rdtypes.ANY.CNAME import CNAME as _CNAME
+    from dns.rdtypes.ANY.DNAME import DNAME as _DNAME
+    from dns.rdtypes.ANY.MX import MX as _MX
+    from dns.rdtypes.ANY.NS import NS as _NS
+    from dns.rdtypes.ANY.PTR import PTR as _PTR
+    from dns.rdtypes.ANY.TXT import TXT as _TXT
     from dns.rdtypes.IN.A import A as _A
     from dns.rdtypes.IN.AAAA import AAAA as _AAAA
+    from dns.rdtypes.IN.SRV import SRV as _SRV
 
     from zonekeeper.proto._axfrbuild import owner_nodes as _c_owner_nodes
+
+    # the classes whose wire form owner_nodes writes itself, as rrwire.rdata_wire does
+    _FAST = ((_CNAME, _DNAME, _NS, _PTR), _MX, _SRV, _TXT)
 except ImportError:  # built without a C compiler
     _c_owner_nodes = None
 
@@ -249,7 +259,8 @@ def compile_content(content: ZoneContent, *, c_loop: bool = True) -> tuple[dict[
     if not c_loop or _c_owner_nodes is None:
         return compile_nodes(content.origin, content.served_rrsets())
     ns_owners: list[bytes] = []
-    nodes: dict[bytes, Node] = _c_owner_nodes(content.by_owner(), name_key, rdata_wire, _A, _AAAA, ns_owners)
+    nodes: dict[bytes, Node] = _c_owner_nodes(content.by_owner(), name_key, rdata_wire, _A, _AAAA,
+                                              ns_owners, _FAST)
     origin_key = name_key(content.origin)
     add_ents(nodes, origin_key)
     return nodes, find_cuts(nodes, origin_key, ns_owners)
