@@ -365,6 +365,9 @@ def main() -> int:
             makers = srcs if n <= a.create_max or not db.exists() else []
             if n > a.create_max and not db.exists():
                 makers = srcs[-1:]
+            # Each tree launches from the database its own code made (an older tree refuses a
+            # newer schema), else from the one kept for N.
+            own: dict[str, Path] = {}
             for label, src in makers:
                 log(f"{n} zones: creating them through the API ({label}, {a.clients} clients)")
                 target = MWORK / f"create-{n}.db"
@@ -372,12 +375,17 @@ def main() -> int:
                 log(f"  {creation[label]['rate']:.0f} zones/s")
                 if not db.exists():
                     shutil.copy(target, db)
-            # Brought to this schema and given its stamp (Database.stamp) once, as a server's
-            # own file would be: each launch starts from a copy, and a restart of a copy
-            # may use what its last clean stop kept beside it.
+                if len(srcs) > 1:
+                    own[label] = MWORK / f"many-{n}-{label}.db"
+                    shutil.copy(target, own[label])
+            # Brought to its tree's schema and given its stamp (Database.stamp) once, as a
+            # server's own file would be: each launch starts from a copy, and a restart of a
+            # copy may use what its last clean stop kept beside it.
             exe = shutil.which("zonekeeper", path=str(ROOT / ".venv" / "bin")) or "zonekeeper"
-            subprocess.run([exe, "db", "upgrade", "--database", f"sqlite:///{db}"], check=True,
-                           capture_output=True, timeout=300)
+            for label, src in srcs:
+                env = dict(os.environ, PYTHONPATH=str(src.resolve())) if src is not None else None
+                subprocess.run([exe, "db", "upgrade", "--database", f"sqlite:///{own.get(label, db)}"],
+                               check=True, capture_output=True, timeout=300, env=env)
             loads: dict[str, list[tuple[float, float]]] = {k: [] for k in peers + [s[0] for s in srcs]}
             for run in range(a.launches):
                 for p in peers:
@@ -386,11 +394,11 @@ def main() -> int:
                     loads[p].append(launch_peer(p, n))
                     log(f"  launch {run + 1} {p}: {loads[p][-1][0]:.2f} s")
                 for label, src in srcs:
-                    loads[label].append(launch_zk(db, n, src))
+                    loads[label].append(launch_zk(own.get(label, db), n, src))
                     log(f"  launch {run + 1} {label}: {loads[label][-1][0]:.2f} s")
             edited: dict[str, list[float]] = {}
             for label, src in srcs:
-                edited[label] = edit_to_served(db, n, src)
+                edited[label] = edit_to_served(own.get(label, db), n, src)
                 log(f"  {label}: edit -> served {1000 * med(edited[label]):.1f} ms (median)")
             best = min((med([t for t, _ in loads[p]]), p) for p in peers) if peers else None
             for k, xs in loads.items():
