@@ -111,7 +111,8 @@ def test_edits_over_an_image_or_rows_serve_store_and_catch_up_alike(
                     z = repo.zone_by_name(s, ORIGIN.to_text())
                     assert z is not None
                     imaged = repo.has_image(s, z.id)
-                    assert imaged == (not rows_only or 0 <= import_at <= i)
+                    # (an import of a few changes writes them as an edit does: rows stay rows)
+                    assert imaged or rows_only
                     if not imaged:  # rows alone: no GONE row, an owner deleted is a row deleted
                         assert all(d != GONE for _sk, d in repo.node_rows(s, z.id))
                     caught_up = service._from_journal(s, z, before)
@@ -122,7 +123,7 @@ def test_edits_over_an_image_or_rows_serve_store_and_catch_up_alike(
                         HEAD + "".join(f"{n} A 192.0.2.{v}\n" for n, v in records.items()),
                         ORIGIN).content) if r[1] != 6)
                     assert [r[1] for r in repo.rrset_rows(s, z.id)].count(6) == 1
-                if caught_up is None:  # only across an import over an image
+                if caught_up is None:  # only across an import that wrote a new image
                     assert i == import_at and imaged
                 else:
                     got = dict(caught_up.nodes.items())

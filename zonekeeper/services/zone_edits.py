@@ -25,7 +25,7 @@ from zonekeeper.errors import (
     Invalid,
     Reason,
 )
-from zonekeeper.proto.rrwire import consume_nodes, find_cuts, name_key
+from zonekeeper.proto.rrwire import consume_nodes
 from zonekeeper.proto.serial import SerialPolicy, check_explicit, next_serial
 from zonekeeper.services.dnsupdate import UpdateRR, apply_updates, check_prerequisites, prescan
 from zonekeeper.services.zone_inputs import RRsetChange, ZoneSpec, ZoneUpdate, owner_name
@@ -383,20 +383,7 @@ class ZoneEdits(ZoneStore):
                 row.ttl = new.ttl
                 row.records = new.records_json()
         s.flush()
-        current = self.registry.get(origin)
-        if current is None or current.serial != old_serial or current.zone_id != z.id:
-            # Another node sharing the database committed a change this one has not applied
-            # yet: work from the stored version (read under the write lock, before this
-            # change's nodes are written), not a stale copy: caught up from the journal, as
-            # the announcement will, or read whole.
-            caught_up = None
-            if current is not None and current.zone_id == z.id and (
-                    current.state is not ZoneState.UNLOADED):
-                caught_up = self._from_journal(s, z, current)
-            if caught_up is None:
-                stored = repo.load_nodes(s, z.id)
-                caught_up = _snapshot(z, old_serial, stored, find_cuts(stored, name_key(origin)))
-            current = caught_up
+        current = self._stored_version(s, z, origin, old_serial)
         node_changes = _sync_nodes(s, z.id, content, {k[0] for k in touched}, current.nodes)
         repo.add_journal(s, z.id, old_serial, serial, b"".join(removed), b"".join(added), **_journal_limits(z))
         z.serial = serial

@@ -38,6 +38,7 @@ from zonekeeper.proto.rrwire import (
     blob_type,
     count_below,
     find_blob,
+    find_cuts,
     key_to_name,
     name_key,
     node_blobs,
@@ -291,6 +292,24 @@ class ZoneStore:
                 if snap is not None:
                     return "changed", snap
             return "loaded", self._load_zone(s, z)
+
+    def _stored_version(self, s: Any, z: Zone, origin: dns.name.Name, serial: int) -> ZoneSnapshot:
+        """The version of ``z`` stored at ``serial``, which a write about to change it works
+        from (in its transaction, before it writes nodes): the one served, or, where another
+        node sharing the database committed a change this one has not applied yet, that
+        version caught up from the journal, as the announcement will, or read whole (not a
+        stale copy)."""
+        current = self.registry.get(origin)
+        if current is not None and current.serial == serial and current.zone_id == z.id:
+            return current
+        caught_up = None
+        if current is not None and current.zone_id == z.id and (
+                current.state is not ZoneState.UNLOADED):
+            caught_up = self._from_journal(s, z, current)
+        if caught_up is None:
+            stored = repo.load_nodes(s, z.id)
+            caught_up = _snapshot(z, serial, stored, find_cuts(stored, name_key(origin)))
+        return caught_up
 
     def _from_journal(self, s: Any, z: Zone, current: ZoneSnapshot) -> ZoneSnapshot | None:
         """The version stored for ``z``, from ``current``: the journal rows from its serial

@@ -30,10 +30,12 @@ from zonekeeper.services.zone_store import (
     _diff,
     _differing,
     _journal_limits,
+    _next_snapshot,
     _rr_wire,
     _rrset_rows,
     _rrsets_of_nodes,
     _snapshot,
+    _sync_nodes,
 )
 from zonekeeper.storage import repo
 from zonekeeper.zones.model import Record, RRsetData, ZoneContent, let_go
@@ -120,13 +122,19 @@ class ZoneText(ZoneStore):
             old_soa = old.get(origin, _SOA)
             if old_soa is not None and (origin, _SOA) not in touched:
                 removed += b"".join(_rr_wire(origin, _SOA, old_soa.ttl, old_soa.records))
-            nodes, cuts = compile_content(new)
-            nodes = consume_nodes(nodes)
-            if len(gone) * 2 < len(rows):  # the rows that differ rewritten, the rest kept
+            if len(gone) * 2 < len(rows):
+                # Few differ: written as an edit is, the rows that differ and the nodes of
+                # their owners (of the RRsets whose row differs: a record only enabled
+                # differs there, not in the diff), over the stored table.
                 repo.patch_rrsets(s, z.id, gone, [r for r in rows if (r[0], r[1]) not in same])
-                repo.rebase_image(s, z.id, nodes)
+                current = self._stored_version(s, z, origin, old_serial)
+                owners = {r.name for r in old} | {r.name for r in changed}
+                node_changes = _sync_nodes(s, z.id, new, owners, current.nodes)
             else:
+                nodes, cuts = compile_content(new)
+                nodes = consume_nodes(nodes)
                 repo.replace_all(s, z.id, rows, nodes)
+                current = None
             let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
@@ -141,7 +149,8 @@ class ZoneText(ZoneStore):
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
         # Both versions let go of gradually (see zone_edits._create).
-        snap = _snapshot(z, serial, nodes, cuts)
+        snap = (_snapshot(z, serial, nodes, cuts) if current is None
+                else _next_snapshot(z, current, node_changes))
         let_go(touched, changes)
         old.release()
         parsed.release()
