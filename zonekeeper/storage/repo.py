@@ -251,13 +251,6 @@ def patch_rrsets(session: Session, zone_id: int, gone: list[tuple[str, int]],
         )
 
 
-def rebase_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]]) -> None:
-    """Make ``nodes`` a primary zone's stored table: its image written anew, and the rows
-    of the edits over the previous one dropped (``save_image`` alone keeps them)."""
-    session.execute(delete(Node).where(Node.zone_id == zone_id))
-    save_image(session, zone_id, nodes)
-
-
 def save_image(session: Session, zone_id: int, nodes: Mapping[bytes, bytes | tuple[bytes, ...]],
                *, fresh: bool = False) -> None:
     """Replace a zone's stored node table (same transaction as the rest): a secondary's
