@@ -4,10 +4,22 @@ row per owner, as 0002 finds it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import text
 
 from zonekeeper.proto.rrwire import encode_node, sort_key
 from zonekeeper.storage.db import SCHEMA_HEAD, Database
+
+
+def insert_zone_row(conn: Any, zone_id: int, name: str, kind: str) -> None:
+    """A ``zones`` row as every revision since 0001 takes it (serial 5, state ok)."""
+    conn.execute(text(
+        "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
+        " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
+        " updated_at) VALUES (:i, :n, :k, 5, 'increment', 'ok', 1, :t, :f, 0, 1.0,"
+        " '2026-01-01', '2026-01-01')"),
+        {"i": zone_id, "n": name, "k": kind, "t": True, "f": False})
 
 
 def at_0001_with_a_secondary(db: Database, nodes: dict[bytes, object]) -> None:
@@ -21,12 +33,7 @@ def at_0001_with_a_secondary(db: Database, nodes: dict[bytes, object]) -> None:
         command.upgrade(cfg, "0001")
     with db.write_engine.begin() as conn:
         for zid, kind in ((1, "secondary"), (2, "primary")):
-            conn.execute(text(
-                "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
-                " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
-                " updated_at) VALUES (:i, :n, :k, 5, 'increment', 'ok', 1, :t, :f, 0, 1.0,"
-                " '2026-01-01', '2026-01-01')"),
-                {"i": zid, "n": f"z{zid}.test.", "k": kind, "t": True, "f": False})
+            insert_zone_row(conn, zid, f"z{zid}.test.", kind)
             for k, v in nodes.items():
                 conn.execute(text("INSERT INTO nodes (zone_id, owner, sortkey, data) "
                                   "VALUES (:z, :o, :s, :d)"),
@@ -42,11 +49,7 @@ def at(db: Database, revision: str) -> None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     with db.write_engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
-            " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
-            " updated_at) VALUES (1, 'z1.test.', 'primary', 5, 'increment', 'ok', 1, :t, :f, 0,"
-            " 1.0, '2026-01-01', '2026-01-01')"), {"t": True, "f": False})
+        insert_zone_row(conn, 1, "z1.test.", "primary")
 
 
 def notify_owed_kept(db: Database) -> None:
@@ -372,11 +375,7 @@ def primary_images_downgraded(db: Database) -> None:
     served = dict(snap.nodes.items())
     secondary = {b"\x02s2\x04test\x00": make_blob(6, 300, [b"\x00" * 22])}
     with db.write_engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO zones (id, name, kind, serial, serial_policy, state, change_id,"
-            " outgoing_enabled, notify_ns, notify_delay, ixfr_max_ratio, created_at,"
-            " updated_at) VALUES (99, 's2.test.', 'secondary', 5, 'increment', 'ok', 1, :t, :f,"
-            " 0, 1.0, '2026-01-01', '2026-01-01')"), {"t": True, "f": False})
+        insert_zone_row(conn, 99, "s2.test.", "secondary")
     with db.write() as s:
         repo.save_image(s, 99, secondary)
         assert repo.has_image(s, snap.zone_id)

@@ -537,14 +537,11 @@ def _sync_nodes(
             repo.delete_node(s, zone_id, k, over_image=over_image)
         else:
             repo.put_node(s, zone_id, k, node)
-    if over_image:
-        for k in {a: None for k in wanted for a in (k, *ancestors(k, origin_key))}:
-            if k not in changes:
-                node = current.get(k)
-                if node is None:
-                    repo.delete_node(s, zone_id, k, over_image=True)
-                else:
-                    repo.put_node(s, zone_id, k, node)
+    if over_image:  # the ancestors left as they were (every owner named is in changes)
+        for k in {a for k in wanted for a in ancestors(k, origin_key)} - changes.keys():
+            node = current.get(k)
+            if node is not None:  # one absent names no record a journal entry holds
+                repo.put_node(s, zone_id, k, node)
     return changes
 
 
