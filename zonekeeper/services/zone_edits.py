@@ -61,6 +61,7 @@ from zonekeeper.zones.snapshot import (
     compile_content,
 )
 from zonekeeper.zones.validate import check
+from zonekeeper.zones.zonefile import GC_PAUSE_OVER
 
 log = structlog.get_logger("zonekeeper.zones")
 
@@ -69,12 +70,15 @@ class ZoneEdits(ZoneStore):
     async def create(self, spec: ZoneSpec) -> dict[str, Any]:
         key = spec.name.to_text()
         async with self._lock(key):
-            snap, info = await asyncio.to_thread(self._text_work, spec.zone_text, self._create, spec)
-            self._publish(snap)
-            log.info("zone.created", zone=key, serial=snap.serial, records=info.get("record_count"))
+            if spec.zone_text is not None and len(spec.zone_text) > GC_PAUSE_OVER:
+                # 409 at once, not after reading a large text (20 s at a million records);
+                # the write below checks again.
+                await self.absent(spec.name)
+            info = await self._text_work(spec.zone_text, self._create, spec)
+            log.info("zone.created", zone=key, serial=info["serial"], records=info.get("record_count"))
             return info
 
-    def _create(self, spec: ZoneSpec) -> tuple[ZoneSnapshot, dict[str, Any]]:
+    def _create(self, spec: ZoneSpec) -> tuple[ZoneSnapshot, dict[str, Any], Callable[[], None]]:
         origin = spec.name
         if spec.zone_text is not None:
             parsed = self._parse(spec.zone_text, origin)  # runs the zone checks too
@@ -119,13 +123,16 @@ class ZoneEdits(ZoneStore):
                 z = repo.insert_zone(s, **values)
             repo.replace_all(s, z.id, rows, nodes, fresh=True)
             repo.announce(s, "zone", z.name)
-        # The rest let go of a slice at a time: a large zone's objects freed in one go would
-        # hold the GIL for a second.
         snap = _snapshot(z, serial, nodes, cuts)
-        let_go(rows)
-        if spec.zone_text is not None:
-            parsed.release()
-        return snap, zone_info(z, soa, self._records(z, snap))
+
+        def leftovers() -> None:
+            # Let go of a slice at a time: a large zone's objects freed in one go would hold
+            # the GIL for a second.
+            let_go(rows)
+            if spec.zone_text is not None:
+                parsed.release()
+
+        return snap, zone_info(z, soa, self._records(z, snap)), leftovers
 
     def _catalog_content(self, spec: ZoneSpec) -> ZoneContent:
         given = [(f, "members are linked with PUT /zones/{catalog}/members/{zone}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextvars
+import functools
 import itertools
 import json
 import threading
@@ -103,6 +105,19 @@ _SETTING_DEFAULTS: dict[str, Any] = {
     "notify_delay": 0.0, "ixfr_max_ratio": 1.0,
 }
 
+# How long a worker of ZoneStore._text_work waits for its version to be published before it
+# lets go of what it read anyway.
+LET_GO_AFTER_SECONDS = 10.0
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """``fn(*args)`` in ``loop``, from another thread; nothing once the loop is closed (the
+    server stopped while a worker was still busy)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        pass
+
 
 class ZoneStore:
     """State and helpers every zone operation shares."""
@@ -132,6 +147,8 @@ class ZoneStore:
         # in): raises when this node does not lead (services/cluster.py); None on one node.
         self.fence: Callable[[Any], None] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        # Workers of _text_work still letting go of what they read after their answer.
+        self._workers: set[asyncio.Future[None]] = set()
         # Secondary zones read as catalogs after each transfer (catalog consumer).
         self.consumers: set[str] = set()
 
@@ -139,12 +156,57 @@ class ZoneStore:
         """Make work in worker threads give up (called first thing on shutdown)."""
         self.stopping.set()
 
-    @staticmethod
-    def _text_work(text: str | None, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)``, the work of importing ``text``, with the garbage collector paused
-        if the text is large (``zonefile.gc_paused``): until the parsed objects are gone."""
-        with gc_paused_for(text):
-            return fn(*args)
+    async def _text_work(self, text: str | None, fn: Callable[..., tuple[ZoneSnapshot | None, T,
+                                                                         Callable[[], None] | None]],
+                         *args: Any) -> T:
+        """``fn(*args)``, the work of importing ``text``, in a worker thread; it gives back
+        the new version (None: nothing changed), the result, and a function that lets go
+        of what it read (``model.let_go``), or None. The version is published and the
+        result returned as soon as ``fn`` is done; the worker lets go after the version is
+        published (~1.3 s at a million records, which the answer and the zone's first
+        queries used to wait for), even if the caller was cancelled meanwhile. The garbage
+        collector stays paused for a large text (``zonefile.gc_paused``) until the parsed
+        objects are gone."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[ZoneSnapshot | None, T]] = loop.create_future()
+        published = threading.Event()
+
+        def settle(value: Any, exc: BaseException | None) -> None:
+            if done.cancelled():
+                return
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(value)
+
+        def work() -> None:
+            try:
+                with gc_paused_for(text):
+                    try:
+                        snap, result, leftovers = fn(*args)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        _call_in(loop, settle, None, exc)
+                        return
+                    _call_in(loop, settle, (snap, result), None)
+                    if leftovers is not None:
+                        # Once published: the event loop does that without waiting for
+                        # the GIL behind this (bounded: a loop that never answers).
+                        published.wait(LET_GO_AFTER_SECONDS)
+                        leftovers()
+            except Exception:  # noqa: BLE001 - the answer is given: logged only
+                log.exception("zone.release_failed")
+
+        # As asyncio.to_thread does: the request's context (its log fields) goes along.
+        ctx = contextvars.copy_context()
+        worker = loop.run_in_executor(None, functools.partial(ctx.run, work))
+        self._workers.add(worker)  # held until the worker is done letting go
+        worker.add_done_callback(self._workers.discard)
+        try:
+            snap, result = await done
+            self._publish(snap)
+        finally:
+            published.set()
+        return result
 
     def _parse(self, text: str, origin: dns.name.Name) -> ParseResult:
         """Parse zone text within ``[zones]`` limits; every problem raised (Invalid)."""
@@ -175,6 +237,15 @@ class ZoneStore:
         if z is None:
             raise NotFound(f"zone {name.to_text()} does not exist")
         return z
+
+    async def absent(self, name: dns.name.Name) -> None:
+        """Conflict if the zone exists (before work that would be thrown away)."""
+        def work() -> bool:
+            with self.db.read() as s:
+                return repo.zone_by_name(s, name.to_text()) is not None
+
+        if await asyncio.to_thread(work):
+            raise Conflict(f"zone {name.to_text()} already exists")
 
     def _records(self, z: Zone, snap: ZoneSnapshot | None = None) -> int:
         """The records (RRs) of the zone's version served (``snap`` if given, else the

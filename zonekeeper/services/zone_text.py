@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import dns.name
 import dns.rcode
@@ -69,14 +71,23 @@ class ZoneText(ZoneStore):
     ) -> ImportResult:
         key = name.to_text()
         async with self._lock(key):
-            snap, result = await asyncio.to_thread(self._text_work, text, self._import, name, text,
-                                                   dry_run, force, if_match)
-            self._publish(snap)
-            return result
+            return await self._text_work(text, self._import, name, text, dry_run, force, if_match)
 
     def _import(self, origin: dns.name.Name, text: str, dry_run: bool, force: bool,
-                if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult]:
+                if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult, Callable[[], None]]:
         parsed = self._parse(text, origin)
+        # Both versions (and the rows and diff) let go of gradually once the answer is on
+        # its way (see ZoneStore._text_work).
+        held: list[Any] = []
+
+        def leftovers() -> None:
+            for big in held:
+                if isinstance(big, ZoneContent):
+                    big.release()
+                else:
+                    let_go(big)
+            parsed.release()
+
         new = parsed.content
         warnings = [str(w) for w in parsed.warnings]
         if parsed.warnings.dropped:
@@ -90,17 +101,17 @@ class ZoneText(ZoneStore):
             rows = _rrset_rows(new)
             stored = repo.rrset_rows(s, z.id)
             old, changed, old_total, soa_at, same = _differing(origin, stored, new, rows)
+            held += [old, rows]
             gone = [(name, rdtype) for name, rdtype, _ttl, _records in stored if (name, rdtype) not in same]
             let_go(stored)
             diff_added, diff_removed, changes, touched = _diff(old, changed)
+            held += [touched, changes]
             old_total = max(old_total, 1)
             apex_ns_changed = (origin, _NS) in touched
             # The SOA's serial is ours to set: compare everything else.
             result = ImportResult(z.serial, False, diff_added, diff_removed, changes[:1000], warnings)
-            if dry_run:
-                return None, result
-            if not touched:
-                return None, result
+            if dry_run or not touched:
+                return None, result, leftovers
             share = (diff_added + diff_removed) / old_total
             if not force and (share > IMPORT_SAFE_SHARE or apex_ns_changed):
                 why = []
@@ -135,7 +146,6 @@ class ZoneText(ZoneStore):
                 nodes = consume_nodes(nodes)
                 repo.replace_all(s, z.id, rows, nodes)
                 current = None
-            let_go(rows)
             added = b"".join(b"".join(_rr_wire(o, t, n.ttl, n.records)) for (o, t), (_v, n) in touched.items() if n and (o, t) != (origin, _SOA))
             added += b"".join(_rr_wire(origin, _SOA, new_soa.ttl, new_soa.records))
             repo.add_journal(s, z.id, old_serial, serial, removed, added, **_journal_limits(z))
@@ -148,20 +158,6 @@ class ZoneText(ZoneStore):
         result.applied = True
         log.info("zone.changed", zone=origin.to_text(), serial_from=old_serial, serial=serial,
                  added=diff_added, removed=diff_removed, via="import")
-        # Both versions let go of gradually (see zone_edits._create).
         snap = (_snapshot(z, serial, nodes, cuts) if current is None
                 else _next_snapshot(z, current, node_changes))
-        let_go(touched, changes)
-        old.release()
-        parsed.release()
-        return snap, result
-
-    # -- create and delete ----------------------------------------------------------------
-    async def absent(self, name: dns.name.Name) -> None:
-        """Conflict if the zone exists (before work that would be thrown away)."""
-        def work() -> bool:
-            with self.db.read() as s:
-                return repo.zone_by_name(s, name.to_text()) is not None
-
-        if await asyncio.to_thread(work):
-            raise Conflict(f"zone {name.to_text()} already exists")
+        return snap, result, leftovers
