@@ -607,6 +607,66 @@ def test_name_hash_in_c_is_dnspythons() -> None:
     assert min(sizes.values()) > 500  # both ways of hashing were compared
 
 
+_ABSOLUTE = st.lists(st.sampled_from([b"www", b"WWW", b"host09", b"host10", b"a", b"A", b"x" * 63,
+                                       b"\x00", b"\xff", b"*", b"-"]),
+                     max_size=3).map(lambda ls: (*ls, b""))
+
+
+def _as(kind: str, labels: tuple[bytes, ...]) -> dns.name.Name:
+    """A name of ``labels``: a _Name with its hash and lower-case wire form worked out (as
+    the reader makes them), one with nothing worked out yet (``_Name.of``), one unpickled,
+    or a plain dnspython Name."""
+    import pickle
+
+    from zonekeeper.zones import zonefile
+
+    if kind == "plain":
+        return dns.name.Name(labels)
+    name = zonefile._Name.of(labels)
+    if kind == "made":
+        zonefile._py_name_hash(name)
+        name.to_wire()  # as written, case kept
+        name.to_wire(canonicalize=True)
+        assert name._hash is not None and name._wire is not None and name._key is not None
+    elif kind == "unpickled":
+        name = pickle.loads(pickle.dumps(name))
+        assert name._hash is None and name._key is None
+    return name
+
+
+_KINDS = st.sampled_from(["made", "of", "unpickled", "plain"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(a=_ABSOLUTE, b=_ABSOLUTE, kind_a=_KINDS, kind_b=_KINDS)
+@example(a=(b"host09", b""), b=(b"host10", b""), kind_a="made", kind_b="made")  # one hash
+@example(a=(b"www", b""), b=(b"WWW", b""), kind_a="of", kind_b="made")
+def test_names_hash_and_compare_in_c_as_in_python(a: tuple[bytes, ...], b: tuple[bytes, ...],
+                                                   kind_a: str, kind_b: str) -> None:
+    """_Name's hash() and comparisons in C (NameSlots) give what its Python methods and
+    dnspython's give, against another _Name (made by the reader, not worked out yet,
+    unpickled) or a plain Name, either side."""
+    import operator
+
+    from zonekeeper.zones import zonefile
+
+    _dnsobj_built()
+    assert zonefile._Name.__hash__ is zonefile._NameSlots.__hash__  # C is in use
+    x, y = _as(kind_a, a), _as(kind_b, b)
+    px, py = dns.name.Name(a), dns.name.Name(b)
+    for n, p in ((x, px), (y, py)):
+        assert hash(n) == hash(p) == hash(n)
+        if type(n) is zonefile._Name:
+            assert hash(n) == zonefile._py_name_hash(n)
+    assert (x == y) == (px == py) == zonefile._py_name_eq(x, y)
+    assert (x != y) == (px != py) == zonefile._py_name_ne(x, y)
+    for op in (operator.lt, operator.le, operator.gt, operator.ge):
+        assert op(x, y) == op(px, py), op
+    assert (x == "www.") is False and (x != "www.") is True and (x == None) is False  # noqa: E711
+    assert {x: 1}.get(py) == (1 if px == py else None)
+    assert {px: 1}.get(y) == (1 if px == py else None)
+
+
 _NAME_WORDS = st.text(st.sampled_from("aZ09-_*.\"()@;$/é"), min_size=1, max_size=70)
 
 

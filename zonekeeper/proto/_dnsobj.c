@@ -20,11 +20,14 @@
  * make_rdata(cls, rdclass, rdtype, keys, *values): ``zonefile._rdata``: an rdata of
  * ``cls`` with its fields set, without dnspython's constructor (fields already checked).
  *
+ * NameSlots, name_slots(...): hash() and the comparisons of those names in C (see below).
+ *
  * Attributes are set as object.__setattr__ sets them (dnspython's objects refuse
  * ``setattr`` once made: they are immutable).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <stdint.h>
 #include <string.h>
@@ -74,6 +77,146 @@ static PyObject *name_hash(PyObject *self, PyObject *labels) {
         hash_octets(&s, (const unsigned char *)PyBytes_AS_STRING(label), PyBytes_GET_SIZE(label));
     }
     return PyLong_FromUnsignedLongLong(s.h);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * NameSlots: hash() and the comparisons of zonefile._Name in C. _Name derives from it (after
+ * dns.name.Name) and takes its __hash__ and rich comparisons, so that a dict keyed by names
+ * (an import's owners, looked up and set several times a record) calls no Python function
+ * for them: the Python __hash__ only returned the hash make_name had set, and the Python
+ * __eq__ compared the names' lower-case wire forms, but entering each cost ~0.3 us, and
+ * dnspython's hash puts many names in one bucket (``host09`` and ``host10``), so a lookup
+ * often compares a few. name_slots(cls, labels, hash, key, fallbacks, key_of) binds it to
+ * ``cls``: the member descriptors of its ``labels``, ``_hash`` and ``_key`` slots, six
+ * functions for <, <=, ==, !=, >, >= where the other side is not a ``cls`` (dns.name.Name's
+ * own: a plain Name compares as it always did) and ``key_of(name)`` for a lower-case wire
+ * form not made yet. Hash as Python takes it from a __hash__ that returns an int.
+ * ------------------------------------------------------------------------------------- */
+static PyTypeObject *ns_cls;
+static Py_ssize_t ns_off_labels, ns_off_hash, ns_off_key;
+static PyObject *ns_fallbacks, *ns_key_of;
+
+#define NS_SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+
+
+static Py_hash_t ns_hash(PyObject *self) {
+    if (ns_cls == NULL || Py_TYPE(self) != ns_cls) {
+        PyErr_SetString(PyExc_TypeError, "NameSlots hashes only the class bound by name_slots()");
+        return -1;
+    }
+    PyObject *h = NS_SLOT(self, ns_off_hash);
+    if (h == NULL || h == Py_None) {
+        PyObject *labels = NS_SLOT(self, ns_off_labels);
+        if (labels == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "labels");
+            return -1;
+        }
+        h = name_hash(NULL, labels);
+        if (h == NULL)
+            return -1;
+        PyObject *old = NS_SLOT(self, ns_off_hash);
+        NS_SLOT(self, ns_off_hash) = h; /* kept, as the Python way kept it */
+        Py_XDECREF(old);
+    }
+    Py_ssize_t v = PyLong_AsSsize_t(h);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        v = PyLong_Type.tp_hash(h);
+    }
+    return v == -1 ? -2 : v;
+}
+
+/* The name's lower-case wire form (a new reference). */
+static PyObject *ns_key(PyObject *name) {
+    PyObject *key = NS_SLOT(name, ns_off_key);
+    if (key != NULL && PyBytes_CheckExact(key)) {
+        Py_INCREF(key);
+        return key;
+    }
+    key = PyObject_CallOneArg(ns_key_of, name);
+    if (key != NULL && !PyBytes_Check(key)) {
+        Py_DECREF(key);
+        PyErr_SetString(PyExc_TypeError, "key_of() gives bytes");
+        return NULL;
+    }
+    return key;
+}
+
+static PyObject *ns_richcompare(PyObject *self, PyObject *other, int op) {
+    if (ns_cls == NULL || op < Py_LT || op > Py_GE) {
+        PyErr_SetString(PyExc_TypeError, "NameSlots compares only the class bound by name_slots()");
+        return NULL;
+    }
+    if ((op == Py_EQ || op == Py_NE) && Py_TYPE(self) == ns_cls && Py_TYPE(other) == ns_cls) {
+        int same = self == other;
+        if (!same) {
+            PyObject *a = ns_key(self);
+            if (a == NULL)
+                return NULL;
+            PyObject *b = ns_key(other);
+            if (b == NULL) {
+                Py_DECREF(a);
+                return NULL;
+            }
+            same = PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) &&
+                   memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), PyBytes_GET_SIZE(a)) == 0;
+            Py_DECREF(a);
+            Py_DECREF(b);
+        }
+        return PyBool_FromLong(op == Py_EQ ? same : !same);
+    }
+    return PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(ns_fallbacks, op), self, other, NULL);
+}
+
+static PyTypeObject NameSlotsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "zonekeeper.proto._dnsobj.NameSlots",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "hash() and comparisons of zonefile._Name, in C (see name_slots).",
+    .tp_hash = ns_hash,
+    .tp_richcompare = ns_richcompare,
+};
+
+static Py_ssize_t member_offset(PyObject *descr) {
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX) {
+        PyErr_SetString(PyExc_TypeError, "name_slots: a slot's member descriptor is needed");
+        return -1;
+    }
+    return ((PyMemberDescrObject *)descr)->d_member->offset;
+}
+
+static PyObject *name_slots(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6 || !PyType_Check(args[0]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[0], &NameSlotsType) || !PyTuple_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[4]) != 6 || !PyCallable_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "name_slots(cls, labels, hash, key, fallbacks, key_of): "
+                                         "cls a NameSlots, six fallbacks");
+        return NULL;
+    }
+    Py_ssize_t labels = member_offset(args[1]), hash = member_offset(args[2]),
+               key = member_offset(args[3]);
+    if (labels < 0 || hash < 0 || key < 0)
+        return NULL;
+    if (ns_cls != NULL && ns_cls != (PyTypeObject *)args[0]) {
+        PyErr_SetString(PyExc_RuntimeError, "name_slots: bound to another class already");
+        return NULL;
+    }
+    Py_INCREF(args[0]);
+    Py_INCREF(args[4]);
+    Py_INCREF(args[5]);
+    Py_XSETREF(ns_fallbacks, args[4]);
+    Py_XSETREF(ns_key_of, args[5]);
+    ns_off_labels = labels;
+    ns_off_hash = hash;
+    ns_off_key = key;
+    if (ns_cls == NULL)
+        ns_cls = (PyTypeObject *)args[0];
+    else
+        Py_DECREF(args[0]);
+    Py_RETURN_NONE;
 }
 
 /* Attribute names, interned once. */
@@ -1391,6 +1534,8 @@ static PyObject *unplain(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 static PyMethodDef methods[] = {
+    {"name_slots", (PyCFunction)(void (*)(void))name_slots, METH_FASTCALL,
+     "name_slots(cls, labels, hash, key, fallbacks, key_of): bind NameSlots to cls (see above)."},
     {"name_hash", name_hash, METH_O,
      "name_hash(labels) -> int: hash(dns.name.Name(labels)) on a 64-bit build (hash modulus 2**61 - 1)."},
     {"make_name", (PyCFunction)(void (*)(void))make_name, METH_FASTCALL,
@@ -1440,5 +1585,16 @@ PyMODINIT_FUNC PyInit__dnsobj(void) {
     if (!s_labels || !s_hash || !s_text || !s_wire || !s_key || !s_rdclass || !s_rdtype ||
         !s_rdcomment || !empty_tuple)
         return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&NameSlotsType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&NameSlotsType);
+    if (PyModule_AddObject(m, "NameSlots", (PyObject *)&NameSlotsType) < 0) {
+        Py_DECREF(&NameSlotsType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -422,10 +422,13 @@ try:  # names, rdata, the reader's and group's loops in C (proto/_dnsobj.c); the
     from zonekeeper.proto._dnsobj import group_records as _c_group_records
     from zonekeeper.proto._dnsobj import make_name as _c_make_name
     from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
+    from zonekeeper.proto._dnsobj import NameSlots as _NameSlots
     from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
+    from zonekeeper.proto._dnsobj import name_slots as _c_name_slots
     from zonekeeper.proto._dnsobj import read_records as _c_read_records
 except ImportError:  # built without a C compiler
     _c_name_hash = _c_make_name = _c_make_rdata = _c_read_records = _c_group_records = None
+    _NameSlots = _c_name_slots = None
 # dnspython's hash of a name is an unbounded integer, which hash() keeps while it fits a
 # Py_ssize_t and reduces modulo sys.hash_info.modulus past that: the C one gives the same
 # number on a 64-bit build (and make_name sets that number as the name's hash).
@@ -433,13 +436,13 @@ _C_HASH_OK = sys.hash_info.modulus == (1 << 61) - 1 and sys.maxsize == (1 << 63)
 _name_hash: Any = (_c_name_hash if _c_name_hash is not None and _C_HASH_OK
                    else lambda labels: hash(dns.name.Name(labels)))
 if not _C_HASH_OK:
-    _c_make_name = _c_read_records = None
+    _c_make_name = _c_read_records = _c_name_slots = None
 _new = object.__new__
 _ZERO10 = bytes(10)
 _set = object.__setattr__
 
 
-class _Name(dns.name.Name):
+class _Name(dns.name.Name, *((_NameSlots,) if _c_name_slots is not None else ())):  # type: ignore[misc]
     """A ``dns.name.Name`` that works out its hash, text and wire form once, at their first
     use. dnspython's walks every octet of every label in Python at each call (hash ~2.4 us,
     text ~6 us, wire ~1.5 us here), and an imported record's owner is hashed about six
@@ -472,6 +475,7 @@ class _Name(dns.name.Name):
         for slot in self.__slots__:
             _set(self, slot, None)
 
+    # Where the C extension is built, these three are NameSlots' (below): the same in C.
     def __hash__(self) -> int:
         h = self._hash
         if h is None:
@@ -517,6 +521,21 @@ class _Name(dns.name.Name):
             return wire  # type: ignore[no-any-return]
         file.write(wire)
         return None
+
+
+# The Python ways, kept as the reference (tests/unit/test_zonefile.py holds C to them).
+_py_name_hash, _py_name_eq, _py_name_ne = _Name.__hash__, _Name.__eq__, _Name.__ne__
+_COMPARISONS = ("__lt__", "__le__", "__eq__", "__ne__", "__gt__", "__ge__")  # Py_LT..Py_GE
+if _c_name_slots is not None:
+    # hash() and == of _Names in C, with no Python function entered (an import's owners
+    # are looked up and set in dicts several times a record): all six comparisons taken
+    # from NameSlots, so that the class's comparison slot is NameSlots' C function itself.
+    # Against anything but a _Name, and for the orderings, it calls dns.name.Name's own.
+    for _op in ("__hash__", *_COMPARISONS):
+        setattr(_Name, _op, getattr(_NameSlots, _op))
+    _c_name_slots(_Name, dns.name.Name.labels, _Name._hash, _Name._key,  # their descriptors
+                  tuple(getattr(dns.name.Name, op) for op in _COMPARISONS),
+                  lambda name: name.to_wire(canonicalize=True))
 
 
 def _name(value: str, origin: dns.name.Name) -> dns.name.Name:
