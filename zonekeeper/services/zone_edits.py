@@ -108,7 +108,7 @@ class ZoneEdits(ZoneStore):
         if spec.member_peer is None:
             nodes, cuts, rows = stored_form()
         with self.db.write() as s:
-            if repo.zone_by_name(s, origin.to_text()) is not None:
+            if repo.zone_exists(s, origin.to_text()):
                 raise Conflict(f"zone {origin.to_text()} already exists")
             values = {"name": origin.to_text(), "kind": spec.kind.value, "serial": serial,
                       "serial_policy": spec.serial_policy.value, "state": ZoneState.OK.value,

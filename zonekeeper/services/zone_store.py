@@ -242,7 +242,7 @@ class ZoneStore:
         """Conflict if the zone exists (before work that would be thrown away)."""
         def work() -> bool:
             with self.db.read() as s:
-                return repo.zone_by_name(s, name.to_text()) is not None
+                return repo.zone_exists(s, name.to_text())
 
         if await asyncio.to_thread(work):
             raise Conflict(f"zone {name.to_text()} already exists")

@@ -419,10 +419,10 @@ def _ttl(value: str) -> int | None:
 
 
 try:  # names, rdata, the reader's and group's loops in C (proto/_dnsobj.c); the Python is the reference
+    from zonekeeper.proto._dnsobj import NameSlots as _NameSlots
     from zonekeeper.proto._dnsobj import group_records as _c_group_records
     from zonekeeper.proto._dnsobj import make_name as _c_make_name
     from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
-    from zonekeeper.proto._dnsobj import NameSlots as _NameSlots
     from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
     from zonekeeper.proto._dnsobj import name_slots as _c_name_slots
     from zonekeeper.proto._dnsobj import read_records as _c_read_records
