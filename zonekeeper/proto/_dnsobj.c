@@ -1384,7 +1384,8 @@ static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t
 }
 
 /* ---------------------------------------------------------------------------------------
- * unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl): the owners of
+ * unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl, content, targets,
+ * sized): the owners of
  * ``owners`` (an iterable of (name, {type: RRsetData})) that ``validate.check`` must look at
  * in Python, as a list of those pairs; the others certainly have nothing to report, and
  * are most of a large zone (validate.py's Python loop took ~2.5 us an owner). An owner is
@@ -1397,7 +1398,12 @@ static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t
  *     that type), ``txt`` (its size worked out from its strings) or ``cname`` (alone at
  *     the owner, one record), a TTL within 0..max_ttl, and a size (12 octets a record plus
  *     its RDATA, plus the owner's wire length) within ``room``, where the bound is taken
- *     for ``plain`` types as validate.py takes it.
+ *     for ``plain`` types as validate.py takes it; or a type of ``targets`` (a dict: type ->
+ *     (the rdata's target attribute, the longest RDATA): MX, SRV), sized by that bound, whose
+ *     every target is outside the zone or an owner of ``content`` (the content's dict of
+ *     owners) with no CNAME; or a type of ``sized`` (a dict: type -> (octets, attributes):
+ *     CAA, SSHFP), each record's RDATA that many octets plus the lengths of those bytes
+ *     attributes;
  * Anything else (an attribute of another kind, a label that is not bytes) sends the owner
  * to Python, which decides; validate.py's Python loop stays the reference
  * (tests/unit/zones/test_validate.py holds the two to each other). */
@@ -1421,8 +1427,57 @@ static int same_label(PyObject *a, PyObject *b) {
 
 /* 1: nothing to report at this RRset (given what owner_plain checks); 0: Python decides;
  * -1: error. *size_out gets its size without the owner. */
-static int rrset_plain(PyObject *rrset, PyObject *plain, long txt, long cname, int alone,
-                       long long max_ttl, long long *size_out) {
+typedef struct {
+    PyObject *origin_labels, *content, *targets, *sized;
+} Zone;
+
+/* 1: ``name`` (an rdata's target) is outside the zone, or an owner with no CNAME or not an
+ * owner; 0: it may be a CNAME, Python decides; -1: error. */
+static int target_plain(const Zone *z, PyObject *name, long cname) {
+    PyObject *labels = PyObject_GetAttr(name, s_labels);
+    if (!labels) return -1;
+    int ok = 0;
+    if (!PyTuple_Check(labels)) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(labels), o = PyTuple_GET_SIZE(z->origin_labels);
+    int inside = n >= o;
+    for (Py_ssize_t i = 0; i < o && inside; i++)
+        inside = same_label(PyTuple_GET_ITEM(labels, n - o + i), PyTuple_GET_ITEM(z->origin_labels, i));
+    if (!inside) {  /* (a label that is not bytes reads as not the same: Python decides) */
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!PyBytes_Check(PyTuple_GET_ITEM(labels, i))) goto done;
+        ok = 1;
+        goto done;
+    }
+    PyObject *types = PyDict_GetItemWithError(z->content, name);
+    if (types == NULL) {
+        ok = PyErr_Occurred() ? -1 : 1;
+        goto done;
+    }
+    if (!PyDict_Check(types)) goto done;
+    PyObject *key = PyLong_FromLong(cname);
+    if (!key) {
+        ok = -1;
+        goto done;
+    }
+    PyObject *found = PyDict_GetItemWithError(types, key);
+    Py_DECREF(key);
+    ok = found != NULL ? 0 : PyErr_Occurred() ? -1 : 1;
+done:
+    Py_DECREF(labels);
+    return ok;
+}
+
+/* The length of a bytes attribute of ``rd`` (a new length, or -1: not bytes; -2: error). */
+static Py_ssize_t bytes_len(PyObject *rd, PyObject *attr) {
+    PyObject *v = PyObject_GetAttr(rd, attr);
+    if (!v) return -2;
+    Py_ssize_t n = PyBytes_Check(v) ? PyBytes_GET_SIZE(v) : -1;
+    Py_DECREF(v);
+    return n;
+}
+
+static int rrset_plain(PyObject *rrset, const Zone *z, PyObject *plain, long txt, long cname,
+                       int alone, long long max_ttl, long long *size_out) {
     int ok = 0;
     PyObject *t = PyObject_GetAttr(rrset, s_rdtype), *ttl = NULL, *records = NULL;
     if (!t) return -1;
@@ -1455,6 +1510,56 @@ static int rrset_plain(PyObject *rrset, PyObject *plain, long txt, long cname, i
         long b = PyLong_AsLong(bound);
         if (b == -1 && PyErr_Occurred()) goto error;
         *size_out = (long long)n * (12 + b);
+        ok = 1;
+    } else if (PyErr_Occurred()) {
+        goto error;
+    } else if ((bound = PyDict_GetItemWithError(z->targets, t)) != NULL) {
+        /* MX, SRV: (target attribute, longest RDATA) */
+        if (!PyTuple_Check(bound) || PyTuple_GET_SIZE(bound) != 2) goto done;
+        long b = PyLong_AsLong(PyTuple_GET_ITEM(bound, 1));
+        if (b == -1 && PyErr_Occurred()) goto error;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *rd = PyObject_GetAttr(PyList_GET_ITEM(records, i), s_rdata);
+            if (!rd) goto error;
+            PyObject *target = PyObject_GetAttr(rd, PyTuple_GET_ITEM(bound, 0));
+            Py_DECREF(rd);
+            if (!target) goto error;
+            int r = target_plain(z, target, cname);
+            Py_DECREF(target);
+            if (r < 0) goto error;
+            if (r == 0) goto done;
+        }
+        *size_out = (long long)n * (12 + b);
+        ok = 1;
+    } else if (PyErr_Occurred()) {
+        goto error;
+    } else if ((bound = PyDict_GetItemWithError(z->sized, t)) != NULL) {
+        /* CAA, SSHFP: (octets, (bytes attributes...)) */
+        if (!PyTuple_Check(bound) || PyTuple_GET_SIZE(bound) != 2 ||
+            !PyTuple_Check(PyTuple_GET_ITEM(bound, 1)))
+            goto done;
+        long fixed = PyLong_AsLong(PyTuple_GET_ITEM(bound, 0));
+        if (fixed == -1 && PyErr_Occurred()) goto error;
+        PyObject *attrs = PyTuple_GET_ITEM(bound, 1);
+        long long size = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *rd = PyObject_GetAttr(PyList_GET_ITEM(records, i), s_rdata);
+            if (!rd) goto error;
+            size += 12 + fixed;
+            int bad = 0;
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(attrs) && !bad; j++) {
+                Py_ssize_t len = bytes_len(rd, PyTuple_GET_ITEM(attrs, j));
+                if (len == -2) {
+                    Py_DECREF(rd);
+                    goto error;
+                }
+                bad = len < 0;
+                size += len;
+            }
+            Py_DECREF(rd);
+            if (bad) goto done;
+        }
+        *size_out = size;
         ok = 1;
     } else if (PyErr_Occurred()) {
         goto error;
@@ -1492,8 +1597,9 @@ done:
 }
 
 /* 1: nothing to report at this owner; 0: Python decides; -1: error. */
-static int owner_plain(PyObject *name, PyObject *types, PyObject *origin_labels, int deep,
+static int owner_plain(PyObject *name, PyObject *types, const Zone *z, int deep,
                        PyObject *plain, long txt, long cname, long long room, long long max_ttl) {
+    PyObject *origin_labels = z->origin_labels;
     if (!PyDict_Check(types)) return 0;
     PyObject *labels = PyObject_GetAttr(name, s_labels);
     if (!labels) return -1;
@@ -1523,7 +1629,7 @@ static int owner_plain(PyObject *name, PyObject *types, PyObject *origin_labels,
             if (k != 1 && k != 28) goto done;  /* A, AAAA */
         }
         Py_INCREF(rrset);  /* held across attribute reads, which may run Python code */
-        int r = rrset_plain(rrset, plain, txt, cname, alone, max_ttl, &size);
+        int r = rrset_plain(rrset, z, plain, txt, cname, alone, max_ttl, &size);
         Py_DECREF(rrset);
         if (r <= 0) {
             ok = r;
@@ -1538,14 +1644,17 @@ done:
 }
 
 static PyObject *unplain(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError,
-                        "unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl)");
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "unplain(owners, origin_labels, deep, plain, txt, cname, "
+                                         "room, max_ttl, content, targets, sized)");
         return NULL;
     }
     PyObject *origin_labels = args[1], *plain = args[3];
-    if (!PyTuple_Check(origin_labels) || !PyDict_Check(plain)) {
-        PyErr_SetString(PyExc_TypeError, "origin_labels is a tuple, plain a dict");
+    Zone z = {origin_labels, args[8], args[9], args[10]};
+    if (!PyTuple_Check(origin_labels) || !PyDict_Check(plain) || !PyDict_Check(z.content) ||
+        !PyDict_Check(z.targets) || !PyDict_Check(z.sized)) {
+        PyErr_SetString(PyExc_TypeError, "origin_labels is a tuple; plain, content, targets and "
+                                         "sized dicts");
         return NULL;
     }
     int deep = PyObject_IsTrue(args[2]);
@@ -1563,7 +1672,7 @@ static PyObject *unplain(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     while ((item = PyIter_Next(it))) {
         int r = 0;
         if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2)
-            r = owner_plain(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), origin_labels,
+            r = owner_plain(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), &z,
                             deep, plain, txt, cname, room, max_ttl);
         if (r == 0) r = PyList_Append(out, item) < 0 ? -1 : 0;
         Py_DECREF(item);
@@ -1593,7 +1702,7 @@ static PyMethodDef methods[] = {
     {"read_records", (PyCFunction)(void (*)(void))read_records, METH_FASTCALL,
      "read_records(ascii_text, origin, current, max_records, env) -> list | None: zonefile._fast_records' loop."},
     {"unplain", (PyCFunction)(void (*)(void))unplain, METH_FASTCALL,
-     "unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl) -> the owners validate.check looks at."},
+     "unplain(owners, origin_labels, deep, plain, txt, cname, room, max_ttl, content, targets, sized) -> the owners validate.check looks at."},
     {"group_records", (PyCFunction)(void (*)(void))group_records, METH_FASTCALL,
      "group_records(records, owners, lines, rrset_cls, record_cls, join, check_cancel): zonefile.group's loop."},
     {NULL, NULL, 0, NULL},

@@ -173,6 +173,11 @@ class ZoneContent:
         """The RRsets at ``name`` by type (read-only: the content's own)."""
         return self._owners.get(name, _NONE)
 
+    def by_name(self) -> Mapping[dns.name.Name, Mapping[int, RRsetData]]:
+        """Owner -> its RRsets by type: the content's own dict, read-only (C code looks
+        owners up in it, validate.check's targets)."""
+        return self._owners  # type: ignore[return-value]
+
     def by_owner(self) -> ItemsView[dns.name.Name, Mapping[int, RRsetData]]:
         """Every owner with its RRsets by type, without looking each owner up (read-only)."""
         return self._owners.items()  # type: ignore[return-value]

@@ -88,6 +88,12 @@ _RDATA_MAX = {int(dns.rdatatype.A): 4, int(dns.rdatatype.AAAA): 16, int(dns.rdat
 # one CNAME alone) are passed over in C.
 _PLAIN = {t: n for t, n in _RDATA_MAX.items() if t not in (_NS, _MX, _SRV, _CNAME)}
 _TXT = int(dns.rdatatype.TXT)
+# Passed over in C too: MX and SRV RRsets whose targets are outside the zone or no CNAME
+# (the rdata's target attribute, the longest RDATA), and CAA and SSHFP RRsets sized from
+# their fields (fixed octets, the bytes fields) as their wire form is.
+_TARGETS = {_MX: ("exchange", _RDATA_MAX[_MX]), _SRV: ("target", _RDATA_MAX[_SRV])}
+_SIZED = {int(dns.rdatatype.CAA): (2, ("tag", "value")),
+          int(dns.rdatatype.SSHFP): (2, ("fingerprint",))}
 
 try:  # the owners with nothing to report, passed over in C (proto/_dnsobj.c, unplain)
     from zonekeeper.proto._dnsobj import unplain as _c_unplain
@@ -130,7 +136,7 @@ def check(content: ZoneContent, owners: Iterable[dns.name.Name] | None = None, *
         at = ((n, content.types_at(n)) for n in set(owners))
     elif c_loop and _c_unplain is not None:
         at = _c_unplain(content.by_owner(), origin.labels, not cuts, _PLAIN, _TXT, _CNAME,
-                        _MESSAGE_ROOM, MAX_TTL)
+                        _MESSAGE_ROOM, MAX_TTL, content.by_name(), _TARGETS, _SIZED)
     else:
         at = content.by_owner()
     for name, types in at:

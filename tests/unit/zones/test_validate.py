@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dns.name
+import dns.rdata
 import dns.rdatatype
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -50,6 +51,35 @@ def test_an_rrset_too_large_for_a_message_is_an_error() -> None:
     assert findings(fewer) == []
 
 
+def test_caa_and_sshfp_rrsets_are_sized_as_their_wire_form_at_the_edge() -> None:
+    """A CAA or SSHFP RRset just over what a message leaves is an error, and one just
+    within it is not, with the owners passed over in C as looked at in Python (C sizes them
+    from their fields, without rendering them)."""
+    from zonekeeper.zones import validate
+
+    room = validate._MESSAGE_ROOM - len(dns.name.from_text("edge.example.test.").to_wire())
+    # CAA: the last record's value longer by what is spare, then by one octet more.
+    one = len(dns.rdata.from_text("IN", "CAA", f'0 issue "{0:064d}"').to_wire())
+    count = room // (12 + one)
+    spare = room - count * (12 + one)
+    for over in (0, 1):
+        lines = [f'edge CAA 0 issue "{i:064d}"' for i in range(count - 1)]
+        lines.append(f'edge CAA 0 issue "{count:0{64 + spare + over}d}"')
+        parsed = parse_zone_text(HEAD + "\n".join(lines) + "\n", ORIGIN)
+        got = check(parsed.content)
+        assert got == check(parsed.content, c_loop=False)
+        assert bool([f for f in got if "too large" in f.msg]) == bool(over), over
+    # SSHFP (SHA-256 fingerprints, a fixed length): as many as fit, then one more.
+    one = len(dns.rdata.from_text("IN", "SSHFP", f"1 2 {0:064x}").to_wire())
+    fit = room // (12 + one)
+    for count, large in ((fit, False), (fit + 1, True)):
+        lines = [f"edge SSHFP 1 2 {i:064x}" for i in range(count)]
+        parsed = parse_zone_text(HEAD + "\n".join(lines) + "\n", ORIGIN)
+        got = check(parsed.content)
+        assert got == check(parsed.content, c_loop=False)
+        assert bool([f for f in got if "too large" in f.msg]) == large, count
+
+
 def test_a_txt_rrset_too_large_is_measured_as_its_wire_form() -> None:
     # TXT lengths are counted without rendering: 300 records of four 55-octet strings are
     # 300 x (12 + 4 x 56) octets and the owner's 18, the size the rendered RRset has.
@@ -86,6 +116,11 @@ _CHECK_LINES = [
     "mx MX 10 alias", "mx MX 20 www", "srv SRV 0 0 53 alias", "ptr PTR www",
     "other.test. A 192.0.2.6", "caa CAA 0 issue \"ca.test\"", "www2 900 A 192.0.2.7",
     "@ SOA ns1 h 2 2 3 4 5", "big TXT " + " ".join(['"' + "a" * 255 + '"'] * 200),
+    "mx2 MX 10 www", "mx2 MX 20 Alias", "mx3 MX 5 other.test.", "mx4 MX 1 nowhere",
+    "srv2 SRV 1 2 3 www", "srv3 SRV 1 2 3 out.test.", "srv4 SRV 0 0 0 ALIAS.example.test.",
+    "cmx CNAME www", "cmx MX 10 www", "deep.sub.x MX 10 www",
+    "ssh SSHFP 1 1 " + "ab" * 20, "ssh SSHFP 2 2 " + "cd" * 32, "caa CAA 128 iodef \"mailto:x@y\"",
+
     *(f"wide A 10.0.{i // 250}.{i % 250}" for i in range(0, 4000, 500)),
 ]
 
@@ -100,13 +135,15 @@ def test_owners_passed_over_in_c_have_nothing_to_report(lines: list[str], fast: 
 
     assert validate._c_unplain is not None, "the C extension is not built: pip install -e ."
     many = [f"many TXT \"{i:0200d}\"" for i in range(big * 100)]  # ~20 KB a hundred
+    many += [f"bigcaa CAA 0 issue \"{i:0200d}\"" for i in range(big * 100)]  # ~22 KB a hundred
     parsed = parse_zone_text(HEAD + "\n".join(lines + many) + "\n", ORIGIN, fast=fast)
     content = parsed.content
     assert check(content) == check(content, c_loop=False)
     cuts = validate._cuts(content)
     left = {name for name, _types in validate._c_unplain(
         content.by_owner(), ORIGIN.labels, not cuts, validate._PLAIN, validate._TXT,
-        validate._CNAME, validate._MESSAGE_ROOM, validate.MAX_TTL)}
+        validate._CNAME, validate._MESSAGE_ROOM, validate.MAX_TTL, content.by_name(),
+        validate._TARGETS, validate._SIZED)}
     for name, types in content.by_owner():
         if name not in left:
             out: list[validate.Finding] = []
