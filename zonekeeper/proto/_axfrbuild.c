@@ -2223,13 +2223,16 @@ fail:
  * repo.row_name gives it, type, TTL, records as RRsetData.records_json writes them), for
  * each RRset with records, in the content's order.
  *
- * rrset_rows(by_owner, row_name, rdata_text, json_str, a_cls, aaaa_cls, name_classes)
+ * rrset_rows(by_owner, row_name, rdata_text, json_str, a_cls, aaaa_cls, name_classes
+ *            [, txt_cls, mx_cls, srv_cls])
  *
  * An owner's text is its ``_text`` (zonefile._Name keeps the text dnspython prints) in
  * lower case, else row_name(name). A record's content is its address for A and AAAA
  * (kept as canonical text), its target's ``_text`` for the classes of ``name_classes``
- * (NS, CNAME, PTR: a name's text is the rdata's), else rdata_text(rdata); written as
- * json_str writes a string where it is not plain printable ASCII. */
+ * (NS, CNAME, PTR: a name's text is the rdata's), a TXT's strings quoted where each is
+ * printable ASCII but the quote and backslash, an MX's or SRV's numbers then its target's
+ * ``_text``, else rdata_text(rdata); written as json_str writes a string (a quote or a
+ * backslash escaped here, anything not printable ASCII by json_str). */
 typedef struct { char *p; Py_ssize_t len, cap; } Out;
 
 static int out_put(Out *o, const char *p, Py_ssize_t n) {
@@ -2252,13 +2255,24 @@ static int out_json(Out *o, PyObject *text, PyObject *json_str) {
         return -1;
     }
     if (PyUnicode_IS_ASCII(text)) {
+        /* Printable ASCII: written here, a quote or backslash escaped with a backslash as
+         * json.dumps escapes them (a TXT's text is quoted strings); anything else (control
+         * characters, other scripts) through json_str. */
         const char *p = (const char *)PyUnicode_DATA(text);
         Py_ssize_t n = PyUnicode_GET_LENGTH(text);
         int plain = 1;
         for (Py_ssize_t i = 0; i < n && plain; i++)
-            plain = p[i] >= 0x20 && p[i] < 0x7F && p[i] != '"' && p[i] != '\\';
-        if (plain)
-            return out_put(o, "\"", 1) < 0 || out_put(o, p, n) < 0 || out_put(o, "\"", 1) < 0 ? -1 : 0;
+            plain = p[i] >= 0x20 && p[i] < 0x7F;
+        if (plain) {
+            if (out_put(o, "\"", 1) < 0) return -1;
+            Py_ssize_t from = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (p[i] != '"' && p[i] != '\\') continue;
+                if (out_put(o, p + from, i - from) < 0 || out_put(o, "\\", 1) < 0) return -1;
+                from = i;
+            }
+            return out_put(o, p + from, n - from) < 0 || out_put(o, "\"", 1) < 0 ? -1 : 0;
+        }
     }
     PyObject *quoted = PyObject_CallOneArg(json_str, text);
     if (!quoted) return -1;
@@ -2281,9 +2295,92 @@ static PyObject *kept_text(PyObject *obj) {
     return NULL;
 }
 
+/* A TXT's text as model.rdata_text writes it where every string is printable ASCII but the
+ * quote and the backslash: each string quoted, one space between; else NULL (no error set:
+ * the caller asks Python). */
+static PyObject *txt_text(PyObject *rd) {
+    PyObject *strings = PyObject_GetAttr(rd, s_strings);
+    if (!strings) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *out = NULL;
+    Py_ssize_t n = PyTuple_Check(strings) ? PyTuple_GET_SIZE(strings) : -1, len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(strings, i);
+        if (!PyBytes_Check(b)) goto done;
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(b);
+        for (Py_ssize_t j = 0; j < PyBytes_GET_SIZE(b); j++)
+            if (p[j] < 0x20 || p[j] > 0x7E || p[j] == '"' || p[j] == '\\') goto done;
+        len += PyBytes_GET_SIZE(b) + 2 + (i > 0);
+    }
+    if (n < 0) goto done;
+    out = PyUnicode_New(len, 127);
+    if (!out) {
+        PyErr_Clear();
+        goto done;
+    }
+    char *dst = (char *)PyUnicode_DATA(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PyTuple_GET_ITEM(strings, i);
+        if (i) *dst++ = ' ';
+        *dst++ = '"';
+        memcpy(dst, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+        dst += PyBytes_GET_SIZE(b);
+        *dst++ = '"';
+    }
+done:
+    Py_DECREF(strings);
+    return out;
+}
+
+/* An MX's or SRV's text (``numbers`` of them, then the name ``target``) as its
+ * to_styled_text writes it, where the name's text is kept; else NULL (an error set only
+ * if it is not an AttributeError). */
+static PyObject *numbers_then_name(PyObject *rd, PyObject **numbers, int count, PyObject *target) {
+    PyObject *name = PyObject_GetAttr(rd, target);
+    if (!name) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
+        return NULL;
+    }
+    PyObject *t = kept_text(name);
+    Py_DECREF(name);
+    if (!t) return NULL;
+    PyObject *v[3] = {NULL, NULL, NULL}, *out = NULL;
+    for (int i = 0; i < count; i++) {
+        v[i] = PyObject_GetAttr(rd, numbers[i]);
+        if (!v[i] || !PyLong_CheckExact(v[i])) goto done;
+    }
+    out = count == 1 ? PyUnicode_FromFormat("%S %U", v[0], t)
+                     : PyUnicode_FromFormat("%S %S %S %U", v[0], v[1], v[2], t);
+done:
+    if (!out && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
+    for (int i = 0; i < count; i++) Py_XDECREF(v[i]);
+    Py_DECREF(t);
+    return out;
+}
+
+/* The classes whose text is written here besides A, AAAA and the name-only ones: TXT, MX,
+ * SRV (rrset_rows' optional arguments; None: asked of Python). */
+typedef struct {
+    PyObject *txt, *mx, *srv;
+} TextClasses;
+
 static PyObject *record_text(PyObject *rd, PyObject *rdata_text, PyObject *a_cls,
-                             PyObject *aaaa_cls, PyObject *name_classes) {
+                             PyObject *aaaa_cls, PyObject *name_classes, const TextClasses *more) {
     PyObject *cls = (PyObject *)Py_TYPE(rd);
+    if (cls == more->txt) {
+        PyObject *t = txt_text(rd);
+        if (t) return t;
+    } else if (cls == more->mx) {
+        PyObject *numbers[1] = {s_preference};
+        PyObject *t = numbers_then_name(rd, numbers, 1, s_exchange);
+        if (t || PyErr_Occurred()) return t;
+    } else if (cls == more->srv) {
+        PyObject *numbers[3] = {s_priority, s_weight, s_port};
+        PyObject *t = numbers_then_name(rd, numbers, 3, s_target);
+        if (t || PyErr_Occurred()) return t;
+    }
     if (cls == a_cls || cls == aaaa_cls) {
         PyObject *t = PyObject_GetAttr(rd, s_address);
         if (t && PyUnicode_Check(t)) return t;
@@ -2310,8 +2407,9 @@ static PyObject *record_text(PyObject *rd, PyObject *rdata_text, PyObject *a_cls
 
 static PyObject *rrset_rows(PyObject *self, PyObject *args) {
     PyObject *items, *row_name, *rdata_text, *json_str, *a_cls, *aaaa_cls, *name_classes;
-    if (!PyArg_ParseTuple(args, "OOOOOOO!", &items, &row_name, &rdata_text, &json_str, &a_cls,
-                          &aaaa_cls, &PyTuple_Type, &name_classes))
+    TextClasses more = {Py_None, Py_None, Py_None};
+    if (!PyArg_ParseTuple(args, "OOOOOOO!|OOO", &items, &row_name, &rdata_text, &json_str, &a_cls,
+                          &aaaa_cls, &PyTuple_Type, &name_classes, &more.txt, &more.mx, &more.srv))
         return NULL;
     PyObject *out = PyList_New(0);
     PyObject *it = PyObject_GetIter(items);
@@ -2355,7 +2453,7 @@ static PyObject *rrset_rows(PyObject *self, PyObject *args) {
                 PyObject *rec = PyTuple_GET_ITEM(records, i);
                 PyObject *rd = PyObject_GetAttr(rec, s_rdata);
                 if (!rd) goto fail;
-                PyObject *text = record_text(rd, rdata_text, a_cls, aaaa_cls, name_classes);
+                PyObject *text = record_text(rd, rdata_text, a_cls, aaaa_cls, name_classes, &more);
                 Py_DECREF(rd);
                 if (!text) goto fail;
                 PyObject *off = PyObject_GetAttr(rec, s_disabled);

@@ -95,7 +95,13 @@ def test_compile_content_in_c_is_compile_nodes(lines: list[tuple[str, str, bool]
 
 
 _ROW_RDATA = _RDATA + ['TXT "q\\"x" "back\\\\slash"', 'TXT "\\195\\169t\\233"', "TXT \"tab\\009in\"",
-                       "PTR Host.Other.", "CNAME we\\.ird", "NS \\@x.y."]
+                       "PTR Host.Other.", "CNAME we\\.ird", "NS \\@x.y.",
+                       # TXT, MX and SRV, whose text C writes where it can: empty and spaced
+                       # strings, a lone quote and backslash, targets the root, upper case,
+                       # escaped, outside the zone
+                       'TXT ""', 'TXT "  " "x"', 'TXT "\\""', 'TXT "\\\\"', "TXT a;b",
+                       "MX 0 .", "MX 65535 Mail.Other.", "MX 7 we\\.ird", "SRV 0 0 0 .",
+                       "SRV 65535 65535 65535 T.Other.", "SRV 1 1 1 w\\032x"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
