@@ -2496,6 +2496,55 @@ fail:
     return NULL;
 }
 
+/* add_ents(nodes, origin_key): rrwire.add_ents over the whole table, in C: for every owner
+ * deeper than a child of the apex that holds data, each of its ancestors up to the apex
+ * that is not an owner becomes one with no data (b""), stopping at the first that is. The
+ * keys are wire forms (length-prefixed labels) ending with ``origin_key``. */
+static PyObject *add_ents(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *nodes, *origin;
+    if (!PyArg_ParseTuple(args, "O!S", &PyDict_Type, &nodes, &origin)) return NULL;
+    PyObject *keys = PyDict_Keys(nodes), *empty = PyBytes_FromStringAndSize(NULL, 0);
+    if (!keys || !empty) goto fail;
+    Py_ssize_t child = PyBytes_GET_SIZE(origin) + 1, seen = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        if (++seen % (YIELD_EVERY * 16) == 0 && yield_gil() < 0) goto fail;
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0) {
+            PyErr_SetString(PyExc_TypeError, "add_ents: the keys are wire-form names");
+            goto fail;
+        }
+        const unsigned char *k = (const unsigned char *)PyBytes_AS_STRING(key);
+        Py_ssize_t len = PyBytes_GET_SIZE(key);
+        if (len - k[0] == child) continue;  /* a child of the apex (or the apex) */
+        PyObject *node = PyDict_GetItemWithError(nodes, key);
+        if (!node) {
+            if (PyErr_Occurred()) goto fail;
+            continue;
+        }
+        int full = PyObject_IsTrue(node);
+        if (full < 0) goto fail;
+        if (!full) continue;
+        Py_ssize_t stop = len - PyBytes_GET_SIZE(origin);
+        for (Py_ssize_t pos = k[0] ? k[0] + 1 : 0; pos < stop; pos += k[pos] + 1) {
+            PyObject *anc = PyBytes_FromStringAndSize((const char *)k + pos, len - pos);
+            if (!anc) goto fail;
+            int there = PyDict_Contains(nodes, anc);
+            if (there == 0 && PyDict_SetItem(nodes, anc, empty) < 0) there = -1;
+            Py_DECREF(anc);
+            if (there < 0) goto fail;
+            if (there) break;
+        }
+    }
+    Py_DECREF(keys);
+    Py_DECREF(empty);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
 /* ZoneSnapshot.record_count: the records of a node table's values (each a blob, b"" for
  * an empty non-terminal, or a tuple of blobs), read from each blob's count field. */
 static PyObject *count_records(PyObject *self, PyObject *arg) {
@@ -2540,6 +2589,7 @@ static PyMethodDef methods[] = {
     {"count_records", count_records, METH_O, "records of node-table values (blob count fields)"},
     {"make_blob", make_blob, METH_VARARGS, "rrwire.make_blob in C (rdatas: a list of bytes)"},
     {"owner_nodes", owner_nodes, METH_VARARGS, "snapshot.compile_content's owners in C"},
+    {"add_ents", add_ents, METH_VARARGS, "rrwire.add_ents(nodes, origin_key) over the whole table, in C"},
     {"rrset_rows", rrset_rows, METH_VARARGS, "zone_store._rrset_rows in C"},
     {"partition", partition, METH_VARARGS, "axfr._partition in C: [(owners, chunks, count, size)]"},
     {"sort_key", sort_key, METH_O, "rrwire.sort_key in C"},

@@ -50,6 +50,7 @@ try:  # the owners' nodes of a zone's content made in C (_axfrbuild.c); compile_
     from dns.rdtypes.IN.AAAA import AAAA as _AAAA
     from dns.rdtypes.IN.SRV import SRV as _SRV
 
+    from zonekeeper.proto._axfrbuild import add_ents as _c_add_ents
     from zonekeeper.proto._axfrbuild import owner_nodes as _c_owner_nodes
 
     # the classes whose wire form owner_nodes writes itself, as rrwire.rdata_wire does
@@ -262,7 +263,7 @@ def compile_content(content: ZoneContent, *, c_loop: bool = True) -> tuple[dict[
     nodes: dict[bytes, Node] = _c_owner_nodes(content.by_owner(), name_key, rdata_wire, _A, _AAAA,
                                               ns_owners, _FAST)
     origin_key = name_key(content.origin)
-    add_ents(nodes, origin_key)
+    _c_add_ents(nodes, origin_key)  # rrwire.add_ents in C (a Python loop over every key)
     return nodes, find_cuts(nodes, origin_key, ns_owners)
 
 
