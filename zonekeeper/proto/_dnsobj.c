@@ -1262,7 +1262,8 @@ done:
  * ``zonefile.group``'s loop in C. Each (name, ttl, rdata, line) of ``records`` starts an
  * RRset (``rrset_cls(name, rdtype, ttl, [record_cls(rdata)])``, made as their dataclass
  * __init__ makes them) in ``owners[name][rdtype]``, with its line in ``lines[(name,
- * rdtype)]``; a record whose RRset is already there goes to ``join(name, rdtype, ttl,
+ * rdtype)]`` (unless ``lines`` is None: zonefile.RecordLines finds them in the records
+ * when asked); a record whose RRset is already there goes to ``join(name, rdtype, ttl,
  * rdata, line, rrset)`` (duplicates, TTL differences: Python). check_cancel (or None) is
  * called before every 65,536th record.
  * ------------------------------------------------------------------------------------- */
@@ -1295,7 +1296,7 @@ static PyObject *new_rrset(PyObject *rrset_cls, PyObject *record_cls, PyObject *
 
 static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 7 || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+    if (nargs != 7 || !PyDict_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2]))) {
         PyErr_SetString(PyExc_TypeError, "group_records(records, owners, lines, rrset_cls, "
                                          "record_cls, join, check_cancel)");
         return NULL;
@@ -1363,9 +1364,11 @@ static PyObject *group_records(PyObject *self, PyObject *const *args, Py_ssize_t
             Py_DECREF(fresh);
         } else if (PyDict_SetItem(types, rdtype, rrset) < 0)
             goto next;
-        key = PyTuple_Pack(2, name, rdtype);
-        if (key == NULL || PyDict_SetItem(lines, key, line) < 0)
-            goto next;
+        if (lines != Py_None) {
+            key = PyTuple_Pack(2, name, rdtype);
+            if (key == NULL || PyDict_SetItem(lines, key, line) < 0)
+                goto next;
+        }
         ok = 1;
     next:
         Py_XDECREF(key);
