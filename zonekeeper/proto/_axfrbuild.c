@@ -809,6 +809,9 @@ static int nm_append_node(NodeMap *f, Builder *b, PyObject *key, PyObject *node)
 /* The flat map of a dict's items: sized in a first pass (no buffer grows), the keys'
  * hashes taken from the key objects (a dict's keys have theirs already). ``consume``:
  * each value is replaced by None once copied, and the dict emptied at the end. */
+static int yield_gil(void);
+#define NM_YIELD 4096
+
 static PyObject *nm_of_dict(PyObject *d, int consume) {
     NodeMap *f = nm_alloc();
     if (!f) return NULL;
@@ -817,7 +820,14 @@ static PyObject *nm_of_dict(PyObject *d, int consume) {
     Py_ssize_t pos = 0, n = PyDict_GET_SIZE(d);
     PyObject *key, *node, *keys = NULL;
     size_t size = 0;
+    Py_ssize_t seen = 0;
     while (PyDict_Next(d, &pos, &key, &node)) {
+        /* A consumed dict is the caller's own (nobody changes it meanwhile): a thread that
+         * asked for the GIL gets it now and then during this pass (yield_gil). */
+        if (consume && ++seen % NM_YIELD == 0 && yield_gil() < 0) {
+            Py_DECREF(f);
+            return NULL;
+        }
         if (PyBytes_Check(key)) size += 5 + (size_t)PyBytes_GET_SIZE(key);
         if (PyBytes_Check(node)) {
             size += (size_t)PyBytes_GET_SIZE(node);
@@ -846,8 +856,9 @@ static PyObject *nm_of_dict(PyObject *d, int consume) {
         /* Owner by owner in the order they were made, each key and node let go once
          * copied: the objects' memory goes back as the buffer fills (pymalloc frees an
          * arena when it is empty, and a transfer made them in this order). The dict is
-         * the caller's own: nobody else reads it meanwhile, so the GIL is let go now and
-         * then for the UDP loop's answers. */
+         * the caller's own: nobody else reads it meanwhile, so a thread that asked for the
+         * GIL gets it now and then (yield_gil: a bare release every NM_BIG owners kept a
+         * waiting thread out for ~100 ms at a million). */
         keys = PyDict_Keys(d);
         if (!keys) goto fail;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
@@ -864,10 +875,7 @@ static PyObject *nm_of_dict(PyObject *d, int consume) {
             if (PyDict_DelItem(d, key) < 0) goto fail;
             PyList_SET_ITEM(keys, i, NULL);
             Py_DECREF(key);
-            if (i % NM_BIG == NM_BIG - 1) {
-                Py_BEGIN_ALLOW_THREADS
-                Py_END_ALLOW_THREADS
-            }
+            if (i % NM_YIELD == NM_YIELD - 1 && yield_gil() < 0) goto fail;
         }
         Py_CLEAR(keys);
         PyDict_Clear(d);
@@ -2113,7 +2121,12 @@ static PyObject *owner_nodes(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "fast is (name classes, MX, SRV, TXT)");
         return NULL;
     }
-    PyObject *out = PyDict_New();
+    /* Sized for the owners and the empty non-terminals add_ents puts in later (an eighth
+     * more at a million records): a growing dict's last resizes copy it whole, ~50 ms each
+     * without a GIL switch. */
+    Py_ssize_t hint = PyObject_LengthHint(items, 0);
+    if (hint < 0) return NULL;
+    PyObject *out = _PyDict_NewPresized(hint + hint / 4);
     PyObject *it = PyObject_GetIter(items);
     PyObject *pair = NULL, *key = NULL, *blobs = NULL, *wires = NULL, *typed = NULL;
     if (!out || !it) goto fail;

@@ -147,7 +147,10 @@ class ZoneContent:
         """Put every RRset of ``owners`` (by owner, then type; the dicts are taken over, not
         copied): what the content held at those owners is replaced. Keys keep the hashes
         ``owners`` has for them."""
-        self._owners.update(owners)
+        if not self._owners:  # (a parse's: the dict itself, not a million entries copied)
+            self._owners = owners
+        else:
+            self._owners.update(owners)
 
     def release(self) -> None:
         """Empty the content gradually (``let_go``): for a large one nobody needs any more."""

@@ -469,10 +469,11 @@ try:  # names, rdata, the reader's and group's loops in C (proto/_dnsobj.c); the
     from zonekeeper.proto._dnsobj import make_rdata as _c_make_rdata
     from zonekeeper.proto._dnsobj import name_hash as _c_name_hash
     from zonekeeper.proto._dnsobj import name_slots as _c_name_slots
+    from zonekeeper.proto._dnsobj import presized as _c_presized
     from zonekeeper.proto._dnsobj import read_records as _c_read_records
 except ImportError:  # built without a C compiler
     _c_name_hash = _c_make_name = _c_make_rdata = _c_read_records = _c_group_records = None
-    _NameSlots = _c_name_slots = None
+    _NameSlots = _c_name_slots = _c_presized = None
 # dnspython's hash of a name is an unbounded integer, which hash() keeps while it fits a
 # Py_ssize_t and reduces modulo sys.hash_info.modulus past that: the C one gives the same
 # number on a 64-bit build (and make_name sets that number as the name's hash).
@@ -1048,6 +1049,8 @@ def group(records: Iterable[tuple[dns.name.Name, int, dns.rdata.Rdata, int]], re
     # The first record's line of each RRset is found in the records if ever asked.
     records = records if isinstance(records, list) else list(records)
     lines.keep(records)
+    if _c_presized is not None and len(records) > 65536:  # no resize of a big dict
+        owners = _c_presized(len(records))
     if c_loop and _c_group_records is not None:
         check = None if cancel is None else functools.partial(_check_cancel, cancel)
         _c_group_records(records, owners, None, RRsetData, Record, join, check)
