@@ -70,6 +70,7 @@ from zonekeeper.zones.zonefile import (
     Problem,
     gc_paused_for,
     parse_zone_text,
+    quick_switches_for,
 )
 
 T = TypeVar("T")
@@ -184,7 +185,7 @@ class ZoneStore:
 
         def work() -> None:
             try:
-                with gc_paused_for(text):
+                with gc_paused_for(text), quick_switches_for(text):
                     try:
                         snap, result, leftovers = fn(*args)
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller

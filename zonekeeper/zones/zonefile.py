@@ -922,6 +922,38 @@ def gc_paused_for(text: str | None) -> contextlib.AbstractContextManager[None]:
     return gc_paused(text is not None and len(text) > GC_PAUSE_OVER)
 
 
+# The GIL's switch interval while a large text is read and stored in a worker thread.
+QUICK_SWITCH = 0.001
+_switch_lock = threading.Lock()
+_switchers = 0
+_switch_was = 0.0
+
+
+@contextmanager
+def quick_switches_for(text: str | None) -> Iterator[None]:
+    """While a large text (as ``gc_paused_for``) is read and stored, the GIL's switch
+    interval is ``QUICK_SWITCH`` instead of Python's 5 ms: the event loop, which answers
+    DNS over TCP and the API, waits at most that long each time it asks for the GIL behind
+    the import's worker, and a TCP query asks several times. Back to what it was after the
+    last of concurrent imports."""
+    global _switchers, _switch_was
+    if text is None or len(text) <= GC_PAUSE_OVER:
+        yield
+        return
+    with _switch_lock:
+        if _switchers == 0:
+            _switch_was = sys.getswitchinterval()
+            sys.setswitchinterval(min(QUICK_SWITCH, _switch_was))
+        _switchers += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switchers -= 1
+            if _switchers == 0:
+                sys.setswitchinterval(_switch_was)
+
+
 def parse_zone_text(text: str, origin: dns.name.Name, *, limits: ZoneSettings | None = None,
                     cancel: threading.Event | None = None, fast: bool = True) -> ParseResult:
     """Parse zone text for ``origin``; never raises on bad content, collects problems.
