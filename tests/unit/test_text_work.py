@@ -134,3 +134,35 @@ def test_creating_an_existing_zone_is_refused_before_its_large_text_is_read(
     asyncio.run(run())
     assert order == []  # no text was read, so none was let go of
     assert gc.isenabled()
+
+
+def test_a_failure_around_the_work_is_the_callers_and_one_after_it_is_logged(
+        service: ZoneService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker never leaves its caller waiting: a failure before the work (here, in
+    setting the switch interval) is raised to the caller; a failure while letting go after
+    the answer is only logged, and the answer stands."""
+    from zonekeeper.services import zone_store
+
+    def broken(text: str | None) -> None:
+        raise RuntimeError("no switch interval")
+
+    with monkeypatch.context() as m:
+        m.setattr(zone_store, "quick_switches_for", broken)
+        with pytest.raises(RuntimeError, match="no switch interval"):
+            asyncio.run(asyncio.wait_for(service.create(ZoneSpec(name=ORIGIN, zone_text=big_text())), 60))
+    assert gc.isenabled()
+
+    def failing_release(self: zonefile.ParseResult) -> None:
+        raise RuntimeError("cannot let go")
+
+    switch = sys.getswitchinterval()
+    monkeypatch.setattr(zonefile.ParseResult, "release", failing_release)
+
+    async def run() -> None:
+        info = await asyncio.wait_for(service.create(ZoneSpec(name=ORIGIN, zone_text=big_text())), 60)
+        assert info["record_count"] == 50_003
+        await settled(service)
+
+    asyncio.run(run())
+    assert service.registry.get(ORIGIN) is not None
+    assert gc.isenabled() and sys.getswitchinterval() == switch

@@ -184,21 +184,27 @@ class ZoneStore:
                 done.set_result(value)
 
         def work() -> None:
+            answered = False
             try:
                 with gc_paused_for(text), quick_switches_for(text):
                     try:
                         snap, result, leftovers = fn(*args)
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        answered = True
                         _call_in(loop, settle, None, exc)
                         return
+                    answered = True
                     _call_in(loop, settle, (snap, result), None)
                     if leftovers is not None:
                         # Once published: the event loop does that without waiting for
                         # the GIL behind this (bounded: a loop that never answers).
                         published.wait(LET_GO_AFTER_SECONDS)
                         leftovers()
-            except Exception:  # noqa: BLE001 - the answer is given: logged only
-                log.exception("zone.release_failed")
+            except BaseException as exc:  # noqa: BLE001
+                if not answered:  # the caller waits for an answer: this is it
+                    _call_in(loop, settle, None, exc)
+                else:  # the answer is given: logged only
+                    log.exception("zone.release_failed")
 
         # As asyncio.to_thread does: the request's context (its log fields) goes along.
         ctx = contextvars.copy_context()
