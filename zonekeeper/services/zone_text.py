@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import dns.name
 import dns.rcode
@@ -76,18 +75,6 @@ class ZoneText(ZoneStore):
     def _import(self, origin: dns.name.Name, text: str, dry_run: bool, force: bool,
                 if_match: str | None) -> tuple[ZoneSnapshot | None, ImportResult, Callable[[], None]]:
         parsed = self._parse(text, origin)
-        # Both versions (and the rows and diff) let go of gradually once the answer is on
-        # its way (see ZoneStore._text_work).
-        held: list[Any] = []
-
-        def leftovers() -> None:
-            for big in held:
-                if isinstance(big, ZoneContent):
-                    big.release()
-                else:
-                    let_go(big)
-            parsed.release()
-
         new = parsed.content
         warnings = [str(w) for w in parsed.warnings]
         if parsed.warnings.dropped:
@@ -101,11 +88,17 @@ class ZoneText(ZoneStore):
             rows = _rrset_rows(new)
             stored = repo.rrset_rows(s, z.id)
             old, changed, old_total, soa_at, same = _differing(origin, stored, new, rows)
-            held += [old, rows]
             gone = [(name, rdtype) for name, rdtype, _ttl, _records in stored if (name, rdtype) not in same]
             let_go(stored)
             diff_added, diff_removed, changes, touched = _diff(old, changed)
-            held += [touched, changes]
+
+            def leftovers() -> None:
+                # Both versions, the rows and the diff, let go of gradually once the
+                # answer is on its way (see ZoneStore._text_work).
+                let_go(rows, touched, changes)
+                old.release()
+                parsed.release()
+
             old_total = max(old_total, 1)
             apex_ns_changed = (origin, _NS) in touched
             # The SOA's serial is ours to set: compare everything else.

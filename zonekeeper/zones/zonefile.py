@@ -917,9 +917,13 @@ def _gc_overdue() -> None:
         _gc_since = time.monotonic()
 
 
+def _large(text: str | None) -> bool:
+    return text is not None and len(text) > GC_PAUSE_OVER
+
+
 def gc_paused_for(text: str | None) -> contextlib.AbstractContextManager[None]:
     """``gc_paused`` for the work of reading and storing ``text``: paused if it is large."""
-    return gc_paused(text is not None and len(text) > GC_PAUSE_OVER)
+    return gc_paused(_large(text))
 
 
 # The GIL's switch interval while a large text is read and stored in a worker thread.
@@ -937,7 +941,7 @@ def quick_switches_for(text: str | None) -> Iterator[None]:
     the import's worker, and a TCP query asks several times. Back to what it was after the
     last of concurrent imports."""
     global _switchers, _switch_was
-    if text is None or len(text) <= GC_PAUSE_OVER:
+    if not _large(text):
         yield
         return
     with _switch_lock:
